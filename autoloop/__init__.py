@@ -1,0 +1,20 @@
+"""autoloop: an open data engine for driving policies.
+
+Importing the package switches MLflow's and Prefect's telemetry off and gives Prefect's ephemeral API server
+time to start on small machines, unless the environment already says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+
+__version__ = "0.1.0"
+
+_RUNTIME_DEFAULTS = {
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+for _key, _value in _RUNTIME_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)

@@ -1,0 +1,150 @@
+"""The ``autoloop`` command line: one subcommand per stage, the whole cycle, and configuration."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from autoloop.config import AutoloopConfig, ConfigError, dump_config, load_config
+from autoloop.paths import Paths
+
+if TYPE_CHECKING:
+    from autoloop.stages import CycleSummary
+
+app = typer.Typer(help="autoloop: an open data engine for driving policies.", no_args_is_help=True,
+                  add_completion=False)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console()
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.", exists=False)]
+ProfileOption = Annotated[str | None, typer.Option("--profile", "-p", help="Base profile: quick or default.")]
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="Output folder (default $AUTOLOOP_HOME or ./.autoloop).")
+]
+
+
+def _load(config: Path | None, profile: str | None) -> AutoloopConfig:
+    try:
+        return load_config(config, profile=profile)
+    except ConfigError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+
+
+def _home(home: Path | None) -> str:
+    paths = Paths(home.resolve()) if home else Paths.from_env()
+    os.environ["AUTOLOOP_HOME"] = str(paths.home)
+    return str(paths.home)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@app.command()
+def cycle(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None) -> None:
+    """Run one full cycle: collect, train, evaluate, promote (Prefect flow ``cycle``)."""
+    cfg = _load(config, profile)
+    _setup_logging()
+    from flows.cycle import cycle_flow
+
+    summary = cycle_flow(cfg, home=_home(home))
+    print_summary(summary)
+
+
+@app.command()
+def collect(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None) -> None:
+    """Drive the expert on the collection scenarios and snapshot the episodes."""
+    cfg = _load(config, profile)
+    _setup_logging()
+    from flows.stages import collect_flow
+
+    result = collect_flow(cfg, home=_home(home))
+    console.print(f"collected {result.episodes} episodes ({result.steps} steps); dataset {result.snapshot.path}")
+
+
+@app.command()
+def train(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
+          dataset: Annotated[Path | None, typer.Option(help="Dataset snapshot manifest (default: latest).")] = None
+          ) -> None:
+    """Train a behaviour-cloning driver on a dataset snapshot."""
+    cfg = _load(config, profile)
+    _setup_logging()
+    from flows.stages import train_flow
+
+    result = train_flow(cfg, snapshot_path=str(dataset) if dataset else None, home=_home(home))
+    console.print(f"model {result.model.model_uri} (val loss {result.val_loss:.4f})")
+
+
+@app.command()
+def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
+             model: Annotated[str, typer.Option(help="Model URI, or 'expert'.")] = "models:/autoloop-driver@champion"
+             ) -> None:
+    """Evaluate a driver closed-loop on the held-out scenarios."""
+    cfg = _load(config, profile)
+    _setup_logging()
+    from flows.stages import evaluate_flow
+
+    result = evaluate_flow(cfg, model, home=_home(home))
+    console.print(f"{model}: driving score {result.driving_score:.1f}, route completion "
+                  f"{result.route_completion:.1f}, {result.completed_routes}/{len(result.routes)} completed")
+
+
+@app.command()
+def promote(model: Annotated[str, typer.Option(help="Candidate model URI (models:/m-... from `train`).")],
+            config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None) -> None:
+    """Evaluate a candidate, gate it against the thresholds and the champion, register it if it passes."""
+    cfg = _load(config, profile)
+    _setup_logging()
+    from flows.stages import promote_flow
+
+    result = promote_flow(cfg, model, home=_home(home))
+    if result.verdict.passed and result.registered:
+        console.print(f"[green]promoted[/] {model} as {result.registered.uri} (alias champion)")
+    else:
+        console.print(f"[yellow]not promoted[/]: {'; '.join(result.verdict.reasons)}")
+
+
+@app.command()
+def ui(home: HomeOption = None, port: int = 5000) -> None:
+    """Open the MLflow UI on this home's tracking store."""
+    paths = Paths(Path(_home(home)))
+    executable = Path(sys.executable).with_name("mlflow")
+    args = [str(executable), "ui", "--backend-store-uri", paths.tracking_uri, "--port", str(port)]
+    console.print(" ".join(args))
+    os.execv(args[0], args)
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None, profile: ProfileOption = None) -> None:
+    """Print the effective configuration as YAML."""
+    console.print(dump_config(_load(config, profile)), markup=False, highlight=False, end="")
+
+
+def print_summary(summary: CycleSummary) -> None:
+    table = Table(title="autoloop cycle", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("episodes collected", f"{summary.episodes} ({summary.steps} steps, expert DS "
+                                        f"{summary.expert_driving_score:.1f})")
+    table.add_row("dataset", summary.dataset_digest[:12])
+    table.add_row("training", f"{summary.samples} samples, train loss {summary.train_loss:.4f}, "
+                              f"val loss {summary.val_loss:.4f}")
+    champion = (f"{summary.champion_driving_score:.1f} ({summary.champion_before})"
+                if summary.champion_driving_score is not None else "none yet")
+    table.add_row("driving score", f"{summary.driving_score:.1f} vs champion {champion}")
+    table.add_row("gate", "[green]passed[/]" if summary.passed else "[red]failed[/]: " + "; ".join(summary.reasons))
+    table.add_row("model", summary.champion_uri + (f" = version {summary.registered_version}"
+                                                   if summary.registered_version else " (unchanged)"))
+    table.add_row("candidate", summary.candidate_uri)
+    table.add_row("MLflow UI", summary.mlflow_ui)
+    console.print(table)

@@ -1,0 +1,207 @@
+"""Experiment configuration: one YAML file, parsed once at the edge into frozen models.
+
+A config file may name a packaged ``profile`` (``quick`` or ``default``) as its base and override any key; every
+key is checked, and an unknown or ill-typed key is an error that names the file and the key.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROFILES = ("quick", "default")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SimConfig(_Frozen):
+    """Embedded simulator settings shared by collection and evaluation.
+
+    :param map_name: map every scenario runs on.
+    :param traffic_vehicles: background vehicles per scenario.
+    :param batch_size: scenarios stepped together in one batched world.
+    """
+
+    map_name: str = "junction4-60"
+    traffic_vehicles: int = Field(default=6, ge=0, le=8)
+    batch_size: int = Field(default=16, ge=1)
+
+
+class CollectConfig(_Frozen):
+    """Expert data collection.
+
+    Each collection drives new scenarios: the first uses seeds ``seed .. seed + episodes - 1`` and later ones
+    continue after the highest seed already collected in the episode store.
+
+    :param episodes: scenarios to drive per collection.
+    :param seed: first scenario seed.
+    :param action_noise: standard deviation of the temporally correlated noise added to the expert's executed
+        actions (the stored labels stay clean), so the data shows how to recover from mistakes.
+    :param dataset_episodes: episodes in the dataset snapshot a collection produces: the new ones plus the
+        most recent earlier collected ones, up to this many.
+    """
+
+    episodes: int = Field(default=48, ge=1)
+    seed: int = Field(default=0, ge=0)
+    action_noise: float = Field(default=0.15, ge=0.0)
+    dataset_episodes: int = Field(default=96, ge=1)
+
+    @model_validator(mode="after")
+    def _dataset_holds_collection(self) -> Self:
+        if self.dataset_episodes < self.episodes:
+            raise ValueError(f"dataset_episodes ({self.dataset_episodes}) must be at least episodes "
+                             f"({self.episodes})")
+        return self
+
+
+class TrainConfig(_Frozen):
+    """Behaviour cloning.
+
+    :param epochs: passes over the dataset.
+    :param batch_size: samples per gradient step.
+    :param learning_rate: Adam learning rate.
+    :param weight_decay: Adam weight decay.
+    :param seed: seed for initialization and shuffling.
+    :param threads: torch CPU threads (default: torch's choice, one per core); use 1 when other work shares
+        the cores.
+    """
+
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=1e-5, ge=0.0)
+    seed: int = 0
+    threads: int | None = Field(default=None, ge=1)
+
+
+class EvaluateConfig(_Frozen):
+    """Closed-loop evaluation on held-out scenarios.
+
+    :param episodes: scenarios to drive; seeds ``seed .. seed + episodes - 1``, disjoint from collection's.
+    :param seed: first scenario seed.
+    :param scorer: Leaderboard scorer version (``sim.metrics.SCORERS``).
+    """
+
+    episodes: int = Field(default=24, ge=1)
+    seed: int = Field(default=1_000_000, ge=0)
+    scorer: str = "lb2"
+
+
+class GateConfig(_Frozen):
+    """Promotion gate; scores in percent like the Leaderboard.
+
+    :param min_driving_score: minimum mean driving score.
+    :param min_route_completion: minimum mean route completion.
+    :param max_collisions_per_km: maximum collisions per kilometre driven.
+    :param champion_margin: the candidate's mean paired driving-score difference to the champion must be at
+        least ``-champion_margin``.
+    """
+
+    min_driving_score: float = Field(default=60.0, ge=0.0)
+    min_route_completion: float = Field(default=80.0, ge=0.0)
+    max_collisions_per_km: float = Field(default=5.0, ge=0.0)
+    champion_margin: float = Field(default=5.0, ge=0.0)
+
+
+class RegistryConfig(_Frozen):
+    """MLflow names.
+
+    :param experiment: experiment that holds every run.
+    :param model_name: registered model the gate promotes into.
+    """
+
+    experiment: str = "autoloop"
+    model_name: str = "autoloop-driver"
+
+
+class AutoloopConfig(_Frozen):
+    """Everything one cycle needs."""
+
+    profile: str = "default"
+    sim: SimConfig = SimConfig()
+    collect: CollectConfig = CollectConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    gate: GateConfig = GateConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+    @model_validator(mode="after")
+    def _held_out(self) -> Self:
+        collect = range(self.collect.seed, self.collect.seed + self.collect.episodes)
+        evaluate = range(self.evaluate.seed, self.evaluate.seed + self.evaluate.episodes)
+        if collect.start < evaluate.stop and evaluate.start < collect.stop:
+            raise ValueError(
+                f"evaluation seeds {evaluate.start}..{evaluate.stop - 1} overlap collection seeds "
+                f"{collect.start}..{collect.stop - 1}: evaluation must be held out"
+            )
+        return self
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message names the file and key."""
+
+
+def load_config(path: Path | None = None, *, profile: str | None = None,
+                overrides: dict[str, Any] | None = None) -> AutoloopConfig:
+    """Read a config: the packaged profile (``profile``, else the file's ``profile`` key, else ``default``),
+    then the file's keys, then ``overrides`` (nested dicts), each merged over the last.
+    """
+    source = str(path) if path is not None else "<defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as error:
+            raise ConfigError(f"config {source}: cannot read it ({error.strerror})") from error
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config {source}: not valid YAML ({error})") from error
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config {source}: expected a mapping of sections at the top level")
+        data = loaded or {}
+    name = profile or data.get("profile") or "default"
+    if name not in PROFILES:
+        raise ConfigError(f"config {source}: unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    merged = _merge(_profile(name), data)
+    merged = _merge(merged, overrides or {})
+    merged["profile"] = name
+    try:
+        return AutoloopConfig.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(_describe(source, error)) from None
+
+
+def dump_config(config: AutoloopConfig) -> str:
+    """The effective configuration as YAML (loads back to the same config)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def _profile(name: str) -> dict[str, Any]:
+    text = resources.files("autoloop").joinpath("profiles", f"{name}.yaml").read_text()
+    return dict(yaml.safe_load(text) or {})
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(source: str, error: ValidationError) -> str:
+    lines = [f"config {source} is invalid:"]
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "<top level>"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}'")
+        else:
+            lines.append(f"  {key}: {problem['msg']} (got {problem.get('input')!r})")
+    return "\n".join(lines)

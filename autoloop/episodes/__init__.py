@@ -1,0 +1,22 @@
+"""Episodes: the store of fleet logs and simulator episodes, and dataset snapshots over it."""
+
+from autoloop.episodes.dataset import (
+    DatasetSnapshot,
+    TrainingArrays,
+    create_snapshot,
+    load_snapshot,
+    load_training_arrays,
+)
+from autoloop.episodes.store import SCHEMA_VERSION, Episode, EpisodeStore, new_episode_id
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DatasetSnapshot",
+    "Episode",
+    "EpisodeStore",
+    "TrainingArrays",
+    "create_snapshot",
+    "load_snapshot",
+    "load_training_arrays",
+    "new_episode_id",
+]

@@ -1,0 +1,44 @@
+"""Where a run writes: everything under ``AUTOLOOP_HOME`` (default ``./.autoloop``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The layout of an autoloop home folder."""
+
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> Paths:
+        """``$AUTOLOOP_HOME`` if set, else ``.autoloop`` in the working directory."""
+        return cls(Path(os.environ.get("AUTOLOOP_HOME") or Path.cwd() / ".autoloop").resolve())
+
+    @property
+    def episodes(self) -> Path:
+        return self.home / "episodes"
+
+    @property
+    def datasets(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.home / "checkpoints"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.home / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @property
+    def tracking_uri(self) -> str:
+        """``$MLFLOW_TRACKING_URI`` if set, else the SQLite store in the home folder."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"

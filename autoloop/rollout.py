@@ -1,0 +1,129 @@
+"""Closed-loop rollouts of a driver over a list of scenarios, batched on the embedded simulator.
+
+Collection and evaluation both run here: one scenario per sub-environment of a ``DrivingVectorEnv`` without
+autoreset, until every route has ended; each route becomes an :class:`~autoloop.episodes.Episode`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from autoloop.config import SimConfig
+from autoloop.episodes import Episode, new_episode_id
+from policies.base import Policy
+from policies.expert import ExpertDriver
+from sim.embedded.env import DrivingVectorEnv
+from sim.embedded.world import World
+from sim.metrics import RouteRecord, score_route
+from sim.scenario import Scenario
+
+log = logging.getLogger(__name__)
+
+#: Correlation of the exploration noise from one step to the next (about 1 s at 20 Hz).
+NOISE_CORRELATION = 0.95
+
+DriverFactory = Callable[[World], Policy]
+
+
+def expert_driver(world: World) -> Policy:
+    return ExpertDriver(world)
+
+
+def rollout(
+    scenarios: Sequence[Scenario],
+    *,
+    sim: SimConfig,
+    driver: DriverFactory,
+    policy_name: str,
+    tags: dict[str, str],
+    record_observations: bool = False,
+    action_noise: float = 0.0,
+    noise_seed: int = 0,
+) -> list[tuple[Episode, RouteRecord]]:
+    """Drive every scenario once and return its episode and Leaderboard record (in scenario order).
+
+    :param driver: builds the driver for a batch's world (the expert needs it; learned drivers ignore it).
+    :param policy_name: stored with each episode (e.g. ``expert`` or a model URI).
+    :param tags: stored with each episode.
+    :param record_observations: store observations and expert labels for training.
+    :param action_noise: standard deviation of correlated noise added to the executed actions.
+    :param noise_seed: seed of that noise.
+    """
+    rng = np.random.default_rng(noise_seed)
+    results: list[tuple[Episode, RouteRecord]] = []
+    for start in range(0, len(scenarios), sim.batch_size):
+        batch = list(scenarios[start:start + sim.batch_size])
+        results += _rollout_batch(batch, sim=sim, driver=driver, policy_name=policy_name, tags=tags,
+                                  record_observations=record_observations, action_noise=action_noise, rng=rng)
+        log.info("rolled out %d/%d scenarios", len(results), len(scenarios))
+    return results
+
+
+def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFactory, policy_name: str,
+                   tags: dict[str, str], record_observations: bool, action_noise: float,
+                   rng: np.random.Generator) -> list[tuple[Episode, RouteRecord]]:
+    env = DrivingVectorEnv(len(batch), map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles,
+                           autoreset=False)
+    world = env.world
+    obs, _ = env.reset(options={"scenarios": batch})
+    policy = driver(world)
+    expert = policy if isinstance(policy, ExpertDriver) else ExpertDriver(world)
+    noise = np.zeros((len(batch), 2))
+    history: dict[str, list[NDArray[Any]]] = {}
+    running_history = []
+    bev_shape = tuple(int(n) for n in obs["bev"].shape[1:])
+    while world.running.any():
+        running = world.running.copy()
+        action = policy.act(obs)
+        noise = NOISE_CORRELATION * noise + action_noise * np.sqrt(1 - NOISE_CORRELATION**2) * rng.standard_normal(
+            noise.shape)
+        executed = np.clip(action + noise, -1.0, 1.0).astype(np.float32)
+        columns: dict[str, NDArray[Any]] = {
+            "time_s": world.time_s.astype(np.float32),
+            "x_m": world.ego.x_m.copy(),
+            "y_m": world.ego.y_m.copy(),
+            "yaw_rad": world.ego.yaw_rad.astype(np.float32),
+            "speed_mps": world.ego.speed_mps.astype(np.float32),
+            "steer_rad": world.ego.steer_rad.astype(np.float32),
+            "accel_mps2": world.ego_accel_mps2.astype(np.float32),
+            "route_progress_m": world.progress_s.astype(np.float32),
+            "action": executed,
+        }
+        if record_observations:
+            columns["label"] = action if policy is expert else expert.act(obs)
+            columns["obs_state"] = obs["state"]
+            columns["obs_bev"] = np.packbits(np.asarray(obs["bev"], dtype=np.uint8).reshape(len(batch), -1), axis=1)
+        for name, values in columns.items():
+            history.setdefault(name, []).append(values)
+        running_history.append(running)
+        obs, *_ = env.step(executed)
+        policy.reset(~world.running)
+    mask = np.stack(running_history)  # (T, n)
+    stacked = {name: np.stack(values) for name, values in history.items()}
+    results = []
+    for env_index, scenario in enumerate(batch):
+        rows = mask[:, env_index]
+        steps = {name: values[rows, env_index] for name, values in stacked.items()}
+        steps["step"] = np.arange(int(rows.sum()), dtype=np.int32)
+        record = world.route_record(env_index)
+        score = score_route(record)
+        metadata = {
+            "map_name": scenario.map_name,
+            "scenario": scenario.model_dump(mode="json"),
+            "policy": policy_name,
+            "tags": tags,
+            "dt_s": world.config.dt_s,
+            "bev_shape": list(bev_shape),
+            "record": {**asdict(record), "infractions": {k.value: v for k, v in record.infractions.items()}},
+            "score": asdict(score),
+            "events": [event._asdict() for event in world.events if event.env == env_index],
+        }
+        episode = Episode(new_episode_id(tags.get("purpose", "episode")), "sim", steps, metadata)
+        results.append((episode, record))
+    return results

@@ -1,0 +1,237 @@
+"""MLflow tracking and model registry: the only module of autoloop that imports ``mlflow``.
+
+Runs: one per cycle, with one nested run per stage (``parent_run_id``). Models: the pyfunc flavour of
+:mod:`autoloop.tracking.pyfunc`, logged from code with a signature and an input example. Registry: versions of
+one registered model, promoted with aliases (never stages).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from autoloop.episodes import DatasetSnapshot
+from autoloop.paths import Paths
+from autoloop.tracking.pyfunc import signature
+from policies.bc import BcPolicy
+from sim.embedded.observation import Observation
+
+CHAMPION = "champion"
+MODEL_NAME_IN_RUN = "driver"
+_MODEL_CODE = Path(__file__).with_name("model_code.py")
+
+
+@dataclass(frozen=True)
+class LoggedPolicy:
+    """A driver logged to a run: ``model_uri`` (``models:/m-…``) and the MLflow logged-model id."""
+
+    model_uri: str
+    model_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """A registered model version."""
+
+    name: str
+    version: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def configure(paths: Paths, experiment: str) -> str:
+    """Point MLflow at the tracking store and make sure the experiment exists; returns its id.
+
+    With the default SQLite store the experiment's artifacts go to ``<home>/mlartifacts``; with
+    ``MLFLOW_TRACKING_URI`` set, the server decides.
+    """
+    uri = paths.tracking_uri
+    if uri.startswith("sqlite:///"):
+        paths.home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        experiment_id = str(found.experiment_id)
+    else:
+        location = paths.mlflow_artifacts.as_uri() if uri.startswith("sqlite:///") else None
+        try:
+            experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
+        except MlflowException:  # created concurrently
+            experiment_id = str(mlflow.get_experiment_by_name(experiment).experiment_id)  # type: ignore[union-attr]
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def create_run(name: str, *, experiment_id: str, tags: Mapping[str, str] | None = None) -> str:
+    """Create a run that is not bound to the calling thread (e.g. a cycle's parent run); returns its id."""
+    run = MlflowClient().create_run(experiment_id, tags={MLFLOW_RUN_NAME: name, **(tags or {})})
+    return str(run.info.run_id)
+
+
+def end_run(run_id: str, *, failed: bool = False) -> None:
+    MlflowClient().set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
+
+
+@contextmanager
+def stage_run(name: str, *, experiment_id: str, parent_run_id: str | None,
+              tags: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Run a stage inside an MLflow run of its own, nested under ``parent_run_id``; yields the run id.
+
+    The run is marked failed if the stage raises.
+    """
+    all_tags = {"autoloop.stage": name, **(tags or {})}
+    if parent_run_id:
+        all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=all_tags, nested=True) as run:
+        yield str(run.info.run_id)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    mlflow.log_params({key: str(value) for key, value in params.items()})
+
+
+def log_metrics(metrics: Mapping[str, float], *, step: int | None = None, run_id: str | None = None) -> None:
+    mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step, run_id=run_id)
+
+
+def set_tags(tags: Mapping[str, str], *, run_id: str | None = None) -> None:
+    client = MlflowClient()
+    active = mlflow.active_run()
+    target = run_id or (active.info.run_id if active else None)
+    if target is None:
+        raise RuntimeError("set_tags needs an active run or a run_id")
+    for key, value in tags.items():
+        client.set_tag(target, key, value)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
+    mlflow.log_dict(dict(data), artifact_file)
+
+
+def log_dataset(snapshot: DatasetSnapshot, *, context: str = "training") -> None:
+    """Record a dataset snapshot as an input of the active run (its lineage)."""
+    dataset = MetaDataset(  # type: ignore[abstract]
+        source=get_dataset_source_from_json(json.dumps({"uri": snapshot.path.resolve().as_uri()}), "local"),
+        name=f"episodes-{snapshot.digest[:12]}",
+        digest=snapshot.digest[:32],
+    )
+    mlflow.log_input(dataset, context=context, tags={"episodes": str(len(snapshot.episode_ids)),
+                                                      "steps": str(snapshot.num_steps),
+                                                      "sha256": snapshot.digest})
+
+
+def log_policy(policy: BcPolicy, checkpoint: Path, example: Observation) -> LoggedPolicy:
+    """Log a driver (pyfunc from code, with signature and input example) to the active run."""
+    active = mlflow.active_run()
+    if active is None:
+        raise RuntimeError("log_policy needs an active run")
+    policy.save(checkpoint)
+    bev, state = example["bev"], example["state"]
+    info = mlflow.pyfunc.log_model(
+        name=MODEL_NAME_IN_RUN,
+        python_model=str(_MODEL_CODE),
+        artifacts={"checkpoint": str(checkpoint)},
+        signature=signature(tuple(bev.shape[1:]), int(state.shape[1])),
+        input_example={"bev": bev, "state": state},
+        # autoloop itself must be installed where the model loads; it is named in the metadata, not in the
+        # requirements, because the package is not published on PyPI.
+        pip_requirements=[f"torch=={_version('torch')}", f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"],
+        metadata={"autoloop_version": _version("autoloop")},
+    )
+    return LoggedPolicy(model_uri=info.model_uri, model_id=str(info.model_id), run_id=active.info.run_id)
+
+
+def log_model_metrics(metrics: Mapping[str, float], *, model: LoggedPolicy) -> None:
+    """Log metrics on the run that produced a model, linked to the logged model itself."""
+    mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, run_id=model.run_id,
+                       model_id=model.model_id)
+
+
+def register(model: LoggedPolicy, name: str, *, tags: Mapping[str, str]) -> ModelVersionRef:
+    """Register a logged driver as a new version of ``name``."""
+    version = mlflow.register_model(model.model_uri, name, tags=dict(tags))
+    return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
+
+
+def set_alias(ref: ModelVersionRef, alias: str) -> None:
+    MlflowClient().set_registered_model_alias(ref.name, alias, ref.version)
+
+
+def version_by_alias(name: str, alias: str = CHAMPION) -> ModelVersionRef | None:
+    """The version holding ``alias``, or ``None`` if the model or the alias does not exist."""
+    try:
+        version = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
+
+
+def run_tag(run_id: str, key: str) -> str | None:
+    """A tag of a run, or ``None``."""
+    value = MlflowClient().get_run(run_id).data.tags.get(key)
+    return None if value is None else str(value)
+
+
+def logged_policy(model_uri: str) -> LoggedPolicy:
+    """Resolve a model URI (``models:/m-…``, ``models:/name/3``, ``models:/name@alias``) to the logged model
+    and the run that produced it."""
+    client = MlflowClient()
+    if model_uri.startswith("models:/m-"):
+        model_id = model_uri.removeprefix("models:/")
+    else:
+        name, _, rest = model_uri.removeprefix("models:/").partition("/")
+        if "@" in name:
+            name, alias = name.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        else:
+            version = client.get_model_version(name, rest)
+        if not version.model_id:
+            raise ValueError(f"{model_uri} was not registered from a logged model")
+        model_id = version.model_id
+    logged = mlflow.get_logged_model(model_id)
+    return LoggedPolicy(model_uri=f"models:/{model_id}", model_id=model_id, run_id=str(logged.source_run_id))
+
+
+def load_policy(model_uri: str) -> BcPolicy:
+    """Load a logged or registered driver (``models:/name@alias``, ``models:/name/3``, ``models:/m-…``)."""
+    model = mlflow.pyfunc.load_model(model_uri)
+    policy: BcPolicy = model.unwrap_python_model().policy
+    return policy
+
+
+def ui_command(paths: Paths) -> str:
+    """The command that opens the MLflow UI on this home's store."""
+    uri = paths.tracking_uri
+    if not uri.startswith("sqlite:///"):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri} --port 5000"
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package).split("+")[0]

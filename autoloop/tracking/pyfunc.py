@@ -1,0 +1,39 @@
+"""The MLflow pyfunc flavour of autoloop drivers: ``predict({"bev", "state"}) -> actions``."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from mlflow.models import ModelSignature
+from mlflow.pyfunc.model import PythonModel
+from mlflow.types import Schema, TensorSpec
+
+from policies.bc import BcPolicy
+
+# MLflow warns at class creation when ``predict`` has no type hints; the signature is given explicitly instead
+# (type hints would make MLflow derive a schema of its own).
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method", category=UserWarning)
+
+
+class DriverModel(PythonModel):
+    """Loads a :class:`~policies.bc.BcPolicy` checkpoint; ``predict`` maps a batch of observations
+    (``bev`` uint8 ``(B, C, H, W)``, ``state`` float32 ``(B, S)``) to actions float32 ``(B, 2)``."""
+
+    policy: BcPolicy
+
+    def load_context(self, context: Any) -> None:
+        self.policy = BcPolicy.load(context.artifacts["checkpoint"])
+
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        return self.policy.act({"bev": np.asarray(model_input["bev"], dtype=np.uint8),
+                                "state": np.asarray(model_input["state"], dtype=np.float32)})
+
+
+def signature(bev_shape: tuple[int, ...], state_size: int) -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, *bev_shape), "bev"),
+                       TensorSpec(np.dtype(np.float32), (-1, state_size), "state")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2), "action")]),
+    )

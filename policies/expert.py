@@ -1,0 +1,89 @@
+"""The privileged expert: a rule-based driver that reads the true world state.
+
+It follows the route with pure pursuit, keeps its speed below the speed limit and what the route's curvature
+allows, follows vehicles on its path with the Intelligent Driver Model, and stops for red lights (and for
+yellow ones when it can stop comfortably). It labels training data and sets the bar for learned drivers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sim.embedded.dynamics import IdmParams, idm_acceleration
+from sim.embedded.observation import Observation
+from sim.embedded.traffic import LightState, path_leaders
+from sim.embedded.world import World
+from sim.geometry import interpolate_along, to_local_frame, wrap_angle
+
+
+@dataclass(frozen=True)
+class ExpertParams:
+    """Tuning of the expert.
+
+    :param cruise_speed_mps: speed on a free straight road (capped by the lane's speed limit).
+    :param max_lateral_accel_mps2: bound on ``v^2 * curvature`` for the route ahead.
+    :param lookahead_min_m: pure-pursuit look-ahead at standstill.
+    :param lookahead_gain_s: look-ahead added per m/s of speed.
+    :param curvature_horizon_m: how far ahead curvature limits the speed.
+    """
+
+    cruise_speed_mps: float = 9.0
+    max_lateral_accel_mps2: float = 2.0
+    lookahead_min_m: float = 4.0
+    lookahead_gain_s: float = 0.5
+    curvature_horizon_m: float = 20.0
+    idm: IdmParams = IdmParams(max_accel_mps2=2.5, comfort_decel_mps2=3.0, min_gap_m=3.0, time_headway_s=1.2)
+
+
+class ExpertDriver:
+    """Drives every ego of a :class:`~sim.embedded.world.World` from its privileged state."""
+
+    def __init__(self, world: World, params: ExpertParams = ExpertParams()) -> None:
+        self.world = world
+        self.params = params
+
+    def reset(self, done: NDArray[np.bool_]) -> None:
+        """The expert has no memory."""
+
+    def act(self, observation: Observation | None = None) -> NDArray[np.float32]:
+        """Actions ``(B, 2)`` for the world's current state (the observation is not needed)."""
+        world, p = self.world, self.params
+        ego, cfg = world.ego, world.config
+        bicycle = cfg.bicycle
+        ego_xy = np.stack([ego.x_m, ego.y_m], axis=-1)
+        heading = np.stack([np.cos(ego.yaw_rad), np.sin(ego.yaw_rad)], axis=-1)
+        rear_xy = ego_xy - bicycle.rear_to_center_m * heading
+        # lateral: pure pursuit from the rear axle
+        lookahead = p.lookahead_min_m + p.lookahead_gain_s * ego.speed_mps
+        target, _ = interpolate_along(world.route_xy, world.route_s, (world.progress_s + lookahead)[:, None])
+        local = to_local_frame(target[:, 0], rear_xy, ego.yaw_rad)
+        distance2 = np.maximum(np.sum(local**2, axis=-1), 1.0)
+        curvature = 2.0 * local[:, 1] / distance2
+        steer = np.arctan(curvature * bicycle.wheelbase_m) / bicycle.max_steer_rad
+        # longitudinal: speed limit from curvature ahead, IDM on vehicles and stop lines
+        samples = world.progress_s[:, None] + np.arange(0.0, p.curvature_horizon_m, 2.0)[None, :]
+        _, headings = interpolate_along(world.route_xy, world.route_s, samples)
+        turn = np.abs(wrap_angle(np.diff(headings, axis=1))) / 2.0
+        curve_speed = np.sqrt(p.max_lateral_accel_mps2 / np.maximum(turn.max(axis=1), 1e-4))
+        desired = np.minimum(p.cruise_speed_mps, curve_speed)
+        vehicles = world.vehicles()
+        b = world.batch_size
+        gap, leader, leader_speed = path_leaders(
+            world.route_xy, world.route_s, world.progress_s, vehicles.xy, vehicles.yaw, vehicles.speed_mps,
+            0.5 * vehicles.width_m, vehicles.valid,
+        )
+        bumper_gap = gap - 0.5 * (cfg.ego_length_m + vehicles.length_m[np.arange(b), leader])
+        stop_gap = world.route_stop_s - world.progress_s - 0.5 * cfg.ego_length_m
+        light = world.lights[np.arange(b), world.route_stop_group]
+        can_stop = stop_gap > ego.speed_mps**2 / (2.0 * p.idm.comfort_decel_mps2)
+        must_stop = (stop_gap > -1.0) & ((light == LightState.RED) | ((light == LightState.YELLOW) & can_stop))
+        stop_gap = np.where(must_stop, np.maximum(stop_gap, 0.0), np.inf)
+        use_stop = stop_gap < bumper_gap
+        accel = idm_acceleration(ego.speed_mps, desired, np.where(use_stop, stop_gap, bumper_gap),
+                                 np.where(use_stop, 0.0, leader_speed), p.idm)
+        accel_cmd = np.where(accel >= 0.0, accel / bicycle.max_accel_mps2, accel / bicycle.max_brake_mps2)
+        actions: NDArray[np.float32] = np.clip(np.stack([steer, accel_cmd], axis=-1), -1.0, 1.0).astype(np.float32)
+        return actions
