@@ -42,7 +42,7 @@ def sample_scenario(seed: int, *, map_name: str = "junction4-60", traffic_vehicl
                     timing: LightTiming = LightTiming()) -> Scenario:
     """Draw a junction-crossing route (random approach and turn, random traffic and light phase) from ``seed``.
 
-    The timeout allows 4 m/s on average plus one full light cycle.
+    The timeout allows 4 m/s on average plus two full light cycles (a queue may need two greens).
     """
     rng = np.random.default_rng(seed)
     lane_graph = get_map(map_name)
@@ -60,5 +60,5 @@ def sample_scenario(seed: int, *, map_name: str = "junction4-60", traffic_vehicl
         traffic_vehicles=traffic_vehicles,
         traffic_seed=seed,
         light_offset_s=round(float(rng.uniform(0.0, timing.cycle_s(lane_graph.light_groups))), 2),
-        timeout_s=round((end - start) / 4.0 + timing.cycle_s(lane_graph.light_groups), 1),
+        timeout_s=round((end - start) / 4.0 + 2 * timing.cycle_s(lane_graph.light_groups), 1),
     )

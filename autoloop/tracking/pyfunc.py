@@ -14,7 +14,7 @@ from policies.bc import BcPolicy
 
 # MLflow warns at class creation when ``predict`` has no type hints; the signature is given explicitly instead
 # (type hints would make MLflow derive a schema of its own).
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method", category=UserWarning)
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
 
 
 class DriverModel(PythonModel):

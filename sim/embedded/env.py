@@ -91,7 +91,7 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
         was_running = world.running.copy()
         before_progress = world.progress_s.copy()
         before_infractions = world.infractions.copy()
-        world.step(np.asarray(actions, dtype=np.float64))
+        world.step(np.asarray(actions, dtype=np.float64), mask=~self._needs_reset)
         ended = was_running & ~world.running
         reward = 0.1 * (world.progress_s - before_progress)
         reward -= (world.infractions - before_infractions) @ _COST
@@ -99,8 +99,6 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
         reward -= failed.astype(np.float64)
         truncated = ended & world.ended_with(RouteStatus.ROUTE_TIMEOUT)
         terminated = ended & ~truncated
-        if len(restart):
-            reward[restart] = 0.0
         self._needs_reset = ended if self.autoreset else np.zeros(self.num_envs, dtype=bool)
         return self.observer.observe(), reward, terminated, truncated, self._info()
 

@@ -196,21 +196,34 @@ class World:
             path = [first]
             while lanes[path[-1]].successors:
                 path.append(int(rng.choice(lanes[path[-1]].successors)))
-            xy, s = self._path_arrays(tuple(path))
             s0 = float(rng.uniform(0.0, 0.9 * lanes[first].length_m))
-            pos, _ = interpolate_along(xy[None], s[None], np.array([[s0]]))
+            pos, _ = interpolate_along(lanes[first].centerline[None], cumulative_length(lanes[first].centerline)[None],
+                                       np.array([[s0]]))
             if min(np.linalg.norm(pos[0, 0] - other) for other in taken) < 12.0:
                 continue
             taken.append(pos[0, 0])
-            self.npc_path_xy[env, slot], self.npc_path_s[env, slot] = xy, s
-            self.npc_s[env, slot] = s0
-            self.npc_desired_speed[env, slot] = rng.uniform(7.0, 10.0)
-            self.npc_speed[env, slot] = rng.uniform(0.3, 0.8) * self.npc_desired_speed[env, slot]
-            self.npc_length[env, slot] = rng.uniform(4.2, 5.0)
-            self.npc_width[env, slot] = rng.uniform(1.8, 2.1)
-            self.npc_stop_s[env, slot], self.npc_stop_group[env, slot] = self._stop_on_path(tuple(path))
-            self.npc_valid[env, slot] = True
+            desired = rng.uniform(7.0, 10.0)
+            self.place_vehicle(env, slot, tuple(path), s_m=s0, speed_mps=rng.uniform(0.3, 0.8) * desired,
+                               desired_speed_mps=desired, length_m=rng.uniform(4.2, 5.0),
+                               width_m=rng.uniform(1.8, 2.1))
             slot += 1
+
+    def place_vehicle(self, env: int, slot: int, lane_ids: tuple[int, ...], *, s_m: float, speed_mps: float,
+                      desired_speed_mps: float, length_m: float = 4.5, width_m: float = 1.9) -> None:
+        """Put a background vehicle in ``slot`` of scenario ``env``, at arc length ``s_m`` along ``lane_ids``.
+
+        It drives the lane path with IDM (``desired_speed_mps = 0`` keeps it parked) and leaves the map at its end.
+        """
+        xy, s = self._path_arrays(lane_ids)
+        self.npc_path_xy[env, slot], self.npc_path_s[env, slot] = xy, s
+        self.npc_s[env, slot] = s_m
+        self.npc_speed[env, slot] = speed_mps
+        self.npc_desired_speed[env, slot] = desired_speed_mps
+        self.npc_length[env, slot], self.npc_width[env, slot] = length_m, width_m
+        self.npc_stop_s[env, slot], self.npc_stop_group[env, slot] = self._stop_on_path(lane_ids)
+        self.npc_valid[env, slot] = True
+        self.collided[env, slot] = False
+        self._update_npc_poses()
 
     def _path_arrays(self, lane_ids: tuple[int, ...]) -> tuple[FloatArray, FloatArray]:
         points = resample_polyline(self.map.path_polyline(lane_ids), self.config.path_spacing_m)
@@ -235,10 +248,13 @@ class World:
         running: NDArray[np.bool_] = self.status == _RUNNING
         return running
 
-    def step(self, actions: FloatArray) -> None:
-        """Advance every running scenario by one ``dt_s`` with ego actions ``(B, 2)`` = ``[steer, accel]``."""
+    def step(self, actions: FloatArray, *, mask: NDArray[np.bool_] | None = None) -> None:
+        """Advance running scenarios by one ``dt_s`` with ego actions ``(B, 2)`` = ``[steer, accel]``.
+
+        :param mask: which scenarios may advance (default: all); the others hold still.
+        """
         cfg = self.config
-        active = self.running
+        active = self.running if mask is None else self.running & mask
         actions = np.asarray(actions, dtype=np.float64).reshape(self.batch_size, 2)
         npc_accel = self._npc_accelerations()
         new_ego, accel = bicycle_step(self.ego, actions[:, 0], actions[:, 1], cfg.dt_s, cfg.bicycle)

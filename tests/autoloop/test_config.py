@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from autoloop.config import AutoloopConfig, ConfigError, dump_config, load_config
+
+
+def test_defaults_and_profiles() -> None:
+    default = load_config()
+    quick = load_config(profile="quick")
+    assert default == AutoloopConfig()
+    assert quick.profile == "quick"
+    assert quick.collect.episodes < default.collect.episodes
+    assert quick.sim == default.sim
+
+
+def test_file_overrides_its_profile(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text("profile: quick\ntrain:\n  epochs: 2\n")
+    config = load_config(path)
+    assert config.profile == "quick"
+    assert config.train.epochs == 2
+    assert config.collect.episodes == load_config(profile="quick").collect.episodes
+
+
+def test_unknown_key_names_the_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("train:\n  epocs: 3\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+    assert "unknown key 'train.epocs'" in str(error.value)
+
+
+def test_bad_value_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("collect:\n  episodes: many\n")
+    with pytest.raises(ConfigError, match=r"collect\.episodes: .*valid integer.*'many'"):
+        load_config(path)
+
+
+def test_unknown_profile_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown profile 'huge'"):
+        load_config(profile="huge")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        load_config(listing)
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_evaluation_must_be_held_out() -> None:
+    with pytest.raises(ConfigError, match="overlap collection seeds"):
+        load_config(overrides={"evaluate": {"seed": 10}})
+
+
+def test_configs_are_frozen_and_round_trip(tmp_path: Path) -> None:
+    config = load_config(profile="quick")
+    with pytest.raises(ValidationError):
+        config.train.epochs = 5  # type: ignore[misc]
+    path = tmp_path / "dumped.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path) == config

@@ -1,0 +1,124 @@
+"""The whole loop through the real Prefect engine and a real MLflow SQLite store (quick profile)."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+import sim  # noqa: F401  (registers the environment ids)
+from autoloop.config import AutoloopConfig, load_config
+from autoloop.episodes import EpisodeStore, load_snapshot
+from autoloop.stages import CycleSummary
+from flows.cycle import cycle_flow
+from flows.stages import promote_flow
+
+MODEL = "autoloop-driver"
+
+
+@dataclass(frozen=True)
+class Loop:
+    home: Path
+    config: AutoloopConfig
+    first: CycleSummary
+    second: CycleSummary
+    client: MlflowClient
+
+
+@pytest.fixture(scope="module")
+def loop(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> Loop:
+    pytest.MonkeyPatch().delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = tmp_path_factory.mktemp("autoloop-home")
+    config = load_config(profile="quick")
+    first = cycle_flow(config, home=str(home))
+    second = cycle_flow(config, home=str(home))
+    client = MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db")
+    return Loop(home, config, first, second, client)
+
+
+def test_first_cycle_registers_a_champion_with_metrics_and_lineage(loop: Loop) -> None:
+    assert loop.first.passed, loop.first.reasons
+    assert loop.first.registered_version == "1"
+    assert loop.first.champion_before is None
+    assert loop.first.episodes == loop.config.collect.episodes
+    version = loop.client.get_model_version(MODEL, "1")
+    run = loop.client.get_run(version.run_id)
+    assert run.data.metrics["driving_score"] == pytest.approx(loop.first.driving_score)
+    assert "val_loss" in run.data.metrics
+    inputs = run.inputs.dataset_inputs
+    assert [i.dataset.digest for i in inputs] == [loop.first.dataset_digest[:32]]
+    assert version.tags["dataset_digest"] == loop.first.dataset_digest
+    assert float(version.tags["driving_score"]) == pytest.approx(loop.first.driving_score, abs=0.01)
+
+
+def test_second_cycle_is_compared_with_the_first_champion(loop: Loop) -> None:
+    second = loop.second
+    assert second.champion_before == f"models:/{MODEL}/1"
+    assert second.champion_driving_score is not None and second.paired_difference is not None
+    aliases = {alias: str(version) for alias, version in loop.client.get_registered_model(MODEL).aliases.items()}
+    assert aliases == {"champion": second.registered_version if second.passed else "1"}
+    # the second collection drove new scenarios and its dataset also holds the first one's episodes
+    snapshot = load_snapshot(loop.home / "datasets" / f"{second.dataset_digest}.json")
+    assert len(snapshot.episode_ids) == loop.config.collect.dataset_episodes
+    seeds = [EpisodeStore(loop.home / "episodes").metadata()[e]["scenario"]["traffic_seed"]
+             for e in snapshot.episode_ids]
+    assert sorted(seeds) == list(range(2 * loop.config.collect.episodes))
+
+
+def test_stage_runs_nest_under_their_cycle_run(loop: Loop) -> None:
+    for summary in (loop.first, loop.second):
+        experiment = loop.client.get_experiment_by_name(loop.config.registry.experiment)
+        children = loop.client.search_runs(
+            [experiment.experiment_id], f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{summary.cycle_run_id}'")
+        assert sorted(r.data.tags["autoloop.stage"] for r in children) == ["collect", "evaluate", "promote", "train"]
+        assert all(r.info.status == "FINISHED" for r in children)
+        assert loop.client.get_run(summary.cycle_run_id).info.status == "FINISHED"
+
+
+def test_champion_loads_by_alias_and_drives(loop: Loop) -> None:
+    mlflow.set_tracking_uri(f"sqlite:///{loop.home}/mlflow.db")
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    env = gym.make("autoloop/Junction-v0")
+    obs, _ = env.reset(seed=123)
+    actions = model.predict({"bev": obs["bev"][None], "state": obs["state"][None]})
+    assert actions.shape == (1, 2) and actions.dtype == np.float32
+    assert env.action_space.contains(actions[0])
+
+
+def test_evaluation_episodes_are_stored_for_replay(loop: Loop) -> None:
+    metadata = EpisodeStore(loop.home / "episodes").metadata("sim")
+    evaluated = [m for m in metadata.values() if m["tags"]["purpose"] == "eval"]
+    # cycle 1: the candidate; cycle 2: the candidate and the champion, on the same held-out scenarios
+    assert len(evaluated) == 3 * loop.config.evaluate.episodes
+    seeds = {m["scenario"]["traffic_seed"] for m in evaluated}
+    assert seeds == set(range(loop.config.evaluate.seed, loop.config.evaluate.seed + loop.config.evaluate.episodes))
+
+
+def test_flow_runs_completed_in_prefect(loop: Loop) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+        flows = {flow.id: flow.name for flow in client.read_flows()}
+    names = sorted(flows[run.flow_id] for run in runs if run.state and run.state.is_completed())
+    for name in ("cycle", "collect", "train", "evaluate", "promote"):
+        assert names.count(name) >= 2, names
+
+
+def test_a_failing_gate_promotes_nothing_and_says_why(loop: Loop) -> None:
+    impossible = load_config(profile="quick", overrides={"gate": {"min_driving_score": 101.0}})
+    before = loop.client.get_registered_model(MODEL)
+    versions = len(loop.client.search_model_versions(f"name = '{MODEL}'"))
+    result = promote_flow(impossible, loop.second.candidate_uri, home=str(loop.home))
+    assert not result.verdict.passed
+    assert result.registered is None
+    assert any(reason.startswith("driving score") and "< minimum 101.0" in reason for reason in result.verdict.reasons)
+    assert loop.client.get_registered_model(MODEL).aliases == before.aliases
+    assert len(loop.client.search_model_versions(f"name = '{MODEL}'")) == versions
+    run = loop.client.get_run(result.run_id)
+    assert run.data.tags["autoloop.verdict"] == "failed"
+    assert "minimum 101.0" in run.data.tags["autoloop.reasons"]

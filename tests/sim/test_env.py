@@ -1,0 +1,75 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import sim
+from sim.embedded.bev import Channel
+from sim.embedded.env import DrivingVectorEnv
+from sim.embedded.observation import STATE_SIZE
+from sim.scenario import sample_scenario
+
+
+@pytest.mark.parametrize("env_id", sim.ENV_IDS)
+def test_check_env(env_id: str) -> None:
+    env = gym.make(env_id)
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", sim.ENV_IDS)
+def test_native_vector_env(env_id: str) -> None:
+    envs = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point")
+    obs, info = envs.reset(seed=0)
+    assert obs["bev"].shape == (3, len(Channel), 64, 64) and obs["bev"].dtype == np.uint8
+    assert obs["state"].shape == (3, STATE_SIZE)
+    assert envs.observation_space.contains(obs)
+    obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+    assert reward.shape == terminated.shape == truncated.shape == (3,)
+    assert set(info) >= {"route_completion", "driving_score", "status"}
+
+
+def test_same_seed_same_episode() -> None:
+    def episode(seed: int) -> tuple[np.ndarray, list[float]]:
+        env = gym.make("autoloop/Junction-v0")
+        obs, _ = env.reset(seed=seed)
+        env.action_space.seed(seed)
+        rewards = []
+        for _ in range(50):
+            obs, reward, *_ = env.step(env.action_space.sample())
+            rewards.append(reward)
+        return obs["bev"], rewards
+
+    bev_a, rewards_a = episode(7)
+    bev_b, rewards_b = episode(7)
+    bev_c, _ = episode(8)
+    np.testing.assert_array_equal(bev_a, bev_b)
+    assert rewards_a == rewards_b
+    assert not np.array_equal(bev_a, bev_c)
+
+
+def test_next_step_autoreset() -> None:
+    envs = DrivingVectorEnv(2)
+    scenarios = [sample_scenario(1).model_copy(update={"timeout_s": 0.1}), sample_scenario(2)]
+    envs.reset(options={"scenarios": scenarios})
+    still = np.zeros((2, 2), dtype=np.float32)
+    _, _, terminated, truncated = envs.step(still)[:4]
+    assert not truncated.any()
+    _, _, terminated, truncated, info = envs.step(still)  # t = 0.1 s: env 0 times out
+    assert truncated.tolist() == [True, False] and not terminated.any()
+    assert info["status"][0] == "failed_route_timeout"
+    _, reward, terminated, truncated, info = envs.step(still)  # env 0 starts a new scenario, action ignored
+    assert reward[0] == 0.0 and info["status"][0] == "" and envs.world.time_s[0] == 0.0
+
+
+def test_bev_shows_route_lanes_and_a_vehicle_ahead() -> None:
+    envs = DrivingVectorEnv(1, traffic_vehicles=0)
+    obs, _ = envs.reset(options={"scenarios": [sample_scenario(3, traffic_vehicles=0)]})
+    route = envs.world.scenarios[0].route  # type: ignore[union-attr]
+    envs.world.place_vehicle(0, 0, route, s_m=envs.world.start_s[0] + 10.0, speed_mps=0.0, desired_speed_mps=0.0)
+    bev = envs.observer.observe()["bev"][0]
+    ego_row, centre = 48, 32
+    assert bev[Channel.DRIVABLE, ego_row, centre] == 1
+    assert bev[Channel.ROUTE, ego_row - 10, centre] == 1  # the route continues straight ahead
+    assert bev[Channel.VEHICLES, ego_row - 20, centre] == 1  # 10 m ahead at 0.5 m/px
+    assert bev[Channel.VEHICLES, ego_row, centre] == 0  # the ego itself is not drawn
+    assert bev[Channel.LANE_LINES].sum() > 0
