@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -12,16 +11,16 @@ from mlflow.types import Schema, TensorSpec
 
 from policies.bc import BcPolicy
 
-# MLflow warns at class creation when ``predict`` has no type hints; the signature is given explicitly instead
-# (type hints would make MLflow derive a schema of its own).
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
-
 
 class DriverModel(PythonModel):
     """Loads a :class:`~policies.bc.BcPolicy` checkpoint; ``predict`` maps a batch of observations
     (``bev`` uint8 ``(B, C, H, W)``, ``state`` float32 ``(B, S)``) to actions float32 ``(B, 2)``."""
 
     policy: BcPolicy
+    # The model is logged with an explicit tensor signature, which pyfunc validates inputs against. MLflow would
+    # otherwise derive a schema from the type hints of ``predict`` (and warn that there are none): this skips that,
+    # and ``predict`` stays unannotated so that logging does not try either.
+    _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
         self.policy = BcPolicy.load(context.artifacts["checkpoint"])

@@ -112,7 +112,7 @@ def test_snapshot_is_content_addressed_and_detects_changes(tmp_path: Path) -> No
     path = store.file("ep-2")
     path.unlink()
     store.write(_episode("ep-2", steps=6, seed=99))
-    with pytest.raises(ValueError, match="ep-2 .* changed since snapshot"):
+    with pytest.raises(ValueError, match=r"ep-2 .* changed since snapshot"):
         load_training_arrays(store, first)
     # and so is an edited manifest
     manifest = json.loads(first.path.read_text())

@@ -63,7 +63,7 @@ def test_next_step_autoreset() -> None:
 
 def test_bev_shows_route_lanes_and_a_vehicle_ahead() -> None:
     envs = DrivingVectorEnv(1, traffic_vehicles=0)
-    obs, _ = envs.reset(options={"scenarios": [sample_scenario(3, traffic_vehicles=0)]})
+    envs.reset(options={"scenarios": [sample_scenario(3, traffic_vehicles=0)]})
     route = envs.world.scenarios[0].route  # type: ignore[union-attr]
     envs.world.place_vehicle(0, 0, route, s_m=envs.world.start_s[0] + 10.0, speed_mps=0.0, desired_speed_mps=0.0)
     bev = envs.observer.observe()["bev"][0]

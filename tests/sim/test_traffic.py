@@ -27,7 +27,8 @@ def test_path_leaders_finds_nearest_actor_on_the_path() -> None:
     path = np.stack([np.linspace(0.0, 60.0, 61), np.zeros(61)], axis=-1)[None]
     s = cumulative_length(path)
     others = np.array([[[30.0, 0.3], [20.0, 5.0], [12.5, -0.5], [-5.0, 0.0]]])  # on path, off path, nearest, behind
-    gap, leader, speed = path_leaders(path, s, np.array([2.0]), others, np.zeros((1, 4)), np.array([[3.0, 9.0, 4.0, 9.0]]),
+    speeds = np.array([[3.0, 9.0, 4.0, 9.0]])
+    gap, leader, speed = path_leaders(path, s, np.array([2.0]), others, np.zeros((1, 4)), speeds,
                                       np.full((1, 4), 1.0), np.ones((1, 4), dtype=bool))
     assert gap[0] == 10.5
     assert leader[0] == 2

@@ -118,7 +118,7 @@ def test_scenario_errors_name_the_problem() -> None:
     world = make_world(MAP, 1)
     with pytest.raises(ValueError, match="this world runs 'junction4-60'"):
         world.reset([_scenario().model_copy(update={"map_name": "junction4-80"})])
-    with pytest.raises(ValueError, match="start 10.0 and end 500.0"):
+    with pytest.raises(ValueError, match=r"start 10\.0 and end 500\.0"):
         world.reset([_scenario(end=500.0)])
     with pytest.raises(ValueError, match="max_vehicles"):
         world.reset([_scenario(traffic=20)])
