@@ -125,6 +125,11 @@ def collect(context: StageContext) -> CollectResult:
                      "earlier_episodes": len(older)},
         )
         tracking.log_dataset(snapshot, context="collected")
+        tracking.log_dict({"episodes": [
+            {"episode_id": episode.episode_id, "scenario_seed": seed, "status": record.status.value,
+             "route_completion": record.route_completion, "steps": episode.num_steps}
+            for seed, (episode, record) in zip(seeds, results, strict=True)
+        ]}, "collection.json")
         tracking.log_metrics({"episodes": len(results), "steps": steps, "dataset_episodes": len(episode_ids),
                               "expert_driving_score": suite.driving_score})
         tracking.set_tags({"autoloop.dataset_digest": snapshot.digest})

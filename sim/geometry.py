@@ -118,12 +118,3 @@ def boxes_overlap(corners_a: FloatArray, corners_b: FloatArray) -> NDArray[np.bo
             overlap &= ~separated
     return overlap
 
-
-def points_in_boxes(
-    points: FloatArray, xy: FloatArray, yaw: FloatArray, length_m: FloatArray, width_m: FloatArray
-) -> NDArray[np.bool_]:
-    """Whether points lie inside oriented boxes; all inputs broadcast (points carry a trailing 2)."""
-    local = to_local_frame(points, xy, yaw)
-    return (np.abs(local[..., 0]) <= np.asarray(length_m) * 0.5) & (
-        np.abs(local[..., 1]) <= np.asarray(width_m) * 0.5
-    )

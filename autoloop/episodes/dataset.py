@@ -65,8 +65,7 @@ def create_snapshot(store: EpisodeStore, folder: Path, episode_ids: Sequence[str
     entries = []
     for episode_id in sorted(episode_ids):
         path = store.file(episode_id)
-        steps = store.read(episode_id, columns=["step"]).num_steps
-        entries.append({"episode_id": episode_id, "sha256": _file_hash(path), "steps": steps})
+        entries.append({"episode_id": episode_id, "sha256": _file_hash(path), "steps": store.num_steps(episode_id)})
     manifest = {"schema_version": SCHEMA_VERSION, "filters": filters, "episodes": entries}
     text = json.dumps(manifest, sort_keys=True, indent=1)
     digest = hashlib.sha256(text.encode()).hexdigest()

@@ -120,6 +120,10 @@ class EpisodeStore:
                 return _from_table(pq.read_table(path, columns=columns), path)
         raise KeyError(f"no episode {episode_id!r} in {self.root}")
 
+    def num_steps(self, episode_id: str) -> int:
+        """Steps in a stored episode (from the file footer)."""
+        return int(pq.read_metadata(self.file(episode_id)).num_rows)
+
     def metadata(self, source: str | None = None) -> dict[str, dict[str, Any]]:
         """Episode id -> metadata of every complete episode (reads only file footers)."""
         found = {}

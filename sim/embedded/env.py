@@ -8,7 +8,8 @@ Reward              ``0.1 * route progress (m)`` minus ``1 - coefficient`` for e
                     coefficients, e.g. 0.4 for hitting a vehicle) minus 1 when the route fails
 Terminated          the route is completed, or failed (deviation from the route, agent blocked)
 Truncated           the scenario's timeout is reached
-Info                ``route_completion`` [0, 1], ``driving_score`` [0, 100] so far, ``status`` ("" while running)
+Info                ``route_completion`` [0, 1] and ``status`` ("" while running); ``driving_score`` [0, 100] of
+                    routes that have ended (the vector env marks which in ``_driving_score``, Gymnasium's convention)
 ==================  =============================================================================================
 
 Each reset draws a scenario from the env's seeded generator (:func:`sim.scenario.sample_scenario`) unless
@@ -112,12 +113,14 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
 
     def _info(self) -> dict[str, Any]:
         world = self.world
-        records = [world.route_record(env) for env in range(self.num_envs)]
-        return {
-            "route_completion": world.route_completion(),
-            "driving_score": np.array([score_route(r).driving_score for r in records]),
-            "status": np.array([s.value if (s := world.route_status(env)) else "" for env in range(self.num_envs)]),
-        }
+        info: dict[str, Any] = {"route_completion": world.route_completion(), "status": world.status_names()}
+        ended = ~world.running
+        if ended.any():
+            score = np.zeros(self.num_envs)
+            for env in np.flatnonzero(ended):
+                score[env] = score_route(world.route_record(int(env))).driving_score
+            info["driving_score"], info["_driving_score"] = score, ended
+        return info
 
 
 class DrivingEnv(gym.Env[Observation, NDArray[np.float32]]):
@@ -159,4 +162,6 @@ class DrivingEnv(gym.Env[Observation, NDArray[np.float32]]):
 
 
 def _first(batch: dict[str, Any]) -> dict[str, Any]:
-    return {key: value[0].item() if value[0].ndim == 0 else value[0] for key, value in batch.items()}
+    """The first sub-environment's entries of a batched observation or info (masked-out info keys dropped)."""
+    return {key: value[0].item() if value[0].ndim == 0 else value[0] for key, value in batch.items()
+            if not key.startswith("_") and batch.get(f"_{key}", np.ones(1, dtype=bool))[0]}

@@ -146,7 +146,8 @@ class World:
             raise ValueError(f"{len(scenarios)} scenarios for {len(indices)} env slots")
         for env, scenario in zip(indices, scenarios, strict=True):
             self._reset_one(env, scenario)
-        self.events = [e for e in self.events if e.env not in set(indices)]
+        reset = set(indices)
+        self.events = [e for e in self.events if e.env not in reset]
         self._update_npc_poses()
         self.lights = light_states(self.time_s, self.light_offset_s, self.map.light_groups, self.config.lights)
         self._project_ego()
@@ -365,6 +366,11 @@ class World:
         """Which routes ended with ``status``."""
         ended: NDArray[np.bool_] = self.status == STATUSES.index(status)
         return ended
+
+    def status_names(self) -> NDArray[np.str_]:
+        """``(B,)`` how each route ended (:class:`~sim.metrics.RouteStatus` values), ``""`` while it runs."""
+        names = np.array([status.value for status in STATUSES] + [""])
+        return names[np.where(self.running, len(STATUSES), self.status)]
 
     def route_status(self, env: int) -> RouteStatus | None:
         """How the route in slot ``env`` ended, or ``None`` while it runs."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,7 +58,6 @@ class LaneGraph:
     bounds_m: tuple[float, float, float, float]
     drivable_polygons: tuple[FloatArray, ...]
     light_groups: int = 0
-    predecessors: tuple[tuple[int, ...], ...] = field(init=False)
 
     def __post_init__(self) -> None:
         for index, lane in enumerate(self.lanes):
@@ -67,11 +66,6 @@ class LaneGraph:
             for succ in lane.successors:
                 if not 0 <= succ < len(self.lanes):
                     raise ValueError(f"map {self.name!r}: lane {index} has unknown successor {succ}")
-        preds: list[list[int]] = [[] for _ in self.lanes]
-        for lane in self.lanes:
-            for succ in lane.successors:
-                preds[succ].append(lane.lane_id)
-        object.__setattr__(self, "predecessors", tuple(tuple(p) for p in preds))
 
     def path_polyline(self, lane_ids: Sequence[int]) -> FloatArray:
         """Concatenate the centrelines of consecutive lanes into one polyline (shared end points once)."""
