@@ -124,6 +124,8 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
             "score": asdict(score),
             "events": [event._asdict() for event in world.events if event.env == env_index],
         }
-        episode = Episode(new_episode_id(tags.get("purpose", "episode")), "sim", steps, metadata)
+        # ids sort by scenario seed, so snapshots (which order episodes by id) are reproducible
+        episode_id = new_episode_id(f"{tags.get('purpose', 'episode')}-{scenario.traffic_seed:08d}")
+        episode = Episode(episode_id, "sim", steps, metadata)
         results.append((episode, record))
     return results
