@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from autoloop.config import AutoloopConfig, ConfigError, dump_config, load_config
 from autoloop.paths import Paths
@@ -131,20 +132,12 @@ def config_show(config: ConfigOption = None, profile: ProfileOption = None) -> N
 
 
 def print_summary(summary: CycleSummary) -> None:
+    from autoloop.reports import cycle_rows
+
     table = Table(title="autoloop cycle", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("episodes collected", f"{summary.episodes} ({summary.steps} steps, expert DS "
-                                        f"{summary.expert_driving_score:.1f})")
-    table.add_row("dataset", summary.dataset_digest[:12])
-    table.add_row("training", f"{summary.samples} samples, train loss {summary.train_loss:.4f}, "
-                              f"val loss {summary.val_loss:.4f}")
-    champion = (f"{summary.champion_driving_score:.1f} ({summary.champion_before})"
-                if summary.champion_driving_score is not None else "none yet")
-    table.add_row("driving score", f"{summary.driving_score:.1f} vs champion {champion}")
-    table.add_row("gate", "[green]passed[/]" if summary.passed else "[red]failed[/]: " + "; ".join(summary.reasons))
-    table.add_row("model", summary.champion_uri + (f" = version {summary.registered_version}"
-                                                   if summary.registered_version else " (unchanged)"))
-    table.add_row("candidate", summary.candidate_uri)
-    table.add_row("MLflow UI", summary.mlflow_ui)
+    for label, value in cycle_rows(summary):
+        style = "" if label != "gate" else "green" if summary.passed else "red"
+        table.add_row(label, Text(value), style=style)
     console.print(table)

@@ -28,3 +28,25 @@ def test_help_lists_the_subcommands() -> None:
     assert result.exit_code == 0
     for command in ("cycle", "collect", "train", "evaluate", "promote", "config", "ui"):
         assert command in result.output
+
+
+def test_cycle_summary_table_and_markdown() -> None:
+    from autoloop.cli import console, print_summary
+    from autoloop.reports import cycle_markdown
+    from autoloop.stages import CycleSummary
+
+    summary = CycleSummary(
+        cycle_run_id="abc", episodes=16, steps=9000, expert_driving_score=99.0, dataset_digest="f" * 64,
+        samples=9000, train_loss=0.01, val_loss=0.02, candidate_uri="models:/m-1", driving_score=71.5,
+        route_completion=90.0, champion_before="models:/autoloop-driver/1", champion_driving_score=80.0,
+        paired_difference=-8.5, passed=False, reasons=("paired driving-score difference to the champion -8.5 < -5.0",),
+        registered_version=None, champion_uri="models:/autoloop-driver@champion", mlflow_ui="mlflow ui [x]",
+    )
+    with console.capture() as captured:
+        print_summary(summary)
+    text = captured.get()
+    for expected in ("16 (9000 steps", "71.5", "80.0 (models:/autoloop-driver/1)", "failed: paired",
+                     "models:/autoloop-driver@champion unchanged", "mlflow ui [x]"):
+        assert expected in text
+    markdown = cycle_markdown(summary)
+    assert "| gate | failed: paired driving-score difference to the champion -8.5 < -5.0 |" in markdown
