@@ -73,7 +73,9 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
     world = env.world
     obs, _ = env.reset(options={"scenarios": batch})
     policy = driver(world)
-    expert = policy if isinstance(policy, ExpertDriver) else ExpertDriver(world)
+    labeller = None
+    if record_observations:
+        labeller = policy if isinstance(policy, ExpertDriver) else ExpertDriver(world)
     noise = np.zeros((len(batch), 2))
     history: dict[str, list[NDArray[Any]]] = {}
     running_history = []
@@ -95,8 +97,8 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
             "route_progress_m": world.progress_s.astype(np.float32),
             "action": executed,
         }
-        if record_observations:
-            columns["label"] = action if policy is expert else expert.act(obs)
+        if labeller is not None:
+            columns["label"] = action if labeller is policy else labeller.act(obs)
             columns["obs_state"] = obs["state"]
             columns["obs_bev"] = np.packbits(np.asarray(obs["bev"], dtype=np.uint8).reshape(len(batch), -1), axis=1)
         for name, values in columns.items():
