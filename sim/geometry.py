@@ -24,10 +24,14 @@ def cumulative_length(points: FloatArray) -> FloatArray:
     return np.concatenate([zeros, np.cumsum(seg, axis=-1)], axis=-1)
 
 
-def resample_polyline(points: FloatArray, spacing_m: float) -> FloatArray:
-    """Resample one polyline ``(P, 2)`` at (about) uniform arc-length spacing, keeping both end points."""
+def resample_polyline(points: FloatArray, spacing_m: float | None = None, *, count: int | None = None) -> FloatArray:
+    """Resample one polyline ``(P, 2)`` at uniform arc-length steps, keeping both end points: steps of about
+    ``spacing_m``, or ``count`` points."""
     s = cumulative_length(points)
-    count = max(int(np.ceil(s[-1] / spacing_m)), 1) + 1
+    if count is None:
+        if spacing_m is None:
+            raise ValueError("give spacing_m or count")
+        count = max(int(np.ceil(s[-1] / spacing_m)), 1) + 1
     s_new = np.linspace(0.0, s[-1], count)
     return np.stack([np.interp(s_new, s, points[:, 0]), np.interp(s_new, s, points[:, 1])], axis=-1)
 

@@ -72,6 +72,28 @@ class MapRaster:
     def empty(self) -> NDArray[np.bool_]:
         return np.zeros(self.layers.shape[1:], dtype=bool)
 
+    def fill_polygon(self, layer: NDArray[np.bool_], polygon: FloatArray) -> None:
+        """Mark every cell whose centre lies inside a simple polygon (even-odd rule; in place), testing only
+        the cells of the polygon's bounding box."""
+        res = self.resolution_m
+        (col0, row0), (col1, row1) = (np.floor((polygon.min(axis=0) - self.origin_m) / res).astype(int),
+                                      np.ceil((polygon.max(axis=0) - self.origin_m) / res).astype(int))
+        col0, row0 = max(col0, 0), max(row0, 0)
+        col1, row1 = min(col1, layer.shape[1]), min(row1, layer.shape[0])
+        if col0 >= col1 or row0 >= row1:
+            return
+        x = self.origin_m[0] + (np.arange(col0, col1) + 0.5) * res
+        y = self.origin_m[1] + (np.arange(row0, row1) + 0.5) * res
+        px, py = np.meshgrid(x, y)
+        inside = np.zeros(px.shape, dtype=bool)
+        for (xa, ya), (xb, yb) in zip(polygon, np.roll(polygon, -1, axis=0), strict=True):
+            if ya == yb:
+                continue
+            crosses = (ya > py) != (yb > py)
+            x_at = xa + (py - ya) * (xb - xa) / (yb - ya)
+            inside ^= crosses & (px < x_at)
+        layer[row0:row1, col0:col1] |= inside
+
     def draw_polyline(self, layer: NDArray[np.bool_], points: FloatArray, half_width_m: float) -> None:
         """Mark every cell within ``half_width_m`` of a polyline (in place)."""
         dense = resample_polyline(points, self.resolution_m / 2.0)
@@ -93,27 +115,14 @@ def rasterize_map(lane_graph: LaneGraph, *, resolution_m: float = 0.25) -> MapRa
     width = int(np.ceil((x_max - x_min) / resolution_m))
     height = int(np.ceil((y_max - y_min) / resolution_m))
     raster = MapRaster((x_min, y_min), resolution_m, np.zeros((2, height, width), dtype=bool))
-    cols, rows = np.meshgrid(np.arange(width), np.arange(height))
-    centres = np.stack([x_min + (cols + 0.5) * resolution_m, y_min + (rows + 0.5) * resolution_m], axis=-1)
     for polygon in lane_graph.drivable_polygons:
-        raster.layers[0] |= _inside_convex(centres, polygon)
+        raster.fill_polygon(raster.layers[0], polygon)
     for lane in lane_graph.lanes:
         if lane.is_junction:
             continue
-        direction = np.diff(lane.centerline, axis=0)
-        normal = np.stack([-direction[:, 1], direction[:, 0]], axis=-1)
-        normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
-        normal = np.concatenate([normal, normal[-1:]])
-        for side in (-1.0, 1.0):
-            raster.draw_polyline(raster.layers[1], lane.centerline + side * 0.5 * lane.width_m * normal, 0.1)
+        for boundary in lane.boundaries():
+            raster.draw_polyline(raster.layers[1], boundary, 0.1)
     return raster
-
-
-def _inside_convex(points: FloatArray, polygon: FloatArray) -> NDArray[np.bool_]:
-    edges = np.roll(polygon, -1, axis=0) - polygon
-    rel = points[..., None, :] - polygon
-    cross = edges[:, 0] * rel[..., 1] - edges[:, 1] * rel[..., 0]
-    return np.asarray(np.all(cross >= 0.0, axis=-1) | np.all(cross <= 0.0, axis=-1))
 
 
 class BevRenderer:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import re
 
-from sim.maps.lane_graph import Lane, LaneGraph
+from sim.maps.lane_graph import Lane, LaneGraph, LanePath, LanePiece
 from sim.maps.procedural import connector_id, four_way_junction
 
-__all__ = ["Lane", "LaneGraph", "connector_id", "four_way_junction", "get_map"]
+__all__ = ["Lane", "LaneGraph", "LanePath", "LanePiece", "connector_id", "four_way_junction", "get_map"]
 
 _JUNCTION = re.compile(r"junction4-(?P<arm>\d+(\.\d+)?)")
 

@@ -1,19 +1,28 @@
 """The lane graph: the one map model every map source is turned into.
 
-Frames and units: map frame, metres, right-handed (x east, y north); lanes are directed along their
-centreline. A lane's control (traffic light or stop sign) applies at its *end*: the stop line lies across the
-lane's last centreline point, which is where a controlled approach meets its junction.
+Frames and units: map frame, metres, right-handed (x east, y north, yaw counter-clockwise from +x); lanes are
+directed along their centreline. A lane's control (traffic light or stop sign) applies at its *end*: the stop line
+lies across the lane's last centreline point, which is where a controlled approach meets its junction.
 """
 
 from __future__ import annotations
 
+import functools
+import heapq
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
-from sim.geometry import FloatArray, cumulative_length
+from sim.geometry import FloatArray, cumulative_length, wrap_angle
+
+#: Distance over which a lane change in a route moves to the neighbouring lane.
+LANE_CHANGE_M = 10.0
+#: Extra cost of a lane change when searching for shortest lane paths, in metres of driving.
+LANE_CHANGE_COST_M = 10.0
 
 
 @dataclass(frozen=True)
@@ -22,11 +31,19 @@ class Lane:
 
     :param lane_id: index of the lane in its graph.
     :param centerline: ``(P, 2)`` centreline polyline in the map frame, metres, in the direction of travel.
-    :param width_m: lane width.
+    :param width_m: lane width (typical value along the lane).
     :param successors: lanes a vehicle may continue onto from this lane's end.
     :param is_junction: whether the lane lies inside a junction (a connector).
     :param speed_limit_mps: legal speed.
     :param light_group: traffic-light group controlling this lane's end (its stop line), if any.
+    :param stop_sign: whether a stop sign controls this lane's end.
+    :param left_neighbor: the lane to the left (same or opposite direction), if it is drivable.
+    :param right_neighbor: the lane to the right, if it is drivable.
+    :param junction_id: the junction the lane belongs to (connectors only).
+    :param left_boundary: ``(Q, 2)`` left boundary polyline when the source gives one (else derived).
+    :param right_boundary: ``(Q, 2)`` right boundary polyline when the source gives one (else derived).
+    :param lane_type: ``vehicle``, ``bus`` or ``bike``.
+    :param source_id: the lane's id in its source map (OpenDRIVE ``road/section/lane``, Argoverse lane id).
     """
 
     lane_id: int
@@ -36,21 +53,83 @@ class Lane:
     is_junction: bool = False
     speed_limit_mps: float = 10.0
     light_group: int | None = None
+    stop_sign: bool = False
+    left_neighbor: int | None = None
+    right_neighbor: int | None = None
+    junction_id: int | None = None
+    left_boundary: FloatArray | None = None
+    right_boundary: FloatArray | None = None
+    lane_type: str = "vehicle"
+    source_id: str = ""
 
     @property
     def length_m(self) -> float:
         return float(cumulative_length(self.centerline)[-1])
 
+    def boundaries(self) -> tuple[FloatArray, FloatArray]:
+        """Left and right boundary polylines (the source's, or the centreline offset by half the width)."""
+        if self.left_boundary is not None and self.right_boundary is not None:
+            return self.left_boundary, self.right_boundary
+        direction = np.diff(self.centerline, axis=0)
+        direction = np.concatenate([direction, direction[-1:]])
+        normal = np.stack([-direction[:, 1], direction[:, 0]], axis=-1)
+        normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-9)
+        offset = 0.5 * self.width_m * normal
+        return self.centerline + offset, self.centerline - offset
+
+
+class LanePosition(NamedTuple):
+    """Where points lie on the lane graph: lane id, arc length along it and signed lateral offset (left +)."""
+
+    lane: NDArray[np.intp]
+    s_m: FloatArray
+    lateral_m: FloatArray
+
+
+class LanePiece(NamedTuple):
+    """The stretch ``[start_s_m, end_s_m]`` of one lane that a path drives (equal ends: it only leaves it)."""
+
+    lane: int
+    start_s_m: float
+    end_s_m: float
+
+
+@dataclass(frozen=True)
+class LanePath:
+    """A path over lanes: consecutive pieces, each on a successor or (a lane change) a neighbour of the last."""
+
+    pieces: tuple[LanePiece, ...]
+
+    @property
+    def lanes(self) -> tuple[int, ...]:
+        return tuple(piece.lane for piece in self.pieces)
+
+    def polyline(self, graph: LaneGraph) -> FloatArray:
+        """The path as one map-frame polyline (a lane change is the straight line between the two lanes)."""
+        parts = []
+        for piece in self.pieces:
+            points = graph.lanes[piece.lane].centerline
+            s = cumulative_length(points)
+            inner = (s > piece.start_s_m) & (s < piece.end_s_m)
+            ends = [np.array([np.interp(v, s, points[:, 0]), np.interp(v, s, points[:, 1])])
+                    for v in (piece.start_s_m, piece.end_s_m)]
+            parts += [ends[0][None], points[inner], ends[1][None]]
+        joined = np.concatenate(parts)
+        keep = np.concatenate([[True], np.linalg.norm(np.diff(joined, axis=0), axis=1) > 1e-6])
+        polyline: FloatArray = joined[keep]
+        return polyline
+
 
 @dataclass(frozen=True)
 class LaneGraph:
-    """A map: lanes plus the drivable area's extent.
+    """A map: lanes, drivable area and crosswalks.
 
     :param name: map id, unique among registered maps.
     :param lanes: lanes indexed by ``lane_id``.
     :param bounds_m: ``(x_min, y_min, x_max, y_max)`` of everything drawable.
-    :param drivable_polygons: drivable area as convex polygons ``(V, 2)`` whose union is the road surface.
+    :param drivable_polygons: drivable area as simple polygons ``(V, 2)`` whose union is the road surface.
     :param light_groups: number of traffic-light groups.
+    :param crosswalks: crosswalk polygons ``(V, 2)``.
     """
 
     name: str
@@ -58,23 +137,70 @@ class LaneGraph:
     bounds_m: tuple[float, float, float, float]
     drivable_polygons: tuple[FloatArray, ...]
     light_groups: int = 0
+    crosswalks: tuple[FloatArray, ...] = ()
 
     def __post_init__(self) -> None:
         for index, lane in enumerate(self.lanes):
             if lane.lane_id != index:
                 raise ValueError(f"map {self.name!r}: lane at index {index} has lane_id {lane.lane_id}")
+            for other in (*lane.successors, lane.left_neighbor, lane.right_neighbor):
+                if other is not None and not 0 <= other < len(self.lanes):
+                    raise ValueError(f"map {self.name!r}: lane {index} refers to unknown lane {other}")
+
+    @functools.cached_property
+    def predecessors(self) -> tuple[tuple[int, ...], ...]:
+        """Lanes leading into each lane."""
+        preds: list[list[int]] = [[] for _ in self.lanes]
+        for lane in self.lanes:
             for succ in lane.successors:
-                if not 0 <= succ < len(self.lanes):
-                    raise ValueError(f"map {self.name!r}: lane {index} has unknown successor {succ}")
+                preds[succ].append(lane.lane_id)
+        return tuple(tuple(p) for p in preds)
+
+    def lane_changes(self, lane_id: int) -> tuple[int, ...]:
+        """Neighbours of a lane that run in the same direction (where a vehicle may change lanes)."""
+        lane = self.lanes[lane_id]
+        ahead = lane.centerline[-1] - lane.centerline[0]
+        found = []
+        for other in (lane.left_neighbor, lane.right_neighbor):
+            if other is not None:
+                points = self.lanes[other].centerline
+                if float(np.dot(points[-1] - points[0], ahead)) > 0.0:
+                    found.append(other)
+        return tuple(found)
 
     def path_polyline(self, lane_ids: Sequence[int]) -> FloatArray:
-        """Concatenate the centrelines of consecutive lanes into one polyline (shared end points once)."""
+        """Concatenate the centrelines of consecutive lanes (each a successor of the last) into one polyline,
+        shared end points once. Paths with lane changes are :class:`LanePath` pieces instead."""
+        parts = [self.lanes[lane_ids[0]].centerline]
         for first, second in itertools.pairwise(lane_ids):
             if second not in self.lanes[first].successors:
                 raise ValueError(f"map {self.name!r}: lane {second} does not follow lane {first}")
-        parts = [self.lanes[lane_ids[0]].centerline]
-        parts += [self.lanes[lane_id].centerline[1:] for lane_id in lane_ids[1:]]
+            points = self.lanes[second].centerline
+            gap = np.linalg.norm(points[0] - parts[-1][-1])
+            parts.append(points[1:] if gap < 1e-6 else points)
         return np.concatenate(parts, axis=0)
+
+    def leg(self, lane_ids: Sequence[int], start_s_m: float, end_s_m: float) -> list[LanePiece]:
+        """Pieces of a lane sequence (from :meth:`shortest_path`) driven from ``start_s_m`` on its first lane to
+        ``end_s_m`` on its last. A lane change leaves the old lane where the leg enters it and joins the
+        neighbour ``LANE_CHANGE_M`` further on."""
+        pieces = []
+        s_from = start_s_m
+        for position, (lane, following) in enumerate(itertools.zip_longest(lane_ids, lane_ids[1:])):
+            length = self.lanes[lane].length_m
+            if following is None:
+                pieces.append(LanePiece(lane, s_from, max(end_s_m, s_from)))
+            elif following in self.lanes[lane].successors:
+                pieces.append(LanePiece(lane, s_from, length))
+                s_from = 0.0
+            elif following in self.lane_changes(lane):
+                pieces.append(LanePiece(lane, s_from, s_from))
+                joined = s_from / max(length, 1e-9) * self.lanes[following].length_m + LANE_CHANGE_M
+                last = position + 1 == len(lane_ids) - 1
+                s_from = min(joined, end_s_m if last else self.lanes[following].length_m)
+            else:
+                raise ValueError(f"map {self.name!r}: lane {following} neither follows nor neighbours lane {lane}")
+        return pieces
 
     def stop_lines(self) -> list[tuple[int, FloatArray, float, int]]:
         """Every light-controlled stop line as ``(lane_id, centre_xy, heading_rad, light_group)``."""
@@ -86,3 +212,84 @@ class LaneGraph:
             heading = float(np.arctan2(end[1] - before[1], end[0] - before[0]))
             lines.append((lane.lane_id, end.copy(), heading, lane.light_group))
         return lines
+
+    # ------------------------------------------------------------------ spatial queries
+    @functools.cached_property
+    def _segments(self) -> tuple[FloatArray, FloatArray, NDArray[np.intp], FloatArray]:
+        """All centreline segments: start points, end points, lane of each, arc length at each start."""
+        starts, ends, lane_of, s0 = [], [], [], []
+        for lane in self.lanes:
+            points = lane.centerline
+            starts.append(points[:-1])
+            ends.append(points[1:])
+            lane_of.append(np.full(len(points) - 1, lane.lane_id))
+            s0.append(cumulative_length(points)[:-1])
+        return np.concatenate(starts), np.concatenate(ends), np.concatenate(lane_of), np.concatenate(s0)
+
+    def locate(self, xy: FloatArray, yaw_rad: FloatArray | None = None, *,
+               max_heading_error_rad: float = np.pi / 2) -> LanePosition:
+        """The lane each point ``(Q, 2)`` lies on: the nearest centreline, among lanes whose direction is within
+        ``max_heading_error_rad`` of ``yaw_rad`` when headings are given."""
+        starts, ends, lane_of, s0 = self._segments
+        xy = np.atleast_2d(np.asarray(xy, dtype=np.float64))
+        best_lane = np.zeros(len(xy), dtype=np.intp)
+        best_s, best_lateral = np.zeros(len(xy)), np.zeros(len(xy))
+        seg = ends - starts
+        seg_len2 = np.maximum(np.sum(seg * seg, axis=-1), 1e-12)
+        seg_heading = np.arctan2(seg[:, 1], seg[:, 0])
+        for q, point in enumerate(xy):  # a loop over queries: each is a vectorized pass over all segments
+            rel = point - starts
+            t = np.clip(np.sum(rel * seg, axis=-1) / seg_len2, 0.0, 1.0)
+            dist2 = np.sum((rel - seg * t[:, None]) ** 2, axis=-1)
+            if yaw_rad is not None:
+                wrong_way = np.abs(wrap_angle(seg_heading - np.atleast_1d(yaw_rad)[q])) > max_heading_error_rad
+                dist2 = np.where(wrong_way, np.inf, dist2)
+            k = int(np.argmin(dist2))
+            best_lane[q] = lane_of[k]
+            best_s[q] = s0[k] + t[k] * np.sqrt(seg_len2[k])
+            cross = seg[k, 0] * rel[k, 1] - seg[k, 1] * rel[k, 0]
+            best_lateral[q] = np.sqrt(dist2[k]) * np.sign(cross)
+        return LanePosition(best_lane, best_s, best_lateral)
+
+    # ------------------------------------------------------------------ routing
+    def shortest_path(self, start_lane: int, goal_lane: int, *, start_s_m: float = 0.0,
+                      goal_s_m: float | None = None, lane_changes: bool = True) -> list[int]:
+        """Shortest lane sequence from ``start_s_m`` on ``start_lane`` to ``goal_s_m`` on ``goal_lane`` (Dijkstra
+        over driven distance): along successors and, with ``lane_changes``, to same-direction neighbours (each
+        change costing ``LANE_CHANGE_COST_M``).
+
+        When both are the same lane and the goal lies ahead of the start, the path is that lane alone.
+        :raises ValueError: if the goal cannot be reached.
+        """
+        if start_lane == goal_lane and (goal_s_m is None or goal_s_m >= start_s_m):
+            return [start_lane]
+        lengths = [lane.length_m for lane in self.lanes]
+        arrive = lengths[goal_lane] if goal_s_m is None else goal_s_m
+        goal = -1  # a node for "entered the goal lane"
+        best = {start_lane: lengths[start_lane] - start_s_m}  # distance driven to the end of each lane
+        parent: dict[int, int] = {}
+        queue = [(best[start_lane], start_lane)]
+        while queue:
+            cost, lane = heapq.heappop(queue)
+            if lane == goal:
+                path = [goal_lane]
+                node = parent[goal]
+                while node != start_lane:  # the start lane never gets a parent: re-entering it costs more
+                    path.append(node)
+                    node = parent[node]
+                path.append(start_lane)
+                return path[::-1]
+            if cost > best.get(lane, np.inf):
+                continue
+            # (next lane, cost at its end, cost on arriving at the goal if it is the goal lane)
+            moves = [(succ, cost + lengths[succ], cost + arrive) for succ in self.lanes[lane].successors]
+            if lane_changes:  # a same-direction neighbour runs parallel and ends where this lane ends
+                moves += [(other, cost + LANE_CHANGE_COST_M, cost + LANE_CHANGE_COST_M - (lengths[other] - arrive))
+                          for other in self.lane_changes(lane)]
+            for succ, end_cost, arrival_cost in moves:
+                node, new_cost = (goal, arrival_cost) if succ == goal_lane else (succ, end_cost)
+                if new_cost < best.get(node, np.inf):
+                    best[node], parent[node] = new_cost, lane
+                    heapq.heappush(queue, (new_cost, node))
+        raise ValueError(f"map {self.name!r}: lane {goal_lane} cannot be reached from lane {start_lane}")
+
