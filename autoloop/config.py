@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sim.metrics import SCORERS
 
 PROFILES = ("quick", "default")
 
@@ -85,12 +87,19 @@ class EvaluateConfig(_Frozen):
 
     :param episodes: scenarios to drive; seeds ``seed .. seed + episodes - 1``, disjoint from collection's.
     :param seed: first scenario seed.
-    :param scorer: Leaderboard scorer version (``sim.metrics.SCORERS``).
+    :param scorer: Leaderboard scorer version (``sim.metrics.SCORERS``: ``lb2`` or ``lb21``).
     """
 
     episodes: int = Field(default=24, ge=1)
     seed: int = Field(default=1_000_000, ge=0)
     scorer: str = "lb2"
+
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorer(cls, value: str) -> str:
+        if value not in SCORERS:
+            raise ValueError(f"unknown scorer {value!r}; choose one of {', '.join(SCORERS)}")
+        return value
 
 
 class GateConfig(_Frozen):

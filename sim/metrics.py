@@ -1,11 +1,18 @@
-"""CARLA Leaderboard metrics: route completion, infraction penalty, driving score.
+"""CARLA Leaderboard metrics: route completion, infraction penalty, driving score — and Bench2Drive's.
 
-Per route: ``driving score = route completion x infraction penalty``, both reported in percent like the
-Leaderboard; the penalty is the product of ``coefficient ** count`` over infractions, times ``1 - share`` of the
-route driven outside its lanes. Over a suite, every score is the mean over all planned routes (a route that
-failed to run counts with zeros), and infractions are also reported per kilometre driven.
+Per route: ``driving score = route completion x infraction penalty``, completion and score in percent like the
+Leaderboard; route completion snaps to 100 % within ``COMPLETION_SNAP_M`` of the route's end. How infractions make
+the penalty is a versioned :class:`Scorer`:
 
-Penalty coefficients are data keyed by :class:`Infraction`, one table per scorer version.
+- ``lb2`` (Leaderboard 2.0): the product of ``coefficient ** count`` over infractions, times
+  ``1 - 0.3 * (1 - x / 100)`` for each minimum-speed event at ``x`` % of the surrounding traffic's speed, times
+  ``1 - share`` of the route driven outside its lanes;
+- ``lb21`` (Leaderboard 2.1): ``(1 - share) / (1 + sum of weight * count)``, a minimum-speed event weighing
+  ``0.4 * (1 - x / 100)``.
+
+Over a suite, every score is the mean over all planned routes (a route that did not run counts with zeros);
+infractions are also reported per kilometre driven. Bench2Drive adds the success rate (routes completed with no
+infraction but minimum speed) and comfort (:func:`comfort`).
 """
 
 from __future__ import annotations
@@ -14,6 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Route completion counts as 100 % this close to the route's end.
+COMPLETION_SNAP_M = 10.0
 
 
 class Infraction(StrEnum):
@@ -26,6 +40,7 @@ class Infraction(StrEnum):
     STOP_SIGN = "stop_sign"
     SCENARIO_TIMEOUT = "scenario_timeout"
     YIELD_TO_EMERGENCY = "yield_to_emergency_vehicle"
+    MIN_SPEED = "min_speed"
     OUTSIDE_ROUTE_LANES = "outside_route_lanes"
     ROUTE_DEVIATION = "route_deviation"
     AGENT_BLOCKED = "agent_blocked"
@@ -42,8 +57,7 @@ class RouteStatus(StrEnum):
     CRASHED = "crashed"
 
 
-#: Leaderboard 2.0 penalty coefficients (``lb2``). Infractions that end the route carry no coefficient: they
-#: cost the route completion instead.
+#: Leaderboard 2.0 penalty coefficients. Infractions that end the route carry none: they cost route completion.
 LB2_PENALTIES: Mapping[Infraction, float] = MappingProxyType({
     Infraction.COLLISION_PEDESTRIAN: 0.50,
     Infraction.COLLISION_VEHICLE: 0.60,
@@ -54,7 +68,16 @@ LB2_PENALTIES: Mapping[Infraction, float] = MappingProxyType({
     Infraction.YIELD_TO_EMERGENCY: 0.70,
 })
 
-SCORERS: Mapping[str, Mapping[Infraction, float]] = MappingProxyType({"lb2": LB2_PENALTIES})
+#: Leaderboard 2.1 infraction weights.
+LB21_WEIGHTS: Mapping[Infraction, float] = MappingProxyType({
+    Infraction.COLLISION_PEDESTRIAN: 1.0,
+    Infraction.COLLISION_VEHICLE: 0.7,
+    Infraction.COLLISION_STATIC: 0.6,
+    Infraction.RED_LIGHT: 0.4,
+    Infraction.STOP_SIGN: 0.25,
+    Infraction.SCENARIO_TIMEOUT: 0.4,
+    Infraction.YIELD_TO_EMERGENCY: 0.4,
+})
 
 #: Infractions counted as collisions (for collisions per kilometre).
 COLLISIONS = (Infraction.COLLISION_PEDESTRIAN, Infraction.COLLISION_VEHICLE, Infraction.COLLISION_STATIC)
@@ -69,6 +92,8 @@ class RouteRecord:
     :param outside_lanes_share: fraction of the route length driven outside the route's lanes, in [0, 1].
     :param status: how the route ended.
     :param driven_m: distance driven.
+    :param route_length_m: length of the route (completion snaps to 100 % within ``COMPLETION_SNAP_M`` of its end).
+    :param min_speed_percentages: for each minimum-speed event, the ego's speed in % of the surrounding traffic's.
     """
 
     route_completion: float
@@ -76,6 +101,42 @@ class RouteRecord:
     outside_lanes_share: float
     status: RouteStatus
     driven_m: float
+    route_length_m: float = float("inf")
+    min_speed_percentages: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A versioned way of turning infractions into the infraction penalty.
+
+    :param name: version name (``SCORERS`` key).
+    :param table: per-infraction coefficient (``combine="product"``) or weight (``"sum"``).
+    :param combine: ``product`` (LB 2.0) or ``sum`` of weights (LB 2.1).
+    :param min_speed: a minimum-speed event at ``x`` % costs ``min_speed * (1 - x / 100)`` (as a factor's
+        reduction for ``product``, as a weight for ``sum``).
+    """
+
+    name: str
+    table: Mapping[Infraction, float]
+    combine: Literal["product", "sum"]
+    min_speed: float
+
+    def penalty(self, record: RouteRecord) -> float:
+        inside = 1.0 - min(max(record.outside_lanes_share, 0.0), 1.0)
+        slow = [self.min_speed * (1.0 - min(max(x, 0.0), 100.0) / 100.0) for x in record.min_speed_percentages]
+        if self.combine == "product":
+            penalty = float(np.prod([1.0 - cost for cost in slow]))
+            for kind, count in record.infractions.items():
+                penalty *= self.table.get(kind, 1.0) ** count
+            return penalty * inside
+        total = sum(self.table.get(kind, 0.0) * count for kind, count in record.infractions.items()) + sum(slow)
+        return inside / (1.0 + total)
+
+
+SCORERS: Mapping[str, Scorer] = MappingProxyType({
+    "lb2": Scorer("lb2", LB2_PENALTIES, "product", 0.3),
+    "lb21": Scorer("lb21", LB21_WEIGHTS, "sum", 0.4),
+})
 
 
 @dataclass(frozen=True)
@@ -89,7 +150,8 @@ class RouteScore:
 
 @dataclass(frozen=True)
 class SuiteScore:
-    """Leaderboard scores over a suite of routes (means over all planned routes)."""
+    """Leaderboard scores over a suite of routes (means over all planned routes); ``success_rate`` is
+    Bench2Drive's, in percent."""
 
     driving_score: float
     route_completion: float
@@ -97,6 +159,7 @@ class SuiteScore:
     routes: int
     completed_routes: int
     driven_km: float
+    success_rate: float
     infractions: Mapping[Infraction, int] = field(default_factory=dict)
 
     @property
@@ -110,13 +173,16 @@ class SuiteScore:
 
 def score_route(record: RouteRecord, *, scorer: str = "lb2") -> RouteScore:
     """Score one route with the named scorer version."""
-    penalties = _penalties(scorer)
-    penalty = 1.0
-    for kind, count in record.infractions.items():
-        penalty *= penalties.get(kind, 1.0) ** count
-    penalty *= 1.0 - min(max(record.outside_lanes_share, 0.0), 1.0)
-    completion = 100.0 * min(max(record.route_completion, 0.0), 1.0)
+    penalty = _scorer(scorer).penalty(record)
+    remaining_m = (1.0 - record.route_completion) * record.route_length_m
+    completion = 100.0 if remaining_m <= COMPLETION_SNAP_M else 100.0 * min(max(record.route_completion, 0.0), 1.0)
     return RouteScore(driving_score=completion * penalty, route_completion=completion, infraction_penalty=penalty)
+
+
+def bench2drive_success(record: RouteRecord) -> bool:
+    """Bench2Drive's success: the route completed with no infraction other than minimum speed."""
+    return record.status is RouteStatus.COMPLETED and record.outside_lanes_share == 0.0 and not any(
+        count for kind, count in record.infractions.items() if kind is not Infraction.MIN_SPEED)
 
 
 def score_suite(records: Sequence[RouteRecord | None], *, scorer: str = "lb2") -> SuiteScore:
@@ -136,11 +202,46 @@ def score_suite(records: Sequence[RouteRecord | None], *, scorer: str = "lb2") -
         routes=count,
         completed_routes=sum(r is not None and r.status is RouteStatus.COMPLETED for r in records),
         driven_km=sum(r.driven_m for r in records if r is not None) / 1000.0,
+        success_rate=100.0 * sum(r is not None and bench2drive_success(r) for r in records) / count,
         infractions=counts,
     )
 
 
-def _penalties(scorer: str) -> Mapping[Infraction, float]:
+#: nuPlan's ego comfort bounds, which Bench2Drive's comfort metric uses.
+COMFORT_BOUNDS: Mapping[str, float] = MappingProxyType({
+    "lon_accel_min_mps2": -4.05,
+    "lon_accel_max_mps2": 2.40,
+    "lat_accel_max_mps2": 4.89,
+    "lon_jerk_max_mps3": 4.13,
+    "jerk_max_mps3": 8.37,
+    "yaw_rate_max_radps": 0.95,
+    "yaw_accel_max_radps2": 1.93,
+})
+
+
+def comfort(speed_mps: NDArray[np.floating], yaw_rad: NDArray[np.floating], dt_s: float, *,
+            window: int = 20) -> float:
+    """Share of consecutive ``window``-frame stretches of a trajectory whose accelerations, jerks and yaw rates
+    all stay within ``COMFORT_BOUNDS`` (Bench2Drive's comfort); a trajectory shorter than a window is one."""
+    speed = np.asarray(speed_mps, dtype=np.float64)
+    if len(speed) < 3:
+        raise ValueError(f"comfort needs at least 3 frames, got {len(speed)}")
+    yaw_rate = np.gradient(np.unwrap(np.asarray(yaw_rad, dtype=np.float64)), dt_s)
+    lon_accel = np.gradient(speed, dt_s)
+    lat_accel = speed * yaw_rate
+    lon_jerk = np.gradient(lon_accel, dt_s)
+    jerk = np.hypot(lon_jerk, np.gradient(lat_accel, dt_s))
+    yaw_accel = np.gradient(yaw_rate, dt_s)
+    b = COMFORT_BOUNDS
+    ok = ((lon_accel >= b["lon_accel_min_mps2"]) & (lon_accel <= b["lon_accel_max_mps2"])
+          & (np.abs(lat_accel) <= b["lat_accel_max_mps2"]) & (np.abs(lon_jerk) <= b["lon_jerk_max_mps3"])
+          & (jerk <= b["jerk_max_mps3"]) & (np.abs(yaw_rate) <= b["yaw_rate_max_radps"])
+          & (np.abs(yaw_accel) <= b["yaw_accel_max_radps2"]))
+    windows = max(len(ok) // window, 1)
+    return float(np.mean([ok[i * window:(i + 1) * window].all() for i in range(windows)]))
+
+
+def _scorer(scorer: str) -> Scorer:
     try:
         return SCORERS[scorer]
     except KeyError:

@@ -26,7 +26,8 @@ class RouteResult:
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """Suite scores (means over all planned routes, percent) and the per-route results."""
+    """Suite scores (means over all planned routes, percent; ``success_rate`` is Bench2Drive's) and the
+    per-route results."""
 
     policy: str
     driving_score: float
@@ -35,6 +36,7 @@ class EvaluationResult:
     collisions_per_km: float
     driven_km: float
     completed_routes: int
+    success_rate: float
     routes: tuple[RouteResult, ...]
 
     def metrics(self) -> dict[str, float]:
@@ -50,6 +52,7 @@ class EvaluationResult:
             "collisions_per_km": self.collisions_per_km,
             "driven_km": self.driven_km,
             "completed_routes": float(self.completed_routes),
+            "success_rate": self.success_rate,
             "routes": float(len(self.routes)),
             **{f"infractions_{kind}": float(count) for kind, count in sorted(counts.items())},
         }
@@ -90,5 +93,6 @@ def evaluate_driver(driver: DriverFactory, *, policy_name: str, config: Autoloop
         collisions_per_km=suite.collisions_per_km,
         driven_km=suite.driven_km,
         completed_routes=suite.completed_routes,
+        success_rate=suite.success_rate,
         routes=tuple(routes),
     )

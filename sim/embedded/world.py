@@ -386,6 +386,7 @@ class World:
             outside_lanes_share=float(min(self.outside_m[env] / route_length, 1.0)),
             status=RouteStatus.ROUTE_TIMEOUT if status is None else status,
             driven_m=float(self.driven_m[env]),
+            route_length_m=float(route_length),
         )
 
 

@@ -51,6 +51,12 @@ def test_unknown_profile_and_malformed_files(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml")
 
 
+def test_unknown_scorer_is_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"evaluate\.scorer: .*unknown scorer 'lb3'"):
+        load_config(overrides={"evaluate": {"scorer": "lb3"}})
+    assert load_config(overrides={"evaluate": {"scorer": "lb21"}}).evaluate.scorer == "lb21"
+
+
 def test_evaluation_must_be_held_out() -> None:
     with pytest.raises(ConfigError, match="overlap collection seeds"):
         load_config(overrides={"evaluate": {"seed": 10}})

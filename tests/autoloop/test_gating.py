@@ -10,7 +10,7 @@ def _result(scores: list[float], *, collisions_per_km: float = 0.0, seeds: list[
     routes = tuple(RouteResult(seed, f"ep-{seed}", "completed", score, 100.0, score / 100.0)
                    for seed, score in zip(seeds, scores, strict=True))
     return EvaluationResult("m", sum(scores) / len(scores), 100.0, sum(scores) / len(scores) / 100.0,
-                            collisions_per_km, 1.0, len(scores), routes)
+                            collisions_per_km, 1.0, len(scores), 100.0, routes)
 
 
 GATE = GateConfig(min_driving_score=60.0, min_route_completion=80.0, max_collisions_per_km=2.0, champion_margin=5.0)
