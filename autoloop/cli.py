@@ -23,6 +23,8 @@ app = typer.Typer(help="autoloop: an open data engine for driving policies.", no
                   add_completion=False)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.", exists=False)]
@@ -123,6 +125,28 @@ def ui(home: HomeOption = None, port: int = 5000) -> None:
     args = [str(executable), "ui", "--backend-store-uri", paths.tracking_uri, "--port", str(port)]
     console.print(" ".join(args))
     os.execv(args[0], args)
+
+
+@bench_app.command("sim")
+def bench_sim_command(
+    batch: Annotated[list[int] | None, typer.Option(help="Batch sizes (repeat the option).")] = None,
+    vehicles: Annotated[int, typer.Option(help="Background vehicles per scenario.")] = 8,
+    seconds: Annotated[float, typer.Option(help="Time per configuration.")] = 2.0,
+) -> None:
+    """Measure the embedded simulator: JSON on stdout, a table on stderr."""
+    import json
+
+    from autoloop.bench import as_json, bench_sim
+
+    results = bench_sim(batch_sizes=batch or [1, 64, 1024], vehicles=vehicles, min_seconds=seconds)
+    table = Table(title="embedded simulator", title_justify="left")
+    for column in ("batch", "BEV", "env-steps/s", "vehicle-steps/s", "observations/s", "peak MB"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(str(r.batch_size), "yes" if r.bev else "no", f"{r.env_steps_per_s:,.0f}",
+                      f"{r.vehicle_steps_per_s:,.0f}", f"{r.observations_per_s:,.0f}", f"{r.peak_memory_mb:,.1f}")
+    Console(stderr=True).print(table)
+    print(json.dumps({"benchmark": "sim", "results": as_json(results)}, indent=1))
 
 
 @config_app.command("show")

@@ -1,0 +1,22 @@
+import json
+
+from typer.testing import CliRunner
+
+from autoloop.bench import bench_sim
+from autoloop.cli import app
+
+
+def test_bench_sim_measures_both_modes() -> None:
+    results = bench_sim(batch_sizes=[2], vehicles=3, min_seconds=0.05, max_steps=3)
+    assert [(r.batch_size, r.bev) for r in results] == [(2, False), (2, True)]
+    for result in results:
+        assert 1 <= result.steps <= 3 and result.env_steps_per_s > 0 and result.peak_memory_mb > 0
+        assert 0 < result.vehicle_steps_per_s <= 3 * result.env_steps_per_s + 1.0  # rates are rounded
+    assert results[0].observations_per_s == 0.0 and results[1].observations_per_s == results[1].env_steps_per_s
+
+
+def test_bench_command_prints_json() -> None:
+    result = CliRunner().invoke(app, ["bench", "sim", "--batch", "1", "--vehicles", "2", "--seconds", "0.05"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["benchmark"] == "sim" and len(report["results"]) == 2
