@@ -84,7 +84,7 @@ def load_opendrive(path: Path, *, name: str | None = None, spacing_m: float = 1.
         centerlines.append(xy)
         widths.append(float(np.median([w.lane_width for w in waypoints])))
 
-    speed = _speed_limits(carla_map, keys, index, successors)
+    speed = _speed_limits(carla_map, keys, successors)
     light_of, stop_at = _controls(carla_map, keys, index, starts, successors)
     light_groups = sorted(set(light_of.values()))
     group_index = {landmark: i for i, landmark in enumerate(light_groups)}
@@ -151,8 +151,7 @@ def _neighbor(waypoint: Any, index: dict[_Key, int]) -> int | None:
     return index.get(_key(waypoint))
 
 
-def _speed_limits(carla_map: Any, keys: list[_Key], index: dict[_Key, int],
-                  successors: list[set[int]]) -> list[float]:
+def _speed_limits(carla_map: Any, keys: list[_Key], successors: list[set[int]]) -> list[float]:
     """Per lane: the speed sign on its road, else the nearest upstream lane's limit, else 30 km/h."""
     by_road: dict[int, float] = {}
     for landmark in carla_map.get_all_landmarks_of_type(SPEED):
