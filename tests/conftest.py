@@ -1,9 +1,11 @@
+import os
 from pathlib import Path
 
 import pytest
 
-#: Real data for tests (Argoverse 2 logs, CARLA maps and routes), beside the project; never copied into it.
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: Real data for tests (Argoverse 2 logs, CARLA maps and routes): ``../shared/data`` beside the project, or
+#: ``$AUTOLOOP_SHARED_DATA``; never copied into the project.
+SHARED_DATA = Path(os.environ.get("AUTOLOOP_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
