@@ -68,6 +68,7 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._needs_reset = np.zeros(num_envs, dtype=bool)
+        self._final_score = np.zeros(num_envs)
 
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | None = None) -> tuple[Observation, dict[str, Any]]:
@@ -100,6 +101,8 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
         reward -= failed.astype(np.float64)
         truncated = ended & world.ended_with(RouteStatus.ROUTE_TIMEOUT)
         terminated = ended & ~truncated
+        for env in np.flatnonzero(ended):  # score each route once, when it ends
+            self._final_score[env] = score_route(world.route_record(int(env))).driving_score
         self._needs_reset = ended if self.autoreset else np.zeros(self.num_envs, dtype=bool)
         return self.observer.observe(), reward, terminated, truncated, self._info()
 
@@ -110,16 +113,14 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
     def _start(self, envs: list[int], scenarios: list[Scenario]) -> None:
         self.world.reset(scenarios, envs)
         self.observer.reset(envs)
+        self._final_score[envs] = 0.0
 
     def _info(self) -> dict[str, Any]:
         world = self.world
         info: dict[str, Any] = {"route_completion": world.route_completion(), "status": world.status_names()}
         ended = ~world.running
         if ended.any():
-            score = np.zeros(self.num_envs)
-            for env in np.flatnonzero(ended):
-                score[env] = score_route(world.route_record(int(env))).driving_score
-            info["driving_score"], info["_driving_score"] = score, ended
+            info["driving_score"], info["_driving_score"] = np.where(ended, self._final_score, 0.0), ended
         return info
 
 

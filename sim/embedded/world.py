@@ -204,9 +204,9 @@ class World:
                 continue
             taken.append(pos[0, 0])
             desired = rng.uniform(7.0, 10.0)
-            self.place_vehicle(env, slot, tuple(path), s_m=s0, speed_mps=rng.uniform(0.3, 0.8) * desired,
-                               desired_speed_mps=desired, length_m=rng.uniform(4.2, 5.0),
-                               width_m=rng.uniform(1.8, 2.1))
+            self._set_vehicle(env, slot, tuple(path), s_m=s0, speed_mps=rng.uniform(0.3, 0.8) * desired,
+                              desired_speed_mps=desired, length_m=rng.uniform(4.2, 5.0),
+                              width_m=rng.uniform(1.8, 2.1))
             slot += 1
 
     def place_vehicle(self, env: int, slot: int, lane_ids: tuple[int, ...], *, s_m: float, speed_mps: float,
@@ -215,6 +215,12 @@ class World:
 
         It drives the lane path with IDM (``desired_speed_mps = 0`` keeps it parked) and leaves the map at its end.
         """
+        self._set_vehicle(env, slot, lane_ids, s_m=s_m, speed_mps=speed_mps, desired_speed_mps=desired_speed_mps,
+                          length_m=length_m, width_m=width_m)
+        self._update_npc_poses()
+
+    def _set_vehicle(self, env: int, slot: int, lane_ids: tuple[int, ...], *, s_m: float, speed_mps: float,
+                     desired_speed_mps: float, length_m: float, width_m: float) -> None:
         xy, s = self._path_arrays(lane_ids)
         self.npc_path_xy[env, slot], self.npc_path_s[env, slot] = xy, s
         self.npc_s[env, slot] = s_m
@@ -224,7 +230,6 @@ class World:
         self.npc_stop_s[env, slot], self.npc_stop_group[env, slot] = self._stop_on_path(lane_ids)
         self.npc_valid[env, slot] = True
         self.collided[env, slot] = False
-        self._update_npc_poses()
 
     def _path_arrays(self, lane_ids: tuple[int, ...]) -> tuple[FloatArray, FloatArray]:
         points = resample_polyline(self.map.path_polyline(lane_ids), self.config.path_spacing_m)
