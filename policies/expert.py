@@ -1,8 +1,11 @@
 """The privileged expert: a rule-based driver that reads the true world state.
 
 It follows the route with pure pursuit, keeps its speed below the speed limit and what the route's curvature
-allows, follows vehicles on its path with the Intelligent Driver Model, and stops for red lights (and for
-yellow ones when it can stop comfortably). It labels training data and sets the bar for learned drivers.
+allows, follows whatever occupies its route ahead (vehicles, pedestrians, obstacles) with the Intelligent Driver
+Model, stops for red lights (and yellow ones it can stop for), comes to a full stop at stop signs, and waits while
+the junction ahead is not clear or someone who stopped earlier goes first. The world computes the privileged
+facts (leader on the route, the next stop line and whether to stop there) in its step. It labels training data
+and sets the bar for learned drivers.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from numpy.typing import NDArray
 
 from sim.embedded.dynamics import IdmParams, idm_acceleration
 from sim.embedded.observation import Observation
-from sim.embedded.traffic import LightState, path_leaders
 from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
 
@@ -28,6 +30,7 @@ class ExpertParams:
     :param lookahead_min_m: pure-pursuit look-ahead at standstill.
     :param lookahead_gain_s: look-ahead added per m/s of speed.
     :param curvature_horizon_m: how far ahead curvature limits the speed.
+    :param stop_margin_m: where the front bumper stops before a stop line.
     """
 
     cruise_speed_mps: float = 9.0
@@ -35,6 +38,7 @@ class ExpertParams:
     lookahead_min_m: float = 4.0
     lookahead_gain_s: float = 0.5
     curvature_horizon_m: float = 20.0
+    stop_margin_m: float = 1.0
     idm: IdmParams = IdmParams(max_accel_mps2=2.5, comfort_decel_mps2=3.0, min_gap_m=3.0, time_headway_s=1.2)
 
 
@@ -63,27 +67,22 @@ class ExpertDriver:
         distance2 = np.maximum(np.sum(local**2, axis=-1), 1.0)
         curvature = 2.0 * local[:, 1] / distance2
         steer = np.arctan(curvature * bicycle.wheelbase_m) / bicycle.max_steer_rad
-        # longitudinal: speed limit from curvature ahead, IDM on vehicles and stop lines
+        # longitudinal: speed limit and curvature ahead, IDM on the leader and on a stop line it must stop at
         samples = world.progress_s[:, None] + np.arange(0.0, p.curvature_horizon_m, 2.0)[None, :]
         _, headings = interpolate_along(world.route_xy, world.route_s, samples)
         turn = np.abs(wrap_angle(np.diff(headings, axis=1))) / 2.0
         curve_speed = np.sqrt(p.max_lateral_accel_mps2 / np.maximum(turn.max(axis=1), 1e-4))
-        desired = np.minimum(p.cruise_speed_mps, curve_speed)
-        vehicles = world.vehicles()
-        b = world.batch_size
-        gap, leader, leader_speed = path_leaders(
-            world.route_xy, world.route_s, world.progress_s, vehicles.xy, vehicles.yaw, vehicles.speed_mps,
-            0.5 * vehicles.width_m, vehicles.valid,
-        )
-        bumper_gap = gap - 0.5 * (cfg.ego_length_m + vehicles.length_m[np.arange(b), leader])
-        stop_gap = world.route_stop_s - world.progress_s - 0.5 * cfg.ego_length_m
-        light = world.lights[np.arange(b), world.route_stop_group]
-        can_stop = stop_gap > ego.speed_mps**2 / (2.0 * p.idm.comfort_decel_mps2)
-        must_stop = (stop_gap > -1.0) & ((light == LightState.RED) | ((light == LightState.YELLOW) & can_stop))
-        stop_gap = np.where(must_stop, np.maximum(stop_gap, 0.0), np.inf)
-        use_stop = stop_gap < bumper_gap
-        accel = idm_acceleration(ego.speed_mps, desired, np.where(use_stop, stop_gap, bumper_gap),
-                                 np.where(use_stop, 0.0, leader_speed), p.idm)
+        st = world.state
+        desired = np.minimum(np.minimum(p.cruise_speed_mps, st.ego_speed_limit), curve_speed)
+        front = st.ego_line_dist - 0.5 * cfg.ego_length_m
+        stop_gap = np.where(st.ego_must_stop & (front > -1.0), np.maximum(front - p.stop_margin_m, 0.0)
+                            + p.idm.min_gap_m, np.inf)
+        use_stop = stop_gap < st.ego_leader_gap
+        accel = idm_acceleration(ego.speed_mps, desired, np.where(use_stop, stop_gap, st.ego_leader_gap),
+                                 np.where(use_stop, 0.0, st.ego_leader_speed), p.idm)
+        # come to a clean stop at the line (a stop sign counts only below 0.1 m/s)
+        hold = use_stop & (front - p.stop_margin_m < 0.5) & (ego.speed_mps < 1.0)
+        accel = np.where(hold, -bicycle.max_brake_mps2, accel)
         accel_cmd = np.where(accel >= 0.0, accel / bicycle.max_accel_mps2, accel / bicycle.max_brake_mps2)
         actions: NDArray[np.float32] = np.clip(np.stack([steer, accel_cmd], axis=-1), -1.0, 1.0).astype(np.float32)
         return actions

@@ -122,3 +122,24 @@ def boxes_overlap(corners_a: FloatArray, corners_b: FloatArray) -> NDArray[np.bo
             overlap &= ~separated
     return overlap
 
+
+
+def convex_hull(points: FloatArray) -> FloatArray:
+    """Convex hull ``(V, 2)`` of points ``(N, 2)``, counter-clockwise (Andrew's monotone chain)."""
+    unique = np.unique(np.asarray(points, dtype=np.float64), axis=0)
+    if len(unique) < 3:
+        return unique
+
+    def half(ordered: FloatArray) -> list[FloatArray]:
+        chain: list[FloatArray] = []
+        for point in ordered:
+            while len(chain) >= 2:
+                (ax, ay), (bx, by) = chain[-2], chain[-1]
+                if (bx - ax) * (point[1] - ay) - (by - ay) * (point[0] - ax) > 1e-12:
+                    break
+                chain.pop()
+            chain.append(point)
+        return chain
+
+    lower, upper = half(unique), half(unique[::-1])
+    return np.array(lower[:-1] + upper[:-1])

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.embedded.traffic import LightTiming
-from sim.maps import connector_id, get_map
+from sim.maps import LaneGraph, connector_id, get_map
 
 
 class Scenario(BaseModel):
@@ -21,6 +21,7 @@ class Scenario(BaseModel):
     :param start_s_m: where the ego starts, as arc length along the route's lane path.
     :param end_s_m: where the route ends, as arc length along the route's lane path.
     :param traffic_vehicles: number of background vehicles.
+    :param pedestrians: number of pedestrians walking the map's sidewalks and crosswalks.
     :param traffic_seed: seed for the background traffic's placement and behaviour.
     :param light_offset_s: traffic-light cycle offset at time 0.
     :param timeout_s: the route fails when it is not completed after this long.
@@ -33,32 +34,77 @@ class Scenario(BaseModel):
     start_s_m: float = Field(ge=0.0)
     end_s_m: float = Field(gt=0.0)
     traffic_vehicles: int = Field(ge=0)
+    pedestrians: int = Field(default=0, ge=0)
     traffic_seed: int
     light_offset_s: float = 0.0
     timeout_s: float = Field(gt=0.0)
 
 
-def sample_scenario(seed: int, *, map_name: str = "junction4-60", traffic_vehicles: int = 6,
-                    timing: LightTiming = LightTiming()) -> Scenario:
-    """Draw a junction-crossing route (random approach and turn, random traffic and light phase) from ``seed``.
+def sample_scenario(seed: int, *, map_name: str = "junction4-60", traffic_vehicles: int = 6, pedestrians: int = 0,
+                    timing: LightTiming = LightTiming(), route_length_m: tuple[float, float] = (150.0, 350.0),
+                    ) -> Scenario:
+    """Draw a route with random traffic and light phases from ``seed``.
 
-    The timeout allows 4 m/s on average plus two full light cycles (a queue may need two greens).
+    On ``junction4-*`` maps the route crosses the junction (random approach and turn); on any other map it is a
+    random drive along successor lanes of ``route_length_m`` (turning at random at each junction). The timeout
+    allows 4 m/s on average plus two full light cycles (a queue may need two greens).
     """
     rng = np.random.default_rng(seed)
     lane_graph = get_map(map_name)
-    arm_in = int(rng.integers(4))
-    arm_out = int((arm_in + 1 + rng.integers(3)) % 4)
-    route = (2 * arm_in, connector_id(arm_in, arm_out), 2 * arm_out + 1)
-    inbound, connector, outbound = (lane_graph.lanes[lane_id].length_m for lane_id in route)
-    start = float(rng.uniform(0.15, 0.5) * inbound)
-    end = float(inbound + connector + rng.uniform(0.5, 0.85) * outbound)
+    cycle = timing.cycle_s(max(_phases_per_junction(lane_graph), 1))
+    if map_name.startswith("junction4-"):
+        arm_in = int(rng.integers(4))
+        arm_out = int((arm_in + 1 + rng.integers(3)) % 4)
+        route: tuple[int, ...] = (2 * arm_in, connector_id(arm_in, arm_out), 2 * arm_out + 1)
+        inbound, connector, outbound = (lane_graph.lanes[lane_id].length_m for lane_id in route)
+        start = float(rng.uniform(0.15, 0.5) * inbound)
+        end = float(inbound + connector + rng.uniform(0.5, 0.85) * outbound)
+    else:
+        route, start, end = _random_drive(lane_graph, rng, route_length_m)
     return Scenario(
         map_name=map_name,
         route=route,
         start_s_m=round(start, 2),
         end_s_m=round(end, 2),
         traffic_vehicles=traffic_vehicles,
+        pedestrians=pedestrians,
         traffic_seed=seed,
-        light_offset_s=round(float(rng.uniform(0.0, timing.cycle_s(lane_graph.light_groups))), 2),
-        timeout_s=round((end - start) / 4.0 + 2 * timing.cycle_s(lane_graph.light_groups), 1),
+        light_offset_s=round(float(rng.uniform(0.0, cycle)), 2),
+        timeout_s=round((end - start) / 4.0 + 2 * cycle, 1),
     )
+
+
+def _phases_per_junction(lane_graph: LaneGraph) -> int:
+    junctions = lane_graph.light_group_junctions()
+    return max((junctions.count(j) for j in set(junctions)), default=0)
+
+
+def _random_drive(lane_graph: LaneGraph, rng: np.random.Generator,
+                  length_m: tuple[float, float]) -> tuple[tuple[int, ...], float, float]:
+    """A random successor walk of about ``length_m`` (start and end inside non-junction lanes)."""
+    lanes = lane_graph.lanes
+    starts = [lane.lane_id for lane in lanes if not lane.is_junction and lane.successors and lane.length_m > 10.0]
+    if not starts:
+        raise ValueError(f"map {lane_graph.name!r} has no lane to start a route on")
+    target = float(rng.uniform(*length_m))
+    best: tuple[tuple[int, ...], float, float] | None = None
+    for _ in range(20):
+        path = [int(rng.choice(starts))]
+        start = float(rng.uniform(0.1, 0.5)) * lanes[path[0]].length_m
+        total = lanes[path[0]].length_m - start
+        while total < target and lanes[path[-1]].successors:
+            path.append(int(rng.choice(lanes[path[-1]].successors)))
+            total += lanes[path[-1]].length_m
+        while len(path) > 1 and lanes[path[-1]].is_junction:  # end on a road, not inside a junction
+            total -= lanes[path.pop()].length_m
+        last = lanes[path[-1]].length_m
+        before = sum(lanes[lane].length_m for lane in path[:-1])
+        end = float(np.clip(start + target, before + 0.3 * last, before + 0.9 * last))
+        end = max(end, start + 1.0)
+        candidate = (tuple(path), start, end)
+        if best is None or abs((end - start) - target) < abs((best[2] - best[1]) - target):
+            best = candidate
+        if end - start >= 0.8 * target:
+            break
+    assert best is not None
+    return best

@@ -1,21 +1,24 @@
-"""Bird's-eye-view rasters: ego-centred, heading up, one binary channel per layer.
+"""Bird's-eye-view rasters: ego-centred, heading up, one binary channel per layer (:class:`Channel`).
 
-Static layers are drawn once per map into a map-frame raster and sampled through each ego's rotated pixel grid;
-routes are drawn once per scenario; vehicles and stop lines are tested per pixel against oriented boxes.
-Pixel ``(row, col)`` of a BEV lies ``(ego_row - row) * resolution`` metres ahead of the ego and
-``(width / 2 - col) * resolution`` metres to its left (pixel centres, ego frame).
+Static layers (drivable area, lane lines) are drawn once per map into a map-frame bit raster and sampled through
+each ego's rotated pixel grid; the route is drawn from the route polyline near the ego; actors and light stop
+lines are tested per pixel inside their bounding boxes. A compiled kernel (numba) renders disjoint parts of the
+batch on several threads. Pixel ``(row, col)`` of a BEV lies ``(ego_row - row) * resolution`` metres ahead of the
+ego and ``(width / 2 - 0.5 - col) * resolution`` metres to its left (pixel centres, ego frame).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.embedded.traffic import LightState
-from sim.geometry import FloatArray, resample_polyline, to_local_frame
+from sim.geometry import FloatArray, resample_polyline
 from sim.maps import LaneGraph
 
 
@@ -26,8 +29,11 @@ class Channel(IntEnum):
     LANE_LINES = 1
     ROUTE = 2
     VEHICLES = 3
-    LIGHT_STOP = 4
-    LIGHT_GO = 5
+    PEDESTRIANS = 4
+    OBSTACLES = 5
+    LIGHT_RED = 6
+    LIGHT_YELLOW = 7
+    LIGHT_GREEN = 8
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,9 @@ class BevSpec:
     :param ego_row: pixel row of the ego's reference point (rows above it look ahead).
     """
 
-    size_px: int = 64
+    size_px: int = 128
     resolution_m: float = 0.5
-    ego_row: int = 48
+    ego_row: int = 96
 
     def ego_frame_offsets(self) -> FloatArray:
         """``(H, W, 2)`` ego-frame coordinates ``(forward, left)`` of every pixel centre, metres."""
@@ -126,86 +132,66 @@ def rasterize_map(lane_graph: LaneGraph, *, resolution_m: float = 0.25) -> MapRa
 
 
 class BevRenderer:
-    """Renders ``(B, C, H, W)`` uint8 BEVs (values 0/1) for a batch of egos on one map.
+    """Renders ``(B, C, H, W)`` uint8 BEVs (values 0/1) of a world's egos.
 
     :param lane_graph: the map.
     :param spec: raster size and placement.
+    :param threads: threads rendering disjoint parts of the batch (default: one per CPU, at most 8).
     """
 
-    def __init__(self, lane_graph: LaneGraph, spec: BevSpec = BevSpec()) -> None:
+    def __init__(self, lane_graph: LaneGraph, spec: BevSpec = BevSpec(), threads: int | None = None) -> None:
         self.spec = spec
         self.map_raster = rasterize_map(lane_graph)
-        self._offsets = spec.ego_frame_offsets().reshape(-1, 2)
-        self._row_forward = spec.ego_frame_offsets()[:, 0, 0].astype(np.float32)
-        self._col_left = spec.ego_frame_offsets()[0, :, 1].astype(np.float32)
+        layers = self.map_raster.layers
+        self._bits = (layers[0].astype(np.uint8) | (layers[1].astype(np.uint8) << 1)).astype(np.uint8)
         stop_lines = lane_graph.stop_lines()
-        self._stop_xy = np.array([line[1] for line in stop_lines]).reshape(-1, 2)
-        self._stop_yaw = np.array([line[2] for line in stop_lines])
-        self._stop_group = np.array([line[3] for line in stop_lines], dtype=np.intp)
-        self._stop_width = np.array([lane_graph.lanes[line[0]].width_m for line in stop_lines])
+        self._stop_x = np.array([line[1][0] for line in stop_lines], dtype=np.float64)
+        self._stop_y = np.array([line[1][1] for line in stop_lines], dtype=np.float64)
+        self._stop_yaw = np.array([line[2] for line in stop_lines], dtype=np.float64)
+        self._stop_width = np.array([lane_graph.lanes[line[0]].width_m for line in stop_lines], dtype=np.float64)
+        self._stop_group = np.array([line[3] for line in stop_lines], dtype=np.int64)
+        self._threads = threads or min(os.cpu_count() or 1, 8)
 
-    def route_layer(self, route_xy: FloatArray) -> NDArray[np.bool_]:
-        """A map-frame raster of one route (drawn ~2 m wide)."""
-        layer = self.map_raster.empty()
-        self.map_raster.draw_polyline(layer, route_xy, 1.0)
-        return layer
-
-    def render(
-        self,
-        ego_xy: FloatArray,
-        ego_yaw: FloatArray,
-        route_layers: NDArray[np.bool_],
-        vehicles_xy: FloatArray,
-        vehicles_yaw: FloatArray,
-        vehicles_length_m: FloatArray,
-        vehicles_width_m: FloatArray,
-        vehicles_valid: NDArray[np.bool_],
-        lights: NDArray[np.int8],
-    ) -> NDArray[np.uint8]:
+    def render(self, ego_xy: FloatArray, ego_yaw: FloatArray, route_x: FloatArray, route_y: FloatArray,
+               route_n: NDArray[np.int64], route_ds: FloatArray, progress_s: FloatArray, actor_kind: NDArray[np.int8],
+               actor_xy: FloatArray, actor_yaw: FloatArray, actor_length_m: FloatArray, actor_width_m: FloatArray,
+               actor_valid: NDArray[np.bool_], lights: NDArray[np.int8]) -> NDArray[np.uint8]:
         """Render one BEV per ego.
 
         :param ego_xy: ``(B, 2)`` ego positions; ``ego_yaw`` ``(B,)`` headings.
-        :param route_layers: ``(B, H_map, W_map)`` each ego's route raster (``route_layer``).
-        :param vehicles_xy: ``(B, A, 2)`` other vehicles (and yaw, length, width, valid as ``(B, A)``).
+        :param route_x: ``(B, P)`` route polylines with ``route_n`` points each, ``route_ds`` apart; the route is
+            drawn around ``progress_s``.
+        :param actor_kind: ``(B, N)`` kinds (:class:`sim.embedded.world.ActorKind`) of actors with ``actor_xy``
+            ``(B, N, 2)``, yaw, length, width and ``actor_valid``.
         :param lights: ``(B, groups)`` light states (:class:`~sim.embedded.traffic.LightState`).
         """
-        b = ego_xy.shape[0]
+        from sim.embedded import raster
+
+        b = len(ego_xy)
         size = self.spec.size_px
-        cos, sin = np.cos(ego_yaw)[:, None], np.sin(ego_yaw)[:, None]
-        forward, left = self._offsets[None, :, 0], self._offsets[None, :, 1]
-        pixels = np.stack([ego_xy[:, None, 0] + forward * cos - left * sin,
-                           ego_xy[:, None, 1] + forward * sin + left * cos], axis=-1)  # (B, HW, 2)
-        bev = np.zeros((b, len(Channel), size * size), dtype=np.uint8)
-        row, col, inside = self.map_raster.cells(pixels)
-        bev[:, Channel.DRIVABLE] = self.map_raster.layers[0][row, col] & inside
-        bev[:, Channel.LANE_LINES] = self.map_raster.layers[1][row, col] & inside
-        bev[:, Channel.ROUTE] = route_layers[np.arange(b)[:, None], row, col] & inside
-        bev[:, Channel.VEHICLES] = self._boxes(ego_xy, ego_yaw, vehicles_xy, vehicles_yaw, vehicles_length_m,
-                                               vehicles_width_m, vehicles_valid)
-        if len(self._stop_group):
-            state = lights[:, self._stop_group]
-            shape = state.shape
-            lines = (np.broadcast_to(self._stop_xy, shape + (2,)), np.broadcast_to(self._stop_yaw, shape),
-                     np.ones(shape), np.broadcast_to(self._stop_width, shape))
-            bev[:, Channel.LIGHT_STOP] = self._boxes(ego_xy, ego_yaw, *lines, state != LightState.GREEN)
-            bev[:, Channel.LIGHT_GO] = self._boxes(ego_xy, ego_yaw, *lines, state == LightState.GREEN)
-        return bev.reshape(b, len(Channel), size, size)
+        out = np.empty((b, len(Channel), size, size), dtype=np.uint8)
+        ego_x, ego_y = np.ascontiguousarray(ego_xy[:, 0]), np.ascontiguousarray(ego_xy[:, 1])
+        actor_x, actor_y = np.ascontiguousarray(actor_xy[..., 0]), np.ascontiguousarray(actor_xy[..., 1])
+        origin = self.map_raster.origin_m
+        args = (self._bits, origin[0], origin[1], self.map_raster.resolution_m, self.spec.resolution_m,
+                self.spec.ego_row, ego_x, ego_y, ego_yaw, route_x, route_y, route_n, route_ds, progress_s,
+                actor_kind, actor_x, actor_y, actor_yaw, actor_length_m, actor_width_m, actor_valid,
+                self._stop_x, self._stop_y, self._stop_yaw, self._stop_width, self._stop_group, lights, out)
+        threads = max(1, min(self._threads, b // 8))
+        if threads == 1:
+            raster.render(*args, 0, b)
+        else:
+            bounds = np.linspace(0, b, threads + 1).astype(int)
+            chunks = list(itertools.pairwise(bounds))
+            list(_pool(threads).map(lambda chunk: raster.render(*args, int(chunk[0]), int(chunk[1])), chunks))
+        return out
 
-    def _boxes(self, ego_xy: FloatArray, ego_yaw: FloatArray, xy: FloatArray, yaw: FloatArray,
-               length_m: FloatArray, width_m: FloatArray, valid: NDArray[np.bool_]) -> NDArray[np.bool_]:
-        """``(B, H*W)`` pixels covered by any valid box ``(B, N)``.
 
-        The pixel grid is regular in the ego frame, so each box-frame coordinate is a row term plus a column
-        term: the dense test costs two additions and comparisons per pixel and box.
-        """
-        centre = to_local_frame(xy, ego_xy[:, None, :], ego_yaw[:, None]).astype(np.float32)
-        rel_yaw = (yaw - ego_yaw[:, None]).astype(np.float32)
-        cos, sin = np.cos(rel_yaw)[..., None], np.sin(rel_yaw)[..., None]
-        d_forward = self._row_forward[None, None, :] - centre[..., 0:1]  # (B, N, H)
-        d_left = self._col_left[None, None, :] - centre[..., 1:2]  # (B, N, W)
-        along = (d_forward * cos)[..., :, None] + (d_left * sin)[..., None, :]
-        across = (d_left * cos)[..., None, :] - (d_forward * sin)[..., :, None]
-        half_l = (0.5 * np.asarray(length_m, dtype=np.float32))[..., None, None]
-        half_w = (0.5 * np.asarray(width_m, dtype=np.float32))[..., None, None]
-        inside = (np.abs(along) <= half_l) & (np.abs(across) <= half_w) & valid[..., None, None]
-        return np.asarray(np.any(inside, axis=1).reshape(ego_xy.shape[0], -1))
+def _pool(threads: int) -> ThreadPoolExecutor:
+    pool = _POOLS.get(threads)
+    if pool is None:
+        pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="autoloop-bev")
+    return pool
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}

@@ -2,14 +2,17 @@
 
 ==================  =============================================================================================
 Action              ``Box(-1, 1, (2,), float32)``: ``[steer, accel]``; steer > 0 turns left, accel < 0 brakes
-Observation         ``Dict(bev=Box(0, 1, (6, 64, 64), uint8), state=Box(-4, 4, (15,), float32))``, see
+Observation         ``Dict(bev=Box(0, 1, (9, 128, 128), uint8), state=Box(-4, 4, (25,), float32))`` by default, see
                     :mod:`sim.embedded.observation` and :class:`sim.embedded.bev.Channel`
 Reward              ``0.1 * route progress (m)`` minus ``1 - coefficient`` for each new infraction (Leaderboard
                     coefficients, e.g. 0.4 for hitting a vehicle) minus 1 when the route fails
 Terminated          the route is completed, or failed (deviation from the route, agent blocked)
 Truncated           the scenario's timeout is reached
-Info                ``route_completion`` [0, 1] and ``status`` ("" while running); ``driving_score`` [0, 100] of
-                    routes that have ended (the vector env marks which in ``_driving_score``, Gymnasium's convention)
+Info                ``route_completion`` [0, 1], ``status`` ("" while running), ``infractions`` (counts so far, one
+                    per :data:`sim.embedded.world.INFRACTIONS`), ``running_score`` (driving score so far: completion
+                    so far x penalty so far, LB 2.0); ``driving_score`` [0, 100] of routes that have ended, scored
+                    once by :func:`sim.metrics.score_route` (the vector env marks which in ``_driving_score``,
+                    Gymnasium's convention)
 ==================  =============================================================================================
 
 Each reset draws a scenario from the env's seeded generator (:func:`sim.scenario.sample_scenario`) unless
@@ -20,6 +23,7 @@ The vector env resets finished sub-environments on the next step (``AutoresetMod
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +41,7 @@ from sim.metrics import LB2_PENALTIES, RouteStatus, score_route
 from sim.scenario import Scenario, sample_scenario
 
 _COST = np.array([1.0 - LB2_PENALTIES.get(kind, 1.0) for kind in INFRACTIONS])
+_LOG_COEFFICIENT = np.log(np.array([LB2_PENALTIES.get(kind, 1.0) for kind in INFRACTIONS]))
 ACTION_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
 
 
@@ -46,18 +51,24 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
     :param num_envs: batch size.
     :param map_name: map every scenario runs on.
     :param traffic_vehicles: background vehicles in sampled scenarios.
+    :param pedestrians: pedestrians in sampled scenarios.
     :param autoreset: reset finished sub-environments on the next step.
-    :param world_config: physical and rule parameters.
+    :param world_config: physical and rule parameters (its actor slots grow to fit the traffic asked for).
     :param bev: BEV raster size.
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 8, *, map_name: str = "junction4-60", traffic_vehicles: int = 6,
-                 autoreset: bool = True, world_config: WorldConfig = WorldConfig(), bev: BevSpec = BevSpec()) -> None:
+                 pedestrians: int = 0, autoreset: bool = True, world_config: WorldConfig = WorldConfig(),
+                 bev: BevSpec = BevSpec()) -> None:
         self.num_envs = num_envs
         self.map_name = map_name
         self.traffic_vehicles = traffic_vehicles
+        self.pedestrians = pedestrians
+        world_config = dataclasses.replace(world_config,
+                                           max_vehicles=max(world_config.max_vehicles, traffic_vehicles),
+                                           max_pedestrians=max(world_config.max_pedestrians, pedestrians))
         self.autoreset = autoreset
         if not autoreset:
             self.metadata = {**self.metadata, "autoreset_mode": AutoresetMode.DISABLED}
@@ -106,9 +117,17 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
         self._needs_reset = ended if self.autoreset else np.zeros(self.num_envs, dtype=bool)
         return self.observer.observe(), reward, terminated, truncated, self._info()
 
+    def reset_envs(self, envs: Sequence[int], scenarios: Sequence[Scenario] | None = None) -> Observation:
+        """Start new scenarios (given, or sampled) in some sub-environments only; observations of all."""
+        envs = [int(e) for e in envs]
+        self._start(envs, list(scenarios) if scenarios is not None else [self._sample() for _ in envs])
+        self._needs_reset[envs] = False
+        return self.observer.observe()
+
     def _sample(self) -> Scenario:
         return sample_scenario(int(self.np_random.integers(2**31 - 1)), map_name=self.map_name,
-                               traffic_vehicles=self.traffic_vehicles, timing=self.world.config.lights)
+                               traffic_vehicles=self.traffic_vehicles, pedestrians=self.pedestrians,
+                               timing=self.world.config.lights)
 
     def _start(self, envs: list[int], scenarios: list[Scenario]) -> None:
         self.world.reset(scenarios, envs)
@@ -117,7 +136,17 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
 
     def _info(self) -> dict[str, Any]:
         world = self.world
-        info: dict[str, Any] = {"route_completion": world.route_completion(), "status": world.status_names()}
+        st = world.state
+        completion = world.route_completion()
+        minimum = np.where(np.isfinite(st.min_speed), 1.0 - 0.3 * (1.0 - st.min_speed / 100.0), 1.0).prod(axis=1)
+        outside = np.clip(st.outside / np.maximum(st.end_s - st.start_s, 1e-9), 0.0, 1.0)
+        penalty = np.exp(st.infractions @ _LOG_COEFFICIENT) * minimum * (1.0 - outside)
+        info: dict[str, Any] = {
+            "route_completion": completion,
+            "status": world.status_names(),
+            "infractions": st.infractions.copy(),
+            "running_score": 100.0 * completion * penalty,
+        }
         ended = ~world.running
         if ended.any():
             info["driving_score"], info["_driving_score"] = np.where(ended, self._final_score, 0.0), ended
@@ -129,16 +158,17 @@ class DrivingEnv(gym.Env[Observation, NDArray[np.float32]]):
 
     :param map_name: map every scenario runs on.
     :param traffic_vehicles: background vehicles in sampled scenarios.
+    :param pedestrians: pedestrians in sampled scenarios.
     :param world_config: physical and rule parameters.
     :param bev: BEV raster size.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, *, map_name: str = "junction4-60", traffic_vehicles: int = 6,
+    def __init__(self, *, map_name: str = "junction4-60", traffic_vehicles: int = 6, pedestrians: int = 0,
                  world_config: WorldConfig = WorldConfig(), bev: BevSpec = BevSpec()) -> None:
-        self._vector = DrivingVectorEnv(1, map_name=map_name, traffic_vehicles=traffic_vehicles, autoreset=False,
-                                        world_config=world_config, bev=bev)
+        self._vector = DrivingVectorEnv(1, map_name=map_name, traffic_vehicles=traffic_vehicles,
+                                        pedestrians=pedestrians, autoreset=False, world_config=world_config, bev=bev)
         self.observation_space = self._vector.single_observation_space
         self.action_space = self._vector.single_action_space
 
@@ -153,7 +183,7 @@ class DrivingEnv(gym.Env[Observation, NDArray[np.float32]]):
         if scenario is None:
             scenario = sample_scenario(int(self.np_random.integers(2**31 - 1)), map_name=self._vector.map_name,
                                        traffic_vehicles=self._vector.traffic_vehicles,
-                                       timing=self.world.config.lights)
+                                       pedestrians=self._vector.pedestrians, timing=self.world.config.lights)
         obs, info = self._vector.reset(options={"scenarios": [scenario]})
         return _first(obs), _first(info)
 

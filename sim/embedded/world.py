@@ -1,40 +1,70 @@
-"""The embedded world: B scenarios on one map stepped together as arrays.
+"""The embedded world: B scenarios on one map stepped together.
 
-State is held as structure-of-arrays with a leading batch dimension ``B`` (and an actor dimension ``A`` for
-background vehicles). ``step`` runs no Python loop over the batch or the actors; ``reset`` builds routes and
-spawns traffic per scenario. A finished scenario stays frozen until it is reset.
+State is structure-of-arrays with a leading batch dimension ``B`` (and an actor dimension ``N``: vehicles, then
+pedestrians, then static obstacles). ``step`` is one call into a compiled kernel (:mod:`sim.embedded.kernels`)
+that loops over scenarios in parallel and over each scenario's actors inside; ``reset`` builds routes and spawns
+actors per scenario in Python. A finished scenario stays frozen until it is reset.
+
+What the world simulates:
+
+- the ego: kinematic bicycle with steering/acceleration limits and actuator rate limits;
+- vehicles: IDM along their lanes, a random successor at every junction, stopping at red lights and stop signs,
+  first-come-first-served at all-way stops, not entering a junction while a conflicting junction lane is
+  occupied, keeping distance to whatever occupies their lanes (vehicles, the ego, pedestrians, obstacles);
+  vehicles that leave the map come back elsewhere, out of the ego's sight; parked vehicles stand still;
+- pedestrians: walking the map's walkways (sidewalks, corners, crosswalks), waiting at a crosswalk while a
+  vehicle approaches it; or, when a scenario places them, walking their own path (e.g. jaywalking) after a delay;
+- traffic lights with a split-phase program per junction (phase offsets per junction and scenario);
+- Leaderboard 2.0 infractions: collisions by actor type (once per actor within 5 s, none within 3 m of a counted
+  one the ego has not left by 5 m), red lights (crossing the stop line on red), stop signs (crossing without
+  having stood below 0.1 m/s within 4 m of the line), off-road distance, route deviation (> 30 m: the route
+  ends), agent blocked (< 0.1 m/s for 180 s: ends), minimum speed against the surrounding background traffic per
+  quarter of the route, route timeout.
 
 Frames and units: map frame (right-handed, metres), seconds, radians; speeds in m/s.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.embedded.dynamics import BicycleParams, EgoState, IdmParams, bicycle_step, idm_acceleration
-from sim.embedded.traffic import LightState, LightTiming, light_states, path_leaders
-from sim.geometry import (
-    FloatArray,
-    box_corners,
-    boxes_overlap,
-    cumulative_length,
-    interpolate_along,
-    project_onto_polylines,
-    resample_polyline,
-)
-from sim.maps import LaneGraph, get_map
+from sim.embedded import kernels
+from sim.embedded.compiled import MapArrays, compile_map
+from sim.embedded.dynamics import BicycleParams, EgoState, IdmParams
+from sim.embedded.traffic import LightTiming
+from sim.geometry import FloatArray, cumulative_length, interpolate_along, resample_polyline
+from sim.maps import LaneGraph, LanePath, get_map
 from sim.metrics import Infraction, RouteRecord, RouteStatus
 from sim.scenario import Scenario
 
 INFRACTIONS = tuple(Infraction)
 _INDEX = {kind: i for i, kind in enumerate(INFRACTIONS)}
-_RUNNING = -1
 STATUSES = tuple(RouteStatus)
+_RUNNING = kernels.RUNNING
+assert [INFRACTIONS.index(k) for k in (Infraction.COLLISION_PEDESTRIAN, Infraction.COLLISION_VEHICLE,
+                                       Infraction.COLLISION_STATIC, Infraction.RED_LIGHT, Infraction.STOP_SIGN)] \
+    == [kernels.INF_PEDESTRIAN, kernels.INF_VEHICLE, kernels.INF_STATIC, kernels.INF_RED, kernels.INF_STOP]
+assert [STATUSES.index(s) for s in (RouteStatus.COMPLETED, RouteStatus.ROUTE_DEVIATION, RouteStatus.AGENT_BLOCKED,
+                                    RouteStatus.ROUTE_TIMEOUT)] \
+    == [kernels.COMPLETED, kernels.DEVIATION, kernels.BLOCKED, kernels.TIMEOUT]
+
+
+class ActorKind:
+    """Actor types (``World.actor_kind``)."""
+
+    NONE = kernels.NONE
+    VEHICLE = kernels.VEHICLE
+    PEDESTRIAN = kernels.PEDESTRIAN
+    STATIC = kernels.STATIC
 
 
 @dataclass(frozen=True)
@@ -42,26 +72,54 @@ class WorldConfig:
     """Physical and rule parameters of the embedded world.
 
     :param dt_s: simulation step (CARLA's Leaderboard runs at 20 Hz).
-    :param max_vehicles: background-vehicle slots per scenario (scenarios ask for at most this many).
-    :param path_spacing_m: resolution of route and traffic paths.
+    :param max_vehicles: vehicle slots per scenario (scenarios ask for at most this many).
+    :param max_pedestrians: pedestrian slots per scenario.
+    :param max_statics: static-obstacle slots per scenario.
     :param ego_length_m: ego box length.
     :param ego_width_m: ego box width.
-    :param route_deviation_m: the route fails when the ego is farther than this from it.
-    :param blocked_s: the route fails when the ego stands still this long (outside a red light queue too).
+    :param route_deviation_m: the route fails when the ego is farther than this from it (Leaderboard: 30 m).
+    :param blocked_s: the route fails when the ego stands below 0.1 m/s this long (Leaderboard: 180 s).
     :param completion_tolerance_m: the route counts as completed this close to its end.
+    :param horizon_m: how far ahead vehicles look for leaders and stop lines.
+    :param stop_speed_mps: a stop at a stop sign means standing below this speed ...
+    :param stop_distance_m: ... with the front bumper within this distance of the line.
+    :param min_speed_radius_m: background vehicles this close to the ego are the "surrounding traffic" of the
+        minimum-speed test (the Leaderboard's background activity lives around the ego).
+    :param threads: threads that step disjoint parts of the batch (default: one per CPU, at most 8); results do
+        not depend on it.
     """
 
     dt_s: float = 0.05
     max_vehicles: int = 8
-    path_spacing_m: float = 1.0
+    max_pedestrians: int = 4
+    max_statics: int = 4
     ego_length_m: float = 4.6
     ego_width_m: float = 2.0
-    route_deviation_m: float = 8.0
-    blocked_s: float = 90.0
+    route_deviation_m: float = 30.0
+    blocked_s: float = 180.0
     completion_tolerance_m: float = 1.5
+    horizon_m: float = 50.0
+    stop_speed_mps: float = 0.1
+    stop_distance_m: float = 4.0
+    min_speed_radius_m: float = 50.0
+    threads: int | None = None
     bicycle: BicycleParams = field(default_factory=BicycleParams)
     idm: IdmParams = field(default_factory=IdmParams)
     lights: LightTiming = field(default_factory=LightTiming)
+
+    def params(self) -> kernels.Params:
+        bike, idm, lights = self.bicycle, self.idm, self.lights
+        return kernels.Params(
+            dt=self.dt_s, ego_length=self.ego_length_m, ego_width=self.ego_width_m, wheelbase=bike.wheelbase_m,
+            rear_to_center=bike.rear_to_center_m, max_steer=bike.max_steer_rad,
+            max_steer_rate=bike.max_steer_rate_radps, max_accel=bike.max_accel_mps2, max_brake=bike.max_brake_mps2,
+            max_speed=bike.max_speed_mps, idm_accel=idm.max_accel_mps2, idm_comfort=idm.comfort_decel_mps2,
+            idm_max_decel=idm.max_decel_mps2, idm_gap=idm.min_gap_m, idm_headway=idm.time_headway_s,
+            idm_delta=idm.exponent, route_deviation=self.route_deviation_m, blocked_s=self.blocked_s,
+            completion_tol=self.completion_tolerance_m, green_s=lights.green_s, yellow_s=lights.yellow_s,
+            all_red_s=lights.all_red_s, horizon=self.horizon_m, collision_time_s=5.0, collision_area_m=3.0,
+            collision_forget_m=5.0, stop_speed=self.stop_speed_mps, stop_distance=self.stop_distance_m,
+            min_speed_radius=self.min_speed_radius_m)
 
 
 class Event(NamedTuple):
@@ -76,7 +134,7 @@ class Event(NamedTuple):
 
 
 class Vehicles(NamedTuple):
-    """Background vehicles, ``(B, A)`` arrays; ``valid`` marks slots with a vehicle on the map."""
+    """Background actors, ``(B, N)`` arrays; ``valid`` marks slots with an actor on the map."""
 
     xy: FloatArray
     yaw: FloatArray
@@ -84,6 +142,164 @@ class Vehicles(NamedTuple):
     length_m: FloatArray
     width_m: FloatArray
     valid: NDArray[np.bool_]
+
+
+class State(NamedTuple):
+    """Every array the kernels read and write (see :mod:`sim.embedded.kernels`)."""
+
+    seed: NDArray[np.uint64]
+    time: FloatArray
+    timeout: FloatArray
+    status: NDArray[np.int64]
+    ego_x: FloatArray
+    ego_y: FloatArray
+    ego_yaw: FloatArray
+    ego_v: FloatArray
+    ego_steer: FloatArray
+    ego_accel: FloatArray
+    route_x: FloatArray
+    route_y: FloatArray
+    route_n: NDArray[np.int64]
+    route_ds: FloatArray
+    start_s: FloatArray
+    end_s: FloatArray
+    progress: FloatArray
+    lateral: FloatArray
+    piece_lane: NDArray[np.int64]
+    piece_start: FloatArray
+    piece_end: FloatArray
+    piece_offset: FloatArray
+    piece_n: NDArray[np.int64]
+    line_s: FloatArray
+    line_lane: NDArray[np.int64]
+    line_junction_lane: NDArray[np.int64]
+    line_n: NDArray[np.int64]
+    line_next: NDArray[np.int64]
+    ego_served: NDArray[np.bool_]
+    ego_arrival: FloatArray
+    ego_wait_lane: NDArray[np.int64]
+    light_offset: FloatArray
+    lights: NDArray[np.int8]
+    act_kind: NDArray[np.int8]
+    act_x: FloatArray
+    act_y: FloatArray
+    act_yaw: FloatArray
+    act_v: FloatArray
+    act_len: FloatArray
+    act_wid: FloatArray
+    act_valid: NDArray[np.bool_]
+    veh_lane: NDArray[np.int64]
+    veh_s: FloatArray
+    veh_desired: FloatArray
+    veh_parked: NDArray[np.bool_]
+    veh_offset: FloatArray
+    veh_served: NDArray[np.int64]
+    veh_arrival: FloatArray
+    veh_draws: NDArray[np.int64]
+    veh_respawn: NDArray[np.bool_]
+    ped_walk: NDArray[np.int64]
+    ped_next: NDArray[np.int64]
+    ped_s: FloatArray
+    ped_speed: FloatArray
+    ped_start: FloatArray
+    ped_draws: NDArray[np.int64]
+    ped_path_x: FloatArray
+    ped_path_y: FloatArray
+    ped_path_s: FloatArray
+    ped_path_n: NDArray[np.int64]
+    occ_lane: NDArray[np.int64]
+    occ_s: FloatArray
+    occ_half: FloatArray
+    occ_speed: FloatArray
+    occ_actor: NDArray[np.int64]
+    occ_kind: NDArray[np.int64]
+    occ_n: NDArray[np.int64]
+    loc_lane: NDArray[np.int64]
+    loc_s: FloatArray
+    loc_lat: FloatArray
+    loc_heading: FloatArray
+    loc_dist: FloatArray
+    ego_leader_gap: FloatArray
+    ego_leader_speed: FloatArray
+    ego_speed_limit: FloatArray
+    ego_line_kind: NDArray[np.int64]
+    ego_line_state: NDArray[np.int64]
+    ego_line_dist: FloatArray
+    ego_must_stop: NDArray[np.bool_]
+    infractions: NDArray[np.int64]
+    last_hit: NDArray[np.int64]
+    last_hit_time: FloatArray
+    reg_x: FloatArray
+    reg_y: FloatArray
+    reg_n: NDArray[np.int64]
+    driven: FloatArray
+    outside: FloatArray
+    still: FloatArray
+    ms_section: NDArray[np.int64]
+    ms_ego: FloatArray
+    ms_frames: NDArray[np.int64]
+    ms_traffic: FloatArray
+    ms_traffic_frames: NDArray[np.int64]
+    min_speed: FloatArray
+    ev_n: NDArray[np.int64]
+    ev_kind: NDArray[np.int64]
+    ev_actor: NDArray[np.int64]
+
+
+_PED_PATH_POINTS = 8
+#: Fewest scenarios worth a thread of their own.
+_MIN_CHUNK = 16
+
+
+@functools.cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="autoloop-world")
+
+
+def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_points: int, pieces: int,
+              lines: int) -> State:
+    v, p, s = config.max_vehicles, config.max_pedestrians, config.max_statics
+    n = v + p + s
+    occ = v + kernels.MAX_LOCATED * (1 + p + s + v)
+
+    def f(*shape: int, fill: float = 0.0) -> FloatArray:
+        return np.full(shape, fill, dtype=np.float64)
+
+    def i(*shape: int, fill: int = 0) -> NDArray[np.int64]:
+        return np.full(shape, fill, dtype=np.int64)
+
+    def z(*shape: int) -> NDArray[np.bool_]:
+        return np.zeros(shape, dtype=bool)
+
+    return State(
+        seed=np.zeros(b, dtype=np.uint64), time=f(b), timeout=f(b, fill=1.0), status=i(b, fill=_RUNNING),
+        ego_x=f(b), ego_y=f(b), ego_yaw=f(b), ego_v=f(b), ego_steer=f(b), ego_accel=f(b),
+        route_x=f(b, route_points), route_y=f(b, route_points), route_n=i(b, fill=2), route_ds=f(b, fill=1.0),
+        start_s=f(b), end_s=f(b, fill=1.0), progress=f(b), lateral=f(b),
+        piece_lane=i(b, pieces), piece_start=f(b, pieces), piece_end=f(b, pieces), piece_offset=f(b, pieces),
+        piece_n=i(b), line_s=f(b, lines), line_lane=i(b, lines), line_junction_lane=i(b, lines, fill=-1),
+        line_n=i(b), line_next=i(b), ego_served=z(b), ego_arrival=f(b), ego_wait_lane=i(b, fill=-1),
+        light_offset=f(b, max(junctions, 1)), lights=np.zeros((b, lights), dtype=np.int8),
+        act_kind=np.zeros((b, n), dtype=np.int8), act_x=f(b, n), act_y=f(b, n), act_yaw=f(b, n), act_v=f(b, n),
+        act_len=f(b, n, fill=1.0), act_wid=f(b, n, fill=1.0), act_valid=z(b, n),
+        veh_lane=i(b, v, 3, fill=-1), veh_s=f(b, v), veh_desired=f(b, v), veh_parked=z(b, v), veh_offset=f(b, v),
+        veh_served=i(b, v, fill=-1), veh_arrival=f(b, v), veh_draws=i(b, v), veh_respawn=z(b, v),
+        ped_walk=i(b, p, fill=-1), ped_next=i(b, p, fill=-1), ped_s=f(b, p), ped_speed=f(b, p), ped_start=f(b, p),
+        ped_draws=i(b, p), ped_path_x=f(b, p, _PED_PATH_POINTS), ped_path_y=f(b, p, _PED_PATH_POINTS),
+        ped_path_s=f(b, p, _PED_PATH_POINTS), ped_path_n=i(b, p, fill=2),
+        occ_lane=i(b, occ), occ_s=f(b, occ), occ_half=f(b, occ), occ_speed=f(b, occ), occ_actor=i(b, occ),
+        occ_kind=i(b, occ), occ_n=i(b),
+        loc_lane=i(b, kernels.MAX_LOCATED), loc_s=f(b, kernels.MAX_LOCATED), loc_lat=f(b, kernels.MAX_LOCATED),
+        loc_heading=f(b, kernels.MAX_LOCATED), loc_dist=f(b, kernels.MAX_LOCATED),
+        ego_leader_gap=f(b, fill=np.inf), ego_leader_speed=f(b), ego_speed_limit=f(b, fill=10.0),
+        ego_line_kind=i(b), ego_line_state=i(b, fill=-1), ego_line_dist=f(b, fill=np.inf), ego_must_stop=z(b),
+        infractions=i(b, len(INFRACTIONS)), last_hit=i(b, fill=-1), last_hit_time=f(b, fill=-np.inf),
+        reg_x=f(b, kernels.MAX_REGISTERED), reg_y=f(b, kernels.MAX_REGISTERED), reg_n=i(b),
+        driven=f(b), outside=f(b), still=f(b),
+        ms_section=i(b), ms_ego=f(b), ms_frames=i(b), ms_traffic=f(b), ms_traffic_frames=i(b),
+        min_speed=f(b, kernels.MIN_SPEED_SECTIONS, fill=np.nan),
+        ev_n=i(b), ev_kind=i(b, kernels.MAX_EVENTS), ev_actor=i(b, kernels.MAX_EVENTS),
+    )
 
 
 class World:
@@ -98,160 +314,295 @@ class World:
         self.map = lane_graph
         self.config = config
         self.batch_size = batch_size
-        b, a = batch_size, config.max_vehicles
-        longest = _longest_path_m(lane_graph)
-        self.path_points = int(np.ceil(longest / config.path_spacing_m)) + 2
-        p = self.path_points
-        self._stop_lines = lane_graph.stop_lines()
-        self.scenarios: list[Scenario | None] = [None] * b
-        self.time_s = np.zeros(b)
-        self.ego = EgoState(*(np.zeros(b) for _ in range(5)))
-        self.ego_accel_mps2 = np.zeros(b)
-        self.route_xy = np.zeros((b, p, 2))
-        self.route_s = np.zeros((b, p))
-        self.start_s = np.zeros(b)
-        self.end_s = np.ones(b)
-        self.progress_s = np.zeros(b)
-        self.lateral_m = np.zeros(b)
-        self.route_stop_s = np.full(b, np.inf)
-        self.route_stop_group = np.zeros(b, dtype=np.intp)
-        self.light_offset_s = np.zeros(b)
-        self.timeout_s = np.ones(b)
-        self.lights = np.zeros((b, max(lane_graph.light_groups, 1)), dtype=np.int8)
-        self.npc_path_xy = np.zeros((b, a, p, 2))
-        self.npc_path_s = np.zeros((b, a, p))
-        self.npc_s = np.zeros((b, a))
-        self.npc_speed = np.zeros((b, a))
-        self.npc_desired_speed = np.ones((b, a))
-        self.npc_length = np.full((b, a), 4.5)
-        self.npc_width = np.full((b, a), 1.9)
-        self.npc_valid = np.zeros((b, a), dtype=bool)
-        self.npc_stop_s = np.full((b, a), np.inf)
-        self.npc_stop_group = np.zeros((b, a), dtype=np.intp)
-        self.npc_xy = np.zeros((b, a, 2))
-        self.npc_yaw = np.zeros((b, a))
-        self.infractions = np.zeros((b, len(INFRACTIONS)), dtype=np.int64)
-        self.collided = np.zeros((b, a), dtype=bool)
-        self.outside_m = np.zeros(b)
-        self.driven_m = np.zeros(b)
-        self.still_s = np.zeros(b)
-        self.status = np.full(b, _RUNNING, dtype=np.int64)
+        self.arrays: MapArrays = compile_map(lane_graph)
+        self.params = config.params()
+        self._junctions = len(self.arrays.junction_phases)
+        self.state = _allocate(batch_size, lane_graph.light_groups, self._junctions, config, 2, 1, 1)
+        self.scenarios: list[Scenario | None] = [None] * batch_size
         self.events: list[Event] = []
+        threads = config.threads or min(os.cpu_count() or 1, 8)
+        threads = max(1, min(threads, batch_size // _MIN_CHUNK))
+        bounds = np.linspace(0, batch_size, threads + 1).astype(int)
+        self._chunks = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
+
+    # ------------------------------------------------------------------ views of the state
+    @property
+    def time_s(self) -> FloatArray:
+        return self.state.time
+
+    @property
+    def ego(self) -> EgoState:
+        st = self.state
+        return EgoState(st.ego_x, st.ego_y, st.ego_yaw, st.ego_v, st.ego_steer)
+
+    @property
+    def ego_accel_mps2(self) -> FloatArray:
+        return self.state.ego_accel
+
+    @property
+    def progress_s(self) -> FloatArray:
+        return self.state.progress
+
+    @property
+    def lateral_m(self) -> FloatArray:
+        return self.state.lateral
+
+    @property
+    def lights(self) -> NDArray[np.int8]:
+        return self.state.lights
+
+    @property
+    def infractions(self) -> NDArray[np.int64]:
+        return self.state.infractions
+
+    @property
+    def route_xy(self) -> FloatArray:
+        """``(B, P, 2)`` route polylines (points past each route's ``route_points`` repeat its last point)."""
+        return np.stack([self.state.route_x, self.state.route_y], axis=-1)
+
+    @property
+    def route_s(self) -> FloatArray:
+        """``(B, P)`` arc length of the route points."""
+        st = self.state
+        k = np.minimum(np.arange(st.route_x.shape[1])[None, :], st.route_n[:, None] - 1)
+        s: FloatArray = k * st.route_ds[:, None]
+        return s
+
+    @property
+    def npc_valid(self) -> NDArray[np.bool_]:
+        """Which vehicle slots hold a vehicle on the map."""
+        valid: NDArray[np.bool_] = self.state.act_valid[:, : self.config.max_vehicles]
+        return valid
+
+    @property
+    def actor_kind(self) -> NDArray[np.int8]:
+        """``(B, N)`` :class:`ActorKind` of every actor slot (where valid)."""
+        return self.state.act_kind
+
+    def vehicles(self) -> Vehicles:
+        """Every background actor (vehicles, pedestrians, obstacles); see :attr:`actor_kind`."""
+        st = self.state
+        return Vehicles(np.stack([st.act_x, st.act_y], axis=-1), st.act_yaw, st.act_v, st.act_len, st.act_wid,
+                        st.act_valid)
 
     # ------------------------------------------------------------------ reset
     def reset(self, scenarios: Sequence[Scenario], envs: Sequence[int] | None = None) -> None:
         """Start ``scenarios`` in the given env slots (all slots, in order, by default)."""
-        indices = list(range(self.batch_size)) if envs is None else list(envs)
+        indices = list(range(self.batch_size)) if envs is None else [int(e) for e in envs]
         if len(indices) != len(scenarios):
             raise ValueError(f"{len(scenarios)} scenarios for {len(indices)} env slots")
-        for env, scenario in zip(indices, scenarios, strict=True):
-            self._reset_one(env, scenario)
+        routes = [self._route(scenario) for scenario in scenarios]
+        self._fit(routes)
+        for env, scenario, route in zip(indices, scenarios, routes, strict=True):
+            self._reset_one(env, scenario, route)
         reset = set(indices)
         self.events = [e for e in self.events if e.env not in reset]
-        self._update_npc_poses()
-        self.lights = light_states(self.time_s, self.light_offset_s, self.map.light_groups, self.config.lights)
-        self._project_ego()
+        kernels.refresh(self.arrays, self.state, self.params, np.asarray(indices, dtype=np.int64))
 
-    def _reset_one(self, env: int, scenario: Scenario) -> None:
+    def _route(self, scenario: Scenario) -> _Route:
         cfg = self.config
         if scenario.map_name != self.map.name:
             raise ValueError(f"scenario is on map {scenario.map_name!r}, this world runs {self.map.name!r}")
-        if scenario.traffic_vehicles > cfg.max_vehicles:
-            raise ValueError(f"scenario asks for {scenario.traffic_vehicles} vehicles; the world has "
-                             f"{cfg.max_vehicles} slots (WorldConfig.max_vehicles)")
-        self.scenarios[env] = scenario
-        xy, s = self._path_arrays(scenario.route)
-        if scenario.end_s_m > s[-1] + 1e-6 or scenario.start_s_m >= scenario.end_s_m:
-            raise ValueError(f"scenario route spans 0..{s[-1]:.1f} m; start {scenario.start_s_m} and end "
-                             f"{scenario.end_s_m} must satisfy start < end <= length")
-        self.route_xy[env], self.route_s[env] = xy, s
-        self.start_s[env] = self.progress_s[env] = scenario.start_s_m
-        self.end_s[env] = scenario.end_s_m
-        stop_s, group = self._stop_on_path(scenario.route)
-        self.route_stop_s[env], self.route_stop_group[env] = stop_s, group
-        start_xy, start_yaw = interpolate_along(xy[None], s[None], np.array([[scenario.start_s_m]]))
-        for array, value in zip(self.ego, (start_xy[0, 0, 0], start_xy[0, 0, 1], start_yaw[0, 0], 0.0, 0.0),
-                                strict=True):
-            array[env] = value
-        self.ego_accel_mps2[env] = 0.0
-        self.time_s[env] = 0.0
-        self.light_offset_s[env] = scenario.light_offset_s
-        self.timeout_s[env] = scenario.timeout_s
-        self.infractions[env] = 0
-        self.collided[env] = False
-        self.outside_m[env] = self.driven_m[env] = self.still_s[env] = 0.0
-        self.status[env] = _RUNNING
-        self._spawn_traffic(env, scenario, start_xy[0, 0])
+        for what, asked, slots in (("vehicles", scenario.traffic_vehicles, cfg.max_vehicles),
+                                   ("pedestrians", scenario.pedestrians, cfg.max_pedestrians)):
+            if asked > slots:
+                raise ValueError(f"scenario asks for {asked} {what}; the world has {slots} slots "
+                                 f"(WorldConfig.max_{what})")
+        return _Route.build(self.map, scenario.route)
 
-    def _spawn_traffic(self, env: int, scenario: Scenario, ego_xy: FloatArray) -> None:
+    def _fit(self, routes: list[_Route]) -> None:
+        """Grow the route buffers when a route needs more room (keeping every running scenario)."""
+        st = self.state
+        need = (max(len(r.points) for r in routes), max(len(r.pieces) for r in routes),
+                max(len(r.lines) for r in routes))
+        have = (st.route_x.shape[1], st.piece_lane.shape[1], st.line_s.shape[1])
+        if all(n <= h for n, h in zip(need, have, strict=True)):
+            return
+        size = tuple(max(n, h) for n, h in zip(need, have, strict=True))
+        grown = _allocate(self.batch_size, self.map.light_groups, self._junctions, self.config, *size)
+        fields = {}
+        for name, old in st._asdict().items():
+            new = getattr(grown, name)
+            if new.shape != old.shape:
+                new[(slice(None),) + tuple(slice(0, k) for k in old.shape[1:])] = old
+                fields[name] = new
+            else:
+                fields[name] = old
+        self.state = State(**fields)
+
+    def _reset_one(self, env: int, scenario: Scenario, route: _Route) -> None:
+        st, cfg = self.state, self.config
+        length = route.length_m
+        if scenario.end_s_m > length + 1e-6 or scenario.start_s_m >= scenario.end_s_m:
+            raise ValueError(f"scenario route spans 0..{length:.1f} m; start {scenario.start_s_m} and end "
+                             f"{scenario.end_s_m} must satisfy start < end <= length")
+        self.scenarios[env] = scenario
+        count = len(route.points)
+        st.route_x[env, :count], st.route_y[env, :count] = route.points[:, 0], route.points[:, 1]
+        st.route_x[env, count:], st.route_y[env, count:] = route.points[-1, 0], route.points[-1, 1]
+        st.route_n[env], st.route_ds[env] = count, route.spacing_m
+        st.start_s[env] = st.progress[env] = scenario.start_s_m
+        st.end_s[env] = scenario.end_s_m
+        st.lateral[env] = 0.0
+        pieces = route.pieces
+        st.piece_n[env] = len(pieces)
+        st.piece_lane[env, : len(pieces)] = [p.lane for p in pieces]
+        st.piece_start[env, : len(pieces)] = [p.start_s_m for p in pieces]
+        st.piece_end[env, : len(pieces)] = [p.end_s_m for p in pieces]
+        st.piece_offset[env, : len(pieces)] = route.offsets
+        lines = [line for line in route.lines if line[0] > scenario.start_s_m]
+        st.line_n[env], st.line_next[env] = len(lines), 0
+        for k, (s, lane, junction_lane) in enumerate(lines):
+            st.line_s[env, k], st.line_lane[env, k], st.line_junction_lane[env, k] = s, lane, junction_lane
+        st.ego_served[env], st.ego_arrival[env], st.ego_wait_lane[env] = False, 0.0, -1
+        start_xy, start_yaw = interpolate_along(route.points[None], cumulative_length(route.points)[None],
+                                                np.array([[scenario.start_s_m]]))
+        st.ego_x[env], st.ego_y[env] = start_xy[0, 0]
+        st.ego_yaw[env] = start_yaw[0, 0]
+        st.ego_v[env] = st.ego_steer[env] = st.ego_accel[env] = 0.0
+        st.seed[env] = np.uint64(scenario.traffic_seed % 2**63)
+        st.time[env] = 0.0
+        st.timeout[env] = scenario.timeout_s
+        st.status[env] = _RUNNING
+        phases = self.arrays.junction_phases
+        cycle = phases * (cfg.lights.phase_s)
+        st.light_offset[env, : len(phases)] = scenario.light_offset_s + np.mod(np.arange(len(phases)) * 0.618034,
+                                                                                1.0) * cycle
+        st.infractions[env] = 0
+        st.last_hit[env], st.last_hit_time[env], st.reg_n[env] = -1, -np.inf, 0
+        st.driven[env] = st.outside[env] = st.still[env] = 0.0
+        st.ms_section[env], st.ms_ego[env], st.ms_frames[env] = 0, 0.0, 0
+        st.ms_traffic[env], st.ms_traffic_frames[env] = 0.0, 0
+        st.min_speed[env] = np.nan
+        st.ev_n[env] = 0
+        self._spawn(env, scenario, start_xy[0, 0], route)
+
+    def _spawn(self, env: int, scenario: Scenario, ego_xy: FloatArray, route: _Route) -> None:
+        st, cfg, arrays, lanes = self.state, self.config, self.arrays, self.map.lanes
         rng = np.random.default_rng(scenario.traffic_seed)
-        self.npc_valid[env] = False
-        lanes = self.map.lanes
-        entry_lanes = [lane.lane_id for lane in lanes if not lane.is_junction]
+        st.act_valid[env] = False
+        st.act_kind[env] = ActorKind.NONE
+        st.veh_respawn[env] = False
+        st.veh_parked[env] = False
+        st.veh_draws[env] = 0
+        st.ped_draws[env] = 0
+        st.ped_next[env] = -1
         taken = [ego_xy]
+        ahead = route.points[(cumulative_length(route.points) > scenario.start_s_m)
+                             & (cumulative_length(route.points) < scenario.start_s_m + 15.0)]
         slot = 0
         for _ in range(50 * max(scenario.traffic_vehicles, 1)):
             if slot >= scenario.traffic_vehicles:
                 break
-            first = int(rng.choice(entry_lanes))
-            path = [first]
-            while lanes[path[-1]].successors:
-                path.append(int(rng.choice(lanes[path[-1]].successors)))
-            s0 = float(rng.uniform(0.0, 0.9 * lanes[first].length_m))
-            pos, _ = interpolate_along(lanes[first].centerline[None], cumulative_length(lanes[first].centerline)[None],
-                                       np.array([[s0]]))
-            if min(np.linalg.norm(pos[0, 0] - other) for other in taken) < 12.0:
+            lane = int(rng.choice(arrays.spawn_lanes))
+            s = float(rng.uniform(0.0, lanes[lane].length_m))
+            xy = _lane_point(lanes[lane].centerline, s)
+            if min(np.linalg.norm(xy - other) for other in taken) < 12.0:
                 continue
-            taken.append(pos[0, 0])
-            desired = rng.uniform(7.0, 10.0)
-            self._set_vehicle(env, slot, tuple(path), s_m=s0, speed_mps=rng.uniform(0.3, 0.8) * desired,
-                              desired_speed_mps=desired, length_m=rng.uniform(4.2, 5.0),
-                              width_m=rng.uniform(1.8, 2.1))
+            if len(ahead) and np.min(np.linalg.norm(ahead - xy, axis=1)) < 4.0:
+                continue
+            taken.append(xy)
+            following = _pick(rng, lanes[lane].successors)
+            factor = float(rng.uniform(0.7, 1.0))
+            self._set_vehicle(env, slot, (lane, following, _pick(rng, lanes[following].successors)
+                                          if following >= 0 else -1),
+                              s_m=s, speed_mps=factor * lanes[lane].speed_limit_mps * float(rng.uniform(0.3, 0.8)),
+                              desired_factor=factor, desired_cap=np.inf, length_m=float(rng.uniform(4.2, 5.0)),
+                              width_m=float(rng.uniform(1.8, 2.1)))
+            st.veh_respawn[env, slot] = True
             slot += 1
+        walkways = self.map.walkways or ()
+        count = len(arrays.walk_crossing)
+        for q in range(scenario.pedestrians if count else 0):
+            for _ in range(50):
+                walk = int(rng.integers(count))
+                first, last = arrays.walk_offset[walk], arrays.walk_offset[walk + 1]
+                s = float(rng.uniform(0.0, arrays.walk_s[last - 1]))
+                points = np.stack([arrays.walk_x[first:last], arrays.walk_y[first:last]], axis=-1)
+                xy = _lane_point(points, s)
+                if np.linalg.norm(xy - ego_xy) >= 8.0:
+                    break
+            n = cfg.max_vehicles + q
+            st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.PEDESTRIAN
+            st.act_len[env, n], st.act_wid[env, n] = 0.5, 0.6
+            st.ped_walk[env, q], st.ped_s[env, q] = walk, s
+            st.ped_speed[env, q] = float(rng.uniform(1.0, 1.6))
+            st.ped_start[env, q] = 0.0
+        del walkways
 
+    def _set_vehicle(self, env: int, slot: int, lanes: tuple[int, int, int], *, s_m: float, speed_mps: float,
+                     desired_factor: float, desired_cap: float, length_m: float, width_m: float,
+                     parked: bool = False, lateral_offset_m: float = 0.0) -> None:
+        st = self.state
+        st.veh_lane[env, slot] = lanes
+        st.veh_s[env, slot] = s_m
+        st.act_v[env, slot] = speed_mps
+        st.veh_desired[env, slot] = min(desired_factor, desired_cap / max(self.map.lanes[lanes[0]].speed_limit_mps,
+                                                                           1e-3))
+        st.act_len[env, slot], st.act_wid[env, slot] = length_m, width_m
+        st.veh_parked[env, slot] = parked
+        st.veh_offset[env, slot] = lateral_offset_m
+        st.veh_served[env, slot] = -1
+        st.act_valid[env, slot] = True
+        st.act_kind[env, slot] = ActorKind.VEHICLE
+
+    # ------------------------------------------------------------------ placing actors (scenario events)
     def place_vehicle(self, env: int, slot: int, lane_ids: tuple[int, ...], *, s_m: float, speed_mps: float,
-                      desired_speed_mps: float, length_m: float = 4.5, width_m: float = 1.9) -> None:
-        """Put a background vehicle in ``slot`` of scenario ``env``, at arc length ``s_m`` along ``lane_ids``.
+                      desired_speed_mps: float, length_m: float = 4.5, width_m: float = 1.9,
+                      lateral_offset_m: float = 0.0) -> None:
+        """Put a vehicle in ``slot`` of scenario ``env`` at arc length ``s_m`` along ``lane_ids`` (its first lane
+        and the ones it takes next; beyond them it picks successors at random).
 
-        It drives the lane path with IDM (``desired_speed_mps = 0`` keeps it parked) and leaves the map at its end.
+        It drives with IDM at up to ``desired_speed_mps``; ``desired_speed_mps = 0`` parks it (it stands still,
+        ``lateral_offset_m`` to the left of the lane's centre, and occupies the lanes it overlaps).
         """
-        self._set_vehicle(env, slot, lane_ids, s_m=s_m, speed_mps=speed_mps, desired_speed_mps=desired_speed_mps,
-                          length_m=length_m, width_m=width_m)
-        self._update_npc_poses()
+        lanes = self.map.lanes
+        path = list(lane_ids)
+        while path and s_m > lanes[path[0]].length_m and len(path) > 1:
+            s_m -= lanes[path[0]].length_m
+            path.pop(0)
+        rng = np.random.default_rng([self.state.seed[env], slot])
+        while len(path) < 3:
+            path.append(_pick(rng, lanes[path[-1]].successors) if path[-1] >= 0 else -1)
+        parked = desired_speed_mps <= 0.0
+        self._set_vehicle(env, slot, (path[0], path[1], path[2]), s_m=s_m, speed_mps=0.0 if parked else speed_mps,
+                          desired_factor=np.inf, desired_cap=desired_speed_mps, length_m=length_m, width_m=width_m,
+                          parked=parked, lateral_offset_m=lateral_offset_m)
+        self.state.veh_respawn[env, slot] = False
+        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
-    def _set_vehicle(self, env: int, slot: int, lane_ids: tuple[int, ...], *, s_m: float, speed_mps: float,
-                     desired_speed_mps: float, length_m: float, width_m: float) -> None:
-        xy, s = self._path_arrays(lane_ids)
-        self.npc_path_xy[env, slot], self.npc_path_s[env, slot] = xy, s
-        self.npc_s[env, slot] = s_m
-        self.npc_speed[env, slot] = speed_mps
-        self.npc_desired_speed[env, slot] = desired_speed_mps
-        self.npc_length[env, slot], self.npc_width[env, slot] = length_m, width_m
-        self.npc_stop_s[env, slot], self.npc_stop_group[env, slot] = self._stop_on_path(lane_ids)
-        self.npc_valid[env, slot] = True
-        self.collided[env, slot] = False
+    def place_pedestrian(self, env: int, slot: int, path_xy: FloatArray, *, speed_mps: float = 1.4,
+                         start_time_s: float = 0.0) -> None:
+        """Put a pedestrian in pedestrian ``slot`` of scenario ``env``, walking the polyline ``path_xy`` (at most
+        8 points; e.g. across the road off a crosswalk) from ``start_time_s`` on, and standing at its end."""
+        points = np.asarray(path_xy, dtype=np.float64)
+        if not 2 <= len(points) <= _PED_PATH_POINTS:
+            raise ValueError(f"a pedestrian path has 2..{_PED_PATH_POINTS} points, got {len(points)}")
+        st = self.state
+        n = self.config.max_vehicles + slot
+        st.ped_walk[env, slot], st.ped_next[env, slot] = -1, -1
+        st.ped_path_x[env, slot, : len(points)], st.ped_path_y[env, slot, : len(points)] = points[:, 0], points[:, 1]
+        st.ped_path_s[env, slot, : len(points)] = cumulative_length(points)
+        st.ped_path_n[env, slot] = len(points)
+        st.ped_s[env, slot], st.ped_speed[env, slot], st.ped_start[env, slot] = 0.0, speed_mps, start_time_s
+        st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.PEDESTRIAN
+        st.act_len[env, n], st.act_wid[env, n] = 0.5, 0.6
+        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
-    def _path_arrays(self, lane_ids: tuple[int, ...]) -> tuple[FloatArray, FloatArray]:
-        points = resample_polyline(self.map.path_polyline(lane_ids), self.config.path_spacing_m)
-        if len(points) > self.path_points:
-            raise ValueError(f"path over lanes {lane_ids} is longer than this world's path buffers")
-        padded = np.concatenate([points, np.repeat(points[-1:], self.path_points - len(points), axis=0)])
-        return padded, cumulative_length(padded)
-
-    def _stop_on_path(self, lane_ids: tuple[int, ...]) -> tuple[float, int]:
-        """Arc length of the first light-controlled stop line on a lane path, and its light group."""
-        offset = 0.0
-        for lane_id in lane_ids:
-            lane = self.map.lanes[lane_id]
-            if lane.light_group is not None:
-                return offset + lane.length_m, lane.light_group
-            offset += lane.length_m
-        return float("inf"), 0
+    def place_static(self, env: int, slot: int, xy: tuple[float, float], yaw_rad: float, *, length_m: float,
+                     width_m: float) -> None:
+        """Put a static obstacle (cone, barrier, debris) in static ``slot`` of scenario ``env``."""
+        st = self.state
+        n = self.config.max_vehicles + self.config.max_pedestrians + slot
+        st.act_x[env, n], st.act_y[env, n], st.act_yaw[env, n] = xy[0], xy[1], yaw_rad
+        st.act_len[env, n], st.act_wid[env, n], st.act_v[env, n] = length_m, width_m, 0.0
+        st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.STATIC
+        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     # ------------------------------------------------------------------ step
     @property
     def running(self) -> NDArray[np.bool_]:
-        running: NDArray[np.bool_] = self.status == _RUNNING
+        running: NDArray[np.bool_] = self.state.status == _RUNNING
         return running
 
     def step(self, actions: FloatArray, *, mask: NDArray[np.bool_] | None = None) -> None:
@@ -259,151 +610,123 @@ class World:
 
         :param mask: which scenarios may advance (default: all); the others hold still.
         """
-        cfg = self.config
         active = self.running if mask is None else self.running & mask
-        actions = np.asarray(actions, dtype=np.float64).reshape(self.batch_size, 2)
-        npc_accel = self._npc_accelerations()
-        new_ego, accel = bicycle_step(self.ego, actions[:, 0], actions[:, 1], cfg.dt_s, cfg.bicycle)
-        self.ego = EgoState(*(np.where(active, new, old) for new, old in zip(new_ego, self.ego, strict=True)))
-        self.ego_accel_mps2 = np.where(active, accel, 0.0)
-        npc_active = self.npc_valid & active[:, None]
-        new_speed = np.maximum(self.npc_speed + npc_accel * cfg.dt_s, 0.0)
-        self.npc_s = np.where(npc_active, self.npc_s + 0.5 * (self.npc_speed + new_speed) * cfg.dt_s, self.npc_s)
-        self.npc_speed = np.where(npc_active, new_speed, self.npc_speed)
-        self.npc_valid &= self.npc_s < self.npc_path_s[:, :, -1] - 0.5
-        self.time_s = np.where(active, self.time_s + cfg.dt_s, self.time_s)
-        self._update_npc_poses()
-        self.lights = light_states(self.time_s, self.light_offset_s, self.map.light_groups, cfg.lights)
-        previous_s = self.progress_s.copy()
-        self._project_ego()
-        self._detect(active, previous_s)
+        actions = np.ascontiguousarray(np.asarray(actions, dtype=np.float64).reshape(self.batch_size, 2))
+        chunks = self._chunks
+        if len(chunks) == 1:
+            kernels.step(self.arrays, self.state, self.params, actions, active, 0, self.batch_size)
+        else:
+            list(_pool(len(chunks)).map(
+                lambda chunk: kernels.step(self.arrays, self.state, self.params, actions, active, *chunk), chunks))
+        st = self.state
+        ended = active & ~self.running
+        if st.ev_n.any() or ended.any():
+            self._collect_events(np.flatnonzero(st.ev_n), np.flatnonzero(ended))
 
-    def _npc_accelerations(self) -> FloatArray:
-        b, a = self.npc_s.shape
-        cfg = self.config
-        others_xy = np.concatenate([self.npc_xy, np.stack([self.ego.x_m, self.ego.y_m], -1)[:, None]], axis=1)
-        others_yaw = np.concatenate([self.npc_yaw, self.ego.yaw_rad[:, None]], axis=1)
-        others_speed = np.concatenate([self.npc_speed, self.ego.speed_mps[:, None]], axis=1)
-        others_length = np.concatenate([self.npc_length, np.full((b, 1), cfg.ego_length_m)], axis=1)
-        others_width = np.concatenate([self.npc_width, np.full((b, 1), cfg.ego_width_m)], axis=1)
-        candidate = np.concatenate([self.npc_valid, np.ones((b, 1), dtype=bool)], axis=1)
-        candidate = np.repeat(candidate[:, None, :], a, axis=1) & ~np.eye(a, a + 1, dtype=bool)[None]
-        gap, leader, leader_speed = path_leaders(
-            self.npc_path_xy.reshape(b * a, -1, 2), self.npc_path_s.reshape(b * a, -1), self.npc_s.reshape(-1),
-            np.repeat(others_xy, a, axis=0), np.repeat(others_yaw, a, axis=0),
-            np.repeat(others_speed, a, axis=0), 0.5 * np.repeat(others_width, a, axis=0),
-            candidate.reshape(b * a, a + 1),
-        )
-        leader_length = np.repeat(others_length, a, axis=0)[np.arange(b * a), leader]
-        bumper_gap = (gap - 0.5 * (self.npc_length.reshape(-1) + leader_length)).reshape(b, a)
-        leader_speed = leader_speed.reshape(b, a)
-        stop_gap = self.npc_stop_s - self.npc_s - 0.5 * self.npc_length
-        light = np.take_along_axis(self.lights, self.npc_stop_group, axis=1)
-        can_stop = stop_gap > self.npc_speed**2 / (2.0 * cfg.idm.comfort_decel_mps2)
-        must_stop = (stop_gap > -0.5) & ((light == LightState.RED) | ((light == LightState.YELLOW) & can_stop))
-        stop_gap = np.where(must_stop, np.maximum(stop_gap, 0.0), np.inf)
-        use_stop = stop_gap < bumper_gap
-        return idm_acceleration(self.npc_speed, self.npc_desired_speed, np.where(use_stop, stop_gap, bumper_gap),
-                                np.where(use_stop, 0.0, leader_speed), cfg.idm)
+    def _collect_events(self, with_events: NDArray[np.intp], ended: NDArray[np.intp]) -> None:
+        st = self.state
+        for env in with_events:
+            for k in range(int(st.ev_n[env])):
+                self.events.append(Event(int(env), float(st.time[env]), INFRACTIONS[int(st.ev_kind[env, k])].value,
+                                         float(st.ego_x[env]), float(st.ego_y[env]), int(st.ev_actor[env, k])))
+        for env in ended:
+            status = STATUSES[int(st.status[env])]
+            self.events.append(Event(int(env), float(st.time[env]), status.value, float(st.ego_x[env]),
+                                     float(st.ego_y[env]), -1))
 
-    def _update_npc_poses(self) -> None:
-        b, a, p, _ = self.npc_path_xy.shape
-        xy, yaw = interpolate_along(self.npc_path_xy.reshape(b * a, p, 2), self.npc_path_s.reshape(b * a, p),
-                                    self.npc_s.reshape(b * a, 1))
-        self.npc_xy, self.npc_yaw = xy.reshape(b, a, 2), yaw.reshape(b, a)
-
-    def _project_ego(self) -> None:
-        seg_start = self.route_s[:, :-1]
-        window = (seg_start >= self.progress_s[:, None] - 5.0) & (seg_start <= self.progress_s[:, None] + 15.0)
-        ego_xy = np.stack([self.ego.x_m, self.ego.y_m], axis=-1)
-        s, lateral = project_onto_polylines(self.route_xy, self.route_s, ego_xy, window)
-        self.progress_s = np.maximum(self.progress_s, np.minimum(s, self.end_s))
-        self.lateral_m = lateral
-
-    def _detect(self, active: NDArray[np.bool_], previous_s: FloatArray) -> None:
-        cfg = self.config
-        ego_xy = np.stack([self.ego.x_m, self.ego.y_m], axis=-1)
-        ego_box = box_corners(ego_xy, self.ego.yaw_rad, np.full(self.batch_size, cfg.ego_length_m),
-                              np.full(self.batch_size, cfg.ego_width_m))
-        npc_box = box_corners(self.npc_xy, self.npc_yaw, self.npc_length, self.npc_width)
-        hit = boxes_overlap(ego_box[:, None], npc_box) & self.npc_valid & active[:, None] & ~self.collided
-        self.collided |= hit
-        self._record(Infraction.COLLISION_VEHICLE, hit.sum(axis=1), ego_xy, np.argmax(hit, axis=1))
-        light = self.lights[np.arange(self.batch_size), self.route_stop_group]
-        ran_red = active & (previous_s < self.route_stop_s) & (self.progress_s >= self.route_stop_s)
-        ran_red &= light == LightState.RED
-        self._record(Infraction.RED_LIGHT, ran_red.astype(np.int64), ego_xy)
-        step_m = np.where(active, np.abs(self.ego.speed_mps) * cfg.dt_s, 0.0)
-        self.driven_m += step_m
-        lane_width = self.map.lanes[0].width_m
-        self.outside_m += np.where(np.abs(self.lateral_m) > lane_width, step_m, 0.0)
-        self.still_s = np.where(active & (self.ego.speed_mps < 0.1), self.still_s + cfg.dt_s, 0.0)
-        ends = (
-            (self.progress_s >= self.end_s - cfg.completion_tolerance_m, RouteStatus.COMPLETED),
-            (np.abs(self.lateral_m) > cfg.route_deviation_m, RouteStatus.ROUTE_DEVIATION),
-            (self.still_s >= cfg.blocked_s, RouteStatus.AGENT_BLOCKED),
-            (self.time_s >= self.timeout_s, RouteStatus.ROUTE_TIMEOUT),
-        )
-        for condition, status in ends:
-            now = active & condition & (self.status == _RUNNING)
-            self.status[now] = STATUSES.index(status)
-            for env in np.flatnonzero(now):
-                self.events.append(Event(int(env), float(self.time_s[env]), status.value, float(ego_xy[env, 0]),
-                                         float(ego_xy[env, 1]), -1))
-
-    def _record(self, kind: Infraction, counts: NDArray[np.int64], ego_xy: FloatArray,
-                actor: NDArray[np.intp] | None = None) -> None:
-        self.infractions[:, _INDEX[kind]] += counts
-        for env in np.flatnonzero(counts):
-            self.events.append(Event(int(env), float(self.time_s[env]), kind.value, float(ego_xy[env, 0]),
-                                     float(ego_xy[env, 1]), -1 if actor is None else int(actor[env])))
-
-    # ------------------------------------------------------------------ views
-    def vehicles(self) -> Vehicles:
-        return Vehicles(self.npc_xy, self.npc_yaw, self.npc_speed, self.npc_length, self.npc_width, self.npc_valid)
-
+    # ------------------------------------------------------------------ results
     def route_completion(self) -> FloatArray:
         """Fraction of each route completed, in [0, 1] (1 once completed, within the completion tolerance)."""
-        fraction = np.clip((self.progress_s - self.start_s) / (self.end_s - self.start_s), 0.0, 1.0)
+        st = self.state
+        fraction = np.clip((st.progress - st.start_s) / (st.end_s - st.start_s), 0.0, 1.0)
         return np.where(self.ended_with(RouteStatus.COMPLETED), 1.0, fraction)
 
     def ended_with(self, status: RouteStatus) -> NDArray[np.bool_]:
         """Which routes ended with ``status``."""
-        ended: NDArray[np.bool_] = self.status == STATUSES.index(status)
+        ended: NDArray[np.bool_] = self.state.status == STATUSES.index(status)
         return ended
 
     def status_names(self) -> NDArray[np.str_]:
         """``(B,)`` how each route ended (:class:`~sim.metrics.RouteStatus` values), ``""`` while it runs."""
         names = np.array([status.value for status in STATUSES] + [""])
-        return names[np.where(self.running, len(STATUSES), self.status)]
+        return names[np.where(self.running, len(STATUSES), self.state.status)]
 
     def route_status(self, env: int) -> RouteStatus | None:
         """How the route in slot ``env`` ended, or ``None`` while it runs."""
-        return None if self.status[env] == _RUNNING else STATUSES[int(self.status[env])]
+        status = int(self.state.status[env])
+        return None if status == _RUNNING else STATUSES[status]
 
     def route_record(self, env: int) -> RouteRecord:
         """The Leaderboard record of the route in slot ``env`` (so far, if it still runs)."""
-        route_length = self.end_s[env] - self.start_s[env]
+        st = self.state
+        route_length = float(st.end_s[env] - st.start_s[env])
         status = self.route_status(env)
+        min_speed = st.min_speed[env]
+        infractions = {kind: int(n) for kind, n in zip(INFRACTIONS, st.infractions[env], strict=True) if n}
+        if np.isfinite(min_speed).any():
+            infractions[Infraction.MIN_SPEED] = int(np.isfinite(min_speed).sum())
         return RouteRecord(
             route_completion=float(self.route_completion()[env]),
-            infractions={kind: int(n) for kind, n in zip(INFRACTIONS, self.infractions[env], strict=True) if n},
-            outside_lanes_share=float(min(self.outside_m[env] / route_length, 1.0)),
+            infractions=infractions,
+            outside_lanes_share=float(min(st.outside[env] / route_length, 1.0)),
             status=RouteStatus.ROUTE_TIMEOUT if status is None else status,
-            driven_m=float(self.driven_m[env]),
-            route_length_m=float(route_length),
+            driven_m=float(st.driven[env]),
+            route_length_m=route_length,
+            min_speed_percentages=tuple(float(x) for x in min_speed[np.isfinite(min_speed)]),
         )
 
 
-def _longest_path_m(lane_graph: LaneGraph) -> float:
-    """Length of the longest lane path (lanes without cycles) in a map; the size of path buffers."""
-    lanes = lane_graph.lanes
+@dataclass(frozen=True)
+class _Route:
+    """A scenario's route, ready for the state arrays."""
 
-    def longest_from(lane_id: int, seen: frozenset[int]) -> float:
-        tails = [longest_from(s, seen | {s}) for s in lanes[lane_id].successors if s not in seen]
-        return lanes[lane_id].length_m + max(tails, default=0.0)
+    points: FloatArray
+    spacing_m: float
+    pieces: tuple[Any, ...]
+    offsets: tuple[float, ...]
+    lines: tuple[tuple[float, int, int], ...]  # (route s, approach lane, junction lane after it or -1)
 
-    return max(longest_from(lane.lane_id, frozenset({lane.lane_id})) for lane in lanes)
+    @property
+    def length_m(self) -> float:
+        return self.spacing_m * (len(self.points) - 1)
+
+    @staticmethod
+    def build(lane_graph: LaneGraph, lane_ids: Sequence[int]) -> _Route:
+        lanes = lane_graph.lanes
+        pieces = tuple(lane_graph.leg(list(lane_ids), 0.0, lanes[lane_ids[-1]].length_m))
+        path = LanePath(pieces)
+        polyline = path.polyline(lane_graph)
+        offsets, lines = [], []
+        offset = 0.0
+        for k, piece in enumerate(pieces):
+            offsets.append(offset)
+            end = offset + piece.end_s_m - piece.start_s_m
+            lane = lanes[piece.lane]
+            following = pieces[k + 1].lane if k + 1 < len(pieces) else -1
+            at_end = piece.end_s_m >= lane.length_m - 1e-6
+            if at_end and (lane.light_group is not None or lane.stop_sign) and following in lane.successors:
+                lines.append((end, piece.lane, following if lanes[following].is_junction else -1))
+            if k + 1 < len(pieces):
+                here = _lane_point(lane.centerline, piece.end_s_m)
+                there = _lane_point(lanes[following].centerline, pieces[k + 1].start_s_m)
+                end += float(np.linalg.norm(there - here))
+            offset = end
+        length = float(cumulative_length(polyline)[-1])
+        count = max(int(np.ceil(length)), 1) + 1
+        points = resample_polyline(polyline, count=count)
+        scale = length / offset if offset > 0 else 1.0  # piece offsets on the same scale as the polyline
+        return _Route(points, length / (count - 1), pieces, tuple(o * scale for o in offsets),
+                      tuple((s * scale, lane, junction) for s, lane, junction in lines))
+
+
+def _lane_point(points: FloatArray, s: float) -> FloatArray:
+    xy, _ = interpolate_along(points[None], cumulative_length(points)[None], np.array([[s]]))
+    point: FloatArray = xy[0, 0]
+    return point
+
+
+def _pick(rng: np.random.Generator, options: Sequence[int]) -> int:
+    return int(rng.choice(options)) if len(options) else -1
 
 
 def make_world(map_name: str, batch_size: int, config: WorldConfig = WorldConfig()) -> World:

@@ -78,6 +78,30 @@ class Lane:
         return self.centerline + offset, self.centerline - offset
 
 
+@dataclass(frozen=True)
+class Walkway:
+    """A directed stretch of pedestrian path: along a sidewalk, around a corner, or across a road.
+
+    :param centerline: ``(P, 2)`` polyline in the map frame, in the direction of walking.
+    :param successors: walkways a pedestrian may continue onto from this one's end.
+    :param crossing: whether it crosses a road (a crosswalk); pedestrians on it are in the lanes they cross.
+    """
+
+    centerline: FloatArray
+    successors: tuple[int, ...]
+    crossing: bool = False
+
+
+@dataclass(frozen=True)
+class CurbsideStop:
+    """A marked curbside zone where a robotaxi may stop for pick-up or drop-off: ``[start_s_m, end_s_m]`` of a lane
+    (the rightmost lane of its road)."""
+
+    lane_id: int
+    start_s_m: float
+    end_s_m: float
+
+
 class LanePosition(NamedTuple):
     """Where points lie on the lane graph: lane id, arc length along it and signed lateral offset (left +)."""
 
@@ -130,6 +154,11 @@ class LaneGraph:
     :param drivable_polygons: drivable area as simple polygons ``(V, 2)`` whose union is the road surface.
     :param light_groups: number of traffic-light groups.
     :param crosswalks: crosswalk polygons ``(V, 2)``.
+    :param walkways: the pedestrian network (sidewalks, corners, crosswalks); maps without sidewalks give only
+        their crosswalks, walked both ways.
+    :param curbside_stops: pick-up/drop-off zones.
+    :param light_junctions: the junction each light group belongs to (empty: derived from the lanes it controls).
+        Light groups of one junction turn green one after another (split phasing).
     """
 
     name: str
@@ -138,6 +167,9 @@ class LaneGraph:
     drivable_polygons: tuple[FloatArray, ...]
     light_groups: int = 0
     crosswalks: tuple[FloatArray, ...] = ()
+    walkways: tuple[Walkway, ...] = ()
+    curbside_stops: tuple[CurbsideStop, ...] = ()
+    light_junctions: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for index, lane in enumerate(self.lanes):
@@ -146,6 +178,33 @@ class LaneGraph:
             for other in (*lane.successors, lane.left_neighbor, lane.right_neighbor):
                 if other is not None and not 0 <= other < len(self.lanes):
                     raise ValueError(f"map {self.name!r}: lane {index} refers to unknown lane {other}")
+        for index, walkway in enumerate(self.walkways):
+            if any(not 0 <= other < len(self.walkways) for other in walkway.successors):
+                raise ValueError(f"map {self.name!r}: walkway {index} has an unknown successor")
+        if self.light_junctions and len(self.light_junctions) != self.light_groups:
+            raise ValueError(f"map {self.name!r}: {len(self.light_junctions)} light_junctions for "
+                             f"{self.light_groups} light groups")
+
+    def light_group_junctions(self) -> tuple[int, ...]:
+        """The junction of every light group: given, or that of the connectors its lanes lead into (a group
+        whose lanes lead into no junction gets a junction of its own)."""
+        if self.light_junctions or not self.light_groups:
+            return self.light_junctions
+        found: dict[int, int] = {}
+        for lane in self.lanes:
+            if lane.light_group is None or lane.light_group in found:
+                continue
+            junctions = [j for s in lane.successors if (j := self.lanes[s].junction_id) is not None]
+            if junctions:
+                found[lane.light_group] = junctions[0]
+        top = max((lane.junction_id for lane in self.lanes if lane.junction_id is not None), default=-1)
+        result = []
+        for group in range(self.light_groups):
+            if group not in found:
+                top += 1
+                found[group] = top
+            result.append(found[group])
+        return tuple(result)
 
     @functools.cached_property
     def predecessors(self) -> tuple[tuple[int, ...], ...]:

@@ -62,7 +62,7 @@ def four_way_junction(
             reach = 0.5523 * np.linalg.norm(p3 - p0) / np.sqrt(2.0)
             points = _bezier(p0, p0 + d0 * reach, p3 - d3 * reach, p3, _CONNECTOR_POINTS)
             lanes.append(Lane(connector_id(arm_in, arm_out), points, lane_width_m, (2 * arm_out + 1,),
-                              is_junction=True, speed_limit_mps=speed_limit_mps))
+                              is_junction=True, speed_limit_mps=speed_limit_mps, junction_id=0))
     lanes.sort(key=lambda lane: lane.lane_id)
     extent = h + arm_length_m
     polygons = [np.array([[-h, -h], [h, -h], [h, h], [-h, h]], dtype=float)]

@@ -1,0 +1,783 @@
+"""Numba kernels of the embedded world: one parallel loop over scenarios, plain loops over actors inside.
+
+Every scenario's update reads and writes only its own rows, in the same order whatever the batch size, so a
+scenario's trajectory does not depend on the batch it runs in. Random draws during the run (route choices,
+respawns) come from a counter-based hash of the scenario seed, the actor slot and a per-actor counter.
+
+Actor slots per scenario: ``[0, V)`` vehicles, ``[V, V + P)`` pedestrians, ``[V + P, N)`` static obstacles.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+from numba import njit
+
+from sim.embedded.compiled import MapArrays
+from sim.geometry import FloatArray
+
+# actor kinds
+NONE, VEHICLE, PEDESTRIAN, STATIC = 0, 1, 2, 3
+# light states (sim.embedded.traffic.LightState)
+GREEN, YELLOW, RED = 0, 1, 2
+# next-control kinds for the ego
+LINE_NONE, LINE_LIGHT, LINE_STOP = 0, 1, 2
+# infraction indices (sim.embedded.world.INFRACTIONS order)
+INF_PEDESTRIAN, INF_VEHICLE, INF_STATIC, INF_RED, INF_STOP = 0, 1, 2, 3, 4
+# route status codes (sim.embedded.world.STATUSES order; -1 running)
+RUNNING, COMPLETED, DEVIATION, BLOCKED, TIMEOUT = -1, 0, 1, 2, 3
+#: Events a scenario may record in one step.
+MAX_EVENTS = 8
+#: Collision locations remembered per scenario.
+MAX_REGISTERED = 8
+#: Lanes one located point may occupy.
+MAX_LOCATED = 4
+#: Checkpoints of the minimum-speed test along a route (Leaderboard 2.0 route scenarios use 4).
+MIN_SPEED_SECTIONS = 4
+INF = np.inf
+
+
+class Params(NamedTuple):
+    """Scalar parameters of a world (see :class:`sim.embedded.world.WorldConfig`)."""
+
+    dt: float
+    ego_length: float
+    ego_width: float
+    wheelbase: float
+    rear_to_center: float
+    max_steer: float
+    max_steer_rate: float
+    max_accel: float
+    max_brake: float
+    max_speed: float
+    idm_accel: float
+    idm_comfort: float
+    idm_max_decel: float
+    idm_gap: float
+    idm_headway: float
+    idm_delta: float
+    route_deviation: float
+    blocked_s: float
+    completion_tol: float
+    green_s: float
+    yellow_s: float
+    all_red_s: float
+    horizon: float
+    collision_time_s: float
+    collision_area_m: float
+    collision_forget_m: float
+    stop_speed: float
+    stop_distance: float
+    min_speed_radius: float
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+@njit(cache=True, no_cpython_wrapper=True)
+def _mix(z: np.uint64) -> np.uint64:
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def uniform(seed: int, slot: int, counter: int) -> float:
+    """A uniform draw in [0, 1) from (seed, slot, counter)."""
+    z = _mix(np.uint64(seed) ^ _mix(np.uint64(slot) * np.uint64(0x100000001B3) + np.uint64(counter)))
+    return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def lane_pose(m: MapArrays, lane: int, s: float) -> tuple[float, float, float]:
+    """Point and heading at arc length ``s`` on ``lane`` (clamped to the lane)."""
+    k0 = m.lane_offset[lane]
+    count = m.lane_offset[lane + 1] - k0
+    ds = m.lane_ds[lane]
+    t = s / ds if ds > 0 else 0.0
+    i = math.floor(t)
+    if i < 0:
+        i = 0
+    if i > count - 2:
+        i = count - 2
+    frac = min(max(t - i, 0.0), 1.0)
+    k = k0 + i
+    x = m.pts_x[k] + frac * (m.pts_x[k + 1] - m.pts_x[k])
+    y = m.pts_y[k] + frac * (m.pts_y[k + 1] - m.pts_y[k])
+    return x, y, m.pts_heading[k]
+
+
+@njit(cache=True)
+def locate(m: MapArrays, x: float, y: float, reach: float, out_lane: Any, out_s: Any, out_lat: Any,
+           out_heading: Any, best: Any) -> int:
+    """Lanes whose extent covers ``(x, y)`` within half their width plus ``reach``: their ids, the arc length and
+    signed lateral offset there, and the lane heading; returns how many (at most ``len(out_lane)``), nearest kept
+    per lane. Points beyond a lane's start or end are not on it."""
+    meta = m.grid_meta
+    cx = math.floor((x - meta[0]) / meta[2])
+    cy = math.floor((y - meta[1]) / meta[2])
+    nx, ny = int(meta[3]), int(meta[4])
+    if cx < 0 or cy < 0 or cx >= nx or cy >= ny:
+        return 0
+    cell = cy * nx + cx
+    found = 0
+    for item in range(m.grid_offset[cell], m.grid_offset[cell + 1]):
+        k = m.grid_items[item]
+        lane = m.seg_lane[k]
+        ax, ay = m.pts_x[k], m.pts_y[k]
+        dx, dy = m.pts_x[k + 1] - ax, m.pts_y[k + 1] - ay
+        len2 = dx * dx + dy * dy
+        if len2 < 1e-12:
+            continue
+        rx, ry = x - ax, y - ay
+        t = (rx * dx + ry * dy) / len2
+        first = k == m.lane_offset[lane]
+        last = k + 2 == m.lane_offset[lane + 1]
+        if (t < 0.0 and first) or (t > 1.0 and last):
+            continue
+        t = min(max(t, 0.0), 1.0)
+        px, py = rx - t * dx, ry - t * dy
+        dist = math.sqrt(px * px + py * py)
+        if dist > 0.5 * m.lane_width[lane] + reach:
+            continue
+        cross = dx * ry - dy * rx
+        s = (k - m.lane_offset[lane] + t) * m.lane_ds[lane]
+        slot = -1
+        for j in range(found):
+            if out_lane[j] == lane:
+                slot = j
+                break
+        if slot < 0:
+            if found == len(out_lane):
+                worst = 0
+                for j in range(found):
+                    if best[j] > best[worst]:
+                        worst = j
+                if best[worst] <= dist:
+                    continue
+                slot = worst
+            else:
+                slot = found
+                found += 1
+        elif best[slot] <= dist:
+            continue
+        best[slot] = dist
+        out_lane[slot] = lane
+        out_s[slot] = s
+        out_lat[slot] = dist if cross >= 0 else -dist
+        out_heading[slot] = m.pts_heading[k]
+    return found
+
+
+@njit(cache=True)
+def wrap(angle: float) -> float:
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
+
+
+@njit(cache=True)
+def idm(p: Params, v: float, desired: float, gap: float, leader_v: float) -> float:
+    closing = v - leader_v
+    want = p.idm_gap + max(0.0, v * p.idm_headway + v * closing / (2.0 * math.sqrt(p.idm_accel * p.idm_comfort)))
+    free = 1.0 - (v / max(desired, 0.1)) ** p.idm_delta
+    interaction = 0.0 if gap == INF else (want / max(gap, 0.1)) ** 2
+    return min(max(p.idm_accel * (free - interaction), -p.idm_max_decel), p.idm_accel)
+
+
+@njit(cache=True)
+def boxes_touch(ax: float, ay: float, ayaw: float, al: float, aw: float,
+                bx: float, by: float, byaw: float, bl: float, bw: float) -> bool:
+    """Whether two oriented boxes overlap (separating axis test)."""
+    dx, dy = bx - ax, by - ay
+    if dx * dx + dy * dy > 0.25 * (al + aw + bl + bw) ** 2:
+        return False
+    ca, sa, cb, sb = math.cos(ayaw), math.sin(ayaw), math.cos(byaw), math.sin(byaw)
+    axes = ((ca, sa), (-sa, ca), (cb, sb), (-sb, cb))
+    for ux, uy in axes:
+        ra = 0.5 * al * abs(ca * ux + sa * uy) + 0.5 * aw * abs(-sa * ux + ca * uy)
+        rb = 0.5 * bl * abs(cb * ux + sb * uy) + 0.5 * bw * abs(-sb * ux + cb * uy)
+        if abs(dx * ux + dy * uy) > ra + rb:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------- the step
+@njit(cache=True, nogil=True)
+def step(m: MapArrays, w: Any, p: Params, actions: FloatArray, active: Any, first: int, stop: int) -> None:
+    """Advance the active scenarios ``first <= b < stop`` by one ``dt`` (``w``: :class:`sim.embedded.world.State`).
+
+    Releases the GIL: the world runs disjoint ranges of scenarios on several threads."""
+    for b in range(first, stop):
+        _step_one(m, w, p, actions[b, 0], actions[b, 1], active[b], b)
+
+
+@njit(cache=True, nogil=True)
+def refresh(m: MapArrays, w: Any, p: Params, envs: Any) -> None:
+    """Recompute poses, lights, occupancy and the ego's view of the given scenarios (after a reset)."""
+    for i in range(len(envs)):
+        _refresh_one(m, w, p, envs[i])
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _step_one(m: MapArrays, w: Any, p: Params, steer: float, accel: float, active: bool, b: int) -> None:
+    w.ev_n[b] = 0
+    if not active:
+        return
+    _ego_dynamics(w, p, b, steer, accel)
+    w.time[b] += p.dt
+    _lights(m, w, p, b)
+    _vehicles(m, w, p, b)
+    _pedestrians(m, w, p, b)
+    _respawn(m, w, p, b)
+    _project_ego(w, b)
+    _occupancy(m, w, p, b)
+    _ego_view(m, w, p, b)
+    _detect(m, w, p, b)
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _refresh_one(m: MapArrays, w: Any, p: Params, b: int) -> None:
+    _lights(m, w, p, b)
+    for v in range(w.veh_lane.shape[1]):
+        if w.act_valid[b, v]:
+            _vehicle_pose(m, w, b, v)
+    for q in range(w.ped_walk.shape[1]):
+        if w.act_valid[b, w.veh_lane.shape[1] + q]:
+            _pedestrian_pose(m, w, b, q)
+    _project_ego(w, b)
+    _occupancy(m, w, p, b)
+    _ego_view(m, w, p, b)
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _ego_dynamics(w: Any, p: Params, b: int, steer_cmd: float, accel_cmd: float) -> None:
+    steer_cmd = min(max(steer_cmd, -1.0), 1.0)
+    accel_cmd = min(max(accel_cmd, -1.0), 1.0)
+    max_delta = p.max_steer_rate * p.dt
+    steer = w.ego_steer[b] + min(max(steer_cmd * p.max_steer - w.ego_steer[b], -max_delta), max_delta)
+    accel = accel_cmd * p.max_accel if accel_cmd >= 0.0 else accel_cmd * p.max_brake
+    v0 = w.ego_v[b]
+    v1 = min(max(v0 + accel * p.dt, 0.0), p.max_speed)
+    mean_v = 0.5 * (v0 + v1)
+    slip = math.atan(p.rear_to_center / p.wheelbase * math.tan(steer))
+    yaw_rate = mean_v * math.sin(slip) / p.rear_to_center
+    yaw_mid = w.ego_yaw[b] + 0.5 * yaw_rate * p.dt
+    w.ego_x[b] += mean_v * math.cos(yaw_mid + slip) * p.dt
+    w.ego_y[b] += mean_v * math.sin(yaw_mid + slip) * p.dt
+    w.ego_yaw[b] += yaw_rate * p.dt
+    w.ego_v[b] = v1
+    w.ego_steer[b] = steer
+    w.ego_accel[b] = (v1 - v0) / p.dt
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _lights(m: MapArrays, w: Any, p: Params, b: int) -> None:
+    phase_s = p.green_s + p.yellow_s + p.all_red_s
+    for g in range(w.lights.shape[1]):
+        j = m.light_junction[g]
+        cycle = phase_s * m.junction_phases[j]
+        t = (w.time[b] + w.light_offset[b, j]) % cycle - phase_s * m.light_phase[g]
+        if 0.0 <= t < p.green_s:
+            w.lights[b, g] = GREEN
+        elif p.green_s <= t < p.green_s + p.yellow_s:
+            w.lights[b, g] = YELLOW
+        else:
+            w.lights[b, g] = RED
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _vehicle_pose(m: MapArrays, w: Any, b: int, v: int) -> None:
+    x, y, heading = lane_pose(m, w.veh_lane[b, v, 0], w.veh_s[b, v])
+    offset = w.veh_offset[b, v]
+    w.act_x[b, v] = x - offset * math.sin(heading)
+    w.act_y[b, v] = y + offset * math.cos(heading)
+    w.act_yaw[b, v] = heading
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _choose_successor(m: MapArrays, w: Any, b: int, v: int, lane: int) -> int:
+    if lane < 0:
+        return -1
+    first, last = m.succ_offset[lane], m.succ_offset[lane + 1]
+    if first == last:
+        return -1
+    draw = uniform(w.seed[b], v, w.veh_draws[b, v])
+    w.veh_draws[b, v] += 1
+    return m.succ[first + min(int(draw * (last - first)), last - first - 1)]
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _junction_busy(m: MapArrays, w: Any, b: int, lane: int, self_actor: int) -> bool:
+    """Whether a vehicle (or the ego) occupies a junction lane that conflicts with ``lane``."""
+    for k in range(w.occ_n[b]):
+        if w.occ_actor[b, k] == self_actor or w.occ_kind[b, k] != VEHICLE:
+            continue
+        other = w.occ_lane[b, k]
+        if other != lane and m.conflict[lane, other]:
+            return True
+    return False
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _earlier_waiter(m: MapArrays, w: Any, b: int, lane: int, self_actor: int, arrival: float) -> bool:
+    """Whether someone stopped at a stop sign earlier waits to enter a junction lane conflicting with ``lane``."""
+    for v in range(w.veh_lane.shape[1]):
+        if v == self_actor or not w.act_valid[b, v] or w.veh_served[b, v] < 0:
+            continue
+        if w.veh_lane[b, v, 0] != w.veh_served[b, v] or w.veh_lane[b, v, 1] < 0:
+            continue
+        nxt = w.veh_lane[b, v, 1]
+        if not (m.conflict[lane, nxt] or nxt == lane):
+            continue
+        if w.veh_arrival[b, v] < arrival or (w.veh_arrival[b, v] == arrival and v < self_actor):
+            return True
+    if self_actor >= 0 and w.ego_served[b] and w.ego_wait_lane[b] >= 0:
+        nxt = w.ego_wait_lane[b]
+        if (m.conflict[lane, nxt] or nxt == lane) and w.ego_arrival[b] <= arrival:
+            return True
+    return False
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int, actor: int, arrival: float) -> bool:
+    """Whether an actor about to enter ``junction_lane`` from ``approach`` must wait: a conflicting junction lane
+    is occupied, or (at a stop sign) someone who stopped earlier waits for a conflicting lane."""
+    if _junction_busy(m, w, b, junction_lane, actor):
+        return True
+    return bool(m.lane_stop[approach]) and _earlier_waiter(m, w, b, junction_lane, actor, arrival)
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
+    for v in range(w.veh_lane.shape[1]):
+        if not w.act_valid[b, v] or w.veh_parked[b, v]:
+            continue
+        l0, l1, l2 = w.veh_lane[b, v, 0], w.veh_lane[b, v, 1], w.veh_lane[b, v, 2]
+        s, speed, half = w.veh_s[b, v], w.act_v[b, v], 0.5 * w.act_len[b, v]
+        len0 = m.lane_length[l0]
+        len1 = m.lane_length[l1] if l1 >= 0 else 0.0
+        gap, lead_v = INF, 0.0
+        for k in range(w.occ_n[b]):
+            if w.occ_actor[b, k] == v:
+                continue
+            lane, os = w.occ_lane[b, k], w.occ_s[b, k]
+            if lane == l0:
+                d = os - s
+            elif lane == l1 and l1 >= 0:
+                d = len0 - s + os
+            elif lane == l2 and l2 >= 0:
+                d = len0 - s + len1 + os
+            else:
+                continue
+            if d <= 0.0 or d > p.horizon:
+                continue
+            bumper = d - half - w.occ_half[b, k]
+            if bumper < gap:
+                gap, lead_v = bumper, w.occ_speed[b, k]
+        stop = INF
+        offset = 0.0
+        for k in range(2):
+            here = w.veh_lane[b, v, k]
+            nxt = w.veh_lane[b, v, k + 1]
+            if here < 0 or nxt < 0:
+                break
+            end_d = offset + m.lane_length[here] - s - half
+            offset += m.lane_length[here]
+            if end_d > p.horizon or end_d < -0.5:
+                break
+            if m.lane_junction[here] >= 0 or m.lane_junction[nxt] < 0:
+                continue
+            must = False
+            group = m.lane_light[here]
+            if group >= 0:
+                state = w.lights[b, group]
+                if state == RED or (state == YELLOW and end_d > speed * speed / (2.0 * p.idm_comfort)):
+                    must = True
+            if not must and m.lane_stop[here] and w.veh_served[b, v] != here:
+                must = True
+                if end_d < p.idm_gap + 1.5 and speed < 0.3 and k == 0:
+                    w.veh_served[b, v] = here
+                    w.veh_arrival[b, v] = w.time[b]
+            near = end_d < max(speed * speed / (2.0 * p.idm_comfort) + 6.0, 8.0)
+            if not must and near and _must_yield(m, w, b, here, nxt, v, w.veh_arrival[b, v]):
+                must = True
+            if must:
+                stop = max(end_d, 0.0)
+            break
+        desired = w.veh_desired[b, v] * m.lane_speed[l0]
+        if stop < gap:
+            accel = idm(p, speed, desired, stop + p.idm_gap * 0.4, 0.0)
+        else:
+            accel = idm(p, speed, desired, gap, lead_v)
+        new_speed = max(speed + accel * p.dt, 0.0)
+        s += 0.5 * (speed + new_speed) * p.dt
+        w.act_v[b, v] = new_speed
+        while s > m.lane_length[l0]:
+            s -= m.lane_length[l0]
+            if l1 < 0:
+                w.act_valid[b, v] = False
+                break
+            l0, l1 = l1, l2
+            l2 = _choose_successor(m, w, b, v, l1)
+            w.veh_served[b, v] = -1
+        w.veh_lane[b, v, 0], w.veh_lane[b, v, 1], w.veh_lane[b, v, 2] = l0, l1, l2
+        w.veh_s[b, v] = s
+        if w.act_valid[b, v]:
+            _vehicle_pose(m, w, b, v)
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _respawn(m: MapArrays, w: Any, p: Params, b: int) -> None:
+    """Bring back one vehicle that left the map (if its slot takes part in traffic) far from the ego."""
+    for v in range(w.veh_lane.shape[1]):
+        if w.act_valid[b, v] or not w.veh_respawn[b, v]:
+            continue
+        lane = m.spawn_lanes[min(int(uniform(w.seed[b], v, w.veh_draws[b, v]) * len(m.spawn_lanes)),
+                                 len(m.spawn_lanes) - 1)]
+        s = uniform(w.seed[b], v, w.veh_draws[b, v] + 1) * m.lane_length[lane]
+        w.veh_draws[b, v] += 2
+        x, y, _ = lane_pose(m, lane, s)
+        if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 < 30.0**2:
+            return
+        for n in range(w.act_valid.shape[1]):
+            if w.act_valid[b, n] and (x - w.act_x[b, n]) ** 2 + (y - w.act_y[b, n]) ** 2 < 12.0**2:
+                return
+        w.veh_lane[b, v, 0] = lane
+        w.veh_lane[b, v, 1] = _choose_successor(m, w, b, v, lane)
+        w.veh_lane[b, v, 2] = _choose_successor(m, w, b, v, w.veh_lane[b, v, 1])
+        w.veh_s[b, v] = s
+        w.act_v[b, v] = 0.5 * w.veh_desired[b, v] * m.lane_speed[lane]
+        w.veh_served[b, v] = -1
+        w.act_valid[b, v] = True
+        _vehicle_pose(m, w, b, v)
+        return
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _pedestrian_pose(m: MapArrays, w: Any, b: int, q: int) -> None:
+    n = w.veh_lane.shape[1] + q
+    walk = w.ped_walk[b, q]
+    s = w.ped_s[b, q]
+    if walk >= 0:
+        first, last = m.walk_offset[walk], m.walk_offset[walk + 1]
+        xs, ys = m.walk_x[first:last], m.walk_y[first:last]
+        ss = m.walk_s[first:last]
+    else:
+        count = w.ped_path_n[b, q]
+        xs, ys = w.ped_path_x[b, q, :count], w.ped_path_y[b, q, :count]
+        ss = w.ped_path_s[b, q, :count]
+    i = 0
+    while i < len(ss) - 2 and ss[i + 1] < s:
+        i += 1
+    seg = ss[i + 1] - ss[i]
+    frac = min(max((s - ss[i]) / seg, 0.0), 1.0) if seg > 1e-9 else 0.0
+    w.act_x[b, n] = xs[i] + frac * (xs[i + 1] - xs[i])
+    w.act_y[b, n] = ys[i] + frac * (ys[i + 1] - ys[i])
+    w.act_yaw[b, n] = math.atan2(ys[i + 1] - ys[i], xs[i + 1] - xs[i])
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _crossing_clear(m: MapArrays, w: Any, b: int, walk: int) -> bool:
+    first, last = m.walk_offset[walk], m.walk_offset[walk + 1]
+    cx = 0.5 * (m.walk_x[first] + m.walk_x[last - 1])
+    cy = 0.5 * (m.walk_y[first] + m.walk_y[last - 1])
+    if w.ego_v[b] > 0.5 and (w.ego_x[b] - cx) ** 2 + (w.ego_y[b] - cy) ** 2 < 15.0**2:
+        return False
+    for v in range(w.veh_lane.shape[1]):
+        moving = w.act_valid[b, v] and w.act_v[b, v] > 0.5
+        if moving and (w.act_x[b, v] - cx) ** 2 + (w.act_y[b, v] - cy) ** 2 < 15.0**2:
+            return False
+    return True
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
+    first_slot = w.veh_lane.shape[1]
+    for q in range(w.ped_walk.shape[1]):
+        n = first_slot + q
+        if not w.act_valid[b, n]:
+            continue
+        if w.time[b] < w.ped_start[b, q]:
+            w.act_v[b, n] = 0.0
+            continue
+        walk = w.ped_walk[b, q]
+        if walk >= 0 and w.ped_next[b, q] >= 0:  # waiting to cross
+            if not _crossing_clear(m, w, b, w.ped_next[b, q]):
+                w.act_v[b, n] = 0.0
+                continue
+            w.ped_walk[b, q] = walk = w.ped_next[b, q]
+            w.ped_next[b, q] = -1
+            w.ped_s[b, q] = 0.0
+        speed = w.ped_speed[b, q]
+        s = w.ped_s[b, q] + speed * p.dt
+        if walk >= 0:
+            length = m.walk_s[m.walk_offset[walk + 1] - 1]
+            while s >= length:
+                first, last = m.walk_succ_offset[walk], m.walk_succ_offset[walk + 1]
+                draw = uniform(w.seed[b], n, w.ped_draws[b, q])
+                w.ped_draws[b, q] += 1
+                nxt = m.walk_succ[first + min(int(draw * (last - first)), last - first - 1)]
+                if m.walk_crossing[nxt] and not _crossing_clear(m, w, b, nxt):
+                    w.ped_next[b, q] = nxt
+                    s = length
+                    speed = 0.0
+                    break
+                s -= length
+                walk = nxt
+                length = m.walk_s[m.walk_offset[walk + 1] - 1]
+            w.ped_walk[b, q] = walk
+        else:
+            end = w.ped_path_s[b, q, w.ped_path_n[b, q] - 1]
+            if s >= end:
+                s, speed = end, 0.0
+        w.ped_s[b, q] = s
+        w.act_v[b, n] = speed
+        _pedestrian_pose(m, w, b, q)
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _project_ego(w: Any, b: int) -> None:
+    """Progress along the route: the nearest route point in a window around the last progress (never back)."""
+    ds = w.route_ds[b]
+    count = w.route_n[b]
+    lo = max(int((w.progress[b] - 5.0) / ds), 0)
+    hi = min(int((w.progress[b] + 15.0) / ds) + 1, count - 1)
+    best, best_s, best_lat = INF, w.progress[b], 0.0
+    x, y = w.ego_x[b], w.ego_y[b]
+    for k in range(lo, hi):
+        ax, ay = w.route_x[b, k], w.route_y[b, k]
+        dx, dy = w.route_x[b, k + 1] - ax, w.route_y[b, k + 1] - ay
+        len2 = dx * dx + dy * dy
+        rx, ry = x - ax, y - ay
+        t = min(max((rx * dx + ry * dy) / len2, 0.0), 1.0) if len2 > 1e-12 else 0.0
+        px, py = rx - t * dx, ry - t * dy
+        dist2 = px * px + py * py
+        if dist2 < best:
+            best = dist2
+            best_s = (k + t) * ds
+            best_lat = math.sqrt(dist2) if dx * ry - dy * rx >= 0 else -math.sqrt(dist2)
+    w.progress[b] = max(w.progress[b], min(best_s, w.end_s[b]))
+    w.lateral[b] = best_lat
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _add_located(m: MapArrays, w: Any, b: int, x: float, y: float, reach: float, half: float, speed: float,
+                 actor: int, kind: int) -> None:
+    lanes = w.loc_lane[b]
+    count = locate(m, x, y, reach, lanes, w.loc_s[b], w.loc_lat[b], w.loc_heading[b], w.loc_dist[b])
+    for j in range(count):
+        k = w.occ_n[b]
+        if k >= w.occ_lane.shape[1]:
+            return
+        w.occ_lane[b, k] = lanes[j]
+        w.occ_s[b, k] = w.loc_s[b, j]
+        w.occ_half[b, k] = half
+        w.occ_speed[b, k] = speed
+        w.occ_actor[b, k] = actor
+        w.occ_kind[b, k] = kind
+        w.occ_n[b] = k + 1
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
+    """Which lanes each actor occupies, and where: driving vehicles by their lane, everything else located."""
+    w.occ_n[b] = 0
+    vehicles = w.veh_lane.shape[1]
+    for v in range(vehicles):
+        if not w.act_valid[b, v]:
+            continue
+        if w.veh_parked[b, v]:
+            _add_located(m, w, b, w.act_x[b, v], w.act_y[b, v], 0.5 * w.act_wid[b, v] - 0.3, 0.5 * w.act_len[b, v],
+                         0.0, v, VEHICLE)
+            continue
+        k = w.occ_n[b]
+        w.occ_lane[b, k] = w.veh_lane[b, v, 0]
+        w.occ_s[b, k] = w.veh_s[b, v]
+        w.occ_half[b, k] = 0.5 * w.act_len[b, v]
+        w.occ_speed[b, k] = w.act_v[b, v]
+        w.occ_actor[b, k] = v
+        w.occ_kind[b, k] = VEHICLE
+        w.occ_n[b] = k + 1
+    _add_located(m, w, b, w.ego_x[b], w.ego_y[b], 0.5 * p.ego_width - 0.3, 0.5 * p.ego_length, w.ego_v[b], -1,
+                 VEHICLE)
+    for n in range(vehicles, w.act_valid.shape[1]):
+        if w.act_valid[b, n]:
+            reach = 0.5 * w.act_wid[b, n] + (0.8 if w.act_kind[b, n] == PEDESTRIAN else 0.0)
+            _add_located(m, w, b, w.act_x[b, n], w.act_y[b, n], reach, 0.5 * w.act_len[b, n], 0.0, n,
+                         int(w.act_kind[b, n]))
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _route_s_of(w: Any, b: int, lane: int, s: float) -> float:
+    """Route arc length of the point ``s`` on ``lane``, or -inf if the route does not drive it there."""
+    for r in range(w.piece_n[b]):
+        if w.piece_lane[b, r] == lane and w.piece_start[b, r] - 1e-6 <= s <= w.piece_end[b, r] + 1e-6:
+            return w.piece_offset[b, r] + s - w.piece_start[b, r]
+    return -INF
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
+    """What the privileged expert (and the state vector) needs: leader on the route, the next control line."""
+    progress = w.progress[b]
+    half = 0.5 * p.ego_length
+    gap, lead_v = INF, 0.0
+    for k in range(w.occ_n[b]):
+        if w.occ_actor[b, k] == -1:
+            continue
+        route_s = _route_s_of(w, b, w.occ_lane[b, k], w.occ_s[b, k])
+        d = route_s - progress
+        if d <= 0.0 or d > p.horizon:
+            continue
+        bumper = d - half - w.occ_half[b, k]
+        if bumper < gap:
+            gap, lead_v = bumper, w.occ_speed[b, k]
+    w.ego_leader_gap[b], w.ego_leader_speed[b] = gap, lead_v
+    # speed limit: the route piece under the ego
+    for r in range(w.piece_n[b]):
+        if w.piece_offset[b, r] <= progress <= w.piece_offset[b, r] + w.piece_end[b, r] - w.piece_start[b, r]:
+            w.ego_speed_limit[b] = m.lane_speed[w.piece_lane[b, r]]
+            break
+    i = w.line_next[b]
+    w.ego_must_stop[b] = False
+    if i >= w.line_n[b]:
+        w.ego_line_kind[b], w.ego_line_state[b], w.ego_line_dist[b] = LINE_NONE, -1, INF
+        return
+    lane, nxt = w.line_lane[b, i], w.line_junction_lane[b, i]
+    dist = w.line_s[b, i] - progress
+    w.ego_line_dist[b] = dist
+    front = dist - half
+    group = m.lane_light[lane]
+    must = False
+    if group >= 0:
+        state = w.lights[b, group]
+        w.ego_line_kind[b], w.ego_line_state[b] = LINE_LIGHT, state
+        if state == RED or (state == YELLOW and front > w.ego_v[b] ** 2 / (2.0 * p.idm_comfort)):
+            must = True
+    elif m.lane_stop[lane]:
+        w.ego_line_kind[b], w.ego_line_state[b] = LINE_STOP, -1
+        must = not w.ego_served[b]
+    else:
+        w.ego_line_kind[b], w.ego_line_state[b] = LINE_NONE, -1
+    near = front < max(w.ego_v[b] ** 2 / (2.0 * p.idm_comfort) + 6.0, 8.0)
+    if not must and nxt >= 0 and near and _must_yield(m, w, b, lane, nxt, -1, w.ego_arrival[b]):
+        must = True
+    w.ego_must_stop[b] = must
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _event(w: Any, b: int, kind: int, actor: int) -> None:
+    k = w.ev_n[b]
+    if k < w.ev_kind.shape[1]:
+        w.ev_kind[b, k] = kind
+        w.ev_actor[b, k] = actor
+        w.ev_n[b] = k + 1
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
+    t = w.time[b]
+    x, y, yaw, speed = w.ego_x[b], w.ego_y[b], w.ego_yaw[b], w.ego_v[b]
+    # collisions, Leaderboard style: the same actor is not counted again within collision_time_s, nor any
+    # contact within collision_area_m of a counted one the ego has not yet left (collision_forget_m)
+    kept = 0
+    for r in range(w.reg_n[b]):
+        if (w.reg_x[b, r] - x) ** 2 + (w.reg_y[b, r] - y) ** 2 <= p.collision_forget_m**2:
+            w.reg_x[b, kept], w.reg_y[b, kept] = w.reg_x[b, r], w.reg_y[b, r]
+            kept += 1
+    w.reg_n[b] = kept
+    for n in range(w.act_valid.shape[1]):
+        if not w.act_valid[b, n]:
+            continue
+        if not boxes_touch(x, y, yaw, p.ego_length, p.ego_width, w.act_x[b, n], w.act_y[b, n], w.act_yaw[b, n],
+                           w.act_len[b, n], w.act_wid[b, n]):
+            continue
+        if n == w.last_hit[b] and t - w.last_hit_time[b] < p.collision_time_s:
+            continue
+        near = False
+        for r in range(w.reg_n[b]):
+            if (w.reg_x[b, r] - x) ** 2 + (w.reg_y[b, r] - y) ** 2 < p.collision_area_m**2:
+                near = True
+        if near:
+            continue
+        kind = w.act_kind[b, n]
+        index = INF_VEHICLE if kind == VEHICLE else (INF_PEDESTRIAN if kind == PEDESTRIAN else INF_STATIC)
+        w.infractions[b, index] += 1
+        _event(w, b, index, n)
+        w.last_hit[b], w.last_hit_time[b] = n, t
+        if w.reg_n[b] < w.reg_x.shape[1]:
+            w.reg_x[b, w.reg_n[b]], w.reg_y[b, w.reg_n[b]] = x, y
+            w.reg_n[b] += 1
+    # control lines on the route: red lights and stop signs
+    half = 0.5 * p.ego_length
+    i = w.line_next[b]
+    if i < w.line_n[b] and m.lane_stop[w.line_lane[b, i]] and not w.ego_served[b]:
+        front = w.line_s[b, i] - w.progress[b] - half
+        if front <= p.stop_distance and speed < p.stop_speed:
+            w.ego_served[b] = True
+            w.ego_arrival[b] = t
+            w.ego_wait_lane[b] = w.line_junction_lane[b, i]
+    while i < w.line_n[b] and w.progress[b] >= w.line_s[b, i]:
+        lane = w.line_lane[b, i]
+        group = m.lane_light[lane]
+        if group >= 0 and w.lights[b, group] == RED:
+            w.infractions[b, INF_RED] += 1
+            _event(w, b, INF_RED, -1)
+        elif group < 0 and m.lane_stop[lane] and not w.ego_served[b]:
+            w.infractions[b, INF_STOP] += 1
+            _event(w, b, INF_STOP, -1)
+        i += 1
+        w.ego_served[b] = False
+        w.ego_wait_lane[b] = -1
+    w.line_next[b] = i
+    # distance, off-road share, standing still
+    step_m = speed * p.dt
+    w.driven[b] += step_m
+    lanes = w.loc_lane[b]
+    count = locate(m, x, y, 0.0, lanes, w.loc_s[b], w.loc_lat[b], w.loc_heading[b], w.loc_dist[b])
+    on_road = False
+    for j in range(count):
+        if m.lane_junction[lanes[j]] >= 0 or abs(wrap(w.loc_heading[b, j] - yaw)) < 0.5 * math.pi:
+            on_road = True
+    if not on_road:
+        w.outside[b] += step_m
+    w.still[b] = w.still[b] + p.dt if speed < 0.1 else 0.0
+    # minimum speed: per quarter of the route, the ego's mean speed against the surrounding traffic's
+    _min_speed(w, p, b)
+    # how the route ends
+    if w.progress[b] >= w.end_s[b] - p.completion_tol:
+        w.status[b] = COMPLETED
+    elif abs(w.lateral[b]) > p.route_deviation:
+        w.status[b] = DEVIATION
+    elif w.still[b] >= p.blocked_s:
+        w.status[b] = BLOCKED
+    elif t >= w.timeout[b]:
+        w.status[b] = TIMEOUT
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _min_speed(w: Any, p: Params, b: int) -> None:
+    total, count = 0.0, 0
+    for v in range(w.veh_lane.shape[1]):
+        background = w.act_valid[b, v] and not w.veh_parked[b, v] and w.veh_respawn[b, v]
+        if background and (w.act_x[b, v] - w.ego_x[b]) ** 2 + (w.act_y[b, v] - w.ego_y[b]) ** 2 \
+                < p.min_speed_radius**2:
+            total += w.act_v[b, v]
+            count += 1
+    w.ms_ego[b] += w.ego_v[b]
+    w.ms_frames[b] += 1
+    if count:
+        w.ms_traffic[b] += total / count
+        w.ms_traffic_frames[b] += 1
+    length = w.end_s[b] - w.start_s[b]
+    section = int(MIN_SPEED_SECTIONS * (w.progress[b] - w.start_s[b]) / length) if length > 0 else 0
+    finished = w.progress[b] >= w.end_s[b] - p.completion_tol or w.time[b] >= w.timeout[b]
+    if section > w.ms_section[b] or finished:
+        if w.ms_traffic_frames[b] > 0 and w.ms_frames[b] > 0:
+            traffic = w.ms_traffic[b] / w.ms_traffic_frames[b]
+            ego = w.ms_ego[b] / w.ms_frames[b]
+            if traffic > 0.1 and ego < traffic and w.ms_section[b] < MIN_SPEED_SECTIONS:
+                w.min_speed[b, w.ms_section[b]] = 100.0 * ego / traffic
+        w.ms_section[b] = min(section, MIN_SPEED_SECTIONS)
+        w.ms_ego[b] = w.ms_traffic[b] = 0.0
+        w.ms_frames[b] = w.ms_traffic_frames[b] = 0
