@@ -47,7 +47,7 @@ def sample_scenario(seed: int, *, map_name: str = "junction4-60", traffic_vehicl
 
     On ``junction4-*`` maps the route crosses the junction (random approach and turn); on any other map it is a
     random drive along successor lanes of ``route_length_m`` (turning at random at each junction). The timeout
-    allows 4 m/s on average plus two full light cycles (a queue may need two greens).
+    allows 4 m/s on average plus one light cycle, and one more per controlled junction on the route.
     """
     rng = np.random.default_rng(seed)
     lane_graph = get_map(map_name)
@@ -61,6 +61,8 @@ def sample_scenario(seed: int, *, map_name: str = "junction4-60", traffic_vehicl
         end = float(inbound + connector + rng.uniform(0.5, 0.85) * outbound)
     else:
         route, start, end = _random_drive(lane_graph, rng, route_length_m)
+    controlled = sum(1 for lane in route if lane_graph.lanes[lane].light_group is not None
+                     or lane_graph.lanes[lane].stop_sign)
     return Scenario(
         map_name=map_name,
         route=route,
@@ -70,7 +72,7 @@ def sample_scenario(seed: int, *, map_name: str = "junction4-60", traffic_vehicl
         pedestrians=pedestrians,
         traffic_seed=seed,
         light_offset_s=round(float(rng.uniform(0.0, cycle)), 2),
-        timeout_s=round((end - start) / 4.0 + 2 * cycle, 1),
+        timeout_s=round((end - start) / 4.0 + cycle * (1 + controlled), 1),
     )
 
 

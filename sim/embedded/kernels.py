@@ -434,7 +434,7 @@ def _respawn(m: MapArrays, w: Any, p: Params, b: int) -> None:
             continue
         lane = m.spawn_lanes[min(int(uniform(w.seed[b], v, w.veh_draws[b, v]) * len(m.spawn_lanes)),
                                  len(m.spawn_lanes) - 1)]
-        s = uniform(w.seed[b], v, w.veh_draws[b, v] + 1) * m.lane_length[lane]
+        s = uniform(w.seed[b], v, w.veh_draws[b, v] + 1) * max(m.lane_length[lane] - 15.0, 0.0)
         w.veh_draws[b, v] += 2
         x, y, _ = lane_pose(m, lane, s)
         if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 < 30.0**2:
@@ -600,7 +600,12 @@ def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
         w.occ_n[b] = k + 1
     _add_located(m, w, b, w.ego_x[b], w.ego_y[b], 0.5 * p.ego_width - 0.3, 0.5 * p.ego_length, w.ego_v[b], -1,
                  VEHICLE)
+    pedestrians = w.ped_walk.shape[1]
     for n in range(vehicles, w.act_valid.shape[1]):
+        if n < vehicles + pedestrians:  # pedestrians on sidewalks are off the road: only crossings are located
+            walk = w.ped_walk[b, n - vehicles]
+            if walk >= 0 and not m.walk_crossing[walk]:
+                continue
         if w.act_valid[b, n]:
             reach = 0.5 * w.act_wid[b, n] + (0.8 if w.act_kind[b, n] == PEDESTRIAN else 0.0)
             _add_located(m, w, b, w.act_x[b, n], w.act_y[b, n], reach, 0.5 * w.act_len[b, n], 0.0, n,
@@ -608,12 +613,16 @@ def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
 
 
 @njit(cache=True, no_cpython_wrapper=True)
-def _route_s_of(w: Any, b: int, lane: int, s: float) -> float:
-    """Route arc length of the point ``s`` on ``lane``, or -inf if the route does not drive it there."""
+def _route_s_of(w: Any, b: int, lane: int, s: float, after: float) -> float:
+    """Route arc length of the point ``s`` on ``lane`` (the first past ``after``: a route may drive a lane twice),
+    or -inf if the route does not drive it there."""
+    best = -INF
     for r in range(w.piece_n[b]):
         if w.piece_lane[b, r] == lane and w.piece_start[b, r] - 1e-6 <= s <= w.piece_end[b, r] + 1e-6:
-            return w.piece_offset[b, r] + s - w.piece_start[b, r]
-    return -INF
+            route_s = w.piece_offset[b, r] + s - w.piece_start[b, r]
+            if route_s > after and (best == -INF or route_s < best):
+                best = route_s
+    return best
 
 
 @njit(cache=True, no_cpython_wrapper=True)
@@ -625,7 +634,7 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     for k in range(w.occ_n[b]):
         if w.occ_actor[b, k] == -1:
             continue
-        route_s = _route_s_of(w, b, w.occ_lane[b, k], w.occ_s[b, k])
+        route_s = _route_s_of(w, b, w.occ_lane[b, k], w.occ_s[b, k], progress)
         d = route_s - progress
         if d <= 0.0 or d > p.horizon:
             continue

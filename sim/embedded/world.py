@@ -247,6 +247,8 @@ class State(NamedTuple):
 
 
 _PED_PATH_POINTS = 8
+#: Vehicles spawn at least this far before the end of their lane (where a stop line may be).
+_SPAWN_CLEARANCE_M = 15.0
 #: Fewest scenarios worth a thread of their own.
 _MIN_CHUNK = 16
 
@@ -495,7 +497,7 @@ class World:
             if slot >= scenario.traffic_vehicles:
                 break
             lane = int(rng.choice(arrays.spawn_lanes))
-            s = float(rng.uniform(0.0, lanes[lane].length_m))
+            s = float(rng.uniform(0.0, max(lanes[lane].length_m - _SPAWN_CLEARANCE_M, 0.0)))
             xy = _lane_point(lanes[lane].centerline, s)
             if min(np.linalg.norm(xy - other) for other in taken) < 12.0:
                 continue

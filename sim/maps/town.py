@@ -234,7 +234,8 @@ class _Builder:
                     continue
                 outbound = self.directed[(r_out, n)]
                 heading_out = _direction(self.nodes, self.roads[r_out], n)
-                turn = np.degrees(np.arctan2(np.cross(heading_in, heading_out), np.dot(heading_in, heading_out)))
+                cross = heading_in[0] * heading_out[1] - heading_in[1] * heading_out[0]
+                turn = np.degrees(np.arctan2(cross, np.dot(heading_in, heading_out)))
                 for k_in, k_out in self._movements(len(inbound), len(outbound), float(turn), len(node.arms)):
                     self._connector(n, inbound[k_in], outbound[k_out], heading_in, heading_out)
 

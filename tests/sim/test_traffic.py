@@ -1,7 +1,6 @@
 import numpy as np
 
-from sim.embedded.traffic import LightState, LightTiming, light_states, path_leaders
-from sim.geometry import cumulative_length
+from sim.embedded.traffic import LightState, LightTiming, light_states
 
 G, Y, R = LightState.GREEN, LightState.YELLOW, LightState.RED
 
@@ -21,19 +20,3 @@ def test_split_phase_schedule() -> None:
     np.testing.assert_array_equal(states, expected)
     # an offset shifts the cycle
     np.testing.assert_array_equal(light_states(np.array([0.0]), np.array([16.0]), 4, timing), [[R, R, G, R]])
-
-
-def test_path_leaders_finds_nearest_actor_on_the_path() -> None:
-    path = np.stack([np.linspace(0.0, 60.0, 61), np.zeros(61)], axis=-1)[None]
-    s = cumulative_length(path)
-    others = np.array([[[30.0, 0.3], [20.0, 5.0], [12.5, -0.5], [-5.0, 0.0]]])  # on path, off path, nearest, behind
-    speeds = np.array([[3.0, 9.0, 4.0, 9.0]])
-    gap, leader, speed = path_leaders(path, s, np.array([2.0]), others, np.zeros((1, 4)), speeds,
-                                      np.full((1, 4), 1.0), np.ones((1, 4), dtype=bool))
-    assert gap[0] == 10.5
-    assert leader[0] == 2
-    assert speed[0] == 4.0
-    # without candidates nothing is ahead
-    gap, _, _ = path_leaders(path, s, np.array([2.0]), others, np.zeros((1, 4)), np.zeros((1, 4)), np.ones((1, 4)),
-                             np.zeros((1, 4), dtype=bool))
-    assert np.isinf(gap[0])

@@ -1,9 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver
-from sim.embedded.traffic import LightState
-from sim.embedded.world import World, make_world
+from sim.embedded.traffic import LightState, light_states
+from sim.embedded.world import INFRACTIONS, World, WorldConfig, make_world
 from sim.maps import connector_id
 from sim.metrics import Infraction, RouteStatus
 from sim.scenario import Scenario, sample_scenario
@@ -33,16 +35,67 @@ def test_reset_places_ego_on_route_start() -> None:
     assert float(world.route_completion()[0]) == 0.0
 
 
+def _count(world: World, kind: Infraction, env: int = 0) -> int:
+    return int(world.infractions[env, INFRACTIONS.index(kind)])
+
+
+def test_constant_speed_and_braking_distance() -> None:
+    world = make_world(MAP, 2)
+    world.reset([_scenario(start=2.0, end=130.0), _scenario(start=2.0, end=130.0)])
+    x0 = world.ego.x_m.copy()
+    world.state.ego_v[:] = 20.0
+    _run(world, (0.0, 0.0), 40)  # 2 s at 20 m/s, heading west
+    assert x0[0] - world.ego.x_m[0] == pytest.approx(40.0, abs=1e-9)
+    # full braking from 20 m/s at 8 m/s^2 stops in v^2 / 2a = 25 m (explicit mid-point integration: exact)
+    x1 = world.ego.x_m.copy()
+    _run(world, (0.0, -1.0), 60)
+    assert world.ego.speed_mps[0] == 0.0
+    assert x1[0] - world.ego.x_m[0] == pytest.approx(25.0, abs=1e-9)
+
+
+def test_lights_follow_the_split_phase_program() -> None:
+    world = make_world(MAP, 3)
+    world.reset([_scenario(offset=o) for o in (0.0, 7.5, 20.0)])
+    for _ in range(150):
+        _run(world, (0.0, 0.0), 1)
+        expected = light_states(world.time_s, np.array([0.0, 7.5, 20.0]), 4, world.config.lights)
+        np.testing.assert_array_equal(world.lights, expected)
+
+
 def test_driving_into_a_parked_car_is_one_vehicle_collision() -> None:
     world = make_world(MAP, 1)
     world.reset([_scenario(offset=0.0)])  # group 0 (our approach) is green at t = 0
     world.place_vehicle(0, 0, EAST_TO_WEST, s_m=25.0, speed_mps=0.0, desired_speed_mps=0.0)
-    _run(world, (0.0, 0.5), 80)  # 4 s accelerating: ~15 m, through the car 15 m ahead
-    counts = dict(zip([k.value for k in Infraction], world.infractions[0], strict=True))
-    assert counts["collision_vehicle"] == 1
-    assert world.collided[0, 0]
+    _run(world, (0.0, 0.5), 120)  # 6 s pushing into the car 15 m ahead: in contact for seconds
+    assert _count(world, Infraction.COLLISION_VEHICLE) == 1
     assert [e.kind for e in world.events] == ["collision_vehicle"]
     assert world.events[0].actor == 0
+
+
+def test_collisions_count_by_actor_type() -> None:
+    world = make_world(MAP, 2)
+    world.reset([_scenario(offset=0.0), _scenario(offset=0.0)])
+    x, y = float(world.ego.x_m[0]), float(world.ego.y_m[0])
+    world.place_pedestrian(0, 0, np.array([[x - 8.0, y], [x - 8.0, y + 0.5]]), start_time_s=100.0)
+    world.place_static(1, 0, (x - 8.0, y), 0.0, length_m=0.8, width_m=0.8)
+    _run(world, (0.0, 0.5), 80)
+    assert _count(world, Infraction.COLLISION_PEDESTRIAN, 0) == 1 and _count(world, Infraction.COLLISION_STATIC, 0) == 0
+    assert _count(world, Infraction.COLLISION_STATIC, 1) == 1 and _count(world, Infraction.COLLISION_PEDESTRIAN, 1) == 0
+
+
+def test_background_vehicles_keep_off_a_pedestrian_on_their_lane() -> None:
+    world = make_world(MAP, 1)
+    world.reset([_scenario(start=5.0)])
+    world.place_vehicle(0, 0, (2, connector_id(1, 3), 7), s_m=5.0, speed_mps=8.0, desired_speed_mps=9.0)
+    lane = world.map.lanes[2].centerline  # north inbound, heading south
+    walker = lane[0] + 0.6 * (lane[1] - lane[0])
+    world.place_pedestrian(0, 0, np.stack([walker, walker + 0.1]), start_time_s=100.0)
+    for _ in range(300):
+        _run(world, (0.0, -1.0), 1)
+        gap = np.linalg.norm(world.vehicles().xy[0, 0] - walker)
+        assert gap > 2.5
+    assert world.vehicles().speed_mps[0, 0] < 0.1
+    assert _count(world, Infraction.COLLISION_VEHICLE) == 0
 
 
 def test_crossing_the_stop_line_on_red_is_a_red_light_infraction() -> None:
@@ -58,11 +111,23 @@ def test_crossing_the_stop_line_on_red_is_a_red_light_infraction() -> None:
 
 def test_leaving_the_route_ends_it() -> None:
     world = make_world(MAP, 1)
-    world.reset([_scenario()])
-    _run(world, (1.0, 0.5), 200)
+    # the route turns left (south) at the junction; driving straight on leaves it
+    world.reset([_scenario().model_copy(update={"route": (0, connector_id(0, 3), 7), "end_s_m": 100.0})])
+    world.state.ego_v[:] = 8.0
+    _run(world, (0.0, 0.0), 300)
     assert world.route_status(0) is RouteStatus.ROUTE_DEVIATION
-    assert world.route_record(0).outside_lanes_share > 0.0
+    assert abs(world.lateral_m[0]) > 30.0
     assert not world.running[0]
+
+
+def test_driving_circles_is_off_road_and_blocking_ends_the_route() -> None:
+    world = make_world(MAP, 2, WorldConfig(blocked_s=3.0))
+    world.reset([_scenario(start=30.0), _scenario()])
+    for _ in range(200):
+        world.step(np.array([[1.0, 0.2 if world.ego.speed_mps[0] < 4.0 else 0.0], [0.0, 0.0]]))
+    assert world.route_record(0).outside_lanes_share > 0.0  # against the traffic on the opposite lane
+    assert world.running[0]
+    assert world.route_status(1) is RouteStatus.AGENT_BLOCKED
 
 
 def test_standing_still_times_out_and_finished_routes_freeze() -> None:
@@ -88,30 +153,70 @@ def test_completing_the_route_scores_full_completion() -> None:
     assert record.infractions == {}
 
 
-def test_background_traffic_stops_for_red_lights() -> None:
-    world = make_world(MAP, 4)
-    world.reset([sample_scenario(seed, traffic_vehicles=8) for seed in range(4)])
-    for _ in range(600):
-        before = world.npc_s.copy()
+def test_background_traffic_stops_for_red_lights_and_stop_signs() -> None:
+    town = "town-grid-3"  # signalized and all-way-stop junctions
+    world = make_world(town, 4, WorldConfig(max_vehicles=20))
+    world.reset([sample_scenario(seed, map_name=town, traffic_vehicles=20) for seed in range(4)])
+    lanes, entered, stopped_before = world.map.lanes, 0, 0
+    st = world.state
+    slots = world.config.max_vehicles
+    slowest: dict[tuple[int, int, int], float] = {}
+    for _ in range(1200):
+        lane_before, s_before = st.veh_lane[:, :, 0].copy(), st.veh_s.copy()
+        lights = world.lights.copy()
         world.step(np.zeros((4, 2)))
-        crossed = (before < world.npc_stop_s) & (world.npc_s >= world.npc_stop_s) & world.npc_valid
-        light = np.take_along_axis(world.lights, world.npc_stop_group, axis=1)
-        assert not (crossed & (light == LightState.RED)).any()
+        for env, slot in zip(*np.nonzero(world.npc_valid), strict=True):
+            lane = lanes[lane_before[env, slot]]
+            half = 0.5 * st.act_len[env, slot]
+            key = (int(env), int(slot), lane.lane_id)
+            slowest[key] = min(slowest.get(key, np.inf), float(st.act_v[env, slot]))
+            moved_on = st.veh_lane[env, slot, 0] != lane.lane_id
+            front_after = (lane.length_m if moved_on else 0.0) + st.veh_s[env, slot] + half
+            if lane.is_junction or not s_before[env, slot] + half < lane.length_m <= front_after:
+                continue  # the front bumper did not cross this lane's end (its stop line) in this step
+            if lane.light_group is not None:
+                entered += 1
+                assert lights[env, lane.light_group] != LightState.RED
+            if lane.stop_sign:
+                stopped_before += 1
+                assert slowest[key] < 0.3  # came to a stop before entering the junction
+    del slots
+    assert entered > 10 and stopped_before > 3
 
 
-def test_same_scenarios_give_identical_trajectories() -> None:
-    scenarios = [sample_scenario(seed) for seed in (3, 4, 5)]
-    runs = []
-    for _ in range(2):
-        world = make_world(MAP, 3)
-        world.reset(scenarios)
+def test_same_seed_same_trajectory_whatever_the_batch() -> None:
+    """Bit-identical scenarios whatever the batch size, the scenario's slot and the threads stepping the batch."""
+    town = "town-1"
+    config = WorldConfig(max_vehicles=12, max_pedestrians=6)
+    scenarios = [sample_scenario(seed, map_name=town, traffic_vehicles=12, pedestrians=6) for seed in (3, 4, 5)]
+
+    def trace(batch: list[Scenario], threads: int) -> np.ndarray:
+        world = make_world(town, len(batch), dataclasses.replace(config, threads=threads))
+        world.reset(batch)
         expert = ExpertDriver(world)
-        trace = []
-        for _ in range(300):
+        steps = []
+        for _ in range(400):
             world.step(expert.act())
-            trace.append(np.concatenate([world.ego.x_m, world.npc_xy.ravel()]))
-        runs.append(np.stack(trace))
-    np.testing.assert_array_equal(runs[0], runs[1])
+            steps.append(np.concatenate([world.ego.x_m[:, None], world.ego.y_m[:, None], world.vehicles().xy[..., 0],
+                                         world.state.act_v], axis=1))
+        return np.stack(steps, axis=1)  # (B, T, features)
+
+    together = trace(scenarios, 1)
+    padded = [sample_scenario(seed, map_name=town, traffic_vehicles=12, pedestrians=6) for seed in range(20, 50)]
+    shuffled = trace(padded[:20] + [scenarios[2], scenarios[0]] + padded[20:] + [scenarios[1]], 2)
+    for index, position in ((0, 21), (1, 32), (2, 20)):
+        np.testing.assert_array_equal(together[index], trace([scenarios[index]], 1)[0])
+        np.testing.assert_array_equal(together[index], shuffled[position])
+
+
+def test_minimum_speed_compares_the_ego_with_surrounding_traffic() -> None:
+    world = make_world(MAP, 1)
+    world.reset([_scenario(timeout=20.0, traffic=6)])
+    _run(world, (0.0, 0.0), 400)  # the ego stands; traffic drives around it
+    record = world.route_record(0)
+    assert record.status is RouteStatus.ROUTE_TIMEOUT
+    assert record.min_speed_percentages == (0.0,)
+    assert record.infractions[Infraction.MIN_SPEED] == 1
 
 
 def test_scenario_errors_name_the_problem() -> None:
@@ -122,3 +227,5 @@ def test_scenario_errors_name_the_problem() -> None:
         world.reset([_scenario(end=500.0)])
     with pytest.raises(ValueError, match="max_vehicles"):
         world.reset([_scenario(traffic=20)])
+    with pytest.raises(ValueError, match="max_pedestrians"):
+        world.reset([_scenario().model_copy(update={"pedestrians": 20})])
