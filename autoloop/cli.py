@@ -130,7 +130,10 @@ def ui(home: HomeOption = None, port: int = 5000) -> None:
 @bench_app.command("sim")
 def bench_sim_command(
     batch: Annotated[list[int] | None, typer.Option(help="Batch sizes (repeat the option).")] = None,
-    vehicles: Annotated[int, typer.Option(help="Background vehicles per scenario.")] = 8,
+    vehicles: Annotated[int, typer.Option(help="Background vehicles per scenario.")] = 30,
+    pedestrians: Annotated[int, typer.Option(help="Pedestrians per scenario.")] = 10,
+    map_name: Annotated[str, typer.Option("--map", help="Map (see sim.maps.get_map).")] = "town-1",
+    bev_size: Annotated[int, typer.Option(help="BEV raster size, pixels.")] = 128,
     seconds: Annotated[float, typer.Option(help="Time per configuration.")] = 2.0,
 ) -> None:
     """Measure the embedded simulator: JSON on stdout, a table on stderr."""
@@ -138,7 +141,8 @@ def bench_sim_command(
 
     from autoloop.bench import as_json, bench_sim
 
-    results = bench_sim(batch_sizes=batch or [1, 64, 1024], vehicles=vehicles, min_seconds=seconds)
+    results = bench_sim(batch_sizes=batch or [1, 64, 1024], vehicles=vehicles, pedestrians=pedestrians,
+                        map_name=map_name, bev_size_px=bev_size, min_seconds=seconds)
     table = Table(title="embedded simulator", title_justify="left")
     for column in ("batch", "BEV", "env-steps/s", "vehicle-steps/s", "observations/s", "peak MB"):
         table.add_column(column, justify="right")

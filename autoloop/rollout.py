@@ -69,7 +69,7 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
                    tags: dict[str, str], record_observations: bool, action_noise: float,
                    rng: np.random.Generator) -> list[tuple[Episode, RouteRecord]]:
     env = DrivingVectorEnv(len(batch), map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles,
-                           autoreset=False)
+                           pedestrians=sim.pedestrians, autoreset=False, bev=sim.bev())
     world = env.world
     obs, _ = env.reset(options={"scenarios": batch})
     policy = driver(world)

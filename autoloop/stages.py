@@ -28,7 +28,6 @@ from autoloop.rollout import DriverFactory, expert_driver, rollout
 from autoloop.training import EpochMetrics, train_bc
 from sim.embedded.observation import Observation
 from sim.metrics import score_suite
-from sim.scenario import sample_scenario
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +106,7 @@ def collect(context: StageContext) -> CollectResult:
                             parent_run_id=context.parent_run_id) as run_id:
         tracking.log_params({**config.collect.model_dump(), "first_seed": seeds.start,
                              **{f"sim.{k}": v for k, v in config.sim.model_dump().items()}})
-        scenarios = [sample_scenario(seed, map_name=config.sim.map_name, traffic_vehicles=config.sim.traffic_vehicles)
+        scenarios = [config.sim.sample(seed)
                      for seed in seeds]
         results = rollout(scenarios, sim=config.sim, driver=expert_driver, policy_name="expert",
                           tags={"purpose": "collect", "mlflow_run_id": run_id}, record_observations=True,

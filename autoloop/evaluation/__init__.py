@@ -8,7 +8,7 @@ from autoloop.config import AutoloopConfig
 from autoloop.episodes import EpisodeStore
 from autoloop.rollout import DriverFactory, rollout
 from sim.metrics import score_route, score_suite
-from sim.scenario import Scenario, sample_scenario
+from sim.scenario import Scenario
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class EvaluationResult:
 def evaluation_scenarios(config: AutoloopConfig) -> list[Scenario]:
     """The held-out scenarios: seeds ``evaluate.seed .. evaluate.seed + episodes - 1``."""
     first = config.evaluate.seed
-    return [sample_scenario(seed, map_name=config.sim.map_name, traffic_vehicles=config.sim.traffic_vehicles)
+    return [config.sim.sample(seed)
             for seed in range(first, first + config.evaluate.episodes)]
 
 

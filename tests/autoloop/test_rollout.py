@@ -2,6 +2,8 @@ import numpy as np
 
 from autoloop.config import SimConfig
 from autoloop.rollout import expert_driver, rollout
+from sim.embedded.bev import Channel
+from sim.embedded.observation import STATE_SIZE
 from sim.metrics import RouteStatus
 from sim.scenario import sample_scenario
 
@@ -19,8 +21,8 @@ def test_noisy_expert_rollouts_are_reproducible_and_labelled() -> None:
             np.testing.assert_array_equal(first.steps[name], second.steps[name])
         steps = first.num_steps
         assert record.status is RouteStatus.COMPLETED
-        assert first.steps["obs_bev"].shape == (steps, 6 * 64 * 64 // 8)
-        assert first.steps["obs_state"].shape == (steps, 15)
+        assert first.steps["obs_bev"].shape == (steps, len(Channel) * 64 * 64 // 8)
+        assert first.steps["obs_state"].shape == (steps, STATE_SIZE)
         # the executed actions are the expert's labels plus noise
         noise = first.steps["action"] - first.steps["label"]
         assert 0.02 < float(np.abs(noise).mean()) < 0.3
