@@ -74,7 +74,7 @@ class ExpertDriver:
         curve_speed = np.sqrt(p.max_lateral_accel_mps2 / np.maximum(turn.max(axis=1), 1e-4))
         st = world.state
         desired = np.minimum(np.minimum(p.cruise_speed_mps, st.ego_speed_limit), curve_speed)
-        front = st.ego_line_dist - 0.5 * cfg.ego_length_m
+        front = st.ego_stop_dist - 0.5 * cfg.ego_length_m
         stop_gap = np.where(st.ego_must_stop & (front > -1.0), np.maximum(front - p.stop_margin_m, 0.0)
                             + p.idm.min_gap_m, np.inf)
         use_stop = stop_gap < st.ego_leader_gap

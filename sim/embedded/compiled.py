@@ -193,7 +193,7 @@ def _walkways(lane_graph: LaneGraph) -> dict[str, NDArray[np.generic]]:
         from sim.maps.lane_graph import Walkway
 
         for polygon in lane_graph.crosswalks:
-            line = _crosswalk_axis(polygon)
+            line = _crosswalk_axis(lane_graph, polygon)
             index = len(walkways)
             walkways += [Walkway(line, (index + 1,), True), Walkway(line[::-1].copy(), (index,), True)]
     if not walkways:
@@ -212,10 +212,17 @@ def _walkways(lane_graph: LaneGraph) -> dict[str, NDArray[np.generic]]:
     }
 
 
-def _crosswalk_axis(polygon: FloatArray) -> FloatArray:
-    """The line a pedestrian walks across a crosswalk polygon: through its centre, along its longer side."""
+def _crosswalk_axis(lane_graph: LaneGraph, polygon: FloatArray) -> FloatArray:
+    """The line a pedestrian walks across a crosswalk polygon: through its centre, across the nearest lane, from
+    one end of the polygon to the other."""
     centre = polygon.mean(axis=0)
-    edges = np.diff(np.concatenate([polygon, polygon[:1]]), axis=0)
-    longest = edges[np.argmax(np.linalg.norm(edges, axis=1))]
-    half = 0.5 * longest
-    return np.stack([centre - half, centre + half])
+    position = lane_graph.locate(centre[None])
+    lane = lane_graph.lanes[int(position.lane[0])]
+    points = lane.centerline
+    s = cumulative_length(points)
+    k = int(np.clip(np.searchsorted(s, position.s_m[0]) - 1, 0, len(points) - 2))
+    along = points[k + 1] - points[k]
+    across = np.array([-along[1], along[0]]) / max(float(np.linalg.norm(along)), 1e-9)
+    reach = (polygon - centre) @ across
+    line: FloatArray = np.stack([centre + across * reach.min(), centre + across * reach.max()])
+    return line

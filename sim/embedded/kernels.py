@@ -36,6 +36,8 @@ MAX_REGISTERED = 8
 MAX_LOCATED = 4
 #: Checkpoints of the minimum-speed test along a route (Leaderboard 2.0 route scenarios use 4).
 MIN_SPEED_SECTIONS = 4
+#: Vehicles yield to anyone reaching a conflicting junction lane from an uncontrolled approach within this time.
+APPROACH_S = 3.0
 INF = np.inf
 
 
@@ -339,12 +341,42 @@ def _earlier_waiter(m: MapArrays, w: Any, b: int, lane: int, self_actor: int, ar
 
 
 @njit(cache=True, no_cpython_wrapper=True)
-def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int, actor: int, arrival: float) -> bool:
-    """Whether an actor about to enter ``junction_lane`` from ``approach`` must wait: a conflicting junction lane
-    is occupied, or (at a stop sign) someone who stopped earlier waits for a conflicting lane."""
+def _controlled(m: MapArrays, lane: int) -> bool:
+    return m.lane_light[lane] >= 0 or bool(m.lane_stop[lane])
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int, actor: int, arrival: float,
+                time_to_entry: float) -> bool:
+    """Whether an actor about to enter ``junction_lane`` from ``approach`` (``time_to_entry`` seconds away) must
+    wait: a conflicting junction lane is occupied; or, at a stop sign, someone who stopped earlier waits for a
+    conflicting lane; or someone on an uncontrolled approach reaches a conflicting lane within
+    ``APPROACH_S`` and before this actor (anyone on an uncontrolled approach goes before a stop sign)."""
     if _junction_busy(m, w, b, junction_lane, actor):
         return True
-    return bool(m.lane_stop[approach]) and _earlier_waiter(m, w, b, junction_lane, actor, arrival)
+    if m.lane_stop[approach] and _earlier_waiter(m, w, b, junction_lane, actor, arrival):
+        return True
+    yielding = _controlled(m, approach)
+    for v in range(w.veh_lane.shape[1]):
+        if v == actor or not w.act_valid[b, v] or w.veh_parked[b, v]:
+            continue
+        here, nxt = w.veh_lane[b, v, 0], w.veh_lane[b, v, 1]
+        if nxt < 0 or m.lane_junction[here] >= 0 or m.lane_junction[nxt] < 0 or _controlled(m, here):
+            continue
+        speed = w.act_v[b, v]
+        if speed < 1.0 or not m.conflict[junction_lane, nxt]:
+            continue
+        theirs = (m.lane_length[here] - w.veh_s[b, v] - 0.5 * w.act_len[b, v]) / speed
+        if -0.5 <= theirs < APPROACH_S and (yielding or theirs < time_to_entry
+                                             or (theirs == time_to_entry and v < actor)):
+            return True
+    ego_lane = w.ego_jlane[b]
+    if actor >= 0 and ego_lane >= 0 and w.ego_v[b] >= 1.0 and m.conflict[junction_lane, ego_lane] \
+            and not _controlled(m, w.ego_japproach[b]):
+        theirs = w.ego_jdist[b] / w.ego_v[b]
+        if -0.5 <= theirs < APPROACH_S and (yielding or theirs <= time_to_entry):
+            return True
+    return False
 
 
 @njit(cache=True, no_cpython_wrapper=True)
@@ -369,7 +401,7 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
                 d = len0 - s + len1 + os
             else:
                 continue
-            if d <= 0.0 or d > p.horizon:
+            if d <= half or d > p.horizon:  # centres beside the front half are passed, not followed
                 continue
             bumper = d - half - w.occ_half[b, k]
             if bumper < gap:
@@ -399,7 +431,8 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
                     w.veh_served[b, v] = here
                     w.veh_arrival[b, v] = w.time[b]
             near = end_d < max(speed * speed / (2.0 * p.idm_comfort) + 6.0, 8.0)
-            if not must and near and _must_yield(m, w, b, here, nxt, v, w.veh_arrival[b, v]):
+            entry_s = max(end_d, 0.0) / max(speed, 0.1)
+            if not must and near and _must_yield(m, w, b, here, nxt, v, w.veh_arrival[b, v], entry_s):
                 must = True
             if must:
                 stop = max(end_d, 0.0)
@@ -491,6 +524,20 @@ def _crossing_clear(m: MapArrays, w: Any, b: int, walk: int) -> bool:
 
 
 @njit(cache=True, no_cpython_wrapper=True)
+def _in_the_way(w: Any, p: Params, b: int, n: int) -> bool:
+    """Whether a vehicle (or the ego) stands within a step or two ahead of pedestrian ``n``."""
+    x = w.act_x[b, n] + math.cos(w.act_yaw[b, n])
+    y = w.act_y[b, n] + math.sin(w.act_yaw[b, n])
+    if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 < (0.5 * p.ego_length + 0.3) ** 2:
+        return True
+    for v in range(w.veh_lane.shape[1]):
+        if w.act_valid[b, v] and (x - w.act_x[b, v]) ** 2 + (y - w.act_y[b, v]) ** 2 < (0.5 * w.act_len[b, v]
+                                                                                        + 0.3) ** 2:
+            return True
+    return False
+
+
+@njit(cache=True, no_cpython_wrapper=True)
 def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
     first_slot = w.veh_lane.shape[1]
     for q in range(w.ped_walk.shape[1]):
@@ -508,6 +555,9 @@ def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
             w.ped_walk[b, q] = walk = w.ped_next[b, q]
             w.ped_next[b, q] = -1
             w.ped_s[b, q] = 0.0
+        if _in_the_way(w, p, b, n):
+            w.act_v[b, n] = 0.0
+            continue
         speed = w.ped_speed[b, q]
         s = w.ped_s[b, q] + speed * p.dt
         if walk >= 0:
@@ -636,7 +686,7 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
             continue
         route_s = _route_s_of(w, b, w.occ_lane[b, k], w.occ_s[b, k], progress)
         d = route_s - progress
-        if d <= 0.0 or d > p.horizon:
+        if d <= half or d > p.horizon:  # centres beside the front half are passed, not followed
             continue
         bumper = d - half - w.occ_half[b, k]
         if bumper < gap:
@@ -647,30 +697,48 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
         if w.piece_offset[b, r] <= progress <= w.piece_offset[b, r] + w.piece_end[b, r] - w.piece_start[b, r]:
             w.ego_speed_limit[b] = m.lane_speed[w.piece_lane[b, r]]
             break
+    # the next junction entry on the route
+    w.ego_jlane[b], w.ego_japproach[b], w.ego_jdist[b] = -1, -1, INF
+    for r in range(1, w.piece_n[b]):
+        lane, before = w.piece_lane[b, r], w.piece_lane[b, r - 1]
+        if m.lane_junction[lane] < 0 or m.lane_junction[before] >= 0:
+            continue
+        front = w.piece_offset[b, r] - progress - half
+        if front > -0.5:
+            w.ego_jlane[b], w.ego_japproach[b], w.ego_jdist[b] = lane, before, front
+            break
+    # the next control line: its state, and whether to stop there
     i = w.line_next[b]
-    w.ego_must_stop[b] = False
-    if i >= w.line_n[b]:
-        w.ego_line_kind[b], w.ego_line_state[b], w.ego_line_dist[b] = LINE_NONE, -1, INF
-        return
-    lane, nxt = w.line_lane[b, i], w.line_junction_lane[b, i]
-    dist = w.line_s[b, i] - progress
-    w.ego_line_dist[b] = dist
-    front = dist - half
-    group = m.lane_light[lane]
     must = False
-    if group >= 0:
-        state = w.lights[b, group]
-        w.ego_line_kind[b], w.ego_line_state[b] = LINE_LIGHT, state
-        if state == RED or (state == YELLOW and front > w.ego_v[b] ** 2 / (2.0 * p.idm_comfort)):
-            must = True
-    elif m.lane_stop[lane]:
-        w.ego_line_kind[b], w.ego_line_state[b] = LINE_STOP, -1
-        must = not w.ego_served[b]
+    w.ego_stop_dist[b] = INF
+    if i < w.line_n[b]:
+        lane = w.line_lane[b, i]
+        dist = w.line_s[b, i] - progress
+        w.ego_line_dist[b] = dist
+        front = dist - half
+        group = m.lane_light[lane]
+        if group >= 0:
+            state = w.lights[b, group]
+            w.ego_line_kind[b], w.ego_line_state[b] = LINE_LIGHT, state
+            if state == RED or (state == YELLOW and front > w.ego_v[b] ** 2 / (2.0 * p.idm_comfort)):
+                must = True
+        elif m.lane_stop[lane]:
+            w.ego_line_kind[b], w.ego_line_state[b] = LINE_STOP, -1
+            must = not w.ego_served[b]
+        else:
+            w.ego_line_kind[b], w.ego_line_state[b] = LINE_NONE, -1
+        if must:
+            w.ego_stop_dist[b] = dist
     else:
-        w.ego_line_kind[b], w.ego_line_state[b] = LINE_NONE, -1
+        w.ego_line_kind[b], w.ego_line_state[b], w.ego_line_dist[b] = LINE_NONE, -1, INF
+    # yield at the junction entry
+    front = w.ego_jdist[b]
     near = front < max(w.ego_v[b] ** 2 / (2.0 * p.idm_comfort) + 6.0, 8.0)
-    if not must and nxt >= 0 and near and _must_yield(m, w, b, lane, nxt, -1, w.ego_arrival[b]):
-        must = True
+    if not must and w.ego_jlane[b] >= 0 and near:
+        entry_s = max(front, 0.0) / max(w.ego_v[b], 0.1)
+        if _must_yield(m, w, b, w.ego_japproach[b], w.ego_jlane[b], -1, w.ego_arrival[b], entry_s):
+            must = True
+            w.ego_stop_dist[b] = front + half
     w.ego_must_stop[b] = must
 
 

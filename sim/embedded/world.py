@@ -10,10 +10,12 @@ What the world simulates:
 - the ego: kinematic bicycle with steering/acceleration limits and actuator rate limits;
 - vehicles: IDM along their lanes, a random successor at every junction, stopping at red lights and stop signs,
   first-come-first-served at all-way stops, not entering a junction while a conflicting junction lane is
-  occupied, keeping distance to whatever occupies their lanes (vehicles, the ego, pedestrians, obstacles);
+  occupied or someone on an uncontrolled approach gets there first (within 3 s), keeping distance to whatever
+  occupies their lanes (vehicles, the ego, pedestrians, obstacles);
   vehicles that leave the map come back elsewhere, out of the ego's sight; parked vehicles stand still;
 - pedestrians: walking the map's walkways (sidewalks, corners, crosswalks), waiting at a crosswalk while a
-  vehicle approaches it; or, when a scenario places them, walking their own path (e.g. jaywalking) after a delay;
+  vehicle approaches it and while a vehicle stands in their way; or, when a scenario places them, walking their
+  own path (e.g. jaywalking) after a delay;
 - traffic lights with a split-phase program per junction (phase offsets per junction and scenario);
 - Leaderboard 2.0 infractions: collisions by actor type (once per actor within 5 s, none within 3 m of a counted
   one the ego has not left by 5 m), red lights (crossing the stop line on red), stop signs (crossing without
@@ -226,6 +228,10 @@ class State(NamedTuple):
     ego_line_state: NDArray[np.int64]
     ego_line_dist: FloatArray
     ego_must_stop: NDArray[np.bool_]
+    ego_stop_dist: FloatArray
+    ego_jlane: NDArray[np.int64]
+    ego_japproach: NDArray[np.int64]
+    ego_jdist: FloatArray
     infractions: NDArray[np.int64]
     last_hit: NDArray[np.int64]
     last_hit_time: FloatArray
@@ -295,6 +301,8 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         loc_heading=f(b, kernels.MAX_LOCATED), loc_dist=f(b, kernels.MAX_LOCATED),
         ego_leader_gap=f(b, fill=np.inf), ego_leader_speed=f(b), ego_speed_limit=f(b, fill=10.0),
         ego_line_kind=i(b), ego_line_state=i(b, fill=-1), ego_line_dist=f(b, fill=np.inf), ego_must_stop=z(b),
+        ego_stop_dist=f(b, fill=np.inf), ego_jlane=i(b, fill=-1), ego_japproach=i(b, fill=-1),
+        ego_jdist=f(b, fill=np.inf),
         infractions=i(b, len(INFRACTIONS)), last_hit=i(b, fill=-1), last_hit_time=f(b, fill=-np.inf),
         reg_x=f(b, kernels.MAX_REGISTERED), reg_y=f(b, kernels.MAX_REGISTERED), reg_n=i(b),
         driven=f(b), outside=f(b), still=f(b),
