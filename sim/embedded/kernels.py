@@ -341,6 +341,14 @@ def _earlier_waiter(m: MapArrays, w: Any, b: int, lane: int, self_actor: int, ar
 
 
 @njit(cache=True, no_cpython_wrapper=True)
+def _box_blocked(m: MapArrays, p: Params, junction_lane: int, leader_from_entry: float, leader_speed: float,
+                 length: float) -> bool:
+    """Don't block the junction: a standing leader less than the junction lane plus a car length past the entry
+    leaves no room to clear it."""
+    return leader_speed < 1.0 and leader_from_entry < m.lane_length[junction_lane] + length + p.idm_gap
+
+
+@njit(cache=True, no_cpython_wrapper=True)
 def _controlled(m: MapArrays, lane: int) -> bool:
     return m.lane_light[lane] >= 0 or bool(m.lane_stop[lane])
 
@@ -434,6 +442,8 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             entry_s = max(end_d, 0.0) / max(speed, 0.1)
             if not must and near and _must_yield(m, w, b, here, nxt, v, w.veh_arrival[b, v], entry_s):
                 must = True
+            if not must and near and _box_blocked(m, p, nxt, gap - end_d, lead_v, 2.0 * half):
+                must = True
             if must:
                 stop = max(end_d, 0.0)
             break
@@ -524,15 +534,23 @@ def _crossing_clear(m: MapArrays, w: Any, b: int, walk: int) -> bool:
 
 
 @njit(cache=True, no_cpython_wrapper=True)
+def _inside(x: float, y: float, cx: float, cy: float, yaw: float, half_length: float, half_width: float) -> bool:
+    dx, dy = x - cx, y - cy
+    c, s = math.cos(yaw), math.sin(yaw)
+    return abs(dx * c + dy * s) <= half_length and abs(-dx * s + dy * c) <= half_width
+
+
+@njit(cache=True, no_cpython_wrapper=True)
 def _in_the_way(w: Any, p: Params, b: int, n: int) -> bool:
-    """Whether a vehicle (or the ego) stands within a step or two ahead of pedestrian ``n``."""
+    """Whether pedestrian ``n``'s next metre runs into a vehicle's (or the ego's) body: it waits rather than walk
+    into a car standing on the crosswalk (a vehicle waiting for it stands clear of its path)."""
     x = w.act_x[b, n] + math.cos(w.act_yaw[b, n])
     y = w.act_y[b, n] + math.sin(w.act_yaw[b, n])
-    if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 < (0.5 * p.ego_length + 0.3) ** 2:
+    if _inside(x, y, w.ego_x[b], w.ego_y[b], w.ego_yaw[b], 0.5 * p.ego_length + 0.2, 0.5 * p.ego_width + 0.2):
         return True
     for v in range(w.veh_lane.shape[1]):
-        if w.act_valid[b, v] and (x - w.act_x[b, v]) ** 2 + (y - w.act_y[b, v]) ** 2 < (0.5 * w.act_len[b, v]
-                                                                                        + 0.3) ** 2:
+        if w.act_valid[b, v] and _inside(x, y, w.act_x[b, v], w.act_y[b, v], w.act_yaw[b, v],
+                                         0.5 * w.act_len[b, v] + 0.2, 0.5 * w.act_wid[b, v] + 0.2):
             return True
     return False
 
@@ -736,7 +754,8 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     near = front < max(w.ego_v[b] ** 2 / (2.0 * p.idm_comfort) + 6.0, 8.0)
     if not must and w.ego_jlane[b] >= 0 and near:
         entry_s = max(front, 0.0) / max(w.ego_v[b], 0.1)
-        if _must_yield(m, w, b, w.ego_japproach[b], w.ego_jlane[b], -1, w.ego_arrival[b], entry_s):
+        if _must_yield(m, w, b, w.ego_japproach[b], w.ego_jlane[b], -1, w.ego_arrival[b], entry_s) or \
+                _box_blocked(m, p, w.ego_jlane[b], gap - front, lead_v, p.ego_length):
             must = True
             w.ego_stop_dist[b] = front + half
     w.ego_must_stop[b] = must
