@@ -213,15 +213,21 @@ def _walkways(lane_graph: LaneGraph) -> dict[str, NDArray[np.generic]]:
 
 
 def _crosswalk_axis(lane_graph: LaneGraph, polygon: FloatArray) -> FloatArray:
-    """The line a pedestrian walks across a crosswalk polygon: through its centre, across the nearest lane, from
-    one end of the polygon to the other."""
+    """The line a pedestrian walks across a crosswalk polygon: through its centre, across the nearest road lane
+    (junction lanes run every way), from one end of the polygon to the other."""
     centre = polygon.mean(axis=0)
-    position = lane_graph.locate(centre[None])
-    lane = lane_graph.lanes[int(position.lane[0])]
-    points = lane.centerline
-    s = cumulative_length(points)
-    k = int(np.clip(np.searchsorted(s, position.s_m[0]) - 1, 0, len(points) - 2))
-    along = points[k + 1] - points[k]
+    best, along = np.inf, np.array([1.0, 0.0])
+    for lane in lane_graph.lanes:
+        if lane.is_junction:
+            continue
+        points = lane.centerline
+        seg = np.diff(points, axis=0)
+        t = np.clip(np.sum((centre - points[:-1]) * seg, axis=1) / np.maximum(np.sum(seg * seg, axis=1), 1e-12),
+                    0.0, 1.0)
+        dist = np.linalg.norm(points[:-1] + seg * t[:, None] - centre, axis=1)
+        k = int(np.argmin(dist))
+        if dist[k] < best:
+            best, along = float(dist[k]), seg[k]
     across = np.array([-along[1], along[0]]) / max(float(np.linalg.norm(along)), 1e-9)
     reach = (polygon - centre) @ across
     line: FloatArray = np.stack([centre + across * reach.min(), centre + across * reach.max()])

@@ -396,7 +396,7 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
         s, speed, half = w.veh_s[b, v], w.act_v[b, v], 0.5 * w.act_len[b, v]
         len0 = m.lane_length[l0]
         len1 = m.lane_length[l1] if l1 >= 0 else 0.0
-        gap, lead_v = INF, 0.0
+        gap, lead_v, lead_kind = INF, 0.0, NONE
         for k in range(w.occ_n[b]):
             if w.occ_actor[b, k] == v:
                 continue
@@ -413,7 +413,7 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
                 continue
             bumper = d - half - w.occ_half[b, k]
             if bumper < gap:
-                gap, lead_v = bumper, w.occ_speed[b, k]
+                gap, lead_v, lead_kind = bumper, w.occ_speed[b, k], w.occ_kind[b, k]
         stop = INF
         offset = 0.0
         for k in range(2):
@@ -442,7 +442,8 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             entry_s = max(end_d, 0.0) / max(speed, 0.1)
             if not must and near and _must_yield(m, w, b, here, nxt, v, w.veh_arrival[b, v], entry_s):
                 must = True
-            if not must and near and _box_blocked(m, p, nxt, gap - end_d, lead_v, 2.0 * half):
+            if not must and near and lead_kind == VEHICLE and _box_blocked(m, p, nxt, gap - end_d, lead_v,
+                                                                             2.0 * half):
                 must = True
             if must:
                 stop = max(end_d, 0.0)
@@ -542,15 +543,17 @@ def _inside(x: float, y: float, cx: float, cy: float, yaw: float, half_length: f
 
 @njit(cache=True, no_cpython_wrapper=True)
 def _in_the_way(w: Any, p: Params, b: int, n: int) -> bool:
-    """Whether pedestrian ``n``'s next metre runs into a vehicle's (or the ego's) body: it waits rather than walk
-    into a car standing on the crosswalk (a vehicle waiting for it stands clear of its path)."""
+    """Whether pedestrian ``n``'s next metre runs into a moving vehicle's (or the ego's) body. Standing vehicles
+    are walked around (passed through: a vehicle may well be standing because it waits for this pedestrian)."""
     x = w.act_x[b, n] + math.cos(w.act_yaw[b, n])
     y = w.act_y[b, n] + math.sin(w.act_yaw[b, n])
-    if _inside(x, y, w.ego_x[b], w.ego_y[b], w.ego_yaw[b], 0.5 * p.ego_length + 0.2, 0.5 * p.ego_width + 0.2):
+    if w.ego_v[b] > p.stop_speed and _inside(x, y, w.ego_x[b], w.ego_y[b], w.ego_yaw[b], 0.5 * p.ego_length + 0.2,
+                                             0.5 * p.ego_width + 0.2):
         return True
     for v in range(w.veh_lane.shape[1]):
-        if w.act_valid[b, v] and _inside(x, y, w.act_x[b, v], w.act_y[b, v], w.act_yaw[b, v],
-                                         0.5 * w.act_len[b, v] + 0.2, 0.5 * w.act_wid[b, v] + 0.2):
+        if w.act_valid[b, v] and w.act_v[b, v] > p.stop_speed and _inside(
+                x, y, w.act_x[b, v], w.act_y[b, v], w.act_yaw[b, v], 0.5 * w.act_len[b, v] + 0.2,
+                0.5 * w.act_wid[b, v] + 0.2):
             return True
     return False
 
@@ -698,7 +701,7 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """What the privileged expert (and the state vector) needs: leader on the route, the next control line."""
     progress = w.progress[b]
     half = 0.5 * p.ego_length
-    gap, lead_v = INF, 0.0
+    gap, lead_v, lead_kind = INF, 0.0, NONE
     for k in range(w.occ_n[b]):
         if w.occ_actor[b, k] == -1:
             continue
@@ -708,7 +711,7 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
             continue
         bumper = d - half - w.occ_half[b, k]
         if bumper < gap:
-            gap, lead_v = bumper, w.occ_speed[b, k]
+            gap, lead_v, lead_kind = bumper, w.occ_speed[b, k], w.occ_kind[b, k]
     w.ego_leader_gap[b], w.ego_leader_speed[b] = gap, lead_v
     # speed limit: the route piece under the ego
     for r in range(w.piece_n[b]):
@@ -755,7 +758,7 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     if not must and w.ego_jlane[b] >= 0 and near:
         entry_s = max(front, 0.0) / max(w.ego_v[b], 0.1)
         if _must_yield(m, w, b, w.ego_japproach[b], w.ego_jlane[b], -1, w.ego_arrival[b], entry_s) or \
-                _box_blocked(m, p, w.ego_jlane[b], gap - front, lead_v, p.ego_length):
+                (lead_kind == VEHICLE and _box_blocked(m, p, w.ego_jlane[b], gap - front, lead_v, p.ego_length)):
             must = True
             w.ego_stop_dist[b] = front + half
     w.ego_must_stop[b] = must
@@ -788,6 +791,8 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
         if not boxes_touch(x, y, yaw, p.ego_length, p.ego_width, w.act_x[b, n], w.act_y[b, n], w.act_yaw[b, n],
                            w.act_len[b, n], w.act_wid[b, n]):
             continue
+        if w.act_kind[b, n] == PEDESTRIAN and speed < p.stop_speed and w.act_v[b, n] > 0.0:
+            continue  # a pedestrian walking around the standing ego
         if n == w.last_hit[b] and t - w.last_hit_time[b] < p.collision_time_s:
             continue
         near = False

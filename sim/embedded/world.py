@@ -14,12 +14,13 @@ What the world simulates:
   occupies their lanes (vehicles, the ego, pedestrians, obstacles);
   vehicles that leave the map come back elsewhere, out of the ego's sight; parked vehicles stand still;
 - pedestrians: walking the map's walkways (sidewalks, corners, crosswalks), waiting at a crosswalk while a
-  vehicle approaches it and while a vehicle stands in their way; or, when a scenario places them, walking their
-  own path (e.g. jaywalking) after a delay;
+  vehicle approaches it and while a moving vehicle is in their way (standing ones they walk around); or, when a
+  scenario places them, walking their own path (e.g. jaywalking) after a delay;
 - traffic lights with a split-phase program per junction (phase offsets per junction and scenario);
 - Leaderboard 2.0 infractions: collisions by actor type (once per actor within 5 s, none within 3 m of a counted
-  one the ego has not left by 5 m), red lights (crossing the stop line on red), stop signs (crossing without
-  having stood below 0.1 m/s within 4 m of the line), off-road distance, route deviation (> 30 m: the route
+  one the ego has not left by 5 m; a pedestrian walking around the standing ego is not a collision), red lights
+  (crossing the stop line on red), stop signs (crossing without having stood below 0.1 m/s within 4 m of the
+  line), off-road distance, route deviation (> 30 m: the route
   ends), agent blocked (< 0.1 m/s for 180 s: ends), minimum speed against the surrounding background traffic per
   quarter of the route, route timeout.
 
