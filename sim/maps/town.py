@@ -216,11 +216,12 @@ class _Builder:
         )
 
     def _junction(self, n: int, node: _Node, light_junctions: list[int]) -> None:
-        """Connectors between every inbound and outbound arm; controls on the inbound lanes."""
+        """Connectors between every inbound and outbound arm (every outbound lane reached from somewhere);
+        controls on the inbound lanes."""
+        movements: list[tuple[int, int, int, int]] = []  # (inbound road, inbound lane, outbound road, outbound lane)
         for r_in in node.arms:
             road_in = self.roads[r_in]
-            origin = road_in.b if road_in.a == n else road_in.a
-            inbound = self.directed[(r_in, origin)]
+            inbound = self.directed[(r_in, road_in.b if road_in.a == n else road_in.a)]
             heading_in = -_direction(self.nodes, road_in, n)
             group = None
             if node.control == "lights":
@@ -236,8 +237,22 @@ class _Builder:
                 heading_out = _direction(self.nodes, self.roads[r_out], n)
                 cross = heading_in[0] * heading_out[1] - heading_in[1] * heading_out[0]
                 turn = np.degrees(np.arctan2(cross, np.dot(heading_in, heading_out)))
-                for k_in, k_out in self._movements(len(inbound), len(outbound), float(turn), len(node.arms)):
-                    self._connector(n, inbound[k_in], outbound[k_out], heading_in, heading_out)
+                movements += [(r_in, inbound[k_in], r_out, outbound[k_out])
+                              for k_in, k_out in self._movements(len(inbound), len(outbound), float(turn),
+                                                                 len(node.arms))]
+        for r_out in node.arms:  # an outbound lane nobody turns into: the nearest movement into its road fans out
+            outbound = self.directed[(r_out, n)]
+            for k_out, lane_out in enumerate(outbound):
+                if any(target == lane_out for *_, target in movements):
+                    continue
+                into_road = [(abs(outbound.index(target) - k_out), r_in, source)
+                             for r_in, source, road, target in movements if road == r_out]
+                if into_road:
+                    _, r_in, source = min(into_road)
+                    movements.append((r_in, source, r_out, lane_out))
+        for r_in, lane_in, r_out, lane_out in movements:
+            self._connector(n, lane_in, lane_out, -_direction(self.nodes, self.roads[r_in], n),
+                            _direction(self.nodes, self.roads[r_out], n))
 
     @staticmethod
     def _movements(n_in: int, n_out: int, turn_deg: float, arms: int) -> list[tuple[int, int]]:
