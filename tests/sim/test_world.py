@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from policies.expert import ExpertDriver
 from sim.embedded.traffic import LightState, light_states
 from sim.embedded.world import INFRACTIONS, World, WorldConfig, make_world
-from sim.maps import connector_id
+from sim.maps import connector_id, get_map, register_map
 from sim.metrics import Infraction, RouteStatus
 from sim.scenario import Scenario, sample_scenario
 
@@ -229,3 +230,41 @@ def test_scenario_errors_name_the_problem() -> None:
         world.reset([_scenario(traffic=20)])
     with pytest.raises(ValueError, match="max_pedestrians"):
         world.reset([_scenario().model_copy(update={"pedestrians": 20})])
+
+
+def test_stop_signs_need_a_full_stop_near_the_line() -> None:
+    town = get_map("town-grid-3")
+    lane = next(lane for lane in town.lanes if lane.stop_sign and lane.length_m > 40.0)
+    connector = lane.successors[0]
+    route = (lane.lane_id, connector, town.lanes[connector].successors[0])
+    scenario = Scenario(map_name=town.name, route=route, start_s_m=lane.length_m - 30.0,
+                        end_s_m=lane.length_m + town.lanes[connector].length_m + 10.0, traffic_vehicles=0,
+                        traffic_seed=0, timeout_s=60.0)
+    world = make_world(town.name, 2)
+    world.reset([scenario, scenario])
+    expert = ExpertDriver(world)
+    while world.running.any():
+        actions = expert.act()
+        actions[0] = (actions[0, 0], 0.3 if world.ego.speed_mps[0] < 5.0 else 0.0)  # env 0 rolls through
+        world.step(actions)
+    assert world.route_status(0) is RouteStatus.COMPLETED and world.route_status(1) is RouteStatus.COMPLETED
+    assert _count(world, Infraction.STOP_SIGN, 0) == 1
+    assert _count(world, Infraction.STOP_SIGN, 1) == 0
+
+
+def test_the_world_runs_on_imported_carla_towns(shared_data: Path) -> None:
+    pytest.importorskip("carla", reason="the OpenDRIVE importer needs the carla package (autoloop[carla])")
+    from sim.carla.opendrive import load_opendrive
+
+    town = register_map(load_opendrive(shared_data / "carla" / "maps" / "Town01.xodr", name="Town01-world-test"))
+    config = WorldConfig(max_vehicles=20, max_pedestrians=4)
+    scenarios = [sample_scenario(seed, map_name=town.name, traffic_vehicles=20, pedestrians=4) for seed in range(8)]
+    world = make_world(town.name, len(scenarios), config)
+    world.reset(scenarios)
+    expert = ExpertDriver(world)
+    while world.running.any():
+        world.step(expert.act())
+    records = [world.route_record(env) for env in range(len(scenarios))]
+    assert all(record.status is RouteStatus.COMPLETED for record in records)
+    assert all(set(record.infractions) <= {Infraction.MIN_SPEED} for record in records)
+    assert world.lights.shape[1] == town.light_groups > 0
