@@ -36,7 +36,8 @@ MAX_REGISTERED = 8
 MAX_LOCATED = 4
 #: Checkpoints of the minimum-speed test along a route (Leaderboard 2.0 route scenarios use 4).
 MIN_SPEED_SECTIONS = 4
-#: Vehicles yield to anyone reaching a conflicting junction lane from an uncontrolled approach within this time.
+#: Vehicles yield to anyone who goes on (no stop sign, no red light) and reaches a conflicting junction lane first,
+#: within this time.
 APPROACH_S = 3.0
 INF = np.inf
 
@@ -349,8 +350,12 @@ def _box_blocked(m: MapArrays, p: Params, junction_lane: int, leader_from_entry:
 
 
 @njit(cache=True, no_cpython_wrapper=True)
-def _controlled(m: MapArrays, lane: int) -> bool:
-    return m.lane_light[lane] >= 0 or bool(m.lane_stop[lane])
+def _goes_on(m: MapArrays, w: Any, b: int, approach: int) -> bool:
+    """Whether traffic on ``approach`` enters its junction without stopping: no stop sign and no red light."""
+    if m.lane_stop[approach]:
+        return False
+    group = m.lane_light[approach]
+    return group < 0 or w.lights[b, group] != RED
 
 
 @njit(cache=True, no_cpython_wrapper=True)
@@ -358,18 +363,18 @@ def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int,
                 time_to_entry: float) -> bool:
     """Whether an actor about to enter ``junction_lane`` from ``approach`` (``time_to_entry`` seconds away) must
     wait: a conflicting junction lane is occupied; or, at a stop sign, someone who stopped earlier waits for a
-    conflicting lane; or someone on an uncontrolled approach reaches a conflicting lane within
-    ``APPROACH_S`` and before this actor (anyone on an uncontrolled approach goes before a stop sign)."""
+    conflicting lane; or someone who goes on (no stop sign, no red light) reaches a conflicting lane within
+    ``APPROACH_S`` and before this actor (before it at all, if this actor has a stop sign)."""
     if _junction_busy(m, w, b, junction_lane, actor):
         return True
     if m.lane_stop[approach] and _earlier_waiter(m, w, b, junction_lane, actor, arrival):
         return True
-    yielding = _controlled(m, approach)
+    yielding = bool(m.lane_stop[approach])
     for v in range(w.veh_lane.shape[1]):
         if v == actor or not w.act_valid[b, v] or w.veh_parked[b, v]:
             continue
         here, nxt = w.veh_lane[b, v, 0], w.veh_lane[b, v, 1]
-        if nxt < 0 or m.lane_junction[here] >= 0 or m.lane_junction[nxt] < 0 or _controlled(m, here):
+        if nxt < 0 or m.lane_junction[here] >= 0 or m.lane_junction[nxt] < 0 or not _goes_on(m, w, b, here):
             continue
         speed = w.act_v[b, v]
         if speed < 1.0 or not m.conflict[junction_lane, nxt]:
@@ -380,7 +385,7 @@ def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int,
             return True
     ego_lane = w.ego_jlane[b]
     if actor >= 0 and ego_lane >= 0 and w.ego_v[b] >= 1.0 and m.conflict[junction_lane, ego_lane] \
-            and not _controlled(m, w.ego_japproach[b]):
+            and _goes_on(m, w, b, w.ego_japproach[b]):
         theirs = w.ego_jdist[b] / w.ego_v[b]
         if -0.5 <= theirs < APPROACH_S and (yielding or theirs <= time_to_entry):
             return True

@@ -10,8 +10,8 @@ What the world simulates:
 - the ego: kinematic bicycle with steering/acceleration limits and actuator rate limits;
 - vehicles: IDM along their lanes, a random successor at every junction, stopping at red lights and stop signs,
   first-come-first-served at all-way stops, not entering a junction while a conflicting junction lane is
-  occupied or someone on an uncontrolled approach gets there first (within 3 s), keeping distance to whatever
-  occupies their lanes (vehicles, the ego, pedestrians, obstacles);
+  occupied or someone who goes on (no stop sign, no red light) gets there first (within 3 s), keeping distance
+  to whatever occupies their lanes (vehicles, the ego, pedestrians, obstacles);
   vehicles that leave the map come back elsewhere, out of the ego's sight; parked vehicles stand still;
 - pedestrians: walking the map's walkways (sidewalks, corners, crosswalks), waiting at a crosswalk while a
   vehicle approaches it and while a moving vehicle is in their way (standing ones they walk around); or, when a

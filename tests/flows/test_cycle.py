@@ -82,7 +82,7 @@ def test_stage_runs_nest_under_their_cycle_run(loop: Loop) -> None:
 def test_champion_loads_by_alias_and_drives(loop: Loop) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{loop.home}/mlflow.db")
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
-    env = gym.make("autoloop/Junction-v0")
+    env = gym.make("autoloop/Junction-v0", bev=loop.config.sim.bev())  # the BEV the model was trained on
     obs, _ = env.reset(seed=123)
     actions = model.predict({"bev": obs["bev"][None], "state": obs["state"][None]})
     assert actions.shape == (1, 2) and actions.dtype == np.float32
