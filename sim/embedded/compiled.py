@@ -21,9 +21,10 @@ IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
 #: Cell size of the spatial grid, metres.
-GRID_CELL_M = 4.0
-#: Segments are listed in every cell within this distance (the largest query reach: lane half width + actor).
-GRID_REACH_M = 5.0
+GRID_CELL_M = 2.0
+#: The most a located actor may reach beyond a lane's half width (``kernels.locate``'s ``reach``); segments are
+#: listed in every cell within half the widest lane plus this.
+MAX_QUERY_REACH_M = 2.0
 #: Junction lanes whose centrelines come closer than this share of the mean lane width conflict.
 CONFLICT_SHARE = 0.7
 
@@ -93,10 +94,10 @@ def _compile(lane_graph: LaneGraph, spacing_m: float) -> MapArrays:
     seg_lane = np.repeat(np.arange(len(lanes)), np.diff(lane_offset))
     succ_offset = np.concatenate([[0], np.cumsum([len(lane.successors) for lane in lanes])]).astype(np.int64)
     succ = np.array([s for lane in lanes for s in lane.successors], dtype=np.int64)
-    junction_of = np.array([-1 if lane.junction_id is None and not lane.is_junction else
-                            (lane.junction_id if lane.junction_id is not None else 10**6 + lane.lane_id)
-                            for lane in lanes], dtype=np.int64)
-    grid = _grid(pts, lane_offset, lane_graph.bounds_m)
+    junction_of = _junctions(lane_graph, points)
+    conflict = _conflicts(lane_graph, points, junction_of)
+    grid = _grid(pts, lane_offset, lane_graph.bounds_m,
+                 0.5 * max(lane.width_m for lane in lanes) + MAX_QUERY_REACH_M)
     light_junction, light_phase, junction_phases = _light_programs(lane_graph)
     walk = _walkways(lane_graph)
     spawn = np.array([lane.lane_id for lane in lanes if not lane.is_junction and lengths[lane.lane_id] >= 10.0
@@ -116,7 +117,7 @@ def _compile(lane_graph: LaneGraph, spacing_m: float) -> MapArrays:
         lane_stop=np.array([lane.stop_sign for lane in lanes], dtype=bool),
         succ_offset=succ_offset,
         succ=succ,
-        conflict=_conflicts(lane_graph, points, junction_of),
+        conflict=conflict,
         seg_lane=seg_lane.astype(np.int64),
         grid_meta=grid[0],
         grid_offset=grid[1],
@@ -129,17 +130,44 @@ def _compile(lane_graph: LaneGraph, spacing_m: float) -> MapArrays:
     )
 
 
-def _grid(pts: FloatArray, lane_offset: IntArray, bounds: tuple[float, float, float, float]
+def _junctions(lane_graph: LaneGraph, points: list[FloatArray]) -> IntArray:
+    """Junction of every lane (-1 outside junctions). Junction lanes without a junction id (Argoverse 2 marks
+    lanes as "in an intersection" only) are grouped: lanes within a metre of each other share a junction."""
+    lanes = lane_graph.lanes
+    junction_of = np.array([-1 if not lane.is_junction else (-2 if lane.junction_id is None else lane.junction_id)
+                            for lane in lanes], dtype=np.int64)
+    loose = [lane.lane_id for lane in lanes if junction_of[lane.lane_id] == -2]
+    next_id = int(junction_of.max(initial=-1)) + 1
+    parent = {lane: lane for lane in loose}
+
+    def root(lane: int) -> int:
+        while parent[lane] != lane:
+            parent[lane] = parent[parent[lane]]
+            lane = parent[lane]
+        return lane
+
+    for i, a in enumerate(loose):
+        for b in loose[i + 1:]:
+            gap = np.min(np.sum((points[a][:, None, :] - points[b][None, :, :]) ** 2, axis=-1))
+            if gap < 1.0:
+                parent[root(a)] = root(b)
+    ids: dict[int, int] = {}
+    for lane in loose:
+        junction_of[lane] = ids.setdefault(root(lane), next_id + len(ids))
+    return junction_of
+
+
+def _grid(pts: FloatArray, lane_offset: IntArray, bounds: tuple[float, float, float, float], reach: float
           ) -> tuple[FloatArray, IntArray, IntArray]:
-    """Cells of ``GRID_CELL_M`` listing every segment that passes within ``GRID_REACH_M`` of them."""
-    x0, y0 = min(bounds[0], pts[:, 0].min()) - GRID_REACH_M, min(bounds[1], pts[:, 1].min()) - GRID_REACH_M
-    x1, y1 = max(bounds[2], pts[:, 0].max()) + GRID_REACH_M, max(bounds[3], pts[:, 1].max()) + GRID_REACH_M
+    """Cells of ``GRID_CELL_M`` listing every segment whose bounding box comes within ``reach`` of them."""
+    x0, y0 = min(bounds[0], pts[:, 0].min()) - reach, min(bounds[1], pts[:, 1].min()) - reach
+    x1, y1 = max(bounds[2], pts[:, 0].max()) + reach, max(bounds[3], pts[:, 1].max()) + reach
     nx, ny = int(np.ceil((x1 - x0) / GRID_CELL_M)), int(np.ceil((y1 - y0) / GRID_CELL_M))
     is_start = np.ones(len(pts), dtype=bool)
     is_start[lane_offset[1:] - 1] = False  # a lane's last point starts no segment
     k = np.flatnonzero(is_start)
-    lo = np.minimum(pts[k], pts[k + 1]) - GRID_REACH_M
-    hi = np.maximum(pts[k], pts[k + 1]) + GRID_REACH_M
+    lo = np.minimum(pts[k], pts[k + 1]) - reach
+    hi = np.maximum(pts[k], pts[k + 1]) + reach
     c0 = np.floor((lo - [x0, y0]) / GRID_CELL_M).astype(np.int64)
     c1 = np.floor((hi - [x0, y0]) / GRID_CELL_M).astype(np.int64)
     cells, items = [], []

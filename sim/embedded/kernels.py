@@ -1,8 +1,11 @@
-"""Numba kernels of the embedded world: one parallel loop over scenarios, plain loops over actors inside.
+"""Numba kernels of the embedded world: a loop over a range of scenarios (the world runs disjoint ranges on
+threads; the kernels release the GIL), plain loops over each scenario's actors inside.
 
-Every scenario's update reads and writes only its own rows, in the same order whatever the batch size, so a
-scenario's trajectory does not depend on the batch it runs in. Random draws during the run (route choices,
-respawns) come from a counter-based hash of the scenario seed, the actor slot and a per-actor counter.
+Helpers are inlined into the per-scenario step: a call that passes the state tuple would take and release a
+reference to each of its arrays, which costs more than most helpers' work. Every scenario's update reads and
+writes only its own rows, in the same order whatever the batch size, so a scenario's trajectory does not depend
+on the batch it runs in. Random draws during the run (route choices, respawns) come from a counter-based hash of
+the scenario seed, the actor slot and a per-actor counter.
 
 Actor slots per scenario: ``[0, V)`` vehicles, ``[V, V + P)`` pedestrians, ``[V + P, N)`` static obstacles.
 """
@@ -15,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit
 
-from sim.embedded.compiled import MapArrays
+from sim.embedded.compiled import MAX_QUERY_REACH_M, MapArrays
 from sim.geometry import FloatArray
 
 # actor kinds
@@ -77,7 +80,7 @@ class Params(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _mix(z: np.uint64) -> np.uint64:
     z = z + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -221,7 +224,7 @@ def refresh(m: MapArrays, w: Any, p: Params, envs: Any) -> None:
         _refresh_one(m, w, p, envs[i])
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _step_one(m: MapArrays, w: Any, p: Params, steer: float, accel: float, active: bool, b: int) -> None:
     w.ev_n[b] = 0
     if not active:
@@ -235,10 +238,11 @@ def _step_one(m: MapArrays, w: Any, p: Params, steer: float, accel: float, activ
     _project_ego(w, b)
     _occupancy(m, w, p, b)
     _ego_view(m, w, p, b)
+    _approaching(m, w, b)
     _detect(m, w, p, b)
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _refresh_one(m: MapArrays, w: Any, p: Params, b: int) -> None:
     _lights(m, w, p, b)
     for v in range(w.veh_lane.shape[1]):
@@ -250,9 +254,10 @@ def _refresh_one(m: MapArrays, w: Any, p: Params, b: int) -> None:
     _project_ego(w, b)
     _occupancy(m, w, p, b)
     _ego_view(m, w, p, b)
+    _approaching(m, w, b)
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _ego_dynamics(w: Any, p: Params, b: int, steer_cmd: float, accel_cmd: float) -> None:
     steer_cmd = min(max(steer_cmd, -1.0), 1.0)
     accel_cmd = min(max(accel_cmd, -1.0), 1.0)
@@ -273,7 +278,7 @@ def _ego_dynamics(w: Any, p: Params, b: int, steer_cmd: float, accel_cmd: float)
     w.ego_accel[b] = (v1 - v0) / p.dt
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _lights(m: MapArrays, w: Any, p: Params, b: int) -> None:
     phase_s = p.green_s + p.yellow_s + p.all_red_s
     for g in range(w.lights.shape[1]):
@@ -288,7 +293,7 @@ def _lights(m: MapArrays, w: Any, p: Params, b: int) -> None:
             w.lights[b, g] = RED
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _vehicle_pose(m: MapArrays, w: Any, b: int, v: int) -> None:
     x, y, heading = lane_pose(m, w.veh_lane[b, v, 0], w.veh_s[b, v])
     offset = w.veh_offset[b, v]
@@ -297,7 +302,7 @@ def _vehicle_pose(m: MapArrays, w: Any, b: int, v: int) -> None:
     w.act_yaw[b, v] = heading
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _choose_successor(m: MapArrays, w: Any, b: int, v: int, lane: int) -> int:
     if lane < 0:
         return -1
@@ -309,19 +314,18 @@ def _choose_successor(m: MapArrays, w: Any, b: int, v: int, lane: int) -> int:
     return m.succ[first + min(int(draw * (last - first)), last - first - 1)]
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _junction_busy(m: MapArrays, w: Any, b: int, lane: int, self_actor: int) -> bool:
     """Whether a vehicle (or the ego) occupies a junction lane that conflicts with ``lane``."""
     for k in range(w.occ_n[b]):
         if w.occ_actor[b, k] == self_actor or w.occ_kind[b, k] != VEHICLE:
             continue
-        other = w.occ_lane[b, k]
-        if other != lane and m.conflict[lane, other]:
+        if m.conflict[lane, w.occ_lane[b, k]]:
             return True
     return False
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _earlier_waiter(m: MapArrays, w: Any, b: int, lane: int, self_actor: int, arrival: float) -> bool:
     """Whether someone stopped at a stop sign earlier waits to enter a junction lane conflicting with ``lane``."""
     for v in range(w.veh_lane.shape[1]):
@@ -341,7 +345,7 @@ def _earlier_waiter(m: MapArrays, w: Any, b: int, lane: int, self_actor: int, ar
     return False
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _box_blocked(m: MapArrays, p: Params, junction_lane: int, leader_from_entry: float, leader_speed: float,
                  length: float) -> bool:
     """Don't block the junction: a standing leader less than the junction lane plus a car length past the entry
@@ -349,7 +353,7 @@ def _box_blocked(m: MapArrays, p: Params, junction_lane: int, leader_from_entry:
     return leader_speed < 1.0 and leader_from_entry < m.lane_length[junction_lane] + length + p.idm_gap
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _goes_on(m: MapArrays, w: Any, b: int, approach: int) -> bool:
     """Whether traffic on ``approach`` enters its junction without stopping: no stop sign and no red light."""
     if m.lane_stop[approach]:
@@ -358,7 +362,7 @@ def _goes_on(m: MapArrays, w: Any, b: int, approach: int) -> bool:
     return group < 0 or w.lights[b, group] != RED
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int, actor: int, arrival: float,
                 time_to_entry: float) -> bool:
     """Whether an actor about to enter ``junction_lane`` from ``approach`` (``time_to_entry`` seconds away) must
@@ -370,51 +374,62 @@ def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int,
     if m.lane_stop[approach] and _earlier_waiter(m, w, b, junction_lane, actor, arrival):
         return True
     yielding = bool(m.lane_stop[approach])
-    for v in range(w.veh_lane.shape[1]):
-        if v == actor or not w.act_valid[b, v] or w.veh_parked[b, v]:
+    for k in range(w.appr_n[b]):
+        other = w.appr_actor[b, k]
+        if other == actor or not m.conflict[junction_lane, w.appr_lane[b, k]]:
             continue
-        here, nxt = w.veh_lane[b, v, 0], w.veh_lane[b, v, 1]
-        if nxt < 0 or m.lane_junction[here] >= 0 or m.lane_junction[nxt] < 0 or not _goes_on(m, w, b, here):
-            continue
-        speed = w.act_v[b, v]
-        if speed < 1.0 or not m.conflict[junction_lane, nxt]:
-            continue
-        theirs = (m.lane_length[here] - w.veh_s[b, v] - 0.5 * w.act_len[b, v]) / speed
-        if -0.5 <= theirs < APPROACH_S and (yielding or theirs < time_to_entry
-                                             or (theirs == time_to_entry and v < actor)):
-            return True
-    ego_lane = w.ego_jlane[b]
-    if actor >= 0 and ego_lane >= 0 and w.ego_v[b] >= 1.0 and m.conflict[junction_lane, ego_lane] \
-            and _goes_on(m, w, b, w.ego_japproach[b]):
-        theirs = w.ego_jdist[b] / w.ego_v[b]
-        if -0.5 <= theirs < APPROACH_S and (yielding or theirs <= time_to_entry):
+        theirs = w.appr_tte[b, k]
+        if yielding or theirs < time_to_entry or (theirs == time_to_entry and other < actor):
             return True
     return False
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
+def _approaching(m: MapArrays, w: Any, b: int) -> None:
+    """Who is about to enter a junction without stopping (no stop sign, no red light, moving, within
+    ``APPROACH_S``): their junction lane and time to entry, for :func:`_must_yield`."""
+    count = 0
+    for v in range(w.veh_lane.shape[1]):
+        if not w.act_valid[b, v] or w.veh_parked[b, v]:
+            continue
+        here, nxt = w.veh_lane[b, v, 0], w.veh_lane[b, v, 1]
+        speed = w.act_v[b, v]
+        if nxt < 0 or speed < 1.0 or m.lane_junction[here] >= 0 or m.lane_junction[nxt] < 0:
+            continue
+        tte = (m.lane_length[here] - w.veh_s[b, v] - 0.5 * w.act_len[b, v]) / speed
+        if -0.5 <= tte < APPROACH_S and _goes_on(m, w, b, here):
+            w.appr_actor[b, count], w.appr_lane[b, count], w.appr_tte[b, count] = v, nxt, tte
+            count += 1
+    lane = w.ego_jlane[b]
+    if lane >= 0 and w.ego_v[b] >= 1.0 and _goes_on(m, w, b, w.ego_japproach[b]):
+        tte = w.ego_jdist[b] / w.ego_v[b]
+        if -0.5 <= tte < APPROACH_S:
+            w.appr_actor[b, count], w.appr_lane[b, count], w.appr_tte[b, count] = -1, lane, tte
+            count += 1
+    w.appr_n[b] = count
+
+
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
     for v in range(w.veh_lane.shape[1]):
         if not w.act_valid[b, v] or w.veh_parked[b, v]:
             continue
         l0, l1, l2 = w.veh_lane[b, v, 0], w.veh_lane[b, v, 1], w.veh_lane[b, v, 2]
         s, speed, half = w.veh_s[b, v], w.act_v[b, v], 0.5 * w.act_len[b, v]
+        gap, lead_v, lead_kind = INF, 0.0, NONE
         len0 = m.lane_length[l0]
         len1 = m.lane_length[l1] if l1 >= 0 else 0.0
-        gap, lead_v, lead_kind = INF, 0.0, NONE
         for k in range(w.occ_n[b]):
-            if w.occ_actor[b, k] == v:
-                continue
-            lane, os = w.occ_lane[b, k], w.occ_s[b, k]
+            lane = w.occ_lane[b, k]
             if lane == l0:
-                d = os - s
+                d = w.occ_s[b, k] - s
             elif lane == l1 and l1 >= 0:
-                d = len0 - s + os
+                d = len0 - s + w.occ_s[b, k]
             elif lane == l2 and l2 >= 0:
-                d = len0 - s + len1 + os
+                d = len0 - s + len1 + w.occ_s[b, k]
             else:
                 continue
-            if d <= half or d > p.horizon:  # centres beside the front half are passed, not followed
+            if w.occ_actor[b, k] == v or d <= half or d > p.horizon:  # centres beside the front half are passed
                 continue
             bumper = d - half - w.occ_half[b, k]
             if bumper < gap:
@@ -475,7 +490,7 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             _vehicle_pose(m, w, b, v)
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _respawn(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """Bring back one vehicle that left the map (if its slot takes part in traffic) far from the ego."""
     for v in range(w.veh_lane.shape[1]):
@@ -502,7 +517,7 @@ def _respawn(m: MapArrays, w: Any, p: Params, b: int) -> None:
         return
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _pedestrian_pose(m: MapArrays, w: Any, b: int, q: int) -> None:
     n = w.veh_lane.shape[1] + q
     walk = w.ped_walk[b, q]
@@ -525,7 +540,7 @@ def _pedestrian_pose(m: MapArrays, w: Any, b: int, q: int) -> None:
     w.act_yaw[b, n] = math.atan2(ys[i + 1] - ys[i], xs[i + 1] - xs[i])
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _crossing_clear(m: MapArrays, w: Any, b: int, walk: int) -> bool:
     first, last = m.walk_offset[walk], m.walk_offset[walk + 1]
     cx = 0.5 * (m.walk_x[first] + m.walk_x[last - 1])
@@ -539,14 +554,14 @@ def _crossing_clear(m: MapArrays, w: Any, b: int, walk: int) -> bool:
     return True
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _inside(x: float, y: float, cx: float, cy: float, yaw: float, half_length: float, half_width: float) -> bool:
     dx, dy = x - cx, y - cy
     c, s = math.cos(yaw), math.sin(yaw)
     return abs(dx * c + dy * s) <= half_length and abs(-dx * s + dy * c) <= half_width
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _in_the_way(w: Any, p: Params, b: int, n: int) -> bool:
     """Whether pedestrian ``n``'s next metre runs into a moving vehicle's (or the ego's) body. Standing vehicles
     are walked around (passed through: a vehicle may well be standing because it waits for this pedestrian)."""
@@ -556,14 +571,17 @@ def _in_the_way(w: Any, p: Params, b: int, n: int) -> bool:
                                              0.5 * p.ego_width + 0.2):
         return True
     for v in range(w.veh_lane.shape[1]):
-        if w.act_valid[b, v] and w.act_v[b, v] > p.stop_speed and _inside(
+        if not w.act_valid[b, v] or w.act_v[b, v] <= p.stop_speed:
+            continue
+        reach = 0.5 * (w.act_len[b, v] + w.act_wid[b, v]) + 0.4
+        if (x - w.act_x[b, v]) ** 2 + (y - w.act_y[b, v]) ** 2 < reach * reach and _inside(
                 x, y, w.act_x[b, v], w.act_y[b, v], w.act_yaw[b, v], 0.5 * w.act_len[b, v] + 0.2,
                 0.5 * w.act_wid[b, v] + 0.2):
             return True
     return False
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
     first_slot = w.veh_lane.shape[1]
     for q in range(w.ped_walk.shape[1]):
@@ -581,7 +599,8 @@ def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
             w.ped_walk[b, q] = walk = w.ped_next[b, q]
             w.ped_next[b, q] = -1
             w.ped_s[b, q] = 0.0
-        if _in_the_way(w, p, b, n):
+        on_road = walk < 0 or m.walk_crossing[walk]  # sidewalks are off the road: nobody drives there
+        if on_road and _in_the_way(w, p, b, n):
             w.act_v[b, n] = 0.0
             continue
         speed = w.ped_speed[b, q]
@@ -611,7 +630,7 @@ def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
         _pedestrian_pose(m, w, b, q)
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _project_ego(w: Any, b: int) -> None:
     """Progress along the route: the nearest route point in a window around the last progress (never back)."""
     ds = w.route_ds[b]
@@ -636,25 +655,31 @@ def _project_ego(w: Any, b: int) -> None:
     w.lateral[b] = best_lat
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _add_located(m: MapArrays, w: Any, b: int, x: float, y: float, reach: float, half: float, speed: float,
                  actor: int, kind: int) -> None:
     lanes = w.loc_lane[b]
-    count = locate(m, x, y, reach, lanes, w.loc_s[b], w.loc_lat[b], w.loc_heading[b], w.loc_dist[b])
+    count = locate(m, x, y, min(reach, MAX_QUERY_REACH_M), lanes, w.loc_s[b], w.loc_lat[b], w.loc_heading[b],
+                   w.loc_dist[b])
     for j in range(count):
-        k = w.occ_n[b]
-        if k >= w.occ_lane.shape[1]:
-            return
-        w.occ_lane[b, k] = lanes[j]
-        w.occ_s[b, k] = w.loc_s[b, j]
-        w.occ_half[b, k] = half
-        w.occ_speed[b, k] = speed
-        w.occ_actor[b, k] = actor
-        w.occ_kind[b, k] = kind
-        w.occ_n[b] = k + 1
+        _add_entry(w, b, lanes[j], w.loc_s[b, j], half, speed, actor, kind)
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
+def _add_entry(w: Any, b: int, lane: int, s: float, half: float, speed: float, actor: int, kind: int) -> None:
+    k = w.occ_n[b]
+    if k >= w.occ_lane.shape[1]:
+        return
+    w.occ_lane[b, k] = lane
+    w.occ_s[b, k] = s
+    w.occ_half[b, k] = half
+    w.occ_speed[b, k] = speed
+    w.occ_actor[b, k] = actor
+    w.occ_kind[b, k] = kind
+    w.occ_n[b] = k + 1
+
+
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """Which lanes each actor occupies, and where: driving vehicles by their lane, everything else located."""
     w.occ_n[b] = 0
@@ -666,14 +691,7 @@ def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
             _add_located(m, w, b, w.act_x[b, v], w.act_y[b, v], 0.5 * w.act_wid[b, v] - 0.3, 0.5 * w.act_len[b, v],
                          0.0, v, VEHICLE)
             continue
-        k = w.occ_n[b]
-        w.occ_lane[b, k] = w.veh_lane[b, v, 0]
-        w.occ_s[b, k] = w.veh_s[b, v]
-        w.occ_half[b, k] = 0.5 * w.act_len[b, v]
-        w.occ_speed[b, k] = w.act_v[b, v]
-        w.occ_actor[b, k] = v
-        w.occ_kind[b, k] = VEHICLE
-        w.occ_n[b] = k + 1
+        _add_entry(w, b, w.veh_lane[b, v, 0], w.veh_s[b, v], 0.5 * w.act_len[b, v], w.act_v[b, v], v, VEHICLE)
     _add_located(m, w, b, w.ego_x[b], w.ego_y[b], 0.5 * p.ego_width - 0.3, 0.5 * p.ego_length, w.ego_v[b], -1,
                  VEHICLE)
     pedestrians = w.ped_walk.shape[1]
@@ -688,20 +706,7 @@ def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
                          int(w.act_kind[b, n]))
 
 
-@njit(cache=True, no_cpython_wrapper=True)
-def _route_s_of(w: Any, b: int, lane: int, s: float, after: float) -> float:
-    """Route arc length of the point ``s`` on ``lane`` (the first past ``after``: a route may drive a lane twice),
-    or -inf if the route does not drive it there."""
-    best = -INF
-    for r in range(w.piece_n[b]):
-        if w.piece_lane[b, r] == lane and w.piece_start[b, r] - 1e-6 <= s <= w.piece_end[b, r] + 1e-6:
-            route_s = w.piece_offset[b, r] + s - w.piece_start[b, r]
-            if route_s > after and (best == -INF or route_s < best):
-                best = route_s
-    return best
-
-
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """What the privileged expert (and the state vector) needs: leader on the route, the next control line."""
     progress = w.progress[b]
@@ -710,13 +715,15 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     for k in range(w.occ_n[b]):
         if w.occ_actor[b, k] == -1:
             continue
-        route_s = _route_s_of(w, b, w.occ_lane[b, k], w.occ_s[b, k], progress)
-        d = route_s - progress
-        if d <= half or d > p.horizon:  # centres beside the front half are passed, not followed
-            continue
-        bumper = d - half - w.occ_half[b, k]
-        if bumper < gap:
-            gap, lead_v, lead_kind = bumper, w.occ_speed[b, k], w.occ_kind[b, k]
+        lane, s = w.occ_lane[b, k], w.occ_s[b, k]
+        for r in range(w.piece_n[b]):  # the first place past the ego where the route drives that point
+            if w.piece_lane[b, r] != lane or not w.piece_start[b, r] - 1e-6 <= s <= w.piece_end[b, r] + 1e-6:
+                continue
+            d = w.piece_offset[b, r] + s - w.piece_start[b, r] - progress
+            if half < d <= p.horizon:  # centres beside the front half are passed, not followed
+                bumper = d - half - w.occ_half[b, k]
+                if bumper < gap:
+                    gap, lead_v, lead_kind = bumper, w.occ_speed[b, k], w.occ_kind[b, k]
     w.ego_leader_gap[b], w.ego_leader_speed[b] = gap, lead_v
     # speed limit: the route piece under the ego
     for r in range(w.piece_n[b]):
@@ -769,7 +776,7 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     w.ego_must_stop[b] = must
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _event(w: Any, b: int, kind: int, actor: int) -> None:
     k = w.ev_n[b]
     if k < w.ev_kind.shape[1]:
@@ -778,7 +785,7 @@ def _event(w: Any, b: int, kind: int, actor: int) -> None:
         w.ev_n[b] = k + 1
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
     t = w.time[b]
     x, y, yaw, speed = w.ego_x[b], w.ego_y[b], w.ego_yaw[b], w.ego_v[b]
@@ -861,7 +868,7 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
         w.status[b] = TIMEOUT
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, no_cpython_wrapper=True, inline="always")
 def _min_speed(w: Any, p: Params, b: int) -> None:
     total, count = 0.0, 0
     for v in range(w.veh_lane.shape[1]):

@@ -28,21 +28,25 @@ def render(bits: Any, origin_x: float, origin_y: float, map_res: float, res: flo
     height, width = bits.shape
     for b in range(first, stop):
         c, s = math.cos(ego_yaw[b]), math.sin(ego_yaw[b])
+        out[b, _ROUTE:] = 0
+        # the map-raster cell (fractional) under pixel (row, col) is affine in row and col
+        left0 = (0.5 * size - 0.5) * res
+        gx0 = (ego_x[b] + ego_row * res * c - left0 * s - origin_x) / map_res
+        gy0 = (ego_y[b] + ego_row * res * s + left0 * c - origin_y) / map_res
+        gx_row, gy_row = -res * c / map_res, -res * s / map_res
+        gx_col, gy_col = res * s / map_res, -res * c / map_res
+        drivable, lines = out[b, _DRIVABLE], out[b, _LANE_LINES]
         for row in range(size):
-            forward = (ego_row - row) * res
+            fx = gx0 + row * gx_row
+            fy = gy0 + row * gy_row
             for col in range(size):
-                left = (0.5 * size - 0.5 - col) * res
-                x = ego_x[b] + forward * c - left * s
-                y = ego_y[b] + forward * s + left * c
-                gx = math.floor((x - origin_x) / map_res)
-                gy = math.floor((y - origin_y) / map_res)
+                gx = math.floor(fx + col * gx_col)
+                gy = math.floor(fy + col * gy_col)
                 value = 0
                 if 0 <= gx < width and 0 <= gy < height:
                     value = bits[gy, gx]
-                out[b, _DRIVABLE, row, col] = value & 1
-                out[b, _LANE_LINES, row, col] = (value >> 1) & 1
-                for channel in range(_ROUTE, out.shape[1]):
-                    out[b, channel, row, col] = 0
+                drivable[row, col] = value & 1
+                lines[row, col] = (value >> 1) & 1
         _route(out, b, res, ego_row, ego_x[b], ego_y[b], c, s, route_x, route_y, route_n[b], route_ds[b], progress[b])
         for n in range(kind.shape[1]):
             if not act_valid[b, n]:

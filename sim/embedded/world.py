@@ -233,6 +233,10 @@ class State(NamedTuple):
     ego_jlane: NDArray[np.int64]
     ego_japproach: NDArray[np.int64]
     ego_jdist: FloatArray
+    appr_actor: NDArray[np.int64]
+    appr_lane: NDArray[np.int64]
+    appr_tte: FloatArray
+    appr_n: NDArray[np.int64]
     infractions: NDArray[np.int64]
     last_hit: NDArray[np.int64]
     last_hit_time: FloatArray
@@ -303,7 +307,8 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         ego_leader_gap=f(b, fill=np.inf), ego_leader_speed=f(b), ego_speed_limit=f(b, fill=10.0),
         ego_line_kind=i(b), ego_line_state=i(b, fill=-1), ego_line_dist=f(b, fill=np.inf), ego_must_stop=z(b),
         ego_stop_dist=f(b, fill=np.inf), ego_jlane=i(b, fill=-1), ego_japproach=i(b, fill=-1),
-        ego_jdist=f(b, fill=np.inf),
+        ego_jdist=f(b, fill=np.inf), appr_actor=i(b, v + 1), appr_lane=i(b, v + 1), appr_tte=f(b, v + 1),
+        appr_n=i(b),
         infractions=i(b, len(INFRACTIONS)), last_hit=i(b, fill=-1), last_hit_time=f(b, fill=-np.inf),
         reg_x=f(b, kernels.MAX_REGISTERED), reg_y=f(b, kernels.MAX_REGISTERED), reg_n=i(b),
         driven=f(b), outside=f(b), still=f(b),

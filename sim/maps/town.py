@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from sim.geometry import FloatArray, convex_hull
+from sim.geometry import FloatArray, convex_hull, resample_polyline
 from sim.maps.lane_graph import CurbsideStop, Lane, LaneGraph, Walkway
 
 Layout = Literal["grid", "irregular"]
@@ -330,15 +330,19 @@ class _Builder:
         """Sidewalk corner points around every node, joined along roads, around corners and across crosswalks."""
         corner: dict[tuple[int, int, int], FloatArray] = {}  # (node, road, side +1 left / -1 right) -> point
         for n, node in enumerate(self.nodes):
+            # at a junction with crosswalks the corners are the crosswalk ends (inside the mouth); around a bend
+            # the sidewalk corners lie beyond its curve
+            along = node.radius_m - 2.5 if node.control != "none" else node.radius_m + 2.0
             for r in node.arms:
                 u, left, half = self._arm_frame(n, r)
                 for side in (1, -1):
-                    corner[(n, r, side)] = node.xy + u * (node.radius_m - 2.5) + side * left * (half + 1.5)
+                    corner[(n, r, side)] = node.xy + u * along + side * left * (half + 2.0)
         edges: list[tuple[tuple[int, int, int], tuple[int, int, int], FloatArray, bool]] = []
         for n, node in enumerate(self.nodes):
             for first, second in zip(node.arms, node.arms[1:] + node.arms[:1], strict=True):
                 a, b = corner[(n, first, 1)], corner[(n, second, -1)]
-                edges.append(((n, first, 1), (n, second, -1), self._arc(node.xy, a, b), False))
+                arc = self._clear_of_lanes(self._arc(node.xy, a, b), node.xy, node.radius_m + 25.0)
+                edges.append(((n, first, 1), (n, second, -1), arc, False))
             if node.control != "none":
                 for r in node.arms:
                     edges.append(((n, r, 1), (n, r, -1), np.stack([corner[(n, r, 1)], corner[(n, r, -1)]]), True))
@@ -357,6 +361,25 @@ class _Builder:
             walkways.append(Walkway(points, tuple(successors or [reverse]), crossing))
         return tuple(walkways)
 
+    def _clear_of_lanes(self, arc: FloatArray, centre: FloatArray, radius: float) -> FloatArray:
+        """Move the inner points of a corner arc off the lanes near ``centre`` (turning lanes cut corners): each
+        point steps away from the nearest lane point until it is a metre clear of the lane's edge."""
+        near = [np.asarray(lane["centerline"]) for lane in self.lanes
+                if np.min(np.linalg.norm(np.asarray(lane["centerline"]) - centre, axis=1)) < radius]
+        dense = [resample(points) for points in near]
+        clearance = 0.5 * self.spec.lane_width_m + 1.0
+        arc = arc.copy()
+        for k in range(1, len(arc) - 1):  # the ends join other walkways
+            for _ in range(10):
+                nearest = min((points[np.argmin(np.linalg.norm(points - arc[k], axis=1))] for points in dense),
+                              key=lambda q: float(np.linalg.norm(q - arc[k])))
+                away = arc[k] - nearest
+                distance = float(np.linalg.norm(away))
+                if distance >= clearance - 1e-6:
+                    break
+                arc[k] = nearest + away / max(distance, 1e-9) * clearance
+        return arc
+
     @staticmethod
     def _arc(centre: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
         """Counter-clockwise arc around ``centre`` from ``a`` to ``b`` (radius interpolated)."""
@@ -369,3 +392,8 @@ class _Builder:
         arc: FloatArray = centre + radius[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
         arc[0], arc[-1] = a, b
         return arc
+
+
+def resample(points: FloatArray) -> FloatArray:
+    """A polyline at 0.25 m spacing (for nearest-point queries)."""
+    return resample_polyline(points, 0.25)

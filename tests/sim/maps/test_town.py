@@ -65,11 +65,11 @@ def test_crosswalks_walkways_and_curbside_stops() -> None:
         assert walkway.successors
         for succ in walkway.successors:
             assert np.linalg.norm(town.walkways[succ].centerline[0] - walkway.centerline[-1]) < 1e-6
-    sidewalk = np.concatenate([w.centerline for w in town.walkways if not w.crossing])
-    located = town.locate(sidewalk)
-    widths = np.array([town.lanes[lane].width_m for lane in located.lane])
-    off_road = np.abs(located.lateral_m) > 0.5 * widths - 0.1
-    assert off_road.mean() > 0.9  # sidewalks lie off the driving lanes (corners of tight bends may clip a turn)
+    for seed in range(6):  # sidewalks lie off the driving lanes (at sharp irregular corners, up to their edge)
+        other = procedural_town(seed)
+        located = other.locate(np.concatenate([w.centerline for w in other.walkways if not w.crossing]))
+        widths = np.array([other.lanes[lane].width_m for lane in located.lane])
+        assert np.all(np.abs(located.lateral_m) > 0.5 * widths - 0.25), seed
     for stop in town.curbside_stops:
         lane = town.lanes[stop.lane_id]
         assert not lane.is_junction and lane.right_neighbor is None  # the curb lane
