@@ -67,8 +67,6 @@ def _measure(batch_size: int, vehicles: int, pedestrians: int, map_name: str, be
     world.reset([sample_scenario(seed, map_name=map_name, traffic_vehicles=vehicles, pedestrians=pedestrians)
                  .model_copy(update={"timeout_s": 1e9}) for seed in range(batch_size)])
     observer = Observer(world, bev) if bev is not None else None
-    if observer is not None:
-        observer.reset()
     actions = np.zeros((batch_size, 2))
     world.step(actions)  # warm-up; memory peaks here (state, map raster, one batch of observations)
     if observer is not None:

@@ -1,4 +1,5 @@
-"""Planar geometry on arrays: polylines, frames and oriented boxes.
+"""Planar geometry on arrays: polylines, frames and convex hulls (the world's oriented-box tests are compiled
+kernels in :mod:`sim.embedded.kernels`).
 
 All coordinates are metres in the map frame (right-handed: x east, y north, yaw counter-clockwise from +x, in
 radians) unless a name says otherwise. Every function is vectorized: leading dimensions broadcast.
@@ -61,35 +62,6 @@ def interpolate_along(
     return position, heading
 
 
-def project_onto_polylines(
-    points: FloatArray, arc_s: FloatArray, query_xy: FloatArray, valid: NDArray[np.bool_]
-) -> tuple[FloatArray, FloatArray]:
-    """Project one point per polyline onto the polyline's segments.
-
-    :param points: ``(N, P, 2)`` polylines.
-    :param arc_s: ``(N, P)`` cumulative arc lengths.
-    :param query_xy: ``(N, 2)`` points to project.
-    :param valid: ``(N, P - 1)`` which segments may be chosen (e.g. a search window along the path).
-    :return: arc length of the projection ``(N,)`` and signed lateral offset ``(N,)`` in metres
-        (positive to the left of the direction of travel).
-    """
-    a = points[:, :-1]
-    ab = points[:, 1:] - a
-    ap = query_xy[:, None, :] - a
-    seg_len2 = np.maximum(np.sum(ab * ab, axis=-1), 1e-12)
-    t = np.clip(np.sum(ap * ab, axis=-1) / seg_len2, 0.0, 1.0)
-    closest = a + ab * t[..., None]
-    dist2 = np.sum((query_xy[:, None, :] - closest) ** 2, axis=-1)
-    dist2 = np.where(valid, dist2, np.inf)
-    best = np.argmin(dist2, axis=-1)
-    rows = np.arange(points.shape[0])
-    seg_length = np.sqrt(seg_len2[rows, best])
-    s = arc_s[rows, best] + t[rows, best] * seg_length
-    cross = ab[rows, best, 0] * ap[rows, best, 1] - ab[rows, best, 1] * ap[rows, best, 0]
-    lateral = np.sqrt(dist2[rows, best]) * np.sign(cross)
-    return s, lateral
-
-
 def to_local_frame(xy: FloatArray, origin_xy: FloatArray, origin_yaw: FloatArray) -> FloatArray:
     """Express map-frame points in a local frame (x forward, y left) at ``origin``; shapes broadcast."""
     delta = xy - origin_xy
@@ -97,31 +69,6 @@ def to_local_frame(xy: FloatArray, origin_xy: FloatArray, origin_yaw: FloatArray
     forward = delta[..., 0] * cos + delta[..., 1] * sin
     left = -delta[..., 0] * sin + delta[..., 1] * cos
     return np.stack([forward, left], axis=-1)
-
-
-def box_corners(xy: FloatArray, yaw: FloatArray, length_m: FloatArray, width_m: FloatArray) -> FloatArray:
-    """Corners ``(..., 4, 2)`` of oriented boxes centred at ``xy`` with heading ``yaw``."""
-    half_l = np.asarray(length_m)[..., None] * np.array([0.5, 0.5, -0.5, -0.5])
-    half_w = np.asarray(width_m)[..., None] * np.array([0.5, -0.5, -0.5, 0.5])
-    cos, sin = np.cos(yaw)[..., None], np.sin(yaw)[..., None]
-    x = xy[..., 0:1] + half_l * cos - half_w * sin
-    y = xy[..., 1:2] + half_l * sin + half_w * cos
-    return np.stack([x, y], axis=-1)
-
-
-def boxes_overlap(corners_a: FloatArray, corners_b: FloatArray) -> NDArray[np.bool_]:
-    """Separating-axis test for oriented rectangles ``(..., 4, 2)``; shapes broadcast -> ``(...)``."""
-    overlap = np.ones(np.broadcast_shapes(corners_a.shape, corners_b.shape)[:-2], dtype=bool)
-    for corners in (corners_a, corners_b):
-        for edge in (0, 1):
-            axis = corners[..., edge + 1, :] - corners[..., edge, :]
-            axis = np.stack([-axis[..., 1], axis[..., 0]], axis=-1)[..., None, :]
-            proj_a = np.sum(corners_a * axis, axis=-1)
-            proj_b = np.sum(corners_b * axis, axis=-1)
-            separated = (proj_a.max(-1) < proj_b.min(-1)) | (proj_b.max(-1) < proj_a.min(-1))
-            overlap &= ~separated
-    return overlap
-
 
 
 def convex_hull(points: FloatArray) -> FloatArray:

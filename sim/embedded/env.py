@@ -131,7 +131,6 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
 
     def _start(self, envs: list[int], scenarios: list[Scenario]) -> None:
         self.world.reset(scenarios, envs)
-        self.observer.reset(envs)
         self._final_score[envs] = 0.0
 
     def _info(self) -> dict[str, Any]:

@@ -21,7 +21,6 @@ index    meaning
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from enum import IntEnum
 
 import gymnasium as gym
@@ -67,9 +66,6 @@ class Observer:
         self.world = world
         self.renderer = BevRenderer(world.map, spec)
         self._junction_lane = world.arrays.lane_junction >= 0
-
-    def reset(self, envs: Sequence[int] | None = None) -> None:
-        """Nothing is kept per scenario (kept for callers that reset observers with their worlds)."""
 
     def observe(self) -> Observation:
         """Observations of every ego: ``bev`` ``(B, C, H, W)`` uint8 and ``state`` ``(B, STATE_SIZE)`` float32."""

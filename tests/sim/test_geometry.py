@@ -1,11 +1,10 @@
 import numpy as np
 
+from sim.embedded.kernels import boxes_touch
 from sim.geometry import (
-    box_corners,
-    boxes_overlap,
+    convex_hull,
     cumulative_length,
     interpolate_along,
-    project_onto_polylines,
     resample_polyline,
     to_local_frame,
     wrap_angle,
@@ -34,15 +33,6 @@ def test_interpolate_along_an_l_shaped_path() -> None:
     np.testing.assert_allclose(heading[0, :2], [0.0, np.pi / 2])
 
 
-def test_project_onto_polylines_gives_arc_length_and_signed_offset() -> None:
-    path = np.array([[[0.0, 0.0], [10.0, 0.0], [20.0, 0.0]]] * 2)
-    s = cumulative_length(path)
-    points = np.array([[12.0, 1.5], [4.0, -2.0]])
-    arc, lateral = project_onto_polylines(path, s, points, np.ones((2, 2), dtype=bool))
-    np.testing.assert_allclose(arc, [12.0, 4.0])
-    np.testing.assert_allclose(lateral, [1.5, -2.0])
-
-
 def test_local_frame_is_forward_left() -> None:
     local = to_local_frame(np.array([0.0, 5.0]), np.array([0.0, 0.0]), np.array(np.pi / 2))
     np.testing.assert_allclose(local, [5.0, 0.0], atol=1e-12)
@@ -51,13 +41,17 @@ def test_local_frame_is_forward_left() -> None:
 
 
 def test_box_overlap_separating_axes() -> None:
-    a = box_corners(np.array([0.0, 0.0]), np.array(0.0), np.array(4.0), np.array(2.0))
-    touching = box_corners(np.array([3.9, 0.0]), np.array(0.0), np.array(4.0), np.array(2.0))
-    apart = box_corners(np.array([4.1, 0.0]), np.array(0.0), np.array(4.0), np.array(2.0))
+    def touch(x: float, y: float, yaw: float) -> bool:  # a 4 x 2 m box at the origin against one at (x, y, yaw)
+        return bool(boxes_touch(0.0, 0.0, 0.0, 4.0, 2.0, x, y, yaw, 4.0, 2.0))
+
+    assert touch(3.9, 0.0, 0.0)
+    assert not touch(4.1, 0.0, 0.0)
     # rotated 45 degrees, its lowest corner lies (2 + 1) * sin(45 deg) = 2.12 m below its centre; a's top is y = 1
-    diagonal = box_corners(np.array([0.0, 3.0]), np.array(np.pi / 4), np.array(4.0), np.array(2.0))
-    far_diagonal = box_corners(np.array([0.0, 3.25]), np.array(np.pi / 4), np.array(4.0), np.array(2.0))
-    assert boxes_overlap(a, touching)
-    assert not boxes_overlap(a, apart)
-    assert boxes_overlap(a, diagonal)
-    assert not boxes_overlap(a, far_diagonal)
+    assert touch(0.0, 3.0, np.pi / 4)
+    assert not touch(0.0, 3.25, np.pi / 4)
+
+
+def test_convex_hull() -> None:
+    points = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [2.0, 2.0], [0.0, 2.0], [1.0, 0.5]])
+    hull = convex_hull(points)
+    assert {tuple(p) for p in hull} == {(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)}
