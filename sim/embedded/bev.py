@@ -9,15 +9,14 @@ ego and ``(width / 2 - 0.5 - col) * resolution`` metres to its left (pixel centr
 
 from __future__ import annotations
 
-import itertools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 from numpy.typing import NDArray
 
+from sim.embedded import raster
+from sim.embedded.threads import default_threads, run_chunked
 from sim.geometry import FloatArray, resample_polyline
 from sim.maps import LaneGraph
 
@@ -150,7 +149,7 @@ class BevRenderer:
         self._stop_yaw = np.array([line[2] for line in stop_lines], dtype=np.float64)
         self._stop_width = np.array([lane_graph.lanes[line[0]].width_m for line in stop_lines], dtype=np.float64)
         self._stop_group = np.array([line[3] for line in stop_lines], dtype=np.int64)
-        self._threads = threads or min(os.cpu_count() or 1, 8)
+        self._threads = threads or default_threads()
 
     def render(self, ego_xy: FloatArray, ego_yaw: FloatArray, route_x: FloatArray, route_y: FloatArray,
                route_n: NDArray[np.int64], route_ds: FloatArray, progress_s: FloatArray, actor_kind: NDArray[np.int8],
@@ -165,8 +164,6 @@ class BevRenderer:
             ``(B, N, 2)``, yaw, length, width and ``actor_valid``.
         :param lights: ``(B, groups)`` light states (:class:`~sim.embedded.traffic.LightState`).
         """
-        from sim.embedded import raster
-
         b = len(ego_xy)
         size = self.spec.size_px
         out = np.empty((b, len(Channel), size, size), dtype=np.uint8)
@@ -177,21 +174,5 @@ class BevRenderer:
                 self.spec.ego_row, ego_x, ego_y, ego_yaw, route_x, route_y, route_n, route_ds, progress_s,
                 actor_kind, actor_x, actor_y, actor_yaw, actor_length_m, actor_width_m, actor_valid,
                 self._stop_x, self._stop_y, self._stop_yaw, self._stop_width, self._stop_group, lights, out)
-        threads = max(1, min(self._threads, b // 8))
-        if threads == 1:
-            raster.render(*args, 0, b)
-        else:
-            bounds = np.linspace(0, b, threads + 1).astype(int)
-            chunks = list(itertools.pairwise(bounds))
-            list(_pool(threads).map(lambda chunk: raster.render(*args, int(chunk[0]), int(chunk[1])), chunks))
+        run_chunked(lambda first, stop: raster.render(*args, first, stop), b, self._threads, 8)
         return out
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    pool = _POOLS.get(threads)
-    if pool is None:
-        pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="autoloop-bev")
-    return pool
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}

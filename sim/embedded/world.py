@@ -29,11 +29,7 @@ Frames and units: map frame (right-handed, metres), seconds, radians; speeds in 
 
 from __future__ import annotations
 
-import functools
-import itertools
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -43,6 +39,7 @@ from numpy.typing import NDArray
 from sim.embedded import kernels
 from sim.embedded.compiled import MapArrays, compile_map
 from sim.embedded.dynamics import BicycleParams, EgoState, IdmParams
+from sim.embedded.threads import default_threads, run_chunked
 from sim.embedded.traffic import LightTiming
 from sim.geometry import FloatArray, cumulative_length, interpolate_along, resample_polyline
 from sim.maps import LaneGraph, LanePath, get_map
@@ -264,11 +261,6 @@ _SPAWN_CLEARANCE_M = 15.0
 _MIN_CHUNK = 16
 
 
-@functools.cache
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(threads, thread_name_prefix="autoloop-world")
-
-
 def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_points: int, pieces: int,
               lines: int) -> State:
     v, p, s = config.max_vehicles, config.max_pedestrians, config.max_statics
@@ -336,10 +328,7 @@ class World:
         self.state = _allocate(batch_size, lane_graph.light_groups, self._junctions, config, 2, 1, 1)
         self.scenarios: list[Scenario | None] = [None] * batch_size
         self.events: list[Event] = []
-        threads = config.threads or min(os.cpu_count() or 1, 8)
-        threads = max(1, min(threads, batch_size // _MIN_CHUNK))
-        bounds = np.linspace(0, batch_size, threads + 1).astype(int)
-        self._chunks = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
+        self._threads = config.threads or default_threads()
 
     # ------------------------------------------------------------------ views of the state
     @property
@@ -628,12 +617,8 @@ class World:
         """
         active = self.running if mask is None else self.running & mask
         actions = np.ascontiguousarray(np.asarray(actions, dtype=np.float64).reshape(self.batch_size, 2))
-        chunks = self._chunks
-        if len(chunks) == 1:
-            kernels.step(self.arrays, self.state, self.params, actions, active, 0, self.batch_size)
-        else:
-            list(_pool(len(chunks)).map(
-                lambda chunk: kernels.step(self.arrays, self.state, self.params, actions, active, *chunk), chunks))
+        run_chunked(lambda first, stop: kernels.step(self.arrays, self.state, self.params, actions, active, first,
+                                                     stop), self.batch_size, self._threads, _MIN_CHUNK)
         st = self.state
         ended = active & ~self.running
         if st.ev_n.any() or ended.any():
