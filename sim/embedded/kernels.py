@@ -1,8 +1,11 @@
 """Numba kernels of the embedded world: a loop over a range of scenarios (the world runs disjoint ranges on
 threads; the kernels release the GIL), plain loops over each scenario's actors inside.
 
-Helpers are inlined into the per-scenario step: a call that passes the state tuple would take and release a
-reference to each of its arrays, which costs more than most helpers' work. Every scenario's update reads and
+The kernels never allocate, so they are compiled without numba's reference-counting runtime (``_nrt=False``):
+with it, taking an array out of the state tuple or slicing it increments and decrements a shared counter
+atomically, and those calls took over 80 % of the step (about 8x slower, and worse with more threads). An
+allocation added to a kernel fails to compile instead of silently bringing the runtime back. Helpers are inlined
+into the per-scenario step. Every scenario's update reads and
 writes only its own rows, in the same order whatever the batch size, so a scenario's trajectory does not depend
 on the batch it runs in. Random draws during the run (route choices, respawns) come from a counter-based hash of
 the scenario seed, the actor slot and a per-actor counter.
@@ -80,7 +83,7 @@ class Params(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _mix(z: np.uint64) -> np.uint64:
     z = z + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -88,14 +91,14 @@ def _mix(z: np.uint64) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit(_nrt=False, cache=True)
 def uniform(seed: int, slot: int, counter: int) -> float:
     """A uniform draw in [0, 1) from (seed, slot, counter)."""
     z = _mix(np.uint64(seed) ^ _mix(np.uint64(slot) * np.uint64(0x100000001B3) + np.uint64(counter)))
     return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@njit(_nrt=False, cache=True)
 def lane_pose(m: MapArrays, lane: int, s: float) -> tuple[float, float, float]:
     """Point and heading at arc length ``s`` on ``lane`` (clamped to the lane)."""
     k0 = m.lane_offset[lane]
@@ -114,7 +117,7 @@ def lane_pose(m: MapArrays, lane: int, s: float) -> tuple[float, float, float]:
     return x, y, m.pts_heading[k]
 
 
-@njit(cache=True)
+@njit(_nrt=False, cache=True)
 def locate(m: MapArrays, x: float, y: float, reach: float, out_lane: Any, out_s: Any, out_lat: Any,
            out_heading: Any, best: Any) -> int:
     """Lanes whose extent covers ``(x, y)`` within half their width plus ``reach``: their ids, the arc length and
@@ -176,12 +179,12 @@ def locate(m: MapArrays, x: float, y: float, reach: float, out_lane: Any, out_s:
     return found
 
 
-@njit(cache=True)
+@njit(_nrt=False, cache=True)
 def wrap(angle: float) -> float:
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
-@njit(cache=True)
+@njit(_nrt=False, cache=True)
 def idm(p: Params, v: float, desired: float, gap: float, leader_v: float) -> float:
     closing = v - leader_v
     want = p.idm_gap + max(0.0, v * p.idm_headway + v * closing / (2.0 * math.sqrt(p.idm_accel * p.idm_comfort)))
@@ -190,7 +193,7 @@ def idm(p: Params, v: float, desired: float, gap: float, leader_v: float) -> flo
     return min(max(p.idm_accel * (free - interaction), -p.idm_max_decel), p.idm_accel)
 
 
-@njit(cache=True)
+@njit(_nrt=False, cache=True)
 def boxes_touch(ax: float, ay: float, ayaw: float, al: float, aw: float,
                 bx: float, by: float, byaw: float, bl: float, bw: float) -> bool:
     """Whether two oriented boxes overlap (separating axis test)."""
@@ -208,7 +211,7 @@ def boxes_touch(ax: float, ay: float, ayaw: float, al: float, aw: float,
 
 
 # ---------------------------------------------------------------------------------------------------- the step
-@njit(cache=True, nogil=True)
+@njit(_nrt=False, cache=True, nogil=True)
 def step(m: MapArrays, w: Any, p: Params, actions: FloatArray, active: Any, first: int, stop: int) -> None:
     """Advance the active scenarios ``first <= b < stop`` by one ``dt`` (``w``: :class:`sim.embedded.world.State`).
 
@@ -217,14 +220,14 @@ def step(m: MapArrays, w: Any, p: Params, actions: FloatArray, active: Any, firs
         _step_one(m, w, p, actions[b, 0], actions[b, 1], active[b], b)
 
 
-@njit(cache=True, nogil=True)
+@njit(_nrt=False, cache=True, nogil=True)
 def refresh(m: MapArrays, w: Any, p: Params, envs: Any) -> None:
     """Recompute poses, lights, occupancy and the ego's view of the given scenarios (after a reset)."""
     for i in range(len(envs)):
         _refresh_one(m, w, p, envs[i])
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _step_one(m: MapArrays, w: Any, p: Params, steer: float, accel: float, active: bool, b: int) -> None:
     w.ev_n[b] = 0
     if not active:
@@ -242,7 +245,7 @@ def _step_one(m: MapArrays, w: Any, p: Params, steer: float, accel: float, activ
     _detect(m, w, p, b)
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _refresh_one(m: MapArrays, w: Any, p: Params, b: int) -> None:
     _lights(m, w, p, b)
     for v in range(w.veh_lane.shape[1]):
@@ -257,7 +260,7 @@ def _refresh_one(m: MapArrays, w: Any, p: Params, b: int) -> None:
     _approaching(m, w, b)
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _ego_dynamics(w: Any, p: Params, b: int, steer_cmd: float, accel_cmd: float) -> None:
     steer_cmd = min(max(steer_cmd, -1.0), 1.0)
     accel_cmd = min(max(accel_cmd, -1.0), 1.0)
@@ -278,7 +281,7 @@ def _ego_dynamics(w: Any, p: Params, b: int, steer_cmd: float, accel_cmd: float)
     w.ego_accel[b] = (v1 - v0) / p.dt
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _lights(m: MapArrays, w: Any, p: Params, b: int) -> None:
     phase_s = p.green_s + p.yellow_s + p.all_red_s
     for g in range(w.lights.shape[1]):
@@ -293,7 +296,7 @@ def _lights(m: MapArrays, w: Any, p: Params, b: int) -> None:
             w.lights[b, g] = RED
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _vehicle_pose(m: MapArrays, w: Any, b: int, v: int) -> None:
     x, y, heading = lane_pose(m, w.veh_lane[b, v, 0], w.veh_s[b, v])
     offset = w.veh_offset[b, v]
@@ -302,7 +305,7 @@ def _vehicle_pose(m: MapArrays, w: Any, b: int, v: int) -> None:
     w.act_yaw[b, v] = heading
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _choose_successor(m: MapArrays, w: Any, b: int, v: int, lane: int) -> int:
     if lane < 0:
         return -1
@@ -314,7 +317,7 @@ def _choose_successor(m: MapArrays, w: Any, b: int, v: int, lane: int) -> int:
     return m.succ[first + min(int(draw * (last - first)), last - first - 1)]
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _junction_busy(m: MapArrays, w: Any, b: int, lane: int, self_actor: int) -> bool:
     """Whether a vehicle (or the ego) occupies a junction lane that conflicts with ``lane``."""
     for k in range(w.occ_n[b]):
@@ -325,7 +328,7 @@ def _junction_busy(m: MapArrays, w: Any, b: int, lane: int, self_actor: int) -> 
     return False
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _earlier_waiter(m: MapArrays, w: Any, b: int, lane: int, self_actor: int, arrival: float) -> bool:
     """Whether someone stopped at a stop sign earlier waits to enter a junction lane conflicting with ``lane``."""
     for v in range(w.veh_lane.shape[1]):
@@ -345,7 +348,7 @@ def _earlier_waiter(m: MapArrays, w: Any, b: int, lane: int, self_actor: int, ar
     return False
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _box_blocked(m: MapArrays, p: Params, junction_lane: int, leader_from_entry: float, leader_speed: float,
                  length: float) -> bool:
     """Don't block the junction: a standing leader less than the junction lane plus a car length past the entry
@@ -353,7 +356,7 @@ def _box_blocked(m: MapArrays, p: Params, junction_lane: int, leader_from_entry:
     return leader_speed < 1.0 and leader_from_entry < m.lane_length[junction_lane] + length + p.idm_gap
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _goes_on(m: MapArrays, w: Any, b: int, approach: int) -> bool:
     """Whether traffic on ``approach`` enters its junction without stopping: no stop sign and no red light."""
     if m.lane_stop[approach]:
@@ -362,7 +365,7 @@ def _goes_on(m: MapArrays, w: Any, b: int, approach: int) -> bool:
     return group < 0 or w.lights[b, group] != RED
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int, actor: int, arrival: float,
                 time_to_entry: float) -> bool:
     """Whether an actor about to enter ``junction_lane`` from ``approach`` (``time_to_entry`` seconds away) must
@@ -384,7 +387,7 @@ def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int,
     return False
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _approaching(m: MapArrays, w: Any, b: int) -> None:
     """Who is about to enter a junction without stopping (no stop sign, no red light, moving, within
     ``APPROACH_S``): their junction lane and time to entry, for :func:`_must_yield`."""
@@ -409,7 +412,7 @@ def _approaching(m: MapArrays, w: Any, b: int) -> None:
     w.appr_n[b] = count
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
     for v in range(w.veh_lane.shape[1]):
         if not w.act_valid[b, v] or w.veh_parked[b, v]:
@@ -490,7 +493,7 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             _vehicle_pose(m, w, b, v)
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _respawn(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """Bring back one vehicle that left the map (if its slot takes part in traffic) far from the ego."""
     for v in range(w.veh_lane.shape[1]):
@@ -517,7 +520,7 @@ def _respawn(m: MapArrays, w: Any, p: Params, b: int) -> None:
         return
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _pedestrian_pose(m: MapArrays, w: Any, b: int, q: int) -> None:
     n = w.veh_lane.shape[1] + q
     walk = w.ped_walk[b, q]
@@ -540,7 +543,7 @@ def _pedestrian_pose(m: MapArrays, w: Any, b: int, q: int) -> None:
     w.act_yaw[b, n] = math.atan2(ys[i + 1] - ys[i], xs[i + 1] - xs[i])
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _crossing_clear(m: MapArrays, w: Any, b: int, walk: int) -> bool:
     first, last = m.walk_offset[walk], m.walk_offset[walk + 1]
     cx = 0.5 * (m.walk_x[first] + m.walk_x[last - 1])
@@ -554,14 +557,14 @@ def _crossing_clear(m: MapArrays, w: Any, b: int, walk: int) -> bool:
     return True
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _inside(x: float, y: float, cx: float, cy: float, yaw: float, half_length: float, half_width: float) -> bool:
     dx, dy = x - cx, y - cy
     c, s = math.cos(yaw), math.sin(yaw)
     return abs(dx * c + dy * s) <= half_length and abs(-dx * s + dy * c) <= half_width
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _in_the_way(w: Any, p: Params, b: int, n: int) -> bool:
     """Whether pedestrian ``n``'s next metre runs into a moving vehicle's (or the ego's) body. Standing vehicles
     are walked around (passed through: a vehicle may well be standing because it waits for this pedestrian)."""
@@ -581,7 +584,7 @@ def _in_the_way(w: Any, p: Params, b: int, n: int) -> bool:
     return False
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
     first_slot = w.veh_lane.shape[1]
     for q in range(w.ped_walk.shape[1]):
@@ -630,7 +633,7 @@ def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
         _pedestrian_pose(m, w, b, q)
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _project_ego(w: Any, b: int) -> None:
     """Progress along the route: the nearest route point in a window around the last progress (never back)."""
     ds = w.route_ds[b]
@@ -655,7 +658,7 @@ def _project_ego(w: Any, b: int) -> None:
     w.lateral[b] = best_lat
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _add_located(m: MapArrays, w: Any, b: int, x: float, y: float, reach: float, half: float, speed: float,
                  actor: int, kind: int) -> None:
     lanes = w.loc_lane[b]
@@ -665,7 +668,7 @@ def _add_located(m: MapArrays, w: Any, b: int, x: float, y: float, reach: float,
         _add_entry(w, b, lanes[j], w.loc_s[b, j], half, speed, actor, kind)
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _add_entry(w: Any, b: int, lane: int, s: float, half: float, speed: float, actor: int, kind: int) -> None:
     k = w.occ_n[b]
     if k >= w.occ_lane.shape[1]:
@@ -679,7 +682,7 @@ def _add_entry(w: Any, b: int, lane: int, s: float, half: float, speed: float, a
     w.occ_n[b] = k + 1
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """Which lanes each actor occupies, and where: driving vehicles by their lane, everything else located."""
     w.occ_n[b] = 0
@@ -706,7 +709,7 @@ def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
                          int(w.act_kind[b, n]))
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """What the privileged expert (and the state vector) needs: leader on the route, the next control line."""
     progress = w.progress[b]
@@ -776,7 +779,7 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     w.ego_must_stop[b] = must
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _event(w: Any, b: int, kind: int, actor: int) -> None:
     k = w.ev_n[b]
     if k < w.ev_kind.shape[1]:
@@ -785,7 +788,7 @@ def _event(w: Any, b: int, kind: int, actor: int) -> None:
         w.ev_n[b] = k + 1
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
     t = w.time[b]
     x, y, yaw, speed = w.ego_x[b], w.ego_y[b], w.ego_yaw[b], w.ego_v[b]
@@ -868,7 +871,7 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
         w.status[b] = TIMEOUT
 
 
-@njit(cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _min_speed(w: Any, p: Params, b: int) -> None:
     total, count = 0.0, 0
     for v in range(w.veh_lane.shape[1]):

@@ -1,4 +1,6 @@
-"""The compiled BEV kernel (see :mod:`sim.embedded.bev` for the pixel convention and the channels)."""
+"""The compiled BEV kernel (see :mod:`sim.embedded.bev` for the pixel convention and the channels).
+
+Compiled without numba's reference-counting runtime, like :mod:`sim.embedded.kernels` (no allocation here)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ _ROUTE_HALF_WIDTH_M = 1.0
 _STOP_LINE_DEPTH_M = 1.0
 
 
-@njit(cache=True, nogil=True)
+@njit(_nrt=False, cache=True, nogil=True)
 def render(bits: Any, origin_x: float, origin_y: float, map_res: float, res: float, ego_row: int,
            ego_x: Any, ego_y: Any, ego_yaw: Any, route_x: Any, route_y: Any, route_n: Any, route_ds: Any,
            progress: Any, kind: Any, act_x: Any, act_y: Any, act_yaw: Any, act_len: Any, act_wid: Any,
@@ -62,7 +64,7 @@ def render(bits: Any, origin_x: float, origin_y: float, map_res: float, res: flo
                  _STOP_LINE_DEPTH_M, stop_width[k])
 
 
-@njit(cache=True, nogil=True, no_cpython_wrapper=True)
+@njit(_nrt=False, cache=True, nogil=True, no_cpython_wrapper=True)
 def _to_pixel(res: float, ego_row: int, size: int, ego_x: float, ego_y: float, c: float, s: float,
               x: float, y: float) -> tuple[float, float]:
     """Fractional (row, col) of a map point."""
@@ -72,7 +74,7 @@ def _to_pixel(res: float, ego_row: int, size: int, ego_x: float, ego_y: float, c
     return ego_row - forward / res, 0.5 * size - 0.5 - left / res
 
 
-@njit(cache=True, nogil=True, no_cpython_wrapper=True)
+@njit(_nrt=False, cache=True, nogil=True, no_cpython_wrapper=True)
 def _box(out: Any, b: int, channel: int, res: float, ego_row: int, ego_x: float, ego_y: float, c: float, s: float,
          x: float, y: float, yaw: float, length: float, width: float) -> None:
     size = out.shape[2]
@@ -95,7 +97,7 @@ def _box(out: Any, b: int, channel: int, res: float, ego_row: int, ego_x: float,
                 out[b, channel, r, q] = 1
 
 
-@njit(cache=True, nogil=True, no_cpython_wrapper=True)
+@njit(_nrt=False, cache=True, nogil=True, no_cpython_wrapper=True)
 def _route(out: Any, b: int, res: float, ego_row: int, ego_x: float, ego_y: float, c: float, s: float,
            route_x: Any, route_y: Any, count: int, ds: float, progress: float) -> None:
     size = out.shape[2]
