@@ -21,7 +21,7 @@ from sim.embedded.bev import BevSpec
 from sim.embedded.observation import Observer
 from sim.embedded.world import World, WorldConfig
 from sim.maps import get_map
-from sim.scenario import sample_scenario
+from sim.scenarios import sample_scenario
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sim.embedded.bev import BevSpec
 from sim.metrics import SCORERS
-from sim.scenario import Scenario, sample_scenario
+from sim.scenarios import Scenario, sample_scenario
 
 PROFILES = ("quick", "default")
 

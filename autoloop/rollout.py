@@ -21,7 +21,7 @@ from policies.expert import ExpertDriver
 from sim.embedded.env import DrivingVectorEnv
 from sim.embedded.world import World
 from sim.metrics import RouteRecord, score_route
-from sim.scenario import Scenario
+from sim.scenarios import Scenario
 
 log = logging.getLogger(__name__)
 

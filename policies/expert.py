@@ -42,6 +42,44 @@ class ExpertParams:
     idm: IdmParams = IdmParams(max_accel_mps2=2.5, comfort_decel_mps2=3.0, min_gap_m=3.0, time_headway_s=1.2)
 
 
+def pure_pursuit(world: World, lookahead_min_m: float, lookahead_gain_s: float) -> NDArray[np.float64]:
+    """Steering commands ``(B,)`` in [-1, 1] that follow each route, aiming from the rear axle at the route point
+    ``lookahead_min_m + lookahead_gain_s * speed`` past the ego's progress."""
+    ego, bicycle = world.ego, world.config.bicycle
+    ego_xy = np.stack([ego.x_m, ego.y_m], axis=-1)
+    heading = np.stack([np.cos(ego.yaw_rad), np.sin(ego.yaw_rad)], axis=-1)
+    rear_xy = ego_xy - bicycle.rear_to_center_m * heading
+    lookahead = lookahead_min_m + lookahead_gain_s * ego.speed_mps
+    target, _ = interpolate_along(world.route_xy, world.route_s, (world.progress_s + lookahead)[:, None])
+    local = to_local_frame(target[:, 0], rear_xy, ego.yaw_rad)
+    distance2 = np.maximum(np.sum(local**2, axis=-1), 1.0)
+    curvature = 2.0 * local[:, 1] / distance2
+    steer: NDArray[np.float64] = np.clip(np.arctan(curvature * bicycle.wheelbase_m) / bicycle.max_steer_rad, -1, 1)
+    return steer
+
+
+class NaiveDriver:
+    """Follows the route at a constant speed and nothing else: no braking for anyone, no lights, no yielding.
+
+    The control case for scenario events: whatever an event stages, this driver runs into it."""
+
+    def __init__(self, world: World, speed_mps: float = 8.0) -> None:
+        self.world = world
+        self.speed_mps = speed_mps
+
+    def reset(self, done: NDArray[np.bool_]) -> None:
+        """No memory."""
+
+    def act(self, observation: Observation | None = None) -> NDArray[np.float32]:
+        """Actions ``(B, 2)``: steer along the route, accelerate or brake gently towards the set speed."""
+        world = self.world
+        steer = pure_pursuit(world, 4.0, 0.5)
+        error = self.speed_mps - world.ego.speed_mps
+        accel = np.clip(error, -1.0, 1.0) * 0.5
+        actions: NDArray[np.float32] = np.stack([steer, accel], axis=-1).astype(np.float32)
+        return actions
+
+
 class ExpertDriver:
     """Drives every ego of a :class:`~sim.embedded.world.World` from its privileged state."""
 
@@ -57,16 +95,7 @@ class ExpertDriver:
         world, p = self.world, self.params
         ego, cfg = world.ego, world.config
         bicycle = cfg.bicycle
-        ego_xy = np.stack([ego.x_m, ego.y_m], axis=-1)
-        heading = np.stack([np.cos(ego.yaw_rad), np.sin(ego.yaw_rad)], axis=-1)
-        rear_xy = ego_xy - bicycle.rear_to_center_m * heading
-        # lateral: pure pursuit from the rear axle
-        lookahead = p.lookahead_min_m + p.lookahead_gain_s * ego.speed_mps
-        target, _ = interpolate_along(world.route_xy, world.route_s, (world.progress_s + lookahead)[:, None])
-        local = to_local_frame(target[:, 0], rear_xy, ego.yaw_rad)
-        distance2 = np.maximum(np.sum(local**2, axis=-1), 1.0)
-        curvature = 2.0 * local[:, 1] / distance2
-        steer = np.arctan(curvature * bicycle.wheelbase_m) / bicycle.max_steer_rad
+        steer = pure_pursuit(world, p.lookahead_min_m, p.lookahead_gain_s)
         # longitudinal: speed limit and curvature ahead, IDM on the leader and on a stop line it must stop at
         samples = world.progress_s[:, None] + np.arange(0.0, p.curvature_horizon_m, 2.0)[None, :]
         _, headings = interpolate_along(world.route_xy, world.route_s, samples)

@@ -8,7 +8,7 @@ from autoloop.config import AutoloopConfig
 from autoloop.episodes import EpisodeStore
 from autoloop.rollout import DriverFactory, rollout
 from sim.metrics import score_route, score_suite
-from sim.scenario import Scenario
+from sim.scenarios import Scenario
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ Info                ``route_completion`` [0, 1], ``status`` ("" while running), 
                     Gymnasium's convention)
 ==================  =============================================================================================
 
-Each reset draws a scenario from the env's seeded generator (:func:`sim.scenario.sample_scenario`) unless
+Each reset draws a scenario from the env's seeded generator (:func:`sim.scenarios.sample_scenario`) unless
 ``options={"scenario": s}`` (single env) or ``options={"scenarios": [...]}`` (vector env) gives them.
 The vector env resets finished sub-environments on the next step (``AutoresetMode.NEXT_STEP``) unless
 ``autoreset=False``, in which case finished sub-environments stay frozen until ``reset``.
@@ -38,7 +38,7 @@ from sim.embedded.observation import Observation, Observer, observation_space
 from sim.embedded.world import INFRACTIONS, World, WorldConfig
 from sim.maps import get_map
 from sim.metrics import LB2_PENALTIES, RouteStatus, score_route
-from sim.scenario import Scenario, sample_scenario
+from sim.scenarios import Scenario, sample_scenario
 
 _COST = np.array([1.0 - LB2_PENALTIES.get(kind, 1.0) for kind in INFRACTIONS])
 _LOG_COEFFICIENT = np.log(np.array([LB2_PENALTIES.get(kind, 1.0) for kind in INFRACTIONS]))

@@ -45,6 +45,13 @@ MIN_SPEED_SECTIONS = 4
 #: Vehicles yield to anyone who goes on (no stop sign, no red light) and reaches a conflicting junction lane first,
 #: within this time.
 APPROACH_S = 3.0
+#: The ego also yields to a vehicle that ignores lights or priority and reaches a conflicting junction lane up to
+#: this long after the ego would.
+RUDE_MARGIN_S = 3.0
+#: Moving pedestrians on the road also occupy where they will be this much later.
+PED_LOOKAHEAD_S = 2.0
+# scripted-vehicle flags (State.veh_flags)
+HIDDEN, IGNORE_LIGHTS, IGNORE_PRIORITY, FOLLOW_ROUTE = 1, 2, 4, 8
 INF = np.inf
 
 
@@ -234,6 +241,7 @@ def _step_one(m: MapArrays, w: Any, p: Params, steer: float, accel: float, activ
         return
     _ego_dynamics(w, p, b, steer, accel)
     w.time[b] += p.dt
+    _triggers(m, w, b)
     _lights(m, w, p, b)
     _vehicles(m, w, p, b)
     _pedestrians(m, w, p, b)
@@ -297,6 +305,37 @@ def _lights(m: MapArrays, w: Any, p: Params, b: int) -> None:
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+def _triggers(m: MapArrays, w: Any, b: int) -> None:
+    """Set off the events armed for actors once the ego's route progress reaches their trigger: reveal a hidden
+    vehicle where, at its speed, it meets the ego (at the ego's present speed) at the planned point; start a hard
+    brake; start a pedestrian so that it gets to the planned point when the ego does."""
+    progress = w.progress[b]
+    for v in range(w.veh_lane.shape[1]):
+        if not w.veh_pending[b, v] or progress < w.veh_trigger[b, v]:
+            continue
+        w.veh_pending[b, v] = False
+        if w.veh_flags[b, v] & HIDDEN:
+            if w.veh_meet_s[b, v] >= 0.0:
+                arrival = max(w.veh_meet_route[b, v] - progress, 0.0) / max(w.ego_v[b], 1.0)
+                s = max(w.veh_meet_s[b, v] - w.act_v[b, v] * arrival, 0.0)
+                while s > m.lane_length[w.veh_lane[b, v, 0]] and w.veh_lane[b, v, 1] >= 0:
+                    s -= m.lane_length[w.veh_lane[b, v, 0]]
+                    w.veh_lane[b, v, 0], w.veh_lane[b, v, 1] = w.veh_lane[b, v, 1], w.veh_lane[b, v, 2]
+                    w.veh_lane[b, v, 2] = _choose_successor(m, w, b, v, w.veh_lane[b, v, 1])
+                w.veh_s[b, v] = s
+            w.act_valid[b, v] = True
+            _vehicle_pose(m, w, b, v)
+        if w.veh_brake_decel[b, v] > 0.0:
+            w.veh_brake_until[b, v] = w.time[b] + w.act_v[b, v] / w.veh_brake_decel[b, v] + w.veh_brake_hold[b, v]
+    for q in range(w.ped_walk.shape[1]):
+        if not w.ped_pending[b, q] or progress < w.ped_trigger[b, q]:
+            continue
+        w.ped_pending[b, q] = False
+        arrival = max(w.ped_meet_route[b, q] - progress, 0.0) / max(w.ego_v[b], 1.0)
+        w.ped_start[b, q] = w.time[b] + max(arrival - w.ped_meet_walk[b, q] / w.ped_speed[b, q], 0.0)
+
+
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _vehicle_pose(m: MapArrays, w: Any, b: int, v: int) -> None:
     x, y, heading = lane_pose(m, w.veh_lane[b, v, 0], w.veh_s[b, v])
     offset = w.veh_offset[b, v]
@@ -312,6 +351,12 @@ def _choose_successor(m: MapArrays, w: Any, b: int, v: int, lane: int) -> int:
     first, last = m.succ_offset[lane], m.succ_offset[lane + 1]
     if first == last:
         return -1
+    if w.veh_flags[b, v] & FOLLOW_ROUTE:
+        for r in range(w.piece_n[b] - 1):
+            if w.piece_lane[b, r] == lane:
+                for k in range(first, last):
+                    if m.succ[k] == w.piece_lane[b, r + 1]:
+                        return m.succ[k]
     draw = uniform(w.seed[b], v, w.veh_draws[b, v])
     w.veh_draws[b, v] += 1
     return m.succ[first + min(int(draw * (last - first)), last - first - 1)]
@@ -384,6 +429,8 @@ def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int,
         theirs = w.appr_tte[b, k]
         if yielding or theirs < time_to_entry or (theirs == time_to_entry and other < actor):
             return True
+        if actor < 0 and w.appr_rude[b, k] and theirs < time_to_entry + RUDE_MARGIN_S:
+            return True
     return False
 
 
@@ -400,14 +447,17 @@ def _approaching(m: MapArrays, w: Any, b: int) -> None:
         if nxt < 0 or speed < 1.0 or m.lane_junction[here] >= 0 or m.lane_junction[nxt] < 0:
             continue
         tte = (m.lane_length[here] - w.veh_s[b, v] - 0.5 * w.act_len[b, v]) / speed
-        if -0.5 <= tte < APPROACH_S and _goes_on(m, w, b, here):
+        rude = (w.veh_flags[b, v] & (IGNORE_LIGHTS | IGNORE_PRIORITY)) != 0
+        if -0.5 <= tte < APPROACH_S and (rude or _goes_on(m, w, b, here)):
             w.appr_actor[b, count], w.appr_lane[b, count], w.appr_tte[b, count] = v, nxt, tte
+            w.appr_rude[b, count] = rude
             count += 1
     lane = w.ego_jlane[b]
     if lane >= 0 and w.ego_v[b] >= 1.0 and _goes_on(m, w, b, w.ego_japproach[b]):
         tte = w.ego_jdist[b] / w.ego_v[b]
         if -0.5 <= tte < APPROACH_S:
             w.appr_actor[b, count], w.appr_lane[b, count], w.appr_tte[b, count] = -1, lane, tte
+            w.appr_rude[b, count] = False
             count += 1
     w.appr_n[b] = count
 
@@ -437,6 +487,8 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             bumper = d - half - w.occ_half[b, k]
             if bumper < gap:
                 gap, lead_v, lead_kind = bumper, w.occ_speed[b, k], w.occ_kind[b, k]
+        flags = w.veh_flags[b, v]
+        lawful, polite = (flags & IGNORE_LIGHTS) == 0, (flags & IGNORE_PRIORITY) == 0
         stop = INF
         offset = 0.0
         for k in range(2):
@@ -452,20 +504,20 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
                 continue
             must = False
             group = m.lane_light[here]
-            if group >= 0:
+            if group >= 0 and lawful:
                 state = w.lights[b, group]
                 if state == RED or (state == YELLOW and end_d > speed * speed / (2.0 * p.idm_comfort)):
                     must = True
-            if not must and m.lane_stop[here] and w.veh_served[b, v] != here:
+            if not must and polite and m.lane_stop[here] and w.veh_served[b, v] != here:
                 must = True
                 if end_d < p.idm_gap + 1.5 and speed < 0.3 and k == 0:
                     w.veh_served[b, v] = here
                     w.veh_arrival[b, v] = w.time[b]
             near = end_d < max(speed * speed / (2.0 * p.idm_comfort) + 6.0, 8.0)
             entry_s = max(end_d, 0.0) / max(speed, 0.1)
-            if not must and near and _must_yield(m, w, b, here, nxt, v, w.veh_arrival[b, v], entry_s):
+            if not must and polite and near and _must_yield(m, w, b, here, nxt, v, w.veh_arrival[b, v], entry_s):
                 must = True
-            if not must and near and lead_kind == VEHICLE and _box_blocked(m, p, nxt, gap - end_d, lead_v,
+            if not must and polite and near and lead_kind == VEHICLE and _box_blocked(m, p, nxt, gap - end_d, lead_v,
                                                                              2.0 * half):
                 must = True
             if must:
@@ -476,6 +528,8 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             accel = idm(p, speed, desired, stop + p.idm_gap * 0.4, 0.0)
         else:
             accel = idm(p, speed, desired, gap, lead_v)
+        if w.time[b] < w.veh_brake_until[b, v]:
+            accel = -w.veh_brake_decel[b, v]
         new_speed = max(speed + accel * p.dt, 0.0)
         s += 0.5 * (speed + new_speed) * p.dt
         w.act_v[b, v] = new_speed
@@ -603,7 +657,7 @@ def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
             w.ped_next[b, q] = -1
             w.ped_s[b, q] = 0.0
         on_road = walk < 0 or m.walk_crossing[walk]  # sidewalks are off the road: nobody drives there
-        if on_road and _in_the_way(w, p, b, n):
+        if on_road and not w.ped_careless[b, q] and _in_the_way(w, p, b, n):
             w.act_v[b, n] = 0.0
             continue
         speed = w.ped_speed[b, q]
@@ -707,6 +761,11 @@ def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
             reach = 0.5 * w.act_wid[b, n] + (0.8 if w.act_kind[b, n] == PEDESTRIAN else 0.0)
             _add_located(m, w, b, w.act_x[b, n], w.act_y[b, n], reach, 0.5 * w.act_len[b, n], 0.0, n,
                          int(w.act_kind[b, n]))
+            ahead = w.act_v[b, n] * PED_LOOKAHEAD_S
+            if w.act_kind[b, n] == PEDESTRIAN and ahead > 0.0:  # where a walking pedestrian is about to be
+                _add_located(m, w, b, w.act_x[b, n] + ahead * math.cos(w.act_yaw[b, n]),
+                             w.act_y[b, n] + ahead * math.sin(w.act_yaw[b, n]), reach, 0.5 * w.act_len[b, n],
+                             0.0, n, PEDESTRIAN)
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
@@ -756,7 +815,9 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
         if group >= 0:
             state = w.lights[b, group]
             w.ego_line_kind[b], w.ego_line_state[b] = LINE_LIGHT, state
-            if state == RED or (state == YELLOW and front > w.ego_v[b] ** 2 / (2.0 * p.idm_comfort)):
+            # a yellow light is for stopping while the ego can stop before its centre (what a red-light run
+            # counts) crosses the line: also when it already stands with its front past the line
+            if state == RED or (state == YELLOW and dist > w.ego_v[b] ** 2 / (2.0 * p.idm_comfort)):
                 must = True
         elif m.lane_stop[lane]:
             w.ego_line_kind[b], w.ego_line_state[b] = LINE_STOP, -1

@@ -39,12 +39,13 @@ from numpy.typing import NDArray
 from sim.embedded import kernels
 from sim.embedded.compiled import MapArrays, compile_map
 from sim.embedded.dynamics import BicycleParams, EgoState, IdmParams
+from sim.embedded.staging import stage_events
 from sim.embedded.threads import default_threads, run_chunked
 from sim.embedded.traffic import LightTiming
 from sim.geometry import FloatArray, cumulative_length, interpolate_along, resample_polyline
 from sim.maps import LaneGraph, LanePath, get_map
 from sim.metrics import Infraction, RouteRecord, RouteStatus
-from sim.scenario import Scenario
+from sim.scenarios import Scenario
 
 INFRACTIONS = tuple(Infraction)
 _INDEX = {kind: i for i, kind in enumerate(INFRACTIONS)}
@@ -197,6 +198,14 @@ class State(NamedTuple):
     veh_arrival: FloatArray
     veh_draws: NDArray[np.int64]
     veh_respawn: NDArray[np.bool_]
+    veh_flags: NDArray[np.int64]  # kernels.HIDDEN | IGNORE_LIGHTS | IGNORE_PRIORITY | FOLLOW_ROUTE
+    veh_pending: NDArray[np.bool_]  # an event armed for this vehicle, set off at veh_trigger (route progress)
+    veh_trigger: FloatArray
+    veh_meet_s: FloatArray  # when revealed: where on its lanes (from the first's start) it meets the ego, or -1
+    veh_meet_route: FloatArray  # ... and where that is on the ego's route
+    veh_brake_decel: FloatArray  # set off: brake this hard (0: not at all) ...
+    veh_brake_hold: FloatArray  # ... and stand this long
+    veh_brake_until: FloatArray
     ped_walk: NDArray[np.int64]
     ped_next: NDArray[np.int64]
     ped_s: FloatArray
@@ -207,6 +216,11 @@ class State(NamedTuple):
     ped_path_y: FloatArray
     ped_path_s: FloatArray
     ped_path_n: NDArray[np.int64]
+    ped_pending: NDArray[np.bool_]  # an event armed for this pedestrian, set off at ped_trigger (route progress)
+    ped_careless: NDArray[np.bool_]  # walks on whoever comes (an event's hazard), instead of stopping for vehicles
+    ped_trigger: FloatArray
+    ped_meet_route: FloatArray  # where on the ego's route it meets the ego ...
+    ped_meet_walk: FloatArray  # ... after walking this far
     occ_lane: NDArray[np.int64]
     occ_s: FloatArray
     occ_half: FloatArray
@@ -233,6 +247,7 @@ class State(NamedTuple):
     appr_actor: NDArray[np.int64]
     appr_lane: NDArray[np.int64]
     appr_tte: FloatArray
+    appr_rude: NDArray[np.bool_]
     appr_n: NDArray[np.int64]
     infractions: NDArray[np.int64]
     last_hit: NDArray[np.int64]
@@ -265,7 +280,7 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
               lines: int) -> State:
     v, p, s = config.max_vehicles, config.max_pedestrians, config.max_statics
     n = v + p + s
-    occ = v + kernels.MAX_LOCATED * (1 + p + s + v)
+    occ = v + kernels.MAX_LOCATED * (1 + 2 * p + s + v)  # pedestrians: where they are and will be
 
     def f(*shape: int, fill: float = 0.0) -> FloatArray:
         return np.full(shape, fill, dtype=np.float64)
@@ -289,9 +304,12 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         act_len=f(b, n, fill=1.0), act_wid=f(b, n, fill=1.0), act_valid=z(b, n),
         veh_lane=i(b, v, 3, fill=-1), veh_s=f(b, v), veh_desired=f(b, v), veh_parked=z(b, v), veh_offset=f(b, v),
         veh_served=i(b, v, fill=-1), veh_arrival=f(b, v), veh_draws=i(b, v), veh_respawn=z(b, v),
+        veh_flags=i(b, v), veh_pending=z(b, v), veh_trigger=f(b, v), veh_meet_s=f(b, v, fill=-1.0),
+        veh_meet_route=f(b, v), veh_brake_decel=f(b, v), veh_brake_hold=f(b, v), veh_brake_until=f(b, v, fill=-np.inf),
         ped_walk=i(b, p, fill=-1), ped_next=i(b, p, fill=-1), ped_s=f(b, p), ped_speed=f(b, p), ped_start=f(b, p),
         ped_draws=i(b, p), ped_path_x=f(b, p, _PED_PATH_POINTS), ped_path_y=f(b, p, _PED_PATH_POINTS),
         ped_path_s=f(b, p, _PED_PATH_POINTS), ped_path_n=i(b, p, fill=2),
+        ped_pending=z(b, p), ped_careless=z(b, p), ped_trigger=f(b, p), ped_meet_route=f(b, p), ped_meet_walk=f(b, p),
         occ_lane=i(b, occ), occ_s=f(b, occ), occ_half=f(b, occ), occ_speed=f(b, occ), occ_actor=i(b, occ),
         occ_kind=i(b, occ), occ_n=i(b),
         loc_lane=i(b, kernels.MAX_LOCATED), loc_s=f(b, kernels.MAX_LOCATED), loc_lat=f(b, kernels.MAX_LOCATED),
@@ -300,7 +318,7 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         ego_line_kind=i(b), ego_line_state=i(b, fill=-1), ego_line_dist=f(b, fill=np.inf), ego_must_stop=z(b),
         ego_stop_dist=f(b, fill=np.inf), ego_jlane=i(b, fill=-1), ego_japproach=i(b, fill=-1),
         ego_jdist=f(b, fill=np.inf), appr_actor=i(b, v + 1), appr_lane=i(b, v + 1), appr_tte=f(b, v + 1),
-        appr_n=i(b),
+        appr_rude=z(b, v + 1), appr_n=i(b),
         infractions=i(b, len(INFRACTIONS)), last_hit=i(b, fill=-1), last_hit_time=f(b, fill=-np.inf),
         reg_x=f(b, kernels.MAX_REGISTERED), reg_y=f(b, kernels.MAX_REGISTERED), reg_n=i(b),
         driven=f(b), outside=f(b), still=f(b),
@@ -481,6 +499,7 @@ class World:
         st.min_speed[env] = np.nan
         st.ev_n[env] = 0
         self._spawn(env, scenario, start_xy[0, 0], route)
+        stage_events(self, env, scenario, route)
 
     def _spawn(self, env: int, scenario: Scenario, ego_xy: FloatArray, route: _Route) -> None:
         st, cfg, arrays, lanes = self.state, self.config, self.arrays, self.map.lanes
@@ -492,6 +511,9 @@ class World:
         st.veh_draws[env] = 0
         st.ped_draws[env] = 0
         st.ped_next[env] = -1
+        st.veh_flags[env], st.veh_pending[env], st.veh_meet_s[env] = 0, False, -1.0
+        st.veh_brake_decel[env], st.veh_brake_until[env] = 0.0, -np.inf
+        st.ped_pending[env] = st.ped_careless[env] = False
         taken = [ego_xy]
         ahead = route.points[(cumulative_length(route.points) > scenario.start_s_m)
                              & (cumulative_length(route.points) < scenario.start_s_m + 15.0)]
@@ -593,6 +615,44 @@ class World:
         st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.PEDESTRIAN
         st.act_len[env, n], st.act_wid[env, n] = 0.5, 0.6
         kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+
+    def arm_vehicle(self, env: int, slot: int, *, trigger_s_m: float, hidden: bool = False,
+                    ignore_lights: bool = False, ignore_priority: bool = False, follow_route: bool = False,
+                    meet_s_m: float = -1.0, meet_route_s_m: float = 0.0, brake_decel_mps2: float = 0.0,
+                    hold_s: float = 0.0) -> None:
+        """Script the vehicle placed in ``slot`` (:meth:`place_vehicle`) for an event set off when the ego's route
+        progress reaches ``trigger_s_m``.
+
+        :param hidden: the vehicle is not there until the trigger; with ``meet_s_m >= 0`` it then appears where,
+            at its speed, it reaches ``meet_s_m`` (arc length from the start of its first lane) when the ego, at
+            its speed then, reaches ``meet_route_s_m`` on its route.
+        :param ignore_lights: drive through red lights.
+        :param ignore_priority: ignore stop signs, yielding and the blocked-junction rule.
+        :param follow_route: take the ego route's next lane at each junction (where the route goes on).
+        :param brake_decel_mps2: at the trigger, brake this hard to a standstill, stand ``hold_s`` and go on.
+        """
+        st = self.state
+        st.veh_flags[env, slot] = ((kernels.HIDDEN if hidden else 0) | (kernels.IGNORE_LIGHTS if ignore_lights else 0)
+                                   | (kernels.IGNORE_PRIORITY if ignore_priority else 0)
+                                   | (kernels.FOLLOW_ROUTE if follow_route else 0))
+        st.veh_pending[env, slot], st.veh_trigger[env, slot] = True, trigger_s_m
+        st.veh_meet_s[env, slot], st.veh_meet_route[env, slot] = meet_s_m, meet_route_s_m
+        st.veh_brake_decel[env, slot], st.veh_brake_hold[env, slot] = brake_decel_mps2, hold_s
+        st.veh_brake_until[env, slot] = -np.inf
+        if hidden:
+            st.act_valid[env, slot] = False
+        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+
+    def arm_pedestrian(self, env: int, slot: int, *, trigger_s_m: float, meet_route_s_m: float,
+                       meet_walk_m: float) -> None:
+        """Hold the pedestrian placed in ``slot`` (:meth:`place_pedestrian`) until the ego's route progress reaches
+        ``trigger_s_m``, then start it so that it has walked ``meet_walk_m`` when the ego, at its speed then,
+        reaches ``meet_route_s_m`` on its route. It walks on whoever comes (it is the event's hazard)."""
+        st = self.state
+        st.ped_pending[env, slot], st.ped_trigger[env, slot] = True, trigger_s_m
+        st.ped_careless[env, slot] = True
+        st.ped_meet_route[env, slot], st.ped_meet_walk[env, slot] = meet_route_s_m, meet_walk_m
+        st.ped_start[env, slot] = np.inf
 
     def place_static(self, env: int, slot: int, xy: tuple[float, float], yaw_rad: float, *, length_m: float,
                      width_m: float) -> None:

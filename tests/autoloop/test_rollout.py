@@ -5,7 +5,7 @@ from autoloop.rollout import expert_driver, rollout
 from sim.embedded.bev import Channel
 from sim.embedded.observation import STATE_SIZE
 from sim.metrics import RouteStatus
-from sim.scenario import sample_scenario
+from sim.scenarios import sample_scenario
 
 
 def test_noisy_expert_rollouts_are_reproducible_and_labelled() -> None:

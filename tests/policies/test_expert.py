@@ -3,7 +3,7 @@ import pytest
 from policies.expert import ExpertDriver
 from sim.embedded.world import WorldConfig, make_world
 from sim.metrics import Infraction, score_suite
-from sim.scenario import sample_scenario
+from sim.scenarios import sample_scenario
 
 
 @pytest.mark.parametrize(("map_name", "vehicles", "pedestrians"), [("junction4-60", 8, 0), ("town-1", 20, 8),

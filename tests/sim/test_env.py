@@ -11,7 +11,7 @@ from sim.embedded.observation import STATE_SIZE
 from sim.embedded.sb3 import Sb3VecEnv
 from sim.embedded.traffic import LightState
 from sim.embedded.world import INFRACTIONS
-from sim.scenario import sample_scenario
+from sim.scenarios import sample_scenario
 
 
 @pytest.mark.parametrize("env_id", sim.ENV_IDS)

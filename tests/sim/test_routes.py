@@ -3,7 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.routes import read_routes
+from sim.scenarios.events import DynamicObjectCrossing
+from sim.scenarios.routes import read_routes, route_events
 
 
 def test_reads_leaderboard_1_and_2_route_files(shared_data: Path) -> None:
@@ -30,3 +31,45 @@ def test_malformed_route_files_name_the_problem(tmp_path: Path) -> None:
     path.write_text("<routes><route id='5'>")
     with pytest.raises(ValueError, match="not a readable route XML"):
         read_routes(path)
+
+
+def test_leaderboard_2_scenarios_become_events_or_are_named_unsupported(shared_data: Path) -> None:
+    routes = read_routes(shared_data / "carla" / "routes" / "lb2_routes_devtest.xml")
+    scenarios = [s for r in routes for s in r.scenarios]
+    assert len(scenarios) > 100
+    kinds = {s.type for s in scenarios}
+    assert {"DynamicObjectCrossing", "HardBreakRoute", "OppositeVehicleTakingPriority", "ParkingExit"} <= kinds
+    for route in routes:
+        events, unsupported = route_events(route, route.waypoints)
+        assert len(events) + len(unsupported) == len(route.scenarios)  # nothing dropped
+        assert all(e.name for e in events)
+        staged = {e.name for e in events}
+        for s in route.scenarios:
+            assert (s.name in staged) != (f"{s.name} ({s.type})" in unsupported)
+    crossing = next(s for s in scenarios if s.type == "DynamicObjectCrossing")
+    assert crossing.params["distance"] == "40"
+    flow = next(s for s in scenarios if s.type == "SignalizedJunctionLeftTurn")
+    assert flow.params["source_dist_interval"] == "30..65"
+
+
+def test_route_scenarios_land_on_the_route_with_their_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "routes.xml"
+    path.write_text("""<routes><route id="1" town="Town01">
+      <waypoints><position x="0" y="0" z="0"/><position x="100" y="0" z="0"/></waypoints>
+      <scenarios>
+        <scenario name="DynamicObjectCrossing_1" type="DynamicObjectCrossing">
+          <trigger_point x="30.4" y="-1.5" z="0" yaw="0"/><distance value="18"/><direction value="left"/>
+          <blocker_model value="static.prop.advertisement"/>
+        </scenario>
+        <scenario name="ParkingExit_1" type="ParkingExit"><trigger_point x="5" y="0" z="0" yaw="0"/></scenario>
+      </scenarios></route></routes>""")
+    route = read_routes(path)[0]
+    events, unsupported = route_events(route, route.waypoints)
+    assert unsupported == ("ParkingExit_1 (ParkingExit)",)
+    (event,) = events
+    assert isinstance(event, DynamicObjectCrossing)
+    assert event.trigger_s_m == pytest.approx(30.4)
+    assert (event.distance_m, event.direction, event.name) == (18.0, "left", "DynamicObjectCrossing_1")
+    path.write_text(path.read_text().replace('value="left"', 'value="behind"'))
+    with pytest.raises(ValueError, match=r"route 1: scenario DynamicObjectCrossing_1: .*direction"):
+        route_events(read_routes(path)[0], route.waypoints)

@@ -9,7 +9,7 @@ from sim.embedded.traffic import LightState, light_states
 from sim.embedded.world import INFRACTIONS, World, WorldConfig, make_world
 from sim.maps import connector_id, get_map, register_map
 from sim.metrics import Infraction, RouteStatus
-from sim.scenario import Scenario, sample_scenario
+from sim.scenarios import Scenario, sample_scenario
 
 MAP = "junction4-60"
 EAST_TO_WEST = (0, connector_id(0, 2), 5)  # inbound from the east, straight across, out to the west

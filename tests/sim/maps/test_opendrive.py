@@ -8,7 +8,7 @@ import pytest
 
 from sim.maps import LaneGraph
 from sim.maps.frames import from_carla_xy
-from sim.routes import densify, read_routes
+from sim.scenarios.routes import densify, read_routes
 
 carla = pytest.importorskip("carla", reason="the OpenDRIVE importer needs the carla package (autoloop[carla])")
 from sim.carla.opendrive import load_opendrive  # noqa: E402

@@ -1,16 +1,21 @@
 """Scenarios: one description of a driving task that every backend runs the same way.
 
 A scenario is a map, a route on it (a lane path plus where the ego starts and where the route ends), background
-traffic (count and seed) and the traffic lights' phase offset. It serializes to plain data (YAML/JSON) and back.
+traffic (count and seed), the traffic lights' phase offset and typed events (:mod:`sim.scenarios.events`) with
+their trigger points. It serializes to plain data (YAML/JSON) and back.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.embedded.traffic import LightTiming
 from sim.maps import LaneGraph, connector_id, get_map
+from sim.scenarios.events import ScenarioEvent
 
 
 class Scenario(BaseModel):
@@ -25,6 +30,7 @@ class Scenario(BaseModel):
     :param traffic_seed: seed for the background traffic's placement and behaviour.
     :param light_offset_s: traffic-light cycle offset at time 0.
     :param timeout_s: the route fails when it is not completed after this long.
+    :param events: situations staged along the route, each at its trigger point.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -38,6 +44,28 @@ class Scenario(BaseModel):
     traffic_seed: int
     light_offset_s: float = 0.0
     timeout_s: float = Field(gt=0.0)
+    events: tuple[ScenarioEvent, ...] = ()
+
+    def to_yaml(self) -> str:
+        """The scenario as YAML (:meth:`from_yaml` reads it back equal)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str | Path = "<string>") -> Scenario:
+        """Parse a scenario written by :meth:`to_yaml`.
+
+        :raises ValueError: naming ``source`` and the offending field when the YAML or a field is invalid.
+        """
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"{source}: not valid YAML ({error})") from error
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                               for e in error.errors())
+            raise ValueError(f"{source}: invalid scenario ({fields})") from error
 
 
 def sample_scenario(seed: int, *, map_name: str = "junction4-60", traffic_vehicles: int = 6, pedestrians: int = 0,

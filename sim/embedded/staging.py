@@ -1,0 +1,303 @@
+"""Staging scenario events (:mod:`sim.scenarios.events`) in the embedded world.
+
+At reset, each event of a scenario becomes scripted actors in slots the background traffic leaves free (the last
+vehicle and pedestrian slots), armed to go off when the ego's route progress reaches the event's trigger
+(:meth:`World.arm_vehicle`, :meth:`World.arm_pedestrian`). Where an actor must meet the ego, the kernels time it
+from the ego's speed at the trigger, so the situation happens to whoever drives the route: a driver who keeps
+going meets the pedestrian or the crossing vehicle in its lane.
+
+An event that cannot be staged on its route (no junction ahead, no crossing approach on the asked side, not
+enough slots) raises ``ValueError`` naming the event and why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sim.embedded import kernels
+from sim.geometry import FloatArray, cumulative_length, interpolate_along
+from sim.scenarios import Scenario
+from sim.scenarios.events import (
+    DynamicObjectCrossing,
+    HardBreakRoute,
+    OppositeVehicleRunningRedLight,
+    OppositeVehicleTakingPriority,
+    PedestrianCrossing,
+    VehicleTurningRoutePedestrian,
+)
+
+if TYPE_CHECKING:
+    from sim.embedded.world import World, _Route
+
+#: A pedestrian who crosses starts this far beyond the edge of the ego's lane.
+_CURB_M = 2.0
+#: An actor timed to meet the ego at a junction sets off no earlier than this far before the meeting point (the
+#: trigger may lie further back), so that the ego's speed at the trigger still predicts its arrival.
+_REVEAL_M = 35.0
+#: A mid-block crossing (and the car parked before it) keeps this far from junctions.
+_JUNCTION_CLEARANCE_M = 8.0
+#: How far past the junction's exit a pedestrian crosses the lane the ego turns into.
+_EXIT_CROSSING_M = 5.0
+
+
+@dataclass
+class _Slots:
+    """Hands out the vehicle and pedestrian slots above the background traffic's, from the top down."""
+
+    vehicles: int
+    pedestrians: int
+    traffic_vehicles: int
+    traffic_pedestrians: int
+    used_vehicles: int = 0
+    used_pedestrians: int = 0
+    what: list[str] = field(default_factory=list)
+
+    def vehicle(self, event: Any) -> int:
+        slot = self.vehicles - 1 - self.used_vehicles
+        if slot < self.traffic_vehicles:
+            raise ValueError(f"{_name(event)}: no vehicle slot left (WorldConfig.max_vehicles={self.vehicles}, "
+                             f"{self.traffic_vehicles} taken by traffic)")
+        self.used_vehicles += 1
+        return slot
+
+    def pedestrian(self, event: Any) -> int:
+        slot = self.pedestrians - 1 - self.used_pedestrians
+        if slot < self.traffic_pedestrians:
+            raise ValueError(f"{_name(event)}: no pedestrian slot left (WorldConfig.max_pedestrians="
+                             f"{self.pedestrians}, {self.traffic_pedestrians} taken by pedestrians walking around)")
+        self.used_pedestrians += 1
+        return slot
+
+
+def stage_events(world: World, env: int, scenario: Scenario, route: _Route) -> None:
+    """Place and arm the actors of every event of ``scenario`` in slot ``env`` (after the background traffic)."""
+    if not scenario.events:
+        return
+    slots = _Slots(world.config.max_vehicles, world.config.max_pedestrians, scenario.traffic_vehicles,
+                   scenario.pedestrians)
+    geometry = _RouteGeometry(world, route, scenario.start_s_m)
+    for event in scenario.events:
+        _STAGERS[event.type](world, env, event, geometry, slots)
+
+
+def _name(event: Any) -> str:
+    return f"event {event.type}" + (f" {event.name!r}" if event.name else "") + f" at {event.trigger_s_m:.1f} m"
+
+
+class _RouteGeometry:
+    """Poses along a route and the lanes under it."""
+
+    def __init__(self, world: World, route: _Route, start_s_m: float) -> None:
+        self.world = world
+        self.start_s_m = start_s_m
+        self.route = route
+        self.s = cumulative_length(route.points)
+        self.lanes = world.map.lanes
+        self.arrays = world.arrays
+
+    def pose(self, s_m: float) -> tuple[FloatArray, float]:
+        xy, heading = interpolate_along(self.route.points[None], self.s[None], np.array([[s_m]]))
+        return xy[0, 0], float(heading[0, 0])
+
+    def piece_at(self, s_m: float) -> int:
+        offsets = self.route.offsets
+        return max(int(np.searchsorted(offsets, s_m, side="right")) - 1, 0)
+
+    def lane_s(self, piece: int, s_m: float) -> float:
+        p = self.route.pieces[piece]
+        return float(min(max(p.start_s_m + s_m - self.route.offsets[piece], p.start_s_m), p.end_s_m))
+
+    def lane_width(self, s_m: float) -> float:
+        return float(self.lanes[self.route.pieces[self.piece_at(s_m)].lane].width_m)
+
+    def clear_of_junctions(self, first_s_m: float, last_s_m: float) -> bool:
+        """Whether the route between the two arc lengths runs outside every junction."""
+        pieces, offsets = self.route.pieces, self.route.offsets
+        ends = list(offsets[1:]) + [float(self.s[-1])]
+        return not any(self.lanes[p.lane].is_junction and start < last_s_m and end > first_s_m
+                       for p, start, end in zip(pieces, offsets, ends, strict=True))
+
+    def junction_entry(self, from_s_m: float) -> int:
+        """Index of the first route piece inside a junction entered at or after ``from_s_m`` (-1: none)."""
+        pieces, offsets = self.route.pieces, self.route.offsets
+        for r in range(1, len(pieces)):
+            if offsets[r] >= from_s_m and self.lanes[pieces[r].lane].is_junction \
+                    and not self.lanes[pieces[r - 1].lane].is_junction:
+                return r
+        return -1
+
+    def road_extent(self, xy: FloatArray, direction: FloatArray, limit_m: float = 30.0) -> float:
+        """How far from ``xy`` along the unit vector ``direction`` the road (any lane) goes on."""
+        m = self.arrays
+        out = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED) for _ in range(4)]
+        last = 0.0
+        for d in np.arange(0.0, limit_m, 0.5):
+            point = xy + d * direction
+            if kernels.locate(m, float(point[0]), float(point[1]), 0.0, *out) > 0:
+                last = float(d)
+            elif d - last > 1.5:
+                break
+        return last
+
+
+def _side_normal(heading: float, side: str) -> FloatArray:
+    """Unit vector pointing to the ``side`` of a heading."""
+    right = np.array([math.sin(heading), -math.cos(heading)])
+    return right if side == "right" else -right
+
+
+def _crossing(world: World, env: int, event: Any, geometry: _RouteGeometry, slots: _Slots, *, meet_s_m: float,
+              side: str, speed_mps: float, start_m: float, trigger_s_m: float | None = None,
+              mid_block: bool = True) -> int:
+    """A pedestrian ``start_m`` to the ``side`` of the route at ``meet_s_m`` who crosses the whole road, timed to be
+    on the route there when the ego is; returns its slot."""
+    route = geometry.route
+    if not route.offsets[0] <= meet_s_m <= geometry.s[-1]:
+        raise ValueError(f"{_name(event)}: the crossing point {meet_s_m:.1f} m is off the route "
+                         f"(0..{geometry.s[-1]:.1f} m)")
+    clearance = _JUNCTION_CLEARANCE_M
+    if mid_block and not geometry.clear_of_junctions(meet_s_m - clearance, meet_s_m + clearance):
+        raise ValueError(f"{_name(event)}: the crossing point {meet_s_m:.1f} m lies within "
+                         f"{_JUNCTION_CLEARANCE_M:.0f} m of a junction")
+    xy, heading = geometry.pose(meet_s_m)
+    toward = _side_normal(heading, side)
+    start = xy + start_m * toward
+    far = geometry.road_extent(xy, -toward) + _CURB_M
+    slot = slots.pedestrian(event)
+    world.place_pedestrian(env, slot, np.stack([start, xy - far * toward]), speed_mps=speed_mps,
+                           start_time_s=np.inf)
+    trigger = event.trigger_s_m if trigger_s_m is None else trigger_s_m
+    world.arm_pedestrian(env, slot, trigger_s_m=trigger, meet_route_s_m=meet_s_m, meet_walk_m=start_m)
+    return slot
+
+
+def _stage_pedestrian_crossing(world: World, env: int, event: PedestrianCrossing, geometry: _RouteGeometry,
+                               slots: _Slots) -> None:
+    meet = event.trigger_s_m + event.distance_m
+    _crossing(world, env, event, geometry, slots, meet_s_m=meet, side=event.direction, speed_mps=event.speed_mps,
+              start_m=0.5 * geometry.lane_width(meet) + _CURB_M)
+
+
+def _stage_dynamic_object_crossing(world: World, env: int, event: DynamicObjectCrossing,
+                                   geometry: _RouteGeometry, slots: _Slots) -> None:
+    meet = event.trigger_s_m + event.distance_m
+    width = geometry.lane_width(meet)
+    blocker_offset = 0.5 * width + 1.3  # a parked car just off the lane, hiding the pedestrian
+    _crossing(world, env, event, geometry, slots, meet_s_m=meet, side=event.direction, speed_mps=event.speed_mps,
+              start_m=blocker_offset)
+    blocker_s = meet - 4.0
+    piece = geometry.piece_at(blocker_s)
+    lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
+    slot = slots.vehicle(event)
+    world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, blocker_s), speed_mps=0.0,
+                        desired_speed_mps=0.0,
+                        lateral_offset_m=blocker_offset if event.direction == "left" else -blocker_offset)
+
+
+def _stage_turning_route_pedestrian(world: World, env: int, event: VehicleTurningRoutePedestrian,
+                                    geometry: _RouteGeometry, slots: _Slots) -> None:
+    entry = geometry.junction_entry(event.trigger_s_m)
+    if entry < 0 or entry + 1 >= len(geometry.route.pieces):
+        raise ValueError(f"{_name(event)}: the route passes no junction after the trigger")
+    meet = geometry.route.offsets[entry + 1] + _EXIT_CROSSING_M
+    turn = _turn_of(geometry.lanes[geometry.route.pieces[entry].lane].centerline)
+    side = "left" if turn > 0 else "right"  # the pedestrian comes from the side the ego turns to
+    _crossing(world, env, event, geometry, slots, meet_s_m=meet, side=side, speed_mps=event.speed_mps,
+              start_m=0.5 * geometry.lane_width(meet) + _CURB_M, trigger_s_m=max(event.trigger_s_m, meet - _REVEAL_M),
+              mid_block=False)
+
+
+def _stage_hard_break(world: World, env: int, event: HardBreakRoute, geometry: _RouteGeometry,
+                      slots: _Slots) -> None:
+    at = geometry.start_s_m + event.distance_m
+    if at >= geometry.s[-1] - 5.0:
+        raise ValueError(f"{_name(event)}: the lead vehicle's place {at:.1f} m is past the route's end")
+    piece = geometry.piece_at(at)
+    lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
+    speed = 0.8 * geometry.lanes[lanes[0]].speed_limit_mps
+    slot = slots.vehicle(event)
+    world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, at), speed_mps=speed, desired_speed_mps=speed)
+    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True,
+                      brake_decel_mps2=event.decel_mps2, hold_s=event.hold_s)
+
+
+def _stage_opposite_vehicle(world: World, env: int,
+                            event: OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority,
+                            geometry: _RouteGeometry, slots: _Slots) -> None:
+    signalized = isinstance(event, OppositeVehicleRunningRedLight)
+    lanes, arrays, route = geometry.lanes, geometry.arrays, geometry.route
+    entry = geometry.junction_entry(event.trigger_s_m)
+    while entry >= 0 and signalized and lanes[route.pieces[entry - 1].lane].light_group is None:
+        entry = geometry.junction_entry(route.offsets[entry] + 1e-3)
+    if entry < 0:
+        raise ValueError(f"{_name(event)}: the route passes no {'signalized ' if signalized else ''}junction "
+                         "after the trigger")
+    ours = route.pieces[entry].lane
+    approach_heading = _end_heading(lanes[route.pieces[entry - 1].lane].centerline)
+    wanted = -0.5 * math.pi if event.direction == "left" else 0.5 * math.pi
+    best: tuple[float, int, int] | None = None
+    for lane in (int(k) for k in np.flatnonzero(arrays.conflict[ours])):
+        predecessors = [p.lane_id for p in lanes if lane in p.successors and not p.is_junction]
+        if not predecessors or not lanes[lane].successors:
+            continue
+        source = predecessors[0]
+        relative = _wrap(_end_heading(lanes[source].centerline) - approach_heading)
+        if abs(_wrap(relative - wanted)) > 0.25 * math.pi:
+            continue
+        straightness = abs(_turn_of(lanes[lane].centerline))
+        if best is None or straightness < best[0]:
+            best = (straightness, lane, source)
+    if best is None:
+        raise ValueError(f"{_name(event)}: no approach from the {event.direction} crosses the route at its "
+                         "junction")
+    _, crossing, source = best
+    ours_s, theirs_s = _closest(lanes[ours].centerline, lanes[crossing].centerline)
+    meet_route = route.offsets[entry] + ours_s - route.pieces[entry].start_s_m
+    slot = slots.vehicle(event)
+    world.place_vehicle(env, slot, (source, crossing, lanes[crossing].successors[0]), s_m=0.0,
+                        speed_mps=event.speed_mps, desired_speed_mps=event.speed_mps)
+    world.arm_vehicle(env, slot, trigger_s_m=max(event.trigger_s_m, meet_route - _REVEAL_M), hidden=True,
+                      ignore_lights=True,
+                      ignore_priority=True, meet_s_m=lanes[source].length_m + theirs_s, meet_route_s_m=meet_route)
+
+
+def _end_heading(line: FloatArray) -> float:
+    d = line[-1] - line[-2]
+    return math.atan2(d[1], d[0])
+
+
+def _turn_of(line: FloatArray) -> float:
+    """Heading change along a polyline from its first segment to its last (positive: left)."""
+    a, b = line[1] - line[0], line[-1] - line[-2]
+    return math.atan2(a[0] * b[1] - a[1] * b[0], float(a @ b))
+
+
+def _wrap(angle: float) -> float:
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def _closest(a: FloatArray, b: FloatArray) -> tuple[float, float]:
+    """Arc lengths on polylines ``a`` and ``b`` where they come closest (their crossing)."""
+    sa, sb = cumulative_length(a), cumulative_length(b)
+    fine_a = np.linspace(0.0, sa[-1], max(int(sa[-1] / 0.25), 2))
+    fine_b = np.linspace(0.0, sb[-1], max(int(sb[-1] / 0.25), 2))
+    pa = np.stack([np.interp(fine_a, sa, a[:, 0]), np.interp(fine_a, sa, a[:, 1])], axis=-1)
+    pb = np.stack([np.interp(fine_b, sb, b[:, 0]), np.interp(fine_b, sb, b[:, 1])], axis=-1)
+    d = np.linalg.norm(pa[:, None] - pb[None], axis=-1)
+    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    return float(fine_a[i]), float(fine_b[j])
+
+
+_STAGERS: dict[str, Callable[..., None]] = {
+    "PedestrianCrossing": _stage_pedestrian_crossing,
+    "DynamicObjectCrossing": _stage_dynamic_object_crossing,
+    "VehicleTurningRoutePedestrian": _stage_turning_route_pedestrian,
+    "HardBreakRoute": _stage_hard_break,
+    "OppositeVehicleRunningRedLight": _stage_opposite_vehicle,
+    "OppositeVehicleTakingPriority": _stage_opposite_vehicle,
+}

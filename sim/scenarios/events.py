@@ -1,0 +1,106 @@
+"""Scenario events: typed situations the world stages on a route, each at its trigger point.
+
+Names and parameters follow the CARLA Leaderboard 2.0 scenario types (``<scenario type="…">`` in route XML). An
+event's ``trigger_s_m`` is an arc length along the scenario's route (the same frame as ``start_s_m``); the world
+arms the event at reset and sets it off when the ego's route progress reaches the trigger, timing its actors
+from the ego's speed then, so that the situation happens to whoever drives the route.
+
+Staged by the embedded world (see :mod:`sim.embedded.staging`):
+
+- :class:`PedestrianCrossing` — a pedestrian crosses the ego's lane ``distance_m`` past the trigger, timed to
+  meet the ego there.
+- :class:`DynamicObjectCrossing` — the same, from behind a vehicle parked at the curb (a jaywalker the ego cannot
+  see coming).
+- :class:`VehicleTurningRoutePedestrian` — a pedestrian crosses the lane the ego turns into at the next junction.
+- :class:`HardBreakRoute` — a lead vehicle ahead of the ego on its route brakes hard at the trigger.
+- :class:`OppositeVehicleRunningRedLight` / :class:`OppositeVehicleTakingPriority` — a vehicle from a crossing
+  approach enters the next junction on the route ignoring its red light / stop sign and priority, timed to meet
+  the ego in the junction.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Side = Literal["left", "right"]
+
+
+class _Event(BaseModel):
+    """Common fields: where along the route the event goes off, and a name (as route XML gives one)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trigger_s_m: float = Field(ge=0.0)
+    name: str = ""
+
+
+class PedestrianCrossing(_Event):
+    """A pedestrian steps into the road from the ``direction`` side and crosses the ego's lane ``distance_m``
+    past the trigger, at ``speed_mps``, timed to be in the lane when the ego gets there."""
+
+    type: Literal["PedestrianCrossing"] = "PedestrianCrossing"
+    distance_m: float = Field(default=15.0, gt=0.0)
+    direction: Side = "right"
+    speed_mps: float = Field(default=1.4, gt=0.0)
+
+
+class DynamicObjectCrossing(_Event):
+    """A pedestrian runs across the ego's lane ``distance_m`` past the trigger from behind a vehicle parked at
+    the ``direction`` curb, timed to be in the lane when the ego gets there."""
+
+    type: Literal["DynamicObjectCrossing"] = "DynamicObjectCrossing"
+    distance_m: float = Field(default=15.0, gt=0.0)
+    direction: Side = "right"
+    speed_mps: float = Field(default=2.0, gt=0.0)
+
+
+class VehicleTurningRoutePedestrian(_Event):
+    """A pedestrian crosses the lane the ego turns into at the first junction past the trigger, just beyond the
+    junction, timed to be there when the ego comes out of the turn."""
+
+    type: Literal["VehicleTurningRoutePedestrian"] = "VehicleTurningRoutePedestrian"
+    speed_mps: float = Field(default=1.4, gt=0.0)
+
+
+class HardBreakRoute(_Event):
+    """A vehicle driving the ego's route ``distance_m`` ahead of the ego's start brakes at ``decel_mps2`` to a
+    standstill when the ego reaches the trigger, waits ``hold_s`` and drives on."""
+
+    type: Literal["HardBreakRoute"] = "HardBreakRoute"
+    distance_m: float = Field(default=25.0, gt=0.0)
+    decel_mps2: float = Field(default=7.0, gt=0.0)
+    hold_s: float = Field(default=3.0, ge=0.0)
+
+
+class OppositeVehicleRunningRedLight(_Event):
+    """At the first signalized junction past the trigger, a vehicle from the ``direction`` side runs its red
+    light across the ego's path at ``speed_mps``, timed to meet the ego in the junction."""
+
+    type: Literal["OppositeVehicleRunningRedLight"] = "OppositeVehicleRunningRedLight"
+    direction: Side = "left"
+    speed_mps: float = Field(default=10.0, gt=0.0)
+
+
+class OppositeVehicleTakingPriority(_Event):
+    """At the first junction past the trigger, a vehicle from the ``direction`` side takes the ego's priority
+    (ignores its stop sign, light and yielding) across the ego's path, timed to meet the ego in the junction."""
+
+    type: Literal["OppositeVehicleTakingPriority"] = "OppositeVehicleTakingPriority"
+    direction: Side = "right"
+    speed_mps: float = Field(default=9.0, gt=0.0)
+
+
+ScenarioEvent = Annotated[
+    PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
+    | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority,
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: dict[str, type[_Event]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (PedestrianCrossing, DynamicObjectCrossing, VehicleTurningRoutePedestrian, HardBreakRoute,
+                OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority)
+}
+"""Every staged event type by its Leaderboard name."""

@@ -1,0 +1,183 @@
+"""CARLA Leaderboard route files, and routes densified onto a lane graph.
+
+Route XML comes in two formats: Leaderboard 1.0 (``<route id town><waypoint x y z pitch roll yaw/>…``) and 2.0
+(``<route id town><waypoints><position x y z/>…</waypoints><scenarios>…``). Coordinates are CARLA's (left-handed)
+and are converted to the map frame on reading. A route is densified the way the Leaderboard does it: each
+waypoint is located on a lane (matching its heading where the file gives one, else the direction to the next
+waypoint) and consecutive waypoints are joined by the shortest lane path.
+
+A 2.0 route's ``<scenarios>`` are read as they are (:class:`RouteScenario`); :func:`route_events` turns the types
+we stage into :mod:`sim.scenarios.events` at their trigger's place along the route and names the others as
+unsupported, so none is dropped silently.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from sim.geometry import FloatArray, cumulative_length
+from sim.maps.frames import from_carla_xy, from_carla_yaw
+from sim.maps.lane_graph import LaneGraph, LanePath, LanePiece
+from sim.scenarios.events import EVENT_TYPES, ScenarioEvent
+
+
+@dataclass(frozen=True)
+class RouteScenario:
+    """One ``<scenario name type>`` of a 2.0 route: its trigger point (map frame, heading in radians) and its
+    parameters as the file gives them (``<distance value="40"/>`` → ``{"distance": "40"}``; an interval
+    ``<source_dist_interval from="30" to="65"/>`` → ``"30..65"``)."""
+
+    name: str
+    type: str
+    trigger_xy: FloatArray
+    trigger_yaw_rad: float
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A route as a file gives it: map-frame waypoints ``(N, 2)`` and, for 1.0 files, their headings ``(N,)``."""
+
+    route_id: str
+    town: str
+    waypoints: FloatArray
+    headings: FloatArray | None
+    source: Path
+    scenarios: tuple[RouteScenario, ...] = ()
+
+
+def read_routes(path: Path) -> list[RouteSpec]:
+    """Read every ``<route>`` of a Leaderboard 1.0 or 2.0 route file.
+
+    :raises ValueError: naming the file (and route) when the XML or a required field is malformed.
+    """
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as error:
+        raise ValueError(f"{path}: not a readable route XML file ({error})") from error
+    routes = []
+    for element in root.iter("route"):
+        route_id, town = element.get("id"), element.get("town")
+        if route_id is None or town is None:
+            raise ValueError(f"{path}: a <route> lacks its 'id' or 'town' attribute")
+        points = element.findall("waypoint") or element.findall("waypoints/position")
+        if len(points) < 2:
+            raise ValueError(f"{path}: route {route_id} has {len(points)} waypoints; a route needs at least 2")
+        try:
+            xy = np.array([[float(p.attrib["x"]), float(p.attrib["y"])] for p in points])
+            yaw = [p.attrib["yaw"] for p in points if "yaw" in p.attrib]
+            headings = from_carla_yaw(np.array([float(v) for v in yaw])) if len(yaw) == len(points) else None
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"{path}: route {route_id}: a waypoint lacks a numeric x/y ({error})") from error
+        scenarios = tuple(_read_scenario(path, route_id, e) for e in element.findall("scenarios/scenario"))
+        routes.append(RouteSpec(route_id, town, from_carla_xy(xy), headings, path, scenarios))
+    if not routes:
+        raise ValueError(f"{path}: no <route> elements")
+    return routes
+
+
+def densify(graph: LaneGraph, route: RouteSpec) -> LanePath:
+    """Join a route's waypoints by shortest lane paths on ``graph`` (lane changes allowed).
+
+    :raises ValueError: naming the route when a waypoint cannot be reached from the previous one.
+    """
+    points = route.waypoints
+    headings = route.headings
+    if headings is None:
+        chords = np.diff(points, axis=0)
+        headings = np.arctan2(chords[:, 1], chords[:, 0])
+        headings = np.concatenate([headings, headings[-1:]])
+    located = graph.locate(points, headings)
+    pieces = [LanePiece(int(located.lane[0]), float(located.s_m[0]), float(located.s_m[0]))]
+    for i in range(1, len(points)):
+        last = pieces[-1]
+        try:
+            lanes = graph.shortest_path(last.lane, int(located.lane[i]), start_s_m=last.end_s_m,
+                                        goal_s_m=float(located.s_m[i]))
+        except ValueError as error:
+            raise ValueError(f"{route.source}: route {route.route_id}: waypoint {i} cannot be reached from "
+                             f"waypoint {i - 1} on map {graph.name!r}") from error
+        leg = graph.leg(lanes, last.end_s_m, float(located.s_m[i]))
+        pieces[-1] = LanePiece(last.lane, last.start_s_m, leg[0].end_s_m)  # the leg starts where the last ended
+        pieces += leg[1:]
+    return LanePath(tuple(pieces))
+
+
+def _read_scenario(path: Path, route_id: str, element: ET.Element) -> RouteScenario:
+    name, kind = element.get("name"), element.get("type")
+    trigger = element.find("trigger_point")
+    if name is None or kind is None or trigger is None:
+        raise ValueError(f"{path}: route {route_id}: a <scenario> lacks its name, type or <trigger_point>")
+    try:
+        xy = from_carla_xy(np.array([[float(trigger.attrib["x"]), float(trigger.attrib["y"])]]))[0]
+        yaw = float(from_carla_yaw(np.array([float(trigger.attrib.get("yaw", 0.0))]))[0])
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{path}: route {route_id}: scenario {name}: the trigger point lacks a numeric x/y "
+                         f"({error})") from error
+    params = {}
+    for child in element:
+        if child.tag == "trigger_point":
+            continue
+        if "value" in child.attrib:
+            params[child.tag] = child.attrib["value"]
+        elif "from" in child.attrib and "to" in child.attrib:
+            params[child.tag] = f"{child.attrib['from']}..{child.attrib['to']}"
+    return RouteScenario(name, kind, xy, yaw, params)
+
+
+#: Route-XML parameters of the staged types, and the event fields they set.
+_PARAMETERS: dict[str, dict[str, str]] = {
+    "PedestrianCrossing": {},
+    "DynamicObjectCrossing": {"distance": "distance_m", "direction": "direction"},
+    "VehicleTurningRoutePedestrian": {},
+    "HardBreakRoute": {},
+    "OppositeVehicleRunningRedLight": {"direction": "direction"},
+    "OppositeVehicleTakingPriority": {"direction": "direction"},
+}
+
+
+def route_events(route: RouteSpec, polyline: FloatArray) -> tuple[tuple[ScenarioEvent, ...], tuple[str, ...]]:
+    """The route's scenarios as events on ``polyline`` (the densified route, map frame) and the ones we do not
+    stage, as ``"name (type)"``.
+
+    Each trigger point goes to the nearest place along the polyline. Parameters we have no field for are ignored
+    (model names, for instance); a parameter we map but cannot read is an error.
+
+    :raises ValueError: naming the file, route and scenario when a parameter is invalid.
+    """
+    s = cumulative_length(polyline)
+    events: list[ScenarioEvent] = []
+    unsupported = []
+    for scenario in route.scenarios:
+        if scenario.type not in EVENT_TYPES:
+            unsupported.append(f"{scenario.name} ({scenario.type})")
+            continue
+        fields: dict[str, object] = {"trigger_s_m": _project(polyline, s, scenario.trigger_xy),
+                                     "name": scenario.name}
+        for param, field in _PARAMETERS[scenario.type].items():
+            if param in scenario.params:
+                fields[field] = scenario.params[param]
+        try:
+            events.append(EVENT_TYPES[scenario.type].model_validate(fields))  # type: ignore[arg-type]
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+            raise ValueError(f"{route.source}: route {route.route_id}: scenario {scenario.name}: {problems}") \
+                from error
+    return tuple(events), tuple(unsupported)
+
+
+def _project(polyline: FloatArray, s: FloatArray, xy: FloatArray) -> float:
+    """Arc length of the point of ``polyline`` nearest to ``xy``."""
+    a, b = polyline[:-1], polyline[1:]
+    d = b - a
+    length2 = np.maximum(np.sum(d * d, axis=1), 1e-12)
+    t = np.clip(np.sum((xy - a) * d, axis=1) / length2, 0.0, 1.0)
+    distance = np.linalg.norm(a + t[:, None] * d - xy, axis=1)
+    k = int(np.argmin(distance))
+    return float(s[k] + t[k] * np.sqrt(length2[k]))

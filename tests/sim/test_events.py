@@ -1,0 +1,160 @@
+"""Scenario events staged by the embedded world: each situation happens, a naive driver runs into it, the expert
+does not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from policies.expert import ExpertDriver, NaiveDriver
+from sim.embedded.world import INFRACTIONS, World, WorldConfig, make_world
+from sim.metrics import Infraction
+from sim.scenarios import Scenario, sample_scenario
+from sim.scenarios import events as ev
+
+MAP = "town-1"
+CONFIG = WorldConfig(max_vehicles=12, max_pedestrians=4)
+ROUTES = 8
+
+
+def _scenarios(make: Callable[[float], object], traffic: int = 0) -> list[Scenario]:
+    """``ROUTES`` routes on which the event stages (30 m after the start), from fixed seeds."""
+    world = make_world(MAP, 1, CONFIG)
+    found = []
+    for seed in range(100):
+        base = sample_scenario(seed, map_name=MAP, traffic_vehicles=traffic)
+        scenario = base.model_copy(update={"events": (make(base.start_s_m + 30.0),)})
+        try:
+            world.reset([scenario])
+        except ValueError:
+            continue
+        found.append(scenario)
+        if len(found) == ROUTES:
+            return found
+    raise AssertionError("too few routes stage the event")
+
+
+def _drive(scenarios: list[Scenario], driver: Callable[[World], object], steps: int = 4000) -> World:
+    world = make_world(MAP, len(scenarios), CONFIG)
+    world.reset(scenarios)
+    agent = driver(world)
+    for _ in range(steps):
+        if not world.running.any():
+            break
+        world.step(agent.act())  # type: ignore[attr-defined]
+    return world
+
+
+CASES = {
+    "PedestrianCrossing": (lambda t: ev.PedestrianCrossing(trigger_s_m=t), Infraction.COLLISION_PEDESTRIAN),
+    "DynamicObjectCrossing": (lambda t: ev.DynamicObjectCrossing(trigger_s_m=t), Infraction.COLLISION_PEDESTRIAN),
+    "VehicleTurningRoutePedestrian": (lambda t: ev.VehicleTurningRoutePedestrian(trigger_s_m=t),
+                                      Infraction.COLLISION_PEDESTRIAN),
+    "HardBreakRoute": (lambda t: ev.HardBreakRoute(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
+    "OppositeVehicleRunningRedLight": (lambda t: ev.OppositeVehicleRunningRedLight(trigger_s_m=t),
+                                       Infraction.COLLISION_VEHICLE),
+    "OppositeVehicleTakingPriority": (lambda t: ev.OppositeVehicleTakingPriority(trigger_s_m=t),
+                                      Infraction.COLLISION_VEHICLE),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_naive_driver_runs_into_the_event_and_the_expert_does_not(name: str) -> None:
+    make, provoked = CASES[name]
+    scenarios = _scenarios(make)
+    column = INFRACTIONS.index(provoked)
+    naive = _drive(scenarios, NaiveDriver).infractions[:, column]
+    expert_world = _drive(scenarios, ExpertDriver)
+    expert = expert_world.infractions[:, column]
+    assert (naive > 0).sum() >= 0.75 * ROUTES, f"{name}: the naive driver hit it on {(naive > 0).sum()} routes"
+    assert expert.sum() == 0, f"{name}: the expert committed {provoked.value} on {np.flatnonzero(expert)}"
+    collisions = [INFRACTIONS.index(k) for k in (Infraction.COLLISION_PEDESTRIAN, Infraction.COLLISION_VEHICLE,
+                                                 Infraction.COLLISION_STATIC)]
+    assert expert_world.infractions[:, collisions].sum() == 0
+    assert list(expert_world.status_names()) == ["completed"] * ROUTES
+
+
+def test_crossing_pedestrian_is_in_the_lane_when_the_ego_gets_there() -> None:
+    scenario = _scenarios(lambda t: ev.PedestrianCrossing(trigger_s_m=t))[0]
+    event = scenario.events[0]
+    assert isinstance(event, ev.PedestrianCrossing)
+    meet = event.trigger_s_m + event.distance_m
+    world = make_world(MAP, 1, CONFIG)
+    world.reset([scenario])
+    driver = NaiveDriver(world)
+    slot = CONFIG.max_pedestrians - 1  # events take the last pedestrian slot
+    actor = CONFIG.max_vehicles + slot
+    st = world.state
+    ego_there = ped_there = None
+    started_at_trigger = None
+    for _ in range(600):
+        world.step(driver.act())
+        if started_at_trigger is None and np.isfinite(st.ped_start[0, slot]):
+            started_at_trigger = float(st.progress[0])
+        t = float(st.time[0])
+        if ego_there is None and st.progress[0] >= meet:
+            ego_there = t
+        if ped_there is None and st.progress[0] > meet - 10.0 and _lateral(world, actor) < 0.5:
+            ped_there = t
+        if ego_there is not None and ped_there is not None:
+            break
+    assert started_at_trigger is not None, "the pedestrian never set off"
+    assert event.trigger_s_m <= started_at_trigger < event.trigger_s_m + 1.0
+    assert ego_there is not None and ped_there is not None
+    assert abs(ego_there - ped_there) < 0.6, (ego_there, ped_there)
+    assert st.infractions[0, INFRACTIONS.index(Infraction.COLLISION_PEDESTRIAN)] >= 1
+
+
+def _lateral(world: World, actor: int) -> float:
+    """Distance of ``actor`` from the route polyline of scenario 0."""
+    st = world.state
+    points = np.stack([world.route_xy[0, :, 0], world.route_xy[0, :, 1]], axis=-1)
+    xy = np.array([st.act_x[0, actor], st.act_y[0, actor]])
+    return float(np.min(np.linalg.norm(points - xy, axis=1)))
+
+
+def test_the_event_waits_for_its_trigger() -> None:
+    scenario = _scenarios(lambda t: ev.OppositeVehicleRunningRedLight(trigger_s_m=t))[0]
+    world = make_world(MAP, 1, CONFIG)
+    world.reset([scenario])
+    slot = CONFIG.max_vehicles - 1
+    assert not world.state.act_valid[0, slot], "the red-light runner is hidden until the trigger"
+    still = np.zeros((1, 2))
+    for _ in range(100):  # the ego stands: nothing happens
+        world.step(still)
+    assert not world.state.act_valid[0, slot]
+    driver = NaiveDriver(world)
+    for _ in range(400):
+        world.step(driver.act())
+        if world.state.act_valid[0, slot]:
+            break
+    assert world.state.act_valid[0, slot]
+    assert world.progress_s[0] >= scenario.events[0].trigger_s_m
+
+
+def test_an_event_that_does_not_fit_its_route_names_itself() -> None:
+    base = sample_scenario(3, map_name=MAP)
+    late = base.model_copy(update={"events": (ev.OppositeVehicleRunningRedLight(trigger_s_m=base.end_s_m,
+                                                                                 name="RedLight_7"),)})
+    with pytest.raises(ValueError, match=r"OppositeVehicleRunningRedLight 'RedLight_7'.*no signalized junction"):
+        make_world(MAP, 1, CONFIG).reset([late])
+    crowded = base.model_copy(update={"traffic_vehicles": CONFIG.max_vehicles,
+                                      "events": (ev.HardBreakRoute(trigger_s_m=base.start_s_m + 10.0),)})
+    with pytest.raises(ValueError, match="no vehicle slot left"):
+        make_world(MAP, 1, CONFIG).reset([crowded])
+
+
+def test_scenarios_with_events_round_trip_through_yaml() -> None:
+    base = sample_scenario(5, map_name=MAP)
+    scenario = base.model_copy(update={"events": (
+        ev.PedestrianCrossing(trigger_s_m=40.0, direction="left", name="PedestrianCrossing_1"),
+        ev.HardBreakRoute(trigger_s_m=80.0, decel_mps2=6.0),
+    )})
+    text = scenario.to_yaml()
+    assert "PedestrianCrossing" in text
+    assert Scenario.from_yaml(text) == scenario
+    broken = text.replace("direction: left", "direction: sideways")
+    with pytest.raises(ValueError, match=r"route.yaml: invalid scenario \(events\.0\.PedestrianCrossing\.direction"):
+        Scenario.from_yaml(broken, source="route.yaml")
