@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sim.embedded.dynamics import IdmParams, idm_acceleration
+from sim.embedded.kernels import NUDGE_RATE
 from sim.embedded.observation import Observation
 from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
@@ -31,6 +32,7 @@ class ExpertParams:
     :param lookahead_gain_s: look-ahead added per m/s of speed.
     :param curvature_horizon_m: how far ahead curvature limits the speed.
     :param stop_margin_m: where the front bumper stops before a stop line.
+    :param passing_speed_mps: speed while moving sideways around an obstacle.
     """
 
     cruise_speed_mps: float = 9.0
@@ -39,19 +41,24 @@ class ExpertParams:
     lookahead_gain_s: float = 0.5
     curvature_horizon_m: float = 20.0
     stop_margin_m: float = 1.0
+    passing_speed_mps: float = 6.0
     idm: IdmParams = IdmParams(max_accel_mps2=2.5, comfort_decel_mps2=3.0, min_gap_m=3.0, time_headway_s=1.2)
 
 
-def pure_pursuit(world: World, lookahead_min_m: float, lookahead_gain_s: float) -> NDArray[np.float64]:
+def pure_pursuit(world: World, lookahead_min_m: float, lookahead_gain_s: float,
+                 offset_m: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     """Steering commands ``(B,)`` in [-1, 1] that follow each route, aiming from the rear axle at the route point
-    ``lookahead_min_m + lookahead_gain_s * speed`` past the ego's progress."""
+    ``lookahead_min_m + lookahead_gain_s * speed`` past the ego's progress, shifted ``offset_m`` to the left."""
     ego, bicycle = world.ego, world.config.bicycle
     ego_xy = np.stack([ego.x_m, ego.y_m], axis=-1)
     heading = np.stack([np.cos(ego.yaw_rad), np.sin(ego.yaw_rad)], axis=-1)
     rear_xy = ego_xy - bicycle.rear_to_center_m * heading
     lookahead = lookahead_min_m + lookahead_gain_s * ego.speed_mps
-    target, _ = interpolate_along(world.route_xy, world.route_s, (world.progress_s + lookahead)[:, None])
-    local = to_local_frame(target[:, 0], rear_xy, ego.yaw_rad)
+    target, along = interpolate_along(world.route_xy, world.route_s, (world.progress_s + lookahead)[:, None])
+    target = target[:, 0]
+    if offset_m is not None:
+        target = target + offset_m[:, None] * np.stack([-np.sin(along[:, 0]), np.cos(along[:, 0])], axis=-1)
+    local = to_local_frame(target, rear_xy, ego.yaw_rad)
     distance2 = np.maximum(np.sum(local**2, axis=-1), 1.0)
     curvature = 2.0 * local[:, 1] / distance2
     steer: NDArray[np.float64] = np.clip(np.arctan(curvature * bicycle.wheelbase_m) / bicycle.max_steer_rad, -1, 1)
@@ -95,14 +102,19 @@ class ExpertDriver:
         world, p = self.world, self.params
         ego, cfg = world.ego, world.config
         bicycle = cfg.bicycle
-        steer = pure_pursuit(world, p.lookahead_min_m, p.lookahead_gain_s)
+        st = world.state
+        # around obstacles: aim where the sideways move will be at the look-ahead point
+        lookahead = p.lookahead_min_m + p.lookahead_gain_s * ego.speed_mps
+        ahead = np.clip(st.ego_nudge - st.ego_offset, -NUDGE_RATE * lookahead, NUDGE_RATE * lookahead)
+        steer = pure_pursuit(world, p.lookahead_min_m, p.lookahead_gain_s, st.ego_offset + ahead)
         # longitudinal: speed limit and curvature ahead, IDM on the leader and on a stop line it must stop at
         samples = world.progress_s[:, None] + np.arange(0.0, p.curvature_horizon_m, 2.0)[None, :]
         _, headings = interpolate_along(world.route_xy, world.route_s, samples)
         turn = np.abs(wrap_angle(np.diff(headings, axis=1))) / 2.0
         curve_speed = np.sqrt(p.max_lateral_accel_mps2 / np.maximum(turn.max(axis=1), 1e-4))
-        st = world.state
         desired = np.minimum(np.minimum(p.cruise_speed_mps, st.ego_speed_limit), curve_speed)
+        sideways = (np.abs(st.ego_offset) > 0.2) | (st.ego_nudge_need != 0.0)
+        desired = np.where(sideways, np.minimum(desired, p.passing_speed_mps), desired)
         front = st.ego_stop_dist - 0.5 * cfg.ego_length_m
         stop_gap = np.where(st.ego_must_stop & (front > -1.0), np.maximum(front - p.stop_margin_m, 0.0)
                             + p.idm.min_gap_m, np.inf)

@@ -4,8 +4,9 @@ threads; the kernels release the GIL), plain loops over each scenario's actors i
 The kernels never allocate, so they are compiled without numba's reference-counting runtime (``_nrt=False``):
 with it, taking an array out of the state tuple or slicing it increments and decrements a shared counter
 atomically, and those calls took over 80 % of the step (about 8x slower, and worse with more threads). An
-allocation added to a kernel fails to compile instead of silently bringing the runtime back. Helpers are inlined
-into the per-scenario step. Every scenario's update reads and
+allocation added to a kernel fails to compile instead of silently bringing the runtime back. Small helpers are
+inlined; the larger parts of a step are functions of their own (inlining them too ran about 20 % faster but took
+2.5 times as long to compile). Every scenario's update reads and
 writes only its own rows, in the same order whatever the batch size, so a scenario's trajectory does not depend
 on the batch it runs in. Random draws during the run (route choices, respawns) come from a counter-based hash of
 the scenario seed, the actor slot and a per-actor counter.
@@ -50,6 +51,13 @@ APPROACH_S = 3.0
 RUDE_MARGIN_S = 3.0
 #: Moving pedestrians on the road also occupy where they will be this much later.
 PED_LOOKAHEAD_S = 2.0
+#: The ego looks for obstacles (static, parked) to pass this far ahead on its route ...
+NUDGE_LOOKAHEAD_M = 35.0
+#: ... passes them with this lateral clearance ...
+NUDGE_CLEARANCE_M = 0.6
+#: ... moving sideways this far per metre driven, keeping this much more room to the obstacles while it does.
+NUDGE_RATE = 0.35
+NUDGE_SLACK_M = 4.0
 # scripted-vehicle flags (State.veh_flags)
 HIDDEN, IGNORE_LIGHTS, IGNORE_PRIORITY, FOLLOW_ROUTE = 1, 2, 4, 8
 INF = np.inf
@@ -248,6 +256,7 @@ def _step_one(m: MapArrays, w: Any, p: Params, steer: float, accel: float, activ
     _respawn(m, w, p, b)
     _project_ego(w, b)
     _occupancy(m, w, p, b)
+    _ego_nudge(m, w, p, b)
     _ego_view(m, w, p, b)
     _approaching(m, w, b)
     _detect(m, w, p, b)
@@ -264,6 +273,7 @@ def _refresh_one(m: MapArrays, w: Any, p: Params, b: int) -> None:
             _pedestrian_pose(m, w, b, q)
     _project_ego(w, b)
     _occupancy(m, w, p, b)
+    _ego_nudge(m, w, p, b)
     _ego_view(m, w, p, b)
     _approaching(m, w, b)
 
@@ -304,7 +314,7 @@ def _lights(m: MapArrays, w: Any, p: Params, b: int) -> None:
             w.lights[b, g] = RED
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _triggers(m: MapArrays, w: Any, b: int) -> None:
     """Set off the events armed for actors once the ego's route progress reaches their trigger: reveal a hidden
     vehicle where, at its speed, it meets the ego (at the ego's present speed) at the planned point; start a hard
@@ -373,7 +383,7 @@ def _junction_busy(m: MapArrays, w: Any, b: int, lane: int, self_actor: int) -> 
     return False
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _earlier_waiter(m: MapArrays, w: Any, b: int, lane: int, self_actor: int, arrival: float) -> bool:
     """Whether someone stopped at a stop sign earlier waits to enter a junction lane conflicting with ``lane``."""
     for v in range(w.veh_lane.shape[1]):
@@ -410,7 +420,7 @@ def _goes_on(m: MapArrays, w: Any, b: int, approach: int) -> bool:
     return group < 0 or w.lights[b, group] != RED
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int, actor: int, arrival: float,
                 time_to_entry: float) -> bool:
     """Whether an actor about to enter ``junction_lane`` from ``approach`` (``time_to_entry`` seconds away) must
@@ -434,7 +444,7 @@ def _must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int,
     return False
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _approaching(m: MapArrays, w: Any, b: int) -> None:
     """Who is about to enter a junction without stopping (no stop sign, no red light, moving, within
     ``APPROACH_S``): their junction lane and time to entry, for :func:`_must_yield`."""
@@ -462,14 +472,14 @@ def _approaching(m: MapArrays, w: Any, b: int) -> None:
     w.appr_n[b] = count
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
     for v in range(w.veh_lane.shape[1]):
         if not w.act_valid[b, v] or w.veh_parked[b, v]:
             continue
         l0, l1, l2 = w.veh_lane[b, v, 0], w.veh_lane[b, v, 1], w.veh_lane[b, v, 2]
         s, speed, half = w.veh_s[b, v], w.act_v[b, v], 0.5 * w.act_len[b, v]
-        gap, lead_v, lead_kind = INF, 0.0, NONE
+        gap, lead_v, lead_kind, lead = INF, 0.0, NONE, -1
         len0 = m.lane_length[l0]
         len1 = m.lane_length[l1] if l1 >= 0 else 0.0
         for k in range(w.occ_n[b]):
@@ -486,7 +496,14 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
                 continue
             bumper = d - half - w.occ_half[b, k]
             if bumper < gap:
-                gap, lead_v, lead_kind = bumper, w.occ_speed[b, k], w.occ_kind[b, k]
+                gap, lead_v, lead_kind, lead = bumper, w.occ_speed[b, k], w.occ_kind[b, k], w.occ_actor[b, k]
+        if gap < 8.0 and speed < 0.5 and w.veh_respawn[b, v]:
+            blocked = lead >= 0 and (w.act_kind[b, lead] == STATIC
+                                     or (lead < w.veh_lane.shape[1] and w.veh_parked[b, lead]))
+            head_on = lead == -1 and math.cos(w.ego_yaw[b] - w.act_yaw[b, v]) < -0.5
+            if blocked or head_on:  # background traffic leaves a lane that an obstacle, or the ego passing one,
+                w.act_valid[b, v] = False  # blocks (and comes back elsewhere)
+                continue
         flags = w.veh_flags[b, v]
         lawful, polite = (flags & IGNORE_LIGHTS) == 0, (flags & IGNORE_PRIORITY) == 0
         stop = INF
@@ -547,7 +564,7 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             _vehicle_pose(m, w, b, v)
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _respawn(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """Bring back one vehicle that left the map (if its slot takes part in traffic) far from the ego."""
     for v in range(w.veh_lane.shape[1]):
@@ -597,7 +614,7 @@ def _pedestrian_pose(m: MapArrays, w: Any, b: int, q: int) -> None:
     w.act_yaw[b, n] = math.atan2(ys[i + 1] - ys[i], xs[i + 1] - xs[i])
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _crossing_clear(m: MapArrays, w: Any, b: int, walk: int) -> bool:
     first, last = m.walk_offset[walk], m.walk_offset[walk + 1]
     cx = 0.5 * (m.walk_x[first] + m.walk_x[last - 1])
@@ -618,7 +635,7 @@ def _inside(x: float, y: float, cx: float, cy: float, yaw: float, half_length: f
     return abs(dx * c + dy * s) <= half_length and abs(-dx * s + dy * c) <= half_width
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _in_the_way(w: Any, p: Params, b: int, n: int) -> bool:
     """Whether pedestrian ``n``'s next metre runs into a moving vehicle's (or the ego's) body. Standing vehicles
     are walked around (passed through: a vehicle may well be standing because it waits for this pedestrian)."""
@@ -638,7 +655,7 @@ def _in_the_way(w: Any, p: Params, b: int, n: int) -> bool:
     return False
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
     first_slot = w.veh_lane.shape[1]
     for q in range(w.ped_walk.shape[1]):
@@ -712,7 +729,7 @@ def _project_ego(w: Any, b: int) -> None:
     w.lateral[b] = best_lat
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _add_located(m: MapArrays, w: Any, b: int, x: float, y: float, reach: float, half: float, speed: float,
                  actor: int, kind: int) -> None:
     lanes = w.loc_lane[b]
@@ -736,7 +753,7 @@ def _add_entry(w: Any, b: int, lane: int, s: float, half: float, speed: float, a
     w.occ_n[b] = k + 1
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """Which lanes each actor occupies, and where: driving vehicles by their lane, everything else located."""
     w.occ_n[b] = 0
@@ -768,24 +785,37 @@ def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
                              0.0, n, PEDESTRIAN)
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """What the privileged expert (and the state vector) needs: leader on the route, the next control line."""
     progress = w.progress[b]
     half = 0.5 * p.ego_length
     gap, lead_v, lead_kind = INF, 0.0, NONE
+    # obstacles to pass (see _obstacle_need)
+    passing = w.ego_nudge[b] != 0.0 and abs(w.ego_offset[b] - w.ego_nudge[b]) < 0.3
     for k in range(w.occ_n[b]):
-        if w.occ_actor[b, k] == -1:
+        actor = w.occ_actor[b, k]
+        if actor == -1:
             continue
+        need = w.act_pass_need[b, actor]
+        if passing and 0.0 < need <= w.ego_nudge[b] + 0.05:
+            continue
+        run_up = 0.0
+        if need > 0.0:
+            run_up = max(need - w.ego_offset[b], 0.0) / NUDGE_RATE
+            if w.ego_nudge[b] >= need - 0.05:
+                run_up -= NUDGE_SLACK_M  # under way: keep rolling while moving sideways
         lane, s = w.occ_lane[b, k], w.occ_s[b, k]
         for r in range(w.piece_n[b]):  # the first place past the ego where the route drives that point
             if w.piece_lane[b, r] != lane or not w.piece_start[b, r] - 1e-6 <= s <= w.piece_end[b, r] + 1e-6:
                 continue
             d = w.piece_offset[b, r] + s - w.piece_start[b, r] - progress
             if half < d <= p.horizon:  # centres beside the front half are passed, not followed
-                bumper = d - half - w.occ_half[b, k]
+                bumper = d - half - w.occ_half[b, k] - run_up
                 if bumper < gap:
                     gap, lead_v, lead_kind = bumper, w.occ_speed[b, k], w.occ_kind[b, k]
+    if w.ego_side_gap[b] < gap:
+        gap, lead_v, lead_kind = w.ego_side_gap[b], w.ego_side_speed[b], VEHICLE
     w.ego_leader_gap[b], w.ego_leader_speed[b] = gap, lead_v
     # speed limit: the route piece under the ego
     for r in range(w.piece_n[b]):
@@ -840,6 +870,136 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     w.ego_must_stop[b] = must
 
 
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _route_frame(w: Any, b: int, x: float, y: float, lo_s: float, hi_s: float) -> tuple[float, float, float, float]:
+    """A point in the route's frame: arc length, lateral offset (left +), distance from the route and the route's
+    heading there, searching the route between ``lo_s`` and ``hi_s``."""
+    ds = w.route_ds[b]
+    lo = max(int(lo_s / ds), 0)
+    hi = min(int(hi_s / ds) + 1, w.route_n[b] - 1)
+    best, best_s, best_lat, heading = INF, 0.0, 0.0, 0.0
+    for k in range(lo, hi):
+        ax, ay = w.route_x[b, k], w.route_y[b, k]
+        dx, dy = w.route_x[b, k + 1] - ax, w.route_y[b, k + 1] - ay
+        len2 = dx * dx + dy * dy
+        rx, ry = x - ax, y - ay
+        t = min(max((rx * dx + ry * dy) / len2, 0.0), 1.0) if len2 > 1e-12 else 0.0
+        px, py = rx - t * dx, ry - t * dy
+        dist2 = px * px + py * py
+        if dist2 < best:
+            best, best_s = dist2, (k + t) * ds
+            best_lat = math.sqrt(dist2) if dx * ry - dy * rx >= 0 else -math.sqrt(dist2)
+            heading = math.atan2(dy, dx)
+    return best_s, best_lat, math.sqrt(best), heading
+
+
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _obstacle_need(w: Any, p: Params, b: int, n: int, progress: float) -> tuple[float, float, float]:
+    """For an obstacle (static actor, parked vehicle) on the ego's path ahead: the leftward offset of the path
+    that clears it and the route stretch it covers; 0 (and an empty stretch) for any other actor. Obstacles are
+    followed as if nearer by the run-up their sideways move still takes, and passed once the path clears them."""
+    if not w.act_valid[b, n] or not (w.act_kind[b, n] == STATIC
+                                     or (n < w.veh_lane.shape[1] and w.veh_parked[b, n])):
+        return 0.0, INF, -INF
+    x, y = w.act_x[b, n], w.act_y[b, n]
+    if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 > (NUDGE_LOOKAHEAD_M + 10.0) ** 2:
+        return 0.0, INF, -INF
+    s, lat, dist, heading = _route_frame(w, b, x, y, progress - 2.0, progress + NUDGE_LOOKAHEAD_M + 5.0)
+    rel = w.act_yaw[b, n] - heading
+    across = 0.5 * w.act_len[b, n] * abs(math.sin(rel)) + 0.5 * w.act_wid[b, n] * abs(math.cos(rel))
+    along = 0.5 * w.act_len[b, n] * abs(math.cos(rel)) + 0.5 * w.act_wid[b, n] * abs(math.sin(rel))
+    if s + along < progress or s - along - progress > NUDGE_LOOKAHEAD_M or dist > 8.0:
+        return 0.0, INF, -INF
+    reach = 0.5 * p.ego_width + NUDGE_CLEARANCE_M
+    if lat - across > reach or lat + across < -reach:  # beside the path
+        return 0.0, INF, -INF
+    return lat + across + reach, s - along, s + along
+
+
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _corridor_clear(m: MapArrays, w: Any, p: Params, b: int, shift: float, first: float, last: float) -> bool:
+    """Whether the ego may take its path ``shift`` to the left past obstacles between ``first`` and ``last``:
+    the road is there, and no vehicle uses that corridor (oncoming ones: before the ego is past)."""
+    progress = w.progress[b]
+    ego_half = 0.5 * p.ego_width
+    mid = 0.5 * (first + last)
+    k = min(max(int(mid / w.route_ds[b]), 0), w.route_n[b] - 2)
+    hx, hy = w.route_x[b, k + 1] - w.route_x[b, k], w.route_y[b, k + 1] - w.route_y[b, k]
+    norm = math.sqrt(hx * hx + hy * hy) + 1e-9
+    px, py = w.route_x[b, k] - hy / norm * shift, w.route_y[b, k] + hx / norm * shift
+    if locate(m, px, py, 0.0, w.loc_lane[b], w.loc_s[b], w.loc_lat[b], w.loc_heading[b], w.loc_dist[b]) == 0:
+        return False
+    pass_s = (last + p.ego_length + 5.0 - progress) / max(w.ego_v[b], 3.0)
+    for v in range(w.veh_lane.shape[1]):
+        if not w.act_valid[b, v] or w.veh_parked[b, v]:
+            continue
+        x, y = w.act_x[b, v], w.act_y[b, v]
+        if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 > 100.0**2:
+            continue
+        s, lat, dist, heading = _route_frame(w, b, x, y, progress - 30.0, last + 100.0)
+        if dist > shift + 6.0 or abs(lat - shift) > 0.5 * w.act_wid[b, v] + ego_half + 1.0:
+            continue
+        if math.cos(w.act_yaw[b, v] - heading) < 0.0:  # oncoming
+            if s > progress - 5.0 and s - w.act_v[b, v] * pass_s < last + 10.0:
+                return False
+        elif progress - 15.0 < s < last + 10.0 and not (s < progress and abs(lat) < 1.0):
+            return False  # (someone behind the ego in its own lane does not take the corridor)
+    return True
+
+
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _ego_nudge(m: MapArrays, w: Any, p: Params, b: int) -> None:
+    """Pass obstacles (static ones, parked vehicles) that block the route ahead: shift the ego's path to the left
+    by what clears them, when the road is there and no moving vehicle uses that corridor (oncoming ones: before
+    the ego is past); hold the shift until the ego is past them; otherwise stay (and stop behind them)."""
+    progress = w.progress[b]
+    ego_half = 0.5 * p.ego_width
+    committed = w.ego_nudge[b] != 0.0 and progress < w.ego_nudge_end[b]  # a pass, once begun, is completed
+    first, last, shift = INF, -INF, 0.0
+    for n in range(w.act_valid.shape[1]):
+        need, lo, hi = _obstacle_need(w, p, b, n, progress)
+        if need > 0.0:
+            shift, first, last = max(shift, need), min(first, lo), max(last, hi)
+    if not committed:
+        w.ego_nudge[b] = 0.0
+    if shift > max(w.ego_nudge[b], 0.0) + 0.05:  # obstacles the present path does not clear
+        if _corridor_clear(m, w, p, b, shift, first, last):
+            w.ego_nudge[b] = shift
+            w.ego_nudge_end[b] = max(w.ego_nudge_end[b], last + p.ego_length + 3.0) if committed else \
+                last + p.ego_length + 3.0
+    elif committed and shift > 0.0:
+        w.ego_nudge_end[b] = max(w.ego_nudge_end[b], last + p.ego_length + 3.0)
+    w.ego_nudge_need[b] = max(shift, w.ego_nudge[b]) if shift > 0.0 else w.ego_nudge[b]
+    w.ego_nudge_start[b] = first
+    for n in range(w.act_valid.shape[1]):  # what the path clears is passed, not followed
+        need, lo, hi = _obstacle_need(w, p, b, n, progress)
+        w.act_pass_need[b, n] = need
+    # the path moves sideways as the ego drives on
+    rate = NUDGE_RATE * w.ego_v[b] * p.dt
+    w.ego_offset[b] += min(max(w.ego_nudge[b] - w.ego_offset[b], -rate), rate)
+    # off its lane, the ego also follows whoever is in the corridor it drives
+    w.ego_side_gap[b], w.ego_side_speed[b] = INF, 0.0
+    if w.ego_offset[b] == 0.0 and w.ego_nudge[b] == 0.0:
+        return
+    for n in range(w.act_valid.shape[1]):
+        if not w.act_valid[b, n] or 0.0 < w.act_pass_need[b, n] <= w.ego_nudge[b] + 0.05:
+            continue
+        x, y = w.act_x[b, n], w.act_y[b, n]
+        if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 > (p.horizon + 5.0) ** 2:
+            continue
+        s, lat, dist, heading = _route_frame(w, b, x, y, progress - 2.0, progress + p.horizon + 5.0)
+        rel = w.act_yaw[b, n] - heading
+        across = 0.5 * w.act_len[b, n] * abs(math.sin(rel)) + 0.5 * w.act_wid[b, n] * abs(math.cos(rel))
+        along = 0.5 * w.act_len[b, n] * abs(math.cos(rel)) + 0.5 * w.act_wid[b, n] * abs(math.sin(rel))
+        lateral = max(abs(w.ego_offset[b]), abs(w.ego_nudge[b]))
+        if dist > lateral + 6.0 or abs(lat - w.ego_offset[b]) > across + ego_half + 0.3:
+            continue
+        d = s - progress - 0.5 * p.ego_length - along
+        if -along < d < w.ego_side_gap[b]:
+            w.ego_side_gap[b] = max(d, 0.0)
+            w.ego_side_speed[b] = max(w.act_v[b, n] * math.cos(rel), 0.0)
+
+
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _event(w: Any, b: int, kind: int, actor: int) -> None:
     k = w.ev_n[b]
@@ -849,7 +1009,7 @@ def _event(w: Any, b: int, kind: int, actor: int) -> None:
         w.ev_n[b] = k + 1
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
     t = w.time[b]
     x, y, yaw, speed = w.ego_x[b], w.ego_y[b], w.ego_yaw[b], w.ego_v[b]
@@ -916,6 +1076,10 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
     for j in range(count):
         if m.lane_junction[lanes[j]] >= 0 or abs(wrap(w.loc_heading[b, j] - yaw)) < 0.5 * math.pi:
             on_road = True
+    if count > 0 and not on_road:  # on an oncoming lane: allowed where a scenario makes the ego pass that way
+        for z in range(w.zone_n[b]):
+            if w.zone_start[b, z] <= w.progress[b] <= w.zone_end[b, z]:
+                on_road = True
     if not on_road:
         w.outside[b] += step_m
     w.still[b] = w.still[b] + p.dt if speed < 0.1 else 0.0
@@ -932,7 +1096,7 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
         w.status[b] = TIMEOUT
 
 
-@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _min_speed(w: Any, p: Params, b: int) -> None:
     total, count = 0.0, 0
     for v in range(w.veh_lane.shape[1]):

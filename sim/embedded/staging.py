@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,10 +23,13 @@ from sim.embedded import kernels
 from sim.geometry import FloatArray, cumulative_length, interpolate_along
 from sim.scenarios import Scenario
 from sim.scenarios.events import (
+    Accident,
+    ConstructionObstacle,
     DynamicObjectCrossing,
     HardBreakRoute,
     OppositeVehicleRunningRedLight,
     OppositeVehicleTakingPriority,
+    ParkedObstacle,
     PedestrianCrossing,
     VehicleTurningRoutePedestrian,
 )
@@ -51,11 +54,12 @@ class _Slots:
 
     vehicles: int
     pedestrians: int
+    statics: int
     traffic_vehicles: int
     traffic_pedestrians: int
     used_vehicles: int = 0
     used_pedestrians: int = 0
-    what: list[str] = field(default_factory=list)
+    used_statics: int = 0
 
     def vehicle(self, event: Any) -> int:
         slot = self.vehicles - 1 - self.used_vehicles
@@ -63,6 +67,14 @@ class _Slots:
             raise ValueError(f"{_name(event)}: no vehicle slot left (WorldConfig.max_vehicles={self.vehicles}, "
                              f"{self.traffic_vehicles} taken by traffic)")
         self.used_vehicles += 1
+        return slot
+
+    def static(self, event: Any) -> int:
+        slot = self.statics - 1 - self.used_statics
+        if slot < 0:
+            raise ValueError(f"{_name(event)}: no static-obstacle slot left (WorldConfig.max_statics="
+                             f"{self.statics})")
+        self.used_statics += 1
         return slot
 
     def pedestrian(self, event: Any) -> int:
@@ -78,8 +90,8 @@ def stage_events(world: World, env: int, scenario: Scenario, route: _Route) -> N
     """Place and arm the actors of every event of ``scenario`` in slot ``env`` (after the background traffic)."""
     if not scenario.events:
         return
-    slots = _Slots(world.config.max_vehicles, world.config.max_pedestrians, scenario.traffic_vehicles,
-                   scenario.pedestrians)
+    slots = _Slots(world.config.max_vehicles, world.config.max_pedestrians, world.config.max_statics,
+                   scenario.traffic_vehicles, scenario.pedestrians)
     geometry = _RouteGeometry(world, route, scenario.start_s_m)
     for event in scenario.events:
         _STAGERS[event.type](world, env, event, geometry, slots)
@@ -281,6 +293,11 @@ def _wrap(angle: float) -> float:
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
+def _wrap_array(angles: FloatArray) -> FloatArray:
+    wrapped: FloatArray = (angles + math.pi) % (2.0 * math.pi) - math.pi
+    return wrapped
+
+
 def _closest(a: FloatArray, b: FloatArray) -> tuple[float, float]:
     """Arc lengths on polylines ``a`` and ``b`` where they come closest (their crossing)."""
     sa, sb = cumulative_length(a), cumulative_length(b)
@@ -293,6 +310,66 @@ def _closest(a: FloatArray, b: FloatArray) -> tuple[float, float]:
     return float(fine_a[i]), float(fine_b[j])
 
 
+def _blocked_lane(world: World, env: int, event: Any, geometry: _RouteGeometry, start_s_m: float,
+                  length_m: float) -> None:
+    """Check that a lane blocked from ``start_s_m`` over ``length_m`` can be passed on the left, and allow the
+    ego on the oncoming lane around it."""
+    run_up = 15.0
+    if not geometry.route.offsets[0] <= start_s_m - run_up or start_s_m + length_m + 10.0 > geometry.s[-1]:
+        raise ValueError(f"{_name(event)}: the blocked stretch {start_s_m:.1f}..{start_s_m + length_m:.1f} m "
+                         f"does not fit on the route (0..{geometry.s[-1]:.1f} m, with a {run_up:.0f} m run-up)")
+    if not geometry.clear_of_junctions(start_s_m - run_up, start_s_m + length_m + 10.0):
+        raise ValueError(f"{_name(event)}: the blocked stretch {start_s_m:.1f}..{start_s_m + length_m:.1f} m "
+                         "is too near a junction")
+    headings = [geometry.pose(s)[1] for s in np.linspace(start_s_m - run_up, start_s_m + length_m + 10.0, 8)]
+    if np.max(np.abs(_wrap_array(np.diff(headings)))) > 0.1 or abs(_wrap(headings[-1] - headings[0])) > 0.3:
+        raise ValueError(f"{_name(event)}: the road bends at the blocked stretch {start_s_m:.1f}.."
+                         f"{start_s_m + length_m:.1f} m")
+    out = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED) for _ in range(4)]
+    for s in (start_s_m, start_s_m + length_m):
+        xy, heading = geometry.pose(s)
+        beside = xy + geometry.lane_width(s) * _side_normal(heading, "left")
+        if kernels.locate(geometry.arrays, float(beside[0]), float(beside[1]), 0.0, *out) == 0:
+            raise ValueError(f"{_name(event)}: no lane to the left to pass on at {s:.1f} m")
+    world.allow_oncoming_lane(env, start_s_m - run_up - 5.0, start_s_m + length_m + 20.0)
+
+
+def _park_on_route(world: World, env: int, event: Any, geometry: _RouteGeometry, slots: _Slots, s_m: float,
+                   lateral_m: float) -> None:
+    piece = geometry.piece_at(s_m)
+    lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
+    world.place_vehicle(env, slots.vehicle(event), lanes, s_m=geometry.lane_s(piece, s_m), speed_mps=0.0,
+                        desired_speed_mps=0.0, lateral_offset_m=lateral_m)
+
+
+def _stage_parked_obstacle(world: World, env: int, event: ParkedObstacle, geometry: _RouteGeometry,
+                           slots: _Slots) -> None:
+    at = event.trigger_s_m + event.distance_m
+    _blocked_lane(world, env, event, geometry, at - 2.5, 5.0)
+    _park_on_route(world, env, event, geometry, slots, at, -0.5)
+
+
+def _stage_accident(world: World, env: int, event: Accident, geometry: _RouteGeometry, slots: _Slots) -> None:
+    at = event.trigger_s_m + event.distance_m
+    _blocked_lane(world, env, event, geometry, at - 2.5, 17.0)
+    for ahead, lateral in ((0.0, 0.0), (6.5, -0.3), (12.0, 0.2)):
+        _park_on_route(world, env, event, geometry, slots, at + ahead, lateral)
+
+
+def _stage_construction(world: World, env: int, event: ConstructionObstacle, geometry: _RouteGeometry,
+                        slots: _Slots) -> None:
+    at = event.trigger_s_m + event.distance_m
+    _blocked_lane(world, env, event, geometry, at - 6.0, 9.0)
+    sign_xy, heading = geometry.pose(at)
+    world.place_static(env, slots.static(event), (float(sign_xy[0]), float(sign_xy[1])), heading, length_m=0.4,
+                       width_m=2.0)
+    for back, lateral in ((6.0, -1.5), (4.5, -0.9), (3.0, -0.3), (1.5, 0.3), (-3.0, 0.0)):
+        xy, along = geometry.pose(at - back)
+        cone = xy + lateral * _side_normal(along, "left")
+        world.place_static(env, slots.static(event), (float(cone[0]), float(cone[1])), along, length_m=0.4,
+                           width_m=0.4)
+
+
 _STAGERS: dict[str, Callable[..., None]] = {
     "PedestrianCrossing": _stage_pedestrian_crossing,
     "DynamicObjectCrossing": _stage_dynamic_object_crossing,
@@ -300,4 +377,7 @@ _STAGERS: dict[str, Callable[..., None]] = {
     "HardBreakRoute": _stage_hard_break,
     "OppositeVehicleRunningRedLight": _stage_opposite_vehicle,
     "OppositeVehicleTakingPriority": _stage_opposite_vehicle,
+    "ParkedObstacle": _stage_parked_obstacle,
+    "Accident": _stage_accident,
+    "ConstructionObstacle": _stage_construction,
 }

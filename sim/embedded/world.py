@@ -93,7 +93,7 @@ class WorldConfig:
     dt_s: float = 0.05
     max_vehicles: int = 8
     max_pedestrians: int = 4
-    max_statics: int = 4
+    max_statics: int = 6
     ego_length_m: float = 4.6
     ego_width_m: float = 2.0
     route_deviation_m: float = 30.0
@@ -240,6 +240,14 @@ class State(NamedTuple):
     ego_line_state: NDArray[np.int64]
     ego_line_dist: FloatArray
     ego_must_stop: NDArray[np.bool_]
+    ego_nudge: FloatArray  # lateral offset (left +) the ego's path takes to pass obstacles ahead, 0: none
+    ego_offset: FloatArray  # the offset now, moving towards ego_nudge
+    ego_nudge_need: FloatArray  # the offset that would clear obstacles ahead (0: none), taken or not
+    ego_nudge_start: FloatArray  # route s where the obstacles being passed begin ...
+    ego_nudge_end: FloatArray  # ... and where the pass ends
+    act_pass_need: FloatArray  # (B, N) obstacles ahead: the ego's leftward offset that clears them (0: none)
+    ego_side_gap: FloatArray  # off its lane: the gap to whoever is ahead in the corridor it drives ...
+    ego_side_speed: FloatArray  # ... and their speed along the route
     ego_stop_dist: FloatArray
     ego_jlane: NDArray[np.int64]
     ego_japproach: NDArray[np.int64]
@@ -256,6 +264,9 @@ class State(NamedTuple):
     reg_y: FloatArray
     reg_n: NDArray[np.int64]
     driven: FloatArray
+    zone_start: FloatArray  # (B, MAX_ZONES) stretches of the route where driving on an oncoming lane is allowed
+    zone_end: FloatArray
+    zone_n: NDArray[np.int64]
     outside: FloatArray
     still: FloatArray
     ms_section: NDArray[np.int64]
@@ -270,6 +281,8 @@ class State(NamedTuple):
 
 
 _PED_PATH_POINTS = 8
+#: Stretches per route where a scenario allows driving on an oncoming lane.
+_MAX_ZONES = 4
 #: Vehicles spawn at least this far before the end of their lane (where a stop line may be).
 _SPAWN_CLEARANCE_M = 15.0
 #: Fewest scenarios worth a thread of their own.
@@ -316,11 +329,14 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         loc_heading=f(b, kernels.MAX_LOCATED), loc_dist=f(b, kernels.MAX_LOCATED),
         ego_leader_gap=f(b, fill=np.inf), ego_leader_speed=f(b), ego_speed_limit=f(b, fill=10.0),
         ego_line_kind=i(b), ego_line_state=i(b, fill=-1), ego_line_dist=f(b, fill=np.inf), ego_must_stop=z(b),
+        ego_nudge=f(b), ego_offset=f(b), ego_nudge_need=f(b), ego_nudge_start=f(b), ego_nudge_end=f(b),
+        act_pass_need=f(b, n), ego_side_gap=f(b, fill=np.inf), ego_side_speed=f(b),
         ego_stop_dist=f(b, fill=np.inf), ego_jlane=i(b, fill=-1), ego_japproach=i(b, fill=-1),
         ego_jdist=f(b, fill=np.inf), appr_actor=i(b, v + 1), appr_lane=i(b, v + 1), appr_tte=f(b, v + 1),
         appr_rude=z(b, v + 1), appr_n=i(b),
         infractions=i(b, len(INFRACTIONS)), last_hit=i(b, fill=-1), last_hit_time=f(b, fill=-np.inf),
         reg_x=f(b, kernels.MAX_REGISTERED), reg_y=f(b, kernels.MAX_REGISTERED), reg_n=i(b),
+        zone_start=f(b, _MAX_ZONES), zone_end=f(b, _MAX_ZONES), zone_n=i(b),
         driven=f(b), outside=f(b), still=f(b),
         ms_section=i(b), ms_ego=f(b), ms_frames=i(b), ms_traffic=f(b), ms_traffic_frames=i(b),
         min_speed=f(b, kernels.MIN_SPEED_SECTIONS, fill=np.nan),
@@ -514,6 +530,9 @@ class World:
         st.veh_flags[env], st.veh_pending[env], st.veh_meet_s[env] = 0, False, -1.0
         st.veh_brake_decel[env], st.veh_brake_until[env] = 0.0, -np.inf
         st.ped_pending[env] = st.ped_careless[env] = False
+        st.ego_nudge[env] = st.ego_offset[env] = st.ego_nudge_need[env] = 0.0
+        st.zone_n[env] = 0
+        st.act_pass_need[env] = 0.0
         taken = [ego_xy]
         ahead = route.points[(cumulative_length(route.points) > scenario.start_s_m)
                              & (cumulative_length(route.points) < scenario.start_s_m + 15.0)]
@@ -653,6 +672,17 @@ class World:
         st.ped_careless[env, slot] = True
         st.ped_meet_route[env, slot], st.ped_meet_walk[env, slot] = meet_route_s_m, meet_walk_m
         st.ped_start[env, slot] = np.inf
+
+    def allow_oncoming_lane(self, env: int, start_s_m: float, end_s_m: float) -> None:
+        """Let the ego of scenario ``env`` drive on an oncoming lane between these route arc lengths without it
+        counting as outside its lanes (the Leaderboard's scenarios switch the wrong-direction test off while the
+        ego passes their obstacles)."""
+        st = self.state
+        count = int(st.zone_n[env])
+        if count >= st.zone_start.shape[1]:
+            raise ValueError(f"at most {st.zone_start.shape[1]} oncoming-lane stretches per scenario")
+        st.zone_start[env, count], st.zone_end[env, count] = start_s_m, end_s_m
+        st.zone_n[env] = count + 1
 
     def place_static(self, env: int, slot: int, xy: tuple[float, float], yaw_rad: float, *, length_m: float,
                      width_m: float) -> None:

@@ -16,6 +16,10 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
 - :class:`OppositeVehicleRunningRedLight` / :class:`OppositeVehicleTakingPriority` — a vehicle from a crossing
   approach enters the next junction on the route ignoring its red light / stop sign and priority, timed to meet
   the ego in the junction.
+- :class:`ParkedObstacle`, :class:`Accident`, :class:`ConstructionObstacle` — the ego's lane is blocked
+  ``distance_m`` past the trigger (a vehicle parked across most of it; three crashed vehicles; a sign and a taper
+  of cones): the ego must pass on the left (the next lane, or the oncoming one) when it is clear. The Leaderboard's
+  ``…TwoWays`` variants are these events on roads where the lane to the left is the oncoming one.
 """
 
 from __future__ import annotations
@@ -92,15 +96,38 @@ class OppositeVehicleTakingPriority(_Event):
     speed_mps: float = Field(default=9.0, gt=0.0)
 
 
+class ParkedObstacle(_Event):
+    """A vehicle parked ``distance_m`` past the trigger, across most of the ego's lane."""
+
+    type: Literal["ParkedObstacle"] = "ParkedObstacle"
+    distance_m: float = Field(default=30.0, gt=0.0)
+
+
+class Accident(_Event):
+    """Three crashed vehicles in the ego's lane, starting ``distance_m`` past the trigger."""
+
+    type: Literal["Accident"] = "Accident"
+    distance_m: float = Field(default=30.0, gt=0.0)
+
+
+class ConstructionObstacle(_Event):
+    """A construction zone closing the ego's lane ``distance_m`` past the trigger: a sign and a taper of cones."""
+
+    type: Literal["ConstructionObstacle"] = "ConstructionObstacle"
+    distance_m: float = Field(default=30.0, gt=0.0)
+
+
 ScenarioEvent = Annotated[
     PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
-    | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority,
+    | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkedObstacle | Accident
+    | ConstructionObstacle,
     Field(discriminator="type"),
 ]
 
 EVENT_TYPES: dict[str, type[_Event]] = {
     cls.model_fields["type"].default: cls
     for cls in (PedestrianCrossing, DynamicObjectCrossing, VehicleTurningRoutePedestrian, HardBreakRoute,
-                OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority)
+                OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkedObstacle, Accident,
+                ConstructionObstacle)
 }
 """Every staged event type by its Leaderboard name."""

@@ -139,7 +139,14 @@ _PARAMETERS: dict[str, dict[str, str]] = {
     "HardBreakRoute": {},
     "OppositeVehicleRunningRedLight": {"direction": "direction"},
     "OppositeVehicleTakingPriority": {"direction": "direction"},
+    "ParkedObstacle": {"distance": "distance_m"},
+    "Accident": {"distance": "distance_m"},
+    "ConstructionObstacle": {"distance": "distance_m"},
 }
+#: Leaderboard types staged as another (the ``…TwoWays`` variants pass through the oncoming lane, which our
+#: obstacle events do wherever the lane to the left is the oncoming one).
+_ALIASES = {"ParkedObstacleTwoWays": "ParkedObstacle", "AccidentTwoWays": "Accident",
+            "ConstructionObstacleTwoWays": "ConstructionObstacle"}
 
 
 def route_events(route: RouteSpec, polyline: FloatArray) -> tuple[tuple[ScenarioEvent, ...], tuple[str, ...]]:
@@ -155,16 +162,17 @@ def route_events(route: RouteSpec, polyline: FloatArray) -> tuple[tuple[Scenario
     events: list[ScenarioEvent] = []
     unsupported = []
     for scenario in route.scenarios:
-        if scenario.type not in EVENT_TYPES:
+        kind = _ALIASES.get(scenario.type, scenario.type)
+        if kind not in EVENT_TYPES:
             unsupported.append(f"{scenario.name} ({scenario.type})")
             continue
         fields: dict[str, object] = {"trigger_s_m": _project(polyline, s, scenario.trigger_xy),
                                      "name": scenario.name}
-        for param, field in _PARAMETERS[scenario.type].items():
+        for param, field in _PARAMETERS[kind].items():
             if param in scenario.params:
                 fields[field] = scenario.params[param]
         try:
-            events.append(EVENT_TYPES[scenario.type].model_validate(fields))  # type: ignore[arg-type]
+            events.append(EVENT_TYPES[kind].model_validate(fields))  # type: ignore[arg-type]
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
             raise ValueError(f"{route.source}: route {route.route_id}: scenario {scenario.name}: {problems}") \

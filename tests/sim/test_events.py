@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver, NaiveDriver
+from sim.embedded import kernels
 from sim.embedded.world import INFRACTIONS, World, WorldConfig, make_world
 from sim.metrics import Infraction
 from sim.scenarios import Scenario, sample_scenario
@@ -20,17 +21,20 @@ ROUTES = 8
 
 
 def _scenarios(make: Callable[[float], object], traffic: int = 0) -> list[Scenario]:
-    """``ROUTES`` routes on which the event stages (30 m after the start), from fixed seeds."""
+    """``ROUTES`` routes from fixed seeds, each with the event at the first trigger (from 30 m after the start, in
+    10 m steps) where it stages."""
     world = make_world(MAP, 1, CONFIG)
     found = []
     for seed in range(100):
         base = sample_scenario(seed, map_name=MAP, traffic_vehicles=traffic)
-        scenario = base.model_copy(update={"events": (make(base.start_s_m + 30.0),)})
-        try:
-            world.reset([scenario])
-        except ValueError:
-            continue
-        found.append(scenario)
+        for trigger in np.arange(base.start_s_m + 30.0, base.end_s_m - 30.0, 10.0):
+            scenario = base.model_copy(update={"events": (make(float(trigger)),)})
+            try:
+                world.reset([scenario])
+            except ValueError:
+                continue
+            found.append(scenario)
+            break
         if len(found) == ROUTES:
             return found
     raise AssertionError("too few routes stage the event")
@@ -57,6 +61,9 @@ CASES = {
                                        Infraction.COLLISION_VEHICLE),
     "OppositeVehicleTakingPriority": (lambda t: ev.OppositeVehicleTakingPriority(trigger_s_m=t),
                                       Infraction.COLLISION_VEHICLE),
+    "ParkedObstacle": (lambda t: ev.ParkedObstacle(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
+    "Accident": (lambda t: ev.Accident(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
+    "ConstructionObstacle": (lambda t: ev.ConstructionObstacle(trigger_s_m=t), Infraction.COLLISION_STATIC),
 }
 
 
@@ -158,3 +165,40 @@ def test_scenarios_with_events_round_trip_through_yaml() -> None:
     broken = text.replace("direction: left", "direction: sideways")
     with pytest.raises(ValueError, match=r"route.yaml: invalid scenario \(events\.0\.PedestrianCrossing\.direction"):
         Scenario.from_yaml(broken, source="route.yaml")
+
+
+def test_the_expert_passes_a_blocked_lane_only_once_oncoming_traffic_has_gone_by() -> None:
+    scenario = _scenarios(lambda t: ev.Accident(trigger_s_m=t))[0]
+    event = scenario.events[0]
+    assert isinstance(event, ev.Accident)
+    world = make_world(MAP, 1, CONFIG)
+    world.reset([scenario])
+    lanes = world.map.lanes
+    st = world.state
+    # an oncoming car in the lane the ego would pass on, beside the crash and heading for the ego
+    xy = np.array([st.act_x[0, CONFIG.max_vehicles - 2], st.act_y[0, CONFIG.max_vehicles - 2]])
+    yaw = float(st.act_yaw[0, CONFIG.max_vehicles - 2])
+    beside = xy + 3.5 * np.array([-np.sin(yaw), np.cos(yaw)])
+    out = [np.zeros(4, dtype=np.int64)] + [np.zeros(4) for _ in range(4)]
+    count = kernels.locate(world.arrays, float(beside[0]), float(beside[1]), 0.0, *out)
+    lane_ids, s_on, headings = out[0][:count], out[1][:count], out[3][:count]
+    oncoming_k = int(np.argmin(np.cos(headings - yaw)))
+    assert np.cos(headings[oncoming_k] - yaw) < -0.9, "the lane to the left of the crash is the oncoming one"
+    oncoming = lanes[int(lane_ids[oncoming_k])]
+    s = float(s_on[oncoming_k])
+    world.place_vehicle(0, 0, (oncoming.lane_id,), s_m=max(s - 30.0, 0.0), speed_mps=4.0, desired_speed_mps=4.0)
+    expert = ExpertDriver(world)
+    passed_by_at = started_at = None
+    while world.running[0]:
+        world.step(expert.act())
+        t = float(st.time[0])
+        to_car = np.array([st.act_x[0, 0] - st.ego_x[0], st.act_y[0, 0] - st.ego_y[0]])
+        behind = to_car @ np.array([np.cos(st.ego_yaw[0]), np.sin(st.ego_yaw[0])]) < 0.0
+        if passed_by_at is None and (behind or not st.act_valid[0, 0]):
+            passed_by_at = t
+        if started_at is None and st.ego_nudge[0] != 0.0:
+            started_at = t
+    assert world.route_status(0) is not None and world.route_status(0).value == "completed"
+    assert world.infractions[0].sum() == 0
+    assert passed_by_at is not None and started_at is not None
+    assert started_at >= passed_by_at - 1.0, (started_at, passed_by_at)
