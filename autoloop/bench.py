@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,9 @@ from sim.embedded.bev import BevSpec
 from sim.embedded.observation import Observer
 from sim.embedded.world import World, WorldConfig
 from sim.maps import get_map
+from sim.metrics import RouteRecord, comfort, score_suite
 from sim.scenarios import sample_scenario
+from sim.scenarios.suites import Suite, build_suite
 
 
 @dataclass(frozen=True)
@@ -98,5 +101,71 @@ def _measure(batch_size: int, vehicles: int, pedestrians: int, map_name: str, be
     )
 
 
-def as_json(results: Sequence[SimBenchResult]) -> list[dict[str, object]]:
+def as_json(results: Sequence[Any]) -> list[dict[str, object]]:
     return [asdict(result) for result in results]
+
+
+@dataclass(frozen=True)
+class SuiteTypeResult:
+    """Scores of one scenario type (``"all"``: the whole suite) of a suite run."""
+
+    scenario_type: str
+    routes: int
+    driving_score: float
+    route_completion: float
+    success_rate: float
+    infractions_per_km: float
+    collisions_per_km: float
+    comfort: float
+    infractions: dict[str, int]
+
+
+def drive_suite(suite: Suite, driver: Callable[[World], Any], *, max_steps: int = 20_000,
+                ) -> tuple[list[RouteRecord], list[float]]:
+    """Run every scenario of ``suite`` with the driver ``driver(world)`` builds (batched per map): the route
+    records and each route's comfort (Bench2Drive's), in suite order."""
+    records: list[RouteRecord | None] = [None] * len(suite.scenarios)
+    comforts = [1.0] * len(suite.scenarios)
+    config = suite.world_config()
+    for map_name, indices in suite.by_map().items():
+        world = World(get_map(map_name), len(indices), config)
+        world.reset([suite.scenarios[i] for i in indices])
+        agent = driver(world)
+        speeds, yaws, alive = [], [], []
+        for _ in range(max_steps):
+            if not world.running.any():
+                break
+            alive.append(world.running.copy())
+            world.step(agent.act())
+            speeds.append(world.ego.speed_mps.copy())
+            yaws.append(world.ego.yaw_rad.copy())
+        speed, yaw, running = np.array(speeds), np.array(yaws), np.array(alive)
+        for slot, index in enumerate(indices):
+            records[index] = world.route_record(slot)
+            frames = running[:, slot] if len(running) else np.zeros(0, dtype=bool)
+            if frames.sum() >= 3:
+                comforts[index] = comfort(speed[frames, slot], yaw[frames, slot], config.dt_s)
+    return [r for r in records if r is not None], comforts
+
+
+def bench_expert(*, suite_name: str = "eval", per_type: int = 8) -> tuple[Suite, list[SuiteTypeResult]]:
+    """Drive a suite with the privileged expert: per scenario type and overall, DS, RC, success rate,
+    infractions and collisions per km, comfort."""
+    from policies.expert import ExpertDriver
+
+    suite = build_suite(suite_name, per_type=per_type)
+    records, comforts = drive_suite(suite, ExpertDriver)
+    types: dict[str, list[int]] = {}
+    for index in range(len(suite.scenarios)):
+        types.setdefault(suite.event_type(index), []).append(index)
+    rows = []
+    for name, indices in [*sorted(types.items()), ("all", list(range(len(records))))]:
+        score = score_suite([records[i] for i in indices])
+        per_km = sum(score.infractions_per_km().values())
+        rows.append(SuiteTypeResult(
+            scenario_type=name, routes=len(indices), driving_score=round(score.driving_score, 2),
+            route_completion=round(score.route_completion, 2), success_rate=round(score.success_rate, 1),
+            infractions_per_km=round(per_km, 3), collisions_per_km=round(score.collisions_per_km, 3),
+            comfort=round(float(np.mean([comforts[i] for i in indices])), 3),
+            infractions={kind.value: count for kind, count in sorted(score.infractions.items())}))
+    return suite, rows

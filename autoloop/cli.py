@@ -153,6 +153,31 @@ def bench_sim_command(
     print(json.dumps({"benchmark": "sim", "results": as_json(results)}, indent=1))
 
 
+@bench_app.command("expert")
+def bench_expert_command(
+    suite: Annotated[str, typer.Option(help="Suite to drive (smoke, train, eval).")] = "eval",
+    per_type: Annotated[int, typer.Option(help="eval: routes per event type.")] = 8,
+) -> None:
+    """Drive a suite with the privileged expert: per scenario type DS, RC, success, infractions/km, comfort
+    (JSON on stdout, a table on stderr)."""
+    import json
+
+    from autoloop.bench import as_json, bench_expert
+
+    built, rows = bench_expert(suite_name=suite, per_type=per_type)
+    table = Table(title=f"expert on suite {built.name} v{built.version} ({built.content_hash})",
+                  title_justify="left")
+    for column in ("scenario type", "routes", "DS", "RC", "success %", "infr/km", "coll/km", "comfort"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(r.scenario_type, str(r.routes), f"{r.driving_score:.1f}", f"{r.route_completion:.1f}",
+                      f"{r.success_rate:.0f}", f"{r.infractions_per_km:.2f}", f"{r.collisions_per_km:.2f}",
+                      f"{r.comfort:.2f}")
+    Console(stderr=True).print(table)
+    print(json.dumps({"benchmark": "expert", "suite": built.name, "suite_version": built.version,
+                      "suite_hash": built.content_hash, "results": as_json(rows)}, indent=1))
+
+
 @config_app.command("show")
 def config_show(config: ConfigOption = None, profile: ProfileOption = None) -> None:
     """Print the effective configuration as YAML."""

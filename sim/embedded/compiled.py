@@ -40,6 +40,7 @@ class MapArrays(NamedTuple):
     lane_ds: FloatArray  # (L,) spacing of the lane's points
     lane_width: FloatArray
     lane_speed: FloatArray
+    lane_curve_speed: FloatArray  # (L,) speed that keeps lateral acceleration within CURVE_ACCEL_MPS2 on the lane
     lane_junction: IntArray  # (L,) junction id, -1 outside junctions
     lane_light: IntArray  # (L,) light group at the lane's end, -1 none
     lane_stop: BoolArray  # (L,) stop sign at the lane's end
@@ -64,6 +65,27 @@ class MapArrays(NamedTuple):
 
 
 _COMPILED: dict[tuple[int, float], tuple[LaneGraph, MapArrays]] = {}
+
+
+#: Lateral acceleration background vehicles keep to in curves (the expert's default too).
+CURVE_ACCEL_MPS2 = 2.0
+
+
+def _curve_speed(points: FloatArray) -> float:
+    """The speed at which the sharpest 3 m of a polyline take ``CURVE_ACCEL_MPS2`` of lateral acceleration."""
+    if len(points) < 3:
+        return float("inf")
+    d = np.diff(points, axis=0)
+    step = np.linalg.norm(d, axis=1)
+    heading = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
+    along = np.concatenate([[0.0], np.cumsum(step[:-1] * 0.5 + step[1:] * 0.5)])
+    if along[-1] < 1e-6:
+        return float("inf")
+    window = 3.0
+    ahead = np.interp(np.minimum(along + window, along[-1]), along, heading)
+    span = np.maximum(np.minimum(along + window, along[-1]) - along, 1e-3)
+    curvature = np.max(np.abs(ahead - heading)[span > 1.0] / span[span > 1.0]) if (span > 1.0).any() else 0.0
+    return float(np.sqrt(CURVE_ACCEL_MPS2 / max(curvature, 1e-4)))
 
 
 def compile_map(lane_graph: LaneGraph, spacing_m: float = 1.0) -> MapArrays:
@@ -111,6 +133,7 @@ def _compile(lane_graph: LaneGraph, spacing_m: float) -> MapArrays:
         lane_ds=np.asarray(ds),
         lane_width=np.array([lane.width_m for lane in lanes]),
         lane_speed=np.array([lane.speed_limit_mps for lane in lanes]),
+        lane_curve_speed=np.array([_curve_speed(line) for line in points]),
         lane_junction=junction_of,
         lane_light=np.array([-1 if lane.light_group is None else lane.light_group for lane in lanes],
                             dtype=np.int64),

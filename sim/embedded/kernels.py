@@ -541,6 +541,10 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
                 stop = max(end_d, 0.0)
             break
         desired = w.veh_desired[b, v] * m.lane_speed[l0]
+        if lawful and polite:  # slow down for curves (a scripted rule-breaker keeps its timed speed)
+            desired = min(desired, m.lane_curve_speed[l0])
+            if l1 >= 0 and len0 - s < speed * speed / (2.0 * p.idm_comfort) + 5.0:
+                desired = min(desired, m.lane_curve_speed[l1])
         if stop < gap:
             accel = idm(p, speed, desired, stop + p.idm_gap * 0.4, 0.0)
         else:

@@ -20,3 +20,18 @@ def test_bench_command_prints_json() -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{"):])
     assert report["benchmark"] == "sim" and len(report["results"]) == 2
+
+
+def test_bench_expert_reports_every_scenario_type_of_the_suite() -> None:
+    result = CliRunner().invoke(app, ["bench", "expert", "--suite", "smoke"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["benchmark"] == "expert" and report["suite"] == "smoke" and len(report["suite_hash"]) == 16
+    rows = {row["scenario_type"]: row for row in report["results"]}
+    assert set(rows) == {"PedestrianCrossing", "HardBreakRoute", "OppositeVehicleTakingPriority", "ParkedObstacle",
+                         "Route", "all"}
+    assert rows["all"]["routes"] == 5
+    for row in rows.values():
+        assert 0.0 <= row["driving_score"] <= row["route_completion"] <= 100.0
+        assert 0.0 <= row["comfort"] <= 1.0
+    assert rows["all"]["route_completion"] == 100.0  # the expert finishes every smoke route
