@@ -3,9 +3,11 @@
 It follows the route with pure pursuit, keeps its speed below the speed limit and what the route's curvature
 allows, follows whatever occupies its route ahead (vehicles, pedestrians, obstacles) with the Intelligent Driver
 Model, stops for red lights (and yellow ones it can stop for), comes to a full stop at stop signs, and waits while
-the junction ahead is not clear or someone who stopped earlier goes first. The world computes the privileged
-facts (leader on the route, the next stop line and whether to stop there) in its step. It labels training data
-and sets the bar for learned drivers.
+the junction ahead is not clear or someone who stopped earlier goes first, yields to vehicles that ignore their
+light or priority, and passes obstacles blocking its lane on the left once that corridor is clear. The world
+computes the privileged facts (leader on the route, the next stop line and whether to stop there, the offset
+that clears obstacles) in its step. It labels training data and sets the bar for learned drivers.
+:class:`NaiveDriver` is the control case for scenario events: it keeps its speed whatever happens.
 """
 
 from __future__ import annotations
