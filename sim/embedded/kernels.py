@@ -59,7 +59,9 @@ NUDGE_CLEARANCE_M = 0.6
 NUDGE_RATE = 0.35
 NUDGE_SLACK_M = 4.0
 # scripted-vehicle flags (State.veh_flags)
-HIDDEN, IGNORE_LIGHTS, IGNORE_PRIORITY, FOLLOW_ROUTE = 1, 2, 4, 8
+HIDDEN, IGNORE_LIGHTS, IGNORE_PRIORITY, FOLLOW_ROUTE, CUT_IN = 1, 2, 4, 8, 16
+#: Sideways speed of a vehicle pulling out of a parking place into its lane.
+CUT_IN_LATERAL_MPS = 1.0
 INF = np.inf
 
 
@@ -324,6 +326,8 @@ def _triggers(m: MapArrays, w: Any, b: int) -> None:
         if not w.veh_pending[b, v] or progress < w.veh_trigger[b, v]:
             continue
         w.veh_pending[b, v] = False
+        if w.veh_flags[b, v] & CUT_IN:
+            w.veh_parked[b, v] = False
         if w.veh_flags[b, v] & HIDDEN:
             if w.veh_meet_s[b, v] >= 0.0:
                 arrival = max(w.veh_meet_route[b, v] - progress, 0.0) / max(w.ego_v[b], 1.0)
@@ -564,8 +568,15 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             w.veh_served[b, v] = -1
         w.veh_lane[b, v, 0], w.veh_lane[b, v, 1], w.veh_lane[b, v, 2] = l0, l1, l2
         w.veh_s[b, v] = s
+        offset = w.veh_offset[b, v]
+        sideways = 0.0
+        if offset != 0.0 and new_speed > 0.1:  # pulling out into the lane
+            sideways = -min(abs(offset), CUT_IN_LATERAL_MPS * p.dt) * (1.0 if offset > 0.0 else -1.0)
+            w.veh_offset[b, v] = offset + sideways
         if w.act_valid[b, v]:
             _vehicle_pose(m, w, b, v)
+            if sideways != 0.0:
+                w.act_yaw[b, v] += math.atan2(sideways / p.dt, max(new_speed, 0.5))
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)

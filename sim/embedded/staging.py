@@ -30,6 +30,7 @@ from sim.scenarios.events import (
     OppositeVehicleRunningRedLight,
     OppositeVehicleTakingPriority,
     ParkedObstacle,
+    ParkingCutIn,
     PedestrianCrossing,
     VehicleTurningRoutePedestrian,
 )
@@ -335,11 +336,14 @@ def _blocked_lane(world: World, env: int, event: Any, geometry: _RouteGeometry, 
 
 
 def _park_on_route(world: World, env: int, event: Any, geometry: _RouteGeometry, slots: _Slots, s_m: float,
-                   lateral_m: float) -> None:
+                   lateral_m: float) -> int:
+    """Park a vehicle on the route's lane at ``s_m``, ``lateral_m`` to the left of the centre; returns its slot."""
     piece = geometry.piece_at(s_m)
     lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
-    world.place_vehicle(env, slots.vehicle(event), lanes, s_m=geometry.lane_s(piece, s_m), speed_mps=0.0,
-                        desired_speed_mps=0.0, lateral_offset_m=lateral_m)
+    slot = slots.vehicle(event)
+    world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, s_m), speed_mps=0.0, desired_speed_mps=0.0,
+                        lateral_offset_m=lateral_m)
+    return slot
 
 
 def _stage_parked_obstacle(world: World, env: int, event: ParkedObstacle, geometry: _RouteGeometry,
@@ -347,6 +351,18 @@ def _stage_parked_obstacle(world: World, env: int, event: ParkedObstacle, geomet
     at = event.trigger_s_m + event.distance_m
     _blocked_lane(world, env, event, geometry, at - 2.5, 5.0)
     _park_on_route(world, env, event, geometry, slots, at, -0.5)
+
+
+def _stage_cut_in(world: World, env: int, event: ParkingCutIn, geometry: _RouteGeometry, slots: _Slots) -> None:
+    at = event.trigger_s_m + event.distance_m
+    if not geometry.route.offsets[0] <= event.trigger_s_m or at + 20.0 > geometry.s[-1]:
+        raise ValueError(f"{_name(event)}: the parking place {at:.1f} m does not fit on the route "
+                         f"(0..{geometry.s[-1]:.1f} m)")
+    if not geometry.clear_of_junctions(event.trigger_s_m, at + 20.0):
+        raise ValueError(f"{_name(event)}: the parking place {at:.1f} m is too near a junction")
+    offset = 0.5 * geometry.lane_width(at) + 1.1
+    slot = _park_on_route(world, env, event, geometry, slots, at, offset if event.direction == "left" else -offset)
+    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True, cut_in_speed_mps=event.speed_mps)
 
 
 def _stage_accident(world: World, env: int, event: Accident, geometry: _RouteGeometry, slots: _Slots) -> None:
@@ -377,6 +393,7 @@ _STAGERS: dict[str, Callable[..., None]] = {
     "HardBreakRoute": _stage_hard_break,
     "OppositeVehicleRunningRedLight": _stage_opposite_vehicle,
     "OppositeVehicleTakingPriority": _stage_opposite_vehicle,
+    "ParkingCutIn": _stage_cut_in,
     "ParkedObstacle": _stage_parked_obstacle,
     "Accident": _stage_accident,
     "ConstructionObstacle": _stage_construction,

@@ -638,7 +638,7 @@ class World:
     def arm_vehicle(self, env: int, slot: int, *, trigger_s_m: float, hidden: bool = False,
                     ignore_lights: bool = False, ignore_priority: bool = False, follow_route: bool = False,
                     meet_s_m: float = -1.0, meet_route_s_m: float = 0.0, brake_decel_mps2: float = 0.0,
-                    hold_s: float = 0.0) -> None:
+                    hold_s: float = 0.0, cut_in_speed_mps: float = 0.0) -> None:
         """Script the vehicle placed in ``slot`` (:meth:`place_vehicle`) for an event set off when the ego's route
         progress reaches ``trigger_s_m``.
 
@@ -649,11 +649,17 @@ class World:
         :param ignore_priority: ignore stop signs, yielding and the blocked-junction rule.
         :param follow_route: take the ego route's next lane at each junction (where the route goes on).
         :param brake_decel_mps2: at the trigger, brake this hard to a standstill, stand ``hold_s`` and go on.
+        :param cut_in_speed_mps: a parked vehicle that, at the trigger, pulls out into its lane and drives on at
+            up to this speed.
         """
         st = self.state
         st.veh_flags[env, slot] = ((kernels.HIDDEN if hidden else 0) | (kernels.IGNORE_LIGHTS if ignore_lights else 0)
                                    | (kernels.IGNORE_PRIORITY if ignore_priority else 0)
-                                   | (kernels.FOLLOW_ROUTE if follow_route else 0))
+                                   | (kernels.FOLLOW_ROUTE if follow_route else 0)
+                                   | (kernels.CUT_IN if cut_in_speed_mps > 0.0 else 0))
+        if cut_in_speed_mps > 0.0:
+            limit = self.map.lanes[int(st.veh_lane[env, slot, 0])].speed_limit_mps
+            st.veh_desired[env, slot] = cut_in_speed_mps / max(limit, 1e-3)
         st.veh_pending[env, slot], st.veh_trigger[env, slot] = True, trigger_s_m
         st.veh_meet_s[env, slot], st.veh_meet_route[env, slot] = meet_s_m, meet_route_s_m
         st.veh_brake_decel[env, slot], st.veh_brake_hold[env, slot] = brake_decel_mps2, hold_s

@@ -16,6 +16,8 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
 - :class:`OppositeVehicleRunningRedLight` / :class:`OppositeVehicleTakingPriority` — a vehicle from a crossing
   approach enters the next junction on the route ignoring its red light / stop sign and priority, timed to meet
   the ego in the junction.
+- :class:`ParkingCutIn` — a vehicle parked at the ``direction`` curb ``distance_m`` past the trigger pulls out
+  into the ego's lane when the ego reaches the trigger.
 - :class:`ParkedObstacle`, :class:`Accident`, :class:`ConstructionObstacle` — the ego's lane is blocked
   ``distance_m`` past the trigger (a vehicle parked across most of it; three crashed vehicles; a sign and a taper
   of cones): the ego must pass on the left (the next lane, or the oncoming one) when it is clear. The Leaderboard's
@@ -96,6 +98,16 @@ class OppositeVehicleTakingPriority(_Event):
     speed_mps: float = Field(default=9.0, gt=0.0)
 
 
+class ParkingCutIn(_Event):
+    """A vehicle parked at the ``direction`` curb ``distance_m`` past the trigger pulls out into the ego's lane at
+    the trigger and drives on at up to ``speed_mps``."""
+
+    type: Literal["ParkingCutIn"] = "ParkingCutIn"
+    distance_m: float = Field(default=18.0, gt=0.0)
+    direction: Side = "right"
+    speed_mps: float = Field(default=6.0, gt=0.0)
+
+
 class ParkedObstacle(_Event):
     """A vehicle parked ``distance_m`` past the trigger, across most of the ego's lane."""
 
@@ -119,7 +131,7 @@ class ConstructionObstacle(_Event):
 
 ScenarioEvent = Annotated[
     PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
-    | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkedObstacle | Accident
+    | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkingCutIn | ParkedObstacle | Accident
     | ConstructionObstacle,
     Field(discriminator="type"),
 ]
@@ -127,7 +139,7 @@ ScenarioEvent = Annotated[
 EVENT_TYPES: dict[str, type[_Event]] = {
     cls.model_fields["type"].default: cls
     for cls in (PedestrianCrossing, DynamicObjectCrossing, VehicleTurningRoutePedestrian, HardBreakRoute,
-                OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkedObstacle, Accident,
-                ConstructionObstacle)
+                OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkingCutIn, ParkedObstacle,
+                Accident, ConstructionObstacle)
 }
 """Every staged event type by its Leaderboard name."""

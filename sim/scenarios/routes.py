@@ -139,6 +139,7 @@ _PARAMETERS: dict[str, dict[str, str]] = {
     "HardBreakRoute": {},
     "OppositeVehicleRunningRedLight": {"direction": "direction"},
     "OppositeVehicleTakingPriority": {"direction": "direction"},
+    "ParkingCutIn": {"direction": "direction"},
     "ParkedObstacle": {"distance": "distance_m"},
     "Accident": {"distance": "distance_m"},
     "ConstructionObstacle": {"distance": "distance_m"},

@@ -91,6 +91,8 @@ MAKERS: dict[str, EventMaker] = {
         trigger_s_m=t, direction=_side(rng)),
     "OppositeVehicleTakingPriority": lambda t, rng: ev.OppositeVehicleTakingPriority(
         trigger_s_m=t, direction=_side(rng)),
+    "ParkingCutIn": lambda t, rng: ev.ParkingCutIn(trigger_s_m=t, direction="right",
+                                                   speed_mps=round(float(rng.uniform(4.0, 7.0)), 1)),
     "ParkedObstacle": lambda t, rng: ev.ParkedObstacle(trigger_s_m=t),
     "Accident": lambda t, rng: ev.Accident(trigger_s_m=t),
     "ConstructionObstacle": lambda t, rng: ev.ConstructionObstacle(trigger_s_m=t),

@@ -61,6 +61,7 @@ CASES = {
                                        Infraction.COLLISION_VEHICLE),
     "OppositeVehicleTakingPriority": (lambda t: ev.OppositeVehicleTakingPriority(trigger_s_m=t),
                                       Infraction.COLLISION_VEHICLE),
+    "ParkingCutIn": (lambda t: ev.ParkingCutIn(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
     "ParkedObstacle": (lambda t: ev.ParkedObstacle(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
     "Accident": (lambda t: ev.Accident(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
     "ConstructionObstacle": (lambda t: ev.ConstructionObstacle(trigger_s_m=t), Infraction.COLLISION_STATIC),
