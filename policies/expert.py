@@ -35,6 +35,8 @@ class ExpertParams:
     :param curvature_horizon_m: how far ahead curvature limits the speed.
     :param stop_margin_m: where the front bumper stops before a stop line.
     :param passing_speed_mps: speed while moving sideways around an obstacle.
+    :param plan_steps: points of the intended future trajectory the expert emits, ...
+    :param plan_dt_s: ... this far apart in time.
     """
 
     cruise_speed_mps: float = 9.0
@@ -44,6 +46,8 @@ class ExpertParams:
     curvature_horizon_m: float = 20.0
     stop_margin_m: float = 1.0
     passing_speed_mps: float = 6.0
+    plan_steps: int = 8
+    plan_dt_s: float = 0.5
     idm: IdmParams = IdmParams(max_accel_mps2=2.5, comfort_decel_mps2=3.0, min_gap_m=3.0, time_headway_s=1.2)
 
 
@@ -95,6 +99,11 @@ class ExpertDriver:
     def __init__(self, world: World, params: ExpertParams = ExpertParams()) -> None:
         self.world = world
         self.params = params
+        batch, steps = world.batch_size, params.plan_steps
+        #: The intended future trajectory from the last :meth:`act`: ``(B, K, 2)`` positions in the ego frame
+        #: (x forward, y left, metres) ``plan_dt_s`` apart, and the planned speeds ``(B, K)``.
+        self.plan_xy: NDArray[np.float64] = np.zeros((batch, steps, 2))
+        self.plan_speed: NDArray[np.float64] = np.zeros((batch, steps))
 
     def reset(self, done: NDArray[np.bool_]) -> None:
         """The expert has no memory."""
@@ -126,6 +135,33 @@ class ExpertDriver:
         # come to a clean stop at the line (a stop sign counts only below 0.1 m/s)
         hold = use_stop & (front - p.stop_margin_m < 0.5) & (ego.speed_mps < 1.0)
         accel = np.where(hold, -bicycle.max_brake_mps2, accel)
+        self._plan(desired, np.where(use_stop, stop_gap, st.ego_leader_gap),
+                   np.where(use_stop, 0.0, st.ego_leader_speed), hold)
         accel_cmd = np.where(accel >= 0.0, accel / bicycle.max_accel_mps2, accel / bicycle.max_brake_mps2)
         actions: NDArray[np.float32] = np.clip(np.stack([steer, accel_cmd], axis=-1), -1.0, 1.0).astype(np.float32)
         return actions
+
+    def _plan(self, desired: NDArray[np.float64], gap: NDArray[np.float64], leader_speed: NDArray[np.float64],
+              hold: NDArray[np.bool_]) -> None:
+        """Roll the longitudinal plan forward (IDM against the leader or stop point, the leader keeping its speed)
+        and lay it along the route, shifted as the expert moves around obstacles."""
+        world, p = self.world, self.params
+        ego, st, bicycle = world.ego, world.state, world.config.bicycle
+        speed = ego.speed_mps.astype(np.float64)
+        travelled = np.zeros_like(speed)
+        for k in range(p.plan_steps):
+            t = (k + 1) * p.plan_dt_s
+            room = gap + leader_speed * t - travelled
+            accel = idm_acceleration(speed, desired, np.maximum(room, 0.01), leader_speed, p.idm)
+            accel = np.where(hold, -bicycle.max_brake_mps2, np.clip(accel, -bicycle.max_brake_mps2,
+                                                                    bicycle.max_accel_mps2))
+            new_speed = np.clip(speed + accel * p.plan_dt_s, 0.0, None)
+            travelled = travelled + 0.5 * (speed + new_speed) * p.plan_dt_s
+            speed = new_speed
+            self.plan_speed[:, k] = speed
+            shift = st.ego_offset + np.clip(st.ego_nudge - st.ego_offset, -NUDGE_RATE * travelled,
+                                            NUDGE_RATE * travelled)
+            point, heading = interpolate_along(world.route_xy, world.route_s, (world.progress_s + travelled)[:, None])
+            normal = np.stack([-np.sin(heading[:, 0]), np.cos(heading[:, 0])], axis=-1)
+            xy = point[:, 0] + shift[:, None] * normal
+            self.plan_xy[:, k] = to_local_frame(xy, np.stack([ego.x_m, ego.y_m], axis=-1), ego.yaw_rad)

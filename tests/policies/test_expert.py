@@ -1,7 +1,9 @@
+import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver
 from sim.embedded.world import WorldConfig, make_world
+from sim.geometry import to_local_frame
 from sim.metrics import Infraction, score_suite
 from sim.scenarios import sample_scenario
 
@@ -21,3 +23,35 @@ def test_expert_drives_sampled_routes_cleanly(map_name: str, vehicles: int, pede
     suite = score_suite([world.route_record(env) for env in range(len(scenarios))])
     assert suite.completed_routes == len(scenarios)
     assert set(suite.infractions) <= {Infraction.MIN_SPEED}
+
+
+def test_the_expert_plans_where_it_then_drives_and_stops_its_plan_at_red_lights() -> None:
+    scenarios = [sample_scenario(seed, map_name="town-1", traffic_vehicles=0) for seed in range(8)]
+    world = make_world("town-1", len(scenarios), WorldConfig(max_vehicles=4, max_pedestrians=2))
+    world.reset(scenarios)
+    expert = ExpertDriver(world)
+    steps_per_point = round(expert.params.plan_dt_s / world.config.dt_s)
+    errors, stops = [], 0
+    for _ in range(60):  # get going
+        world.step(expert.act())
+    for _ in range(6):
+        expert.act()
+        plan = expert.plan_xy.copy()
+        origin = np.stack([world.ego.x_m, world.ego.y_m], axis=-1), world.ego.yaw_rad.copy()
+        st = world.state
+        must = st.ego_must_stop & np.isfinite(st.ego_stop_dist) & world.running
+        ahead = plan[:, -1, 0]
+        # the plan ends before a stop line the expert must stop at (its front a metre short of it, at most)
+        limit = st.ego_stop_dist - 0.5 * world.config.ego_length_m + 1.0
+        assert np.all(ahead[must] <= np.maximum(limit[must], 0.0) + 0.5)
+        stops += int(must.sum())
+        running = world.running.copy()
+        for k in range(plan.shape[1]):
+            for _ in range(steps_per_point):
+                world.step(expert.act())
+            actual = to_local_frame(np.stack([world.ego.x_m, world.ego.y_m], axis=-1), *origin)
+            errors.append(np.linalg.norm(actual - plan[:, k], axis=-1)[running & world.running])
+    assert stops > 0, "no plan met a stop line"
+    errors_at_1s = np.concatenate(errors[1::8])
+    assert np.median(errors_at_1s) < 0.5 and np.max(errors_at_1s) < 3.0  # lights change under a plan
+    assert np.all(np.isfinite(expert.plan_xy)) and expert.plan_speed.shape == (len(scenarios), 8)
