@@ -148,20 +148,21 @@ class ExpertDriver:
         world, p = self.world, self.params
         ego, st, bicycle = world.ego, world.state, world.config.bicycle
         speed = ego.speed_mps.astype(np.float64)
-        travelled = np.zeros_like(speed)
+        travelled = np.zeros((len(speed), p.plan_steps))
+        distance = np.zeros_like(speed)
         for k in range(p.plan_steps):
             t = (k + 1) * p.plan_dt_s
-            room = gap + leader_speed * t - travelled
+            room = gap + leader_speed * t - distance
             accel = idm_acceleration(speed, desired, np.maximum(room, 0.01), leader_speed, p.idm)
             accel = np.where(hold, -bicycle.max_brake_mps2, np.clip(accel, -bicycle.max_brake_mps2,
                                                                     bicycle.max_accel_mps2))
             new_speed = np.clip(speed + accel * p.plan_dt_s, 0.0, None)
-            travelled = travelled + 0.5 * (speed + new_speed) * p.plan_dt_s
+            distance = distance + 0.5 * (speed + new_speed) * p.plan_dt_s
             speed = new_speed
-            self.plan_speed[:, k] = speed
-            shift = st.ego_offset + np.clip(st.ego_nudge - st.ego_offset, -NUDGE_RATE * travelled,
-                                            NUDGE_RATE * travelled)
-            point, heading = interpolate_along(world.route_xy, world.route_s, (world.progress_s + travelled)[:, None])
-            normal = np.stack([-np.sin(heading[:, 0]), np.cos(heading[:, 0])], axis=-1)
-            xy = point[:, 0] + shift[:, None] * normal
-            self.plan_xy[:, k] = to_local_frame(xy, np.stack([ego.x_m, ego.y_m], axis=-1), ego.yaw_rad)
+            self.plan_speed[:, k], travelled[:, k] = speed, distance
+        shift = st.ego_offset[:, None] + np.clip((st.ego_nudge - st.ego_offset)[:, None], -NUDGE_RATE * travelled,
+                                                 NUDGE_RATE * travelled)
+        point, heading = interpolate_along(world.route_xy, world.route_s, world.progress_s[:, None] + travelled)
+        xy = point + shift[..., None] * np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
+        ego_xy = np.stack([ego.x_m, ego.y_m], axis=-1)
+        self.plan_xy[:] = to_local_frame(xy, ego_xy[:, None], ego.yaw_rad[:, None])

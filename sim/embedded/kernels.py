@@ -722,26 +722,9 @@ def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _project_ego(w: Any, b: int) -> None:
     """Progress along the route: the nearest route point in a window around the last progress (never back)."""
-    ds = w.route_ds[b]
-    count = w.route_n[b]
-    lo = max(int((w.progress[b] - 5.0) / ds), 0)
-    hi = min(int((w.progress[b] + 15.0) / ds) + 1, count - 1)
-    best, best_s, best_lat = INF, w.progress[b], 0.0
-    x, y = w.ego_x[b], w.ego_y[b]
-    for k in range(lo, hi):
-        ax, ay = w.route_x[b, k], w.route_y[b, k]
-        dx, dy = w.route_x[b, k + 1] - ax, w.route_y[b, k + 1] - ay
-        len2 = dx * dx + dy * dy
-        rx, ry = x - ax, y - ay
-        t = min(max((rx * dx + ry * dy) / len2, 0.0), 1.0) if len2 > 1e-12 else 0.0
-        px, py = rx - t * dx, ry - t * dy
-        dist2 = px * px + py * py
-        if dist2 < best:
-            best = dist2
-            best_s = (k + t) * ds
-            best_lat = math.sqrt(dist2) if dx * ry - dy * rx >= 0 else -math.sqrt(dist2)
-    w.progress[b] = max(w.progress[b], min(best_s, w.end_s[b]))
-    w.lateral[b] = best_lat
+    s, lateral, _, _ = _route_frame(w, b, w.ego_x[b], w.ego_y[b], w.progress[b] - 5.0, w.progress[b] + 15.0)
+    w.progress[b] = max(w.progress[b], min(s, w.end_s[b]))
+    w.lateral[b] = lateral
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
@@ -908,6 +891,14 @@ def _route_frame(w: Any, b: int, x: float, y: float, lo_s: float, hi_s: float) -
     return best_s, best_lat, math.sqrt(best), heading
 
 
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+def _extent(w: Any, b: int, n: int, heading: float) -> tuple[float, float]:
+    """Half extents of actor ``n``'s box across and along a direction ``heading``."""
+    rel = w.act_yaw[b, n] - heading
+    c, s = abs(math.cos(rel)), abs(math.sin(rel))
+    return 0.5 * w.act_len[b, n] * s + 0.5 * w.act_wid[b, n] * c, 0.5 * w.act_len[b, n] * c + 0.5 * w.act_wid[b, n] * s
+
+
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _obstacle_need(w: Any, p: Params, b: int, n: int, progress: float) -> tuple[float, float, float]:
     """For an obstacle (static actor, parked vehicle) on the ego's path ahead: the leftward offset of the path
@@ -920,9 +911,7 @@ def _obstacle_need(w: Any, p: Params, b: int, n: int, progress: float) -> tuple[
     if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 > (NUDGE_LOOKAHEAD_M + 10.0) ** 2:
         return 0.0, INF, -INF
     s, lat, dist, heading = _route_frame(w, b, x, y, progress - 2.0, progress + NUDGE_LOOKAHEAD_M + 5.0)
-    rel = w.act_yaw[b, n] - heading
-    across = 0.5 * w.act_len[b, n] * abs(math.sin(rel)) + 0.5 * w.act_wid[b, n] * abs(math.cos(rel))
-    along = 0.5 * w.act_len[b, n] * abs(math.cos(rel)) + 0.5 * w.act_wid[b, n] * abs(math.sin(rel))
+    across, along = _extent(w, b, n, heading)
     if s + along < progress or s - along - progress > NUDGE_LOOKAHEAD_M or dist > 8.0:
         return 0.0, INF, -INF
     reach = 0.5 * p.ego_width + NUDGE_CLEARANCE_M
@@ -971,8 +960,9 @@ def _ego_nudge(m: MapArrays, w: Any, p: Params, b: int) -> None:
     ego_half = 0.5 * p.ego_width
     committed = w.ego_nudge[b] != 0.0 and progress < w.ego_nudge_end[b]  # a pass, once begun, is completed
     first, last, shift = INF, -INF, 0.0
-    for n in range(w.act_valid.shape[1]):
+    for n in range(w.act_valid.shape[1]):  # what the path clears is passed, not followed (see _ego_view)
         need, lo, hi = _obstacle_need(w, p, b, n, progress)
+        w.act_pass_need[b, n] = need
         if need > 0.0:
             shift, first, last = max(shift, need), min(first, lo), max(last, hi)
     if not committed:
@@ -985,10 +975,6 @@ def _ego_nudge(m: MapArrays, w: Any, p: Params, b: int) -> None:
     elif committed and shift > 0.0:
         w.ego_nudge_end[b] = max(w.ego_nudge_end[b], last + p.ego_length + 3.0)
     w.ego_nudge_need[b] = max(shift, w.ego_nudge[b]) if shift > 0.0 else w.ego_nudge[b]
-    w.ego_nudge_start[b] = first
-    for n in range(w.act_valid.shape[1]):  # what the path clears is passed, not followed
-        need, lo, hi = _obstacle_need(w, p, b, n, progress)
-        w.act_pass_need[b, n] = need
     # the path moves sideways as the ego drives on
     rate = NUDGE_RATE * w.ego_v[b] * p.dt
     w.ego_offset[b] += min(max(w.ego_nudge[b] - w.ego_offset[b], -rate), rate)
@@ -1003,16 +989,14 @@ def _ego_nudge(m: MapArrays, w: Any, p: Params, b: int) -> None:
         if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 > (p.horizon + 5.0) ** 2:
             continue
         s, lat, dist, heading = _route_frame(w, b, x, y, progress - 2.0, progress + p.horizon + 5.0)
-        rel = w.act_yaw[b, n] - heading
-        across = 0.5 * w.act_len[b, n] * abs(math.sin(rel)) + 0.5 * w.act_wid[b, n] * abs(math.cos(rel))
-        along = 0.5 * w.act_len[b, n] * abs(math.cos(rel)) + 0.5 * w.act_wid[b, n] * abs(math.sin(rel))
+        across, along = _extent(w, b, n, heading)
         lateral = max(abs(w.ego_offset[b]), abs(w.ego_nudge[b]))
         if dist > lateral + 6.0 or abs(lat - w.ego_offset[b]) > across + ego_half + 0.3:
             continue
         d = s - progress - 0.5 * p.ego_length - along
         if -along < d < w.ego_side_gap[b]:
             w.ego_side_gap[b] = max(d, 0.0)
-            w.ego_side_speed[b] = max(w.act_v[b, n] * math.cos(rel), 0.0)
+            w.ego_side_speed[b] = max(w.act_v[b, n] * math.cos(w.act_yaw[b, n] - heading), 0.0)
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sim.embedded import kernels
-from sim.geometry import FloatArray, cumulative_length, interpolate_along
+from sim.geometry import FloatArray, cumulative_length, interpolate_along, wrap_angle
 from sim.scenarios import Scenario
 from sim.scenarios.events import (
     Accident,
@@ -51,39 +51,18 @@ _EXIT_CROSSING_M = 5.0
 
 @dataclass
 class _Slots:
-    """Hands out the vehicle and pedestrian slots above the background traffic's, from the top down."""
+    """Hands out the actor slots of each kind above those the background takes, from the top down."""
 
-    vehicles: int
-    pedestrians: int
-    statics: int
-    traffic_vehicles: int
-    traffic_pedestrians: int
-    used_vehicles: int = 0
-    used_pedestrians: int = 0
-    used_statics: int = 0
+    sizes: dict[str, int]  # slots per kind (WorldConfig.max_<kind>s)
+    background: dict[str, int]  # how many of them the background traffic takes
+    used: dict[str, int] = field(default_factory=dict)
 
-    def vehicle(self, event: Any) -> int:
-        slot = self.vehicles - 1 - self.used_vehicles
-        if slot < self.traffic_vehicles:
-            raise ValueError(f"{_name(event)}: no vehicle slot left (WorldConfig.max_vehicles={self.vehicles}, "
-                             f"{self.traffic_vehicles} taken by traffic)")
-        self.used_vehicles += 1
-        return slot
-
-    def static(self, event: Any) -> int:
-        slot = self.statics - 1 - self.used_statics
-        if slot < 0:
-            raise ValueError(f"{_name(event)}: no static-obstacle slot left (WorldConfig.max_statics="
-                             f"{self.statics})")
-        self.used_statics += 1
-        return slot
-
-    def pedestrian(self, event: Any) -> int:
-        slot = self.pedestrians - 1 - self.used_pedestrians
-        if slot < self.traffic_pedestrians:
-            raise ValueError(f"{_name(event)}: no pedestrian slot left (WorldConfig.max_pedestrians="
-                             f"{self.pedestrians}, {self.traffic_pedestrians} taken by pedestrians walking around)")
-        self.used_pedestrians += 1
+    def take(self, kind: str, event: Any) -> int:
+        slot = self.sizes[kind] - 1 - self.used.get(kind, 0)
+        if slot < self.background.get(kind, 0):
+            raise ValueError(f"{_name(event)}: no {kind} slot left (WorldConfig.max_{kind}s={self.sizes[kind]}, "
+                             f"{self.background.get(kind, 0)} taken by the background)")
+        self.used[kind] = self.used.get(kind, 0) + 1
         return slot
 
 
@@ -91,8 +70,9 @@ def stage_events(world: World, env: int, scenario: Scenario, route: _Route) -> N
     """Place and arm the actors of every event of ``scenario`` in slot ``env`` (after the background traffic)."""
     if not scenario.events:
         return
-    slots = _Slots(world.config.max_vehicles, world.config.max_pedestrians, world.config.max_statics,
-                   scenario.traffic_vehicles, scenario.pedestrians)
+    cfg = world.config
+    slots = _Slots({"vehicle": cfg.max_vehicles, "pedestrian": cfg.max_pedestrians, "static": cfg.max_statics},
+                   {"vehicle": scenario.traffic_vehicles, "pedestrian": scenario.pedestrians})
     geometry = _RouteGeometry(world, route, scenario.start_s_m)
     for event in scenario.events:
         _STAGERS[event.type](world, env, event, geometry, slots)
@@ -106,7 +86,6 @@ class _RouteGeometry:
     """Poses along a route and the lanes under it."""
 
     def __init__(self, world: World, route: _Route, start_s_m: float) -> None:
-        self.world = world
         self.start_s_m = start_s_m
         self.route = route
         self.s = cumulative_length(route.points)
@@ -144,14 +123,16 @@ class _RouteGeometry:
                 return r
         return -1
 
+    def on_road(self, xy: FloatArray) -> bool:
+        """Whether a point lies on a lane."""
+        out = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED) for _ in range(4)]
+        return bool(kernels.locate(self.arrays, float(xy[0]), float(xy[1]), 0.0, *out) > 0)
+
     def road_extent(self, xy: FloatArray, direction: FloatArray, limit_m: float = 30.0) -> float:
         """How far from ``xy`` along the unit vector ``direction`` the road (any lane) goes on."""
-        m = self.arrays
-        out = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED) for _ in range(4)]
         last = 0.0
         for d in np.arange(0.0, limit_m, 0.5):
-            point = xy + d * direction
-            if kernels.locate(m, float(point[0]), float(point[1]), 0.0, *out) > 0:
+            if self.on_road(xy + d * direction):
                 last = float(d)
             elif d - last > 1.5:
                 break
@@ -181,7 +162,7 @@ def _crossing(world: World, env: int, event: Any, geometry: _RouteGeometry, slot
     toward = _side_normal(heading, side)
     start = xy + start_m * toward
     far = geometry.road_extent(xy, -toward) + _CURB_M
-    slot = slots.pedestrian(event)
+    slot = slots.take("pedestrian", event)
     world.place_pedestrian(env, slot, np.stack([start, xy - far * toward]), speed_mps=speed_mps,
                            start_time_s=np.inf)
     trigger = event.trigger_s_m if trigger_s_m is None else trigger_s_m
@@ -206,7 +187,7 @@ def _stage_dynamic_object_crossing(world: World, env: int, event: DynamicObjectC
     blocker_s = meet - 4.0
     piece = geometry.piece_at(blocker_s)
     lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
-    slot = slots.vehicle(event)
+    slot = slots.take("vehicle", event)
     world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, blocker_s), speed_mps=0.0,
                         desired_speed_mps=0.0,
                         lateral_offset_m=blocker_offset if event.direction == "left" else -blocker_offset)
@@ -233,7 +214,7 @@ def _stage_hard_break(world: World, env: int, event: HardBreakRoute, geometry: _
     piece = geometry.piece_at(at)
     lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
     speed = 0.8 * geometry.lanes[lanes[0]].speed_limit_mps
-    slot = slots.vehicle(event)
+    slot = slots.take("vehicle", event)
     world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, at), speed_mps=speed, desired_speed_mps=speed)
     world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True,
                       brake_decel_mps2=event.decel_mps2, hold_s=event.hold_s)
@@ -259,8 +240,8 @@ def _stage_opposite_vehicle(world: World, env: int,
         if not predecessors or not lanes[lane].successors:
             continue
         source = predecessors[0]
-        relative = _wrap(_end_heading(lanes[source].centerline) - approach_heading)
-        if abs(_wrap(relative - wanted)) > 0.25 * math.pi:
+        relative = float(wrap_angle(_end_heading(lanes[source].centerline) - approach_heading))
+        if abs(float(wrap_angle(relative - wanted))) > 0.25 * math.pi:
             continue
         straightness = abs(_turn_of(lanes[lane].centerline))
         if best is None or straightness < best[0]:
@@ -271,7 +252,7 @@ def _stage_opposite_vehicle(world: World, env: int,
     _, crossing, source = best
     ours_s, theirs_s = _closest(lanes[ours].centerline, lanes[crossing].centerline)
     meet_route = route.offsets[entry] + ours_s - route.pieces[entry].start_s_m
-    slot = slots.vehicle(event)
+    slot = slots.take("vehicle", event)
     world.place_vehicle(env, slot, (source, crossing, lanes[crossing].successors[0]), s_m=0.0,
                         speed_mps=event.speed_mps, desired_speed_mps=event.speed_mps)
     world.arm_vehicle(env, slot, trigger_s_m=max(event.trigger_s_m, meet_route - _REVEAL_M), hidden=True,
@@ -288,15 +269,6 @@ def _turn_of(line: FloatArray) -> float:
     """Heading change along a polyline from its first segment to its last (positive: left)."""
     a, b = line[1] - line[0], line[-1] - line[-2]
     return math.atan2(a[0] * b[1] - a[1] * b[0], float(a @ b))
-
-
-def _wrap(angle: float) -> float:
-    return (angle + math.pi) % (2.0 * math.pi) - math.pi
-
-
-def _wrap_array(angles: FloatArray) -> FloatArray:
-    wrapped: FloatArray = (angles + math.pi) % (2.0 * math.pi) - math.pi
-    return wrapped
 
 
 def _closest(a: FloatArray, b: FloatArray) -> tuple[float, float]:
@@ -323,14 +295,12 @@ def _blocked_lane(world: World, env: int, event: Any, geometry: _RouteGeometry, 
         raise ValueError(f"{_name(event)}: the blocked stretch {start_s_m:.1f}..{start_s_m + length_m:.1f} m "
                          "is too near a junction")
     headings = [geometry.pose(s)[1] for s in np.linspace(start_s_m - run_up, start_s_m + length_m + 10.0, 8)]
-    if np.max(np.abs(_wrap_array(np.diff(headings)))) > 0.1 or abs(_wrap(headings[-1] - headings[0])) > 0.3:
+    if np.max(np.abs(wrap_angle(np.diff(headings)))) > 0.1 or abs(float(wrap_angle(headings[-1] - headings[0]))) > 0.3:
         raise ValueError(f"{_name(event)}: the road bends at the blocked stretch {start_s_m:.1f}.."
                          f"{start_s_m + length_m:.1f} m")
-    out = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED) for _ in range(4)]
     for s in (start_s_m, start_s_m + length_m):
         xy, heading = geometry.pose(s)
-        beside = xy + geometry.lane_width(s) * _side_normal(heading, "left")
-        if kernels.locate(geometry.arrays, float(beside[0]), float(beside[1]), 0.0, *out) == 0:
+        if not geometry.on_road(xy + geometry.lane_width(s) * _side_normal(heading, "left")):
             raise ValueError(f"{_name(event)}: no lane to the left to pass on at {s:.1f} m")
     world.allow_oncoming_lane(env, start_s_m - run_up - 5.0, start_s_m + length_m + 20.0)
 
@@ -340,7 +310,7 @@ def _park_on_route(world: World, env: int, event: Any, geometry: _RouteGeometry,
     """Park a vehicle on the route's lane at ``s_m``, ``lateral_m`` to the left of the centre; returns its slot."""
     piece = geometry.piece_at(s_m)
     lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
-    slot = slots.vehicle(event)
+    slot = slots.take("vehicle", event)
     world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, s_m), speed_mps=0.0, desired_speed_mps=0.0,
                         lateral_offset_m=lateral_m)
     return slot
@@ -377,13 +347,13 @@ def _stage_construction(world: World, env: int, event: ConstructionObstacle, geo
     at = event.trigger_s_m + event.distance_m
     _blocked_lane(world, env, event, geometry, at - 6.0, 9.0)
     sign_xy, heading = geometry.pose(at)
-    world.place_static(env, slots.static(event), (float(sign_xy[0]), float(sign_xy[1])), heading, length_m=0.4,
-                       width_m=2.0)
+    world.place_static(env, slots.take("static", event), (float(sign_xy[0]), float(sign_xy[1])), heading,
+                       length_m=0.4, width_m=2.0)
     for back, lateral in ((6.0, -1.5), (4.5, -0.9), (3.0, -0.3), (1.5, 0.3), (-3.0, 0.0)):
         xy, along = geometry.pose(at - back)
         cone = xy + lateral * _side_normal(along, "left")
-        world.place_static(env, slots.static(event), (float(cone[0]), float(cone[1])), along, length_m=0.4,
-                           width_m=0.4)
+        world.place_static(env, slots.take("static", event), (float(cone[0]), float(cone[1])), along,
+                           length_m=0.4, width_m=0.4)
 
 
 _STAGERS: dict[str, Callable[..., None]] = {

@@ -243,8 +243,7 @@ class State(NamedTuple):
     ego_nudge: FloatArray  # lateral offset (left +) the ego's path takes to pass obstacles ahead, 0: none
     ego_offset: FloatArray  # the offset now, moving towards ego_nudge
     ego_nudge_need: FloatArray  # the offset that would clear obstacles ahead (0: none), taken or not
-    ego_nudge_start: FloatArray  # route s where the obstacles being passed begin ...
-    ego_nudge_end: FloatArray  # ... and where the pass ends
+    ego_nudge_end: FloatArray  # route s where the pass ends
     act_pass_need: FloatArray  # (B, N) obstacles ahead: the ego's leftward offset that clears them (0: none)
     ego_side_gap: FloatArray  # off its lane: the gap to whoever is ahead in the corridor it drives ...
     ego_side_speed: FloatArray  # ... and their speed along the route
@@ -329,7 +328,7 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         loc_heading=f(b, kernels.MAX_LOCATED), loc_dist=f(b, kernels.MAX_LOCATED),
         ego_leader_gap=f(b, fill=np.inf), ego_leader_speed=f(b), ego_speed_limit=f(b, fill=10.0),
         ego_line_kind=i(b), ego_line_state=i(b, fill=-1), ego_line_dist=f(b, fill=np.inf), ego_must_stop=z(b),
-        ego_nudge=f(b), ego_offset=f(b), ego_nudge_need=f(b), ego_nudge_start=f(b), ego_nudge_end=f(b),
+        ego_nudge=f(b), ego_offset=f(b), ego_nudge_need=f(b), ego_nudge_end=f(b),
         act_pass_need=f(b, n), ego_side_gap=f(b, fill=np.inf), ego_side_speed=f(b),
         ego_stop_dist=f(b, fill=np.inf), ego_jlane=i(b, fill=-1), ego_japproach=i(b, fill=-1),
         ego_jdist=f(b, fill=np.inf), appr_actor=i(b, v + 1), appr_lane=i(b, v + 1), appr_tte=f(b, v + 1),

@@ -28,9 +28,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Side = Literal["left", "right"]
+
+
+def describe(error: ValidationError) -> str:
+    """A validation error as ``field.path: message`` clauses joined by ``; `` (for messages naming a file)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in error.errors())
 
 
 class _Event(BaseModel):

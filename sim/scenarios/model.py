@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.embedded.traffic import LightTiming
 from sim.maps import LaneGraph, connector_id, get_map
-from sim.scenarios.events import ScenarioEvent
+from sim.scenarios.events import ScenarioEvent, describe
 
 
 class Scenario(BaseModel):
@@ -63,9 +63,7 @@ class Scenario(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as error:
-            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-                               for e in error.errors())
-            raise ValueError(f"{source}: invalid scenario ({fields})") from error
+            raise ValueError(f"{source}: invalid scenario ({describe(error)})") from error
 
 
 def sample_scenario(seed: int, *, map_name: str = "junction4-60", traffic_vehicles: int = 6, pedestrians: int = 0,

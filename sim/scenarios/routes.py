@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from sim.geometry import FloatArray, cumulative_length
 from sim.maps.frames import from_carla_xy, from_carla_yaw
 from sim.maps.lane_graph import LaneGraph, LanePath, LanePiece
-from sim.scenarios.events import EVENT_TYPES, ScenarioEvent
+from sim.scenarios.events import EVENT_TYPES, ScenarioEvent, describe
 
 
 @dataclass(frozen=True)
@@ -175,9 +175,8 @@ def route_events(route: RouteSpec, polyline: FloatArray) -> tuple[tuple[Scenario
         try:
             events.append(EVENT_TYPES[kind].model_validate(fields))  # type: ignore[arg-type]
         except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-            raise ValueError(f"{route.source}: route {route.route_id}: scenario {scenario.name}: {problems}") \
-                from error
+            raise ValueError(f"{route.source}: route {route.route_id}: scenario {scenario.name}: "
+                             f"{describe(error)}") from error
     return tuple(events), tuple(unsupported)
 
 
