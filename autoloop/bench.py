@@ -148,7 +148,7 @@ def drive_suite(suite: Suite, driver: Callable[[World], Any], *, max_steps: int 
     return [r for r in records if r is not None], comforts
 
 
-def bench_expert(*, suite_name: str = "eval", per_type: int = 8) -> tuple[Suite, list[SuiteTypeResult]]:
+def bench_expert(*, suite_name: str = "eval", per_type: int = 6) -> tuple[Suite, list[SuiteTypeResult]]:
     """Drive a suite with the privileged expert: per scenario type and overall, DS, RC, success rate,
     infractions and collisions per km, comfort."""
     from policies.expert import ExpertDriver

@@ -35,6 +35,7 @@ class ExpertParams:
     :param curvature_horizon_m: how far ahead curvature limits the speed.
     :param stop_margin_m: where the front bumper stops before a stop line.
     :param passing_speed_mps: speed while moving sideways around an obstacle.
+    :param pull_over_speed_mps: speed while pulling over for an emergency vehicle (it then stops).
     :param plan_steps: points of the intended future trajectory the expert emits, ...
     :param plan_dt_s: ... this far apart in time.
     """
@@ -46,6 +47,7 @@ class ExpertParams:
     curvature_horizon_m: float = 20.0
     stop_margin_m: float = 1.0
     passing_speed_mps: float = 6.0
+    pull_over_speed_mps: float = 3.0
     plan_steps: int = 8
     plan_dt_s: float = 0.5
     idm: IdmParams = IdmParams(max_accel_mps2=2.5, comfort_decel_mps2=3.0, min_gap_m=3.0, time_headway_s=1.2)
@@ -126,6 +128,11 @@ class ExpertDriver:
         desired = np.minimum(np.minimum(p.cruise_speed_mps, st.ego_speed_limit), curve_speed)
         sideways = (np.abs(st.ego_offset) > 0.2) | (st.ego_nudge_need != 0.0)
         desired = np.where(sideways, np.minimum(desired, p.passing_speed_mps), desired)
+        # an emergency vehicle behind: pull over (the world's ego_nudge), then stand until it has passed
+        _, here = interpolate_along(world.route_xy, world.route_s, world.progress_s[:, None])
+        straight = np.abs(wrap_angle(ego.yaw_rad - here[:, 0])) < 0.05
+        pulled_over = (world.lateral_m < st.ego_nudge + 0.15) & straight
+        desired = np.where(st.ego_yield_emg, np.where(pulled_over, 0.0, p.pull_over_speed_mps), desired)
         front = st.ego_stop_dist - 0.5 * cfg.ego_length_m
         stop_gap = np.where(st.ego_must_stop & (front > -1.0), np.maximum(front - p.stop_margin_m, 0.0)
                             + p.idm.min_gap_m, np.inf)

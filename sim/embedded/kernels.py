@@ -32,7 +32,7 @@ GREEN, YELLOW, RED = 0, 1, 2
 # next-control kinds for the ego
 LINE_NONE, LINE_LIGHT, LINE_STOP = 0, 1, 2
 # infraction indices (sim.embedded.world.INFRACTIONS order)
-INF_PEDESTRIAN, INF_VEHICLE, INF_STATIC, INF_RED, INF_STOP = 0, 1, 2, 3, 4
+INF_PEDESTRIAN, INF_VEHICLE, INF_STATIC, INF_RED, INF_STOP, INF_EMERGENCY = 0, 1, 2, 3, 4, 6
 # route status codes (sim.embedded.world.STATUSES order; -1 running)
 RUNNING, COMPLETED, DEVIATION, BLOCKED, TIMEOUT = -1, 0, 1, 2, 3
 #: Events a scenario may record in one step.
@@ -59,9 +59,22 @@ NUDGE_CLEARANCE_M = 0.6
 NUDGE_RATE = 0.35
 NUDGE_SLACK_M = 4.0
 # scripted-vehicle flags (State.veh_flags)
-HIDDEN, IGNORE_LIGHTS, IGNORE_PRIORITY, FOLLOW_ROUTE, CUT_IN = 1, 2, 4, 8, 16
+HIDDEN, IGNORE_LIGHTS, IGNORE_PRIORITY, FOLLOW_ROUTE, CUT_IN, EMERGENCY, KEEP_OFFSET = 1, 2, 4, 8, 16, 32, 64
 #: Sideways speed of a vehicle pulling out of a parking place into its lane.
 CUT_IN_LATERAL_MPS = 1.0
+#: An emergency vehicle passes the ego on the left with this offset from its lane's centre, moving sideways at
+#: this speed, when the ego has pulled over (its left side at least this far right of the emergency vehicle's).
+EMERGENCY_OFFSET_M = 2.0
+EMERGENCY_LATERAL_MPS = 1.5
+EMERGENCY_ROOM_M = 0.4
+#: The ego yields to an emergency vehicle this close behind it by pulling over this far to the right ...
+EMERGENCY_NOTICE_M = 45.0
+PULL_OVER_M = 0.8
+#: ... and fails to yield when the emergency vehicle stays within this distance behind it this long.
+EMERGENCY_CLOSE_M = 15.0
+EMERGENCY_PATIENCE_S = 6.0
+#: The ego keeps this much room to oncoming vehicles that invade its lane, moving right (within its lane) for them.
+INVADER_CLEARANCE_M = 0.3
 INF = np.inf
 
 
@@ -304,7 +317,11 @@ def _ego_dynamics(w: Any, p: Params, b: int, steer_cmd: float, accel_cmd: float)
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _lights(m: MapArrays, w: Any, p: Params, b: int) -> None:
     phase_s = p.green_s + p.yellow_s + p.all_red_s
+    forced = w.time[b] < w.force_until[b]
     for g in range(w.lights.shape[1]):
+        if forced and w.light_force[b, g] >= 0:  # a scenario event sets this junction's lights
+            w.lights[b, g] = w.light_force[b, g]
+            continue
         j = m.light_junction[g]
         cycle = phase_s * m.junction_phases[j]
         t = (w.time[b] + w.light_offset[b, j]) % cycle - phase_s * m.light_phase[g]
@@ -319,26 +336,37 @@ def _lights(m: MapArrays, w: Any, p: Params, b: int) -> None:
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _triggers(m: MapArrays, w: Any, b: int) -> None:
     """Set off the events armed for actors once the ego's route progress reaches their trigger: reveal a hidden
-    vehicle where, at its speed, it meets the ego (at the ego's present speed) at the planned point; start a hard
-    brake; start a pedestrian so that it gets to the planned point when the ego does."""
+    vehicle where, at its speed, it meets the ego (at the ego's present speed) at the planned point (when that
+    is before the start of its lanes, it appears there once it would have got there); start a hard brake; start
+    a pedestrian so that it gets to the planned point when the ego does; hold a junction's lights."""
     progress = w.progress[b]
     for v in range(w.veh_lane.shape[1]):
+        if w.time[b] >= w.veh_reveal_at[b, v]:
+            w.veh_reveal_at[b, v] = INF
+            w.act_valid[b, v] = True
+            _vehicle_pose(m, w, b, v)
         if not w.veh_pending[b, v] or progress < w.veh_trigger[b, v]:
             continue
         w.veh_pending[b, v] = False
         if w.veh_flags[b, v] & CUT_IN:
             w.veh_parked[b, v] = False
         if w.veh_flags[b, v] & HIDDEN:
+            early = 0.0
             if w.veh_meet_s[b, v] >= 0.0:
                 arrival = max(w.veh_meet_route[b, v] - progress, 0.0) / max(w.ego_v[b], 1.0)
-                s = max(w.veh_meet_s[b, v] - w.act_v[b, v] * arrival, 0.0)
+                s = w.veh_meet_s[b, v] - w.act_v[b, v] * arrival
+                early = max(-s, 0.0) / max(w.act_v[b, v], 0.1)
+                s = max(s, 0.0)
                 while s > m.lane_length[w.veh_lane[b, v, 0]] and w.veh_lane[b, v, 1] >= 0:
                     s -= m.lane_length[w.veh_lane[b, v, 0]]
                     w.veh_lane[b, v, 0], w.veh_lane[b, v, 1] = w.veh_lane[b, v, 1], w.veh_lane[b, v, 2]
                     w.veh_lane[b, v, 2] = _choose_successor(m, w, b, v, w.veh_lane[b, v, 1])
                 w.veh_s[b, v] = s
-            w.act_valid[b, v] = True
-            _vehicle_pose(m, w, b, v)
+            if early > 0.0:
+                w.veh_reveal_at[b, v] = w.time[b] + early
+            else:
+                w.act_valid[b, v] = True
+                _vehicle_pose(m, w, b, v)
         if w.veh_brake_decel[b, v] > 0.0:
             w.veh_brake_until[b, v] = w.time[b] + w.act_v[b, v] / w.veh_brake_decel[b, v] + w.veh_brake_hold[b, v]
     for q in range(w.ped_walk.shape[1]):
@@ -347,6 +375,9 @@ def _triggers(m: MapArrays, w: Any, b: int) -> None:
         w.ped_pending[b, q] = False
         arrival = max(w.ped_meet_route[b, q] - progress, 0.0) / max(w.ego_v[b], 1.0)
         w.ped_start[b, q] = w.time[b] + max(arrival - w.ped_meet_walk[b, q] / w.ped_speed[b, q], 0.0)
+    if w.force_pending[b] and progress >= w.force_trigger[b]:
+        w.force_pending[b] = False
+        w.force_until[b] = w.time[b] + w.force_hold[b]
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
@@ -486,7 +517,16 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
         gap, lead_v, lead_kind, lead = INF, 0.0, NONE, -1
         len0 = m.lane_length[l0]
         len1 = m.lane_length[l1] if l1 >= 0 else 0.0
+        flags = w.veh_flags[b, v]
+        # an emergency vehicle squeezes past an ego that has pulled over to the right
+        passes_ego = False
+        if flags & EMERGENCY:  # (the ego's box reaches this far left of the route, at its angle to it)
+            rel = w.ego_yaw[b] - w.act_yaw[b, v]
+            reach = w.lateral[b] + 0.5 * p.ego_length * abs(math.sin(rel)) + 0.5 * p.ego_width * abs(math.cos(rel))
+            passes_ego = reach < w.veh_offset[b, v] - 0.5 * w.act_wid[b, v] - EMERGENCY_ROOM_M
         for k in range(w.occ_n[b]):
+            if passes_ego and w.occ_actor[b, k] == -1:
+                continue
             lane = w.occ_lane[b, k]
             if lane == l0:
                 d = w.occ_s[b, k] - s
@@ -508,7 +548,6 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             if blocked or head_on:  # background traffic leaves a lane that an obstacle, or the ego passing one,
                 w.act_valid[b, v] = False  # blocks (and comes back elsewhere)
                 continue
-        flags = w.veh_flags[b, v]
         lawful, polite = (flags & IGNORE_LIGHTS) == 0, (flags & IGNORE_PRIORITY) == 0
         stop = INF
         offset = 0.0
@@ -544,7 +583,7 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             if must:
                 stop = max(end_d, 0.0)
             break
-        desired = w.veh_desired[b, v] * m.lane_speed[l0]
+        desired = w.veh_desired[b, v] * m.lane_speed[l0] if not flags & EMERGENCY else w.veh_desired[b, v]
         if lawful and polite:  # slow down for curves (a scripted rule-breaker keeps its timed speed)
             desired = min(desired, m.lane_curve_speed[l0])
             if l1 >= 0 and len0 - s < speed * speed / (2.0 * p.idm_comfort) + 5.0:
@@ -570,7 +609,18 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
         w.veh_s[b, v] = s
         offset = w.veh_offset[b, v]
         sideways = 0.0
-        if offset != 0.0 and new_speed > 0.1:  # pulling out into the lane
+        if flags & EMERGENCY:  # beside or just behind the ego: move left to pass it
+            dx, dy = w.ego_x[b] - w.act_x[b, v], w.ego_y[b] - w.act_y[b, v]
+            ahead = dx * math.cos(w.act_yaw[b, v]) + dy * math.sin(w.act_yaw[b, v])
+            target = EMERGENCY_OFFSET_M if -p.ego_length < ahead < 25.0 and dx * dx + dy * dy < 30.0**2 else 0.0
+            sideways = min(max(target - offset, -EMERGENCY_LATERAL_MPS * p.dt), EMERGENCY_LATERAL_MPS * p.dt)
+            w.veh_offset[b, v] = offset + sideways
+        elif flags & KEEP_OFFSET:  # once past the ego, a vehicle that kept off its lane's centre goes back to it
+            dx, dy = w.ego_x[b] - w.act_x[b, v], w.ego_y[b] - w.act_y[b, v]
+            if dx * math.cos(w.act_yaw[b, v]) + dy * math.sin(w.act_yaw[b, v]) < -10.0:
+                flags &= ~KEEP_OFFSET
+                w.veh_flags[b, v] = flags
+        if not flags & (EMERGENCY | KEEP_OFFSET) and offset != 0.0 and new_speed > 0.1:  # pulling into the lane
             sideways = -min(abs(offset), CUT_IN_LATERAL_MPS * p.dt) * (1.0 if offset > 0.0 else -1.0)
             w.veh_offset[b, v] = offset + sideways
         if w.act_valid[b, v]:
@@ -952,13 +1002,43 @@ def _corridor_clear(m: MapArrays, w: Any, p: Params, b: int, shift: float, first
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _keep_right(w: Any, p: Params, b: int) -> float:
+    """How far right (negative: left +) the ego keeps within its lane: pulled over for an emergency vehicle coming
+    from behind (``ego_yield_emg``), or clear of oncoming vehicles that invade its lane ahead; 0: neither."""
+    progress = w.progress[b]
+    ego_half = 0.5 * p.ego_width
+    right = 0.0
+    w.ego_yield_emg[b] = False
+    for v in range(w.veh_lane.shape[1]):
+        if not w.act_valid[b, v] or w.veh_parked[b, v]:
+            continue
+        x, y = w.act_x[b, v], w.act_y[b, v]
+        if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 > (EMERGENCY_NOTICE_M + 5.0) ** 2:
+            continue
+        if w.veh_flags[b, v] & EMERGENCY:
+            s, lat, dist, heading = _route_frame(w, b, x, y, progress - EMERGENCY_NOTICE_M - 5.0, progress + 5.0)
+            if dist < 4.0 and progress - EMERGENCY_NOTICE_M < s < progress + 0.5 * p.ego_length:
+                right = -PULL_OVER_M
+                w.ego_yield_emg[b] = True
+            continue
+        s, lat, dist, heading = _route_frame(w, b, x, y, progress, progress + NUDGE_LOOKAHEAD_M)
+        if s <= progress or math.cos(w.act_yaw[b, v] - heading) > -0.85 or lat <= 0.0:
+            continue  # only oncoming vehicles ahead, left of the route
+        across, _ = _extent(w, b, v, heading)
+        inner = lat - across  # their right side
+        if -ego_half < inner < ego_half + INVADER_CLEARANCE_M:
+            right = min(right, max(inner - ego_half - INVADER_CLEARANCE_M, -PULL_OVER_M))
+    return right
+
+
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _ego_nudge(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """Pass obstacles (static ones, parked vehicles) that block the route ahead: shift the ego's path to the left
     by what clears them, when the road is there and no moving vehicle uses that corridor (oncoming ones: before
     the ego is past); hold the shift until the ego is past them; otherwise stay (and stop behind them)."""
     progress = w.progress[b]
     ego_half = 0.5 * p.ego_width
-    committed = w.ego_nudge[b] != 0.0 and progress < w.ego_nudge_end[b]  # a pass, once begun, is completed
+    committed = w.ego_nudge[b] > 0.0 and progress < w.ego_nudge_end[b]  # a pass, once begun, is completed
     first, last, shift = INF, -INF, 0.0
     for n in range(w.act_valid.shape[1]):  # what the path clears is passed, not followed (see _ego_view)
         need, lo, hi = _obstacle_need(w, p, b, n, progress)
@@ -974,6 +1054,9 @@ def _ego_nudge(m: MapArrays, w: Any, p: Params, b: int) -> None:
                 last + p.ego_length + 3.0
     elif committed and shift > 0.0:
         w.ego_nudge_end[b] = max(w.ego_nudge_end[b], last + p.ego_length + 3.0)
+    right = _keep_right(w, p, b)
+    if w.ego_nudge[b] <= 0.0:
+        w.ego_nudge[b] = right
     w.ego_nudge_need[b] = max(shift, w.ego_nudge[b]) if shift > 0.0 else w.ego_nudge[b]
     # the path moves sideways as the ego drives on
     rate = NUDGE_RATE * w.ego_v[b] * p.dt
@@ -1044,6 +1127,19 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
         if w.reg_n[b] < w.reg_x.shape[1]:
             w.reg_x[b, w.reg_n[b]], w.reg_y[b, w.reg_n[b]] = x, y
             w.reg_n[b] += 1
+    # an emergency vehicle held up behind the ego (Leaderboard 2.0 YieldToEmergencyVehicleTest)
+    e = w.emg_slot[b]
+    if e >= 0 and not w.emg_done[b] and w.act_valid[b, e]:
+        s, _, dist, _ = _route_frame(w, b, w.act_x[b, e], w.act_y[b, e], w.progress[b] - 40.0, w.progress[b] + 40.0)
+        if s > w.progress[b] + 1.0:
+            w.emg_done[b] = True  # it got past
+        elif dist < 4.0 and w.progress[b] - s < EMERGENCY_CLOSE_M + p.ego_length:
+            if w.emg_since[b] == INF:
+                w.emg_since[b] = t
+            elif t - w.emg_since[b] > EMERGENCY_PATIENCE_S:
+                w.infractions[b, INF_EMERGENCY] += 1
+                _event(w, b, INF_EMERGENCY, e)
+                w.emg_done[b] = True
     # control lines on the route: red lights and stop signs
     half = 0.5 * p.ego_length
     i = w.line_next[b]

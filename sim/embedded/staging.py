@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sim.embedded import kernels
+from sim.embedded.traffic import LightState
 from sim.geometry import FloatArray, cumulative_length, interpolate_along, wrap_angle
 from sim.scenarios import Scenario
 from sim.scenarios.events import (
@@ -27,12 +28,18 @@ from sim.scenarios.events import (
     ConstructionObstacle,
     DynamicObjectCrossing,
     HardBreakRoute,
+    InvadingTurn,
+    NonSignalizedJunctionLeftTurn,
     OppositeVehicleRunningRedLight,
     OppositeVehicleTakingPriority,
     ParkedObstacle,
     ParkingCutIn,
     PedestrianCrossing,
+    SignalizedJunctionLeftTurn,
+    SignalizedJunctionRightTurn,
+    StaticCutIn,
     VehicleTurningRoutePedestrian,
+    YieldToEmergencyVehicle,
 )
 
 if TYPE_CHECKING:
@@ -47,6 +54,8 @@ _REVEAL_M = 35.0
 _JUNCTION_CLEARANCE_M = 8.0
 #: How far past the junction's exit a pedestrian crosses the lane the ego turns into.
 _EXIT_CROSSING_M = 5.0
+#: How long a junction event holds the junction's lights.
+_LIGHT_HOLD_S = 30.0
 
 
 @dataclass
@@ -127,6 +136,18 @@ class _RouteGeometry:
         """Whether a point lies on a lane."""
         out = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED) for _ in range(4)]
         return bool(kernels.locate(self.arrays, float(xy[0]), float(xy[1]), 0.0, *out) > 0)
+
+    def lane_beside(self, s_m: float, side: str) -> tuple[int, float, bool] | None:
+        """The lane one lane width to the ``side`` of the route at ``s_m``: its id, the arc length there and whether
+        it runs the route's way (``None``: no lane there)."""
+        xy, heading = self.pose(s_m)
+        probe = xy + self.lane_width(s_m) * _side_normal(heading, side)
+        out = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED) for _ in range(4)]
+        count = kernels.locate(self.arrays, float(probe[0]), float(probe[1]), 0.0, *out)
+        if count == 0:
+            return None
+        k = int(np.argmin(out[4][:count]))
+        return int(out[0][k]), float(out[1][k]), math.cos(float(out[3][k]) - heading) > 0.9
 
     def road_extent(self, xy: FloatArray, direction: FloatArray, limit_m: float = 30.0) -> float:
         """How far from ``xy`` along the unit vector ``direction`` the road (any lane) goes on."""
@@ -356,6 +377,135 @@ def _stage_construction(world: World, env: int, event: ConstructionObstacle, geo
                            length_m=0.4, width_m=0.4)
 
 
+def _stage_static_cut_in(world: World, env: int, event: StaticCutIn, geometry: _RouteGeometry,
+                         slots: _Slots) -> None:
+    at = event.trigger_s_m + event.distance_m
+    if not geometry.route.offsets[0] <= event.trigger_s_m - 10.0 or at + 20.0 > geometry.s[-1]:
+        raise ValueError(f"{_name(event)}: the cut-in place {at:.1f} m does not fit on the route "
+                         f"(0..{geometry.s[-1]:.1f} m)")
+    if not geometry.clear_of_junctions(at - 12.0, at + 20.0):
+        raise ValueError(f"{_name(event)}: the cut-in place {at:.1f} m is too near a junction")
+    for s in (at - 8.0, at, at + 10.0):
+        beside = geometry.lane_beside(s, event.direction)
+        if beside is None or not beside[2]:
+            raise ValueError(f"{_name(event)}: no lane to the {event.direction} running the route's way at "
+                             f"{s:.1f} m")
+    width = geometry.lane_width(at)
+    offset = width if event.direction == "left" else -width
+    _park_on_route(world, env, event, geometry, slots, at - 7.5, offset)  # the one queued behind it
+    slot = _park_on_route(world, env, event, geometry, slots, at, offset)
+    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True, cut_in_speed_mps=event.speed_mps)
+
+
+def _stage_junction_flow(world: World, env: int,
+                         event: SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
+                         | NonSignalizedJunctionLeftTurn,
+                         geometry: _RouteGeometry, slots: _Slots) -> None:
+    signalized = not isinstance(event, NonSignalizedJunctionLeftTurn)
+    left = not isinstance(event, SignalizedJunctionRightTurn)
+    lanes, arrays, route = geometry.lanes, geometry.arrays, geometry.route
+    entry = geometry.junction_entry(event.trigger_s_m)
+    while entry >= 0:
+        approach, ours = lanes[route.pieces[entry - 1].lane], lanes[route.pieces[entry].lane]
+        turn = _turn_of(ours.centerline)
+        controlled = approach.light_group is not None if signalized else approach.stop_sign
+        if controlled and (turn > 0.6 if left else turn < -0.6):
+            break
+        entry = geometry.junction_entry(route.offsets[entry] + 1e-3)
+    what = f"{'signalized' if signalized else 'all-way-stop'} junction where it turns {'left' if left else 'right'}"
+    if entry < 0:
+        raise ValueError(f"{_name(event)}: the route passes no {what} after the trigger")
+    approach_lane, ours_lane = route.pieces[entry - 1].lane, route.pieces[entry].lane
+    approach_heading = _end_heading(lanes[approach_lane].centerline)
+    wanted = math.pi if left else -0.5 * math.pi  # the flow comes towards the ego / from its left
+    best: tuple[float, int, int] | None = None
+    for lane in (int(k) for k in np.flatnonzero(arrays.conflict[ours_lane])):
+        sources = [p.lane_id for p in lanes if lane in p.successors and not p.is_junction]
+        if not sources or not lanes[lane].successors:
+            continue
+        relative = float(wrap_angle(_end_heading(lanes[sources[0]].centerline) - approach_heading))
+        straightness = abs(_turn_of(lanes[lane].centerline))
+        if abs(float(wrap_angle(relative - wanted))) > 0.25 * math.pi or straightness > 0.3:
+            continue
+        if best is None or straightness < best[0]:
+            best = (straightness, lane, sources[0])
+    if best is None:
+        raise ValueError(f"{_name(event)}: no straight flow {'from ahead' if left else 'from the left'} "
+                         f"meets the route at its {what}")
+    _, crossing, source = best
+    feeders = [p for p in lanes if source in p.successors]
+    upstream = min(feeders, key=lambda p: abs(_turn_of(p.centerline))).lane_id if feeders else -1
+    ours_s, theirs_s = _closest(lanes[ours_lane].centerline, lanes[crossing].centerline)
+    meet_route = route.offsets[entry] + ours_s - route.pieces[entry].start_s_m
+    trigger = max(event.trigger_s_m, meet_route - _REVEAL_M)
+    chain = (upstream, source, crossing) if upstream >= 0 else (source, crossing)
+    meet_s = sum(lanes[lane].length_m for lane in chain[:-1]) + theirs_s
+    rng = np.random.default_rng([int(world.state.seed[env]) % 2**32, round(event.trigger_s_m * 100)])
+    low, high = sorted(event.source_dist_interval_m)
+    behind = 0.0
+    for _ in range(event.flow_vehicles):
+        slot = slots.take("vehicle", event)
+        world.place_vehicle(env, slot, chain, s_m=0.0, speed_mps=event.flow_speed_mps,
+                            desired_speed_mps=event.flow_speed_mps)
+        world.arm_vehicle(env, slot, trigger_s_m=trigger, hidden=True, ignore_lights=not signalized,
+                          ignore_priority=True, meet_s_m=max(meet_s - behind, 0.0), meet_route_s_m=meet_route)
+        behind += float(rng.uniform(low, high))
+    if signalized:
+        ego_group, flow_group = lanes[approach_lane].light_group, lanes[source].light_group
+        assert ego_group is not None
+        if flow_group is None:
+            raise ValueError(f"{_name(event)}: the flow's approach at the {what} has no light")
+        junction = arrays.light_junction[ego_group]
+        states = {int(g): int(LightState.RED) for g in np.flatnonzero(arrays.light_junction == junction)}
+        states[ego_group] = states[flow_group] = int(LightState.GREEN)
+        world.hold_lights(env, states, trigger_s_m=trigger, hold_s=_LIGHT_HOLD_S)
+
+
+def _stage_emergency(world: World, env: int, event: YieldToEmergencyVehicle, geometry: _RouteGeometry,
+                     slots: _Slots) -> None:
+    back = event.trigger_s_m - event.distance_m
+    if back < geometry.route.offsets[0] or event.trigger_s_m + 120.0 > geometry.s[-1]:
+        raise ValueError(f"{_name(event)}: the emergency vehicle's start {back:.1f} m and the 120 m after the "
+                         f"trigger do not fit on the route (0..{geometry.s[-1]:.1f} m)")
+    if not geometry.clear_of_junctions(event.trigger_s_m, event.trigger_s_m + 50.0):
+        raise ValueError(f"{_name(event)}: a junction lies within 50 m past the trigger (no room to pull over)")
+    piece = geometry.piece_at(back)
+    lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
+    slot = slots.take("vehicle", event)
+    world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, back), speed_mps=event.speed_mps,
+                        desired_speed_mps=event.speed_mps, length_m=5.5, width_m=2.0)
+    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, hidden=True, follow_route=True, emergency=True)
+
+
+def _stage_invading_turn(world: World, env: int, event: InvadingTurn, geometry: _RouteGeometry,
+                         slots: _Slots) -> None:
+    meet = event.trigger_s_m + event.distance_m
+    last = meet + (event.vehicles - 1) * event.interval_m + 10.0
+    if not geometry.route.offsets[0] <= event.trigger_s_m or last > geometry.s[-1]:
+        raise ValueError(f"{_name(event)}: the stretch {meet:.1f}..{last:.1f} m does not fit on the route "
+                         f"(0..{geometry.s[-1]:.1f} m)")
+    if not geometry.clear_of_junctions(meet - 10.0, last):
+        raise ValueError(f"{_name(event)}: the stretch {meet:.1f}..{last:.1f} m is too near a junction")
+    beside = geometry.lane_beside(meet, "left")
+    if beside is None or beside[2]:
+        raise ValueError(f"{_name(event)}: no oncoming lane to the left at {meet:.1f} m")
+    oncoming, s_there, _ = beside
+    lanes = geometry.lanes
+    feeders = [p for p in lanes if oncoming in p.successors]
+    upstream = min(feeders, key=lambda p: abs(_turn_of(p.centerline))).lane_id if feeders else -1
+    chain = (upstream, oncoming) if upstream >= 0 else (oncoming,)
+    meet_s = sum(lanes[lane].length_m for lane in chain[:-1]) + s_there
+    width = geometry.lane_width(meet)
+    into = 0.5 * width + event.offset * width - 0.5 * 1.9  # towards the ego: to the left of the oncoming lane
+    for k in range(event.vehicles):
+        slot = slots.take("vehicle", event)
+        world.place_vehicle(env, slot, chain, s_m=0.0, speed_mps=event.speed_mps, desired_speed_mps=event.speed_mps,
+                            width_m=1.9, lateral_offset_m=into)
+        world.arm_vehicle(env, slot, trigger_s_m=max(event.trigger_s_m, meet - _REVEAL_M), hidden=True,
+                          keep_offset=True, meet_s_m=max(meet_s - k * event.interval_m, 0.0),
+                          meet_route_s_m=meet + k * event.interval_m)
+
+
 _STAGERS: dict[str, Callable[..., None]] = {
     "PedestrianCrossing": _stage_pedestrian_crossing,
     "DynamicObjectCrossing": _stage_dynamic_object_crossing,
@@ -367,4 +517,10 @@ _STAGERS: dict[str, Callable[..., None]] = {
     "ParkedObstacle": _stage_parked_obstacle,
     "Accident": _stage_accident,
     "ConstructionObstacle": _stage_construction,
+    "StaticCutIn": _stage_static_cut_in,
+    "SignalizedJunctionLeftTurn": _stage_junction_flow,
+    "SignalizedJunctionRightTurn": _stage_junction_flow,
+    "NonSignalizedJunctionLeftTurn": _stage_junction_flow,
+    "YieldToEmergencyVehicle": _stage_emergency,
+    "InvadingTurn": _stage_invading_turn,
 }

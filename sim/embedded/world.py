@@ -52,8 +52,10 @@ _INDEX = {kind: i for i, kind in enumerate(INFRACTIONS)}
 STATUSES = tuple(RouteStatus)
 _RUNNING = kernels.RUNNING
 assert [INFRACTIONS.index(k) for k in (Infraction.COLLISION_PEDESTRIAN, Infraction.COLLISION_VEHICLE,
-                                       Infraction.COLLISION_STATIC, Infraction.RED_LIGHT, Infraction.STOP_SIGN)] \
-    == [kernels.INF_PEDESTRIAN, kernels.INF_VEHICLE, kernels.INF_STATIC, kernels.INF_RED, kernels.INF_STOP]
+                                       Infraction.COLLISION_STATIC, Infraction.RED_LIGHT, Infraction.STOP_SIGN,
+                                       Infraction.YIELD_TO_EMERGENCY)] \
+    == [kernels.INF_PEDESTRIAN, kernels.INF_VEHICLE, kernels.INF_STATIC, kernels.INF_RED, kernels.INF_STOP,
+        kernels.INF_EMERGENCY]
 assert [STATUSES.index(s) for s in (RouteStatus.COMPLETED, RouteStatus.ROUTE_DEVIATION, RouteStatus.AGENT_BLOCKED,
                                     RouteStatus.ROUTE_TIMEOUT)] \
     == [kernels.COMPLETED, kernels.DEVIATION, kernels.BLOCKED, kernels.TIMEOUT]
@@ -181,6 +183,11 @@ class State(NamedTuple):
     ego_wait_lane: NDArray[np.int64]
     light_offset: FloatArray
     lights: NDArray[np.int8]
+    light_force: NDArray[np.int8]  # (B, G) a scenario event's light states (-1: the program's) ...
+    force_pending: NDArray[np.bool_]  # ... set when the route progress reaches force_trigger ...
+    force_trigger: FloatArray
+    force_hold: FloatArray  # ... for this long
+    force_until: FloatArray
     act_kind: NDArray[np.int8]
     act_x: FloatArray
     act_y: FloatArray
@@ -206,6 +213,7 @@ class State(NamedTuple):
     veh_brake_decel: FloatArray  # set off: brake this hard (0: not at all) ...
     veh_brake_hold: FloatArray  # ... and stand this long
     veh_brake_until: FloatArray
+    veh_reveal_at: FloatArray  # a hidden vehicle set off before its lanes begin appears at this time
     ped_walk: NDArray[np.int64]
     ped_next: NDArray[np.int64]
     ped_s: FloatArray
@@ -247,6 +255,10 @@ class State(NamedTuple):
     act_pass_need: FloatArray  # (B, N) obstacles ahead: the ego's leftward offset that clears them (0: none)
     ego_side_gap: FloatArray  # off its lane: the gap to whoever is ahead in the corridor it drives ...
     ego_side_speed: FloatArray  # ... and their speed along the route
+    ego_yield_emg: NDArray[np.bool_]  # an emergency vehicle comes from behind: the ego pulls over (ego_nudge < 0)
+    emg_slot: NDArray[np.int64]  # the scenario's emergency vehicle (-1: none) ...
+    emg_since: FloatArray  # ... held up close behind the ego since (inf: not)
+    emg_done: NDArray[np.bool_]  # ... got past, or the failure to yield is counted
     ego_stop_dist: FloatArray
     ego_jlane: NDArray[np.int64]
     ego_japproach: NDArray[np.int64]
@@ -312,12 +324,15 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         piece_n=i(b), line_s=f(b, lines), line_lane=i(b, lines), line_junction_lane=i(b, lines, fill=-1),
         line_n=i(b), line_next=i(b), ego_served=z(b), ego_arrival=f(b), ego_wait_lane=i(b, fill=-1),
         light_offset=f(b, max(junctions, 1)), lights=np.zeros((b, lights), dtype=np.int8),
+        light_force=np.full((b, lights), -1, dtype=np.int8), force_pending=z(b), force_trigger=f(b),
+        force_hold=f(b), force_until=f(b, fill=-np.inf),
         act_kind=np.zeros((b, n), dtype=np.int8), act_x=f(b, n), act_y=f(b, n), act_yaw=f(b, n), act_v=f(b, n),
         act_len=f(b, n, fill=1.0), act_wid=f(b, n, fill=1.0), act_valid=z(b, n),
         veh_lane=i(b, v, 3, fill=-1), veh_s=f(b, v), veh_desired=f(b, v), veh_parked=z(b, v), veh_offset=f(b, v),
         veh_served=i(b, v, fill=-1), veh_arrival=f(b, v), veh_draws=i(b, v), veh_respawn=z(b, v),
         veh_flags=i(b, v), veh_pending=z(b, v), veh_trigger=f(b, v), veh_meet_s=f(b, v, fill=-1.0),
         veh_meet_route=f(b, v), veh_brake_decel=f(b, v), veh_brake_hold=f(b, v), veh_brake_until=f(b, v, fill=-np.inf),
+        veh_reveal_at=f(b, v, fill=np.inf),
         ped_walk=i(b, p, fill=-1), ped_next=i(b, p, fill=-1), ped_s=f(b, p), ped_speed=f(b, p), ped_start=f(b, p),
         ped_draws=i(b, p), ped_path_x=f(b, p, _PED_PATH_POINTS), ped_path_y=f(b, p, _PED_PATH_POINTS),
         ped_path_s=f(b, p, _PED_PATH_POINTS), ped_path_n=i(b, p, fill=2),
@@ -330,6 +345,7 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         ego_line_kind=i(b), ego_line_state=i(b, fill=-1), ego_line_dist=f(b, fill=np.inf), ego_must_stop=z(b),
         ego_nudge=f(b), ego_offset=f(b), ego_nudge_need=f(b), ego_nudge_end=f(b),
         act_pass_need=f(b, n), ego_side_gap=f(b, fill=np.inf), ego_side_speed=f(b),
+        ego_yield_emg=z(b), emg_slot=i(b, fill=-1), emg_since=f(b, fill=np.inf), emg_done=z(b),
         ego_stop_dist=f(b, fill=np.inf), ego_jlane=i(b, fill=-1), ego_japproach=i(b, fill=-1),
         ego_jdist=f(b, fill=np.inf), appr_actor=i(b, v + 1), appr_lane=i(b, v + 1), appr_tte=f(b, v + 1),
         appr_rude=z(b, v + 1), appr_n=i(b),
@@ -528,6 +544,9 @@ class World:
         st.ped_next[env] = -1
         st.veh_flags[env], st.veh_pending[env], st.veh_meet_s[env] = 0, False, -1.0
         st.veh_brake_decel[env], st.veh_brake_until[env] = 0.0, -np.inf
+        st.veh_reveal_at[env] = np.inf
+        st.light_force[env], st.force_pending[env], st.force_until[env] = -1, False, -np.inf
+        st.emg_slot[env], st.emg_since[env], st.emg_done[env], st.ego_yield_emg[env] = -1, np.inf, False, False
         st.ped_pending[env] = st.ped_careless[env] = False
         st.ego_nudge[env] = st.ego_offset[env] = st.ego_nudge_need[env] = 0.0
         st.zone_n[env] = 0
@@ -637,7 +656,8 @@ class World:
     def arm_vehicle(self, env: int, slot: int, *, trigger_s_m: float, hidden: bool = False,
                     ignore_lights: bool = False, ignore_priority: bool = False, follow_route: bool = False,
                     meet_s_m: float = -1.0, meet_route_s_m: float = 0.0, brake_decel_mps2: float = 0.0,
-                    hold_s: float = 0.0, cut_in_speed_mps: float = 0.0) -> None:
+                    hold_s: float = 0.0, cut_in_speed_mps: float = 0.0, emergency: bool = False,
+                    keep_offset: bool = False) -> None:
         """Script the vehicle placed in ``slot`` (:meth:`place_vehicle`) for an event set off when the ego's route
         progress reaches ``trigger_s_m``.
 
@@ -650,12 +670,25 @@ class World:
         :param brake_decel_mps2: at the trigger, brake this hard to a standstill, stand ``hold_s`` and go on.
         :param cut_in_speed_mps: a parked vehicle that, at the trigger, pulls out into its lane and drives on at
             up to this speed.
+        :param emergency: an emergency vehicle (it ignores lights, priority and speed limits, keeping the speed it
+            was placed with): the ego must let it pass, pulling
+            over to the right; it passes on the left (``yield_to_emergency_vehicle`` when held up behind the ego).
+        :param keep_offset: drive with the placed lateral offset (e.g. into the oncoming lane) instead of moving
+            back to the lane's centre.
         """
         st = self.state
+        ignore_lights, ignore_priority = ignore_lights or emergency, ignore_priority or emergency
         st.veh_flags[env, slot] = ((kernels.HIDDEN if hidden else 0) | (kernels.IGNORE_LIGHTS if ignore_lights else 0)
                                    | (kernels.IGNORE_PRIORITY if ignore_priority else 0)
                                    | (kernels.FOLLOW_ROUTE if follow_route else 0)
-                                   | (kernels.CUT_IN if cut_in_speed_mps > 0.0 else 0))
+                                   | (kernels.CUT_IN if cut_in_speed_mps > 0.0 else 0)
+                                   | (kernels.EMERGENCY if emergency else 0)
+                                   | (kernels.KEEP_OFFSET if keep_offset else 0))
+        if emergency:  # it drives at its speed whatever the limit
+            st.veh_desired[env, slot] = st.act_v[env, slot]
+            if st.emg_slot[env] >= 0:
+                raise ValueError("at most one emergency vehicle per scenario")
+            st.emg_slot[env] = slot
         if cut_in_speed_mps > 0.0:
             limit = self.map.lanes[int(st.veh_lane[env, slot, 0])].speed_limit_mps
             st.veh_desired[env, slot] = cut_in_speed_mps / max(limit, 1e-3)
@@ -677,6 +710,17 @@ class World:
         st.ped_careless[env, slot] = True
         st.ped_meet_route[env, slot], st.ped_meet_walk[env, slot] = meet_route_s_m, meet_walk_m
         st.ped_start[env, slot] = np.inf
+
+    def hold_lights(self, env: int, states: dict[int, int], *, trigger_s_m: float, hold_s: float) -> None:
+        """From when the ego's route progress reaches ``trigger_s_m`` and for ``hold_s`` seconds, light groups
+        ``states`` keys show the given states (:class:`sim.embedded.traffic.LightState` values) instead of their
+        program's (as the Leaderboard's junction scenarios set a junction's lights); then the program resumes."""
+        st = self.state
+        st.light_force[env] = -1
+        for group, state in states.items():
+            st.light_force[env, group] = state
+        st.force_pending[env], st.force_trigger[env], st.force_hold[env] = True, trigger_s_m, hold_s
+        st.force_until[env] = -np.inf
 
     def allow_oncoming_lane(self, env: int, start_s_m: float, end_s_m: float) -> None:
         """Let the ego of scenario ``env`` drive on an oncoming lane between these route arc lengths without it

@@ -22,6 +22,14 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
   ``distance_m`` past the trigger (a vehicle parked across most of it; three crashed vehicles; a sign and a taper
   of cones): the ego must pass on the left (the next lane, or the oncoming one) when it is clear. The Leaderboard's
   ``…TwoWays`` variants are these events on roads where the lane to the left is the oncoming one.
+- :class:`StaticCutIn` — a vehicle standing in the next lane cuts into the ego's.
+- :class:`SignalizedJunctionLeftTurn`, :class:`SignalizedJunctionRightTurn`,
+  :class:`NonSignalizedJunctionLeftTurn` — a flow of vehicles with the right of way crosses (left turns) or joins
+  (right turn) the ego's path at a junction where the route turns; at signalized ones the event sets the lights
+  (the ego's and the flow's green) as the Leaderboard's scenarios do.
+- :class:`YieldToEmergencyVehicle` — an emergency vehicle comes from behind; the ego must pull over and let it
+  pass (``yield_to_emergency_vehicle`` when it is held up behind the ego).
+- :class:`InvadingTurn` — oncoming vehicles cut into the ego's lane; the ego must keep right.
 """
 
 from __future__ import annotations
@@ -134,10 +142,76 @@ class ConstructionObstacle(_Event):
     distance_m: float = Field(default=30.0, gt=0.0)
 
 
+class StaticCutIn(_Event):
+    """A vehicle standing in the lane beside the ego's (on the ``direction`` side, same direction, behind another
+    one) ``distance_m`` past the trigger cuts into the ego's lane at the trigger and drives on at up to
+    ``speed_mps``."""
+
+    type: Literal["StaticCutIn"] = "StaticCutIn"
+    distance_m: float = Field(default=20.0, gt=0.0)
+    direction: Side = "right"
+    speed_mps: float = Field(default=5.0, gt=0.0)
+
+
+class _Flow(_Event):
+    """A flow of ``flow_vehicles`` vehicles at ``flow_speed_mps``, ``source_dist_interval_m`` apart (drawn between
+    the two bounds), timed so that the first meets the ego where their paths meet."""
+
+    flow_speed_mps: float = Field(default=8.0, gt=0.0)
+    source_dist_interval_m: tuple[float, float] = (20.0, 30.0)
+    flow_vehicles: int = Field(default=3, ge=1, le=4)
+
+
+class SignalizedJunctionLeftTurn(_Flow):
+    """At the first signalized junction past the trigger where the route turns left, the ego's light and the
+    oncoming approach's turn green together (the rest red) and a flow of oncoming vehicles goes straight through:
+    the ego must wait for a gap."""
+
+    type: Literal["SignalizedJunctionLeftTurn"] = "SignalizedJunctionLeftTurn"
+
+
+class SignalizedJunctionRightTurn(_Flow):
+    """At the first signalized junction past the trigger where the route turns right, the ego's light and the
+    approach from its left turn green together (the rest red) and a flow from the left goes straight into the lane
+    the ego turns into: the ego must merge into a gap."""
+
+    type: Literal["SignalizedJunctionRightTurn"] = "SignalizedJunctionRightTurn"
+
+
+class NonSignalizedJunctionLeftTurn(_Flow):
+    """At the first all-way-stop junction past the trigger where the route turns left, a flow of oncoming vehicles
+    with the right of way (no stop for them) goes straight through: the ego must stop and wait for a gap."""
+
+    type: Literal["NonSignalizedJunctionLeftTurn"] = "NonSignalizedJunctionLeftTurn"
+
+
+class YieldToEmergencyVehicle(_Event):
+    """An emergency vehicle appears ``distance_m`` behind the ego at the trigger, driving the ego's route at
+    ``speed_mps``: the ego must pull over to the right and let it pass."""
+
+    type: Literal["YieldToEmergencyVehicle"] = "YieldToEmergencyVehicle"
+    distance_m: float = Field(default=30.0, gt=0.0)
+    speed_mps: float = Field(default=14.0, gt=0.0)
+
+
+class InvadingTurn(_Event):
+    """``vehicles`` oncoming vehicles, ``interval_m`` apart, cut into the ego's lane by ``offset`` times the lane
+    width as they come, timed so that the first meets the ego ``distance_m`` past the trigger: the ego must keep to
+    the right of its lane."""
+
+    type: Literal["InvadingTurn"] = "InvadingTurn"
+    distance_m: float = Field(default=40.0, gt=0.0)
+    offset: float = Field(default=0.3, gt=0.0, le=0.45)
+    vehicles: int = Field(default=2, ge=1, le=3)
+    interval_m: float = Field(default=15.0, gt=5.0)
+    speed_mps: float = Field(default=7.0, gt=0.0)
+
+
 ScenarioEvent = Annotated[
     PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
     | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkingCutIn | ParkedObstacle | Accident
-    | ConstructionObstacle,
+    | ConstructionObstacle | StaticCutIn | SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
+    | NonSignalizedJunctionLeftTurn | YieldToEmergencyVehicle | InvadingTurn,
     Field(discriminator="type"),
 ]
 
@@ -145,6 +219,7 @@ EVENT_TYPES: dict[str, type[_Event]] = {
     cls.model_fields["type"].default: cls
     for cls in (PedestrianCrossing, DynamicObjectCrossing, VehicleTurningRoutePedestrian, HardBreakRoute,
                 OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkingCutIn, ParkedObstacle,
-                Accident, ConstructionObstacle)
+                Accident, ConstructionObstacle, StaticCutIn, SignalizedJunctionLeftTurn, SignalizedJunctionRightTurn,
+                NonSignalizedJunctionLeftTurn, YieldToEmergencyVehicle, InvadingTurn)
 }
 """Every staged event type by its Leaderboard name."""

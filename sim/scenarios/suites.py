@@ -4,8 +4,8 @@
 - ``train`` — routes on procedural towns ``town-<seed>`` (seeds 1..8999), every event type drawn at random,
   background traffic and pedestrians.
 - ``eval`` — held-out towns (seeds from 9001 on, grid and irregular layouts too, never used by ``train``): every
-  event type ``per_type`` times, plus plain routes through signalized and unsignalized junctions; at least 100
-  routes by default.
+  event type ``per_type`` times (on the next town when one has no place for it), plus plain routes through
+  signalized and unsignalized junctions; at least 100 routes by default.
 
 An event goes where it stages on its route: the generator draws a route, then tries triggers along it (from the
 start, every 10 m) until the world accepts the event (:mod:`sim.embedded.staging` refuses places that don't fit,
@@ -28,9 +28,9 @@ from sim.scenarios import events as ev
 from sim.scenarios.model import Scenario, sample_scenario
 
 #: Suite generator version: bump it when a generator changes what it produces.
-SUITE_VERSION = 1
+SUITE_VERSION = 2
 #: Slots the events of one scenario may need beyond its background traffic.
-EVENT_VEHICLES, EVENT_PEDESTRIANS = 3, 1
+EVENT_VEHICLES, EVENT_PEDESTRIANS = 4, 1
 #: Extra time a route with an event gets (waiting for pedestrians, passing obstacles).
 EVENT_TIME_S = 30.0
 
@@ -96,6 +96,17 @@ MAKERS: dict[str, EventMaker] = {
     "ParkedObstacle": lambda t, rng: ev.ParkedObstacle(trigger_s_m=t),
     "Accident": lambda t, rng: ev.Accident(trigger_s_m=t),
     "ConstructionObstacle": lambda t, rng: ev.ConstructionObstacle(trigger_s_m=t),
+    "StaticCutIn": lambda t, rng: ev.StaticCutIn(trigger_s_m=t, direction=_side(rng),
+                                                 speed_mps=round(float(rng.uniform(4.0, 6.0)), 1)),
+    "SignalizedJunctionLeftTurn": lambda t, rng: ev.SignalizedJunctionLeftTurn(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
+    "SignalizedJunctionRightTurn": lambda t, rng: ev.SignalizedJunctionRightTurn(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
+    "NonSignalizedJunctionLeftTurn": lambda t, rng: ev.NonSignalizedJunctionLeftTurn(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
+    "YieldToEmergencyVehicle": lambda t, rng: ev.YieldToEmergencyVehicle(
+        trigger_s_m=t, speed_mps=round(float(rng.uniform(12.0, 15.0)), 1)),
+    "InvadingTurn": lambda t, rng: ev.InvadingTurn(trigger_s_m=t, offset=round(float(rng.uniform(0.25, 0.35)), 2)),
 }
 
 
@@ -132,7 +143,7 @@ def route_with_event(map_name: str, seed: int, kind: str | None, *, traffic_vehi
     raise ValueError(f"no route on {map_name!r} from seed {seed} takes a {kind} event ({attempts} routes tried)")
 
 
-def build_suite(name: str, *, routes: int | None = None, per_type: int = 8, seed: int = 0) -> Suite:
+def build_suite(name: str, *, routes: int | None = None, per_type: int = 6, seed: int = 0) -> Suite:
     """Generate a named suite (see the module docstring).
 
     :param routes: ``train``: how many routes (default 64); ``smoke``: at most this many.
@@ -150,9 +161,10 @@ def build_suite(name: str, *, routes: int | None = None, per_type: int = 8, seed
         options: list[str | None] = [*MAKERS, None]
         scenarios = []
         for i in range(64 if routes is None else routes):
-            town = f"town-{int(rng.integers(1, 9000))}"
+            town = int(rng.integers(1, 9000))
             kind = options[int(rng.integers(len(options)))]
-            scenarios.append(_generate(town, 10_000 * seed + i, kind, traffic_vehicles=int(rng.integers(6, 16)),
+            towns = [f"town-{town}"] + [f"town-{(town * 7919 + k) % 8999 + 1}" for k in range(1, 4)]
+            scenarios.append(_generate(towns, 10_000 * seed + i, kind, traffic_vehicles=int(rng.integers(6, 16)),
                                        pedestrians=int(rng.integers(0, 8))))
         return Suite("train", SUITE_VERSION, tuple(scenarios))
     if name == "eval":
@@ -160,21 +172,26 @@ def build_suite(name: str, *, routes: int | None = None, per_type: int = 8, seed
         scenarios = []
         index = 0
         for kind in [*MAKERS, None]:
-            count = per_type if kind is not None else max(100 - per_type * len(MAKERS), per_type)
+            count = per_type if kind is not None else max(100 - per_type * len(MAKERS), 2 * per_type)
             for _ in range(count):
-                scenarios.append(_generate(towns[index % len(towns)], 90_000 + index, kind, traffic_vehicles=12,
+                first = index % len(towns)
+                scenarios.append(_generate(towns[first:] + towns[:first], 90_000 + index, kind, traffic_vehicles=12,
                                            pedestrians=6))
                 index += 1
         return Suite("eval", SUITE_VERSION, tuple(scenarios))
     raise ValueError(f"unknown suite {name!r}; known: smoke, train, eval")
 
 
-def _generate(map_name: str, seed: int, kind: str | None, *, traffic_vehicles: int, pedestrians: int) -> Scenario:
-    """Like :func:`route_with_event`, moving on to the next seeds when a route takes no such event."""
-    for offset in range(5):
-        try:
-            return route_with_event(map_name, seed + 100_000 * offset, kind, traffic_vehicles=traffic_vehicles,
-                                    pedestrians=pedestrians)
-        except ValueError:
-            continue
-    raise ValueError(f"{map_name!r} takes no {kind} event on any route tried")
+def _generate(maps: Sequence[str], seed: int, kind: str | None, *, traffic_vehicles: int,
+              pedestrians: int) -> Scenario:
+    """Like :func:`route_with_event` on the first of ``maps``, moving on to the next seeds when a route takes no
+    such event, and to the next map when none does (a town may lack, say, a signalized junction where a straight
+    flow from the left meets a right turn)."""
+    for map_name in maps:
+        for offset in range(3):
+            try:
+                return route_with_event(map_name, seed + 100_000 * offset, kind, traffic_vehicles=traffic_vehicles,
+                                        pedestrians=pedestrians)
+            except ValueError:
+                continue
+    raise ValueError(f"none of {list(maps)} takes a {kind} event on any route tried")

@@ -65,6 +65,15 @@ CASES = {
     "ParkedObstacle": (lambda t: ev.ParkedObstacle(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
     "Accident": (lambda t: ev.Accident(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
     "ConstructionObstacle": (lambda t: ev.ConstructionObstacle(trigger_s_m=t), Infraction.COLLISION_STATIC),
+    "StaticCutIn": (lambda t: ev.StaticCutIn(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
+    "SignalizedJunctionLeftTurn": (lambda t: ev.SignalizedJunctionLeftTurn(trigger_s_m=t),
+                                   Infraction.COLLISION_VEHICLE),
+    "SignalizedJunctionRightTurn": (lambda t: ev.SignalizedJunctionRightTurn(trigger_s_m=t),
+                                    Infraction.COLLISION_VEHICLE),
+    "NonSignalizedJunctionLeftTurn": (lambda t: ev.NonSignalizedJunctionLeftTurn(trigger_s_m=t),
+                                      Infraction.COLLISION_VEHICLE),
+    "YieldToEmergencyVehicle": (lambda t: ev.YieldToEmergencyVehicle(trigger_s_m=t), Infraction.YIELD_TO_EMERGENCY),
+    "InvadingTurn": (lambda t: ev.InvadingTurn(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
 }
 
 
