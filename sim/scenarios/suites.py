@@ -33,7 +33,16 @@ from sim.embedded.world import World, WorldConfig, make_world
 from sim.maps import data_root, get_map
 from sim.scenarios import events as ev
 from sim.scenarios.model import Scenario, light_cycle_s, route_timeout_s, sample_scenario
-from sim.scenarios.routes import OFF_MAP_M, RouteSpec, densify, lane_route, project_onto, read_routes, route_events
+from sim.scenarios.routes import (
+    OFF_MAP_M,
+    RouteScenario,
+    RouteSpec,
+    densify,
+    lane_route,
+    project_onto,
+    read_routes,
+    route_events,
+)
 
 #: Suite generator version: bump it when a generator changes what it produces.
 SUITE_VERSION = 1
@@ -228,16 +237,16 @@ def leaderboard_suite(name: str, route_files: Sequence[Path], *, towns: Sequence
                       pedestrians: int = 6) -> Suite:
     """Leaderboard routes on CARLA towns as a suite.
 
-    The first ``routes_per_town`` routes of each town in ``towns`` (in file order; routes on other towns are not
-    read) go on the map ``opendrive:carla/maps/<town>.xodr``. Each keeps its leading waypoints within ``route_m``
+    The first ``routes_per_town`` routes of each town in ``towns`` (in file order; routes on other towns are left
+    out) go on the map ``opendrive:carla/maps/<town>.xodr``. Each keeps its leading waypoints within ``route_m``
     of driving, densified onto the lane graph (:func:`sim.scenarios.routes.densify`; the waypoints are kept on
     the scenario). Its ``<scenarios>`` become events (:func:`sim.scenarios.routes.route_events`) one by one in
     trigger order, each kept when the embedded world stages it with the ones before; the others are listed in
-    :attr:`Suite.unsupported` (types we do not stage) and :attr:`Suite.unstaged` (with the reason; triggers
-    farther than ``OFF_MAP_M`` from the cut route too). A route the world cannot start goes to
-    :attr:`Suite.skipped`. Traffic seeds are ``CARLA_SEED`` plus the route's position in the route files (a
-    route keeps its seed whatever ``routes_per_town``); the timeout is
-    :func:`~sim.scenarios.model.route_timeout_s` plus ``EVENT_TIME_S`` per event.
+    :attr:`Suite.unsupported` (types we do not stage) and :attr:`Suite.unstaged` (with the reason, such as a
+    trigger farther than ``OFF_MAP_M`` from the route as cut, or beyond its ends). A route that cannot be
+    densified or that the world cannot start goes to :attr:`Suite.skipped`. Traffic seeds are ``CARLA_SEED``
+    plus the route's position in the route files (a route keeps its seed whatever ``routes_per_town``); the
+    timeout is :func:`~sim.scenarios.model.route_timeout_s` plus ``EVENT_TIME_S`` per event.
 
     :raises ValueError: naming the file and route when a route file or a scenario's parameter is malformed.
     """
@@ -273,8 +282,8 @@ def leaderboard_suite(name: str, route_files: Sequence[Path], *, towns: Sequence
 def _leaderboard_route(map_name: str, spec: RouteSpec, route_m: float, seed: int, traffic_vehicles: int,
                        pedestrians: int) -> tuple[Scenario, tuple[ev.ScenarioEvent, ...],
                                                   tuple[tuple[str, ...], tuple[str, ...]]]:
-    """The route's leading stretch as a scenario without events, the events its scenarios make, and the names
-    of its scenarios left out: (unsupported, far from the route with the reason).
+    """The route's leading stretch as a scenario without events, the events its scenarios on that stretch make,
+    and its scenarios left out: (of types we do not stage, elsewhere on the route with the reason).
 
     :raises ValueError: when the route cannot be densified or the world cannot start it.
     """
@@ -297,16 +306,18 @@ def _leaderboard_route(map_name: str, spec: RouteSpec, route_m: float, seed: int
         waypoints=tuple((float(x), float(y)) for x, y in leading.waypoints))
     _probe(map_name, traffic_vehicles, pedestrians).reset([base])
     polyline = graph.route_path(lanes).polyline(graph)
-    near, far = [], []
+    on_route: list[RouteScenario] = []
+    off_route: list[RouteScenario] = []
     for scenario in spec.scenarios:
         along_m, off_m = project_onto(polyline, scenario.trigger_xy)
-        if off_m > OFF_MAP_M or not base.start_s_m <= along_m <= base.end_s_m:
-            far.append(f"{scenario.name} ({scenario.type}): its trigger lies beyond the {end - start:.0f} m of "
-                       f"the route kept")
-        else:
-            near.append(scenario)
-    events, unsupported = route_events(dataclasses.replace(leading, scenarios=tuple(near)), polyline)
-    return base, events, (unsupported, tuple(far))
+        kept = off_m <= OFF_MAP_M and base.start_s_m <= along_m <= base.end_s_m
+        (on_route if kept else off_route).append(scenario)
+    events, unsupported = route_events(dataclasses.replace(leading, scenarios=tuple(on_route)), polyline)
+    elsewhere, unsupported_elsewhere = route_events(dataclasses.replace(leading, scenarios=tuple(off_route)),
+                                                    polyline)
+    not_on = tuple(f"{e.name} ({e.type}): its trigger is not on the {end - start:.0f} m of the route kept"
+                      for e in elsewhere)
+    return base, events, (unsupported + unsupported_elsewhere, not_on)
 
 
 def _stage(base: Scenario, events: Sequence[ev.ScenarioEvent], traffic_vehicles: int,

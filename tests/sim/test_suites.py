@@ -55,8 +55,8 @@ def test_carla_towns_drives_the_leaderboard_routes_on_the_carla_towns_we_have(ca
     on_our_towns = Counter(r.town for file in files for r in read_routes(file) if r.town in ("Town01", "Town04"))
     groups = carla_towns.by_map()
     assert {name: len(indices) for name, indices in groups.items()} == {
-        "opendrive:carla/maps/Town01.xodr": on_our_towns["Town01"], "opendrive:carla/maps/Town04.xodr": 10}
-    assert len(carla_towns.scenarios) == 20 and carla_towns.skipped == ()
+        f"opendrive:carla/maps/{town}.xodr": count for town, count in on_our_towns.items()}
+    assert len(carla_towns.scenarios) == 20 and carla_towns.skipped == ()  # 10 routes on each
     # the shipped files hold no scenario on these towns (LB1 has none, LB2's routes are on Town12)
     assert carla_towns.unsupported == {} and carla_towns.unstaged == {}
     for scenario in carla_towns.scenarios:
@@ -111,7 +111,7 @@ def test_route_file_scenarios_become_events_or_are_listed_with_the_reason(shared
     assert scenario.timeout_s == pytest.approx(plain_s + EVENT_TIME_S)
     assert suite.unsupported == {0: ("ParkingExit_1 (ParkingExit)",)}
     far, refused = suite.unstaged[0]
-    assert far.startswith("Accident_1 (Accident): its trigger lies beyond the")
+    assert far.startswith("Accident_1 (Accident): its trigger is not on the ")
     assert refused.startswith("OppositeVehicleRunningRedLight_1 (OppositeVehicleRunningRedLight): ")
     assert refused.endswith("the route passes no signalized junction after the trigger")
     (skipped,) = suite.skipped
