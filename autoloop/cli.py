@@ -155,7 +155,7 @@ def bench_sim_command(
 
 @bench_app.command("expert")
 def bench_expert_command(
-    suite: Annotated[str, typer.Option(help="Suite to drive (smoke, train, eval).")] = "eval",
+    suite: Annotated[str, typer.Option(help="Suite to drive (smoke, train, eval, carla-towns).")] = "eval",
     per_type: Annotated[int, typer.Option(help="eval: routes per event type.")] = 6,
 ) -> None:
     """Drive a suite with the privileged expert: per scenario type DS, RC, success, infractions/km, comfort

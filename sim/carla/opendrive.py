@@ -40,7 +40,7 @@ def load_opendrive(path: Path, *, name: str | None = None, spacing_m: float = 1.
     try:
         carla_map = carla.Map(name, path.read_text())
         topology = carla_map.get_topology()
-    except RuntimeError as error:
+    except (RuntimeError, OSError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: CARLA could not parse the OpenDRIVE map ({error})") from error
     if not topology:
         raise ValueError(f"{path}: no driving lanes in the OpenDRIVE map")

@@ -496,7 +496,7 @@ def _stage_invading_turn(world: World, env: int, event: InvadingTurn, geometry: 
     chain = (upstream, oncoming) if upstream >= 0 else (oncoming,)
     meet_s = sum(lanes[lane].length_m for lane in chain[:-1]) + s_there
     width = geometry.lane_width(meet)
-    into = 0.5 * width + event.offset * width - 0.5 * 1.9  # towards the ego: to the left of the oncoming lane
+    into = event.offset + 0.5 * width - 0.7  # towards the ego: to the left of the oncoming lane (as the Leaderboard)
     for k in range(event.vehicles):
         slot = slots.take("vehicle", event)
         world.place_vehicle(env, slot, chain, s_m=0.0, speed_mps=event.speed_mps, desired_speed_mps=event.speed_mps,

@@ -43,7 +43,7 @@ from sim.embedded.staging import stage_events
 from sim.embedded.threads import default_threads, run_chunked
 from sim.embedded.traffic import LightTiming
 from sim.geometry import FloatArray, cumulative_length, interpolate_along, resample_polyline
-from sim.maps import LaneGraph, LanePath, get_map
+from sim.maps import LaneGraph, get_map
 from sim.metrics import Infraction, RouteRecord, RouteStatus
 from sim.scenarios import Scenario
 
@@ -833,8 +833,8 @@ class _Route:
     @staticmethod
     def build(lane_graph: LaneGraph, lane_ids: Sequence[int]) -> _Route:
         lanes = lane_graph.lanes
-        pieces = tuple(lane_graph.leg(list(lane_ids), 0.0, lanes[lane_ids[-1]].length_m))
-        path = LanePath(pieces)
+        path = lane_graph.route_path(lane_ids)
+        pieces = path.pieces
         polyline = path.polyline(lane_graph)
         offsets, lines = [], []
         offset = 0.0

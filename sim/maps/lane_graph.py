@@ -261,6 +261,11 @@ class LaneGraph:
                 raise ValueError(f"map {self.name!r}: lane {following} neither follows nor neighbours lane {lane}")
         return pieces
 
+    def route_path(self, lane_ids: Sequence[int]) -> LanePath:
+        """The path a scenario's route (its lane ids) stands for: from the start of the first lane to the end of
+        the last, changing lanes where it enters a lane (:meth:`leg`). Route arc lengths are measured along it."""
+        return LanePath(tuple(self.leg(list(lane_ids), 0.0, self.lanes[lane_ids[-1]].length_m)))
+
     def stop_lines(self) -> list[tuple[int, FloatArray, float, int]]:
         """Every light-controlled stop line as ``(lane_id, centre_xy, heading_rad, light_group)``."""
         lines = []

@@ -195,13 +195,15 @@ class YieldToEmergencyVehicle(_Event):
 
 
 class InvadingTurn(_Event):
-    """``vehicles`` oncoming vehicles, ``interval_m`` apart, cut into the ego's lane by ``offset`` times the lane
-    width as they come, timed so that the first meets the ego ``distance_m`` past the trigger: the ego must keep to
-    the right of its lane."""
+    """``vehicles`` oncoming vehicles, ``interval_m`` apart, drive into the ego's lane as they come, timed so that
+    the first meets the ego ``distance_m`` past the trigger: the ego must keep to the right of its lane.
+
+    ``offset`` is the Leaderboard's (metres): the vehicles drive ``offset + lane width / 2 - 0.7`` m off their
+    lane's centre towards the ego."""
 
     type: Literal["InvadingTurn"] = "InvadingTurn"
     distance_m: float = Field(default=40.0, gt=0.0)
-    offset: float = Field(default=0.3, gt=0.0, le=0.45)
+    offset: float = Field(default=0.8, ge=0.0, le=1.5)
     vehicles: int = Field(default=2, ge=1, le=3)
     interval_m: float = Field(default=15.0, gt=5.0)
     speed_mps: float = Field(default=7.0, gt=0.0)

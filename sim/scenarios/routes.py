@@ -4,7 +4,8 @@ Route XML comes in two formats: Leaderboard 1.0 (``<route id town><waypoint x y 
 (``<route id town><waypoints><position x y z/>…</waypoints><scenarios>…``). Coordinates are CARLA's (left-handed)
 and are converted to the map frame on reading. A route is densified the way the Leaderboard does it: each
 waypoint is located on a lane (matching its heading where the file gives one, else the direction to the next
-waypoint) and consecutive waypoints are joined by the shortest lane path.
+waypoint) and consecutive waypoints are joined by the shortest lane path; :func:`lane_route` turns the path into
+a scenario's route (lane ids, start and end).
 
 A 2.0 route's ``<scenarios>`` are read as they are (:class:`RouteScenario`); :func:`route_events` turns the types
 we stage into :mod:`sim.scenarios.events` at their trigger's place along the route and names the others as
@@ -83,17 +84,40 @@ def read_routes(path: Path) -> list[RouteSpec]:
 
 
 def densify(graph: LaneGraph, route: RouteSpec) -> LanePath:
-    """Join a route's waypoints by shortest lane paths on ``graph`` (lane changes allowed).
+    """Join a route's waypoints by shortest lane paths on ``graph`` (:func:`densify_waypoints`).
 
-    :raises ValueError: naming the route when a waypoint cannot be reached from the previous one.
+    :raises ValueError: naming the file, route and waypoint when a waypoint is off the map or cannot be reached
+        from the previous one.
     """
-    points = route.waypoints
-    headings = route.headings
-    if headings is None:
+    return densify_waypoints(graph, route.waypoints, route.headings, where=f"{route.source}: route {route.route_id}")
+
+
+#: A waypoint farther than this from every lane's centreline (among lanes in its direction) is off the map.
+OFF_MAP_M = 5.0
+
+
+def densify_waypoints(graph: LaneGraph, waypoints: FloatArray, headings_rad: FloatArray | None = None, *,
+                      where: str = "waypoints") -> LanePath:
+    """Join waypoints ``(N, 2)`` (map frame, metres) by shortest lane paths on ``graph`` (lane changes allowed).
+
+    Each waypoint goes on the nearest lane whose direction is within 90 degrees of its heading: ``headings_rad``
+    ``(N,)`` where given, else the direction to the next waypoint.
+
+    :raises ValueError: starting with ``where``, naming the waypoint by its index when it lies more than
+        ``OFF_MAP_M`` from such a lane or cannot be reached from the waypoint before it.
+    """
+    points = np.asarray(waypoints, dtype=np.float64)
+    if headings_rad is None:
         chords = np.diff(points, axis=0)
-        headings = np.arctan2(chords[:, 1], chords[:, 0])
-        headings = np.concatenate([headings, headings[-1:]])
-    located = graph.locate(points, headings)
+        headings_rad = np.arctan2(chords[:, 1], chords[:, 0])
+        headings_rad = np.concatenate([headings_rad, headings_rad[-1:]])
+    located = graph.locate(points, headings_rad)
+    off_map = np.flatnonzero(np.abs(located.lateral_m) > OFF_MAP_M)
+    if len(off_map):
+        i = int(off_map[0])
+        raise ValueError(f"{where}: waypoint {i} at ({points[i, 0]:.1f}, {points[i, 1]:.1f}) is off map "
+                         f"{graph.name!r}: {abs(located.lateral_m[i]):.1f} m from the nearest lane in its "
+                         f"direction (at most {OFF_MAP_M} m)")
     pieces = [LanePiece(int(located.lane[0]), float(located.s_m[0]), float(located.s_m[0]))]
     for i in range(1, len(points)):
         last = pieces[-1]
@@ -101,12 +125,33 @@ def densify(graph: LaneGraph, route: RouteSpec) -> LanePath:
             lanes = graph.shortest_path(last.lane, int(located.lane[i]), start_s_m=last.end_s_m,
                                         goal_s_m=float(located.s_m[i]))
         except ValueError as error:
-            raise ValueError(f"{route.source}: route {route.route_id}: waypoint {i} cannot be reached from "
-                             f"waypoint {i - 1} on map {graph.name!r}") from error
+            raise ValueError(f"{where}: waypoint {i} cannot be reached from waypoint {i - 1} on map "
+                             f"{graph.name!r}") from error
         leg = graph.leg(lanes, last.end_s_m, float(located.s_m[i]))
         pieces[-1] = LanePiece(last.lane, last.start_s_m, leg[0].end_s_m)  # the leg starts where the last ended
         pieces += leg[1:]
     return LanePath(tuple(pieces))
+
+
+def lane_route(graph: LaneGraph, path: LanePath) -> tuple[tuple[int, ...], float, float]:
+    """A densified path as a scenario's route: its lane ids, and where it starts and ends as arc lengths along
+    the path those lane ids stand for (:meth:`~sim.maps.LaneGraph.route_path`).
+
+    That path changes lanes where it enters a lane, not where ``path`` does, so arc lengths differ after a lane
+    change; the end is placed by its distance before the last lane's end. A path that changes lanes on its first
+    lane (which the world would do at once) begins on the lane it changes to, as far along it (by fraction of
+    length) as it starts on the first.
+    """
+    lanes = list(path.lanes)
+    start_s_m = path.pieces[0].start_s_m
+    while len(lanes) > 1 and lanes[1] not in graph.lanes[lanes[0]].successors:  # a lane change: start beside
+        start_s_m *= graph.lanes[lanes[1]].length_m / graph.lanes[lanes[0]].length_m
+        lanes.pop(0)
+    route = graph.route_path(lanes)
+    last_length_m = graph.lanes[lanes[-1]].length_m
+    total_m = float(cumulative_length(route.polyline(graph))[-1])
+    end_s_m = total_m - (last_length_m - max(path.pieces[-1].end_s_m, route.pieces[-1].start_s_m))
+    return tuple(lanes), start_s_m, end_s_m
 
 
 def _read_scenario(path: Path, route_id: str, element: ET.Element) -> RouteScenario:
@@ -143,6 +188,13 @@ _PARAMETERS: dict[str, dict[str, str]] = {
     "ParkedObstacle": {"distance": "distance_m"},
     "Accident": {"distance": "distance_m"},
     "ConstructionObstacle": {"distance": "distance_m"},
+    "StaticCutIn": {"distance": "distance_m", "direction": "direction"},
+    "SignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
+    "SignalizedJunctionRightTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
+    "NonSignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps",
+                                      "source_dist_interval": "source_dist_interval_m"},
+    "YieldToEmergencyVehicle": {"distance": "distance_m"},
+    "InvadingTurn": {"distance": "distance_m", "offset": "offset"},
 }
 #: Leaderboard types staged as another (the ``…TwoWays`` variants pass through the oncoming lane, which our
 #: obstacle events do wherever the lane to the left is the oncoming one).
@@ -154,12 +206,11 @@ def route_events(route: RouteSpec, polyline: FloatArray) -> tuple[tuple[Scenario
     """The route's scenarios as events on ``polyline`` (the densified route, map frame) and the ones we do not
     stage, as ``"name (type)"``.
 
-    Each trigger point goes to the nearest place along the polyline. Parameters we have no field for are ignored
-    (model names, for instance); a parameter we map but cannot read is an error.
+    Each trigger point goes to the nearest place along the polyline (to 1 cm). Parameters we have no field for
+    are ignored (model names, for instance); a parameter we map but cannot read is an error.
 
     :raises ValueError: naming the file, route and scenario when a parameter is invalid.
     """
-    s = cumulative_length(polyline)
     events: list[ScenarioEvent] = []
     unsupported = []
     for scenario in route.scenarios:
@@ -167,11 +218,12 @@ def route_events(route: RouteSpec, polyline: FloatArray) -> tuple[tuple[Scenario
         if kind not in EVENT_TYPES:
             unsupported.append(f"{scenario.name} ({scenario.type})")
             continue
-        fields: dict[str, object] = {"trigger_s_m": _project(polyline, s, scenario.trigger_xy),
+        fields: dict[str, object] = {"trigger_s_m": round(project_onto(polyline, scenario.trigger_xy)[0], 2),
                                      "name": scenario.name}
         for param, field in _PARAMETERS[kind].items():
             if param in scenario.params:
-                fields[field] = scenario.params[param]
+                value = scenario.params[param]  # a range ("from..to") is a pair
+                fields[field] = tuple(value.split("..", 1)) if isinstance(value, str) and ".." in value else value
         try:
             events.append(EVENT_TYPES[kind].model_validate(fields))  # type: ignore[arg-type]
         except ValidationError as error:
@@ -180,12 +232,13 @@ def route_events(route: RouteSpec, polyline: FloatArray) -> tuple[tuple[Scenario
     return tuple(events), tuple(unsupported)
 
 
-def _project(polyline: FloatArray, s: FloatArray, xy: FloatArray) -> float:
-    """Arc length of the point of ``polyline`` nearest to ``xy``."""
+def project_onto(polyline: FloatArray, xy: FloatArray) -> tuple[float, float]:
+    """The point of ``polyline`` nearest to ``xy``: its arc length and its distance from ``xy`` (metres)."""
+    s = cumulative_length(polyline)
     a, b = polyline[:-1], polyline[1:]
     d = b - a
     length2 = np.maximum(np.sum(d * d, axis=1), 1e-12)
     t = np.clip(np.sum((xy - a) * d, axis=1) / length2, 0.0, 1.0)
     distance = np.linalg.norm(a + t[:, None] * d - xy, axis=1)
     k = int(np.argmin(distance))
-    return float(s[k] + t[k] * np.sqrt(length2[k]))
+    return float(s[k] + t[k] * np.sqrt(length2[k])), float(distance[k])

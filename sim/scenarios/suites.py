@@ -6,6 +6,10 @@
 - ``eval`` — held-out towns (seeds from 9001 on, grid and irregular layouts too, never used by ``train``): every
   event type ``per_type`` times (on the next town when one has no place for it), plus plain routes through
   signalized and unsignalized junctions; at least 100 routes by default.
+- ``carla-towns`` — CARLA Leaderboard routes on imported CARLA towns (:func:`leaderboard_suite`): the routes of
+  the route files under the data root (``carla/routes/``) on Town01 and Town04, the maps we have (routes on other
+  towns are skipped), each cut to its leading waypoints within ``CARLA_ROUTE_M`` of driving, with the route
+  file's scenarios as events where we stage them and background traffic and pedestrians as in ``eval``.
 
 An event goes where it stages on its route: the generator draws a route, then tries triggers along it (from the
 start, every 10 m) until the world accepts the event (:mod:`sim.embedded.staging` refuses places that don't fit,
@@ -15,17 +19,30 @@ the same name, version and arguments give the same suite, hence the same hash.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
 from sim.embedded.world import World, WorldConfig, make_world
+from sim.maps import data_root, get_map
 from sim.scenarios import events as ev
-from sim.scenarios.model import Scenario, sample_scenario
+from sim.scenarios.model import Scenario, light_cycle_s, route_timeout_s, sample_scenario
+from sim.scenarios.routes import (
+    OFF_MAP_M,
+    RouteScenario,
+    RouteSpec,
+    densify,
+    lane_route,
+    project_onto,
+    read_routes,
+    route_events,
+)
 
 #: Suite generator version: bump it when a generator changes what it produces.
 SUITE_VERSION = 2
@@ -37,11 +54,21 @@ EVENT_TIME_S = 30.0
 
 @dataclass(frozen=True)
 class Suite:
-    """A named, versioned list of scenarios."""
+    """A named, versioned list of scenarios, and what of their sources was left out.
+
+    :param unsupported: per scenario index, the route file's scenarios of types we do not stage, as
+        ``"name (type)"``.
+    :param unstaged: per scenario index, the route file's scenarios of types we stage that did not stage on this
+        route, as ``"name (type): why"``.
+    :param skipped: routes of the route files left out, as ``"file: route id: why"``.
+    """
 
     name: str
     version: int
     scenarios: tuple[Scenario, ...]
+    unsupported: Mapping[int, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    unstaged: Mapping[int, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    skipped: tuple[str, ...] = ()
 
     @property
     def content_hash(self) -> str:
@@ -106,7 +133,7 @@ MAKERS: dict[str, EventMaker] = {
         trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
     "YieldToEmergencyVehicle": lambda t, rng: ev.YieldToEmergencyVehicle(
         trigger_s_m=t, speed_mps=round(float(rng.uniform(12.0, 15.0)), 1)),
-    "InvadingTurn": lambda t, rng: ev.InvadingTurn(trigger_s_m=t, offset=round(float(rng.uniform(0.25, 0.35)), 2)),
+    "InvadingTurn": lambda t, rng: ev.InvadingTurn(trigger_s_m=t, offset=round(float(rng.uniform(0.6, 1.0)), 2)),
 }
 
 
@@ -146,9 +173,11 @@ def route_with_event(map_name: str, seed: int, kind: str | None, *, traffic_vehi
 def build_suite(name: str, *, routes: int | None = None, per_type: int = 6, seed: int = 0) -> Suite:
     """Generate a named suite (see the module docstring).
 
-    :param routes: ``train``: how many routes (default 64); ``smoke``: at most this many.
+    :param routes: ``train``: how many routes (default 64); ``smoke``: at most this many; ``carla-towns``: at
+        most this many per town (default 20).
     :param per_type: ``eval``: routes per event type.
     :param seed: ``train``: which draw.
+    :raises ValueError: for an unknown name, or when the data ``carla-towns`` reads is not under the data root.
     """
     if name == "smoke":
         kinds: Sequence[str | None] = ("PedestrianCrossing", "HardBreakRoute", "OppositeVehicleTakingPriority",
@@ -179,7 +208,17 @@ def build_suite(name: str, *, routes: int | None = None, per_type: int = 6, seed
                                            pedestrians=6))
                 index += 1
         return Suite("eval", SUITE_VERSION, tuple(scenarios))
-    raise ValueError(f"unknown suite {name!r}; known: smoke, train, eval")
+    if name == "carla-towns":
+        root = data_root()
+        files = [root / file for file in CARLA_ROUTE_FILES]
+        needed = files + [root / _town_file(town) for town in CARLA_TOWNS]
+        missing = [str(path) for path in needed if not path.is_file()]
+        if missing:
+            raise ValueError(f"suite 'carla-towns' reads CARLA maps and Leaderboard routes under the data root {root} "
+                             f"($AUTOLOOP_DATA, else shared/data beside the repository); missing: "
+                             f"{', '.join(missing)}")
+        return leaderboard_suite("carla-towns", files, routes_per_town=20 if routes is None else routes)
+    raise ValueError(f"unknown suite {name!r}; known: smoke, train, eval, carla-towns")
 
 
 def _generate(maps: Sequence[str], seed: int, kind: str | None, *, traffic_vehicles: int,
@@ -195,3 +234,123 @@ def _generate(maps: Sequence[str], seed: int, kind: str | None, *, traffic_vehic
             except ValueError:
                 continue
     raise ValueError(f"none of {list(maps)} takes a {kind} event on any route tried")
+
+
+#: ``carla-towns``: Leaderboard route files (relative to the data root) and the CARLA towns we have maps for.
+CARLA_ROUTE_FILES = ("carla/routes/lb1_routes_training.xml", "carla/routes/lb2_routes_devtest.xml")
+CARLA_TOWNS = ("Town01", "Town04")
+#: ``carla-towns``: a route keeps its leading waypoints within this much driving (at least its first two).
+CARLA_ROUTE_M = 500.0
+#: Traffic seeds of ``carla-towns`` routes: this plus the route's position in the route files (all towns).
+CARLA_SEED = 70_000
+
+
+def _town_file(town: str) -> str:
+    return f"carla/maps/{town}.xodr"
+
+
+def leaderboard_suite(name: str, route_files: Sequence[Path], *, towns: Sequence[str] = CARLA_TOWNS,
+                      routes_per_town: int = 20, route_m: float = CARLA_ROUTE_M, traffic_vehicles: int = 12,
+                      pedestrians: int = 6) -> Suite:
+    """Leaderboard routes on CARLA towns as a suite.
+
+    The first ``routes_per_town`` routes of each town in ``towns`` (in file order; routes on other towns are left
+    out) go on the map ``opendrive:carla/maps/<town>.xodr``. Each keeps its leading waypoints within ``route_m``
+    of driving, densified onto the lane graph (:func:`sim.scenarios.routes.densify`; the waypoints are kept on
+    the scenario). Its ``<scenarios>`` become events (:func:`sim.scenarios.routes.route_events`) one by one in
+    trigger order, each kept when the embedded world stages it with the ones before; the others are listed in
+    :attr:`Suite.unsupported` (types we do not stage) and :attr:`Suite.unstaged` (with the reason, such as a
+    trigger farther than ``OFF_MAP_M`` from the route as cut, or beyond its ends). A route that cannot be
+    densified or that the world cannot start goes to :attr:`Suite.skipped`. Traffic seeds are ``CARLA_SEED``
+    plus the route's position in the route files (a route keeps its seed whatever ``routes_per_town``); the
+    timeout is :func:`~sim.scenarios.model.route_timeout_s` plus ``EVENT_TIME_S`` per event.
+
+    :raises ValueError: naming the file and route when a route file or a scenario's parameter is malformed.
+    """
+    scenarios: list[Scenario] = []
+    unsupported: dict[int, tuple[str, ...]] = {}
+    unstaged: dict[int, tuple[str, ...]] = {}
+    skipped: list[str] = []
+    taken = dict.fromkeys(towns, 0)
+    for position, spec in enumerate(route for file in route_files for route in read_routes(file)):
+        if spec.town not in taken or taken[spec.town] >= routes_per_town:
+            continue
+        taken[spec.town] += 1
+        map_name = f"opendrive:{_town_file(spec.town)}"
+        index = len(scenarios)
+        try:
+            base, events, left_out = _leaderboard_route(map_name, spec, route_m, CARLA_SEED + position,
+                                                        traffic_vehicles, pedestrians)
+        except ValueError as error:
+            skipped.append(f"{spec.source.name}: route {spec.route_id}: {error}")
+            continue
+        scenario, refused = _stage(base, events, traffic_vehicles, pedestrians)
+        scenarios.append(scenario)
+        if left_out[0]:
+            unsupported[index] = left_out[0]
+        if left_out[1] + refused:
+            unstaged[index] = left_out[1] + refused
+    if not scenarios:
+        raise ValueError(f"no route of {', '.join(str(f) for f in route_files)} on {', '.join(towns)} "
+                         f"could be used: {'; '.join(skipped) or 'none on these towns'}")
+    return Suite(name, SUITE_VERSION, tuple(scenarios), unsupported, unstaged, tuple(skipped))
+
+
+def _leaderboard_route(map_name: str, spec: RouteSpec, route_m: float, seed: int, traffic_vehicles: int,
+                       pedestrians: int) -> tuple[Scenario, tuple[ev.ScenarioEvent, ...],
+                                                  tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The route's leading stretch as a scenario without events, the events its scenarios on that stretch make,
+    and its scenarios left out: (of types we do not stage, elsewhere on the route with the reason).
+
+    :raises ValueError: when the route cannot be densified or the world cannot start it.
+    """
+    graph = get_map(map_name)
+    chords = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(spec.waypoints, axis=0), axis=1))])
+    count = max(int(np.sum(chords <= route_m)), 2)  # driving is at least as long as the chords
+    while True:
+        leading = dataclasses.replace(spec, waypoints=spec.waypoints[:count],
+                                      headings=None if spec.headings is None else spec.headings[:count])
+        lanes, start, end = lane_route(graph, densify(graph, leading))
+        if end - start <= route_m or count == 2:
+            break
+        count -= 1
+    rng = np.random.default_rng([seed, 13])
+    base = Scenario(
+        map_name=map_name, route=lanes, start_s_m=round(start, 2), end_s_m=round(end, 2),
+        traffic_vehicles=traffic_vehicles, pedestrians=pedestrians, traffic_seed=seed,
+        light_offset_s=round(float(rng.uniform(0.0, light_cycle_s(graph))), 2),
+        timeout_s=route_timeout_s(graph, lanes, end - start),
+        waypoints=tuple((float(x), float(y)) for x, y in leading.waypoints))
+    _probe(map_name, traffic_vehicles, pedestrians).reset([base])
+    polyline = graph.route_path(lanes).polyline(graph)
+    on_route: list[RouteScenario] = []
+    off_route: list[RouteScenario] = []
+    for scenario in spec.scenarios:
+        along_m, off_m = project_onto(polyline, scenario.trigger_xy)
+        kept = off_m <= OFF_MAP_M and base.start_s_m <= along_m <= base.end_s_m
+        (on_route if kept else off_route).append(scenario)
+    events, unsupported = route_events(dataclasses.replace(leading, scenarios=tuple(on_route)), polyline)
+    elsewhere, unsupported_elsewhere = route_events(dataclasses.replace(leading, scenarios=tuple(off_route)),
+                                                    polyline)
+    not_on = tuple(f"{e.name} ({e.type}): its trigger is not on the {end - start:.0f} m of the route kept"
+                      for e in elsewhere)
+    return base, events, (unsupported + unsupported_elsewhere, not_on)
+
+
+def _stage(base: Scenario, events: Sequence[ev.ScenarioEvent], traffic_vehicles: int,
+           pedestrians: int) -> tuple[Scenario, tuple[str, ...]]:
+    """``base`` with each of ``events`` (in trigger order) that stages with the ones kept before it, and the
+    others as ``"name (type): why"``."""
+    world = _probe(base.map_name, traffic_vehicles, pedestrians)
+    scenario, refused = base, []
+    for event in sorted(events, key=lambda e: e.trigger_s_m):
+        kept = (*scenario.events, event)
+        candidate = base.model_copy(update={"events": kept,
+                                            "timeout_s": round(base.timeout_s + EVENT_TIME_S * len(kept), 1)})
+        try:
+            world.reset([candidate])
+        except ValueError as error:
+            refused.append(f"{event.name} ({event.type}): {error}")
+            continue
+        scenario = candidate
+    return scenario, tuple(refused)

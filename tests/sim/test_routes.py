@@ -2,7 +2,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from sim.geometry import FloatArray, cumulative_length
+from sim.maps import LaneGraph, get_map
+from sim.scenarios import Scenario, sample_scenario
 from sim.scenarios.events import DynamicObjectCrossing
 from sim.scenarios.routes import read_routes, route_events
 
@@ -73,3 +77,75 @@ def test_route_scenarios_land_on_the_route_with_their_parameters(tmp_path: Path)
     path.write_text(path.read_text().replace('value="left"', 'value="behind"'))
     with pytest.raises(ValueError, match=r"route 1: scenario DynamicObjectCrossing_1: .*direction"):
         route_events(read_routes(path)[0], route.waypoints)
+
+
+def _point(lane_graph: LaneGraph, lane: int, s_m: float) -> tuple[float, float]:
+    points = lane_graph.lanes[lane].centerline
+    s = cumulative_length(points)
+    return float(np.interp(s_m, s, points[:, 0])), float(np.interp(s_m, s, points[:, 1]))
+
+
+def _route_point(lane_graph: LaneGraph, scenario: Scenario, s_m: float) -> FloatArray:
+    """The point ``s_m`` along the scenario's route, as the world lays it."""
+    polyline = lane_graph.route_path(scenario.route).polyline(lane_graph)
+    s = cumulative_length(polyline)
+    return np.array([np.interp(s_m, s, polyline[:, 0]), np.interp(s_m, s, polyline[:, 1])])
+
+
+def test_a_route_given_as_waypoints_is_laid_on_the_lanes_and_round_trips() -> None:
+    town = get_map("town-1")
+    drawn = sample_scenario(3, map_name="town-1", route_length_m=(200.0, 250.0))
+    along = np.arange(drawn.start_s_m, drawn.end_s_m, 25.0)
+    waypoints = [tuple(_route_point(town, drawn, s)) for s in [*along, drawn.end_s_m]]
+    scenario = Scenario(map_name="town-1", waypoints=waypoints, traffic_vehicles=2, traffic_seed=5, timeout_s=90.0)
+    # the waypoints were taken along a drawn route: they give back its lanes, start and end
+    assert scenario.route == drawn.route
+    assert (scenario.start_s_m, scenario.end_s_m) == pytest.approx((drawn.start_s_m, drawn.end_s_m), abs=0.05)
+    text = scenario.to_yaml()
+    assert "waypoints:" in text
+    assert Scenario.from_yaml(text) == scenario
+    assert "waypoints" not in drawn.to_yaml()  # scenarios without waypoints serialize as before
+
+
+def test_a_lane_change_on_the_first_lane_starts_beside_it() -> None:
+    town = get_map("town-1")
+    assert town.lane_changes(12) == (13,) and town.lanes[12].length_m == pytest.approx(town.lanes[13].length_m)
+    scenario = Scenario(map_name="town-1", waypoints=[_point(town, 12, 10.0), _point(town, 13, 50.0)],
+                        traffic_vehicles=0, traffic_seed=0, timeout_s=30.0)
+    assert scenario.route == (13,)  # the world changes lanes on entering one: the route begins on the new lane
+    assert (scenario.start_s_m, scenario.end_s_m) == pytest.approx((10.0, 50.0), abs=0.01)
+
+
+def test_bad_waypoints_name_the_field_and_the_waypoint() -> None:
+    town = get_map("town-1")
+    on_road = [_point(town, 12, 10.0), _point(town, 12, 50.0)]
+    common = {"map_name": "town-1", "traffic_vehicles": 0, "traffic_seed": 0, "timeout_s": 30.0}
+    far = {**common, "waypoints": [*on_road, (5000.0, 5000.0)]}
+    with pytest.raises(ValueError, match=r"scenario\.yaml: .*waypoints: waypoint 2 at \(5000\.0, 5000\.0\) is off "
+                                         r"map 'town-1'"):
+        Scenario.from_yaml(yaml.safe_dump(far), source="scenario.yaml")
+    with pytest.raises(ValueError, match=r"waypoints: .*at least 2"):
+        Scenario.from_yaml(yaml.safe_dump({**common, "waypoints": on_road[:1]}))
+    with pytest.raises(ValueError, match=r"waypoints\.1\.0: .*finite"):
+        Scenario.from_yaml(yaml.safe_dump({**common, "waypoints": [on_road[0], [float("nan"), 0.0]]}))
+    with pytest.raises(ValueError, match=r"start_s_m: derived from the waypoints"):
+        Scenario.from_yaml(yaml.safe_dump({**common, "waypoints": on_road, "start_s_m": 3.0}))
+    with pytest.raises(ValueError, match=r"unknown map 'town-x'"):
+        Scenario.from_yaml(yaml.safe_dump({**common, "map_name": "town-x", "waypoints": on_road}))
+
+
+def test_leaderboard_waypoints_on_an_opendrive_map_file(shared_data: Path) -> None:
+    pytest.importorskip("carla", reason="the OpenDRIVE importer needs the carla package (autoloop[carla])")
+    route = read_routes(shared_data / "carla" / "routes" / "lb1_routes_training.xml")[0]
+    map_name = "opendrive:carla/maps/Town01.xodr"  # relative to the data root: the same on every machine
+    scenario = Scenario(map_name=map_name, waypoints=[tuple(p) for p in route.waypoints[:5]], traffic_vehicles=4,
+                        traffic_seed=1, timeout_s=120.0)
+    town = get_map(map_name)
+    assert town.name == map_name
+    # the ego starts at the first waypoint and the route ends at the last
+    assert np.linalg.norm(_route_point(town, scenario, scenario.start_s_m) - route.waypoints[0]) < 1.0
+    assert np.linalg.norm(_route_point(town, scenario, scenario.end_s_m) - route.waypoints[4]) < 1.0
+    chords_m = float(cumulative_length(route.waypoints[:5])[-1])  # the lanes go round corners, no detours
+    assert chords_m <= scenario.end_s_m - scenario.start_s_m < 1.1 * chords_m
+    assert Scenario.from_yaml(scenario.to_yaml()) == scenario
+    assert f"map_name: {map_name}\n" in scenario.to_yaml()

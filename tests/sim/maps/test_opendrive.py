@@ -103,3 +103,6 @@ def test_a_broken_map_names_the_file(tmp_path: Path) -> None:
     path.write_text("<OpenDRIVE><header/></OpenDRIVE>")
     with pytest.raises(ValueError, match=r"broken\.xodr"):
         load_opendrive(path)
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ValueError, match=r"broken\.xodr: CARLA could not parse"):
+        load_opendrive(path)
