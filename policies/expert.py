@@ -136,11 +136,17 @@ class ExpertDriver:
         front = st.ego_stop_dist - 0.5 * cfg.ego_length_m
         stop_gap = np.where(st.ego_must_stop & (front > -1.0), np.maximum(front - p.stop_margin_m, 0.0)
                             + p.idm.min_gap_m, np.inf)
+        # a curbside stop of the mission: stop with the centre on it; off the lane at the curb, wait to pull in
+        to_curb = st.ego_stop_target - world.progress_s
+        stop_gap = np.minimum(stop_gap, np.where(to_curb > -1.0, np.maximum(to_curb, 0.0) + p.idm.min_gap_m, np.inf))
+        desired = np.where(st.ego_merge_wait, 0.0, desired)
         use_stop = stop_gap < st.ego_leader_gap
         accel = idm_acceleration(ego.speed_mps, desired, np.where(use_stop, stop_gap, st.ego_leader_gap),
                                  np.where(use_stop, 0.0, st.ego_leader_speed), p.idm)
         # come to a clean stop at the line (a stop sign counts only below 0.1 m/s)
-        hold = use_stop & (front - p.stop_margin_m < 0.5) & (ego.speed_mps < 1.0)
+        hold = use_stop & (((front - p.stop_margin_m < 0.5) & st.ego_must_stop) | (np.abs(to_curb) < 0.5)) \
+            & (ego.speed_mps < 1.0)
+        hold |= st.ego_merge_wait & (ego.speed_mps < 1.0)
         accel = np.where(hold, -bicycle.max_brake_mps2, accel)
         self._plan(desired, np.where(use_stop, stop_gap, st.ego_leader_gap),
                    np.where(use_stop, 0.0, st.ego_leader_speed), hold)

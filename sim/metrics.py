@@ -45,6 +45,7 @@ class Infraction(StrEnum):
     ROUTE_DEVIATION = "route_deviation"
     AGENT_BLOCKED = "agent_blocked"
     ROUTE_TIMEOUT = "route_timeout"
+    MISSED_CURBSIDE_STOP = "missed_curbside_stop"  # autoloop's robotaxi mission: a pick-up or drop-off not served
 
 
 class RouteStatus(StrEnum):
@@ -66,6 +67,7 @@ LB2_PENALTIES: Mapping[Infraction, float] = MappingProxyType({
     Infraction.STOP_SIGN: 0.80,
     Infraction.SCENARIO_TIMEOUT: 0.70,
     Infraction.YIELD_TO_EMERGENCY: 0.70,
+    Infraction.MISSED_CURBSIDE_STOP: 0.50,  # not the Leaderboard's: a robotaxi that misses a passenger fails them
 })
 
 #: Leaderboard 2.1 infraction weights.
@@ -77,6 +79,7 @@ LB21_WEIGHTS: Mapping[Infraction, float] = MappingProxyType({
     Infraction.STOP_SIGN: 0.25,
     Infraction.SCENARIO_TIMEOUT: 0.4,
     Infraction.YIELD_TO_EMERGENCY: 0.4,
+    Infraction.MISSED_CURBSIDE_STOP: 1.0,  # (autoloop's, as above)
 })
 
 #: Infractions counted as collisions (for collisions per kilometre).

@@ -32,7 +32,7 @@ GREEN, YELLOW, RED = 0, 1, 2
 # next-control kinds for the ego
 LINE_NONE, LINE_LIGHT, LINE_STOP = 0, 1, 2
 # infraction indices (sim.embedded.world.INFRACTIONS order)
-INF_PEDESTRIAN, INF_VEHICLE, INF_STATIC, INF_RED, INF_STOP, INF_EMERGENCY = 0, 1, 2, 3, 4, 6
+INF_PEDESTRIAN, INF_VEHICLE, INF_STATIC, INF_RED, INF_STOP, INF_EMERGENCY, INF_MISSED_STOP = 0, 1, 2, 3, 4, 6, 12
 # route status codes (sim.embedded.world.STATUSES order; -1 running)
 RUNNING, COMPLETED, DEVIATION, BLOCKED, TIMEOUT = -1, 0, 1, 2, 3
 #: Events a scenario may record in one step.
@@ -59,7 +59,8 @@ NUDGE_CLEARANCE_M = 0.6
 NUDGE_RATE = 0.35
 NUDGE_SLACK_M = 4.0
 # scripted-vehicle flags (State.veh_flags)
-HIDDEN, IGNORE_LIGHTS, IGNORE_PRIORITY, FOLLOW_ROUTE, CUT_IN, EMERGENCY, KEEP_OFFSET = 1, 2, 4, 8, 16, 32, 64
+HIDDEN, IGNORE_LIGHTS, IGNORE_PRIORITY, FOLLOW_ROUTE, CUT_IN, EMERGENCY, KEEP_OFFSET, NO_CURB_YIELD = \
+    1, 2, 4, 8, 16, 32, 64, 128
 #: Sideways speed of a vehicle pulling out of a parking place into its lane.
 CUT_IN_LATERAL_MPS = 1.0
 #: An emergency vehicle passes the ego on the left with this offset from its lane's centre, moving sideways at
@@ -73,6 +74,16 @@ PULL_OVER_M = 0.8
 #: ... and fails to yield when the emergency vehicle stays within this distance behind it this long.
 EMERGENCY_CLOSE_M = 15.0
 EMERGENCY_PATIENCE_S = 6.0
+#: A curbside stop is served by standing (below this speed) its dwell time within its tolerance ...
+CURBSIDE_STILL_MPS = 0.3
+#: ... and missed once the ego is this far past its tolerance without having served it.
+CURBSIDE_MISSED_M = 3.0
+#: The ego pulls towards the curb for a curbside stop this far before it.
+CURBSIDE_APPROACH_M = 40.0
+#: Off its lane at the curb, the ego waits to merge while a vehicle coming along its lane is this close in time ...
+MERGE_GAP_S = 4.5
+#: ... or in distance.
+MERGE_GAP_M = 12.0
 #: The ego keeps this much room to oncoming vehicles that invade its lane, moving right (within its lane) for them.
 INVADER_CLEARANCE_M = 0.3
 INF = np.inf
@@ -524,8 +535,10 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             rel = w.ego_yaw[b] - w.act_yaw[b, v]
             reach = w.lateral[b] + 0.5 * p.ego_length * abs(math.sin(rel)) + 0.5 * p.ego_width * abs(math.cos(rel))
             passes_ego = reach < w.veh_offset[b, v] - 0.5 * w.act_wid[b, v] - EMERGENCY_ROOM_M
+        # a vehicle with the right of way along the ego's route does not brake for the ego pulling out of the curb
+        ignores_ego = passes_ego or ((flags & NO_CURB_YIELD) != 0 and w.lateral[b] < -1.0)
         for k in range(w.occ_n[b]):
-            if passes_ego and w.occ_actor[b, k] == -1:
+            if ignores_ego and w.occ_actor[b, k] == -1:
                 continue
             lane = w.occ_lane[b, k]
             if lane == l0:
@@ -1028,7 +1041,34 @@ def _keep_right(w: Any, p: Params, b: int) -> float:
         inner = lat - across  # their right side
         if -ego_half < inner < ego_half + INVADER_CLEARANCE_M:
             right = min(right, max(inner - ego_half - INVADER_CLEARANCE_M, -PULL_OVER_M))
+    i = w.stop_next[b]  # the next curbside stop: pull over to the curb before it
+    if i < w.stop_n[b] and w.stop_s[b, i] - CURBSIDE_APPROACH_M < progress:
+        right = min(right, w.stop_offset[b, i])
     return right
+
+
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _merge_wait(w: Any, p: Params, b: int) -> bool:
+    """Whether the ego, off its lane's centre towards the curb, should wait before pulling into the lane: a
+    vehicle coming along the lane from behind would reach it within ``MERGE_GAP_S`` (or is within ``MERGE_GAP_M``).
+    One standing behind the ego waits for it."""
+    if w.lateral[b] > -1.5 or w.ego_v[b] > 3.0:
+        return False
+    progress = w.progress[b]
+    for v in range(w.veh_lane.shape[1]):
+        if not w.act_valid[b, v] or w.veh_parked[b, v] or w.act_v[b, v] < 1.0:
+            continue
+        x, y = w.act_x[b, v], w.act_y[b, v]
+        if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 > 80.0**2:
+            continue
+        s, lat, dist, heading = _route_frame(w, b, x, y, progress - 70.0, progress + 8.0)
+        if dist > 2.0 or math.cos(w.act_yaw[b, v] - heading) < 0.5:
+            continue
+        behind = progress - s
+        if -0.5 * (p.ego_length + w.act_len[b, v]) < behind < MERGE_GAP_M or \
+                (behind > 0.0 and behind < w.act_v[b, v] * MERGE_GAP_S):
+            return True
+    return False
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
@@ -1057,6 +1097,9 @@ def _ego_nudge(m: MapArrays, w: Any, p: Params, b: int) -> None:
     right = _keep_right(w, p, b)
     if w.ego_nudge[b] <= 0.0:
         w.ego_nudge[b] = right
+    w.ego_merge_wait[b] = _merge_wait(w, p, b)
+    i = w.stop_next[b]
+    w.ego_stop_target[b] = w.stop_s[b, i] if i < w.stop_n[b] else INF
     w.ego_nudge_need[b] = max(shift, w.ego_nudge[b]) if shift > 0.0 else w.ego_nudge[b]
     # the path moves sideways as the ego drives on
     rate = NUDGE_RATE * w.ego_v[b] * p.dt
@@ -1140,6 +1183,22 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
                 w.infractions[b, INF_EMERGENCY] += 1
                 _event(w, b, INF_EMERGENCY, e)
                 w.emg_done[b] = True
+    # the robotaxi mission: stand at the curb within each stop's tolerance for its dwell time, in order
+    i = w.stop_next[b]
+    if i < w.stop_n[b]:
+        there = abs(w.progress[b] - w.stop_s[b, i]) <= w.stop_tol[b, i] and w.lateral[b] <= w.stop_lat[b, i]
+        if there and speed < CURBSIDE_STILL_MPS:
+            if w.stop_since[b] == INF:
+                w.stop_since[b] = t
+            elif t - w.stop_since[b] >= w.stop_dwell[b, i]:
+                w.stop_next[b] = i + 1
+                w.stop_since[b] = INF
+        else:
+            w.stop_since[b] = INF
+            if w.progress[b] > w.stop_s[b, i] + w.stop_tol[b, i] + CURBSIDE_MISSED_M:
+                w.infractions[b, INF_MISSED_STOP] += 1
+                _event(w, b, INF_MISSED_STOP, -1)
+                w.stop_next[b] = i + 1
     # control lines on the route: red lights and stop signs
     half = 0.5 * p.ego_length
     i = w.line_next[b]
@@ -1175,6 +1234,8 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
         for z in range(w.zone_n[b]):
             if w.zone_start[b, z] <= w.progress[b] <= w.zone_end[b, z]:
                 on_road = True
+    if not on_road and w.progress[b] < w.curb_until[b]:  # leaving a parking place at the curb
+        on_road = True
     if not on_road:
         w.outside[b] += step_m
     w.still[b] = w.still[b] + p.dt if speed < 0.1 else 0.0

@@ -26,6 +26,8 @@ from sim.scenarios import Scenario
 from sim.scenarios.events import (
     Accident,
     ConstructionObstacle,
+    CurbsideDropoff,
+    CurbsidePickup,
     DynamicObjectCrossing,
     HardBreakRoute,
     InvadingTurn,
@@ -34,6 +36,7 @@ from sim.scenarios.events import (
     OppositeVehicleTakingPriority,
     ParkedObstacle,
     ParkingCutIn,
+    ParkingExit,
     PedestrianCrossing,
     SignalizedJunctionLeftTurn,
     SignalizedJunctionRightTurn,
@@ -100,6 +103,7 @@ class _RouteGeometry:
         self.s = cumulative_length(route.points)
         self.lanes = world.map.lanes
         self.arrays = world.arrays
+        self.zones = world.map.curbside_stops
 
     def pose(self, s_m: float) -> tuple[FloatArray, float]:
         xy, heading = interpolate_along(self.route.points[None], self.s[None], np.array([[s_m]]))
@@ -506,6 +510,78 @@ def _stage_invading_turn(world: World, env: int, event: InvadingTurn, geometry: 
                           meet_route_s_m=meet + k * event.interval_m)
 
 
+def _behind_on_route(geometry: _RouteGeometry, s_m: float) -> tuple[tuple[int, ...], float]:
+    """Lanes and arc length along them of the route's place ``s_m`` (which may lie before the route's first lane:
+    then on its straightest predecessor)."""
+    route, lanes = geometry.route, geometry.lanes
+    if s_m >= route.offsets[0]:
+        piece = geometry.piece_at(s_m)
+        return tuple(p.lane for p in route.pieces[piece:piece + 3]), geometry.lane_s(piece, s_m)
+    first = route.pieces[0]
+    feeders = [p for p in lanes if first.lane in p.successors]
+    back = first.start_s_m + s_m - route.offsets[0]  # negative: before the first lane's start
+    if not feeders or back < -min(p.length_m for p in feeders):
+        raise ValueError(f"the route has no lane {-s_m:.1f} m before its start")
+    feeder = min(feeders, key=lambda p: abs(_turn_of(p.centerline)))
+    return (feeder.lane_id, first.lane, *(p.lane for p in route.pieces[1:2])), feeder.length_m + back
+
+
+def _stage_parking_exit(world: World, env: int, event: ParkingExit, geometry: _RouteGeometry,
+                        slots: _Slots) -> None:
+    start = geometry.start_s_m  # (the trigger plays no part: the ego starts in the parking place)
+    ahead = start + event.front_vehicle_distance_m
+    if not geometry.clear_of_junctions(start - event.behind_vehicle_distance_m - 3.0, ahead + 15.0):
+        raise ValueError(f"{_name(event)}: the parking place at {start:.1f} m is too near a junction")
+    if ahead + 20.0 > geometry.s[-1]:
+        raise ValueError(f"{_name(event)}: the route is too short to leave the parking place")
+    width = geometry.lane_width(start)
+    parked = -(0.5 * width + 1.3)  # beside the lane, clear of it
+    world.park_ego(env, parked, leave_by_s_m=start + event.front_vehicle_distance_m)
+    for s in (ahead, start - event.behind_vehicle_distance_m):
+        lanes, lane_s = _behind_on_route(geometry, s)
+        slot = slots.take("vehicle", event)
+        world.place_vehicle(env, slot, lanes, s_m=lane_s, speed_mps=0.0, desired_speed_mps=0.0,
+                            lateral_offset_m=parked)
+    # the traffic coming along the lane: the first passes the parking place when a driver pulling straight out
+    # would be entering the lane
+    for k in range(event.flow_vehicles):
+        back = event.flow_speed_mps * 3.0 - 6.0 + k * event.flow_interval_m
+        try:
+            lanes, lane_s = _behind_on_route(geometry, start - back)
+        except ValueError as error:
+            raise ValueError(f"{_name(event)}: {error} (for the traffic from behind)") from error
+        slot = slots.take("vehicle", event)
+        world.place_vehicle(env, slot, lanes, s_m=lane_s, speed_mps=event.flow_speed_mps,
+                            desired_speed_mps=event.flow_speed_mps)
+        world.arm_vehicle(env, slot, trigger_s_m=-1.0, follow_route=True, no_curb_yield=True)
+
+
+def _stage_curbside(world: World, env: int, event: CurbsidePickup | CurbsideDropoff, geometry: _RouteGeometry,
+                    slots: _Slots) -> None:
+    at = event.trigger_s_m + event.distance_m
+    if not geometry.route.offsets[0] <= event.trigger_s_m - 25.0 or at + 25.0 > geometry.s[-1]:
+        raise ValueError(f"{_name(event)}: the stop at {at:.1f} m does not fit on the route "
+                         f"(0..{geometry.s[-1]:.1f} m, with room before and after it)")
+    piece = geometry.piece_at(at)
+    lane = geometry.route.pieces[piece].lane
+    lane_s = geometry.lane_s(piece, at)
+    margin = event.tolerance_m + 2.5
+    zones = [z for z in geometry.zones if z.lane_id == lane and z.start_s_m + margin <= lane_s <= z.end_s_m - margin]
+    if not zones:
+        raise ValueError(f"{_name(event)}: the stop at {at:.1f} m is not in a marked curbside zone of its lane")
+    width = geometry.lane_width(at)
+    room = 0.5 * width - 0.5 * world.config.ego_width_m  # how far the ego's centre can go right within the lane
+    world.add_curbside_stop(env, at, tolerance_m=event.tolerance_m, dwell_s=event.dwell_s,
+                            lateral_max_m=-(room - event.curb_tolerance_m), offset_m=-min(room - 0.15, 0.8))
+    # traffic behind: a vehicle following the ego from the trigger on
+    behind = event.trigger_s_m - 18.0
+    lanes, follow_s = _behind_on_route(geometry, behind)
+    speed = 0.8 * geometry.lanes[lanes[0]].speed_limit_mps
+    slot = slots.take("vehicle", event)
+    world.place_vehicle(env, slot, lanes, s_m=follow_s, speed_mps=speed, desired_speed_mps=speed)
+    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, hidden=True, follow_route=True)
+
+
 _STAGERS: dict[str, Callable[..., None]] = {
     "PedestrianCrossing": _stage_pedestrian_crossing,
     "DynamicObjectCrossing": _stage_dynamic_object_crossing,
@@ -523,4 +599,7 @@ _STAGERS: dict[str, Callable[..., None]] = {
     "NonSignalizedJunctionLeftTurn": _stage_junction_flow,
     "YieldToEmergencyVehicle": _stage_emergency,
     "InvadingTurn": _stage_invading_turn,
+    "ParkingExit": _stage_parking_exit,
+    "CurbsidePickup": _stage_curbside,
+    "CurbsideDropoff": _stage_curbside,
 }

@@ -53,9 +53,9 @@ STATUSES = tuple(RouteStatus)
 _RUNNING = kernels.RUNNING
 assert [INFRACTIONS.index(k) for k in (Infraction.COLLISION_PEDESTRIAN, Infraction.COLLISION_VEHICLE,
                                        Infraction.COLLISION_STATIC, Infraction.RED_LIGHT, Infraction.STOP_SIGN,
-                                       Infraction.YIELD_TO_EMERGENCY)] \
+                                       Infraction.YIELD_TO_EMERGENCY, Infraction.MISSED_CURBSIDE_STOP)] \
     == [kernels.INF_PEDESTRIAN, kernels.INF_VEHICLE, kernels.INF_STATIC, kernels.INF_RED, kernels.INF_STOP,
-        kernels.INF_EMERGENCY]
+        kernels.INF_EMERGENCY, kernels.INF_MISSED_STOP]
 assert [STATUSES.index(s) for s in (RouteStatus.COMPLETED, RouteStatus.ROUTE_DEVIATION, RouteStatus.AGENT_BLOCKED,
                                     RouteStatus.ROUTE_TIMEOUT)] \
     == [kernels.COMPLETED, kernels.DEVIATION, kernels.BLOCKED, kernels.TIMEOUT]
@@ -259,6 +259,17 @@ class State(NamedTuple):
     emg_slot: NDArray[np.int64]  # the scenario's emergency vehicle (-1: none) ...
     emg_since: FloatArray  # ... held up close behind the ego since (inf: not)
     emg_done: NDArray[np.bool_]  # ... got past, or the failure to yield is counted
+    stop_s: FloatArray  # (B, MAX_STOPS) the robotaxi mission's curbside stops: route s of each ...
+    stop_tol: FloatArray  # ... how far from it the ego may stand ...
+    stop_dwell: FloatArray  # ... for how long ...
+    stop_lat: FloatArray  # ... its centre at most this far left of the lane's centre (at the curb) ...
+    stop_offset: FloatArray  # ... and the offset the ego's path takes for it
+    stop_n: NDArray[np.int64]
+    stop_next: NDArray[np.int64]  # the next stop to serve
+    stop_since: FloatArray  # standing there since (inf: not)
+    ego_stop_target: FloatArray  # route s of the next curbside stop (inf: none)
+    ego_merge_wait: NDArray[np.bool_]  # off its lane at the curb: someone comes along the lane, wait to pull in
+    curb_until: FloatArray  # route s up to which the ego may be off its lanes (leaving a parking place)
     ego_stop_dist: FloatArray
     ego_jlane: NDArray[np.int64]
     ego_japproach: NDArray[np.int64]
@@ -294,6 +305,8 @@ class State(NamedTuple):
 _PED_PATH_POINTS = 8
 #: Stretches per route where a scenario allows driving on an oncoming lane.
 _MAX_ZONES = 4
+#: Curbside stops per route (the robotaxi mission).
+_MAX_STOPS = 4
 #: Vehicles spawn at least this far before the end of their lane (where a stop line may be).
 _SPAWN_CLEARANCE_M = 15.0
 #: Fewest scenarios worth a thread of their own.
@@ -346,6 +359,9 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         ego_nudge=f(b), ego_offset=f(b), ego_nudge_need=f(b), ego_nudge_end=f(b),
         act_pass_need=f(b, n), ego_side_gap=f(b, fill=np.inf), ego_side_speed=f(b),
         ego_yield_emg=z(b), emg_slot=i(b, fill=-1), emg_since=f(b, fill=np.inf), emg_done=z(b),
+        stop_s=f(b, _MAX_STOPS), stop_tol=f(b, _MAX_STOPS), stop_dwell=f(b, _MAX_STOPS), stop_lat=f(b, _MAX_STOPS),
+        stop_offset=f(b, _MAX_STOPS), stop_n=i(b), stop_next=i(b), stop_since=f(b, fill=np.inf),
+        ego_stop_target=f(b, fill=np.inf), ego_merge_wait=z(b), curb_until=f(b, fill=-np.inf),
         ego_stop_dist=f(b, fill=np.inf), ego_jlane=i(b, fill=-1), ego_japproach=i(b, fill=-1),
         ego_jdist=f(b, fill=np.inf), appr_actor=i(b, v + 1), appr_lane=i(b, v + 1), appr_tte=f(b, v + 1),
         appr_rude=z(b, v + 1), appr_n=i(b),
@@ -547,6 +563,8 @@ class World:
         st.veh_reveal_at[env] = np.inf
         st.light_force[env], st.force_pending[env], st.force_until[env] = -1, False, -np.inf
         st.emg_slot[env], st.emg_since[env], st.emg_done[env], st.ego_yield_emg[env] = -1, np.inf, False, False
+        st.stop_n[env], st.stop_next[env], st.stop_since[env], st.ego_stop_target[env] = 0, 0, np.inf, np.inf
+        st.ego_merge_wait[env], st.curb_until[env] = False, -np.inf
         st.ped_pending[env] = st.ped_careless[env] = False
         st.ego_nudge[env] = st.ego_offset[env] = st.ego_nudge_need[env] = 0.0
         st.zone_n[env] = 0
@@ -657,7 +675,7 @@ class World:
                     ignore_lights: bool = False, ignore_priority: bool = False, follow_route: bool = False,
                     meet_s_m: float = -1.0, meet_route_s_m: float = 0.0, brake_decel_mps2: float = 0.0,
                     hold_s: float = 0.0, cut_in_speed_mps: float = 0.0, emergency: bool = False,
-                    keep_offset: bool = False) -> None:
+                    keep_offset: bool = False, no_curb_yield: bool = False) -> None:
         """Script the vehicle placed in ``slot`` (:meth:`place_vehicle`) for an event set off when the ego's route
         progress reaches ``trigger_s_m``.
 
@@ -675,6 +693,8 @@ class World:
             over to the right; it passes on the left (``yield_to_emergency_vehicle`` when held up behind the ego).
         :param keep_offset: drive with the placed lateral offset (e.g. into the oncoming lane) instead of moving
             back to the lane's centre.
+        :param no_curb_yield: driving the ego's route, it does not brake for the ego pulling out of the curb into
+            its lane (the ego must wait for a gap).
         """
         st = self.state
         ignore_lights, ignore_priority = ignore_lights or emergency, ignore_priority or emergency
@@ -683,7 +703,8 @@ class World:
                                    | (kernels.FOLLOW_ROUTE if follow_route else 0)
                                    | (kernels.CUT_IN if cut_in_speed_mps > 0.0 else 0)
                                    | (kernels.EMERGENCY if emergency else 0)
-                                   | (kernels.KEEP_OFFSET if keep_offset else 0))
+                                   | (kernels.KEEP_OFFSET if keep_offset else 0)
+                                   | (kernels.NO_CURB_YIELD if no_curb_yield else 0))
         if emergency:  # it drives at its speed whatever the limit
             st.veh_desired[env, slot] = st.act_v[env, slot]
             if st.emg_slot[env] >= 0:
@@ -710,6 +731,34 @@ class World:
         st.ped_careless[env, slot] = True
         st.ped_meet_route[env, slot], st.ped_meet_walk[env, slot] = meet_route_s_m, meet_walk_m
         st.ped_start[env, slot] = np.inf
+
+    def add_curbside_stop(self, env: int, s_m: float, *, tolerance_m: float, dwell_s: float, lateral_max_m: float,
+                          offset_m: float) -> None:
+        """Add a stop to the robotaxi mission of scenario ``env`` (stops are served in the order added): the ego
+        must stand (below 0.3 m/s) with its centre within ``tolerance_m`` of route arc length ``s_m`` and at most
+        ``lateral_max_m`` left of the route (negative: right of it, at the curb) for ``dwell_s`` seconds; driving
+        more than 3 m past the tolerance without that is ``missed_curbside_stop``. The expert's path takes
+        ``offset_m`` for it."""
+        st = self.state
+        k = int(st.stop_n[env])
+        if k >= st.stop_s.shape[1]:
+            raise ValueError(f"at most {st.stop_s.shape[1]} curbside stops per scenario")
+        if k and s_m <= st.stop_s[env, k - 1]:
+            raise ValueError(f"curbside stops go in route order: {s_m:.1f} m after {st.stop_s[env, k - 1]:.1f} m")
+        st.stop_s[env, k], st.stop_tol[env, k], st.stop_dwell[env, k] = s_m, tolerance_m, dwell_s
+        st.stop_lat[env, k], st.stop_offset[env, k] = lateral_max_m, offset_m
+        st.stop_n[env] = k + 1
+        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+
+    def park_ego(self, env: int, lateral_m: float, *, leave_by_s_m: float) -> None:
+        """Start the ego of scenario ``env`` ``lateral_m`` to the left of its route (negative: right, in a parking
+        place at the curb); it may drive off its lanes until its route progress reaches ``leave_by_s_m``."""
+        st = self.state
+        yaw = st.ego_yaw[env]
+        st.ego_x[env] -= lateral_m * np.sin(yaw)
+        st.ego_y[env] += lateral_m * np.cos(yaw)
+        st.curb_until[env] = leave_by_s_m
+        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     def hold_lights(self, env: int, states: dict[int, int], *, trigger_s_m: float, hold_s: float) -> None:
         """From when the ego's route progress reaches ``trigger_s_m`` and for ``hold_s`` seconds, light groups

@@ -30,6 +30,10 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
 - :class:`YieldToEmergencyVehicle` — an emergency vehicle comes from behind; the ego must pull over and let it
   pass (``yield_to_emergency_vehicle`` when it is held up behind the ego).
 - :class:`InvadingTurn` — oncoming vehicles cut into the ego's lane; the ego must keep right.
+- :class:`ParkingExit` — the ego starts parked at the curb and must pull into its lane through the traffic
+  coming from behind.
+- :class:`CurbsidePickup`, :class:`CurbsideDropoff` — the robotaxi mission (``Scenario.mission``): stop at the
+  curb in a marked zone, with traffic behind, for a dwell time (``missed_curbside_stop`` otherwise).
 """
 
 from __future__ import annotations
@@ -209,11 +213,52 @@ class InvadingTurn(_Event):
     speed_mps: float = Field(default=7.0, gt=0.0)
 
 
+class ParkingExit(_Event):
+    """The ego starts in a parking place at the ``direction`` curb (the trigger plays no part), between vehicles
+    parked ``front_vehicle_distance_m`` ahead and ``behind_vehicle_distance_m`` behind, while ``flow_vehicles``
+    vehicles come along its lane from behind (``flow_interval_m`` apart at ``flow_speed_mps``): it must wait for
+    a gap to pull into the lane."""
+
+    type: Literal["ParkingExit"] = "ParkingExit"
+    direction: Literal["right"] = "right"
+    front_vehicle_distance_m: float = Field(default=12.0, ge=9.0)
+    behind_vehicle_distance_m: float = Field(default=8.0, ge=6.0)
+    flow_vehicles: int = Field(default=2, ge=0, le=3)
+    flow_speed_mps: float = Field(default=8.0, gt=0.0)
+    flow_interval_m: float = Field(default=20.0, gt=8.0)
+
+
+class _Curbside(_Event):
+    """A stop of the robotaxi mission ``distance_m`` past the trigger, in a marked curbside zone of the route's
+    lane: the ego must come to rest with its centre within ``tolerance_m`` of the stop and its right side within
+    ``curb_tolerance_m`` of the curb (the lane's right edge), stand ``dwell_s``, then drive on
+    (``missed_curbside_stop`` otherwise). A vehicle follows the ego from the trigger on (traffic behind)."""
+
+    distance_m: float = Field(default=40.0, gt=0.0)
+    tolerance_m: float = Field(default=2.0, gt=0.0)
+    curb_tolerance_m: float = Field(default=0.5, gt=0.0)
+    dwell_s: float = Field(default=5.0, ge=0.0)
+
+
+class CurbsidePickup(_Curbside):
+    """Pick a passenger up at the curb (see :class:`_Curbside`)."""
+
+    type: Literal["CurbsidePickup"] = "CurbsidePickup"
+
+
+class CurbsideDropoff(_Curbside):
+    """Drop a passenger off at the curb (see :class:`_Curbside`)."""
+
+    type: Literal["CurbsideDropoff"] = "CurbsideDropoff"
+    dwell_s: float = Field(default=3.0, ge=0.0)
+
+
 ScenarioEvent = Annotated[
     PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
     | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkingCutIn | ParkedObstacle | Accident
     | ConstructionObstacle | StaticCutIn | SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
-    | NonSignalizedJunctionLeftTurn | YieldToEmergencyVehicle | InvadingTurn,
+    | NonSignalizedJunctionLeftTurn | YieldToEmergencyVehicle | InvadingTurn | ParkingExit | CurbsidePickup
+    | CurbsideDropoff,
     Field(discriminator="type"),
 ]
 
@@ -222,6 +267,7 @@ EVENT_TYPES: dict[str, type[_Event]] = {
     for cls in (PedestrianCrossing, DynamicObjectCrossing, VehicleTurningRoutePedestrian, HardBreakRoute,
                 OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkingCutIn, ParkedObstacle,
                 Accident, ConstructionObstacle, StaticCutIn, SignalizedJunctionLeftTurn, SignalizedJunctionRightTurn,
-                NonSignalizedJunctionLeftTurn, YieldToEmergencyVehicle, InvadingTurn)
+                NonSignalizedJunctionLeftTurn, YieldToEmergencyVehicle, InvadingTurn, ParkingExit, CurbsidePickup,
+                CurbsideDropoff)
 }
 """Every staged event type by its Leaderboard name."""

@@ -25,7 +25,7 @@ from pydantic import (
 
 from sim.embedded.traffic import LightTiming
 from sim.maps import LaneGraph, connector_id, get_map
-from sim.scenarios.events import ScenarioEvent, describe
+from sim.scenarios.events import CurbsideDropoff, CurbsidePickup, ScenarioEvent, describe
 from sim.scenarios.routes import densify_waypoints, lane_route
 
 
@@ -49,7 +49,8 @@ class Scenario(BaseModel):
     :param traffic_seed: seed for the background traffic's placement and behaviour.
     :param light_offset_s: traffic-light cycle offset at time 0.
     :param timeout_s: the route fails when it is not completed after this long.
-    :param events: situations staged along the route, each at its trigger point.
+    :param events: situations staged along the route, each at its trigger point; its curbside pick-ups and
+        drop-offs are the robotaxi mission (:attr:`mission`).
     :param waypoints: map-frame ``(x, y)`` points (metres) the route was laid through, at least two, or ``None``.
     """
 
@@ -96,6 +97,12 @@ class Scenario(BaseModel):
         if self.waypoints is None:
             data.pop("waypoints", None)
         return data
+
+    @property
+    def mission(self) -> tuple[CurbsidePickup | CurbsideDropoff, ...]:
+        """The robotaxi mission: the pick-up and drop-off stops among the events, in route order."""
+        stops = [e for e in self.events if isinstance(e, CurbsidePickup | CurbsideDropoff)]
+        return tuple(sorted(stops, key=lambda e: e.trigger_s_m + e.distance_m))
 
     def to_yaml(self) -> str:
         """The scenario as YAML (:meth:`from_yaml` reads it back equal)."""

@@ -134,6 +134,10 @@ MAKERS: dict[str, EventMaker] = {
     "YieldToEmergencyVehicle": lambda t, rng: ev.YieldToEmergencyVehicle(
         trigger_s_m=t, speed_mps=round(float(rng.uniform(12.0, 15.0)), 1)),
     "InvadingTurn": lambda t, rng: ev.InvadingTurn(trigger_s_m=t, offset=round(float(rng.uniform(0.6, 1.0)), 2)),
+    "ParkingExit": lambda t, rng: ev.ParkingExit(trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
+    "CurbsidePickup": lambda t, rng: ev.CurbsidePickup(trigger_s_m=t, dwell_s=round(float(rng.uniform(3.0, 8.0)), 1)),
+    "CurbsideDropoff": lambda t, rng: ev.CurbsideDropoff(trigger_s_m=t,
+                                                         dwell_s=round(float(rng.uniform(2.0, 5.0)), 1)),
 }
 
 

@@ -74,6 +74,9 @@ CASES = {
                                       Infraction.COLLISION_VEHICLE),
     "YieldToEmergencyVehicle": (lambda t: ev.YieldToEmergencyVehicle(trigger_s_m=t), Infraction.YIELD_TO_EMERGENCY),
     "InvadingTurn": (lambda t: ev.InvadingTurn(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
+    "ParkingExit": (lambda t: ev.ParkingExit(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
+    "CurbsidePickup": (lambda t: ev.CurbsidePickup(trigger_s_m=t), Infraction.MISSED_CURBSIDE_STOP),
+    "CurbsideDropoff": (lambda t: ev.CurbsideDropoff(trigger_s_m=t), Infraction.MISSED_CURBSIDE_STOP),
 }
 
 
