@@ -1061,7 +1061,7 @@ def _merge_wait(w: Any, p: Params, b: int) -> bool:
         x, y = w.act_x[b, v], w.act_y[b, v]
         if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 > 80.0**2:
             continue
-        s, lat, dist, heading = _route_frame(w, b, x, y, progress - 70.0, progress + 8.0)
+        s, _, dist, heading = _route_frame(w, b, x, y, progress - 70.0, progress + 8.0)
         if dist > 2.0 or math.cos(w.act_yaw[b, v] - heading) < 0.5:
             continue
         behind = progress - s
