@@ -462,7 +462,9 @@ def _approaching(m: MapArrays, w: Any, b: int) -> None:
             continue
         tte = (m.lane_length[here] - w.veh_s[b, v] - 0.5 * w.act_len[b, v]) / speed
         rude = (w.veh_flags[b, v] & (IGNORE_LIGHTS | IGNORE_PRIORITY)) != 0
-        if -0.5 <= tte < APPROACH_S and (rude or _goes_on(m, w, b, here)):
+        # (a front already in the junction counts until the vehicle occupies its junction lane: no gap between
+        # approaching and occupying in which it goes unseen)
+        if tte < APPROACH_S and (rude or _goes_on(m, w, b, here)):
             w.appr_actor[b, count], w.appr_lane[b, count], w.appr_tte[b, count] = v, nxt, tte
             w.appr_rude[b, count] = rude
             count += 1
@@ -951,6 +953,18 @@ def _corridor_clear(m: MapArrays, w: Any, p: Params, b: int, shift: float, first
     return True
 
 
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+def _path_offset(w: Any, b: int, s: float) -> float:
+    """The ego's path offset (left +) when it gets to route ``s``: moving ``NUDGE_RATE`` sideways per metre from
+    where it is towards the nudge until the pass ends, then back towards its lane."""
+    progress, offset = w.progress[b], w.ego_offset[b]
+    end = max(w.ego_nudge_end[b], progress) if w.ego_nudge[b] != 0.0 else progress
+    shift = NUDGE_RATE * (min(s, end) - progress)
+    offset += min(max(w.ego_nudge[b] - offset, -shift), shift) if shift > 0.0 else 0.0
+    shift = NUDGE_RATE * (s - end)
+    return offset - min(max(offset, -shift), shift) if shift > 0.0 else offset
+
+
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _ego_nudge(m: MapArrays, w: Any, p: Params, b: int) -> None:
     """Pass obstacles (static ones, parked vehicles) that block the route ahead: shift the ego's path to the left
@@ -991,7 +1005,11 @@ def _ego_nudge(m: MapArrays, w: Any, p: Params, b: int) -> None:
         s, lat, dist, heading = _route_frame(w, b, x, y, progress - 2.0, progress + p.horizon + 5.0)
         across, along = _extent(w, b, n, heading)
         lateral = max(abs(w.ego_offset[b]), abs(w.ego_nudge[b]))
-        if dist > lateral + 6.0 or abs(lat - w.ego_offset[b]) > across + ego_half + 0.3:
+        # the corridor there: where the path will be when the ego gets there; an oncoming vehicle on the move
+        # comes closer meanwhile (it is followed by where the ego drives now)
+        oncoming = math.cos(w.act_yaw[b, n] - heading) < 0.0 and w.act_v[b, n] > 0.5
+        path = w.ego_offset[b] if oncoming else _path_offset(w, b, s)
+        if dist > lateral + 6.0 or abs(lat - path) > across + ego_half + 0.3:
             continue
         d = s - progress - 0.5 * p.ego_length - along
         if -along < d < w.ego_side_gap[b]:
