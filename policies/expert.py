@@ -1,12 +1,15 @@
 """The privileged expert: a rule-based driver that reads the true world state.
 
-It follows the route with pure pursuit, keeps its speed below the speed limit and what the route's curvature
-allows, follows whatever occupies its route ahead (vehicles, pedestrians, obstacles) with the Intelligent Driver
-Model, stops for red lights (and yellow ones it can stop for), comes to a full stop at stop signs, and waits while
-the junction ahead is not clear or someone who stopped earlier goes first, yields to vehicles that ignore their
-light or priority, and passes obstacles blocking its lane on the left once that corridor is clear. The world
-computes the privileged facts (leader on the route, the next stop line and whether to stop there, the offset
-that clears obstacles) in its step. It labels training data and sets the bar for learned drivers.
+It follows the route with pure pursuit, drives at the lane's speed limit and slows down in time for curves, lower
+limits and stop points ahead, follows whatever occupies its route ahead (vehicles, pedestrians, obstacles) with the
+Intelligent Driver Model, stops for red lights (and yellow ones it can stop for), comes to a full stop at stop
+signs, and waits while the junction ahead is not clear or someone who stopped earlier goes first, yields to vehicles
+that ignore their light or priority (or have the right of way over its turn), passes obstacles blocking its lane on
+the left once that corridor is clear, keeps right of oncoming vehicles that invade its lane, pulls over for
+emergency vehicles, stops at the curb for the robotaxi mission's pick-ups and drop-offs, and pulls in from the curb
+through a gap in the traffic. The world computes the privileged facts (leader on the route, the next stop line and
+whether to stop there, the offset that clears obstacles) in its step. It labels training data and sets the bar for
+learned drivers.
 :class:`NaiveDriver` is the control case for scenario events: it keeps its speed whatever happens.
 """
 
@@ -18,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sim.embedded.dynamics import IdmParams, idm_acceleration
-from sim.embedded.kernels import NUDGE_RATE
+from sim.embedded.kernels import LINE_LIGHT, NUDGE_RATE, YELLOW
 from sim.embedded.observation import Observation
 from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
@@ -28,29 +31,41 @@ from sim.geometry import interpolate_along, to_local_frame, wrap_angle
 class ExpertParams:
     """Tuning of the expert.
 
-    :param cruise_speed_mps: speed on a free straight road (capped by the lane's speed limit).
-    :param max_lateral_accel_mps2: bound on ``v^2 * curvature`` for the route ahead.
+    :param max_lateral_accel_mps2: bound on ``v^2 * curvature`` along the route ahead.
+    :param brake_mps2: deceleration the expert plans with to slow down for curves, lower speed limits and stop
+        points ahead (it brakes harder only when something forces it to).
+    :param speed_horizon_m: how far ahead curvature and speed limits are looked at.
     :param lookahead_min_m: pure-pursuit look-ahead at standstill.
     :param lookahead_gain_s: look-ahead added per m/s of speed.
-    :param curvature_horizon_m: how far ahead curvature limits the speed.
     :param stop_margin_m: where the front bumper stops before a stop line.
+    :param yellow_brake_mps2: the expert stops for a yellow light whenever this deceleration (or less) stops it
+        in time; closer, it drives on (a yellow light lasts a couple of seconds).
     :param passing_speed_mps: speed while moving sideways around an obstacle.
     :param pull_over_speed_mps: speed while pulling over for an emergency vehicle (it then stops).
     :param plan_steps: points of the intended future trajectory the expert emits, ...
     :param plan_dt_s: ... this far apart in time.
+    :param idm: car following (the desired speed is the speed profile's).
     """
 
-    cruise_speed_mps: float = 9.0
-    max_lateral_accel_mps2: float = 2.0
+    max_lateral_accel_mps2: float = 3.0
+    brake_mps2: float = 2.5
+    speed_horizon_m: float = 50.0
     lookahead_min_m: float = 4.0
     lookahead_gain_s: float = 0.5
-    curvature_horizon_m: float = 20.0
     stop_margin_m: float = 1.0
+    yellow_brake_mps2: float = 5.0
     passing_speed_mps: float = 6.0
     pull_over_speed_mps: float = 3.0
     plan_steps: int = 8
     plan_dt_s: float = 0.5
-    idm: IdmParams = IdmParams(max_accel_mps2=2.5, comfort_decel_mps2=3.0, min_gap_m=3.0, time_headway_s=1.2)
+    idm: IdmParams = IdmParams(max_accel_mps2=3.0, comfort_decel_mps2=3.0, min_gap_m=3.0, time_headway_s=1.2)
+
+
+#: Spacing of the route samples whose curvature limits the speed.
+_CURVE_STEP_M = 2.0
+#: Below this distance to a speed limit point, the braking it needs is reckoned over this much time of driving
+#: (a point reached, or nearly, is not worth an unbounded deceleration).
+_BRAKE_REACTION_S = 0.5
 
 
 def pure_pursuit(world: World, lookahead_min_m: float, lookahead_gain_s: float,
@@ -96,7 +111,12 @@ class NaiveDriver:
 
 
 class ExpertDriver:
-    """Drives every ego of a :class:`~sim.embedded.world.World` from its privileged state."""
+    """Drives every ego of a :class:`~sim.embedded.world.World` from its privileged state.
+
+    Longitudinally it follows a speed profile along the route: the lane's speed limit, and for every point ahead
+    that must be passed slower (a curve at ``max_lateral_accel_mps2``, a lower speed limit, a stop point at 0) the
+    speed from which ``brake_mps2`` gets there in time; it brakes along that profile and follows its leader with
+    the IDM. The same control law rolls the intended trajectory forward (:attr:`plan_xy`)."""
 
     def __init__(self, world: World, params: ExpertParams = ExpertParams()) -> None:
         self.world = world
@@ -113,62 +133,98 @@ class ExpertDriver:
     def act(self, observation: Observation | None = None) -> NDArray[np.float32]:
         """Actions ``(B, 2)`` for the world's current state (the observation is not needed)."""
         world, p = self.world, self.params
-        ego, cfg = world.ego, world.config
-        bicycle = cfg.bicycle
+        ego, bicycle = world.ego, world.config.bicycle
         st = world.state
         # around obstacles: aim where the sideways move will be at the look-ahead point
         lookahead = p.lookahead_min_m + p.lookahead_gain_s * ego.speed_mps
         ahead = np.clip(st.ego_nudge - st.ego_offset, -NUDGE_RATE * lookahead, NUDGE_RATE * lookahead)
         steer = pure_pursuit(world, p.lookahead_min_m, p.lookahead_gain_s, st.ego_offset + ahead)
-        # longitudinal: speed limit and curvature ahead, IDM on the leader and on a stop line it must stop at
-        samples = world.progress_s[:, None] + np.arange(0.0, p.curvature_horizon_m, 2.0)[None, :]
-        _, headings = interpolate_along(world.route_xy, world.route_s, samples)
-        turn = np.abs(wrap_angle(np.diff(headings, axis=1))) / 2.0
-        curve_speed = np.sqrt(p.max_lateral_accel_mps2 / np.maximum(turn.max(axis=1), 1e-4))
-        desired = np.minimum(np.minimum(p.cruise_speed_mps, st.ego_speed_limit), curve_speed)
-        sideways = (np.abs(st.ego_offset) > 0.2) | (st.ego_nudge_need != 0.0)
-        desired = np.where(sideways, np.minimum(desired, p.passing_speed_mps), desired)
-        # an emergency vehicle behind: pull over (the world's ego_nudge), then stand until it has passed
-        _, here = interpolate_along(world.route_xy, world.route_s, world.progress_s[:, None])
-        straight = np.abs(wrap_angle(ego.yaw_rad - here[:, 0])) < 0.05
-        pulled_over = (world.lateral_m < st.ego_nudge + 0.15) & straight
-        desired = np.where(st.ego_yield_emg, np.where(pulled_over, 0.0, p.pull_over_speed_mps), desired)
-        front = st.ego_stop_dist - 0.5 * cfg.ego_length_m
-        stop_gap = np.where(st.ego_must_stop & (front > -1.0), np.maximum(front - p.stop_margin_m, 0.0)
-                            + p.idm.min_gap_m, np.inf)
-        # a curbside stop of the mission: stop with the centre on it; off the lane at the curb, wait to pull in
-        to_curb = st.ego_stop_target - world.progress_s
-        stop_gap = np.minimum(stop_gap, np.where(to_curb > -1.0, np.maximum(to_curb, 0.0) + p.idm.min_gap_m, np.inf))
-        desired = np.where(st.ego_merge_wait, 0.0, desired)
-        use_stop = stop_gap < st.ego_leader_gap
-        accel = idm_acceleration(ego.speed_mps, desired, np.where(use_stop, stop_gap, st.ego_leader_gap),
-                                 np.where(use_stop, 0.0, st.ego_leader_speed), p.idm)
-        # come to a clean stop at the line (a stop sign counts only below 0.1 m/s)
-        hold = use_stop & (((front - p.stop_margin_m < 0.5) & st.ego_must_stop) | (np.abs(to_curb) < 0.5)) \
-            & (ego.speed_mps < 1.0)
-        hold |= st.ego_merge_wait & (ego.speed_mps < 1.0)
-        accel = np.where(hold, -bicycle.max_brake_mps2, accel)
-        self._plan(desired, np.where(use_stop, stop_gap, st.ego_leader_gap),
-                   np.where(use_stop, 0.0, st.ego_leader_speed), hold)
+        limit_s, limit_v, stop_s = self._speed_limits()
+        speed = ego.speed_mps.astype(np.float64)
+        accel = self._accel(speed, np.zeros_like(speed), st.ego_leader_gap, st.ego_leader_speed, limit_s, limit_v,
+                            stop_s)
+        self._plan(speed, limit_s, limit_v, stop_s)
         accel_cmd = np.where(accel >= 0.0, accel / bicycle.max_accel_mps2, accel / bicycle.max_brake_mps2)
         actions: NDArray[np.float32] = np.clip(np.stack([steer, accel_cmd], axis=-1), -1.0, 1.0).astype(np.float32)
         return actions
 
-    def _plan(self, desired: NDArray[np.float64], gap: NDArray[np.float64], leader_speed: NDArray[np.float64],
-              hold: NDArray[np.bool_]) -> None:
-        """Roll the longitudinal plan forward (IDM against the leader or stop point, the leader keeping its speed)
-        and lay it along the route, shifted as the expert moves around obstacles."""
+    def _speed_limits(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Points ahead on the route (distance from the ego's centre ``(B, M)``) that the ego must pass no faster
+        than a speed ``(B, M)``: the route's curvature, the speed limits of the lanes it enters, the present limit,
+        the passing speed while moving around an obstacle (or pulling over for an emergency vehicle), and the stop
+        point (also returned alone, ``(B,)``, ``inf`` when there is none): the front bumper ``stop_margin_m``
+        before the line it must stop at (or a yellow light it can stop for), the centre on a curbside stop of the
+        mission; here, pulled over for an emergency vehicle or waiting for a gap to pull in from the curb."""
+        world, p, st = self.world, self.params, self.world.state
+        batch = world.batch_size
+        # curvature: the turn over each stretch of _CURVE_STEP_M limits the speed from its start on
+        offsets = np.arange(0.0, p.speed_horizon_m + _CURVE_STEP_M, _CURVE_STEP_M)
+        _, headings = interpolate_along(world.route_xy, world.route_s, world.progress_s[:, None] + offsets[None, :])
+        curvature = np.abs(wrap_angle(np.diff(headings, axis=1))) / _CURVE_STEP_M
+        curve_v = np.sqrt(p.max_lateral_accel_mps2 / np.maximum(curvature, 1e-4))
+        curve_s = np.broadcast_to(offsets[:-1], curve_v.shape)
+        # the lanes the route enters ahead
+        piece_s = st.piece_offset - world.progress_s[:, None]
+        entered = (np.arange(st.piece_lane.shape[1]) < st.piece_n[:, None]) & (piece_s > 0.0)
+        piece_v = np.where(entered, world.arrays.lane_speed[st.piece_lane], np.inf)
+        # here: the present limit, and the passing speed while moving sideways
+        sideways = (np.abs(st.ego_offset) > 0.2) | (st.ego_nudge_need != 0.0)
+        here_v = np.minimum(st.ego_speed_limit, np.where(sideways, p.passing_speed_mps, np.inf))
+        half = 0.5 * world.config.ego_length_m
+        front = st.ego_stop_dist - half
+        # (standing with the front past the line, its centre not yet: it stays)
+        stop_s = np.where(st.ego_must_stop, np.maximum(front - p.stop_margin_m, 0.0), np.inf)
+        line_s = st.ego_line_dist - half - p.stop_margin_m
+        yellow = (st.ego_line_kind == LINE_LIGHT) & (st.ego_line_state == YELLOW)
+        stop_for_yellow = yellow & (world.ego.speed_mps**2 < 2.0 * p.yellow_brake_mps2 * line_s)
+        stop_s = np.where(stop_for_yellow, np.minimum(stop_s, line_s), stop_s)
+        # an emergency vehicle behind: pull over (the world's ego_nudge) slowly, then stand until it has passed
+        _, here = interpolate_along(world.route_xy, world.route_s, world.progress_s[:, None])
+        straight = np.abs(wrap_angle(world.ego.yaw_rad - here[:, 0])) < 0.05
+        pulled_over = st.ego_yield_emg & (world.lateral_m < st.ego_nudge + 0.15) & straight
+        here_v = np.where(st.ego_yield_emg, np.minimum(here_v, p.pull_over_speed_mps), here_v)
+        # a curbside stop of the mission: stand with the centre on it; off the lane at the curb, wait to pull in
+        to_curb = st.ego_stop_target - world.progress_s
+        stop_s = np.minimum(stop_s, np.where(to_curb > -1.0, np.maximum(to_curb, 0.0), np.inf))
+        stop_s = np.where(pulled_over | st.ego_merge_wait, 0.0, stop_s)
+        limit_s = np.concatenate([curve_s, piece_s, np.zeros((batch, 1)), stop_s[:, None]], axis=1)
+        limit_v = np.concatenate([curve_v, piece_v, here_v[:, None], np.zeros((batch, 1))], axis=1)
+        return limit_s, limit_v, stop_s
+
+    def _accel(self, speed: NDArray[np.float64], travelled: NDArray[np.float64], gap: NDArray[np.float64],
+               leader_speed: NDArray[np.float64], limit_s: NDArray[np.float64], limit_v: NDArray[np.float64],
+               stop_s: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Acceleration ``(B,)`` at ``speed`` after driving ``travelled`` metres on from where the speed limits
+        (:meth:`_speed_limits`) were taken, ``gap`` metres (bumper to bumper) behind a leader at ``leader_speed``:
+        the IDM towards the speed profile's speed here; braking along the profile once above it; a full brake
+        standing (or all but) at the stop point."""
+        p, bicycle = self.params, self.world.config.bicycle
+        distance = limit_s - travelled[:, None]
+        reach = np.maximum(distance, 0.0)
+        profile = np.sqrt(limit_v**2 + 2.0 * p.brake_mps2 * reach).min(axis=1, initial=np.inf)
+        accel = idm_acceleration(speed, np.minimum(profile, bicycle.max_speed_mps), gap, leader_speed, p.idm)
+        # above the profile: the deceleration that meets the tightest limit ahead
+        room = np.maximum(distance, _BRAKE_REACTION_S * speed[:, None])
+        needed = np.where(distance > -1.0, (limit_v**2 - speed[:, None] ** 2) / (2.0 * np.maximum(room, 0.05)),
+                          np.inf).min(axis=1, initial=np.inf)
+        accel = np.where(speed >= profile, np.minimum(accel, needed), accel)
+        # come to a clean stop at the line (a stop sign counts only below 0.1 m/s)
+        hold = (stop_s - travelled < 0.5) & (speed < 1.0)
+        accel = np.where(hold, -bicycle.max_brake_mps2, accel)
+        return np.asarray(np.clip(accel, -bicycle.max_brake_mps2, bicycle.max_accel_mps2), dtype=np.float64)
+
+    def _plan(self, speed: NDArray[np.float64], limit_s: NDArray[np.float64], limit_v: NDArray[np.float64],
+              stop_s: NDArray[np.float64]) -> None:
+        """Roll the control law forward (the leader keeping its speed) and lay the plan along the route, shifted as
+        the expert moves around obstacles."""
         world, p = self.world, self.params
-        ego, st, bicycle = world.ego, world.state, world.config.bicycle
-        speed = ego.speed_mps.astype(np.float64)
+        ego, st = world.ego, world.state
         travelled = np.zeros((len(speed), p.plan_steps))
         distance = np.zeros_like(speed)
         for k in range(p.plan_steps):
-            t = (k + 1) * p.plan_dt_s
-            room = gap + leader_speed * t - distance
-            accel = idm_acceleration(speed, desired, np.maximum(room, 0.01), leader_speed, p.idm)
-            accel = np.where(hold, -bicycle.max_brake_mps2, np.clip(accel, -bicycle.max_brake_mps2,
-                                                                    bicycle.max_accel_mps2))
+            t = k * p.plan_dt_s
+            gap = np.maximum(st.ego_leader_gap + st.ego_leader_speed * t - distance, 0.01)
+            accel = self._accel(speed, distance, gap, st.ego_leader_speed, limit_s, limit_v, stop_s)
             new_speed = np.clip(speed + accel * p.plan_dt_s, 0.0, None)
             distance = distance + 0.5 * (speed + new_speed) * p.plan_dt_s
             speed = new_speed

@@ -504,7 +504,9 @@ def _approaching(m: MapArrays, w: Any, b: int) -> None:
             continue
         tte = (m.lane_length[here] - w.veh_s[b, v] - 0.5 * w.act_len[b, v]) / speed
         rude = (w.veh_flags[b, v] & (IGNORE_LIGHTS | IGNORE_PRIORITY)) != 0
-        if -0.5 <= tte < APPROACH_S and (rude or _goes_on(m, w, b, here)):
+        # (a front already in the junction counts until the vehicle occupies its junction lane: no gap between
+        # approaching and occupying in which it goes unseen)
+        if tte < APPROACH_S and (rude or _goes_on(m, w, b, here)):
             w.appr_actor[b, count], w.appr_lane[b, count], w.appr_tte[b, count] = v, nxt, tte
             w.appr_rude[b, count] = rude
             count += 1
@@ -1014,6 +1016,18 @@ def _corridor_clear(m: MapArrays, w: Any, p: Params, b: int, shift: float, first
     return True
 
 
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
+def _path_offset(w: Any, b: int, s: float) -> float:
+    """The ego's path offset (left +) when it gets to route ``s``: moving ``NUDGE_RATE`` sideways per metre from
+    where it is towards the nudge until the pass ends, then back towards its lane."""
+    progress, offset = w.progress[b], w.ego_offset[b]
+    end = max(w.ego_nudge_end[b], progress) if w.ego_nudge[b] != 0.0 else progress
+    shift = NUDGE_RATE * (min(s, end) - progress)
+    offset += min(max(w.ego_nudge[b] - offset, -shift), shift) if shift > 0.0 else 0.0
+    shift = NUDGE_RATE * (s - end)
+    return offset - min(max(offset, -shift), shift) if shift > 0.0 else offset
+
+
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _keep_right(w: Any, p: Params, b: int) -> float:
     """How far right (negative: left +) the ego keeps within its lane: pulled over for an emergency vehicle coming
@@ -1117,7 +1131,11 @@ def _ego_nudge(m: MapArrays, w: Any, p: Params, b: int) -> None:
         s, lat, dist, heading = _route_frame(w, b, x, y, progress - 2.0, progress + p.horizon + 5.0)
         across, along = _extent(w, b, n, heading)
         lateral = max(abs(w.ego_offset[b]), abs(w.ego_nudge[b]))
-        if dist > lateral + 6.0 or abs(lat - w.ego_offset[b]) > across + ego_half + 0.3:
+        # the corridor there: where the path will be when the ego gets there; an oncoming vehicle on the move
+        # comes closer meanwhile (it is followed by where the ego drives now)
+        oncoming = math.cos(w.act_yaw[b, n] - heading) < 0.0 and w.act_v[b, n] > 0.5
+        path = w.ego_offset[b] if oncoming else _path_offset(w, b, s)
+        if dist > lateral + 6.0 or abs(lat - path) > across + ego_half + 0.3:
             continue
         d = s - progress - 0.5 * p.ego_length - along
         if -along < d < w.ego_side_gap[b]:
@@ -1239,8 +1257,6 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
     if not on_road:
         w.outside[b] += step_m
     w.still[b] = w.still[b] + p.dt if speed < 0.1 else 0.0
-    # minimum speed: per quarter of the route, the ego's mean speed against the surrounding traffic's
-    _min_speed(w, p, b)
     # how the route ends
     if w.progress[b] >= w.end_s[b] - p.completion_tol:
         w.status[b] = COMPLETED
@@ -1250,10 +1266,20 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
         w.status[b] = BLOCKED
     elif t >= w.timeout[b]:
         w.status[b] = TIMEOUT
+    # minimum speed: per quarter of the route, the ego's mean speed against the surrounding traffic's (after the
+    # route's end is known: its last checkpoint is recorded then)
+    _min_speed(w, p, b)
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _min_speed(w: Any, p: Params, b: int) -> None:
+    """The Leaderboard 2.0 minimum-speed test with ``MIN_SPEED_SECTIONS`` checkpoints, as scenario_runner's
+    ``MinimumSpeedRouteTest`` (srunner/scenariomanager/scenarioatomics/atomic_criteria.py) computes it: on each
+    frame with background vehicles around (here: within ``min_speed_radius``, where the Leaderboard's background
+    activity lives), the ego's speed and the background vehicles' mean speed are added up, and frames without any
+    count for neither; when the ego passes the next checkpoint, a mean ego speed below the traffic's records its
+    percentage. When the route ends (however it ends), the last checkpoint is recorded only past 95 % of the route.
+    """
     total, count = 0.0, 0
     for v in range(w.veh_lane.shape[1]):
         background = w.act_valid[b, v] and not w.veh_parked[b, v] and w.veh_respawn[b, v]
@@ -1261,20 +1287,17 @@ def _min_speed(w: Any, p: Params, b: int) -> None:
                 < p.min_speed_radius**2:
             total += w.act_v[b, v]
             count += 1
-    w.ms_ego[b] += w.ego_v[b]
-    w.ms_frames[b] += 1
     if count:
+        w.ms_ego[b] += w.ego_v[b]
         w.ms_traffic[b] += total / count
-        w.ms_traffic_frames[b] += 1
+        w.ms_frames[b] += 1
     length = w.end_s[b] - w.start_s[b]
-    section = int(MIN_SPEED_SECTIONS * (w.progress[b] - w.start_s[b]) / length) if length > 0 else 0
-    finished = w.progress[b] >= w.end_s[b] - p.completion_tol or w.time[b] >= w.timeout[b]
-    if section > w.ms_section[b] or finished:
-        if w.ms_traffic_frames[b] > 0 and w.ms_frames[b] > 0:
-            traffic = w.ms_traffic[b] / w.ms_traffic_frames[b]
-            ego = w.ms_ego[b] / w.ms_frames[b]
-            if traffic > 0.1 and ego < traffic and w.ms_section[b] < MIN_SPEED_SECTIONS:
-                w.min_speed[b, w.ms_section[b]] = 100.0 * ego / traffic
+    done = (w.progress[b] - w.start_s[b]) / length if length > 0 else 1.0
+    section = int(MIN_SPEED_SECTIONS * done)
+    if section > w.ms_section[b] or (w.status[b] != RUNNING and done > 0.95):
+        if w.ms_frames[b] > 0 and w.ms_traffic[b] > 0.0 and w.ms_ego[b] < w.ms_traffic[b] \
+                and w.ms_section[b] < MIN_SPEED_SECTIONS:
+            w.min_speed[b, w.ms_section[b]] = 100.0 * w.ms_ego[b] / w.ms_traffic[b]
         w.ms_section[b] = min(section, MIN_SPEED_SECTIONS)
         w.ms_ego[b] = w.ms_traffic[b] = 0.0
-        w.ms_frames[b] = w.ms_traffic_frames[b] = 0
+        w.ms_frames[b] = 0

@@ -295,7 +295,6 @@ class State(NamedTuple):
     ms_ego: FloatArray
     ms_frames: NDArray[np.int64]
     ms_traffic: FloatArray
-    ms_traffic_frames: NDArray[np.int64]
     min_speed: FloatArray
     ev_n: NDArray[np.int64]
     ev_kind: NDArray[np.int64]
@@ -369,7 +368,7 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         reg_x=f(b, kernels.MAX_REGISTERED), reg_y=f(b, kernels.MAX_REGISTERED), reg_n=i(b),
         zone_start=f(b, _MAX_ZONES), zone_end=f(b, _MAX_ZONES), zone_n=i(b),
         driven=f(b), outside=f(b), still=f(b),
-        ms_section=i(b), ms_ego=f(b), ms_frames=i(b), ms_traffic=f(b), ms_traffic_frames=i(b),
+        ms_section=i(b), ms_ego=f(b), ms_frames=i(b), ms_traffic=f(b),
         min_speed=f(b, kernels.MIN_SPEED_SECTIONS, fill=np.nan),
         ev_n=i(b), ev_kind=i(b, kernels.MAX_EVENTS), ev_actor=i(b, kernels.MAX_EVENTS),
     )
@@ -542,7 +541,7 @@ class World:
         st.last_hit[env], st.last_hit_time[env], st.reg_n[env] = -1, -np.inf, 0
         st.driven[env] = st.outside[env] = st.still[env] = 0.0
         st.ms_section[env], st.ms_ego[env], st.ms_frames[env] = 0, 0.0, 0
-        st.ms_traffic[env], st.ms_traffic_frames[env] = 0.0, 0
+        st.ms_traffic[env] = 0.0
         st.min_speed[env] = np.nan
         st.ev_n[env] = 0
         self._spawn(env, scenario, start_xy[0, 0], route)

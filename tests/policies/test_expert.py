@@ -55,3 +55,20 @@ def test_the_expert_plans_where_it_then_drives_and_stops_its_plan_at_red_lights(
     errors_at_1s = np.concatenate(errors[1::8])
     assert np.median(errors_at_1s) < 0.5 and np.max(errors_at_1s) < 3.0  # lights change under a plan
     assert np.all(np.isfinite(expert.plan_xy)) and expert.plan_speed.shape == (len(scenarios), 8)
+
+
+def test_the_expert_back_in_its_lane_after_a_pass_does_not_wait_for_oncoming_traffic() -> None:
+    """Stopped at a red light while still moving back into its lane after passing a construction site, the
+    expert follows whatever is in the corridor it will drive, not in the one it stands in: a car waiting on
+    the oncoming lane beyond the junction is no leader that keeps it from entering (it waited for good)."""
+    from sim.scenarios.suites import _generate
+
+    scenario = _generate("town-irregular-9003", 90_074, "ConstructionObstacle", traffic_vehicles=12, pedestrians=6)
+    world = make_world(scenario.map_name, 1, WorldConfig(max_vehicles=15, max_pedestrians=7))
+    world.reset([scenario])
+    expert = ExpertDriver(world)
+    while world.running.any():
+        world.step(expert.act())
+    record = world.route_record(0)
+    assert record.status.value == "completed"
+    assert set(record.infractions) <= {Infraction.MIN_SPEED}
