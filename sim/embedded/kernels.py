@@ -1044,7 +1044,8 @@ def _keep_right(w: Any, p: Params, b: int) -> float:
             continue
         if w.veh_flags[b, v] & EMERGENCY:
             s, lat, dist, heading = _route_frame(w, b, x, y, progress - EMERGENCY_NOTICE_M - 5.0, progress + 5.0)
-            if dist < 4.0 and progress - EMERGENCY_NOTICE_M < s < progress + 0.5 * p.ego_length:
+            coming = w.act_v[b, v] > 3.0 or progress - s < EMERGENCY_CLOSE_M  # (not held up elsewhere)
+            if dist < 4.0 and progress - EMERGENCY_NOTICE_M < s < progress + 0.5 * p.ego_length and coming:
                 right = -PULL_OVER_M
                 w.ego_yield_emg[b] = True
             continue
@@ -1190,6 +1191,8 @@ def _detect(m: MapArrays, w: Any, p: Params, b: int) -> None:
             w.reg_n[b] += 1
     # an emergency vehicle held up behind the ego (Leaderboard 2.0 YieldToEmergencyVehicleTest)
     e = w.emg_slot[b]
+    if e >= 0 and w.emg_done[b] and w.act_valid[b, e] and (w.act_x[b, e] - x) ** 2 + (w.act_y[b, e] - y) ** 2 > 60.0**2:
+        w.act_valid[b, e] = False  # its part is over: it leaves (and does not come round again)
     if e >= 0 and not w.emg_done[b] and w.act_valid[b, e]:
         s, _, dist, _ = _route_frame(w, b, w.act_x[b, e], w.act_y[b, e], w.progress[b] - 40.0, w.progress[b] + 40.0)
         if s > w.progress[b] + 1.0:

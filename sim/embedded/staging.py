@@ -488,7 +488,7 @@ def _stage_invading_turn(world: World, env: int, event: InvadingTurn, geometry: 
     if not geometry.route.offsets[0] <= event.trigger_s_m or last > geometry.s[-1]:
         raise ValueError(f"{_name(event)}: the stretch {meet:.1f}..{last:.1f} m does not fit on the route "
                          f"(0..{geometry.s[-1]:.1f} m)")
-    if not geometry.clear_of_junctions(meet - 10.0, last):
+    if not geometry.clear_of_junctions(meet - 25.0, last):  # (room to move right before they come)
         raise ValueError(f"{_name(event)}: the stretch {meet:.1f}..{last:.1f} m is too near a junction")
     beside = geometry.lane_beside(meet, "left")
     if beside is None or beside[2]:
@@ -529,6 +529,8 @@ def _behind_on_route(geometry: _RouteGeometry, s_m: float) -> tuple[tuple[int, .
 def _stage_parking_exit(world: World, env: int, event: ParkingExit, geometry: _RouteGeometry,
                         slots: _Slots) -> None:
     start = geometry.start_s_m  # (the trigger plays no part: the ego starts in the parking place)
+    if event.direction != "right":
+        raise ValueError(f"{_name(event)}: parking places are at the right curb (right-hand traffic)")
     ahead = start + event.front_vehicle_distance_m
     if not geometry.clear_of_junctions(start - event.behind_vehicle_distance_m - 3.0, ahead + 15.0):
         raise ValueError(f"{_name(event)}: the parking place at {start:.1f} m is too near a junction")

@@ -214,13 +214,14 @@ class InvadingTurn(_Event):
 
 
 class ParkingExit(_Event):
-    """The ego starts in a parking place at the ``direction`` curb (the trigger plays no part), between vehicles
+    """The ego starts in a parking place at the ``direction`` curb (the right one: right-hand traffic; the trigger
+    plays no part), between vehicles
     parked ``front_vehicle_distance_m`` ahead and ``behind_vehicle_distance_m`` behind, while ``flow_vehicles``
     vehicles come along its lane from behind (``flow_interval_m`` apart at ``flow_speed_mps``): it must wait for
     a gap to pull into the lane."""
 
     type: Literal["ParkingExit"] = "ParkingExit"
-    direction: Literal["right"] = "right"
+    direction: Side = "right"
     front_vehicle_distance_m: float = Field(default=12.0, ge=9.0)
     behind_vehicle_distance_m: float = Field(default=8.0, ge=6.0)
     flow_vehicles: int = Field(default=2, ge=0, le=3)

@@ -195,6 +195,8 @@ _PARAMETERS: dict[str, dict[str, str]] = {
                                       "source_dist_interval": "source_dist_interval_m"},
     "YieldToEmergencyVehicle": {"distance": "distance_m"},
     "InvadingTurn": {"distance": "distance_m", "offset": "offset"},
+    "ParkingExit": {"direction": "direction", "front_vehicle_distance": "front_vehicle_distance_m",
+                    "behind_vehicle_distance": "behind_vehicle_distance_m"},
 }
 #: Leaderboard types staged as another (the ``…TwoWays`` variants pass through the oncoming lane, which our
 #: obstacle events do wherever the lane to the left is the oncoming one).

@@ -196,7 +196,7 @@ def build_suite(name: str, *, routes: int | None = None, per_type: int = 6, seed
         for i in range(64 if routes is None else routes):
             town = int(rng.integers(1, 9000))
             kind = options[int(rng.integers(len(options)))]
-            candidates = [f"town-{town}"] + [f"town-{(town * 7919 + k) % 8999 + 1}" for k in range(1, 4)]
+            candidates = [f"town-{town}"] + [f"town-{(town + 977 * k) % 8999 + 1}" for k in range(1, 8)]
             scenarios.append(_generate(candidates, 10_000 * seed + i, kind, traffic_vehicles=int(rng.integers(6, 16)),
                                        pedestrians=int(rng.integers(0, 8))))
         return Suite("train", SUITE_VERSION, tuple(scenarios))

@@ -63,7 +63,7 @@ def test_the_expert_back_in_its_lane_after_a_pass_does_not_wait_for_oncoming_tra
     the oncoming lane beyond the junction is no leader that keeps it from entering (it waited for good)."""
     from sim.scenarios.suites import _generate
 
-    scenario = _generate("town-irregular-9003", 90_074, "ConstructionObstacle", traffic_vehicles=12, pedestrians=6)
+    scenario = _generate(["town-irregular-9003"], 90_074, "ConstructionObstacle", traffic_vehicles=12, pedestrians=6)
     world = make_world(scenario.map_name, 1, WorldConfig(max_vehicles=15, max_pedestrians=7))
     world.reset([scenario])
     expert = ExpertDriver(world)

@@ -83,7 +83,8 @@ _LB2_ROUTES = """<routes>
   </waypoints>
   <scenarios>
     <scenario name="HardBreakRoute_1" type="HardBreakRoute"><trigger_point x="283.69" y="194.78" z="0"/></scenario>
-    <scenario name="ParkingExit_1" type="ParkingExit"><trigger_point x="321.99" y="194.67" z="0"/></scenario>
+    <scenario name="BlockedIntersection_1" type="BlockedIntersection">
+      <trigger_point x="321.99" y="194.67" z="0"/></scenario>
     <scenario name="OppositeVehicleRunningRedLight_1" type="OppositeVehicleRunningRedLight">
       <trigger_point x="110" y="195.30" z="0"/><direction value="left"/></scenario>
     <scenario name="Accident_1" type="Accident"><trigger_point x="88.4" y="309.6" z="0"/></scenario>
@@ -109,7 +110,7 @@ def test_route_file_scenarios_become_events_or_are_listed_with_the_reason(shared
     assert scenario.start_s_m < scenario.events[0].trigger_s_m < scenario.end_s_m
     plain_s = route_timeout_s(get_map(scenario.map_name), scenario.route, scenario.end_s_m - scenario.start_s_m)
     assert scenario.timeout_s == pytest.approx(plain_s + EVENT_TIME_S)
-    assert suite.unsupported == {0: ("ParkingExit_1 (ParkingExit)",)}
+    assert suite.unsupported == {0: ("BlockedIntersection_1 (BlockedIntersection)",)}
     far, refused = suite.unstaged[0]
     assert far.startswith("Accident_1 (Accident): its trigger is not on the ")
     assert refused.startswith("OppositeVehicleRunningRedLight_1 (OppositeVehicleRunningRedLight): ")
