@@ -112,6 +112,7 @@ class SuiteTypeResult:
     scenario_type: str
     routes: int
     driving_score: float
+    driving_score_bench2drive: float  # the same routes under Bench2Drive's scorer (no minimum-speed penalty)
     route_completion: float
     success_rate: float
     infractions_per_km: float
@@ -149,8 +150,8 @@ def drive_suite(suite: Suite, driver: Callable[[World], Any], *, max_steps: int 
 
 
 def bench_expert(*, suite_name: str = "eval", per_type: int = 6) -> tuple[Suite, list[SuiteTypeResult]]:
-    """Drive a suite with the privileged expert: per scenario type and overall, DS, RC, success rate,
-    infractions and collisions per km, comfort."""
+    """Drive a suite with the privileged expert: per scenario type and overall, DS (Leaderboard 2.0's scorer, and
+    Bench2Drive's, which leaves minimum speed out), RC, success rate, infractions and collisions per km, comfort."""
     from policies.expert import ExpertDriver
 
     suite = build_suite(suite_name, per_type=per_type)
@@ -161,9 +162,11 @@ def bench_expert(*, suite_name: str = "eval", per_type: int = 6) -> tuple[Suite,
     rows = []
     for name, indices in [*sorted(types.items()), ("all", list(range(len(records))))]:
         score = score_suite([records[i] for i in indices])
+        b2d = score_suite([records[i] for i in indices], scorer="bench2drive")
         per_km = sum(score.infractions_per_km().values())
         rows.append(SuiteTypeResult(
             scenario_type=name, routes=len(indices), driving_score=round(score.driving_score, 2),
+            driving_score_bench2drive=round(b2d.driving_score, 2),
             route_completion=round(score.route_completion, 2), success_rate=round(score.success_rate, 1),
             infractions_per_km=round(per_km, 3), collisions_per_km=round(score.collisions_per_km, 3),
             comfort=round(float(np.mean([comforts[i] for i in indices])), 3),

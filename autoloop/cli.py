@@ -158,8 +158,9 @@ def bench_expert_command(
     suite: Annotated[str, typer.Option(help="Suite to drive (smoke, train, eval, carla-towns).")] = "eval",
     per_type: Annotated[int, typer.Option(help="eval: routes per event type.")] = 6,
 ) -> None:
-    """Drive a suite with the privileged expert: per scenario type DS, RC, success, infractions/km, comfort
-    (JSON on stdout, a table on stderr)."""
+    """Drive a suite with the privileged expert: per scenario type DS (Leaderboard 2.0; "DS b2d": Bench2Drive's
+    scorer, without the minimum-speed penalty), RC, success, infractions/km, comfort (JSON on stdout, a table on
+    stderr)."""
     import json
 
     from autoloop.bench import as_json, bench_expert
@@ -167,10 +168,11 @@ def bench_expert_command(
     built, rows = bench_expert(suite_name=suite, per_type=per_type)
     table = Table(title=f"expert on suite {built.name} v{built.version} ({built.content_hash})",
                   title_justify="left")
-    for column in ("scenario type", "routes", "DS", "RC", "success %", "infr/km", "coll/km", "comfort"):
+    for column in ("scenario type", "routes", "DS", "DS b2d", "RC", "success %", "infr/km", "coll/km", "comfort"):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(r.scenario_type, str(r.routes), f"{r.driving_score:.1f}", f"{r.route_completion:.1f}",
+        table.add_row(r.scenario_type, str(r.routes), f"{r.driving_score:.1f}", f"{r.driving_score_bench2drive:.1f}",
+                      f"{r.route_completion:.1f}",
                       f"{r.success_rate:.0f}", f"{r.infractions_per_km:.2f}", f"{r.collisions_per_km:.2f}",
                       f"{r.comfort:.2f}")
     Console(stderr=True).print(table)

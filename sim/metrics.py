@@ -8,7 +8,10 @@ the penalty is a versioned :class:`Scorer`:
   ``1 - 0.3 * (1 - x / 100)`` for each minimum-speed event at ``x`` % of the surrounding traffic's speed, times
   ``1 - share`` of the route driven outside its lanes;
 - ``lb21`` (Leaderboard 2.1): ``(1 - share) / (1 + sum of weight * count)``, a minimum-speed event weighing
-  ``0.4 * (1 - x / 100)``.
+  ``0.4 * (1 - x / 100)``;
+- ``bench2drive`` (Bench2Drive, the benchmark the published expert scores such as PDM-Lite's are measured on):
+  ``lb2`` without the minimum-speed factor (its ``statistics_manager`` records minimum-speed infractions but marks
+  them ``'unused'`` in the penalty).
 
 Over a suite, every score is the mean over all planned routes (a route that did not run counts with zeros);
 infractions are also reported per kilometre driven. Bench2Drive adds the success rate (routes completed with no
@@ -139,6 +142,7 @@ class Scorer:
 SCORERS: Mapping[str, Scorer] = MappingProxyType({
     "lb2": Scorer("lb2", LB2_PENALTIES, "product", 0.3),
     "lb21": Scorer("lb21", LB21_WEIGHTS, "sum", 0.4),
+    "bench2drive": Scorer("bench2drive", LB2_PENALTIES, "product", 0.0),
 })
 
 

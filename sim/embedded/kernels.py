@@ -352,6 +352,9 @@ def _triggers(m: MapArrays, w: Any, b: int) -> None:
     a pedestrian so that it gets to the planned point when the ego does; hold a junction's lights."""
     progress = w.progress[b]
     for v in range(w.veh_lane.shape[1]):
+        if progress >= w.veh_expire[b, v]:  # an event's actor leaves once its part is over
+            w.act_valid[b, v] = w.veh_pending[b, v] = False
+            w.veh_expire[b, v] = w.veh_reveal_at[b, v] = INF
         if w.time[b] >= w.veh_reveal_at[b, v]:
             w.veh_reveal_at[b, v] = INF
             w.act_valid[b, v] = True

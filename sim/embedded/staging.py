@@ -55,10 +55,15 @@ _CURB_M = 2.0
 _REVEAL_M = 35.0
 #: A mid-block crossing (and the car parked before it) keeps this far from junctions.
 _JUNCTION_CLEARANCE_M = 8.0
+#: A car parked at the curb keeps this far from junctions.
+_BLOCKER_CLEARANCE_M = 15.0
 #: How far past the junction's exit a pedestrian crosses the lane the ego turns into.
 _EXIT_CROSSING_M = 5.0
 #: How long a junction event holds the junction's lights.
 _LIGHT_HOLD_S = 30.0
+#: An event's moving actors leave once the ego is this far past the event's place (the Leaderboard's scenarios
+#: destroy their actors when they end), instead of driving on in the ego's way for the rest of the route.
+_AFTER_M = 40.0
 
 
 @dataclass
@@ -207,6 +212,9 @@ def _stage_dynamic_object_crossing(world: World, env: int, event: DynamicObjectC
     meet = event.trigger_s_m + event.distance_m
     width = geometry.lane_width(meet)
     blocker_offset = 0.5 * width + 1.3  # a parked car just off the lane, hiding the pedestrian
+    if not geometry.clear_of_junctions(meet - 4.0 - _BLOCKER_CLEARANCE_M, meet + 4.0 + _BLOCKER_CLEARANCE_M):
+        raise ValueError(f"{_name(event)}: the car parked before the crossing at {meet:.1f} m would stand within "
+                         f"{_BLOCKER_CLEARANCE_M:.0f} m of a junction (where turning traffic cuts the corner)")
     _crossing(world, env, event, geometry, slots, meet_s_m=meet, side=event.direction, speed_mps=event.speed_mps,
               start_m=blocker_offset)
     blocker_s = meet - 4.0
@@ -242,7 +250,8 @@ def _stage_hard_break(world: World, env: int, event: HardBreakRoute, geometry: _
     slot = slots.take("vehicle", event)
     world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, at), speed_mps=speed, desired_speed_mps=speed)
     world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True,
-                      brake_decel_mps2=event.decel_mps2, hold_s=event.hold_s)
+                      brake_decel_mps2=event.decel_mps2, hold_s=event.hold_s,
+                      leave_at_s_m=event.trigger_s_m + event.distance_m + _AFTER_M)
 
 
 def _stage_opposite_vehicle(world: World, env: int,
@@ -281,8 +290,8 @@ def _stage_opposite_vehicle(world: World, env: int,
     world.place_vehicle(env, slot, (source, crossing, lanes[crossing].successors[0]), s_m=0.0,
                         speed_mps=event.speed_mps, desired_speed_mps=event.speed_mps)
     world.arm_vehicle(env, slot, trigger_s_m=max(event.trigger_s_m, meet_route - _REVEAL_M), hidden=True,
-                      ignore_lights=True,
-                      ignore_priority=True, meet_s_m=lanes[source].length_m + theirs_s, meet_route_s_m=meet_route)
+                      ignore_lights=True, ignore_priority=True, meet_s_m=lanes[source].length_m + theirs_s,
+                      meet_route_s_m=meet_route, leave_at_s_m=meet_route + _AFTER_M)
 
 
 def _end_heading(line: FloatArray) -> float:
@@ -327,7 +336,8 @@ def _blocked_lane(world: World, env: int, event: Any, geometry: _RouteGeometry, 
         xy, heading = geometry.pose(s)
         if not geometry.on_road(xy + geometry.lane_width(s) * _side_normal(heading, "left")):
             raise ValueError(f"{_name(event)}: no lane to the left to pass on at {s:.1f} m")
-    world.allow_oncoming_lane(env, start_s_m - run_up - 5.0, start_s_m + length_m + 20.0)
+    # (from where the ego may begin to move over, as it looks ahead for obstacles, until it is back)
+    world.allow_oncoming_lane(env, start_s_m - kernels.NUDGE_LOOKAHEAD_M - 10.0, start_s_m + length_m + 30.0)
 
 
 def _park_on_route(world: World, env: int, event: Any, geometry: _RouteGeometry, slots: _Slots, s_m: float,
@@ -357,7 +367,8 @@ def _stage_cut_in(world: World, env: int, event: ParkingCutIn, geometry: _RouteG
         raise ValueError(f"{_name(event)}: the parking place {at:.1f} m is too near a junction")
     offset = 0.5 * geometry.lane_width(at) + 1.1
     slot = _park_on_route(world, env, event, geometry, slots, at, offset if event.direction == "left" else -offset)
-    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True, cut_in_speed_mps=event.speed_mps)
+    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True, cut_in_speed_mps=event.speed_mps,
+                      leave_at_s_m=at + _AFTER_M)
 
 
 def _stage_accident(world: World, env: int, event: Accident, geometry: _RouteGeometry, slots: _Slots) -> None:
@@ -398,7 +409,8 @@ def _stage_static_cut_in(world: World, env: int, event: StaticCutIn, geometry: _
     offset = width if event.direction == "left" else -width
     _park_on_route(world, env, event, geometry, slots, at - 7.5, offset)  # the one queued behind it
     slot = _park_on_route(world, env, event, geometry, slots, at, offset)
-    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True, cut_in_speed_mps=event.speed_mps)
+    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True, cut_in_speed_mps=event.speed_mps,
+                      leave_at_s_m=at + _AFTER_M)
 
 
 def _stage_junction_flow(world: World, env: int,
@@ -452,7 +464,8 @@ def _stage_junction_flow(world: World, env: int,
         world.place_vehicle(env, slot, chain, s_m=0.0, speed_mps=event.flow_speed_mps,
                             desired_speed_mps=event.flow_speed_mps)
         world.arm_vehicle(env, slot, trigger_s_m=trigger, hidden=True, ignore_lights=not signalized,
-                          ignore_priority=True, meet_s_m=max(meet_s - behind, 0.0), meet_route_s_m=meet_route)
+                          ignore_priority=True, meet_s_m=max(meet_s - behind, 0.0), meet_route_s_m=meet_route,
+                          leave_at_s_m=meet_route + _AFTER_M)
         behind += float(rng.uniform(low, high))
     if signalized:
         ego_group, flow_group = lanes[approach_lane].light_group, lanes[source].light_group
@@ -507,7 +520,7 @@ def _stage_invading_turn(world: World, env: int, event: InvadingTurn, geometry: 
                             width_m=1.9, lateral_offset_m=into)
         world.arm_vehicle(env, slot, trigger_s_m=max(event.trigger_s_m, meet - _REVEAL_M), hidden=True,
                           keep_offset=True, meet_s_m=max(meet_s - k * event.interval_m, 0.0),
-                          meet_route_s_m=meet + k * event.interval_m)
+                          meet_route_s_m=meet + k * event.interval_m, leave_at_s_m=meet + k * event.interval_m + 20.0)
 
 
 def _behind_on_route(geometry: _RouteGeometry, s_m: float) -> tuple[tuple[int, ...], float]:
@@ -555,7 +568,8 @@ def _stage_parking_exit(world: World, env: int, event: ParkingExit, geometry: _R
         slot = slots.take("vehicle", event)
         world.place_vehicle(env, slot, lanes, s_m=lane_s, speed_mps=event.flow_speed_mps,
                             desired_speed_mps=event.flow_speed_mps)
-        world.arm_vehicle(env, slot, trigger_s_m=-1.0, follow_route=True, no_curb_yield=True)
+        world.arm_vehicle(env, slot, trigger_s_m=-1.0, follow_route=True, no_curb_yield=True,
+                          leave_at_s_m=ahead + _AFTER_M)
 
 
 def _stage_curbside(world: World, env: int, event: CurbsidePickup | CurbsideDropoff, geometry: _RouteGeometry,
@@ -581,7 +595,8 @@ def _stage_curbside(world: World, env: int, event: CurbsidePickup | CurbsideDrop
     speed = 0.8 * geometry.lanes[lanes[0]].speed_limit_mps
     slot = slots.take("vehicle", event)
     world.place_vehicle(env, slot, lanes, s_m=follow_s, speed_mps=speed, desired_speed_mps=speed)
-    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, hidden=True, follow_route=True)
+    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, hidden=True, follow_route=True,
+                      leave_at_s_m=at + _AFTER_M)
 
 
 _STAGERS: dict[str, Callable[..., None]] = {

@@ -214,6 +214,7 @@ class State(NamedTuple):
     veh_brake_hold: FloatArray  # ... and stand this long
     veh_brake_until: FloatArray
     veh_reveal_at: FloatArray  # a hidden vehicle set off before its lanes begin appears at this time
+    veh_expire: FloatArray  # an event's vehicle leaves when the ego's route progress reaches this
     ped_walk: NDArray[np.int64]
     ped_next: NDArray[np.int64]
     ped_s: FloatArray
@@ -344,7 +345,7 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         veh_served=i(b, v, fill=-1), veh_arrival=f(b, v), veh_draws=i(b, v), veh_respawn=z(b, v),
         veh_flags=i(b, v), veh_pending=z(b, v), veh_trigger=f(b, v), veh_meet_s=f(b, v, fill=-1.0),
         veh_meet_route=f(b, v), veh_brake_decel=f(b, v), veh_brake_hold=f(b, v), veh_brake_until=f(b, v, fill=-np.inf),
-        veh_reveal_at=f(b, v, fill=np.inf),
+        veh_reveal_at=f(b, v, fill=np.inf), veh_expire=f(b, v, fill=np.inf),
         ped_walk=i(b, p, fill=-1), ped_next=i(b, p, fill=-1), ped_s=f(b, p), ped_speed=f(b, p), ped_start=f(b, p),
         ped_draws=i(b, p), ped_path_x=f(b, p, _PED_PATH_POINTS), ped_path_y=f(b, p, _PED_PATH_POINTS),
         ped_path_s=f(b, p, _PED_PATH_POINTS), ped_path_n=i(b, p, fill=2),
@@ -559,7 +560,7 @@ class World:
         st.ped_next[env] = -1
         st.veh_flags[env], st.veh_pending[env], st.veh_meet_s[env] = 0, False, -1.0
         st.veh_brake_decel[env], st.veh_brake_until[env] = 0.0, -np.inf
-        st.veh_reveal_at[env] = np.inf
+        st.veh_reveal_at[env] = st.veh_expire[env] = np.inf
         st.light_force[env], st.force_pending[env], st.force_until[env] = -1, False, -np.inf
         st.emg_slot[env], st.emg_since[env], st.emg_done[env], st.ego_yield_emg[env] = -1, np.inf, False, False
         st.stop_n[env], st.stop_next[env], st.stop_since[env], st.ego_stop_target[env] = 0, 0, np.inf, np.inf
@@ -674,7 +675,7 @@ class World:
                     ignore_lights: bool = False, ignore_priority: bool = False, follow_route: bool = False,
                     meet_s_m: float = -1.0, meet_route_s_m: float = 0.0, brake_decel_mps2: float = 0.0,
                     hold_s: float = 0.0, cut_in_speed_mps: float = 0.0, emergency: bool = False,
-                    keep_offset: bool = False, no_curb_yield: bool = False) -> None:
+                    keep_offset: bool = False, no_curb_yield: bool = False, leave_at_s_m: float = np.inf) -> None:
         """Script the vehicle placed in ``slot`` (:meth:`place_vehicle`) for an event set off when the ego's route
         progress reaches ``trigger_s_m``.
 
@@ -694,6 +695,8 @@ class World:
             back to the lane's centre.
         :param no_curb_yield: driving the ego's route, it does not brake for the ego pulling out of the curb into
             its lane (the ego must wait for a gap).
+        :param leave_at_s_m: the vehicle leaves the world when the ego's route progress reaches this (its part is
+            over: the Leaderboard's scenarios destroy their actors at their end).
         """
         st = self.state
         ignore_lights, ignore_priority = ignore_lights or emergency, ignore_priority or emergency
@@ -716,6 +719,7 @@ class World:
         st.veh_meet_s[env, slot], st.veh_meet_route[env, slot] = meet_s_m, meet_route_s_m
         st.veh_brake_decel[env, slot], st.veh_brake_hold[env, slot] = brake_decel_mps2, hold_s
         st.veh_brake_until[env, slot] = -np.inf
+        st.veh_expire[env, slot] = leave_at_s_m
         if hidden:
             st.act_valid[env, slot] = False
         kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
