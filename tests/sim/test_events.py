@@ -215,3 +215,52 @@ def test_the_expert_passes_a_blocked_lane_only_once_oncoming_traffic_has_gone_by
     assert world.infractions[0].sum() == 0
     assert passed_by_at is not None and started_at is not None
     assert started_at >= passed_by_at - 1.0, (started_at, passed_by_at)
+
+
+def test_a_junction_flow_event_holds_the_junctions_lights_from_its_trigger() -> None:
+    scenario = _scenarios(lambda t: ev.SignalizedJunctionLeftTurn(trigger_s_m=t))[0]
+    world = make_world(MAP, 1, CONFIG)
+    world.reset([scenario])
+    st = world.state
+    forced = np.flatnonzero(st.light_force[0] >= 0)
+    green = [int(g) for g in forced if st.light_force[0, g] == kernels.GREEN]
+    assert len(green) == 2 and len(forced) >= 3, "the ego's and the flow's groups green, the junction's others red"
+    driver = NaiveDriver(world)
+    held_at = None
+    for _ in range(1500):
+        world.step(driver.act())
+        if held_at is None and float(st.time[0]) < float(st.force_until[0]):
+            held_at = float(st.time[0])
+        if held_at is not None:
+            assert all(st.lights[0, g] == kernels.GREEN for g in green)
+            assert all(st.lights[0, g] == kernels.RED for g in forced if g not in green)
+            if float(st.time[0]) > held_at + 5.0:
+                break
+    assert held_at is not None, "the lights were never held"
+    assert world.progress_s[0] >= float(st.force_trigger[0]) - 1.0
+
+
+def test_the_emergency_vehicle_gets_past_the_expert_and_is_held_up_by_the_naive_driver() -> None:
+    scenarios = _scenarios(lambda t: ev.YieldToEmergencyVehicle(trigger_s_m=t))
+    expert = _drive(scenarios, ExpertDriver)
+    assert expert.state.emg_done.all(), "the emergency vehicle caught up with every expert ego and got past"
+    column = INFRACTIONS.index(Infraction.YIELD_TO_EMERGENCY)
+    assert expert.infractions[:, column].sum() == 0
+    naive = _drive(scenarios, NaiveDriver)
+    assert (naive.infractions[:, column] > 0).all()
+
+
+def test_the_robotaxi_mission_is_its_curbside_events_in_route_order() -> None:
+    base = _scenarios(lambda t: ev.CurbsidePickup(trigger_s_m=t))[0]
+    pickup = base.events[0]
+    assert isinstance(pickup, ev.CurbsidePickup)
+    dropoff = ev.CurbsideDropoff(trigger_s_m=pickup.trigger_s_m - 20.0, distance_m=5.0, dwell_s=2.0)
+    scenario = base.model_copy(update={"events": (pickup, dropoff)})
+    assert scenario.mission == (dropoff, pickup)
+    assert Scenario.from_yaml(scenario.to_yaml()) == scenario
+    naive = _drive([base], NaiveDriver)
+    assert naive.infractions[0, INFRACTIONS.index(Infraction.MISSED_CURBSIDE_STOP)] == 1
+    expert = _drive([base], ExpertDriver)
+    st = expert.state
+    assert int(st.stop_next[0]) == int(st.stop_n[0]) == 1, "the expert served the stop"
+    assert expert.infractions[0].sum() == 0

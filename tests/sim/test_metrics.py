@@ -80,6 +80,8 @@ def test_minimum_speed_events() -> None:
                          min_speed_percentages=(60.0,))
     assert score_route(record, scorer="lb2").infraction_penalty == pytest.approx(0.8 * (1 - 0.3 * 0.4))
     assert score_route(record, scorer="lb21").infraction_penalty == pytest.approx(1 / (1 + 0.25 + 0.4 * 0.4))
+    # Bench2Drive records minimum speed but leaves it out of the penalty
+    assert score_route(record, scorer="bench2drive").infraction_penalty == pytest.approx(0.8)
 
 
 def test_route_completion_snaps_within_ten_metres_of_the_end() -> None:
