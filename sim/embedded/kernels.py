@@ -1052,6 +1052,8 @@ def _keep_right(w: Any, p: Params, b: int) -> float:
                 right = -PULL_OVER_M
                 w.ego_yield_emg[b] = True
             continue
+        if math.cos(w.act_yaw[b, v] - w.ego_yaw[b]) > -0.5:  # (cheap test first: not coming towards the ego)
+            continue
         s, lat, dist, heading = _route_frame(w, b, x, y, progress, progress + NUDGE_LOOKAHEAD_M)
         if s <= progress or math.cos(w.act_yaw[b, v] - heading) > -0.85 or lat <= 0.0:
             continue  # only oncoming vehicles ahead, left of the route

@@ -20,9 +20,13 @@ What the world simulates:
 - Leaderboard 2.0 infractions: collisions by actor type (once per actor within 5 s, none within 3 m of a counted
   one the ego has not left by 5 m; a pedestrian walking around the standing ego is not a collision), red lights
   (crossing the stop line on red), stop signs (crossing without having stood below 0.1 m/s within 4 m of the
-  line), off-road distance, route deviation (> 30 m: the route
-  ends), agent blocked (< 0.1 m/s for 180 s: ends), minimum speed against the surrounding background traffic per
-  quarter of the route, route timeout.
+  line), off-road distance, route deviation (> 30 m: the route ends), agent blocked (< 0.1 m/s for 180 s: ends),
+  minimum speed against the surrounding background traffic per quarter of the route, route timeout, an emergency
+  vehicle held up behind the ego; and the robotaxi mission's curbside stops (``missed_curbside_stop``);
+- scenario events (:mod:`sim.embedded.staging`): scripted vehicles and pedestrians set off at a trigger (hidden
+  until then, timed to meet the ego, running red lights, taking priority, braking hard, cutting in, invading the
+  ego's lane, an emergency vehicle passing it), junction lights held by an event, static obstacles, and what the
+  privileged expert needs to handle them (passing obstacles, keeping right, pulling over, stopping at the curb).
 
 Frames and units: map frame (right-handed, metres), seconds, radians; speeds in m/s.
 """
