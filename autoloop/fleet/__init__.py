@@ -1,0 +1,6 @@
+"""Fleet logs: importers for real driving logs (Argoverse 2) and their validated, idempotent ingest."""
+
+from autoloop.fleet.av2 import read_forecasting_scenario, read_log, read_map, read_sensor_log
+from autoloop.fleet.tables import FleetLogError
+
+__all__ = ["FleetLogError", "read_forecasting_scenario", "read_log", "read_map", "read_sensor_log"]
