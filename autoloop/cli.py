@@ -117,6 +117,39 @@ def promote(model: Annotated[str, typer.Option(help="Candidate model URI (models
         console.print(f"[yellow]not promoted[/]: {'; '.join(result.verdict.reasons)}")
 
 
+@app.command("ingest")
+def ingest_command(
+    paths: Annotated[list[Path], typer.Argument(help="AV2 sensor log or forecasting scenario folders, or folders "
+                                                     "holding several.")],
+    config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
+) -> None:
+    """Import fleet logs (Argoverse 2) into the episode store; bad files go to quarantine/ with a reason."""
+    _load(config, profile)
+    _setup_logging()
+    from autoloop.episodes import EpisodeStore
+    from autoloop.fleet import ingest
+
+    paths_ = Paths(Path(_home(home)))
+    report = ingest(paths, EpisodeStore(paths_.episodes), paths_.quarantine)
+    table = Table(title=f"ingest into {paths_.episodes}", title_justify="left")
+    for column in ("log", "status", "detail"):
+        table.add_column(column, overflow="fold")
+    for episode_id in report.landed:
+        table.add_row(episode_id, Text("landed", style="green"), "")
+    for episode_id in report.skipped:
+        table.add_row(episode_id, "skipped", "already ingested (same origin_sha256)")
+    for bad in report.quarantined:
+        table.add_row(bad.log.name, Text("quarantined", style="red"),
+                      Text(f"{bad.file}: {bad.field}: {bad.problem} -> {bad.folder}"))
+    for missing in report.not_found:
+        table.add_row(str(missing), Text("not found", style="yellow"), "no AV2 sensor log or forecasting scenario")
+    console.print(table)
+    console.print(f"{len(report.landed)} landed, {len(report.skipped)} skipped, {len(report.quarantined)} "
+                  f"quarantined, {len(report.not_found)} paths without logs")
+    if not report.logs:
+        raise typer.Exit(1)
+
+
 @app.command()
 def ui(home: HomeOption = None, port: int = 5000) -> None:
     """Open the MLflow UI on this home's tracking store."""

@@ -23,6 +23,11 @@ class Paths:
         return self.home / "episodes"
 
     @property
+    def quarantine(self) -> Path:
+        """Fleet logs that failed validation, each with its ``reason.json`` (see ``autoloop.fleet.ingest``)."""
+        return self.home / "quarantine"
+
+    @property
     def datasets(self) -> Path:
         return self.home / "datasets"
 

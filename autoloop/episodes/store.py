@@ -60,12 +60,17 @@ class Episode:
     :param source: ``sim`` or ``fleet``.
     :param steps: column name -> per-step array (see the module's schema table).
     :param metadata: JSON-serializable episode metadata.
+    :param actors: long format, one row per (step, actor) where the actor is known (``step``, ``actor_id``,
+        ``kind``, ``x_m``, ``y_m``, ``yaw_rad``, ``length_m``, ``width_m``, ``speed_mps``, ``observed``).
+    :param events: one row per event (``time_s``, ``kind``, ``x_m``, ``y_m``, ``actor_id``, ``detail``).
     """
 
     episode_id: str
     source: str
     steps: dict[str, NDArray[Any]]
     metadata: dict[str, Any] = field(default_factory=dict)
+    actors: dict[str, NDArray[Any]] | None = None
+    events: dict[str, NDArray[Any]] | None = None
 
     @property
     def num_steps(self) -> int:
