@@ -31,6 +31,7 @@ from sim.scenarios.events import (
     DynamicObjectCrossing,
     HardBreakRoute,
     InvadingTurn,
+    LogReplay,
     NonSignalizedJunctionLeftTurn,
     OppositeVehicleRunningRedLight,
     OppositeVehicleTakingPriority,
@@ -599,6 +600,39 @@ def _stage_curbside(world: World, env: int, event: CurbsidePickup | CurbsideDrop
                       leave_at_s_m=at + _AFTER_M)
 
 
+#: A replayed vehicle this far from the nearest lane going its way and slower than this stands where it is.
+_REPLAY_OFF_LANE_M = 1.5
+_REPLAY_STANDING_MPS = 0.3
+
+
+def _stage_log_replay(world: World, env: int, event: LogReplay, geometry: _RouteGeometry, slots: _Slots) -> None:
+    world.state.ego_v[env] = event.ego_speed_mps
+    movers = [a for a in event.actors if a.kind in ("vehicle", "cyclist")]
+    if movers:
+        xy = np.array([[a.x_m, a.y_m] for a in movers])
+        where = world.map.locate(xy, np.array([a.yaw_rad for a in movers]), max_heading_error_rad=0.6)
+    for k, actor in enumerate(movers):
+        lane, s_m, lateral = int(where.lane[k]), float(where.s_m[k]), float(where.lateral_m[k])
+        slot = slots.take("vehicle", event)
+        if abs(lateral) > _REPLAY_OFF_LANE_M and actor.speed_mps < _REPLAY_STANDING_MPS:  # parked beside the lane
+            world.place_vehicle(env, slot, (lane,), s_m=s_m, speed_mps=0.0, desired_speed_mps=0.0,
+                                lateral_offset_m=lateral, length_m=actor.length_m, width_m=actor.width_m)
+            continue
+        # in its lane (standing in a queue or at a light, or moving): it drives on from its recorded speed
+        world.place_vehicle(env, slot, (lane,), s_m=s_m, speed_mps=actor.speed_mps,
+                            desired_speed_mps=max(actor.speed_mps, 0.8 * geometry.lanes[lane].speed_limit_mps),
+                            length_m=actor.length_m, width_m=actor.width_m)
+    for actor in event.actors:
+        xy = np.array([actor.x_m, actor.y_m])
+        if actor.kind == "pedestrian":
+            heading = np.array([math.cos(actor.yaw_rad), math.sin(actor.yaw_rad)])
+            path = np.stack([xy, xy + heading * max(actor.speed_mps * 30.0, 0.01)])
+            world.place_pedestrian(env, slots.take("pedestrian", event), path, speed_mps=max(actor.speed_mps, 0.01))
+        elif actor.kind in ("static", "other"):
+            world.place_static(env, slots.take("static", event), (actor.x_m, actor.y_m), actor.yaw_rad,
+                               length_m=actor.length_m, width_m=actor.width_m)
+
+
 _STAGERS: dict[str, Callable[..., None]] = {
     "PedestrianCrossing": _stage_pedestrian_crossing,
     "DynamicObjectCrossing": _stage_dynamic_object_crossing,
@@ -619,4 +653,5 @@ _STAGERS: dict[str, Callable[..., None]] = {
     "ParkingExit": _stage_parking_exit,
     "CurbsidePickup": _stage_curbside,
     "CurbsideDropoff": _stage_curbside,
+    "LogReplay": _stage_log_replay,
 }

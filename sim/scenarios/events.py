@@ -34,6 +34,7 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
   coming from behind.
 - :class:`CurbsidePickup`, :class:`CurbsideDropoff` — the robotaxi mission (``Scenario.mission``): stop at the
   curb in a marked zone, with traffic behind, for a dwell time (``missed_curbside_stop`` otherwise).
+- :class:`LogReplay` — a recorded scene replayed reactively (fleet logs' trigger moments).
 """
 
 from __future__ import annotations
@@ -254,12 +255,42 @@ class CurbsideDropoff(_Curbside):
     dwell_s: float = Field(default=3.0, ge=0.0)
 
 
+ActorKind = Literal["vehicle", "pedestrian", "cyclist", "static", "other"]
+
+
+class ReplayActor(BaseModel):
+    """One recorded actor at the start of a log replay: pose (map frame), speed and box."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    actor_id: str
+    kind: ActorKind
+    x_m: float
+    y_m: float
+    yaw_rad: float
+    speed_mps: float = Field(ge=0.0)
+    length_m: float = Field(gt=0.0)
+    width_m: float = Field(gt=0.0)
+
+
+class LogReplay(_Event):
+    """Reactive replay of a recorded scene (a fleet log's, see :mod:`autoloop.fleet.mining`): the recorded actors
+    are where the log has them at the replay's start and go on from there in the world (vehicles and cyclists on
+    the lane they are on with the world's IDM, pedestrians along their heading at their speed; static and other
+    objects, and vehicles off the lanes, stand), and the ego starts at its recorded speed ``ego_speed_mps``. The
+    trigger plays no part: the scene is there from the start."""
+
+    type: Literal["LogReplay"] = "LogReplay"
+    ego_speed_mps: float = Field(default=0.0, ge=0.0)
+    actors: tuple[ReplayActor, ...] = ()
+
+
 ScenarioEvent = Annotated[
     PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
     | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkingCutIn | ParkedObstacle | Accident
     | ConstructionObstacle | StaticCutIn | SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
     | NonSignalizedJunctionLeftTurn | YieldToEmergencyVehicle | InvadingTurn | ParkingExit | CurbsidePickup
-    | CurbsideDropoff,
+    | CurbsideDropoff | LogReplay,
     Field(discriminator="type"),
 ]
 
@@ -269,6 +300,6 @@ EVENT_TYPES: dict[str, type[_Event]] = {
                 OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkingCutIn, ParkedObstacle,
                 Accident, ConstructionObstacle, StaticCutIn, SignalizedJunctionLeftTurn, SignalizedJunctionRightTurn,
                 NonSignalizedJunctionLeftTurn, YieldToEmergencyVehicle, InvadingTurn, ParkingExit, CurbsidePickup,
-                CurbsideDropoff)
+                CurbsideDropoff, LogReplay)
 }
 """Every staged event type by its Leaderboard name."""

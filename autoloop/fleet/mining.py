@@ -1,0 +1,208 @@
+"""Trigger mining: find the moments of an episode worth a closer look, and turn each into a log-replay scenario.
+
+Triggers (each a :class:`Trigger` at the step where it starts; one trigger per stretch, stretches closer than
+``MERGE_S`` merge):
+
+- ``hard_brake`` — the ego decelerates harder than ``HARD_BRAKE_MPS2`` (-4 m/s²);
+- ``high_jerk`` — the ego's longitudinal jerk exceeds ``JERK_MPS3`` in magnitude for ``JERK_STEPS`` steps in a
+  row (nuPlan's comfort bound, which Bench2Drive uses, is 4.13 m/s³; this flags what is well beyond it);
+- ``near_miss`` — time to collision with an actor in the ego's path below ``NEAR_MISS_TTC_S`` (the gap along the
+  ego's heading to an actor whose box overlaps the ego's corridor, over the speed at which the ego closes in);
+- ``intervention`` — the log's takeover/disengagement flag turns on;
+- ``infraction`` — an infraction the simulator recorded (sim episodes: the ``events`` metadata).
+
+:func:`replay_scenario` exports a trigger (or any step) as a :class:`~sim.scenarios.Scenario` on the log's map:
+the ego's recorded path from a little before the trigger as its route (waypoints), the ego starting at its
+recorded speed, and every actor within ``radius_m`` at that step replayed reactively
+(:class:`~sim.scenarios.events.LogReplay`). It runs in the embedded simulator like any other scenario, scored the
+same way. Sizes of replay worlds come from :func:`replay_world_config`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from autoloop.episodes import Episode
+from sim.embedded.world import WorldConfig
+from sim.scenarios import Scenario
+from sim.scenarios.events import LogReplay, ReplayActor
+
+HARD_BRAKE_MPS2 = -4.0
+JERK_MPS3 = 8.0
+JERK_STEPS = 3
+NEAR_MISS_TTC_S = 1.5
+#: Triggers of one kind closer than this merge into one.
+MERGE_S = 2.0
+#: The ego's corridor for near misses: its half width plus this.
+CORRIDOR_MARGIN_M = 0.3
+EGO_LENGTH_M, EGO_WIDTH_M = 4.6, 2.0
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A moment worth a look: what (``kind``), when (``step``, ``time_s``), where (ego position), how much
+    (``value``: the deceleration, jerk or time to collision; 1 for flags) and with whom (``actor_id``, or "")."""
+
+    kind: str
+    step: int
+    time_s: float
+    x_m: float
+    y_m: float
+    value: float
+    actor_id: str = ""
+
+
+def mine(episode: Episode) -> list[Trigger]:
+    """Every trigger of ``episode``, in time order."""
+    steps = episode.steps
+    time = np.asarray(steps["time_s"], dtype=np.float64)
+    found: list[Trigger] = []
+    accel = np.asarray(steps["accel_mps2"], dtype=np.float64)
+    found += _stretches(episode, "hard_brake", accel < HARD_BRAKE_MPS2, accel, np.argmin)
+    if len(time) > 2:
+        jerk = np.gradient(accel, time)
+        sustained = np.convolve(np.abs(jerk) > JERK_MPS3, np.ones(JERK_STEPS), mode="same") >= JERK_STEPS
+        found += _stretches(episode, "high_jerk", sustained, np.abs(jerk), np.argmax)
+    if episode.actors is not None and len(episode.actors["step"]):
+        ttc, actor = time_to_collision(episode)
+        found += _stretches(episode, "near_miss", ttc < NEAR_MISS_TTC_S, ttc, np.argmin, actor)
+    if "intervention" in steps:
+        flag = np.asarray(steps["intervention"], dtype=bool)
+        found += _stretches(episode, "intervention", flag, flag.astype(np.float64), np.argmax)
+    for event in episode.metadata.get("events", []) or []:
+        step = int(np.searchsorted(time, float(event.get("time_s", 0.0))))
+        step = min(step, len(time) - 1)
+        found.append(Trigger("infraction", step, float(time[step]), float(steps["x_m"][step]),
+                             float(steps["y_m"][step]), 1.0, str(event.get("kind", ""))))
+    return sorted(found, key=lambda t: (t.time_s, t.kind))
+
+
+def time_to_collision(episode: Episode) -> tuple[NDArray[np.float64], NDArray[np.object_]]:
+    """Per step: the smallest time to collision with an actor in the ego's corridor ahead (``inf``: none) and
+    that actor's id."""
+    steps, actors = episode.steps, episode.actors
+    assert actors is not None
+    n = len(steps["time_s"])
+    ttc = np.full(n, np.inf)
+    who = np.full(n, "", dtype=object)
+    step_of = np.asarray(actors["step"], dtype=np.int64)
+    x, y = np.asarray(steps["x_m"], dtype=np.float64), np.asarray(steps["y_m"], dtype=np.float64)
+    yaw, speed = np.asarray(steps["yaw_rad"], dtype=np.float64), np.asarray(steps["speed_mps"], dtype=np.float64)
+    heading_x, heading_y = np.cos(yaw[step_of]), np.sin(yaw[step_of])
+    dx, dy = actors["x_m"] - x[step_of], actors["y_m"] - y[step_of]
+    ahead = dx * heading_x + dy * heading_y
+    across = -dx * heading_y + dy * heading_x
+    rel = np.asarray(actors["yaw_rad"], dtype=np.float64) - yaw[step_of]
+    half_across = 0.5 * (np.asarray(actors["length_m"]) * np.abs(np.sin(rel)) +
+                         np.asarray(actors["width_m"]) * np.abs(np.cos(rel)))
+    half_along = 0.5 * (np.asarray(actors["length_m"]) * np.abs(np.cos(rel)) +
+                        np.asarray(actors["width_m"]) * np.abs(np.sin(rel)))
+    in_path = (np.abs(across) < 0.5 * EGO_WIDTH_M + CORRIDOR_MARGIN_M + half_across) & (ahead > 0.0)
+    gap = ahead - 0.5 * EGO_LENGTH_M - half_along
+    closing = speed[step_of] - np.asarray(actors["speed_mps"], dtype=np.float64) * np.cos(rel)
+    candidate = in_path & (closing > 0.5)
+    value = np.where(candidate, np.maximum(gap, 0.0) / np.maximum(closing, 1e-3), np.inf)
+    for k in np.flatnonzero(np.isfinite(value)):
+        s = step_of[k]
+        if value[k] < ttc[s]:
+            ttc[s], who[s] = value[k], actors["actor_id"][k]
+    return ttc, who
+
+
+def _stretches(episode: Episode, kind: str, mask: NDArray[np.bool_], value: NDArray[np.float64], pick: object,
+               actor: NDArray[np.object_] | None = None) -> list[Trigger]:
+    """One trigger per stretch of ``mask`` (stretches closer than ``MERGE_S`` merge), at its start, valued at its
+    extreme (``pick``: ``np.argmin`` or ``np.argmax``)."""
+    steps = episode.steps
+    time = np.asarray(steps["time_s"], dtype=np.float64)
+    found: list[Trigger] = []
+    on = np.flatnonzero(mask)
+    if not len(on):
+        return found
+    groups: list[list[int]] = [[int(on[0])]]
+    for k in on[1:]:
+        if time[k] - time[groups[-1][-1]] <= MERGE_S:
+            groups[-1].append(int(k))
+        else:
+            groups.append([int(k)])
+    for group in groups:
+        first = group[0]
+        extreme = group[int(pick(value[group]))]  # type: ignore[operator]
+        found.append(Trigger(kind, first, float(time[first]), float(steps["x_m"][first]), float(steps["y_m"][first]),
+                             float(value[extreme]), str(actor[extreme]) if actor is not None else ""))
+    return found
+
+
+def trigger_events(triggers: Sequence[Trigger]) -> dict[str, NDArray[np.generic]]:
+    """Triggers as rows of an episode's ``events`` table (kind ``trigger:<kind>``)."""
+    return {
+        "time_s": np.array([t.time_s for t in triggers], dtype=np.float32),
+        "kind": np.array([f"trigger:{t.kind}" for t in triggers], dtype=object),
+        "x_m": np.array([t.x_m for t in triggers], dtype=np.float64),
+        "y_m": np.array([t.y_m for t in triggers], dtype=np.float64),
+        "actor_id": np.array([t.actor_id for t in triggers], dtype=object),
+        "detail": np.array([f'{{"value": {t.value:.3f}}}' for t in triggers], dtype=object),
+    }
+
+
+def replay_scenario(episode: Episode, *, map_name: str, start_step: int = 0, horizon_s: float = 15.0,
+                    radius_m: float = 60.0, waypoint_spacing_m: float = 5.0) -> Scenario:
+    """The episode from ``start_step`` on, for ``horizon_s`` seconds, as a log-replay scenario on ``map_name``
+    (the log's map, registered: e.g. ``sim.maps.register_map(autoloop.fleet.av2.read_map(log_dir))``).
+
+    :raises ValueError: when the ego drives less than a metre from ``start_step`` on (nothing to replay), or
+        ``start_step`` is out of range.
+    """
+    steps = episode.steps
+    count = len(steps["time_s"])
+    if not 0 <= start_step < count:
+        raise ValueError(f"episode {episode.episode_id}: start step {start_step} out of range (0..{count - 1})")
+    time = np.asarray(steps["time_s"], dtype=np.float64)
+    last = int(np.searchsorted(time, time[start_step] + horizon_s, side="right"))
+    xy = np.stack([steps["x_m"][start_step:last], steps["y_m"][start_step:last]], axis=-1).astype(np.float64)
+    travelled = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy, axis=0), axis=1))])
+    if travelled[-1] < 1.0:
+        raise ValueError(f"episode {episode.episode_id}: the ego drives {travelled[-1]:.2f} m from step "
+                         f"{start_step} on; a replay needs a route of at least 1 m")
+    marks = np.arange(0.0, travelled[-1], waypoint_spacing_m)
+    points = [xy[int(np.searchsorted(travelled, m))] for m in marks] + [xy[-1]]
+    waypoints = tuple((round(float(p[0]), 3), round(float(p[1]), 3)) for p in points)
+    actors: list[ReplayActor] = []
+    if episode.actors is not None:
+        table = episode.actors
+        here = np.flatnonzero(np.asarray(table["step"]) == start_step)
+        ego = xy[0]
+        for k in here:
+            if np.hypot(table["x_m"][k] - ego[0], table["y_m"][k] - ego[1]) > radius_m:
+                continue
+            actors.append(ReplayActor(
+                actor_id=str(table["actor_id"][k]), kind=str(table["kind"][k]),
+                x_m=round(float(table["x_m"][k]), 3), y_m=round(float(table["y_m"][k]), 3),
+                yaw_rad=round(float(table["yaw_rad"][k]), 4), speed_mps=round(float(table["speed_mps"][k]), 3),
+                length_m=round(float(table["length_m"][k]), 3), width_m=round(float(table["width_m"][k]), 3)))
+    duration = float(time[last - 1] - time[start_step])
+    replay = LogReplay(trigger_s_m=0.0, name=f"{episode.episode_id}@{start_step}",
+                       ego_speed_mps=round(float(steps["speed_mps"][start_step]), 3), actors=tuple(actors))
+    # (the route, start and end come from the waypoints: Scenario lays them on the map)
+    return Scenario.model_validate({
+        "map_name": map_name, "waypoints": waypoints, "traffic_vehicles": 0, "pedestrians": 0, "traffic_seed": 0,
+        "timeout_s": round(2.0 * duration + 20.0, 1), "events": (replay,)})
+
+
+def replay_world_config(scenarios: Sequence[Scenario]) -> WorldConfig:
+    """A world with slots for every replayed actor of ``scenarios`` (vehicles and cyclists, pedestrians, static
+    and other objects)."""
+    need = {"vehicle": 1, "pedestrian": 1, "static": 1}
+    for scenario in scenarios:
+        counts = {"vehicle": 0, "pedestrian": 0, "static": 0}
+        for event in scenario.events:
+            if isinstance(event, LogReplay):
+                for actor in event.actors:
+                    kind = {"cyclist": "vehicle", "other": "static"}.get(actor.kind, actor.kind)
+                    counts[kind] += 1
+        need = {kind: max(need[kind], counts[kind]) for kind in need}
+    return WorldConfig(max_vehicles=need["vehicle"], max_pedestrians=need["pedestrian"], max_statics=need["static"])
