@@ -3,7 +3,7 @@
 Triggers (each a :class:`Trigger` at the step where it starts; one trigger per stretch, stretches closer than
 ``MERGE_S`` merge):
 
-- ``hard_brake`` — the ego decelerates harder than ``HARD_BRAKE_MPS2`` (-4 m/s²);
+- ``hard_brake`` — the ego, moving, decelerates harder than ``HARD_BRAKE_MPS2`` (-4 m/s²);
 - ``high_jerk`` — the ego's longitudinal jerk exceeds ``JERK_MPS3`` in magnitude for ``JERK_STEPS`` steps in a
   row (nuPlan's comfort bound, which Bench2Drive uses, is 4.13 m/s³; this flags what is well beyond it);
 - ``near_miss`` — time to collision with an actor in the ego's path below ``NEAR_MISS_TTC_S`` (the gap along the
@@ -32,6 +32,8 @@ from sim.scenarios import Scenario
 from sim.scenarios.events import LogReplay, ReplayActor
 
 HARD_BRAKE_MPS2 = -4.0
+#: Braking and jerk count while the ego moves at least this fast (not the last jolt of coming to a standstill).
+MOVING_MPS = 1.0
 JERK_MPS3 = 8.0
 JERK_STEPS = 3
 NEAR_MISS_TTC_S = 1.5
@@ -62,10 +64,11 @@ def mine(episode: Episode) -> list[Trigger]:
     time = np.asarray(steps["time_s"], dtype=np.float64)
     found: list[Trigger] = []
     accel = np.asarray(steps["accel_mps2"], dtype=np.float64)
-    found += _stretches(episode, "hard_brake", accel < HARD_BRAKE_MPS2, accel, np.argmin)
+    moving = np.asarray(steps["speed_mps"], dtype=np.float64) >= MOVING_MPS
+    found += _stretches(episode, "hard_brake", (accel < HARD_BRAKE_MPS2) & moving, accel, np.argmin)
     if len(time) > 2:
         jerk = np.gradient(accel, time)
-        sustained = np.convolve(np.abs(jerk) > JERK_MPS3, np.ones(JERK_STEPS), mode="same") >= JERK_STEPS
+        sustained = (np.convolve(np.abs(jerk) > JERK_MPS3, np.ones(JERK_STEPS), mode="same") >= JERK_STEPS) & moving
         found += _stretches(episode, "high_jerk", sustained, np.abs(jerk), np.argmax)
     if episode.actors is not None and len(episode.actors["step"]):
         ttc, actor = time_to_collision(episode)

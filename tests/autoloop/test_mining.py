@@ -88,3 +88,22 @@ def test_every_fleet_log_mines_and_replays_closed_loop_in_the_embedded_simulator
     # the forecasting scenario brakes hard (-4.6 m/s²); the first sensor log follows a car closely
     assert "hard_brake" in mined["av2f-0a1e6f0a-1817-4a98-b02e-db8c9327d151"]
     assert any(mined.values())
+
+
+def test_the_synthetic_fleet_is_labelled_and_its_interventions_are_mined() -> None:
+    from autoloop.fleet.synthetic import synthetic_fleet
+
+    episodes = synthetic_fleet(4, seed=1)
+    assert len(episodes) == 4
+    interventions = 0
+    for episode in episodes:
+        assert episode.metadata["synthetic"] is True and episode.metadata["dataset"] == "synthetic-fleet"
+        assert episode.source == "fleet" and episode.actors is not None and len(episode.actors["step"]) > 0
+        assert np.allclose(np.diff(episode.steps["time_s"]), 0.1, atol=1e-3)
+        flags = episode.steps["intervention"].astype(bool)
+        starts = np.flatnonzero(np.diff(np.concatenate([[False], flags])) > 0)
+        assert episode.metadata["interventions"] == len(starts)
+        mined = [t.step for t in mine(episode) if t.kind == "intervention"]
+        assert set(mined) <= set(starts.tolist()) and (len(mined) > 0) == (len(starts) > 0)
+        interventions += len(starts)
+    assert interventions > 0, "the safety driver took over somewhere"
