@@ -214,7 +214,7 @@ class EpisodeStore:
 
     def table_path(self, manifest: dict[str, Any], table: str) -> Path:
         """The Parquet file of one table of the episode a manifest describes."""
-        folder = self.root / manifest["source"] / f"date={manifest['date']}" / manifest["episode_id"]
+        folder: Path = self.root / manifest["source"] / f"date={manifest['date']}" / manifest["episode_id"]
         return folder / str(manifest["tables"][table]["file"])
 
     def query(self, sql: str) -> pa.Table:
