@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from autoloop.episodes.schema import SCHEMA_VERSION, from_table
+from autoloop.episodes.schema import SCHEMA_VERSION, from_table, read_table
 from autoloop.episodes.store import MANIFEST, EpisodeStore
 
 #: The ego columns training reads.
@@ -114,26 +112,16 @@ def load_training_arrays(store: EpisodeStore, snapshot: DatasetSnapshot) -> Trai
         raise ValueError(f"dataset snapshot {snapshot.path}: schema version {manifest['schema_version']}, this "
                          f"autoloop reads {SCHEMA_VERSION}: collect a new dataset (`autoloop collect`)")
     folders = store.folders()
+    missing = [entry["episode_id"] for entry in manifest["episodes"] if entry["episode_id"] not in folders]
+    if missing:
+        raise KeyError(f"episode {missing[0]!r} of snapshot {snapshot.digest} is not in {store.root}")
     bevs, states, labels = [], [], []
     bev_shape: tuple[int, int, int] | None = None
     for entry in manifest["episodes"]:
-        episode_id = entry["episode_id"]
-        if episode_id not in folders:
-            raise KeyError(f"episode {episode_id!r} of snapshot {snapshot.digest} is not in {store.root}")
-        folder = folders[episode_id]
-        marker = (folder / MANIFEST).read_bytes()
-        if hashlib.sha256(marker).hexdigest() != entry["sha256"]:
-            raise ValueError(f"episode {episode_id} ({folder}) changed since snapshot {snapshot.digest}")
-        episode = json.loads(marker)
-        ego = episode["tables"]["ego"]
-        data = (folder / ego["file"]).read_bytes()
-        if hashlib.sha256(data).hexdigest() != ego["sha256"]:
-            raise ValueError(f"episode {episode_id}: {folder / ego['file']} changed since it was written")
-        columns = from_table(pq.read_table(pa.BufferReader(data), columns=TRAINING_COLUMNS))
-        shape = tuple(episode["metadata"]["bev_shape"])
+        shape, columns = _training_columns(folders[entry["episode_id"]], entry, snapshot)
         if bev_shape is not None and shape != bev_shape:
-            raise ValueError(f"episode {episode_id}: BEV shape {shape} differs from {bev_shape}")
-        bev_shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+            raise ValueError(f"episode {entry['episode_id']}: BEV shape {shape} differs from {bev_shape}")
+        bev_shape = shape
         bevs.append(columns["obs_bev"])
         states.append(columns["obs_state"])
         labels.append(columns["label"])
@@ -144,3 +132,19 @@ def load_training_arrays(store: EpisodeStore, snapshot: DatasetSnapshot) -> Trai
         state=np.concatenate(states).astype(np.float32, copy=False),
         label=np.concatenate(labels).astype(np.float32, copy=False),
     )
+
+
+def _training_columns(folder: Path, entry: dict[str, Any], snapshot: DatasetSnapshot,
+                      ) -> tuple[tuple[int, int, int], dict[str, NDArray[Any]]]:
+    """BEV shape and training columns of one episode of a snapshot, checking its manifest and ego file."""
+    marker = (folder / MANIFEST).read_bytes()
+    if hashlib.sha256(marker).hexdigest() != entry["sha256"]:
+        raise ValueError(f"episode {entry['episode_id']} ({folder}) changed since snapshot {snapshot.digest}")
+    episode = json.loads(marker)
+    ego = episode["tables"]["ego"]
+    data = (folder / ego["file"]).read_bytes()
+    if hashlib.sha256(data).hexdigest() != ego["sha256"]:
+        raise ValueError(f"episode {entry['episode_id']}: {folder / ego['file']} changed since it was written")
+    columns = from_table(read_table(data, TRAINING_COLUMNS))
+    shape = episode["metadata"]["bev_shape"]
+    return (int(shape[0]), int(shape[1]), int(shape[2])), columns

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 SCHEMA_VERSION = 2
@@ -111,6 +112,13 @@ def from_table(table: pa.Table) -> dict[str, NDArray[Any]]:
         else:
             columns[name] = column.to_numpy(zero_copy_only=False)
     return columns
+
+
+def read_table(source: Path | pa.Buffer, columns: list[str] | None = None) -> pa.Table:
+    """Read an episode's Parquet file (a path or its bytes): ``ParquetFile.read`` is ~2.5x faster than
+    ``parquet.read_table`` on files this small."""
+    reader = pa.BufferReader(source) if isinstance(source, pa.Buffer | bytes) else source
+    return pq.ParquetFile(reader).read(columns=columns, use_threads=False)
 
 
 def file_entry(schema: pa.Schema, path: Path) -> dict[str, Any]:

