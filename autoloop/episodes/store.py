@@ -49,7 +49,8 @@ intervention        bool                           fleet logs: a disengagement/t
 ``detail`` string (JSON text or ``""``).
 
 Metadata (JSON): sim episodes carry ``map_name``, ``scenario`` (the scenario as data), ``policy``, ``tags``,
-``dt_s``, ``bev_shape``, ``record`` (the Leaderboard route record), ``score`` and ``events``; fleet episodes
+``dt_s``, ``bev_shape``, ``record`` (the Leaderboard route record, with how the route ended) and ``score``, and
+an ``events`` table of their infractions; fleet episodes
 ``map_name``, ``origin``, ``origin_sha256``, ``dataset``, ``dt_s``, ``duration_s``, ``tags``, ``synthetic``.
 
 Schema version 1 stored one file per episode (``<root>/<source>/<episode_id>.parquet``, metadata in the file);

@@ -18,6 +18,8 @@ def store(tmp_path: Path) -> EpisodeStore:
     sim = _episode("sim-1", steps=6)
     sim.metadata.update({"map_name": "town-1", "policy": "expert", "dt_s": 0.05,
                          "score": {"driving_score": 80.0, "route_completion": 100.0, "infraction_penalty": 0.8}})
+    sim.events = {name: np.array([], dtype=float if name.endswith("_m") else object)  # recorded: none happened
+                  for name in ("time_s", "kind", "x_m", "y_m", "actor_id", "detail")}
     store.write(sim)
     return store
 
@@ -45,8 +47,10 @@ def test_table_views_join_with_episodes(store: EpisodeStore) -> None:
                          "WHERE a.step = 0 ORDER BY a.actor_id").to_pylist()
     assert actors == [{"actor_id": "a", "kind": "vehicle", "map_name": "av2:log-1"},
                       {"actor_id": "b", "kind": "pedestrian", "map_name": "av2:log-1"}]
-    events = store.query("SELECT kind, x_m, date = current_date AS today FROM events").to_pylist()
-    assert events == [{"kind": "intervention", "x_m": 2.0, "today": True}]
+    events = store.query("SELECT kind, x_m, strftime(date, '%Y-%m-%d') AS day FROM events").to_pylist()
+    assert events == [{"kind": "intervention", "x_m": 2.0, "day": store.manifest("log-1")["date"]}]
+    assert {name: len(values) for name, values in (store.read("sim-1").events or {}).items()} == {
+        "time_s": 0, "kind": 0, "x_m": 0, "y_m": 0, "actor_id": 0, "detail": 0}
     df = store.query("SELECT obs_state FROM ego WHERE episode_id = 'sim-1' ORDER BY step").to_pandas()
     np.testing.assert_allclose(np.stack(df["obs_state"]), _episode("sim-1", steps=6).steps["obs_state"])
 
