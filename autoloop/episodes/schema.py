@@ -23,12 +23,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from sim.metrics import Infraction
+
 SCHEMA_VERSION = 2
 #: Key of the autoloop entry in each Parquet file's key-value metadata.
 METADATA_KEY = b"autoloop"
 TABLES = ("ego", "actors", "events")
 #: Kinds of actor in the ``actors`` table.
 ACTOR_KINDS = ("vehicle", "pedestrian", "cyclist", "static", "other")
+#: Kinds of event in the ``events`` table, besides ``trigger:<name>``: infractions and interventions.
+EVENT_KINDS = frozenset({*(kind.value for kind in Infraction), "intervention"})
 
 #: Types of the known columns of each table (numpy dtypes; ``object`` is a column of Python strings).
 COLUMN_TYPES: dict[str, dict[str, type | str]] = {
@@ -72,6 +76,12 @@ def to_table(name: str, columns: dict[str, NDArray[Any]], *, episode_id: str) ->
     lengths = {column: len(values) for column, values in columns.items()}
     if len(set(lengths.values())) > 1:
         raise SchemaError(f"episode {episode_id}: the {name} table's columns differ in length: {lengths}")
+    kinds = {str(kind) for kind in columns["kind"]} if name in ("actors", "events") else set()
+    unknown = sorted(kinds - set(ACTOR_KINDS) if name == "actors" else
+                     {kind for kind in kinds if kind not in EVENT_KINDS and not kind.startswith("trigger:")})
+    if unknown:
+        expected = ACTOR_KINDS if name == "actors" else (*sorted(EVENT_KINDS), "trigger:<name>")
+        raise SchemaError(f"episode {episode_id}: unknown {name} kind(s) {unknown}; expected one of {expected}")
     types = COLUMN_TYPES[name]
     arrays: dict[str, pa.Array] = {}
     for column, values in columns.items():

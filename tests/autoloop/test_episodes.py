@@ -128,7 +128,19 @@ def test_tables_missing_a_required_column_are_refused(tmp_path: Path) -> None:
     del episode.actors["actor_id"]
     with pytest.raises(SchemaError, match=r"log-1: the actors table lacks column\(s\) \['actor_id'\]"):
         EpisodeStore(tmp_path).write(episode)
-    assert EpisodeStore(tmp_path).episode_ids() == []
+    episode = _fleet_episode("log-1")
+    assert episode.actors is not None and episode.events is not None
+    episode.actors["kind"] = np.array(["vehicle", "truck", "vehicle"], dtype=object)
+    with pytest.raises(SchemaError, match=r"unknown actors kind\(s\) \['truck'\]; expected one of"):
+        EpisodeStore(tmp_path).write(episode)
+    episode = _fleet_episode("log-1")
+    assert episode.events is not None
+    episode.events["kind"] = np.array(["hard_brake"], dtype=object)
+    with pytest.raises(SchemaError, match=r"unknown events kind\(s\) \['hard_brake'\].*'trigger:<name>'"):
+        EpisodeStore(tmp_path).write(episode)
+    episode.events["kind"] = np.array(["trigger:hard_brake"], dtype=object)
+    EpisodeStore(tmp_path).write(episode)
+    assert EpisodeStore(tmp_path).episode_ids() == ["log-1"]
 
 
 def test_failed_write_leaves_nothing_visible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
