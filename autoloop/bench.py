@@ -14,6 +14,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,3 +173,74 @@ def bench_expert(*, suite_name: str = "eval", per_type: int = 6) -> tuple[Suite,
             comfort=round(float(np.mean([comforts[i] for i in indices])), 3),
             infractions={kind.value: count for kind, count in sorted(score.infractions.items())}))
     return suite, rows
+
+
+@dataclass(frozen=True)
+class StoreBenchResult:
+    """Episode-store throughput (``autoloop bench store``)."""
+
+    episodes: int
+    steps_per_episode: int
+    ego_steps: int
+    state_size: int
+    bev_bytes_per_step: int
+    store_mb: float
+    write_seconds: float
+    write_steps_per_s: float
+    read_seconds: float
+    read_steps_per_s: float
+    query_seconds: float
+    query: str
+
+
+def bench_store(root: Path, *, episodes: int = 1000, steps: int = 1000, state_size: int = 25,
+                bev_shape: tuple[int, int, int] = (1, 8, 8), seed: int = 0) -> StoreBenchResult:
+    """Write ``episodes`` sim episodes of ``steps`` steps (the ego columns a rollout records, the state vector, a
+    small BEV and the expert's labels) into a store under ``root``, snapshot them, read them back into training
+    arrays as training does (:func:`~autoloop.episodes.load_training_arrays`, hashes checked), and time one DuckDB
+    aggregate per episode over the ``ego`` view. Episodes are generated before the clock starts, and one episode
+    is written and read before it (in a store of its own) so that the rates leave out one-time costs."""
+    from autoloop.episodes import Episode, EpisodeStore, create_snapshot, load_training_arrays
+
+    rng = np.random.default_rng(seed)
+    bev_bytes = int(np.prod(bev_shape)) // 8
+    store = EpisodeStore(root / "episodes")
+    batch = []
+    for index in range(episodes):
+        columns: dict[str, Any] = {"step": np.arange(steps, dtype=np.int32),
+                                   "time_s": np.arange(steps, dtype=np.float32) * 0.05}
+        for name in ("x_m", "y_m"):
+            columns[name] = np.cumsum(rng.standard_normal(steps))
+        for name in ("yaw_rad", "speed_mps", "steer_rad", "accel_mps2", "route_progress_m"):
+            columns[name] = rng.standard_normal(steps).astype(np.float32)
+        for name in ("action", "label"):
+            columns[name] = rng.uniform(-1, 1, (steps, 2)).astype(np.float32)
+        columns["obs_state"] = rng.standard_normal((steps, state_size)).astype(np.float32)
+        columns["obs_bev"] = rng.integers(0, 256, (steps, bev_bytes), dtype=np.uint8)
+        batch.append(Episode(f"bench-{index:06d}", "sim", columns,
+                             {"map_name": "town-1", "policy": "bench", "dt_s": 0.05, "tags": {"purpose": "bench"},
+                              "bev_shape": list(bev_shape)}))
+    # warm-up: one episode through a store of its own pays the one-time costs (lazy imports, first allocations)
+    warmup = EpisodeStore(root / "warmup")
+    warmup.write(batch[0])
+    load_training_arrays(warmup, create_snapshot(warmup, root / "warmup-datasets", [batch[0].episode_id], {}))
+    start = time.perf_counter()
+    store.write_many(batch)
+    write_seconds = time.perf_counter() - start
+    del batch
+    snapshot = create_snapshot(store, root / "datasets", store.episode_ids(), {"purpose": "bench"})
+    start = time.perf_counter()
+    arrays = load_training_arrays(store, snapshot)
+    read_seconds = time.perf_counter() - start
+    assert len(arrays) == episodes * steps
+    sql = "SELECT episode_id, count(*) AS steps, avg(speed_mps) AS mean_speed_mps FROM ego GROUP BY episode_id"
+    start = time.perf_counter()
+    assert store.query(sql).num_rows == episodes
+    query_seconds = time.perf_counter() - start
+    size = sum(path.stat().st_size for path in store.root.rglob("*") if path.is_file())
+    total = episodes * steps
+    return StoreBenchResult(
+        episodes=episodes, steps_per_episode=steps, ego_steps=total, state_size=state_size,
+        bev_bytes_per_step=bev_bytes, store_mb=round(size / 2**20, 1), write_seconds=round(write_seconds, 3),
+        write_steps_per_s=round(total / write_seconds), read_seconds=round(read_seconds, 3),
+        read_steps_per_s=round(total / read_seconds), query_seconds=round(query_seconds, 3), query=sql)

@@ -25,6 +25,8 @@ config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True
 app.add_typer(config_app, name="config")
 bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+episodes_app = typer.Typer(help="The episode store: SQL queries, migration.", no_args_is_help=True)
+app.add_typer(episodes_app, name="episodes")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.", exists=False)]
@@ -211,6 +213,76 @@ def bench_expert_command(
     Console(stderr=True).print(table)
     print(json.dumps({"benchmark": "expert", "suite": built.name, "suite_version": built.version,
                       "suite_hash": built.content_hash, "results": as_json(rows)}, indent=1))
+
+
+@bench_app.command("store")
+def bench_store_command(
+    episodes: Annotated[int, typer.Option(help="Episodes to write.")] = 1000,
+    steps: Annotated[int, typer.Option(help="Ego steps per episode.")] = 1000,
+    folder: Annotated[Path | None, typer.Option("--dir", help="Where to build the store (default: a temporary "
+                                                "folder, removed afterwards).")] = None,
+) -> None:
+    """Measure the episode store: write, read back into training arrays, one DuckDB aggregate (JSON on stdout,
+    a table on stderr)."""
+    import json
+    import tempfile
+    from dataclasses import asdict
+
+    from autoloop.bench import bench_store
+
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="autoloop-bench-store-") as temporary:
+            result = bench_store(Path(temporary), episodes=episodes, steps=steps)
+    else:
+        result = bench_store(folder, episodes=episodes, steps=steps)
+    table = Table(title=f"episode store: {result.ego_steps:,} ego steps, {result.store_mb:,.0f} MB",
+                  title_justify="left")
+    for column in ("write steps/s", "read steps/s", "query s"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{result.write_steps_per_s:,.0f}", f"{result.read_steps_per_s:,.0f}", f"{result.query_seconds:.3f}")
+    Console(stderr=True).print(table)
+    print(json.dumps({"benchmark": "store", **asdict(result)}, indent=1))
+
+
+@episodes_app.command("query")
+def episodes_query(
+    sql: Annotated[str, typer.Argument(help="DuckDB SQL over the views episodes, ego, actors, events.")],
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as a JSON list.")] = False,
+) -> None:
+    """Query the episode store with SQL (DuckDB), e.g.
+    `autoloop episodes query "SELECT map_name, count(*) FROM episodes GROUP BY 1"`."""
+    import json
+
+    from autoloop.episodes import EpisodeStore, SchemaError
+    from autoloop.episodes.query import QueryError
+
+    paths = Paths(home.resolve()) if home else Paths.from_env()
+    try:
+        result = EpisodeStore(paths.episodes).query(sql)
+    except (QueryError, SchemaError) as error:
+        console.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(result.to_pylist(), default=lambda value: value.hex() if isinstance(value, bytes)
+                         else str(value)))
+        return
+    table = Table(title=f"{result.num_rows} rows", title_justify="left")
+    for name in result.column_names:
+        table.add_column(name)
+    for row in result.to_pylist():
+        table.add_row(*(Text("" if value is None else str(value)) for value in row.values()))
+    console.print(table)
+
+
+@episodes_app.command("migrate")
+def episodes_migrate(home: HomeOption = None) -> None:
+    """Convert the episode files of schema version 1 in the store to the current layout."""
+    from autoloop.episodes import EpisodeStore
+
+    paths = Paths(home.resolve()) if home else Paths.from_env()
+    converted = EpisodeStore(paths.episodes).migrate_v1()
+    console.print(f"converted {len(converted)} episode(s) in {paths.episodes}")
 
 
 @config_app.command("show")

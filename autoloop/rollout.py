@@ -19,8 +19,8 @@ from autoloop.episodes import Episode, new_episode_id
 from policies.base import Policy
 from policies.expert import ExpertDriver
 from sim.embedded.env import DrivingVectorEnv
-from sim.embedded.world import World
-from sim.metrics import RouteRecord, score_route
+from sim.embedded.world import Event, World
+from sim.metrics import Infraction, RouteRecord, score_route
 from sim.scenarios import Scenario
 
 log = logging.getLogger(__name__)
@@ -124,10 +124,25 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
             "bev_shape": list(bev_shape),
             "record": {**asdict(record), "infractions": {k.value: v for k, v in record.infractions.items()}},
             "score": asdict(score),
-            "events": [event._asdict() for event in world.events if event.env == env_index],
         }
         # ids sort by scenario seed, so snapshots (which order episodes by id) are reproducible
         episode_id = new_episode_id(f"{tags.get('purpose', 'episode')}-{scenario.traffic_seed:08d}")
-        episode = Episode(episode_id, "sim", steps, metadata)
+        events = [event for event in world.events if event.env == env_index and event.kind in _INFRACTIONS]
+        episode = Episode(episode_id, "sim", steps, metadata, events=_events_table(events))
         results.append((episode, record))
     return results
+
+
+_INFRACTIONS = frozenset(kind.value for kind in Infraction)
+
+
+def _events_table(events: list[Event]) -> dict[str, NDArray[Any]]:
+    """The episode's infractions as its events table (the route's end is in its record)."""
+    return {
+        "time_s": np.array([event.time_s for event in events], dtype=np.float32),
+        "kind": np.array([event.kind for event in events], dtype=object),
+        "x_m": np.array([event.x_m for event in events], dtype=np.float64),
+        "y_m": np.array([event.y_m for event in events], dtype=np.float64),
+        "actor_id": np.array([str(event.actor) if event.actor >= 0 else "" for event in events], dtype=object),
+        "detail": np.array(["" for _ in events], dtype=object),
+    }

@@ -111,8 +111,7 @@ def collect(context: StageContext) -> CollectResult:
         results = rollout(scenarios, sim=config.sim, driver=expert_driver, policy_name="expert",
                           tags={"purpose": "collect", "mlflow_run_id": run_id}, record_observations=True,
                           action_noise=config.collect.action_noise, noise_seed=seeds.start)
-        for episode, _ in results:
-            context.store.write(episode)
+        context.store.write_many([episode for episode, _ in results])
         steps = sum(episode.num_steps for episode, _ in results)
         suite = score_suite([record for _, record in results])
         keep = config.collect.dataset_episodes - len(results)

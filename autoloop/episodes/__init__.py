@@ -7,13 +7,15 @@ from autoloop.episodes.dataset import (
     load_snapshot,
     load_training_arrays,
 )
-from autoloop.episodes.store import SCHEMA_VERSION, Episode, EpisodeStore, new_episode_id
+from autoloop.episodes.schema import SCHEMA_VERSION, SchemaError
+from autoloop.episodes.store import Episode, EpisodeStore, new_episode_id
 
 __all__ = [
     "SCHEMA_VERSION",
     "DatasetSnapshot",
     "Episode",
     "EpisodeStore",
+    "SchemaError",
     "TrainingArrays",
     "create_snapshot",
     "load_snapshot",

@@ -1,8 +1,10 @@
 """Dataset snapshots: immutable manifests of episodes, identified by a content hash.
 
-A snapshot lists episode ids with the SHA-256 of each episode file, the filters that chose them and the schema
-version; its digest is the SHA-256 of that manifest. Loading a snapshot checks every file against its hash,
-so a model's lineage always points at exactly the data it was trained on.
+A snapshot lists episode ids with the SHA-256 of each episode's manifest (its ``episode.json``, which holds the
+SHA-256 of each of the episode's Parquet files), the filters that chose them and the schema version; its digest is
+the SHA-256 of that manifest. Loading training arrays checks every episode's manifest against the snapshot and
+every file it reads against the episode's manifest, so a model's lineage always points at exactly the data it was
+trained on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from autoloop.episodes.store import SCHEMA_VERSION, EpisodeStore
+from autoloop.episodes.schema import SCHEMA_VERSION, from_table, read_table
+from autoloop.episodes.store import MANIFEST, EpisodeStore
+
+#: The ego columns training reads.
+TRAINING_COLUMNS = ["obs_bev", "obs_state", "label"]
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,14 @@ def create_snapshot(store: EpisodeStore, folder: Path, episode_ids: Sequence[str
     """Write (or find) the snapshot of ``episode_ids`` under ``folder``."""
     if not episode_ids:
         raise ValueError("a dataset snapshot needs at least one episode")
+    folders = store.folders()
     entries = []
     for episode_id in sorted(episode_ids):
-        path = store.file(episode_id)
-        entries.append({"episode_id": episode_id, "sha256": _file_hash(path), "steps": store.num_steps(episode_id)})
+        if episode_id not in folders:
+            raise KeyError(f"no episode {episode_id!r} in {store.root}")
+        marker = (folders[episode_id] / MANIFEST).read_bytes()
+        entries.append({"episode_id": episode_id, "sha256": hashlib.sha256(marker).hexdigest(),
+                        "steps": json.loads(marker)["num_steps"]})
     manifest = {"schema_version": SCHEMA_VERSION, "filters": filters, "episodes": entries}
     text = json.dumps(manifest, sort_keys=True, indent=1)
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -95,34 +105,46 @@ def load_snapshot(path: Path) -> DatasetSnapshot:
 
 
 def load_training_arrays(store: EpisodeStore, snapshot: DatasetSnapshot) -> TrainingArrays:
-    """Concatenate the labelled observations of every episode in a snapshot (checking file hashes)."""
+    """Concatenate the labelled observations of every episode in a snapshot, checking each episode's manifest
+    against the snapshot and each ego file against its episode's manifest."""
     manifest = json.loads(snapshot.path.read_text())
+    if manifest["schema_version"] != SCHEMA_VERSION:
+        raise ValueError(f"dataset snapshot {snapshot.path}: schema version {manifest['schema_version']}, this "
+                         f"autoloop reads {SCHEMA_VERSION}: collect a new dataset (`autoloop collect`)")
+    folders = store.folders()
+    missing = [entry["episode_id"] for entry in manifest["episodes"] if entry["episode_id"] not in folders]
+    if missing:
+        raise KeyError(f"episode {missing[0]!r} of snapshot {snapshot.digest} is not in {store.root}")
     bevs, states, labels = [], [], []
     bev_shape: tuple[int, int, int] | None = None
     for entry in manifest["episodes"]:
-        path = store.file(entry["episode_id"])
-        if _file_hash(path) != entry["sha256"]:
-            raise ValueError(f"episode {entry['episode_id']} ({path}) changed since snapshot {snapshot.digest}")
-        episode = store.read(entry["episode_id"], columns=["obs_bev", "obs_state", "label"])
-        shape = tuple(episode.metadata["bev_shape"])
+        shape, columns = _training_columns(folders[entry["episode_id"]], entry, snapshot)
         if bev_shape is not None and shape != bev_shape:
             raise ValueError(f"episode {entry['episode_id']}: BEV shape {shape} differs from {bev_shape}")
-        bev_shape = (int(shape[0]), int(shape[1]), int(shape[2]))
-        bevs.append(episode.steps["obs_bev"])
-        states.append(episode.steps["obs_state"])
-        labels.append(episode.steps["label"])
+        bev_shape = shape
+        bevs.append(columns["obs_bev"])
+        states.append(columns["obs_state"])
+        labels.append(columns["label"])
     assert bev_shape is not None
     return TrainingArrays(
         bev_packed=np.concatenate(bevs),
         bev_shape=bev_shape,
-        state=np.concatenate(states).astype(np.float32),
-        label=np.concatenate(labels).astype(np.float32),
+        state=np.concatenate(states).astype(np.float32, copy=False),
+        label=np.concatenate(labels).astype(np.float32, copy=False),
     )
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _training_columns(folder: Path, entry: dict[str, Any], snapshot: DatasetSnapshot,
+                      ) -> tuple[tuple[int, int, int], dict[str, NDArray[Any]]]:
+    """BEV shape and training columns of one episode of a snapshot, checking its manifest and ego file."""
+    marker = (folder / MANIFEST).read_bytes()
+    if hashlib.sha256(marker).hexdigest() != entry["sha256"]:
+        raise ValueError(f"episode {entry['episode_id']} ({folder}) changed since snapshot {snapshot.digest}")
+    episode = json.loads(marker)
+    ego = episode["tables"]["ego"]
+    data = (folder / ego["file"]).read_bytes()
+    if hashlib.sha256(data).hexdigest() != ego["sha256"]:
+        raise ValueError(f"episode {entry['episode_id']}: {folder / ego['file']} changed since it was written")
+    columns = from_table(read_table(data, TRAINING_COLUMNS))
+    shape = episode["metadata"]["bev_shape"]
+    return (int(shape[0]), int(shape[1]), int(shape[2])), columns

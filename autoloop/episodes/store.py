@@ -1,64 +1,99 @@
-"""The episode store: one Parquet file per episode, written atomically.
+"""The episode store: Parquet (zstd) tables per episode, partitioned by source and date, committed atomically.
 
-Layout: ``<root>/<source>/<episode_id>.parquet`` (``source`` is ``sim`` or ``fleet``). A file is written to a
-hidden temporary name in the same folder, fsynced, then renamed into place, so a reader never sees a
-half-written episode; readers ignore hidden files.
+Layout (schema version 2)::
 
-Schema version 1 — one row per simulation step:
+    <root>/<source>/date=YYYY-MM-DD/<episode_id>/ego.parquet      one row per step
+                                                /actors.parquet   one row per (step, actor); only if given
+                                                /events.parquet   one row per event; only if given
+                                                /episode.json     the commit marker: the episode's manifest
+    <root>/maps/<map id>.json                                     lane graphs, stored once by id
 
-==================  =============================  =============================================
+``source`` is ``sim`` or ``fleet``; ``date`` is the UTC day the episode was written. A writer stages every file in
+a hidden folder (``.<episode_id>.<pid>.<random>.tmp``) beside the final one, fsyncs each file, writes the
+manifest ``episode.json`` last, then renames the folder into place: the rename is atomic and fails when the
+episode's folder already exists, so of several processes writing one episode id exactly one wins (the others get
+``FileExistsError``) and a reader (which lists only folders holding ``episode.json`` and skips hidden ones) never
+sees a half-written episode. An id is refused when any partition already holds it; two writers racing with one
+id on different days (around midnight UTC) are not excluded.
+
+The manifest ``episode.json`` holds ``schema_version``, ``episode_id``, ``source``, ``date``, ``num_steps``,
+``tables`` (per table: ``file``, ``rows``, ``sha256`` of the file) and ``metadata`` (the episode's metadata).
+
+``ego`` — per step, map frame (x east, y north, yaw counter-clockwise from +x):
+
+==================  =============================  ===================================================
 column              type                           meaning
-==================  =============================  =============================================
+==================  =============================  ===================================================
 step                int32                          step index from 0
-time_s              float32                        simulation time
-x_m, y_m            float64                        ego position, map frame
-yaw_rad             float32                        ego heading, map frame
+time_s              float32                        time since the episode's start
+x_m, y_m            float64                        ego position
+yaw_rad             float32                        ego heading
 speed_mps           float32                        ego speed
-steer_rad           float32                        ego steering angle
-accel_mps2          float32                        applied acceleration
-route_progress_m    float32                        arc length along the route
-action              fixed_size_list<float32>[2]    executed ``[steer, accel]`` in [-1, 1]
-label               fixed_size_list<float32>[2]    expert's ``[steer, accel]``
-obs_state           fixed_size_list<float32>[S]    state vector
-obs_bev             binary                         BEV, ``numpy.packbits`` of ``(C, H, W)`` 0/1 bytes
-==================  =============================  =============================================
+accel_mps2          float32                        longitudinal acceleration
+yaw_rate_radps      float32                        yaw rate (optional)
+steer_rad           float32                        steering angle (optional)
+route_progress_m    float32                        arc length along the route (optional)
+action              fixed_size_list<float32>[2]    executed ``[steer, accel]`` in [-1, 1] (optional)
+label               fixed_size_list<float32>[2]    expert's ``[steer, accel]`` (training episodes)
+obs_state           fixed_size_list<float32>[S]    state vector (training episodes)
+obs_bev             fixed_size_binary[bytes]       BEV, ``numpy.packbits`` of ``(C, H, W)`` 0/1 (training)
+intervention        bool                           fleet logs: a disengagement/takeover at this step
+==================  =============================  ===================================================
 
-``label``, ``obs_state`` and ``obs_bev`` are present only in episodes recorded for training.
+``actors`` — per (step, actor): ``step`` int32 (index into ``ego``), ``actor_id`` string, ``kind`` string
+(``vehicle``, ``pedestrian``, ``cyclist``, ``static``, ``other``), ``x_m``, ``y_m`` float64 (map frame),
+``yaw_rad``, ``length_m``, ``width_m``, ``speed_mps`` float32, ``observed`` bool.
 
-Episode metadata (JSON in the Parquet key-value metadata under ``autoloop``): ``schema_version``,
-``episode_id``, ``source``, ``map_name``, ``scenario`` (the scenario as data), ``policy``, ``tags``, ``dt_s``,
-``bev_shape``, ``record`` (the Leaderboard route record), ``score`` and ``events``.
+``events`` — per event: ``time_s`` float32, ``kind`` string (a ``sim.metrics.Infraction`` value,
+``intervention`` or ``trigger:<name>``), ``x_m``, ``y_m`` float64, ``actor_id`` string (``""`` for none),
+``detail`` string (JSON text or ``""``).
+
+Metadata (JSON): sim episodes carry ``map_name``, ``scenario`` (the scenario as data), ``policy``, ``tags``,
+``dt_s``, ``bev_shape``, ``record`` (the Leaderboard route record, with how the route ended) and ``score``, and
+an ``events`` table of their infractions; fleet episodes
+``map_name``, ``origin``, ``origin_sha256``, ``dataset``, ``dt_s``, ``duration_s``, ``tags``, ``synthetic``.
+
+Schema version 1 stored one file per episode (``<root>/<source>/<episode_id>.parquet``, metadata in the file);
+this store refuses such files with an error naming one and :meth:`EpisodeStore.migrate_v1` converts them.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import re
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-SCHEMA_VERSION = 1
-METADATA_KEY = b"autoloop"
+from autoloop.episodes.schema import SCHEMA_VERSION, SchemaError, file_entry, from_table, read_table, to_table
+
+if TYPE_CHECKING:
+    from sim.maps import LaneGraph
+
 SOURCES = ("sim", "fleet")
+MANIFEST = "episode.json"
 _EPISODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass
 class Episode:
-    """One episode in memory: per-step columns plus metadata.
+    """One episode in memory: per-step ego columns, optional actors and events, and metadata.
 
     :param episode_id: unique id (letters, digits, ``_ . -``).
     :param source: ``sim`` or ``fleet``.
-    :param steps: column name -> per-step array (see the module's schema table).
+    :param steps: the ego table: column name -> per-step array (see the module's schema table).
     :param metadata: JSON-serializable episode metadata.
     :param actors: long format, one row per (step, actor) where the actor is known (``step``, ``actor_id``,
         ``kind``, ``x_m``, ``y_m``, ``yaw_rad``, ``length_m``, ``width_m``, ``speed_mps``, ``observed``).
@@ -82,115 +117,249 @@ def new_episode_id(prefix: str) -> str:
 
 
 class EpisodeStore:
-    """Episodes under one root folder."""
+    """Episodes (and the maps they drive on) under one root folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def path(self, source: str, episode_id: str) -> Path:
-        if source not in SOURCES:
-            raise ValueError(f"unknown episode source {source!r}; expected one of {SOURCES}")
-        if not _EPISODE_ID.fullmatch(episode_id):
-            raise ValueError(f"invalid episode id {episode_id!r}")
-        return self.root / source / f"{episode_id}.parquet"
-
+    # ------------------------------------------------------------------ writing
     def write(self, episode: Episode) -> Path:
-        """Write an episode atomically; refuses to overwrite an existing one."""
-        final = self.path(episode.source, episode.episode_id)
-        if final.exists():
-            raise FileExistsError(f"episode {episode.episode_id} already exists at {final}")
+        """Write an episode atomically (see the module docstring); returns its folder.
+
+        :raises FileExistsError: when the store already holds an episode with this id.
+        """
+        _check_name(episode.source, episode.episode_id)
+        if self._find(episode.episode_id) is not None:
+            raise FileExistsError(f"episode {episode.episode_id} already exists in {self.root}")
+        given = {"ego": episode.steps, "actors": episode.actors, "events": episode.events}
+        tables = {name: to_table(name, columns, episode_id=episode.episode_id)
+                  for name, columns in given.items() if columns is not None}
+        return self._commit(episode, tables, datetime.now(UTC).date().isoformat())
+
+    def write_many(self, episodes: Sequence[Episode], *, threads: int = 4) -> list[Path]:
+        """Write episodes (each atomically, as :meth:`write`) with a few threads, so that one episode's fsyncs
+        overlap the next one's encoding; returns their folders in order. A failure is raised once the others have
+        been tried; the episodes that were written stay."""
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(self.write, episodes))
+
+    def _commit(self, episode: Episode, tables: dict[str, pa.Table], date: str) -> Path:
+        final = self.root / episode.source / f"date={date}" / episode.episode_id
         final.parent.mkdir(parents=True, exist_ok=True)
-        table = _to_table(episode)
-        temporary = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        staging = final.with_name(f".{episode.episode_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        staging.mkdir()
         try:
-            with open(temporary, "wb") as handle:
-                pq.write_table(table, handle, compression="zstd")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, final)
+            entries = {name: _write_parquet(table, staging / f"{name}.parquet") for name, table in tables.items()}
+            manifest = {"schema_version": SCHEMA_VERSION, "episode_id": episode.episode_id,
+                        "source": episode.source, "date": date, "num_steps": tables["ego"].num_rows,
+                        "tables": entries, "metadata": episode.metadata}
+            _write_durably(staging / MANIFEST, json.dumps(manifest).encode())
+            _fsync_dir(staging)
+            try:
+                os.rename(staging, final)
+            except OSError as error:
+                if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise FileExistsError(f"episode {episode.episode_id} already exists at {final}") from None
+                raise
         finally:
-            temporary.unlink(missing_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
         _fsync_dir(final.parent)
         return final
 
+    def delete(self, episode_id: str) -> None:
+        """Remove an episode (it disappears at once: its folder is renamed to a hidden name, then removed)."""
+        folder = self.folder(episode_id)
+        hidden = folder.with_name(f".{episode_id}.{uuid.uuid4().hex[:8]}.deleted")
+        os.rename(folder, hidden)
+        shutil.rmtree(hidden)
+
+    # ------------------------------------------------------------------ reading
     def episode_ids(self, source: str | None = None) -> list[str]:
         """Ids of every complete episode (sorted), optionally of one source."""
-        return sorted(path.stem for path in self._files(source))
+        return sorted(self.folders(source))
 
-    def read(self, episode_id: str, *, columns: list[str] | None = None) -> Episode:
-        """Read one episode (optionally only some columns)."""
-        for source in SOURCES:
-            path = self.path(source, episode_id)
-            if path.exists():
-                return _from_table(pq.read_table(path, columns=columns), path)
-        raise KeyError(f"no episode {episode_id!r} in {self.root}")
+    def folders(self, source: str | None = None) -> dict[str, Path]:
+        """Episode id -> folder of every complete episode, optionally of one source."""
+        return {folder.name: folder for folder in self._folders(source)}
 
-    def num_steps(self, episode_id: str) -> int:
-        """Steps in a stored episode (from the file footer)."""
-        return int(pq.read_metadata(self.file(episode_id)).num_rows)
+    def manifests(self, source: str | None = None) -> dict[str, dict[str, Any]]:
+        """Episode id -> manifest (``episode.json``) of every complete episode."""
+        return {folder.name: _read_manifest(folder / MANIFEST) for folder in self._folders(source)}
 
     def metadata(self, source: str | None = None) -> dict[str, dict[str, Any]]:
-        """Episode id -> metadata of every complete episode (reads only file footers)."""
-        found = {}
-        for path in self._files(source):
-            found[path.stem] = _metadata(pq.read_schema(path), path)
-        return found
+        """Episode id -> metadata of every complete episode (reads only the manifests)."""
+        return {episode_id: manifest["metadata"] for episode_id, manifest in self.manifests(source).items()}
+
+    def manifest(self, episode_id: str) -> dict[str, Any]:
+        return _read_manifest(self.file(episode_id))
+
+    def num_steps(self, episode_id: str) -> int:
+        """Steps in a stored episode (from its manifest)."""
+        return int(self.manifest(episode_id)["num_steps"])
+
+    def read(self, episode_id: str, *, columns: list[str] | None = None) -> Episode:
+        """Read one episode; with ``columns``, only those ego columns (and neither actors nor events)."""
+        manifest = self.manifest(episode_id)
+        folder = self.folder(episode_id)
+        tables = {name: from_table(read_table(folder / entry["file"], columns if name == "ego" else None))
+                  for name, entry in manifest["tables"].items() if columns is None or name == "ego"}
+        return Episode(episode_id=episode_id, source=manifest["source"], steps=tables["ego"],
+                       metadata=manifest["metadata"], actors=tables.get("actors"), events=tables.get("events"))
+
+    def folder(self, episode_id: str) -> Path:
+        """The folder of a stored episode."""
+        folder = self._find(episode_id)
+        if folder is None:
+            raise KeyError(f"no episode {episode_id!r} in {self.root}")
+        return folder
 
     def file(self, episode_id: str) -> Path:
-        """Path of a stored episode."""
-        for source in SOURCES:
-            path = self.path(source, episode_id)
-            if path.exists():
-                return path
-        raise KeyError(f"no episode {episode_id!r} in {self.root}")
+        """The manifest (commit marker) of a stored episode: it names and hashes every file of the episode."""
+        return self.folder(episode_id) / MANIFEST
 
-    def _files(self, source: str | None) -> Iterator[Path]:
+    def files(self, episode_id: str) -> dict[str, Path]:
+        """Table name -> Parquet file of a stored episode."""
+        manifest = self.manifest(episode_id)
+        return {name: self.table_path(manifest, name) for name in manifest["tables"]}
+
+    def table_path(self, manifest: dict[str, Any], table: str) -> Path:
+        """The Parquet file of one table of the episode a manifest describes."""
+        folder: Path = self.root / manifest["source"] / f"date={manifest['date']}" / manifest["episode_id"]
+        return folder / str(manifest["tables"][table]["file"])
+
+    def query(self, sql: str) -> pa.Table:
+        """Run DuckDB SQL over the views ``episodes``, ``ego``, ``actors`` and ``events``
+        (see :mod:`autoloop.episodes.query`)."""
+        from autoloop.episodes.query import query
+
+        return query(self, sql)
+
+    # ------------------------------------------------------------------ maps
+    def put_map(self, lane_graph: LaneGraph) -> str:
+        """Store a lane graph once under ``maps/<name>.json``; returns its id (the name).
+
+        :raises ValueError: when another map is stored under that name.
+        """
+        text = json.dumps(lane_graph.to_dict(), sort_keys=True)
+        path = self._map_path(lane_graph.name)
+        if path.exists():
+            if path.read_text() != text:
+                raise ValueError(f"map {lane_graph.name!r}: a different map is already stored at {path}")
+            return lane_graph.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            _write_durably(temporary, text.encode())
+            os.link(temporary, path)  # fails if another writer stored it meanwhile
+        except FileExistsError:
+            if path.read_text() != text:
+                raise ValueError(f"map {lane_graph.name!r}: a different map is already stored at {path}") from None
+        finally:
+            temporary.unlink(missing_ok=True)
+        return lane_graph.name
+
+    def get_map(self, map_id: str) -> LaneGraph:
+        """A lane graph stored with :meth:`put_map`."""
+        from sim.maps import LaneGraph
+
+        path = self._map_path(map_id)
+        if not path.is_file():
+            raise KeyError(f"no map {map_id!r} in {self.root} (expected {path})")
+        return LaneGraph.from_dict(json.loads(path.read_text()))
+
+    def _map_path(self, map_id: str) -> Path:
+        from urllib.parse import quote
+
+        return self.root / "maps" / f"{quote(map_id, safe=':')}.json"
+
+    # ------------------------------------------------------------------ schema 1
+    def migrate_v1(self) -> list[str]:
+        """Convert every schema-1 episode file to the current layout (dated by the file's modification time)
+        and remove it; returns the converted ids."""
+        converted = []
+        for path in self._v1_files():
+            table = read_table(path)
+            metadata = file_entry(table.schema, path)
+            episode_id, source = metadata.pop("episode_id"), metadata.pop("source")
+            metadata.pop("schema_version")
+            episode = Episode(episode_id=episode_id, source=source, steps=from_table(table), metadata=metadata)
+            if self._find(episode.episode_id, check_v1=False) is None:
+                date = datetime.fromtimestamp(path.stat().st_mtime, UTC).date().isoformat()
+                self._commit(episode, {"ego": to_table("ego", episode.steps, episode_id=episode.episode_id)}, date)
+            path.unlink()
+            converted.append(episode.episode_id)
+        return converted
+
+    def _v1_files(self) -> list[Path]:
+        return sorted(path for source in SOURCES for path in (self.root / source).glob("*.parquet")
+                      if not path.name.startswith("."))
+
+    def _check_v1(self) -> None:
+        old = self._v1_files()
+        if old:
+            raise SchemaError(
+                f"{old[0]}: an episode file of schema version 1 ({len(old)} in {self.root}); this autoloop "
+                f"reads schema version {SCHEMA_VERSION}. Convert them with `autoloop episodes migrate --home "
+                f"{self.root.parent}` or move {self.root} away.")
+
+    # ------------------------------------------------------------------ layout
+    def _folders(self, source: str | None) -> Iterator[Path]:
+        self._check_v1()
         for name in (source,) if source else SOURCES:
-            folder = self.root / name
-            if folder.is_dir():
-                yield from (p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+            for day in _subfolders(self.root / name):
+                for folder in _subfolders(day):
+                    if (folder / MANIFEST).is_file():
+                        yield folder
+
+    def _find(self, episode_id: str, *, check_v1: bool = True) -> Path | None:
+        if check_v1:
+            self._check_v1()
+        for source in SOURCES:
+            for day in _subfolders(self.root / source):
+                if (day / episode_id / MANIFEST).is_file():
+                    return day / episode_id
+        return None
 
 
-def _to_table(episode: Episode) -> pa.Table:
-    columns: dict[str, pa.Array] = {}
-    for name, values in episode.steps.items():
-        if name == "obs_bev":
-            columns[name] = pa.array([row.tobytes() for row in values], type=pa.binary())
-        elif values.ndim == 2:
-            flat = pa.array(values.reshape(-1).astype(np.float32))
-            columns[name] = pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
-        else:
-            columns[name] = pa.array(values)
-    metadata = {"schema_version": SCHEMA_VERSION, "episode_id": episode.episode_id, "source": episode.source,
-                **episode.metadata}
-    return pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(metadata).encode()})
+def _check_name(source: str, episode_id: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"unknown episode source {source!r}; expected one of {SOURCES}")
+    if not _EPISODE_ID.fullmatch(episode_id):
+        raise ValueError(f"invalid episode id {episode_id!r}")
 
 
-def _metadata(schema: pa.Schema, path: Path) -> dict[str, Any]:
-    raw = (schema.metadata or {}).get(METADATA_KEY)
-    if raw is None:
-        raise ValueError(f"{path}: not an autoloop episode (no '{METADATA_KEY.decode()}' metadata)")
-    metadata: dict[str, Any] = json.loads(raw)
-    if metadata.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version {metadata.get('schema_version')!r}, expected {SCHEMA_VERSION}")
-    return metadata
+def _subfolders(folder: Path) -> list[Path]:
+    """Visible sub-folders, sorted (none when ``folder`` does not exist)."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    return sorted(Path(e.path) for e in entries if e.is_dir() and not e.name.startswith("."))
 
 
-def _from_table(table: pa.Table, path: Path) -> Episode:
-    metadata = _metadata(table.schema, path)
-    steps: dict[str, NDArray[Any]] = {}
-    for name in table.column_names:
-        column = table.column(name).combine_chunks()
-        if name == "obs_bev":
-            steps[name] = np.stack([np.frombuffer(v, dtype=np.uint8) for v in column.to_pylist()])
-        elif pa.types.is_fixed_size_list(column.type):
-            width = column.type.list_size
-            steps[name] = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-        else:
-            steps[name] = column.to_numpy(zero_copy_only=False)
-    episode_id, source = metadata.pop("episode_id"), metadata.pop("source")
-    metadata.pop("schema_version")
-    return Episode(episode_id=episode_id, source=source, steps=steps, metadata=metadata)
+def _read_manifest(path: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise SchemaError(f"{path}: schema_version {manifest.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    return manifest
+
+
+def _write_parquet(table: pa.Table, path: Path) -> dict[str, Any]:
+    """Write a table as zstd Parquet (durably); its manifest entry."""
+    sink = pa.BufferOutputStream()
+    # dictionaries only for strings: tried on floats they cost 3x the time and 40 % more bytes
+    strings = [field.name for field in table.schema if pa.types.is_string(field.type)]
+    pq.write_table(table, sink, compression="zstd", use_dictionary=strings)
+    data = sink.getvalue()
+    _write_durably(path, data)
+    return {"file": path.name, "rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _write_durably(path: Path, data: bytes | pa.Buffer) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _fsync_dir(folder: Path) -> None:

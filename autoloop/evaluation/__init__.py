@@ -71,9 +71,9 @@ def evaluate_driver(driver: DriverFactory, *, policy_name: str, config: Autoloop
     scenarios = evaluation_scenarios(config)
     results = rollout(scenarios, sim=config.sim, driver=driver, policy_name=policy_name,
                       tags={"purpose": "eval", **tags})
+    store.write_many([episode for episode, _ in results])
     routes = []
     for (episode, record), scenario in zip(results, scenarios, strict=True):
-        store.write(episode)
         score = score_route(record, scorer=config.evaluate.scorer)
         routes.append(RouteResult(
             scenario_seed=scenario.traffic_seed,

@@ -9,7 +9,8 @@ Triggers (each a :class:`Trigger` at the step where it starts; one trigger per s
 - ``near_miss`` — time to collision with an actor in the ego's path below ``NEAR_MISS_TTC_S`` (the gap along the
   ego's heading to an actor whose box overlaps the ego's corridor, over the speed at which the ego closes in);
 - ``intervention`` — the log's takeover/disengagement flag turns on;
-- ``infraction`` — an infraction the simulator recorded (sim episodes: the ``events`` metadata).
+- ``infraction`` — an infraction the simulator recorded (sim episodes' events table), at its place; ``actor_id``
+  is the actor involved.
 
 :func:`replay_scenario` exports a trigger (or any step) as a :class:`~sim.scenarios.Scenario` on the log's map:
 the ego's recorded path from a little before the trigger as its route (waypoints), the ego starting at its
@@ -28,6 +29,7 @@ from numpy.typing import NDArray
 
 from autoloop.episodes import Episode
 from sim.embedded.world import WorldConfig
+from sim.metrics import Infraction
 from sim.scenarios import Scenario
 from sim.scenarios.events import LogReplay, ReplayActor
 
@@ -42,6 +44,7 @@ MERGE_S = 2.0
 #: The ego's corridor for near misses: its half width plus this.
 CORRIDOR_MARGIN_M = 0.3
 EGO_LENGTH_M, EGO_WIDTH_M = 4.6, 2.0
+_INFRACTIONS = {kind.value for kind in Infraction}
 
 
 @dataclass(frozen=True)
@@ -76,11 +79,14 @@ def mine(episode: Episode) -> list[Trigger]:
     if "intervention" in steps:
         flag = np.asarray(steps["intervention"], dtype=bool)
         found += _stretches(episode, "intervention", flag, flag.astype(np.float64), np.argmax)
-    for event in episode.metadata.get("events", []) or []:
-        step = int(np.searchsorted(time, float(event.get("time_s", 0.0))))
-        step = min(step, len(time) - 1)
-        found.append(Trigger("infraction", step, float(time[step]), float(steps["x_m"][step]),
-                             float(steps["y_m"][step]), 1.0, str(event.get("kind", ""))))
+    events = episode.events
+    if events is not None:  # infractions the simulator recorded (the events table of sim episodes)
+        for k in range(len(events["time_s"])):
+            if str(events["kind"][k]) not in _INFRACTIONS:
+                continue
+            step = min(int(np.searchsorted(time, float(events["time_s"][k]))), len(time) - 1)
+            found.append(Trigger("infraction", step, float(time[step]), float(events["x_m"][k]),
+                                 float(events["y_m"][k]), 1.0, str(events["actor_id"][k])))
     return sorted(found, key=lambda t: (t.time_s, t.kind))
 
 

@@ -11,8 +11,8 @@ import functools
 import heapq
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +23,8 @@ from sim.geometry import FloatArray, cumulative_length, wrap_angle
 LANE_CHANGE_M = 10.0
 #: Extra cost of a lane change when searching for shortest lane paths, in metres of driving.
 LANE_CHANGE_COST_M = 10.0
+#: Format tag (and version) of :meth:`LaneGraph.to_dict`.
+MAP_FORMAT = "autoloop-lane-graph-1"
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,32 @@ class LaneGraph:
             lines.append((lane.lane_id, end.copy(), heading, lane.light_group))
         return lines
 
+    # ------------------------------------------------------------------ storage
+    def to_dict(self) -> dict[str, Any]:
+        """The map as plain JSON types (polylines as lists of ``[x, y]``); :meth:`from_dict` reads it back."""
+        data: dict[str, Any] = {field.name: _plain(getattr(self, field.name)) for field in fields(self)}
+        return {"format": MAP_FORMAT, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LaneGraph:
+        """The map :meth:`to_dict` gave."""
+        if data.get("format") != MAP_FORMAT:
+            raise ValueError(f"map {data.get('name')!r}: format {data.get('format')!r}, expected {MAP_FORMAT!r}")
+        lanes = tuple(Lane(**{
+            **lane, "centerline": _points(lane["centerline"]), "successors": tuple(lane["successors"]),
+            "left_boundary": None if lane["left_boundary"] is None else _points(lane["left_boundary"]),
+            "right_boundary": None if lane["right_boundary"] is None else _points(lane["right_boundary"]),
+        }) for lane in data["lanes"])
+        return cls(
+            name=data["name"], lanes=lanes, bounds_m=tuple(data["bounds_m"]),
+            drivable_polygons=tuple(_points(polygon) for polygon in data["drivable_polygons"]),
+            light_groups=data["light_groups"], crosswalks=tuple(_points(polygon) for polygon in data["crosswalks"]),
+            walkways=tuple(Walkway(centerline=_points(walkway["centerline"]), successors=tuple(walkway["successors"]),
+                                   crossing=walkway["crossing"]) for walkway in data["walkways"]),
+            curbside_stops=tuple(CurbsideStop(**stop) for stop in data["curbside_stops"]),
+            light_junctions=tuple(data["light_junctions"]),
+        )
+
     # ------------------------------------------------------------------ spatial queries
     @functools.cached_property
     def _segments(self) -> tuple[FloatArray, FloatArray, NDArray[np.intp], FloatArray]:
@@ -357,3 +385,18 @@ class LaneGraph:
                     heapq.heappush(queue, (new_cost, node))
         raise ValueError(f"map {self.name!r}: lane {goal_lane} cannot be reached from lane {start_lane}")
 
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON types: arrays and tuples as lists, dataclasses as dicts, numpy scalars as numbers."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _plain(getattr(value, field.name)) for field in fields(value)}
+    return value
+
+
+def _points(values: Any) -> FloatArray:
+    points: FloatArray = np.asarray(values, dtype=np.float64).reshape(-1, 2)
+    return points

@@ -1,9 +1,11 @@
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from autoloop.bench import bench_sim
 from autoloop.cli import app
+from autoloop.episodes import EpisodeStore
 
 
 def test_bench_sim_measures_both_modes() -> None:
@@ -35,3 +37,12 @@ def test_bench_expert_reports_every_scenario_type_of_the_suite() -> None:
         assert 0.0 <= row["driving_score"] <= row["route_completion"] <= 100.0
         assert 0.0 <= row["comfort"] <= 1.0
     assert rows["all"]["route_completion"] == 100.0  # the expert finishes every smoke route
+
+
+def test_bench_store_prints_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "store", "--episodes", "3", "--steps", "20", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["benchmark"] == "store" and report["ego_steps"] == 60
+    assert report["write_steps_per_s"] > 0 and report["read_steps_per_s"] > 0 and report["query_seconds"] > 0
+    assert len(EpisodeStore(tmp_path / "episodes").episode_ids()) == 3

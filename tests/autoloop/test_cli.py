@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import yaml
@@ -26,7 +27,7 @@ def test_bad_config_exits_with_a_clear_error(tmp_path: Path) -> None:
 def test_help_lists_the_subcommands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("cycle", "collect", "train", "evaluate", "promote", "config", "ui"):
+    for command in ("cycle", "collect", "train", "evaluate", "promote", "config", "ui", "episodes"):
         assert command in result.output
 
 
@@ -50,3 +51,20 @@ def test_cycle_summary_table_and_markdown() -> None:
         assert expected in text
     markdown = cycle_markdown(summary)
     assert "| gate | failed: paired driving-score difference to the champion -8.5 < -5.0 |" in markdown
+
+
+def test_episodes_query_prints_a_table_or_json(tmp_path: Path) -> None:
+    from autoloop.episodes import EpisodeStore
+    from tests.autoloop.test_episodes import _fleet_episode
+
+    EpisodeStore(tmp_path / "episodes").write(_fleet_episode("log-1"))
+    sql = "SELECT episode_id, date, count(*) AS steps FROM ego GROUP BY ALL"
+    result = runner.invoke(app, ["episodes", "query", sql, "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "1 rows" in result.output and "log-1" in result.output
+    result = runner.invoke(app, ["episodes", "query", sql, "--home", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert row["episode_id"] == "log-1" and row["steps"] == 4
+    result = runner.invoke(app, ["episodes", "query", "SELECT nope FROM episodes", "--home", str(tmp_path)])
+    assert result.exit_code == 2 and 'column "nope" not found' in result.output

@@ -107,3 +107,13 @@ def test_the_synthetic_fleet_is_labelled_and_its_interventions_are_mined() -> No
         assert set(mined) <= set(starts.tolist()) and (len(mined) > 0) == (len(starts) > 0)
         interventions += len(starts)
     assert interventions > 0, "the safety driver took over somewhere"
+
+
+def test_infractions_in_a_sim_episodes_events_table_are_triggers() -> None:
+    episode = _drive_straight(np.full(50, 8.0))
+    episode.events = {"time_s": np.array([2.0, 3.0], dtype=np.float32),
+                      "kind": np.array(["collision_vehicle", "trigger:hard_brake"], dtype=object),
+                      "x_m": np.array([16.0, 24.0]), "y_m": np.zeros(2),
+                      "actor_id": np.array(["7", ""], dtype=object), "detail": np.array(["", ""], dtype=object)}
+    triggers = mine(episode)
+    assert [(t.kind, t.step, t.actor_id) for t in triggers] == [("infraction", 20, "7")]

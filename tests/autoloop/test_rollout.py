@@ -4,7 +4,7 @@ from autoloop.config import SimConfig
 from autoloop.rollout import expert_driver, rollout
 from sim.embedded.bev import Channel
 from sim.embedded.observation import STATE_SIZE
-from sim.metrics import RouteStatus
+from sim.metrics import Infraction, RouteStatus
 from sim.scenarios import sample_scenario
 
 
@@ -28,3 +28,8 @@ def test_noisy_expert_rollouts_are_reproducible_and_labelled() -> None:
         assert 0.02 < float(np.abs(noise).mean()) < 0.3
         assert first.metadata["scenario"] == scenario.model_dump(mode="json")
         assert first.metadata["record"]["status"] == "completed"
+        # infractions go to the events table (the route's end is in the record)
+        assert first.events is not None and set(first.events) == {"time_s", "kind", "x_m", "y_m", "actor_id",
+                                                                   "detail"}
+        assert set(first.events["kind"]) <= {kind.value for kind in Infraction}
+        assert set(first.events["kind"]) <= {kind.value for kind, count in record.infractions.items() if count}

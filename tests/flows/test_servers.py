@@ -12,6 +12,8 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
+from autoloop.episodes import EpisodeStore
+
 BIN = Path(sys.executable).parent
 
 
@@ -71,7 +73,7 @@ def test_cycle_against_servers(servers: tuple[str, str], tmp_path: Path) -> None
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not (tmp_path / "mlflow.db").exists()  # tracking went to the server, episodes stayed local
-    assert list((tmp_path / "episodes" / "sim").glob("*.parquet"))
+    assert EpisodeStore(tmp_path / "episodes").episode_ids("sim")
 
     client = MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
     champion = client.get_model_version_by_alias("autoloop-driver", "champion")

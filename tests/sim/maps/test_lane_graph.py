@@ -1,3 +1,6 @@
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
@@ -60,3 +63,41 @@ def test_lane_changes_join_parallel_lanes() -> None:
 def test_bad_references_are_rejected() -> None:
     with pytest.raises(ValueError, match="unknown lane 7"):
         LaneGraph("broken", (Lane(0, np.zeros((2, 2)) + [[0, 0], [1, 0]], 3.5, (7,)),), (0, 0, 1, 1), ())
+
+
+def _assert_same_map(a: LaneGraph, b: LaneGraph) -> None:
+    """Field by field (the dataclasses hold arrays, so ``==`` does not apply)."""
+    def same(x: object, y: object) -> None:
+        if isinstance(x, np.ndarray):
+            assert isinstance(y, np.ndarray) and x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+        elif isinstance(x, tuple):
+            assert isinstance(y, tuple) and len(x) == len(y)
+            for u, v in zip(x, y, strict=True):
+                same(u, v)
+        elif dataclasses.is_dataclass(x):
+            assert type(x) is type(y)
+            for field in dataclasses.fields(x):
+                same(getattr(x, field.name), getattr(y, field.name))
+        else:
+            assert x == y and type(x) is type(y)
+
+    same(a, b)
+
+
+@pytest.mark.parametrize("name", ["town-1", "junction4-60"])
+def test_lane_graph_round_trips_through_json(name: str) -> None:
+    graph = get_map(name)
+    restored = LaneGraph.from_dict(json.loads(json.dumps(graph.to_dict())))
+    _assert_same_map(restored, graph)
+
+
+def test_lane_graph_round_trip_keeps_source_boundaries() -> None:
+    graph = _corridor()
+    left, right = graph.lanes[0].boundaries()
+    lanes = (dataclasses.replace(graph.lanes[0], left_boundary=left, right_boundary=right, source_id="av2:7"),
+             *graph.lanes[1:])
+    graph = dataclasses.replace(graph, lanes=lanes)
+    _assert_same_map(LaneGraph.from_dict(json.loads(json.dumps(graph.to_dict()))), graph)
+    with pytest.raises(ValueError, match="format None"):
+        LaneGraph.from_dict({"name": "x"})
