@@ -152,6 +152,54 @@ def ingest_command(
         raise typer.Exit(1)
 
 
+@app.command("mine")
+def mine_command(
+    source: Annotated[str, typer.Option(help="Episodes to scan: fleet, sim or all.")] = "fleet",
+    before_s: Annotated[float, typer.Option(help="A replay starts this long before its trigger.")] = 3.0,
+    replay: Annotated[bool, typer.Option(help="Also drive every replay with the expert and score it.")] = False,
+    config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
+) -> None:
+    """Mine the stored episodes for triggers (hard braking, high jerk, near misses, interventions, infractions)
+    and export each as a log-replay scenario (YAML under replays/ in the home folder)."""
+    _load(config, profile)
+    _setup_logging()
+    from autoloop.episodes import EpisodeStore
+    from autoloop.fleet.mining import drive_replay, mine, replay_scenario, stored_map
+    from sim.metrics import score_route
+
+    paths_ = Paths(Path(_home(home)))
+    store = EpisodeStore(paths_.episodes)
+    out = paths_.home / "replays"
+    out.mkdir(parents=True, exist_ok=True)
+    table = Table(title=f"triggers in {paths_.episodes}", title_justify="left")
+    for column in ("episode", "trigger", "time s", "value", "actor", "replay", "expert DS"):
+        table.add_column(column, overflow="fold")
+    for episode_id in store.episode_ids(None if source == "all" else source):
+        episode = store.read(episode_id)
+        map_name = str(episode.metadata.get("map_name", ""))
+        try:
+            graph = stored_map(store, map_name)
+        except (KeyError, ValueError) as error:
+            table.add_row(episode_id, "-", "", "", "", Text(f"no map {map_name!r} in the store: {error}"), "")
+            continue
+        for trigger in mine(episode):
+            start = max(trigger.step - round(before_s / max(float(episode.metadata.get("dt_s", 0.1)), 1e-3)), 0)
+            try:
+                scenario = replay_scenario(episode, map_name=graph.name, start_step=start)
+            except ValueError as error:
+                table.add_row(episode_id, trigger.kind, f"{trigger.time_s:.1f}", f"{trigger.value:.2f}",
+                              trigger.actor_id, Text(str(error), style="yellow"), "")
+                continue
+            path = out / f"{episode_id}-{trigger.kind}-{trigger.step}.yaml"
+            path.write_text(scenario.to_yaml())
+            score = ""
+            if replay:
+                score = f"{score_route(drive_replay(scenario, graph)).driving_score:.1f}"
+            table.add_row(episode_id, trigger.kind, f"{trigger.time_s:.1f}", f"{trigger.value:.2f}",
+                          trigger.actor_id, str(path.relative_to(paths_.home)), score)
+    console.print(table)
+
+
 @app.command()
 def ui(home: HomeOption = None, port: int = 5000) -> None:
     """Open the MLflow UI on this home's tracking store."""

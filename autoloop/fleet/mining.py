@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from autoloop.episodes import Episode
-from sim.embedded.world import WorldConfig
-from sim.metrics import Infraction
+from autoloop.episodes import Episode, EpisodeStore
+from sim.embedded.world import World, WorldConfig
+from sim.maps import LaneGraph
+from sim.metrics import Infraction, RouteRecord
 from sim.scenarios import Scenario
 from sim.scenarios.events import LogReplay, ReplayActor
 
@@ -215,3 +216,26 @@ def replay_world_config(scenarios: Sequence[Scenario]) -> WorldConfig:
                     counts[kind] += 1
         need = {kind: max(need[kind], counts[kind]) for kind in need}
     return WorldConfig(max_vehicles=need["vehicle"], max_pedestrians=need["pedestrian"], max_statics=need["static"])
+
+
+def drive_replay(scenario: Scenario, lane_graph: LaneGraph) -> RouteRecord:
+    """Drive a log-replay scenario on its map with the privileged expert; its Leaderboard record."""
+    from policies.expert import ExpertDriver
+
+    world = World(lane_graph, 1, replay_world_config([scenario]))
+    world.reset([scenario])
+    expert = ExpertDriver(world)
+    while world.running[0]:
+        world.step(expert.act().astype(np.float64))
+    return world.route_record(0)
+
+
+def stored_map(store: EpisodeStore, map_id: str) -> LaneGraph:
+    """The lane graph ``map_id`` as this process knows it: the one registered under that name, else the store's,
+    registered (so that scenarios naming it run)."""
+    from sim.maps import get_map, register_map
+
+    try:
+        return get_map(map_id)
+    except (ValueError, OSError):
+        return register_map(store.get_map(map_id))

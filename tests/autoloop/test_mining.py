@@ -16,6 +16,7 @@ from autoloop.fleet.mining import (
     mine,
     replay_scenario,
     replay_world_config,
+    stored_map,
     trigger_events,
 )
 from policies.expert import ExpertDriver
@@ -117,3 +118,26 @@ def test_infractions_in_a_sim_episodes_events_table_are_triggers() -> None:
                       "actor_id": np.array(["7", ""], dtype=object), "detail": np.array(["", ""], dtype=object)}
     triggers = mine(episode)
     assert [(t.kind, t.step, t.actor_id) for t in triggers] == [("infraction", 20, "7")]
+
+
+def test_autoloop_mine_exports_replays_of_the_ingested_logs_and_scores_them(shared_data: Path,
+                                                                           tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from autoloop.cli import app
+    from autoloop.episodes import EpisodeStore
+
+    runner = CliRunner()
+    home = tmp_path / "home"
+    ingested = runner.invoke(app, ["ingest", str(shared_data / "av2"), "--home", str(home)])
+    assert ingested.exit_code == 0, ingested.output
+    mined = runner.invoke(app, ["mine", "--replay", "--home", str(home)], terminal_width=200)
+    assert mined.exit_code == 0, mined.output
+    exported = sorted((home / "replays").glob("*.yaml"))
+    assert any("av2f-0a1e6f0a" in p.name and "hard_brake" in p.name for p in exported), mined.output
+    store = EpisodeStore(home / "episodes")
+    for path in exported:  # each replay reads back on its map from the store
+        text = path.read_text()
+        scenario_map = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("map_name:"))
+        stored_map(store, scenario_map)
+        assert Scenario.from_yaml(text, source=path).map_name == scenario_map
