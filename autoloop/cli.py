@@ -159,12 +159,13 @@ def mine_command(
     replay: Annotated[bool, typer.Option(help="Also drive every replay with the expert and score it.")] = False,
     config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
 ) -> None:
-    """Mine the stored episodes for triggers (hard braking, high jerk, near misses, interventions, infractions)
-    and export each as a log-replay scenario (YAML under replays/ in the home folder)."""
+    """Mine the stored episodes for triggers (hard braking, high jerk, near misses, interventions, infractions),
+    tag the episodes with them (the `triggers` view of `autoloop episodes query`) and export each as a log-replay
+    scenario (YAML under replays/ in the home folder)."""
     _load(config, profile)
     _setup_logging()
     from autoloop.episodes import EpisodeStore
-    from autoloop.fleet.mining import drive_replay, mine, replay_scenario, stored_map
+    from autoloop.fleet.mining import drive_replay, mine, replay_scenario, save_triggers, stored_map
     from sim.metrics import score_route
 
     paths_ = Paths(Path(_home(home)))
@@ -182,21 +183,25 @@ def mine_command(
         except (KeyError, ValueError) as error:
             table.add_row(episode_id, "-", "", "", "", Text(f"no map {map_name!r} in the store: {error}"), "")
             continue
-        for trigger in mine(episode):
+        triggers, replays = mine(episode), []
+        for trigger in triggers:
             start = max(trigger.step - round(before_s / max(float(episode.metadata.get("dt_s", 0.1)), 1e-3)), 0)
             try:
                 scenario = replay_scenario(episode, map_name=graph.name, start_step=start)
             except ValueError as error:
                 table.add_row(episode_id, trigger.kind, f"{trigger.time_s:.1f}", f"{trigger.value:.2f}",
                               trigger.actor_id, Text(str(error), style="yellow"), "")
+                replays.append("")
                 continue
             path = out / f"{episode_id}-{trigger.kind}-{trigger.step}.yaml"
             path.write_text(scenario.to_yaml())
+            replays.append(str(path.relative_to(paths_.home)))
             score = ""
             if replay:
                 score = f"{score_route(drive_replay(scenario, graph)).driving_score:.1f}"
             table.add_row(episode_id, trigger.kind, f"{trigger.time_s:.1f}", f"{trigger.value:.2f}",
                           trigger.actor_id, str(path.relative_to(paths_.home)), score)
+        save_triggers(store, episode_id, triggers, replays)  # the episode's tags: the `triggers` view
     console.print(table)
 
 

@@ -11,6 +11,9 @@ Views (built from the committed episodes only, so a half-written episode never s
   prefixed with ``episode_id``, ``source`` and ``date``; read lazily from the Parquet files
   (``read_parquet`` with hive partitioning on ``date`` and columns unified by name).
 
+- ``triggers``: what ``autoloop mine`` found (:func:`autoloop.fleet.mining.save_triggers`): ``episode_id``,
+  ``kind``, ``step``, ``time_s``, ``x_m``, ``y_m``, ``value``, ``actor_id``, ``replay`` (the exported scenario).
+
 Example: ``SELECT e.map_name, avg(g.speed_mps) FROM ego g JOIN episodes e USING (episode_id) GROUP BY 1``.
 """
 
@@ -50,7 +53,8 @@ def query(store: EpisodeStore, sql: str) -> pa.Table:
 
 
 def connect(store: EpisodeStore) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the views ``episodes``, ``ego``, ``actors`` and ``events``."""
+    """An in-memory DuckDB connection with the views ``episodes``, ``ego``, ``actors``, ``events`` and
+    ``triggers``."""
     import duckdb
 
     manifests = store.manifests()
@@ -59,6 +63,13 @@ def connect(store: EpisodeStore) -> duckdb.DuckDBPyConnection:
     for name in TABLES:
         files = [str(store.table_path(manifest, name)) for manifest in manifests.values() if name in manifest["tables"]]
         connection.execute(f"CREATE VIEW {name} AS {_table_sql(files)}")
+    mined = sorted(str(p) for p in (store.root / "triggers").glob("*.parquet") if p.stem in manifests)
+    if mined:
+        listed = ", ".join("'" + path.replace("'", "''") + "'" for path in mined)
+        connection.execute(f"CREATE VIEW triggers AS SELECT * FROM read_parquet([{listed}], union_by_name = true)")
+    else:
+        connection.execute("CREATE VIEW triggers AS SELECT NULL::VARCHAR AS episode_id, NULL::VARCHAR AS kind, "
+                           "NULL::INTEGER AS step, NULL::FLOAT AS time_s WHERE false")
     return connection
 
 

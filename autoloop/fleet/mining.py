@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -239,3 +240,38 @@ def stored_map(store: EpisodeStore, map_id: str) -> LaneGraph:
         return get_map(map_id)
     except (ValueError, OSError):
         return register_map(store.get_map(map_id))
+
+
+def save_triggers(store: EpisodeStore, episode_id: str, triggers: Sequence[Trigger],
+                  replays: Sequence[str] = ()) -> Path:
+    """Tag a stored episode with its mined triggers: ``<store>/triggers/<episode_id>.parquet`` (the ``triggers``
+    view of :meth:`EpisodeStore.query`), replacing an earlier mining of it. Episodes themselves stay as written
+    (their snapshots' hashes hold); ``replays`` gives the exported replay scenario of each trigger ("" for none)."""
+    import os
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store.manifest(episode_id)  # (a KeyError for an episode the store does not hold)
+    table = pa.table({
+        "episode_id": pa.array([episode_id] * len(triggers), pa.string()),
+        "kind": pa.array([t.kind for t in triggers], pa.string()),
+        "step": pa.array([t.step for t in triggers], pa.int32()),
+        "time_s": pa.array([t.time_s for t in triggers], pa.float32()),
+        "x_m": pa.array([t.x_m for t in triggers], pa.float64()),
+        "y_m": pa.array([t.y_m for t in triggers], pa.float64()),
+        "value": pa.array([t.value for t in triggers], pa.float64()),
+        "actor_id": pa.array([t.actor_id for t in triggers], pa.string()),
+        "replay": pa.array(list(replays) if replays else [""] * len(triggers), pa.string()),
+    })
+    folder = store.root / "triggers"
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{episode_id}.parquet"
+    temporary = folder / f".{episode_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        pq.write_table(table, temporary, compression="zstd")
+        os.replace(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return final

@@ -136,6 +136,10 @@ def test_autoloop_mine_exports_replays_of_the_ingested_logs_and_scores_them(shar
     exported = sorted((home / "replays").glob("*.yaml"))
     assert any("av2f-0a1e6f0a" in p.name and "hard_brake" in p.name for p in exported), mined.output
     store = EpisodeStore(home / "episodes")
+    tagged = store.query("SELECT episode_id, kind, replay FROM triggers ORDER BY episode_id").to_pylist()
+    assert {"episode_id": "av2f-0a1e6f0a-1817-4a98-b02e-db8c9327d151", "kind": "hard_brake",
+            "replay": "replays/av2f-0a1e6f0a-1817-4a98-b02e-db8c9327d151-hard_brake-22.yaml"} in tagged
+    assert len(tagged) == len(exported)
     for path in exported:  # each replay reads back on its map from the store
         text = path.read_text()
         scenario_map = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("map_name:"))
