@@ -19,7 +19,7 @@ from autoloop.episodes import Episode, new_episode_id
 from policies.base import Policy
 from policies.expert import ExpertDriver
 from sim.embedded.env import DrivingVectorEnv
-from sim.embedded.world import Event, World
+from sim.embedded.world import ActorKind, Event, World
 from sim.metrics import Infraction, RouteRecord, score_route
 from sim.scenarios import Scenario
 
@@ -79,6 +79,7 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
     noise = np.zeros((len(batch), 2))
     history: dict[str, list[NDArray[Any]]] = {}
     running_history = []
+    actor_history: list[dict[str, NDArray[Any]]] = []
     bev_shape = tuple(int(n) for n in obs["bev"].shape[1:])
     while world.running.any():
         running = world.running.copy()
@@ -104,6 +105,7 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
         for name, values in columns.items():
             history.setdefault(name, []).append(values)
         running_history.append(running)
+        actor_history.append(actor_snapshot(world))
         obs, *_ = env.step(executed)
         policy.reset(~world.running)
     mask = np.stack(running_history)  # (T, n)
@@ -128,12 +130,47 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
         # ids sort by scenario seed, so snapshots (which order episodes by id) are reproducible
         episode_id = new_episode_id(f"{tags.get('purpose', 'episode')}-{scenario.traffic_seed:08d}")
         events = [event for event in world.events if event.env == env_index and event.kind in _INFRACTIONS]
-        episode = Episode(episode_id, "sim", steps, metadata, events=_events_table(events))
+        episode = Episode(episode_id, "sim", steps, metadata, events=_events_table(events),
+                          actors=actor_table(actor_history, env_index, np.flatnonzero(rows)))
         results.append((episode, record))
     return results
 
 
 _INFRACTIONS = frozenset(kind.value for kind in Infraction)
+_KINDS = {ActorKind.VEHICLE: "vehicle", ActorKind.PEDESTRIAN: "pedestrian", ActorKind.STATIC: "static"}
+
+
+def actor_snapshot(world: World) -> dict[str, NDArray[Any]]:
+    """Every actor slot of every scenario now (copies), for :func:`actor_table`."""
+    st = world.state
+    return {"valid": st.act_valid.copy(), "kind": st.act_kind.copy(), "x_m": st.act_x.copy(), "y_m": st.act_y.copy(),
+            "yaw_rad": st.act_yaw.copy(), "length_m": st.act_len.copy(), "width_m": st.act_wid.copy(),
+            "speed_mps": st.act_v.copy()}
+
+
+def actor_table(snapshots: Sequence[dict[str, NDArray[Any]]], env: int,
+                frames: Sequence[int] | NDArray[np.intp]) -> dict[str, NDArray[Any]]:
+    """The actors table of scenario ``env`` (the store's columns): the actors present in each of ``frames`` (indices
+    into ``snapshots``), one row per (step, actor), ``step`` counting the frames from 0; actor ids are the slots
+    (``a<slot>``)."""
+    parts: dict[str, list[NDArray[Any]]] = {name: [] for name in (
+        "step", "actor_id", "kind", "x_m", "y_m", "yaw_rad", "length_m", "width_m", "speed_mps")}
+    for step, frame in enumerate(frames):
+        snapshot = snapshots[int(frame)]
+        present = np.flatnonzero(snapshot["valid"][env])
+        parts["step"].append(np.full(len(present), step, dtype=np.int32))
+        parts["actor_id"].append(np.array([f"a{n}" for n in present], dtype=object))
+        parts["kind"].append(np.array([_KINDS.get(int(snapshot["kind"][env, n]), "other") for n in present],
+                                      dtype=object))
+        for name in ("x_m", "y_m"):
+            parts[name].append(snapshot[name][env, present].astype(np.float64))
+        for name in ("yaw_rad", "length_m", "width_m", "speed_mps"):
+            parts[name].append(snapshot[name][env, present].astype(np.float32))
+    dtypes = {"step": np.int32, "actor_id": object, "kind": object, "x_m": np.float64, "y_m": np.float64}
+    table = {name: np.concatenate(values) if values else np.zeros(0, dtype=dtypes.get(name, np.float32))
+             for name, values in parts.items()}
+    table["observed"] = np.ones(len(table["step"]), dtype=bool)
+    return table
 
 
 def _events_table(events: list[Event]) -> dict[str, NDArray[Any]]:

@@ -18,14 +18,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from autoloop.episodes import Episode
+from autoloop.rollout import actor_snapshot, actor_table
 from policies.expert import ExpertDriver
-from sim.embedded.world import ActorKind, World
+from sim.embedded.world import World
 from sim.maps import get_map
 from sim.scenarios.suites import build_suite
 
 #: Episodes are recorded at this rate (the world steps at its own ``dt_s``).
 RECORD_DT_S = 0.1
-_KINDS = {ActorKind.VEHICLE: "vehicle", ActorKind.PEDESTRIAN: "pedestrian", ActorKind.STATIC: "static"}
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def synthetic_fleet(episodes: int, *, seed: int = 0, params: HumanLikeParams = H
             if step % every == 0:
                 alive.append(running)
                 ego.append(_ego_row(world, driver.intervening))
-                actors.append(_actor_rows(world))
+                actors.append(actor_snapshot(world))
         for slot, index in enumerate(indices):
             found[index] = _episode(suite.scenarios[index].model_dump(mode="json"), map_name, seed, index, slot,
                                     ego, actors, alive, world)
@@ -107,13 +107,6 @@ def _ego_row(world: World, intervening: NDArray[np.bool_]) -> dict[str, NDArray[
     return {"time_s": world.time_s.copy(), "x_m": ego.x_m.copy(), "y_m": ego.y_m.copy(), "yaw_rad": ego.yaw_rad.copy(),
             "speed_mps": ego.speed_mps.copy(), "accel_mps2": world.ego_accel_mps2.copy(),
             "route_progress_m": world.progress_s.copy(), "intervention": intervening.copy()}
-
-
-def _actor_rows(world: World) -> dict[str, NDArray[np.generic]]:
-    st = world.state
-    return {"valid": st.act_valid.copy(), "kind": st.act_kind.copy(), "x_m": st.act_x.copy(), "y_m": st.act_y.copy(),
-            "yaw_rad": st.act_yaw.copy(), "length_m": st.act_len.copy(), "width_m": st.act_wid.copy(),
-            "speed_mps": st.act_v.copy()}
 
 
 def _episode(scenario: dict[str, object], map_name: str, seed: int, index: int, slot: int,
@@ -129,21 +122,7 @@ def _episode(scenario: dict[str, object], map_name: str, seed: int, index: int, 
     yaw = np.unwrap(steps["yaw_rad"].astype(np.float64))
     steps["yaw_rate_radps"] = (np.gradient(yaw, RECORD_DT_S) if len(yaw) > 1 else np.zeros(len(yaw))).astype(
         np.float32)
-    rows: dict[str, list[NDArray[np.generic]]] = {name: [] for name in (
-        "step", "actor_id", "kind", "x_m", "y_m", "yaw_rad", "length_m", "width_m", "speed_mps")}
-    for step, k in enumerate(frames):
-        table = actors[k]
-        present = np.flatnonzero(table["valid"][slot])
-        rows["step"].append(np.full(len(present), step, dtype=np.int32))
-        rows["actor_id"].append(np.array([f"a{n}" for n in present], dtype=object))
-        rows["kind"].append(np.array([_KINDS.get(int(table["kind"][slot, n]), "other") for n in present],
-                                     dtype=object))
-        for name in ("x_m", "y_m"):
-            rows[name].append(table[name][slot, present].astype(np.float64))
-        for name in ("yaw_rad", "length_m", "width_m", "speed_mps"):
-            rows[name].append(table[name][slot, present].astype(np.float32))
-    actor_table = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in rows.items()}
-    actor_table["observed"] = np.ones(len(actor_table["step"]), dtype=bool)
+    actor_rows = actor_table(actors, slot, frames)
     record = world.route_record(slot)
     interventions = int(np.sum(np.diff(np.concatenate([[False], steps["intervention"].astype(bool)])) > 0))
     metadata = {"map_name": map_name, "dataset": "synthetic-fleet", "synthetic": True, "dt_s": RECORD_DT_S,
@@ -151,4 +130,4 @@ def _episode(scenario: dict[str, object], map_name: str, seed: int, index: int, 
                 "scenario": scenario, "policy": "human-like expert (synthetic)", "interventions": interventions,
                 "tags": ["synthetic"], "record": {"status": record.status.value if record.status else None,
                                                   "route_completion": record.route_completion}}
-    return Episode(f"synth-{seed}-{index}", "fleet", steps, metadata, actors=actor_table)
+    return Episode(f"synth-{seed}-{index}", "fleet", steps, metadata, actors=actor_rows)

@@ -33,3 +33,9 @@ def test_noisy_expert_rollouts_are_reproducible_and_labelled() -> None:
                                                                    "detail"}
         assert set(first.events["kind"]) <= {kind.value for kind in Infraction}
         assert set(first.events["kind"]) <= {kind.value for kind, count in record.infractions.items() if count}
+        # every actor around, every step (the store's actors table)
+        actors = first.actors
+        assert actors is not None and actors["step"].max() == steps - 1
+        assert set(actors["kind"]) <= {"vehicle", "pedestrian", "static", "other"} and "vehicle" in set(actors["kind"])
+        assert (actors["length_m"] > 0).all() and np.isfinite(actors["x_m"]).all()
+        np.testing.assert_array_equal(actors["x_m"], second.actors["x_m"])  # type: ignore[index]
