@@ -1040,7 +1040,9 @@ def _keep_right(w: Any, p: Params, b: int) -> float:
     right = 0.0
     w.ego_yield_emg[b] = False
     for v in range(w.veh_lane.shape[1]):
-        if not w.act_valid[b, v] or w.veh_parked[b, v]:
+        # (a vehicle on its lane's centre keeps to its lane: only those off it, and emergency vehicles, matter)
+        if not w.act_valid[b, v] or w.veh_parked[b, v] or (w.veh_offset[b, v] == 0.0
+                                                            and not w.veh_flags[b, v] & EMERGENCY):
             continue
         x, y = w.act_x[b, v], w.act_y[b, v]
         if (x - w.ego_x[b]) ** 2 + (y - w.ego_y[b]) ** 2 > (EMERGENCY_NOTICE_M + 5.0) ** 2:
