@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,12 @@ def load_training_arrays(store: EpisodeStore, snapshot: DatasetSnapshot) -> Trai
         raise KeyError(f"episode {missing[0]!r} of snapshot {snapshot.digest} is not in {store.root}")
     bevs, states, labels = [], [], []
     bev_shape: tuple[int, int, int] | None = None
-    for entry in manifest["episodes"]:
-        shape, columns = _training_columns(folders[entry["episode_id"]], entry, snapshot)
+    # (hashing and Parquet decoding release the GIL: episodes are read on a few threads, in order)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        read = pool.map(lambda entry: _training_columns(folders[entry["episode_id"]], entry, snapshot),
+                        manifest["episodes"])
+        episodes = list(zip(manifest["episodes"], read, strict=True))
+    for entry, (shape, columns) in episodes:
         if bev_shape is not None and shape != bev_shape:
             raise ValueError(f"episode {entry['episode_id']}: BEV shape {shape} differs from {bev_shape}")
         bev_shape = shape
