@@ -554,7 +554,10 @@ def _stage_parking_exit(world: World, env: int, event: ParkingExit, geometry: _R
     parked = -(0.5 * width + 1.3)  # beside the lane, clear of it
     world.park_ego(env, parked, leave_by_s_m=start + event.front_vehicle_distance_m)
     for s in (ahead, start - event.behind_vehicle_distance_m):
-        lanes, lane_s = _behind_on_route(geometry, s)
+        try:
+            lanes, lane_s = _behind_on_route(geometry, s)
+        except ValueError as error:
+            raise ValueError(f"{_name(event)}: {error} (for the car parked behind the ego)") from error
         slot = slots.take("vehicle", event)
         world.place_vehicle(env, slot, lanes, s_m=lane_s, speed_mps=0.0, desired_speed_mps=0.0,
                             lateral_offset_m=parked)
@@ -592,7 +595,10 @@ def _stage_curbside(world: World, env: int, event: CurbsidePickup | CurbsideDrop
                             lateral_max_m=-(room - event.curb_tolerance_m), offset_m=-min(room - 0.15, 0.8))
     # traffic behind: a vehicle following the ego from the trigger on
     behind = event.trigger_s_m - 18.0
-    lanes, follow_s = _behind_on_route(geometry, behind)
+    try:
+        lanes, follow_s = _behind_on_route(geometry, behind)
+    except ValueError as error:
+        raise ValueError(f"{_name(event)}: {error} (for the traffic behind)") from error
     speed = 0.8 * geometry.lanes[lanes[0]].speed_limit_mps
     slot = slots.take("vehicle", event)
     world.place_vehicle(env, slot, lanes, s_m=follow_s, speed_mps=speed, desired_speed_mps=speed)
