@@ -179,8 +179,7 @@ class ExpertDriver:
         stop_for_yellow = yellow & (world.ego.speed_mps**2 < 2.0 * p.yellow_brake_mps2 * line_s)
         stop_s = np.where(stop_for_yellow, np.minimum(stop_s, line_s), stop_s)
         # an emergency vehicle behind: pull over (the world's ego_nudge) slowly, then stand until it has passed
-        _, here = interpolate_along(world.route_xy, world.route_s, world.progress_s[:, None])
-        straight = np.abs(wrap_angle(world.ego.yaw_rad - here[:, 0])) < 0.05
+        straight = np.abs(wrap_angle(world.ego.yaw_rad - headings[:, 0])) < 0.05  # (offsets[0] = 0: here)
         pulled_over = st.ego_yield_emg & (world.lateral_m < st.ego_nudge + 0.15) & straight
         here_v = np.where(st.ego_yield_emg, np.minimum(here_v, p.pull_over_speed_mps), here_v)
         # a curbside stop of the mission: stand with the centre on it; off the lane at the curb, wait to pull in

@@ -108,8 +108,16 @@ class _RouteGeometry:
         self.route = route
         self.s = cumulative_length(route.points)
         self.lanes = world.map.lanes
+        self.predecessors = world.map.predecessors
         self.arrays = world.arrays
         self.zones = world.map.curbside_stops
+        # lanes, arc lengths, lateral offsets, headings, distances of a located point (kernels.locate's buffers)
+        self._located = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED)
+                                                                            for _ in range(4)]
+
+    def _locate(self, xy: FloatArray) -> int:
+        """How many lanes the point lies on (their details in ``self._located``)."""
+        return int(kernels.locate(self.arrays, float(xy[0]), float(xy[1]), 0.0, *self._located))
 
     def pose(self, s_m: float) -> tuple[FloatArray, float]:
         xy, heading = interpolate_along(self.route.points[None], self.s[None], np.array([[s_m]]))
@@ -144,20 +152,43 @@ class _RouteGeometry:
 
     def on_road(self, xy: FloatArray) -> bool:
         """Whether a point lies on a lane."""
-        out = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED) for _ in range(4)]
-        return bool(kernels.locate(self.arrays, float(xy[0]), float(xy[1]), 0.0, *out) > 0)
+        return self._locate(xy) > 0
+
+    def straightest_feeder(self, lane: int) -> int:
+        """The lane leading into ``lane`` that turns least (-1: none)."""
+        feeders = self.predecessors[lane]
+        return min(feeders, key=lambda f: abs(_turn_of(self.lanes[f].centerline))) if feeders else -1
+
+    def crossing_flow(self, entry: int, wanted_rad: float, max_turn_rad: float = math.inf) -> tuple[int, int] | None:
+        """Among the junction lanes conflicting with route piece ``entry`` (a junction lane), the straightest one
+        (turning at most ``max_turn_rad``) whose approach comes from ``wanted_rad`` relative to the route's approach
+        heading (0: the same way, pi: from ahead, -pi/2: from the left): ``(its lane, its approach)``."""
+        lanes, route = self.lanes, self.route
+        approach_heading = _end_heading(lanes[route.pieces[entry - 1].lane].centerline)
+        best: tuple[float, int, int] | None = None
+        for lane in (int(k) for k in np.flatnonzero(self.arrays.conflict[route.pieces[entry].lane])):
+            sources = [p for p in self.predecessors[lane] if not lanes[p].is_junction]
+            if not sources or not lanes[lane].successors:
+                continue
+            relative = float(wrap_angle(_end_heading(lanes[sources[0]].centerline) - approach_heading))
+            straightness = abs(_turn_of(lanes[lane].centerline))
+            if abs(float(wrap_angle(relative - wanted_rad))) > 0.25 * math.pi or straightness > max_turn_rad:
+                continue
+            if best is None or straightness < best[0]:
+                best = (straightness, lane, sources[0])
+        return None if best is None else (best[1], best[2])
 
     def lane_beside(self, s_m: float, side: str) -> tuple[int, float, bool] | None:
         """The lane one lane width to the ``side`` of the route at ``s_m``: its id, the arc length there and whether
         it runs the route's way (``None``: no lane there)."""
         xy, heading = self.pose(s_m)
         probe = xy + self.lane_width(s_m) * _side_normal(heading, side)
-        out = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED) for _ in range(4)]
-        count = kernels.locate(self.arrays, float(probe[0]), float(probe[1]), 0.0, *out)
+        count = self._locate(probe)
         if count == 0:
             return None
-        k = int(np.argmin(out[4][:count]))
-        return int(out[0][k]), float(out[1][k]), math.cos(float(out[3][k]) - heading) > 0.9
+        lane, s, _, lane_heading, distance = self._located
+        k = int(np.argmin(distance[:count]))
+        return int(lane[k]), float(s[k]), math.cos(float(lane_heading[k]) - heading) > 0.9
 
     def road_extent(self, xy: FloatArray, direction: FloatArray, limit_m: float = 30.0) -> float:
         """How far from ``xy`` along the unit vector ``direction`` the road (any lane) goes on."""
@@ -259,7 +290,7 @@ def _stage_opposite_vehicle(world: World, env: int,
                             event: OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority,
                             geometry: _RouteGeometry, slots: _Slots) -> None:
     signalized = isinstance(event, OppositeVehicleRunningRedLight)
-    lanes, arrays, route = geometry.lanes, geometry.arrays, geometry.route
+    lanes, route = geometry.lanes, geometry.route
     entry = geometry.junction_entry(event.trigger_s_m)
     while entry >= 0 and signalized and lanes[route.pieces[entry - 1].lane].light_group is None:
         entry = geometry.junction_entry(route.offsets[entry] + 1e-3)
@@ -267,24 +298,11 @@ def _stage_opposite_vehicle(world: World, env: int,
         raise ValueError(f"{_name(event)}: the route passes no {'signalized ' if signalized else ''}junction "
                          "after the trigger")
     ours = route.pieces[entry].lane
-    approach_heading = _end_heading(lanes[route.pieces[entry - 1].lane].centerline)
-    wanted = -0.5 * math.pi if event.direction == "left" else 0.5 * math.pi
-    best: tuple[float, int, int] | None = None
-    for lane in (int(k) for k in np.flatnonzero(arrays.conflict[ours])):
-        predecessors = [p.lane_id for p in lanes if lane in p.successors and not p.is_junction]
-        if not predecessors or not lanes[lane].successors:
-            continue
-        source = predecessors[0]
-        relative = float(wrap_angle(_end_heading(lanes[source].centerline) - approach_heading))
-        if abs(float(wrap_angle(relative - wanted))) > 0.25 * math.pi:
-            continue
-        straightness = abs(_turn_of(lanes[lane].centerline))
-        if best is None or straightness < best[0]:
-            best = (straightness, lane, source)
-    if best is None:
+    found = geometry.crossing_flow(entry, -0.5 * math.pi if event.direction == "left" else 0.5 * math.pi)
+    if found is None:
         raise ValueError(f"{_name(event)}: no approach from the {event.direction} crosses the route at its "
                          "junction")
-    _, crossing, source = best
+    crossing, source = found
     ours_s, theirs_s = _closest(lanes[ours].centerline, lanes[crossing].centerline)
     meet_route = route.offsets[entry] + ours_s - route.pieces[entry].start_s_m
     slot = slots.take("vehicle", event)
@@ -433,25 +451,13 @@ def _stage_junction_flow(world: World, env: int,
     if entry < 0:
         raise ValueError(f"{_name(event)}: the route passes no {what} after the trigger")
     approach_lane, ours_lane = route.pieces[entry - 1].lane, route.pieces[entry].lane
-    approach_heading = _end_heading(lanes[approach_lane].centerline)
-    wanted = math.pi if left else -0.5 * math.pi  # the flow comes towards the ego / from its left
-    best: tuple[float, int, int] | None = None
-    for lane in (int(k) for k in np.flatnonzero(arrays.conflict[ours_lane])):
-        sources = [p.lane_id for p in lanes if lane in p.successors and not p.is_junction]
-        if not sources or not lanes[lane].successors:
-            continue
-        relative = float(wrap_angle(_end_heading(lanes[sources[0]].centerline) - approach_heading))
-        straightness = abs(_turn_of(lanes[lane].centerline))
-        if abs(float(wrap_angle(relative - wanted))) > 0.25 * math.pi or straightness > 0.3:
-            continue
-        if best is None or straightness < best[0]:
-            best = (straightness, lane, sources[0])
-    if best is None:
+    # the flow comes towards the ego (left turn) / from its left (right turn), straight through
+    found = geometry.crossing_flow(entry, math.pi if left else -0.5 * math.pi, max_turn_rad=0.3)
+    if found is None:
         raise ValueError(f"{_name(event)}: no straight flow {'from ahead' if left else 'from the left'} "
                          f"meets the route at its {what}")
-    _, crossing, source = best
-    feeders = [p for p in lanes if source in p.successors]
-    upstream = min(feeders, key=lambda p: abs(_turn_of(p.centerline))).lane_id if feeders else -1
+    crossing, source = found
+    upstream = geometry.straightest_feeder(source)
     ours_s, theirs_s = _closest(lanes[ours_lane].centerline, lanes[crossing].centerline)
     meet_route = route.offsets[entry] + ours_s - route.pieces[entry].start_s_m
     trigger = max(event.trigger_s_m, meet_route - _REVEAL_M)
@@ -509,8 +515,7 @@ def _stage_invading_turn(world: World, env: int, event: InvadingTurn, geometry: 
         raise ValueError(f"{_name(event)}: no oncoming lane to the left at {meet:.1f} m")
     oncoming, s_there, _ = beside
     lanes = geometry.lanes
-    feeders = [p for p in lanes if oncoming in p.successors]
-    upstream = min(feeders, key=lambda p: abs(_turn_of(p.centerline))).lane_id if feeders else -1
+    upstream = geometry.straightest_feeder(oncoming)
     chain = (upstream, oncoming) if upstream >= 0 else (oncoming,)
     meet_s = sum(lanes[lane].length_m for lane in chain[:-1]) + s_there
     width = geometry.lane_width(meet)
@@ -532,12 +537,11 @@ def _behind_on_route(geometry: _RouteGeometry, s_m: float) -> tuple[tuple[int, .
         piece = geometry.piece_at(s_m)
         return tuple(p.lane for p in route.pieces[piece:piece + 3]), geometry.lane_s(piece, s_m)
     first = route.pieces[0]
-    feeders = [p for p in lanes if first.lane in p.successors]
+    feeder = geometry.straightest_feeder(first.lane)
     back = first.start_s_m + s_m - route.offsets[0]  # negative: before the first lane's start
-    if not feeders or back < -min(p.length_m for p in feeders):
+    if feeder < 0 or back < -min(lanes[f].length_m for f in geometry.predecessors[first.lane]):
         raise ValueError(f"the route has no lane {-s_m:.1f} m before its start")
-    feeder = min(feeders, key=lambda p: abs(_turn_of(p.centerline)))
-    return (feeder.lane_id, first.lane, *(p.lane for p in route.pieces[1:2])), feeder.length_m + back
+    return (feeder, first.lane, *(p.lane for p in route.pieces[1:2])), lanes[feeder].length_m + back
 
 
 def _stage_parking_exit(world: World, env: int, event: ParkingExit, geometry: _RouteGeometry,

@@ -51,39 +51,34 @@ def _drive(scenarios: list[Scenario], driver: Callable[[World], object], steps: 
     return world
 
 
-CASES = {
-    "PedestrianCrossing": (lambda t: ev.PedestrianCrossing(trigger_s_m=t), Infraction.COLLISION_PEDESTRIAN),
-    "DynamicObjectCrossing": (lambda t: ev.DynamicObjectCrossing(trigger_s_m=t), Infraction.COLLISION_PEDESTRIAN),
-    "VehicleTurningRoutePedestrian": (lambda t: ev.VehicleTurningRoutePedestrian(trigger_s_m=t),
-                                      Infraction.COLLISION_PEDESTRIAN),
-    "HardBreakRoute": (lambda t: ev.HardBreakRoute(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
-    "OppositeVehicleRunningRedLight": (lambda t: ev.OppositeVehicleRunningRedLight(trigger_s_m=t),
-                                       Infraction.COLLISION_VEHICLE),
-    "OppositeVehicleTakingPriority": (lambda t: ev.OppositeVehicleTakingPriority(trigger_s_m=t),
-                                      Infraction.COLLISION_VEHICLE),
-    "ParkingCutIn": (lambda t: ev.ParkingCutIn(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
-    "ParkedObstacle": (lambda t: ev.ParkedObstacle(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
-    "Accident": (lambda t: ev.Accident(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
-    "ConstructionObstacle": (lambda t: ev.ConstructionObstacle(trigger_s_m=t), Infraction.COLLISION_STATIC),
-    "StaticCutIn": (lambda t: ev.StaticCutIn(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
-    "SignalizedJunctionLeftTurn": (lambda t: ev.SignalizedJunctionLeftTurn(trigger_s_m=t),
-                                   Infraction.COLLISION_VEHICLE),
-    "SignalizedJunctionRightTurn": (lambda t: ev.SignalizedJunctionRightTurn(trigger_s_m=t),
-                                    Infraction.COLLISION_VEHICLE),
-    "NonSignalizedJunctionLeftTurn": (lambda t: ev.NonSignalizedJunctionLeftTurn(trigger_s_m=t),
-                                      Infraction.COLLISION_VEHICLE),
-    "YieldToEmergencyVehicle": (lambda t: ev.YieldToEmergencyVehicle(trigger_s_m=t), Infraction.YIELD_TO_EMERGENCY),
-    "InvadingTurn": (lambda t: ev.InvadingTurn(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
-    "ParkingExit": (lambda t: ev.ParkingExit(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
-    "CurbsidePickup": (lambda t: ev.CurbsidePickup(trigger_s_m=t), Infraction.MISSED_CURBSIDE_STOP),
-    "CurbsideDropoff": (lambda t: ev.CurbsideDropoff(trigger_s_m=t), Infraction.MISSED_CURBSIDE_STOP),
+#: The infraction each event type is staged to provoke (in a driver that keeps going).
+PROVOKED = {
+    "PedestrianCrossing": Infraction.COLLISION_PEDESTRIAN,
+    "DynamicObjectCrossing": Infraction.COLLISION_PEDESTRIAN,
+    "VehicleTurningRoutePedestrian": Infraction.COLLISION_PEDESTRIAN,
+    "HardBreakRoute": Infraction.COLLISION_VEHICLE,
+    "OppositeVehicleRunningRedLight": Infraction.COLLISION_VEHICLE,
+    "OppositeVehicleTakingPriority": Infraction.COLLISION_VEHICLE,
+    "ParkingCutIn": Infraction.COLLISION_VEHICLE,
+    "ParkedObstacle": Infraction.COLLISION_VEHICLE,
+    "Accident": Infraction.COLLISION_VEHICLE,
+    "ConstructionObstacle": Infraction.COLLISION_STATIC,
+    "StaticCutIn": Infraction.COLLISION_VEHICLE,
+    "SignalizedJunctionLeftTurn": Infraction.COLLISION_VEHICLE,
+    "SignalizedJunctionRightTurn": Infraction.COLLISION_VEHICLE,
+    "NonSignalizedJunctionLeftTurn": Infraction.COLLISION_VEHICLE,
+    "YieldToEmergencyVehicle": Infraction.YIELD_TO_EMERGENCY,
+    "InvadingTurn": Infraction.COLLISION_VEHICLE,
+    "ParkingExit": Infraction.COLLISION_VEHICLE,
+    "CurbsidePickup": Infraction.MISSED_CURBSIDE_STOP,
+    "CurbsideDropoff": Infraction.MISSED_CURBSIDE_STOP,
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(PROVOKED))
 def test_naive_driver_runs_into_the_event_and_the_expert_does_not(name: str) -> None:
-    make, provoked = CASES[name]
-    scenarios = _scenarios(make)
+    provoked = PROVOKED[name]
+    scenarios = _scenarios(lambda t: ev.EVENT_TYPES[name](trigger_s_m=t))
     column = INFRACTIONS.index(provoked)
     naive = _drive(scenarios, NaiveDriver).infractions[:, column]
     expert_world = _drive(scenarios, ExpertDriver)
