@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -81,24 +81,88 @@ class CollectConfig(_Frozen):
         return self
 
 
-class TrainConfig(_Frozen):
-    """Behaviour cloning.
+class DaggerConfig(_Frozen):
+    """DAgger after behaviour cloning: the learner drives new scenarios, the expert labels every state it visits,
+    the labelled episodes join the dataset (a new snapshot per iteration) and training continues on all of it.
 
+    :param iterations: rounds of roll out, label, aggregate, retrain (0: behaviour cloning alone).
+    :param episodes: scenarios the learner drives per round.
+    :param seed: first scenario seed of DAgger rollouts (later rounds and cycles continue after the highest seed
+        already in the store); must stay clear of the evaluation seeds.
+    :param epochs: training epochs after each round (continuing from the current weights).
+    """
+
+    iterations: int = Field(default=0, ge=0)
+    episodes: int = Field(default=16, ge=1)
+    seed: int = Field(default=500_000, ge=0)
+    epochs: int = Field(default=3, ge=1)
+
+
+class PpoConfig(_Frozen):
+    """RL fine-tuning with stable-baselines3 PPO on the native vector env (the env's reward: 0.1 per metre of
+    route progress, minus ``1 - penalty`` per Leaderboard infraction, minus 1 when the route fails).
+
+    :param timesteps: environment steps in all (0: no fine-tuning).
+    :param num_envs: scenarios stepped together.
+    :param n_steps: steps per environment per rollout.
+    :param batch_size: minibatch size.
+    :param n_epochs: passes over each rollout.
+    :param learning_rate: Adam learning rate.
+    :param log_std_init: initial log standard deviation of the Gaussian actions (small: the warm start already
+        drives).
+    :param warm_start: start the features extractor and the action head from the imitation weights.
+    :param seed: seed of SB3 and of the sampled scenarios.
+    """
+
+    timesteps: int = Field(default=0, ge=0)
+    num_envs: int = Field(default=8, ge=1)
+    n_steps: int = Field(default=128, ge=2)
+    batch_size: int = Field(default=256, ge=2)
+    n_epochs: int = Field(default=4, ge=1)
+    learning_rate: float = Field(default=1e-4, gt=0.0)
+    log_std_init: float = -2.0
+    warm_start: bool = True
+    seed: int = 0
+
+
+class TrainConfig(_Frozen):
+    """Imitation learning (behaviour cloning, then optionally DAgger and PPO fine-tuning).
+
+    :param policy: ``waypoints`` (trajectory imitation with a controller, :mod:`policies.waypoints`) or ``bc``
+        (direct ``[steer, accel]`` regression, :mod:`policies.bc`).
+    :param control: for ``waypoints``: what drives, ``controller`` (waypoints + target speed), ``head`` (the
+        auxiliary direct control head) or ``blend`` (their mean).
+    :param waypoints: future waypoints predicted, 0.5 s apart.
+    :param width: channels of the encoder's first convolution.
+    :param hidden: width of the encoder's projection and of the heads.
     :param epochs: passes over the dataset.
-    :param batch_size: samples per gradient step.
+    :param batch_size: samples per gradient step (per process under DDP).
     :param learning_rate: Adam learning rate.
     :param weight_decay: Adam weight decay.
     :param seed: seed for initialization and shuffling.
     :param threads: torch CPU threads (default: torch's choice, one per core); use 1 when other work shares
         the cores.
+    :param amp: mixed precision (bfloat16 autocast) when training on a GPU.
+    :param compile: ``torch.compile`` the network when training on a GPU.
+    :param dagger: DAgger rounds after behaviour cloning.
+    :param ppo: PPO fine-tuning after imitation.
     """
 
+    policy: Literal["waypoints", "bc"] = "waypoints"
+    control: Literal["controller", "head", "blend"] = "controller"
+    waypoints: int = Field(default=4, ge=1, le=8)
+    width: int = Field(default=16, ge=1)
+    hidden: int = Field(default=128, ge=2)
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=256, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0.0)
     weight_decay: float = Field(default=1e-5, ge=0.0)
     seed: int = 0
     threads: int | None = Field(default=None, ge=1)
+    amp: bool = True
+    compile: bool = True
+    dagger: DaggerConfig = DaggerConfig()
+    ppo: PpoConfig = PpoConfig()
 
 
 class EvaluateConfig(_Frozen):

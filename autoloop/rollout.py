@@ -51,7 +51,9 @@ def rollout(
     :param driver: builds the driver for a batch's world (the expert needs it; learned drivers ignore it).
     :param policy_name: stored with each episode (e.g. ``expert`` or a model URI).
     :param tags: stored with each episode.
-    :param record_observations: store observations and expert labels for training.
+    :param record_observations: store observations and expert labels for training: the expert's action
+        (``label``) and intended trajectory (``label_plan_xy``, ``label_plan_speed``, see
+        :attr:`policies.expert.ExpertDriver.plan_xy`).
     :param action_noise: standard deviation of correlated noise added to the executed actions.
     :param noise_seed: seed of that noise.
     """
@@ -100,6 +102,9 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
         }
         if labeller is not None:
             columns["label"] = action if labeller is policy else labeller.act(obs)
+            # the expert's intended trajectory from here: trajectory labels for states a learner visited
+            columns["label_plan_xy"] = labeller.plan_xy.reshape(len(batch), -1).astype(np.float32)
+            columns["label_plan_speed"] = labeller.plan_speed.astype(np.float32)
             columns["obs_state"] = obs["state"]
             columns["obs_bev"] = np.packbits(np.asarray(obs["bev"], dtype=np.uint8).reshape(len(batch), -1), axis=1)
         for name, values in columns.items():

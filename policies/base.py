@@ -1,7 +1,8 @@
-"""The one protocol every driver implements."""
+"""The one protocol every driver implements, and the one every learned driver adds to it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -20,4 +21,19 @@ class Policy(Protocol):
 
     def reset(self, done: NDArray[np.bool_]) -> None:
         """Forget any per-episode memory of the egos whose ``done`` is true."""
+        ...
+
+
+@runtime_checkable
+class LearnedPolicy(Policy, Protocol):
+    """A driver that lives in a file: what MLflow logs (the pyfunc of :mod:`autoloop.tracking.pyfunc` loads it
+    back with :func:`policies.checkpoint.load_policy`), and what training, DAgger and PPO hand on.
+
+    ``kind`` names the implementation in the checkpoint (:data:`policies.checkpoint.KINDS`).
+    """
+
+    kind: str
+
+    def save(self, path: Path) -> None:
+        """Write everything needed to act again (architecture, weights, controller settings) to one file."""
         ...

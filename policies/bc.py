@@ -1,30 +1,29 @@
-"""A behaviour-cloning driver: a small convolutional network from BEV + state to ``[steer, accel]``.
-
-The BEV encoder is four strided convolutions; the state vector goes through one linear layer; a two-layer head
-maps both to actions squashed into [-1, 1] by ``tanh``.
-"""
+"""A behaviour-cloning driver: the shared observation encoder and a two-layer head to ``[steer, accel]``
+squashed into [-1, 1] by ``tanh``."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from policies.encoder import EncoderConfig, ObservationEncoder
 from sim.embedded.observation import Observation
 
 
 @dataclass(frozen=True)
 class BcNetConfig:
-    """Architecture of :class:`BcNet`.
+    """Architecture of :class:`BcNet` (see :class:`~policies.encoder.EncoderConfig` for the encoder's fields).
 
     :param bev_channels: BEV channels ``C``.
     :param bev_size_px: BEV height and width.
     :param state_size: length of the state vector.
-    :param width: channels of the first convolution (later ones double up to ``4 * width``).
+    :param width: channels of the first convolution.
     :param hidden: width of the fused head.
     """
 
@@ -34,6 +33,9 @@ class BcNetConfig:
     width: int = 16
     hidden: int = 128
 
+    def encoder(self) -> EncoderConfig:
+        return EncoderConfig(self.bev_channels, self.bev_size_px, self.state_size, self.width, self.hidden)
+
 
 class BcNet(nn.Module):
     """``(bev uint8 (B, C, H, W), state float (B, S)) -> actions (B, 2)`` in [-1, 1]."""
@@ -41,39 +43,37 @@ class BcNet(nn.Module):
     def __init__(self, config: BcNetConfig) -> None:
         super().__init__()
         self.config = config
-        w = config.width
-        self.encoder = nn.Sequential(
-            nn.Conv2d(config.bev_channels, w, 5, stride=2, padding=2), nn.ReLU(),
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(4 * w, 4 * w, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(),
-        )
-        flat = 4 * w * (config.bev_size_px // 16) ** 2
-        self.bev_proj = nn.Sequential(nn.Linear(flat, config.hidden), nn.ReLU())
-        self.state_proj = nn.Sequential(nn.Linear(config.state_size, config.hidden // 2), nn.ReLU())
+        self.encoder = ObservationEncoder(config.encoder())
         self.head = nn.Sequential(
-            nn.Linear(config.hidden + config.hidden // 2, config.hidden), nn.ReLU(),
+            nn.Linear(config.encoder().features, config.hidden), nn.ReLU(),
             nn.Linear(config.hidden, 2), nn.Tanh(),
         )
 
     def forward(self, bev: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        features = torch.cat([self.bev_proj(self.encoder(bev.float())), self.state_proj(state)], dim=-1)
-        out: torch.Tensor = self.head(features)
+        out: torch.Tensor = self.head(self.encoder(bev, state))
         return out
 
 
+def torch_act(net: nn.Module, observation: Observation) -> torch.Tensor:
+    """Run ``net(bev, state)`` on a batch of observations without gradients, on the net's device."""
+    device = next(net.parameters()).device
+    with torch.inference_mode():
+        bev = torch.from_numpy(np.ascontiguousarray(observation["bev"])).to(device)
+        state = torch.from_numpy(np.ascontiguousarray(observation["state"], dtype=np.float32)).to(device)
+        out: torch.Tensor = net(bev, state)
+    return out
+
+
 class BcPolicy:
-    """A :class:`~policies.base.Policy` around a trained :class:`BcNet` (runs on the CPU)."""
+    """A :class:`~policies.base.LearnedPolicy` around a trained :class:`BcNet`."""
+
+    kind = "bc"
 
     def __init__(self, net: BcNet) -> None:
         self.net = net.eval()
 
     def act(self, observation: Observation) -> NDArray[np.float32]:
-        with torch.inference_mode():
-            bev = torch.from_numpy(np.ascontiguousarray(observation["bev"]))
-            state = torch.from_numpy(np.ascontiguousarray(observation["state"], dtype=np.float32))
-            actions: NDArray[np.float32] = self.net(bev, state).numpy()
+        actions: NDArray[np.float32] = torch_act(self.net, observation).float().cpu().numpy()
         return actions
 
     def reset(self, done: NDArray[np.bool_]) -> None:
@@ -81,11 +81,14 @@ class BcPolicy:
 
     def save(self, path: Path) -> None:
         """Write architecture and weights to one file."""
-        torch.save({"config": asdict(self.net.config), "state_dict": self.net.state_dict()}, path)
+        torch.save({"kind": self.kind, "config": asdict(self.net.config), "state_dict": self.net.state_dict()}, path)
 
     @classmethod
     def load(cls, path: Path) -> BcPolicy:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        net = BcNet(BcNetConfig(**checkpoint["config"]))
-        net.load_state_dict(checkpoint["state_dict"])
-        return cls(net)
+        return from_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def from_checkpoint(checkpoint: dict[str, Any]) -> BcPolicy:
+    net = BcNet(BcNetConfig(**checkpoint["config"]))
+    net.load_state_dict(checkpoint["state_dict"])
+    return BcPolicy(net)

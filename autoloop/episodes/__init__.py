@@ -6,6 +6,7 @@ from autoloop.episodes.dataset import (
     create_snapshot,
     load_snapshot,
     load_training_arrays,
+    read_snapshot_columns,
 )
 from autoloop.episodes.schema import SCHEMA_VERSION, SchemaError
 from autoloop.episodes.store import Episode, EpisodeStore, new_episode_id
@@ -20,5 +21,6 @@ __all__ = [
     "create_snapshot",
     "load_snapshot",
     "load_training_arrays",
+    "read_snapshot_columns",
     "new_episode_id",
 ]

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from autoloop.episodes.schema import SCHEMA_VERSION, from_table, read_table
@@ -108,6 +110,20 @@ def load_snapshot(path: Path) -> DatasetSnapshot:
 def load_training_arrays(store: EpisodeStore, snapshot: DatasetSnapshot) -> TrainingArrays:
     """Concatenate the labelled observations of every episode in a snapshot, checking each episode's manifest
     against the snapshot and each ego file against its episode's manifest."""
+    episodes = read_snapshot_columns(store, snapshot, TRAINING_COLUMNS)
+    bev_shape = _bev_shape(episodes)
+    return TrainingArrays(
+        bev_packed=np.concatenate([columns["obs_bev"] for _, columns in episodes]),
+        bev_shape=bev_shape,
+        state=np.concatenate([columns["obs_state"] for _, columns in episodes]).astype(np.float32, copy=False),
+        label=np.concatenate([columns["label"] for _, columns in episodes]).astype(np.float32, copy=False),
+    )
+
+
+def read_snapshot_columns(store: EpisodeStore, snapshot: DatasetSnapshot, columns: Sequence[str],
+                          ) -> list[tuple[dict[str, Any], dict[str, NDArray[Any]]]]:
+    """Each episode's metadata and the ego ``columns`` asked for (those it has), in snapshot order, checking each
+    episode's manifest against the snapshot and each ego file against its episode's manifest."""
     manifest = json.loads(snapshot.path.read_text())
     if manifest["schema_version"] != SCHEMA_VERSION:
         raise ValueError(f"dataset snapshot {snapshot.path}: schema version {manifest['schema_version']}, this "
@@ -116,32 +132,24 @@ def load_training_arrays(store: EpisodeStore, snapshot: DatasetSnapshot) -> Trai
     missing = [entry["episode_id"] for entry in manifest["episodes"] if entry["episode_id"] not in folders]
     if missing:
         raise KeyError(f"episode {missing[0]!r} of snapshot {snapshot.digest} is not in {store.root}")
-    bevs, states, labels = [], [], []
-    bev_shape: tuple[int, int, int] | None = None
     # (hashing and Parquet decoding release the GIL: episodes are read on a few threads, in order)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        read = pool.map(lambda entry: _training_columns(folders[entry["episode_id"]], entry, snapshot),
-                        manifest["episodes"])
-        episodes = list(zip(manifest["episodes"], read, strict=True))
-    for entry, (shape, columns) in episodes:
-        if bev_shape is not None and shape != bev_shape:
-            raise ValueError(f"episode {entry['episode_id']}: BEV shape {shape} differs from {bev_shape}")
-        bev_shape = shape
-        bevs.append(columns["obs_bev"])
-        states.append(columns["obs_state"])
-        labels.append(columns["label"])
-    assert bev_shape is not None
-    return TrainingArrays(
-        bev_packed=np.concatenate(bevs),
-        bev_shape=bev_shape,
-        state=np.concatenate(states).astype(np.float32, copy=False),
-        label=np.concatenate(labels).astype(np.float32, copy=False),
-    )
+        return list(pool.map(lambda entry: _episode_columns(folders[entry["episode_id"]], entry, snapshot,
+                                                            list(columns)), manifest["episodes"]))
 
 
-def _training_columns(folder: Path, entry: dict[str, Any], snapshot: DatasetSnapshot,
-                      ) -> tuple[tuple[int, int, int], dict[str, NDArray[Any]]]:
-    """BEV shape and training columns of one episode of a snapshot, checking its manifest and ego file."""
+def _bev_shape(episodes: Sequence[tuple[dict[str, Any], dict[str, NDArray[Any]]]]) -> tuple[int, int, int]:
+    """The one BEV shape of every episode's metadata."""
+    shapes = {tuple(int(n) for n in metadata["bev_shape"]) for metadata, _ in episodes}
+    if len(shapes) != 1:
+        raise ValueError(f"episodes of one dataset need one BEV shape, found {sorted(shapes)}")
+    shape = shapes.pop()
+    return shape[0], shape[1], shape[2]
+
+
+def _episode_columns(folder: Path, entry: dict[str, Any], snapshot: DatasetSnapshot, columns: list[str],
+                     ) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+    """Metadata and ego columns of one episode of a snapshot, checking its manifest and ego file."""
     marker = (folder / MANIFEST).read_bytes()
     if hashlib.sha256(marker).hexdigest() != entry["sha256"]:
         raise ValueError(f"episode {entry['episode_id']} ({folder}) changed since snapshot {snapshot.digest}")
@@ -150,6 +158,6 @@ def _training_columns(folder: Path, entry: dict[str, Any], snapshot: DatasetSnap
     data = (folder / ego["file"]).read_bytes()
     if hashlib.sha256(data).hexdigest() != ego["sha256"]:
         raise ValueError(f"episode {entry['episode_id']}: {folder / ego['file']} changed since it was written")
-    columns = from_table(read_table(data, TRAINING_COLUMNS))
-    shape = episode["metadata"]["bev_shape"]
-    return (int(shape[0]), int(shape[1]), int(shape[2])), columns
+    present = pq.ParquetFile(pa.BufferReader(data)).schema_arrow.names
+    metadata: dict[str, Any] = episode["metadata"]
+    return metadata, from_table(read_table(data, [name for name in columns if name in present]))

@@ -1,5 +1,7 @@
-"""Training driving policies."""
+"""Training driving policies: imitation (behaviour cloning, DAgger) and RL fine-tuning (SB3 PPO)."""
 
-from autoloop.training.bc import EpochMetrics, TrainResult, train_bc
+from autoloop.training.bc import TrainResult, build_policy, train_bc
+from autoloop.training.data import TrajectoryArrays, load_trajectory_arrays
+from autoloop.training.loop import EpochMetrics
 
-__all__ = ["EpochMetrics", "TrainResult", "train_bc"]
+__all__ = ["EpochMetrics", "TrainResult", "TrajectoryArrays", "build_policy", "load_trajectory_arrays", "train_bc"]

@@ -1,89 +1,84 @@
-"""Behaviour cloning: regress the expert's actions from observations.
+"""Imitation learning: regress the expert's trajectory (and action) from observations.
 
-The loop reads top to bottom: split episodes' samples into train/validation (10 %), then for each epoch shuffle,
-unpack BEV batches, take Adam steps on the mean squared error, and measure the validation loss.
+``waypoints`` drivers learn the future waypoints (L1, metres), the target speed (L1, m/s) and, through the auxiliary
+control head, the expert's action (L1); samples without a trajectory target (a log's last seconds) train the action
+alone. ``bc`` drivers learn the action (mean squared error).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
 
 from autoloop.config import TrainConfig
-from autoloop.episodes import TrainingArrays
+from autoloop.training.data import Batch, TrajectoryArrays
+from autoloop.training.distributed import Topology
+from autoloop.training.loop import EpochMetrics, fit
+from policies.base import LearnedPolicy
 from policies.bc import BcNet, BcNetConfig, BcPolicy
+from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy
 
-VALIDATION_SHARE = 0.1
-
-
-@dataclass(frozen=True)
-class EpochMetrics:
-    """Mean losses of one epoch (mean squared error over both actions)."""
-
-    epoch: int
-    train_loss: float
-    val_loss: float
+#: Weight of the speed and the action losses against the waypoints'.
+SPEED_WEIGHT = 1.0
+ACTION_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    policy: BcPolicy
+    policy: LearnedPolicy
     history: tuple[EpochMetrics, ...]
     samples: int
 
 
-def train_bc(data: TrainingArrays, config: TrainConfig, *,
-             on_epoch: Callable[[EpochMetrics], None] | None = None) -> TrainResult:
-    """Train a :class:`~policies.bc.BcNet` on ``data``; ``on_epoch`` sees each epoch's metrics."""
-    if len(data) < 2:
-        raise ValueError(f"behaviour cloning needs at least 2 samples, got {len(data)}")
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+def build_policy(config: TrainConfig, bev_shape: tuple[int, int, int], state_size: int) -> LearnedPolicy:
+    """A fresh driver of the kind ``config.policy`` (weights drawn from ``config.seed``)."""
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(data))
-    n_val = max(1, int(VALIDATION_SHARE * len(data)))
-    val_rows, train_rows = order[:n_val], order[n_val:]
-    channels, size, _ = data.bev_shape
-    net = BcNet(BcNetConfig(bev_channels=channels, bev_size_px=size, state_size=data.state.shape[1]))
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    state = torch.from_numpy(data.state)
-    label = torch.from_numpy(data.label)
-    history = []
-    batches_per_epoch = -(-len(train_rows) // config.batch_size)
-    columns = (TextColumn("[bold]train[/] epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
-    with Progress(*columns) as progress:
-        task = progress.add_task("train", total=config.epochs * batches_per_epoch, epoch=0, loss=float("nan"))
-        for epoch in range(1, config.epochs + 1):
-            net.train()
-            shuffled = rng.permutation(train_rows)
-            total = 0.0
-            for first in range(0, len(shuffled), config.batch_size):
-                rows = np.sort(shuffled[first:first + config.batch_size])
-                loss = _loss(net, data, rows, state, label)
-                optimizer.zero_grad()
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                total += loss.item() * len(rows)
-                progress.update(task, advance=1, epoch=epoch, loss=loss.item())
-            net.eval()
-            with torch.no_grad():
-                val = sum(_loss(net, data, val_rows[i:i + 1024], state, label).item() * len(val_rows[i:i + 1024])
-                          for i in range(0, len(val_rows), 1024)) / len(val_rows)
-            metrics = EpochMetrics(epoch=epoch, train_loss=total / len(train_rows), val_loss=val)
-            history.append(metrics)
-            if on_epoch is not None:
-                on_epoch(metrics)
-    return TrainResult(policy=BcPolicy(net), history=tuple(history), samples=len(data))
+    channels, size, _ = bev_shape
+    if config.policy == "bc":
+        return BcPolicy(BcNet(BcNetConfig(channels, size, state_size, width=config.width, hidden=config.hidden)))
+    net = WaypointNet(WaypointNetConfig(channels, size, state_size, width=config.width, hidden=config.hidden,
+                                        waypoints=config.waypoints))
+    return WaypointPolicy(net, ControllerParams(mode=config.control))
 
 
-def _loss(net: BcNet, data: TrainingArrays, rows: np.ndarray, state: torch.Tensor,
-          label: torch.Tensor) -> torch.Tensor:
-    index = torch.from_numpy(rows)
-    prediction = net(torch.from_numpy(data.bev(rows)), state[index])
-    return torch.nn.functional.mse_loss(prediction, label[index])
+def network(policy: LearnedPolicy) -> nn.Module:
+    """The torch network a learned driver acts with."""
+    if not isinstance(policy, BcPolicy | WaypointPolicy):
+        raise TypeError(f"imitation trains bc and waypoints drivers, not {policy.kind}")
+    return policy.net
+
+
+def train_bc(data: TrajectoryArrays, config: TrainConfig, *, policy: LearnedPolicy | None = None,
+             epochs: int | None = None, topology: Topology = Topology(0, 1, torch.device("cpu")),
+             checkpoint_dir: Path | None = None, on_epoch: Callable[[EpochMetrics], None] | None = None,
+             on_step: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Train a driver on ``data`` (a new one of ``config.policy``, or continue ``policy``'s weights) for
+    ``epochs`` (default ``config.epochs``); see :func:`autoloop.training.loop.fit` for checkpoints and DDP."""
+    if policy is None:
+        policy = build_policy(config, data.bev_shape, data.state.shape[1])
+    net = network(policy)
+    loss = waypoint_loss if isinstance(net, WaypointNet) else action_loss
+    history = fit(net, data, loss, config=config, epochs=epochs or config.epochs, topology=topology,
+                  checkpoint_dir=checkpoint_dir, on_epoch=on_epoch, on_step=on_step)
+    net.cpu()
+    return TrainResult(policy=policy, history=history, samples=len(data))
+
+
+def action_loss(net: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    value = nn.functional.mse_loss(net(batch.bev, batch.state).float(), batch.action)
+    return value, {"action": value.item()}
+
+
+def waypoint_loss(net: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    prediction = net(batch.bev, batch.state)
+    mask = batch.has_trajectory.float()
+    count = mask.sum().clamp(min=1.0)
+    waypoints = ((prediction.waypoints.float() - batch.waypoints).abs().mean(dim=(1, 2)) * mask).sum() / count
+    speed = ((prediction.speed.float() - batch.speed).abs() * mask).sum() / count
+    action = (prediction.control.float() - batch.action).abs().mean()
+    value = waypoints + SPEED_WEIGHT * speed + ACTION_WEIGHT * action
+    return value, {"waypoints": waypoints.item(), "speed": speed.item(), "action": action.item()}

@@ -1,0 +1,159 @@
+"""Training samples for every learned driver: observations with the expert's action and trajectory targets.
+
+Trajectory targets are the ego's future positions ``waypoint_dt_s, 2 * waypoint_dt_s, ...`` ahead in the ego frame
+at the observation (x forward, y left, metres) and its speed ``waypoint_dt_s`` ahead (m/s). They come from
+
+- the stored ego table (``x_m``, ``y_m``, ``yaw_rad``, ``speed_mps`` per step) where the episode was driven by the
+  expert (collection) or by a person (fleet logs): what actually happened next; the last steps of an episode, whose
+  future the log does not reach, have no trajectory target;
+- the expert's intended trajectory (``label_plan_xy``, ``label_plan_speed``) where a learner drove (DAgger): the
+  learner's own future is no target.
+
+Episodes without observations (fleet logs, which hold no BEV) are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from autoloop.episodes import DatasetSnapshot, EpisodeStore, read_snapshot_columns
+from policies.expert import ExpertParams
+from sim.geometry import to_local_frame
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("obs_bev", "obs_state", "label", "x_m", "y_m", "yaw_rad", "speed_mps", "label_plan_xy",
+           "label_plan_speed")
+
+
+@dataclass(frozen=True)
+class TrajectoryArrays:
+    """Samples: packed BEVs ``(N, bytes)``, states ``(N, S)``, expert actions ``(N, 2)``, waypoints ``(N, K, 2)``
+    (ego frame, metres), target speeds ``(N,)`` (m/s), and whether each sample has a trajectory target."""
+
+    bev_packed: NDArray[np.uint8]
+    bev_shape: tuple[int, int, int]
+    state: NDArray[np.float32]
+    action: NDArray[np.float32]
+    waypoints: NDArray[np.float32]
+    speed: NDArray[np.float32]
+    has_trajectory: NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+    def bev(self, rows: NDArray[np.intp]) -> NDArray[np.uint8]:
+        """Unpacked BEVs ``(len(rows), C, H, W)``."""
+        size = int(np.prod(self.bev_shape))
+        return np.unpackbits(self.bev_packed[rows], axis=1, count=size).reshape((len(rows),) + self.bev_shape)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A training batch as tensors on the training device."""
+
+    bev: torch.Tensor
+    state: torch.Tensor
+    action: torch.Tensor
+    waypoints: torch.Tensor
+    speed: torch.Tensor
+    has_trajectory: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+
+def load_trajectory_arrays(store: EpisodeStore, snapshot: DatasetSnapshot, *, waypoints: int = 4,
+                           waypoint_dt_s: float = 0.5) -> TrajectoryArrays:
+    """Samples of every episode of ``snapshot`` that holds observations (hashes checked as the snapshot reads)."""
+    plan = ExpertParams()
+    if waypoints > plan.plan_steps or not np.isclose(plan.plan_dt_s, waypoint_dt_s):
+        raise ValueError(f"trajectory targets of {waypoints} waypoints {waypoint_dt_s} s apart do not match the "
+                         f"expert's plan ({plan.plan_steps} points {plan.plan_dt_s} s apart)")
+    parts = []
+    skipped = 0
+    shapes = set()
+    for metadata, columns in read_snapshot_columns(store, snapshot, COLUMNS):
+        if "obs_bev" not in columns:
+            skipped += 1
+            continue
+        shapes.add(tuple(int(n) for n in metadata["bev_shape"]))
+        parts.append(_episode_samples(metadata, columns, waypoints, waypoint_dt_s))
+    if not parts:
+        raise ValueError(f"dataset snapshot {snapshot.digest[:12]} has no episode with observations")
+    if len(shapes) != 1:
+        raise ValueError(f"episodes of snapshot {snapshot.digest[:12]} have different BEV shapes {sorted(shapes)}")
+    if skipped:
+        log.info("left out %d episodes without observations (fleet logs)", skipped)
+    shape = shapes.pop()
+    return TrajectoryArrays(
+        bev_packed=np.concatenate([p["bev"] for p in parts]),
+        bev_shape=(shape[0], shape[1], shape[2]),
+        state=np.concatenate([p["state"] for p in parts]).astype(np.float32, copy=False),
+        action=np.concatenate([p["action"] for p in parts]).astype(np.float32, copy=False),
+        waypoints=np.concatenate([p["waypoints"] for p in parts]).astype(np.float32, copy=False),
+        speed=np.concatenate([p["speed"] for p in parts]).astype(np.float32, copy=False),
+        has_trajectory=np.concatenate([p["has_trajectory"] for p in parts]),
+    )
+
+
+def future_waypoints(x_m: NDArray[np.floating], y_m: NDArray[np.floating], yaw_rad: NDArray[np.floating],
+                     speed_mps: NDArray[np.floating], *, dt_s: float, waypoints: int, waypoint_dt_s: float,
+                     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Trajectory targets from one episode's logged poses ``(T,)``: waypoints ``(T, K, 2)`` in the ego frame of
+    each step, the speed ``waypoint_dt_s`` ahead ``(T,)``, and whether the log reaches the last waypoint."""
+    steps = len(x_m)
+    offsets = np.rint(np.arange(1, waypoints + 1) * waypoint_dt_s / dt_s).astype(np.intp)
+    index = np.minimum(np.arange(steps)[:, None] + offsets[None, :], steps - 1)
+    xy = np.stack([x_m, y_m], axis=-1).astype(np.float64)
+    local = to_local_frame(xy[index], xy[:, None, :], np.asarray(yaw_rad, dtype=np.float64)[:, None])
+    valid: NDArray[np.bool_] = np.arange(steps) + offsets[-1] < steps
+    return local, np.asarray(speed_mps, dtype=np.float64)[index[:, 0]], valid
+
+
+def _episode_samples(metadata: dict[str, Any], columns: dict[str, NDArray[Any]], waypoints: int,
+                     waypoint_dt_s: float) -> dict[str, NDArray[Any]]:
+    steps = len(columns["label"])
+    if metadata.get("policy") != "expert" and "label_plan_xy" in columns:
+        plan = np.asarray(columns["label_plan_xy"]).reshape(steps, -1, 2)[:, :waypoints]
+        speed = np.asarray(columns["label_plan_speed"])[:, 0]
+        valid = np.ones(steps, dtype=bool)
+    else:
+        plan, speed, valid = future_waypoints(columns["x_m"], columns["y_m"], columns["yaw_rad"],
+                                              columns["speed_mps"], dt_s=float(metadata["dt_s"]),
+                                              waypoints=waypoints, waypoint_dt_s=waypoint_dt_s)
+    return {"bev": columns["obs_bev"], "state": columns["obs_state"], "action": columns["label"],
+            "waypoints": plan, "speed": speed, "has_trajectory": valid}
+
+
+def batches(data: TrajectoryArrays, row_batches: Sequence[NDArray[np.intp]], device: torch.device,
+            ) -> Iterator[Batch]:
+    """The batches of ``row_batches`` in order, each unpacked (and copied to ``device``) on a background thread
+    while the previous one trains, so the device does not wait for the BEV unpacking."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = [pool.submit(_batch, data, rows, device) for rows in row_batches[:2]]
+        for index in range(len(row_batches)):
+            batch = pending.pop(0).result()
+            if index + 2 < len(row_batches):
+                pending.append(pool.submit(_batch, data, row_batches[index + 2], device))
+            yield batch
+
+
+def _batch(data: TrajectoryArrays, rows: NDArray[np.intp], device: torch.device) -> Batch:
+    pin = device.type == "cuda"
+
+    def tensor(array: NDArray[Any]) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(array))
+        return t.pin_memory().to(device, non_blocking=True) if pin else t
+
+    return Batch(bev=tensor(data.bev(rows)), state=tensor(data.state[rows]), action=tensor(data.action[rows]),
+                 waypoints=tensor(data.waypoints[rows]), speed=tensor(data.speed[rows]),
+                 has_trajectory=tensor(data.has_trajectory[rows]))

@@ -1,0 +1,156 @@
+"""The training loop every imitation learner shares: data-parallel (DDP) when the process group has several
+processes, mixed precision and ``torch.compile`` on GPUs, a checkpoint after every epoch and exact resume.
+
+Reproducibility: the network's initial weights come from ``seed`` (every rank builds the same, and DDP broadcasts
+rank 0's anyway); each epoch's order is a permutation drawn from ``(seed, epoch)``, split into one equal share per
+rank; so a run resumed from the checkpoint of epoch ``e`` repeats epochs ``e + 1 ...`` exactly as an uninterrupted
+run does, and its final weights are equal (``torch.equal``) on the same hardware and thread count.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from autoloop.config import TrainConfig
+from autoloop.training.data import Batch, TrajectoryArrays, batches
+from autoloop.training.distributed import Topology
+
+log = logging.getLogger(__name__)
+
+VALIDATION_SHARE = 0.1
+CHECKPOINT = "last.pt"
+
+#: ``loss(net, batch) -> (loss to minimise, its parts as floats)``.
+LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """Mean losses of one epoch over the training and the validation samples, and their parts."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    parts: dict[str, float]
+
+
+def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainConfig, epochs: int,
+        topology: Topology = Topology(0, 1, torch.device("cpu")), checkpoint_dir: Path | None = None,
+        on_epoch: Callable[[EpochMetrics], None] | None = None,
+        on_step: Callable[[int, dict[str, float]], None] | None = None) -> tuple[EpochMetrics, ...]:
+    """Train ``net`` in place for ``epochs`` epochs; returns every epoch's metrics (those before a resume too).
+
+    :param checkpoint_dir: where ``last.pt`` (weights, optimizer, history, RNG) is written after every epoch (by
+        rank 0, atomically); training resumes from it when it is there.
+    :param on_epoch: sees each epoch's metrics (on rank 0).
+    :param on_step: sees the global step and the batch's losses after each optimizer step (on rank 0).
+    """
+    if len(data) < 2:
+        raise ValueError(f"training needs at least 2 samples, got {len(data)}")
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    cuda = topology.device.type == "cuda"
+    net.to(topology.device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    history: list[EpochMetrics] = []
+    path = checkpoint_dir / CHECKPOINT if checkpoint_dir is not None else None
+    if path is not None and path.exists():
+        history = _restore(path, net, optimizer)
+        log.info("resuming from %s after epoch %d", path, len(history))
+    model: nn.Module = net
+    if cuda and config.compile:
+        model = torch.compile(model)  # type: ignore[assignment]
+    if topology.distributed:
+        model = DistributedDataParallel(model, device_ids=[topology.device.index] if cuda else None)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and config.amp else nullcontext
+    val_rows, train_rows = _split(len(data), config.seed)
+    share = len(train_rows) // topology.world_size
+    if share < 1:
+        raise ValueError(f"{len(train_rows)} training samples cannot be shared by {topology.world_size} processes")
+    batches_per_epoch = -(-share // config.batch_size)
+    for epoch in range(len(history) + 1, epochs + 1):
+        order = np.random.default_rng([config.seed, epoch]).permutation(train_rows)
+        mine = np.sort(order[topology.rank::topology.world_size][:share])  # this rank's equal share
+        mine = np.random.default_rng([config.seed, epoch, topology.rank]).permutation(mine)
+        model.train()
+        total, parts_total = 0.0, {}
+        row_batches = [np.sort(mine[i:i + config.batch_size]) for i in range(0, share, config.batch_size)]
+        for index, batch in enumerate(batches(data, row_batches, topology.device)):
+            with autocast():
+                value, parts = loss(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            total += value.item() * len(batch)
+            for key, part in parts.items():
+                parts_total[key] = parts_total.get(key, 0.0) + part * len(batch)
+            if on_step is not None and topology.is_main:
+                on_step((epoch - 1) * batches_per_epoch + index + 1, {"loss": value.item(), **parts})
+        val = _validate(net, data, val_rows, loss, topology.device, autocast)
+        metrics = EpochMetrics(epoch=epoch, train_loss=_mean_over_ranks(total, share, topology), val_loss=val,
+                               parts={key: _mean_over_ranks(part, share, topology)
+                                      for key, part in sorted(parts_total.items())})
+        history.append(metrics)
+        if path is not None:
+            if topology.is_main:
+                _save(path, net, optimizer, history)
+            if topology.distributed:
+                dist.barrier()
+        if on_epoch is not None and topology.is_main:
+            on_epoch(metrics)
+    net.eval()
+    return tuple(history)
+
+
+def _split(samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and training rows: a fixed ``VALIDATION_SHARE`` drawn by ``seed``."""
+    order = np.random.default_rng(seed).permutation(samples)
+    n_val = max(1, int(VALIDATION_SHARE * samples))
+    return np.sort(order[:n_val]), np.sort(order[n_val:])
+
+
+def _validate(net: nn.Module, data: TrajectoryArrays, rows: np.ndarray, loss: LossFn, device: torch.device,
+              autocast: Callable[[], Any]) -> float:
+    net.eval()
+    total = 0.0
+    with torch.no_grad(), autocast():
+        for batch in batches(data, [rows[i:i + 1024] for i in range(0, len(rows), 1024)], device):
+            total += loss(net, batch)[0].item() * len(batch)
+    return total / len(rows)
+
+
+def _mean_over_ranks(total: float, count: int, topology: Topology) -> float:
+    if not topology.distributed:
+        return total / count
+    tensor = torch.tensor([total, float(count)], dtype=torch.float64, device=topology.device)
+    dist.all_reduce(tensor)
+    return float(tensor[0] / tensor[1])
+
+
+def _save(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, history: list[EpochMetrics]) -> None:
+    """Write the checkpoint next to the old one, then rename it over (a kill never leaves half a checkpoint)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                "history": [asdict(m) for m in history], "torch_rng": torch.get_rng_state()}, temporary)
+    os.replace(temporary, path)
+
+
+def _restore(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer) -> list[EpochMetrics]:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    return [EpochMetrics(**m) for m in checkpoint["history"]]

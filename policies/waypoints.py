@@ -1,0 +1,172 @@
+"""Trajectory imitation (as TCP / TransFuser, small): the shared observation encoder predicts the ego's next K
+waypoints in the ego frame and a target speed, and a controller turns them into ``[steer, accel]``; an auxiliary
+direct control head predicts the action too and may drive instead.
+
+Frames and units: waypoints are positions of the ego's reference point (the box centre) ``waypoint_dt_s``,
+``2 * waypoint_dt_s``, ... ahead in time, in the ego frame at the observation (x forward, y left, metres); the target
+speed (m/s) is the speed ``waypoint_dt_s`` ahead.
+
+Controller: lateral pure pursuit from the rear axle at the point of the predicted path (the origin, then the
+waypoints) ``lookahead_min_m + lookahead_gain_s * speed`` along it; longitudinal P control that reaches the target
+speed in ``waypoint_dt_s`` (``accel = (target - speed) / waypoint_dt_s``), braking fully below ``stop_speed_mps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from policies.bc import torch_act
+from policies.encoder import EncoderConfig, ObservationEncoder
+from sim.embedded.dynamics import BicycleParams
+from sim.embedded.observation import Observation
+
+#: The state vector holds the ego speed divided by this (:mod:`sim.embedded.observation`).
+STATE_SPEED_SCALE_MPS = 10.0
+
+ControlMode = Literal["controller", "head", "blend"]
+
+
+@dataclass(frozen=True)
+class WaypointNetConfig:
+    """Architecture of :class:`WaypointNet`.
+
+    :param bev_channels: BEV channels ``C``.
+    :param bev_size_px: BEV height and width.
+    :param state_size: length of the state vector.
+    :param width: channels of the encoder's first convolution.
+    :param hidden: width of the encoder's BEV projection and of the heads.
+    :param waypoints: ``K``, future positions predicted.
+    :param waypoint_dt_s: time between them (the first is this far ahead).
+    """
+
+    bev_channels: int
+    bev_size_px: int
+    state_size: int
+    width: int = 16
+    hidden: int = 128
+    waypoints: int = 4
+    waypoint_dt_s: float = 0.5
+
+    def encoder(self) -> EncoderConfig:
+        return EncoderConfig(self.bev_channels, self.bev_size_px, self.state_size, self.width, self.hidden)
+
+
+class Prediction(NamedTuple):
+    """Outputs of :class:`WaypointNet` for a batch: ``waypoints (B, K, 2)`` metres in the ego frame,
+    ``speed (B,)`` m/s, ``control (B, 2)`` in [-1, 1]."""
+
+    waypoints: torch.Tensor
+    speed: torch.Tensor
+    control: torch.Tensor
+
+
+class WaypointNet(nn.Module):
+    """``(bev uint8 (B, C, H, W), state float (B, S))`` -> :class:`Prediction`."""
+
+    def __init__(self, config: WaypointNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        features = config.encoder().features
+        self.encoder = ObservationEncoder(config.encoder())
+        self.trunk = nn.Sequential(nn.Linear(features, config.hidden), nn.ReLU())
+        self.waypoint_head = nn.Linear(config.hidden, 2 * config.waypoints)
+        self.speed_head = nn.Linear(config.hidden, 1)
+        self.control_head = nn.Sequential(nn.Linear(config.hidden, 2), nn.Tanh())
+
+    def forward(self, bev: torch.Tensor, state: torch.Tensor) -> Prediction:
+        hidden = self.trunk(self.encoder(bev, state))
+        # waypoints as steps from one to the next: a stopped car predicts all zeros
+        steps = self.waypoint_head(hidden).view(-1, self.config.waypoints, 2)
+        return Prediction(torch.cumsum(steps, dim=1), self.speed_head(hidden)[:, 0], self.control_head(hidden))
+
+
+@dataclass(frozen=True)
+class ControllerParams:
+    """Tuning of the waypoint controller (see the module docstring).
+
+    :param lookahead_min_m: pure-pursuit look-ahead at standstill.
+    :param lookahead_gain_s: look-ahead added per m/s.
+    :param stop_speed_mps: a target speed below this brakes fully.
+    :param mode: ``controller`` (waypoints and speed), ``head`` (the direct control head), ``blend`` (their mean).
+    :param bicycle: the vehicle (wheelbase, steering range, acceleration limits).
+    """
+
+    lookahead_min_m: float = 4.0
+    lookahead_gain_s: float = 0.5
+    stop_speed_mps: float = 0.3
+    mode: ControlMode = "controller"
+    bicycle: BicycleParams = BicycleParams()
+
+
+def control(waypoints: NDArray[np.float64], target_speed_mps: NDArray[np.float64], speed_mps: NDArray[np.float64],
+            waypoint_dt_s: float, params: ControllerParams = ControllerParams()) -> NDArray[np.float32]:
+    """``[steer, accel]`` ``(B, 2)`` in [-1, 1] that follow ``waypoints (B, K, 2)`` (ego frame, metres) at
+    ``target_speed_mps (B,)`` from ``speed_mps (B,)``."""
+    bicycle = params.bicycle
+    batch = len(speed_mps)
+    path = np.concatenate([np.zeros((batch, 1, 2)), waypoints], axis=1)
+    length = np.concatenate([np.zeros((batch, 1)),
+                             np.cumsum(np.linalg.norm(np.diff(path, axis=1), axis=-1), axis=1)], axis=1)
+    lookahead = params.lookahead_min_m + params.lookahead_gain_s * speed_mps
+    # the aim point: on the path at the look-ahead, extended straight past its end
+    segment = np.clip((length < lookahead[:, None]).sum(axis=1) - 1, 0, path.shape[1] - 2)
+    rows = np.arange(batch)
+    start, end = path[rows, segment], path[rows, segment + 1]
+    span = np.maximum(length[rows, segment + 1] - length[rows, segment], 1e-6)
+    aim = start + (end - start) * ((lookahead - length[rows, segment]) / span)[:, None]
+    rear = aim + np.array([bicycle.rear_to_center_m, 0.0])
+    curvature = 2.0 * rear[:, 1] / np.maximum(np.sum(rear**2, axis=-1), 1.0)
+    steer = np.arctan(curvature * bicycle.wheelbase_m) / bicycle.max_steer_rad
+    # too short a path to aim along (standing): keep the wheels straight
+    steer = np.where(length[:, -1] > 0.5, steer, 0.0)
+    accel_mps2 = (target_speed_mps - speed_mps) / waypoint_dt_s
+    accel_mps2 = np.where(target_speed_mps < params.stop_speed_mps, -bicycle.max_brake_mps2, accel_mps2)
+    accel = np.where(accel_mps2 >= 0.0, accel_mps2 / bicycle.max_accel_mps2, accel_mps2 / bicycle.max_brake_mps2)
+    actions: NDArray[np.float32] = np.clip(np.stack([steer, accel], axis=-1), -1.0, 1.0).astype(np.float32)
+    return actions
+
+
+class WaypointPolicy:
+    """A :class:`~policies.base.LearnedPolicy`: a :class:`WaypointNet` and its controller."""
+
+    kind = "waypoints"
+
+    def __init__(self, net: WaypointNet, params: ControllerParams = ControllerParams()) -> None:
+        self.net = net.eval()
+        self.params = params
+
+    def act(self, observation: Observation) -> NDArray[np.float32]:
+        prediction = torch_act(self.net, observation)
+        waypoints = prediction.waypoints.double().cpu().numpy()
+        target = prediction.speed.double().cpu().numpy()
+        head = prediction.control.float().cpu().numpy()
+        if self.params.mode == "head":
+            return head
+        speed = np.asarray(observation["state"], dtype=np.float64)[:, 0] * STATE_SPEED_SCALE_MPS
+        actions = control(waypoints, target, speed, self.net.config.waypoint_dt_s, self.params)
+        if self.params.mode == "blend":
+            actions = (0.5 * (actions + head)).astype(np.float32)
+        return actions
+
+    def reset(self, done: NDArray[np.bool_]) -> None:
+        """The network is memoryless."""
+
+    def save(self, path: Path) -> None:
+        params = asdict(self.params)
+        torch.save({"kind": self.kind, "config": asdict(self.net.config), "state_dict": self.net.state_dict(),
+                    "controller": {key: value for key, value in params.items() if key != "bicycle"},
+                    "bicycle": params["bicycle"]}, path)
+
+
+def from_checkpoint(checkpoint: dict[str, Any]) -> WaypointPolicy:
+    net = WaypointNet(WaypointNetConfig(**checkpoint["config"]))
+    net.load_state_dict(checkpoint["state_dict"])
+    params = ControllerParams(**checkpoint["controller"], bicycle=BicycleParams(**checkpoint["bicycle"]))
+    return WaypointPolicy(net, params)
