@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
+from policies.base import Policy
 from sim.embedded.bev import BevSpec
-from sim.embedded.observation import Observer
+from sim.embedded.observation import Observation, Observer
 from sim.embedded.world import World, WorldConfig
 from sim.maps import get_map
 from sim.metrics import RouteRecord, comfort, score_suite
@@ -156,7 +158,12 @@ def bench_expert(*, suite_name: str = "eval", per_type: int = 6) -> tuple[Suite,
     from policies.expert import ExpertDriver
 
     suite = build_suite(suite_name, per_type=per_type)
-    records, comforts = drive_suite(suite, ExpertDriver)
+    return suite, bench_driver(suite, ExpertDriver)
+
+
+def bench_driver(suite: Suite, driver: Callable[[World], Any]) -> list[SuiteTypeResult]:
+    """Drive ``suite`` with ``driver(world)`` and score it per scenario type and overall (see :func:`bench_expert`)."""
+    records, comforts = drive_suite(suite, driver)
     types: dict[str, list[int]] = {}
     for index in range(len(suite.scenarios)):
         types.setdefault(suite.event_type(index), []).append(index)
@@ -172,7 +179,18 @@ def bench_expert(*, suite_name: str = "eval", per_type: int = 6) -> tuple[Suite,
             infractions_per_km=round(per_km, 3), collisions_per_km=round(score.collisions_per_km, 3),
             comfort=round(float(np.mean([comforts[i] for i in indices])), 3),
             infractions={kind.value: count for kind, count in sorted(score.infractions.items())}))
-    return suite, rows
+    return rows
+
+
+class ObservingDriver:
+    """A learned driver on a suite's world: observes every ego (BEV + state) and acts on the observations."""
+
+    def __init__(self, world: World, policy: Policy, spec: BevSpec) -> None:
+        self.observer = Observer(world, spec)
+        self.policy = policy
+
+    def act(self, observation: Observation | None = None) -> NDArray[np.float32]:
+        return self.policy.act(self.observer.observe())
 
 
 @dataclass(frozen=True)
@@ -244,3 +262,81 @@ def bench_store(root: Path, *, episodes: int = 1000, steps: int = 1000, state_si
         bev_bytes_per_step=bev_bytes, store_mb=round(size / 2**20, 1), write_seconds=round(write_seconds, 3),
         write_steps_per_s=round(total / write_seconds), read_seconds=round(read_seconds, 3),
         read_steps_per_s=round(total / read_seconds), query_seconds=round(query_seconds, 3), query=sql)
+
+
+@dataclass(frozen=True)
+class TrainBenchResult:
+    """Training throughput (``autoloop bench train``)."""
+
+    device: str
+    threads: int
+    bev_shape: tuple[int, int, int]
+    samples: int
+    bc_samples_per_s: dict[str, float]
+    ppo_num_envs: int
+    ppo_timesteps: int
+    ppo_env_steps_per_s_native: float
+    ppo_env_steps_per_s_sync_vector: float
+
+
+def bench_train(*, samples: int = 2048, batch_size: int = 128, bev_size_px: int = 64, threads: int = 1,
+                ppo_envs: int = 8, ppo_timesteps: int = 512, seed: int = 0) -> TrainBenchResult:
+    """Measure imitation training (samples/s over one epoch of random data, after a warm-up epoch, for the
+    ``waypoints`` and ``bc`` networks; on the GPU when there is one) and PPO (environment steps/s of the same PPO
+    on the native batched env through :class:`sim.embedded.sb3.Sb3VecEnv`, and on a
+    ``gymnasium.vector.SyncVectorEnv`` of single :class:`sim.embedded.env.DrivingEnv`)."""
+    import torch
+    from gymnasium.vector import SyncVectorEnv
+
+    from autoloop.config import PpoConfig, SimConfig, TrainConfig
+    from autoloop.training.data import TrajectoryArrays
+    from autoloop.training.distributed import process_group
+    from autoloop.training.ppo import GymVectorVecEnv, make_vec_env
+    from autoloop.training.bc import train_bc
+    from sim.embedded.bev import Channel
+    from sim.embedded.env import DrivingEnv
+    from sim.embedded.observation import STATE_SIZE
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    shape = (len(Channel), bev_size_px, bev_size_px)
+    data = TrajectoryArrays(
+        bev_packed=rng.integers(0, 256, (samples, int(np.prod(shape)) // 8), dtype=np.uint8), bev_shape=shape,
+        state=rng.standard_normal((samples, STATE_SIZE)).astype(np.float32),
+        action=rng.uniform(-1, 1, (samples, 2)).astype(np.float32),
+        waypoints=rng.standard_normal((samples, 4, 2)).astype(np.float32),
+        speed=rng.uniform(0, 10, samples).astype(np.float32), has_trajectory=np.ones(samples, dtype=bool))
+    rates = {}
+    with process_group() as topology:
+        for kind in ("waypoints", "bc"):
+            config = TrainConfig(policy=kind, epochs=1, batch_size=batch_size, threads=threads, seed=seed)  # type: ignore[arg-type]
+            train_bc(data, config, topology=topology)  # warm-up (and compilation on a GPU)
+            start = time.perf_counter()
+            train_bc(data, config.model_copy(update={"epochs": 1}), topology=topology)
+            if topology.device.type == "cuda":
+                torch.cuda.synchronize()
+            rates[kind] = round(samples * (1 - 0.1) / (time.perf_counter() - start), 1)  # (10 % validation)
+        device = str(topology.device)
+    sim = SimConfig()
+    ppo = PpoConfig(timesteps=ppo_timesteps, num_envs=ppo_envs, n_steps=ppo_timesteps // ppo_envs // 2,
+                    batch_size=128, n_epochs=1)
+    native = _ppo_rate(make_vec_env(sim, ppo_envs), ppo)
+    single = [lambda: DrivingEnv(map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles, bev=sim.bev())
+              for _ in range(ppo_envs)]
+    sync = _ppo_rate(GymVectorVecEnv(SyncVectorEnv(single, autoreset_mode="SameStep")), ppo)
+    return TrainBenchResult(device=device, threads=threads, bev_shape=shape, samples=samples,
+                            bc_samples_per_s=rates, ppo_num_envs=ppo_envs, ppo_timesteps=ppo_timesteps,
+                            ppo_env_steps_per_s_native=native, ppo_env_steps_per_s_sync_vector=sync)
+
+
+def _ppo_rate(env: Any, config: Any) -> float:
+    from autoloop.training.ppo import make_ppo
+
+    env.seed(config.seed)
+    model = make_ppo(env, config, width=16, hidden=128)
+    model.learn(total_timesteps=config.n_steps * config.num_envs)  # warm-up
+    start = time.perf_counter()
+    model.learn(total_timesteps=config.timesteps, reset_num_timesteps=False)
+    rate = round(config.timesteps / (time.perf_counter() - start), 1)
+    env.close()
+    return rate

@@ -1,0 +1,145 @@
+"""RL fine-tuning with stable-baselines3 PPO on the native batched simulator (:class:`sim.embedded.sb3.Sb3VecEnv`).
+
+The reward is the environment's, in the spirit of Roach / CaRL: 0.1 per metre of route progress, minus
+``1 - penalty`` for each Leaderboard infraction (0.5 for a pedestrian, 0.4 for a vehicle, 0.3 for a red light, ...),
+minus 1 when the route fails (deviation, blocked). The actor-critic shares the imitation drivers' encoder and is
+warm-started from their weights (:func:`policies.sb3.warm_start`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from gymnasium.vector import AutoresetMode, VectorEnv
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+
+from autoloop.config import PpoConfig, SimConfig
+from policies.base import LearnedPolicy
+from policies.sb3 import Sb3Policy, policy_kwargs, warm_start
+from sim.embedded.sb3 import Sb3VecEnv
+
+
+@dataclass(frozen=True)
+class PpoResult:
+    policy: Sb3Policy
+    timesteps: int
+    finished_routes: int
+    mean_driving_score: float
+
+
+def make_vec_env(sim: SimConfig, num_envs: int) -> Sb3VecEnv:
+    """The SB3 view of ``num_envs`` sampled scenarios on ``sim``'s map, stepped as one batch."""
+    return Sb3VecEnv(num_envs=num_envs, map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles,
+                     pedestrians=sim.pedestrians, bev=sim.bev())
+
+
+def make_ppo(env: VecEnv, config: PpoConfig, *, width: int, hidden: int, init: LearnedPolicy | None = None,
+             device: str = "cpu") -> PPO:
+    """A PPO agent on ``env`` with the shared encoder, warm-started from ``init`` when given (and
+    ``config.warm_start``)."""
+    model = PPO("MultiInputPolicy", env, learning_rate=config.learning_rate, n_steps=config.n_steps,
+                batch_size=config.batch_size, n_epochs=config.n_epochs, seed=config.seed, device=device,
+                policy_kwargs=policy_kwargs(width, hidden, config.log_std_init), verbose=0)
+    if init is not None and config.warm_start:
+        warm_start(model.policy, init)
+    return model
+
+
+def train_ppo(config: PpoConfig, *, sim: SimConfig, width: int, hidden: int, init: LearnedPolicy | None = None,
+              on_rollout: Callable[[int, dict[str, float]], None] | None = None) -> PpoResult:
+    """Fine-tune for ``config.timesteps`` environment steps; ``on_rollout`` sees the step count and the metrics of
+    each rollout (mean reward per step, driving score of the routes that ended in it)."""
+    torch.manual_seed(config.seed)
+    env = make_vec_env(sim, config.num_envs)
+    env.seed(config.seed)
+    model = make_ppo(env, config, width=width, hidden=hidden, init=init)
+    tracker = _RouteTracker(on_rollout)
+    model.learn(total_timesteps=config.timesteps, callback=tracker)
+    env.close()
+    scores = tracker.all_scores
+    return PpoResult(policy=Sb3Policy(model.policy), timesteps=int(model.num_timesteps), finished_routes=len(scores),
+                     mean_driving_score=float(np.mean(scores)) if scores else float("nan"))
+
+
+class _RouteTracker(BaseCallback):
+    """Collects the driving scores of routes that end, and reports each rollout's metrics."""
+
+    def __init__(self, on_rollout: Callable[[int, dict[str, float]], None] | None) -> None:
+        super().__init__()
+        self.on_rollout = on_rollout
+        self.all_scores: list[float] = []
+        self._scores: list[float] = []
+        self._rewards: list[float] = []
+
+    def _on_step(self) -> bool:
+        infos: list[dict[str, Any]] = self.locals["infos"]
+        self._rewards.append(float(np.mean(self.locals["rewards"])))
+        self._scores += [info["driving_score"] for info in infos if "driving_score" in info]
+        return True
+
+    def _on_rollout_end(self) -> None:
+        metrics = {"ppo_reward_per_step": float(np.mean(self._rewards)) if self._rewards else 0.0,
+                   "ppo_routes_ended": float(len(self._scores))}
+        if self._scores:
+            metrics["ppo_driving_score"] = float(np.mean(self._scores))
+        self.all_scores += self._scores
+        self._scores, self._rewards = [], []
+        if self.on_rollout is not None:
+            self.on_rollout(self.num_timesteps, metrics)
+
+
+class GymVectorVecEnv(VecEnv):
+    """SB3 view of any Gymnasium vector env built with ``autoreset_mode=SAME_STEP`` (e.g. a ``SyncVectorEnv`` of
+    single envs), for comparing it with the native :class:`~sim.embedded.sb3.Sb3VecEnv`."""
+
+    def __init__(self, env: VectorEnv) -> None:  # type: ignore[type-arg]
+        if env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
+            raise ValueError("GymVectorVecEnv needs a vector env with autoreset_mode=SAME_STEP")
+        self.env = env
+        super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
+        self._actions: Any = None
+        self._seed: int | None = None
+
+    def reset(self) -> VecEnvObs:
+        obs, _ = self.env.reset(seed=self._seed)
+        self._seed = None
+        return obs  # type: ignore[no-any-return]
+
+    def step_async(self, actions: Any) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, reward, terminated, truncated, info = self.env.step(self._actions)
+        done = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for env in np.flatnonzero(done):
+            infos[env]["terminal_observation"] = {key: value[env] for key, value in info["final_obs"][env].items()}
+            infos[env]["TimeLimit.truncated"] = bool(truncated[env] and not terminated[env])
+        return obs, np.asarray(reward, dtype=np.float32), done, infos
+
+    def close(self) -> None:
+        self.env.close()
+
+    def seed(self, seed: int | None = None) -> list[int | None]:
+        self._seed = seed
+        return [seed] * self.num_envs
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self.env, attr_name)] * self.num_envs
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self.env, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        return [getattr(self.env, method_name)(*method_args, **method_kwargs)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False] * self.num_envs

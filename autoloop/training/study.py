@@ -1,0 +1,120 @@
+"""The driving-quality study (``autoloop bench drive``): imitation, DAgger and PPO fine-tuning scored on the held-out
+``eval`` suite against the expert, in one table.
+
+Data: the expert drives the ``train`` suite (procedural towns, every scenario event type) with exploration noise;
+DAgger rounds drive fresh draws of the train suite; PPO samples scenarios on ``town-1``. The eval suite's towns are
+never trained on. Every step's driver is written under the work folder, so an interrupted study resumes where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from autoloop.bench import ObservingDriver, SuiteTypeResult, bench_driver
+from autoloop.config import DaggerConfig, PpoConfig, SimConfig, TrainConfig
+from autoloop.episodes import EpisodeStore, create_snapshot
+from autoloop.rollout import expert_driver, rollout
+from autoloop.training.bc import train_bc
+from autoloop.training.dagger import _by_map, _sim_for, dagger
+from autoloop.training.data import load_trajectory_arrays
+from autoloop.training.ppo import train_ppo
+from policies.base import LearnedPolicy
+from policies.checkpoint import load_policy
+from sim.scenarios.suites import Suite, build_suite
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Sizes of the study.
+
+    :param train_routes: routes of the train suite the expert drives.
+    :param eval_every: evaluate every n-th route of the eval suite (1: all 126).
+    :param dagger_rounds: DAgger rounds.
+    :param dagger_routes: train-suite routes the learner drives per round.
+    :param ppo_timesteps: PPO environment steps (0: none).
+    :param train: imitation settings.
+    """
+
+    train_routes: int = 32
+    eval_every: int = 1
+    dagger_rounds: int = 2
+    dagger_routes: int = 16
+    ppo_timesteps: int = 4096
+    action_noise: float = 0.15
+    train: TrainConfig = TrainConfig(epochs=8, batch_size=128, threads=1)
+
+
+def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
+    """Run (or resume) the study under ``work``; returns the table (one row per driver) as JSON-ready data."""
+    sim = SimConfig()
+    store = EpisodeStore(work / "episodes")
+    datasets = work / "datasets"
+    full = build_suite("eval")
+    suite = Suite(full.name, full.version, full.scenarios[::study.eval_every])
+    rows: list[dict[str, Any]] = []
+    results_file = work / "rows.json"
+
+    def row(name: str, result: list[SuiteTypeResult], **extra: Any) -> None:
+        overall = asdict(result[-1])
+        rows.append({"driver": name, **{k: overall[k] for k in (
+            "routes", "driving_score", "route_completion", "success_rate", "collisions_per_km",
+            "infractions_per_km", "infractions")}, **extra})
+        import json
+
+        results_file.write_text(json.dumps(rows, indent=1))
+        log.info("%s: %s", name, rows[-1])
+
+    row("expert", bench_driver(suite, expert_driver))
+    # collection
+    scenarios = build_suite("train", routes=study.train_routes).scenarios
+    if not store.episode_ids():
+        for group in _by_map(list(scenarios)):
+            results = rollout(group, sim=_sim_for(sim, group), driver=expert_driver, policy_name="expert",
+                              tags={"purpose": "collect"}, record_observations=True,
+                              action_noise=study.action_noise, noise_seed=hash(group[0].map_name) % 2**31)
+            store.write_many([episode for episode, _ in results])
+    base = create_snapshot(store, datasets, [e for e in store.episode_ids() if "collect" in e], {"purpose": "study"})
+    config = study.train.model_copy(update={"dagger": DaggerConfig(iterations=study.dagger_rounds, epochs=3),
+                                            "ppo": PpoConfig(timesteps=study.ppo_timesteps)})
+    bc_file = work / "bc.pt"
+    if bc_file.exists():
+        policy = load_policy(bc_file)
+    else:
+        data = load_trajectory_arrays(store, base, waypoints=config.waypoints)
+        log.info("behaviour cloning on %d samples", len(data))
+        policy = train_bc(data, config, checkpoint_dir=work / "bc-checkpoints",
+                          on_epoch=lambda m: log.info("epoch %s", m)).policy
+        policy.save(bc_file)
+    row("bc", _evaluate(suite, policy, sim), samples=base.num_steps)
+    for number in range(1, study.dagger_rounds + 1):
+        file = work / f"dagger-{number}.pt"
+        if not file.exists():
+            one = config.model_copy(update={"dagger": config.dagger.model_copy(update={"iterations": 1})})
+            done = dagger(policy, base, config=one, sim=sim, store=store, datasets=datasets,
+                          scenarios=lambda _r, n=number: build_suite("train", routes=study.dagger_routes,
+                                                                     seed=n).scenarios)
+            done[-1].result.policy.save(file)
+            base = done[-1].snapshot
+        policy = load_policy(file)
+        row(f"dagger-{number}", _evaluate(suite, policy, sim))
+    if study.ppo_timesteps:
+        file = work / "ppo.pt"
+        if not file.exists():
+            ppo_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
+            result = train_ppo(config.ppo, sim=ppo_sim, width=config.width, hidden=config.hidden, init=policy,
+                               on_rollout=lambda step, m: log.info("ppo %d %s", step, m))
+            result.policy.save(file)
+        row("ppo", _evaluate(suite, load_policy(file), sim))
+    return {"suite": suite.name, "routes": len(suite.scenarios), "eval_every": study.eval_every,
+            "study": {k: v for k, v in asdict(study).items() if k != "train"}, "train": config.model_dump(),
+            "rows": rows}
+
+
+def _evaluate(suite: Suite, policy: LearnedPolicy, sim: SimConfig) -> list[SuiteTypeResult]:
+    return bench_driver(suite, lambda world: ObservingDriver(world, policy, sim.bev()))
