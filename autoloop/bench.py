@@ -289,10 +289,10 @@ def bench_train(*, samples: int = 2048, batch_size: int = 128, bev_size_px: int 
     from gymnasium.vector import SyncVectorEnv
 
     from autoloop.config import PpoConfig, SimConfig, TrainConfig
+    from autoloop.training.bc import train_bc
     from autoloop.training.data import TrajectoryArrays
     from autoloop.training.distributed import process_group
     from autoloop.training.ppo import GymVectorVecEnv, make_vec_env
-    from autoloop.training.bc import train_bc
     from sim.embedded.bev import Channel
     from sim.embedded.env import DrivingEnv
     from sim.embedded.observation import STATE_SIZE
@@ -309,7 +309,7 @@ def bench_train(*, samples: int = 2048, batch_size: int = 128, bev_size_px: int 
     rates = {}
     with process_group() as topology:
         for kind in ("waypoints", "bc"):
-            config = TrainConfig(policy=kind, epochs=1, batch_size=batch_size, threads=threads, seed=seed)  # type: ignore[arg-type]
+            config = TrainConfig(policy=kind, epochs=1, batch_size=batch_size, threads=threads, seed=seed)
             train_bc(data, config, topology=topology)  # warm-up (and compilation on a GPU)
             start = time.perf_counter()
             train_bc(data, config.model_copy(update={"epochs": 1}), topology=topology)
@@ -337,6 +337,6 @@ def _ppo_rate(env: Any, config: Any) -> float:
     model.learn(total_timesteps=config.n_steps * config.num_envs)  # warm-up
     start = time.perf_counter()
     model.learn(total_timesteps=config.timesteps, reset_num_timesteps=False)
-    rate = round(config.timesteps / (time.perf_counter() - start), 1)
+    rate = round(float(config.timesteps) / (time.perf_counter() - start), 1)
     env.close()
     return rate

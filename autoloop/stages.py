@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -19,13 +20,15 @@ from autoloop.episodes import (
     EpisodeStore,
     create_snapshot,
     load_snapshot,
-    load_training_arrays,
 )
 from autoloop.evaluation import EvaluationResult, evaluate_driver
 from autoloop.gating import Verdict, decide
 from autoloop.paths import Paths
 from autoloop.rollout import DriverFactory, expert_driver, rollout
-from autoloop.training import EpochMetrics, train_bc
+from autoloop.training import EpochMetrics, load_trajectory_arrays, train_bc
+from autoloop.training.dagger import dagger
+from autoloop.training.loop import CHECKPOINT
+from autoloop.training.ppo import train_ppo
 from sim.embedded.observation import Observation
 from sim.metrics import score_suite
 
@@ -153,28 +156,84 @@ def _next_seeds(config: AutoloopConfig, earlier: dict[int, str]) -> range:
 
 
 def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
-    """Train a behaviour-cloning driver on a dataset snapshot and log it as an MLflow model."""
+    """Train a driver on a dataset snapshot (imitation, then ``train.dagger.iterations`` DAgger rounds and
+    ``train.ppo.timesteps`` of PPO fine-tuning) and log it as an MLflow model, with its per-step and per-epoch
+    losses, its per-epoch checkpoint and every dataset snapshot it saw."""
     config = context.config
     with tracking.stage_run("train", experiment_id=context.experiment_id,
                             parent_run_id=context.parent_run_id) as run_id:
-        tracking.log_params(config.train.model_dump())
+        tracking.log_params(_flat(config.train.model_dump()))
         tracking.log_dataset(snapshot)
         tracking.set_tags({"autoloop.dataset_digest": snapshot.digest})
         tracking.log_text(dump_config(config), "config.yaml")
-        data = load_training_arrays(context.store, snapshot)
+        data = load_trajectory_arrays(context.store, snapshot, waypoints=config.train.waypoints)
+        checkpoints = context.paths.checkpoints / run_id
+        epochs = {"done": 0}
 
         def on_epoch(metrics: EpochMetrics) -> None:
-            tracking.log_metrics({"train_loss": metrics.train_loss, "val_loss": metrics.val_loss}, step=metrics.epoch)
+            epochs["done"] += 1
+            tracking.log_metrics({"train_loss": metrics.train_loss, "val_loss": metrics.val_loss,
+                                  **{f"train_{key}_loss": value for key, value in metrics.parts.items()}},
+                                 step=epochs["done"])
 
-        result = train_bc(data, config.train, on_epoch=on_epoch)
+        def on_step(step: int, losses: dict[str, float]) -> None:
+            if step % STEP_METRICS_EVERY == 0:
+                tracking.log_metrics({f"step_{key}_loss": value for key, value in losses.items()}, step=step)
+
+        result = train_bc(data, config.train, checkpoint_dir=checkpoints / "bc", on_epoch=on_epoch, on_step=on_step)
+        tracking.log_artifact(checkpoints / "bc" / CHECKPOINT, "checkpoints/bc")
+        policy, last, samples = result.policy, result.history[-1], result.samples
+        if config.train.dagger.iterations:
+            rounds = dagger(policy, snapshot, config=config.train, sim=config.sim, store=context.store,
+                            datasets=context.paths.datasets,
+                            scenarios=lambda _round: [config.sim.sample(seed) for seed in _dagger_seeds(context)],
+                            tags={"mlflow_run_id": run_id}, on_epoch=lambda _round, m: on_epoch(m))
+            for done in rounds:
+                tracking.log_dataset(done.snapshot, context=f"dagger-{done.round}")
+                tracking.log_metrics({"dagger_rollout_driving_score": done.rollout_driving_score,
+                                      "dagger_samples": done.result.samples}, step=done.round)
+            policy, last, samples = rounds[-1].result.policy, rounds[-1].result.history[-1], rounds[-1].result.samples
+            tracking.set_tags({"autoloop.dataset_digest": rounds[-1].snapshot.digest})
+        if config.train.ppo.timesteps:
+            tuned = train_ppo(config.train.ppo, sim=config.sim, width=config.train.width, hidden=config.train.hidden,
+                              init=policy, on_rollout=lambda step, m: tracking.log_metrics(m, step=step))
+            policy = tuned.policy
         checkpoint = context.paths.checkpoints / f"{run_id}.pt"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         rows = np.arange(min(len(data), 2))
         example: Observation = {"bev": data.bev(rows), "state": data.state[rows]}
-        model = tracking.log_policy(result.policy, checkpoint, example)
-        last = result.history[-1]
-        log.info("trained on %d samples: val loss %.4f; model %s", result.samples, last.val_loss, model.model_uri)
-        return TrainOutcome(model, result.samples, last.train_loss, last.val_loss, snapshot.digest)
+        model = tracking.log_policy(policy, checkpoint, example)
+        log.info("trained a %s driver on %d samples: val loss %.4f; model %s", policy.kind, samples, last.val_loss,
+                 model.model_uri)
+        return TrainOutcome(model, samples, last.train_loss, last.val_loss, snapshot.digest)
+
+
+#: Per-step losses go to MLflow every this many optimizer steps.
+STEP_METRICS_EVERY = 10
+
+
+def _dagger_seeds(context: StageContext) -> range:
+    """Scenario seeds of the next DAgger round: after the highest one already in the store."""
+    dagger_config = context.config.train.dagger
+    seeds = [int(meta["scenario"]["traffic_seed"]) for meta in context.store.metadata("sim").values()
+             if meta["tags"].get("purpose") == "dagger"]
+    start = max(max(seeds, default=-1) + 1, dagger_config.seed)
+    held_out = context.config.evaluate
+    if start < held_out.seed + held_out.episodes and held_out.seed < start + dagger_config.episodes:
+        raise ValueError(f"the next DAgger seeds from {start} would reach the held-out evaluation seeds from "
+                         f"{held_out.seed}: lower train.dagger.seed or raise evaluate.seed")
+    return range(start, start + dagger_config.episodes)
+
+
+def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameters as ``a.b`` keys."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def evaluate(context: StageContext, model_uri: str) -> EvaluationResult:

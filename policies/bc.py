@@ -54,14 +54,12 @@ class BcNet(nn.Module):
         return out
 
 
-def torch_act(net: nn.Module, observation: Observation) -> torch.Tensor:
-    """Run ``net(bev, state)`` on a batch of observations without gradients, on the net's device."""
+def torch_inputs(net: nn.Module, observation: Observation) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of observations as ``(bev, state)`` tensors on the net's device."""
     device = next(net.parameters()).device
-    with torch.inference_mode():
-        bev = torch.from_numpy(np.ascontiguousarray(observation["bev"])).to(device)
-        state = torch.from_numpy(np.ascontiguousarray(observation["state"], dtype=np.float32)).to(device)
-        out: torch.Tensor = net(bev, state)
-    return out
+    bev = torch.from_numpy(np.ascontiguousarray(observation["bev"])).to(device)
+    state = torch.from_numpy(np.ascontiguousarray(observation["state"], dtype=np.float32)).to(device)
+    return bev, state
 
 
 class BcPolicy:
@@ -73,7 +71,8 @@ class BcPolicy:
         self.net = net.eval()
 
     def act(self, observation: Observation) -> NDArray[np.float32]:
-        actions: NDArray[np.float32] = torch_act(self.net, observation).float().cpu().numpy()
+        with torch.inference_mode():
+            actions: NDArray[np.float32] = self.net(*torch_inputs(self.net, observation)).float().cpu().numpy()
         return actions
 
     def reset(self, done: NDArray[np.bool_]) -> None:

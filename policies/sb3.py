@@ -40,7 +40,7 @@ class BevFeaturesExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, config.features)
         self.encoder = ObservationEncoder(config)
 
-    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         features: torch.Tensor = self.encoder(observations["bev"], observations["state"])
         return features
 
@@ -63,7 +63,9 @@ def warm_start(policy: ActorCriticPolicy, imitation: LearnedPolicy) -> None:
         hidden, out = net.head[0], net.head[2]
     else:
         raise TypeError(f"cannot warm-start PPO from a {imitation.kind} driver")
-    policy.features_extractor.encoder.load_state_dict(net.encoder.state_dict())
+    extractor = policy.features_extractor
+    assert isinstance(extractor, BevFeaturesExtractor)
+    extractor.encoder.load_state_dict(net.encoder.state_dict())
     policy.mlp_extractor.policy_net[0].load_state_dict(hidden.state_dict())
     policy.action_net.load_state_dict(out.state_dict())
 

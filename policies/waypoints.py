@@ -22,7 +22,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from policies.bc import torch_act
+from policies.bc import torch_inputs
 from policies.encoder import EncoderConfig, ObservationEncoder
 from sim.embedded.dynamics import BicycleParams
 from sim.embedded.observation import Observation
@@ -143,10 +143,11 @@ class WaypointPolicy:
         self.params = params
 
     def act(self, observation: Observation) -> NDArray[np.float32]:
-        prediction = torch_act(self.net, observation)
+        with torch.inference_mode():
+            prediction: Prediction = self.net(*torch_inputs(self.net, observation))
         waypoints = prediction.waypoints.double().cpu().numpy()
         target = prediction.speed.double().cpu().numpy()
-        head = prediction.control.float().cpu().numpy()
+        head: NDArray[np.float32] = prediction.control.float().cpu().numpy()
         if self.params.mode == "head":
             return head
         speed = np.asarray(observation["state"], dtype=np.float64)[:, 0] * STATE_SPEED_SCALE_MPS

@@ -21,6 +21,6 @@ __all__ = [
     "create_snapshot",
     "load_snapshot",
     "load_training_arrays",
-    "read_snapshot_columns",
     "new_episode_id",
+    "read_snapshot_columns",
 ]

@@ -26,7 +26,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from autoloop.episodes import DatasetSnapshot
 from autoloop.paths import Paths
 from autoloop.tracking.pyfunc import signature
-from policies.bc import BcPolicy
+from policies.base import LearnedPolicy
 from sim.embedded.observation import Observation
 
 CHAMPION = "champion"
@@ -142,8 +142,13 @@ def log_dataset(snapshot: DatasetSnapshot, *, context: str = "training") -> None
                                                       "sha256": snapshot.digest})
 
 
-def log_policy(policy: BcPolicy, checkpoint: Path, example: Observation) -> LoggedPolicy:
-    """Log a driver (pyfunc from code, with signature and input example) to the active run."""
+def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    """Log a file (e.g. a training checkpoint) to the active run."""
+    mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_policy(policy: LearnedPolicy, checkpoint: Path, example: Observation) -> LoggedPolicy:
+    """Log a learned driver of any kind (pyfunc from code, with signature and input example) to the active run."""
     active = mlflow.active_run()
     if active is None:
         raise RuntimeError("log_policy needs an active run")
@@ -157,8 +162,9 @@ def log_policy(policy: BcPolicy, checkpoint: Path, example: Observation) -> Logg
         input_example={"bev": bev, "state": state},
         # autoloop itself must be installed where the model loads; it is named in the metadata, not in the
         # requirements, because the package is not published on PyPI.
-        pip_requirements=[f"torch=={_version('torch')}", f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"],
-        metadata={"autoloop_version": _version("autoloop")},
+        pip_requirements=[f"torch=={_version('torch')}", f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}",
+                          *([f"stable-baselines3=={_version('stable-baselines3')}"] if policy.kind == "ppo" else [])],
+        metadata={"autoloop_version": _version("autoloop"), "driver_kind": policy.kind},
     )
     return LoggedPolicy(model_uri=info.model_uri, model_id=str(info.model_id), run_id=active.info.run_id)
 
@@ -216,10 +222,10 @@ def logged_policy(model_uri: str) -> LoggedPolicy:
     return LoggedPolicy(model_uri=f"models:/{model_id}", model_id=model_id, run_id=str(logged.source_run_id))
 
 
-def load_policy(model_uri: str) -> BcPolicy:
+def load_policy(model_uri: str) -> LearnedPolicy:
     """Load a logged or registered driver (``models:/name@alias``, ``models:/name/3``, ``models:/m-…``)."""
     model = mlflow.pyfunc.load_model(model_uri)
-    policy: BcPolicy = model.unwrap_python_model().policy
+    policy: LearnedPolicy = model.unwrap_python_model().policy
     return policy
 
 

@@ -9,21 +9,23 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc.model import PythonModel
 from mlflow.types import Schema, TensorSpec
 
-from policies.bc import BcPolicy
+from policies.base import LearnedPolicy
+from policies.checkpoint import load_policy
 
 
 class DriverModel(PythonModel):
-    """Loads a :class:`~policies.bc.BcPolicy` checkpoint; ``predict`` maps a batch of observations
+    """Loads a learned driver's checkpoint (any kind, :func:`policies.checkpoint.load_policy`); ``predict`` maps a
+    batch of observations
     (``bev`` uint8 ``(B, C, H, W)``, ``state`` float32 ``(B, S)``) to actions float32 ``(B, 2)``."""
 
-    policy: BcPolicy
+    policy: LearnedPolicy
     # The model is logged with an explicit tensor signature, which pyfunc validates inputs against. MLflow would
     # otherwise derive a schema from the type hints of ``predict`` (and warn that there are none): this skips that,
     # and ``predict`` stays unannotated so that logging does not try either.
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
-        self.policy = BcPolicy.load(context.artifacts["checkpoint"])
+        self.policy = load_policy(context.artifacts["checkpoint"])
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         return self.policy.act({"bev": np.asarray(model_input["bev"], dtype=np.uint8),

@@ -16,7 +16,7 @@ from torch import nn
 
 from autoloop.config import TrainConfig
 from autoloop.training.data import Batch, TrajectoryArrays
-from autoloop.training.distributed import Topology
+from autoloop.training.distributed import SINGLE_CPU, Topology
 from autoloop.training.loop import EpochMetrics, fit
 from policies.base import LearnedPolicy
 from policies.bc import BcNet, BcNetConfig, BcPolicy
@@ -53,7 +53,7 @@ def network(policy: LearnedPolicy) -> nn.Module:
 
 
 def train_bc(data: TrajectoryArrays, config: TrainConfig, *, policy: LearnedPolicy | None = None,
-             epochs: int | None = None, topology: Topology = Topology(0, 1, torch.device("cpu")),
+             epochs: int | None = None, topology: Topology = SINGLE_CPU,
              checkpoint_dir: Path | None = None, on_epoch: Callable[[EpochMetrics], None] | None = None,
              on_step: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
     """Train a driver on ``data`` (a new one of ``config.policy``, or continue ``policy``'s weights) for

@@ -8,6 +8,7 @@ snapshot: the base snapshot's episodes plus every DAgger episode so far.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from autoloop.rollout import rollout
 from autoloop.training.bc import TrainResult, train_bc
 from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.loop import EpochMetrics
-from policies.base import LearnedPolicy
+from policies.base import LearnedPolicy, Policy
+from sim.embedded.world import World
 from sim.metrics import score_suite
 from sim.scenarios import Scenario
 
@@ -53,8 +55,12 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
     episode_ids = list(base.episode_ids)
     for number in range(1, config.dagger.iterations + 1):
         results = []
+
+        def learner(world: World, driver: LearnedPolicy = policy) -> Policy:
+            return driver
+
         for group in _by_map(scenarios(number)):
-            results += rollout(group, sim=_sim_for(sim, group), driver=lambda world: policy,
+            results += rollout(group, sim=_sim_for(sim, group), driver=learner,
                                policy_name=f"dagger-{number}", tags={"purpose": "dagger", **(tags or {})},
                                record_observations=True)
         store.write_many([episode for episode, _ in results])
@@ -64,7 +70,7 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
                                    filters={"purpose": "dagger", "round": number, "base": base.digest})
         data = load_trajectory_arrays(store, snapshot, waypoints=config.waypoints)
         result = train_bc(data, config, policy=policy, epochs=config.dagger.epochs,
-                          on_epoch=(lambda m, n=number: on_epoch(n, m)) if on_epoch else None)
+                          on_epoch=functools.partial(on_epoch, number) if on_epoch else None)
         policy = result.policy
         done = DaggerRound(number, score, len(results), snapshot, result)
         log.info("DAgger round %d: learner DS %.1f on %d routes; retrained on %d samples (snapshot %s)", number,
@@ -88,5 +94,6 @@ def _sim_for(sim: SimConfig, group: Sequence[Scenario]) -> SimConfig:
 
     vehicles = max(s.traffic_vehicles for s in group) + (EVENT_VEHICLES if any(s.events for s in group) else 0)
     pedestrians = max(s.pedestrians for s in group) + (EVENT_PEDESTRIANS if any(s.events for s in group) else 0)
-    return sim.model_copy(update={"map_name": group[0].map_name, "traffic_vehicles": max(vehicles, sim.traffic_vehicles),
+    return sim.model_copy(update={"map_name": group[0].map_name,
+                                  "traffic_vehicles": max(vehicles, sim.traffic_vehicles),
                                   "pedestrians": max(pedestrians, sim.pedestrians)})

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch.multiprocessing as mp
+from torch.multiprocessing.spawn import spawn
 
 from autoloop.config import load_config
 from autoloop.episodes import EpisodeStore, load_snapshot
@@ -53,7 +53,7 @@ def launch(nproc: int, argv: Sequence[str]) -> None:
     with socket.socket() as probe:  # a free port for the rendezvous
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    mp.spawn(_worker, args=(nproc, port, list(argv)), nprocs=nproc, join=True)
+    spawn(_worker, args=(nproc, port, list(argv)), nprocs=nproc, join=True)  # type: ignore[no-untyped-call]
 
 
 def _worker(rank: int, world_size: int, port: int, argv: list[str]) -> None:

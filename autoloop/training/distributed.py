@@ -33,6 +33,10 @@ class Topology:
         return self.world_size > 1
 
 
+#: One process on the CPU.
+SINGLE_CPU = Topology(rank=0, world_size=1, device=torch.device("cpu"))
+
+
 @contextmanager
 def process_group(*, cuda: bool | None = None) -> Iterator[Topology]:
     """Join the process group the environment describes (``torchrun``'s variables), or run alone; the group is

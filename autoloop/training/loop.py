@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from autoloop.config import TrainConfig
 from autoloop.training.data import Batch, TrajectoryArrays, batches
-from autoloop.training.distributed import Topology
+from autoloop.training.distributed import SINGLE_CPU, Topology
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class EpochMetrics:
 
 
 def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainConfig, epochs: int,
-        topology: Topology = Topology(0, 1, torch.device("cpu")), checkpoint_dir: Path | None = None,
+        topology: Topology = SINGLE_CPU, checkpoint_dir: Path | None = None,
         on_epoch: Callable[[EpochMetrics], None] | None = None,
         on_step: Callable[[int, dict[str, float]], None] | None = None) -> tuple[EpochMetrics, ...]:
     """Train ``net`` in place for ``epochs`` epochs; returns every epoch's metrics (those before a resume too).
@@ -85,7 +85,7 @@ def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainCo
         mine = np.sort(order[topology.rank::topology.world_size][:share])  # this rank's equal share
         mine = np.random.default_rng([config.seed, epoch, topology.rank]).permutation(mine)
         model.train()
-        total, parts_total = 0.0, {}
+        total, parts_total = 0.0, dict[str, float]()
         row_batches = [np.sort(mine[i:i + config.batch_size]) for i in range(0, share, config.batch_size)]
         for index, batch in enumerate(batches(data, row_batches, topology.device)):
             with autocast():

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
@@ -99,7 +99,7 @@ class GymVectorVecEnv(VecEnv):
     """SB3 view of any Gymnasium vector env built with ``autoreset_mode=SAME_STEP`` (e.g. a ``SyncVectorEnv`` of
     single envs), for comparing it with the native :class:`~sim.embedded.sb3.Sb3VecEnv`."""
 
-    def __init__(self, env: VectorEnv) -> None:  # type: ignore[type-arg]
+    def __init__(self, env: VectorEnv) -> None:
         if env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
             raise ValueError("GymVectorVecEnv needs a vector env with autoreset_mode=SAME_STEP")
         self.env = env

@@ -10,7 +10,7 @@ stopped.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.ppo import train_ppo
 from policies.base import LearnedPolicy
 from policies.checkpoint import load_policy
+from sim.scenarios import Scenario
 from sim.scenarios.suites import Suite, build_suite
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class StudyConfig:
     dagger_routes: int = 16
     ppo_timesteps: int = 4096
     action_noise: float = 0.15
-    train: TrainConfig = TrainConfig(epochs=8, batch_size=128, threads=1)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, batch_size=128, threads=1))
 
 
 def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
@@ -96,9 +97,11 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         file = work / f"dagger-{number}.pt"
         if not file.exists():
             one = config.model_copy(update={"dagger": config.dagger.model_copy(update={"iterations": 1})})
-            done = dagger(policy, base, config=one, sim=sim, store=store, datasets=datasets,
-                          scenarios=lambda _r, n=number: build_suite("train", routes=study.dagger_routes,
-                                                                     seed=n).scenarios)
+
+            def draw(_round: int, n: int = number) -> tuple[Scenario, ...]:
+                return build_suite("train", routes=study.dagger_routes, seed=n).scenarios
+
+            done = dagger(policy, base, config=one, sim=sim, store=store, datasets=datasets, scenarios=draw)
             done[-1].result.policy.save(file)
             base = done[-1].snapshot
         policy = load_policy(file)

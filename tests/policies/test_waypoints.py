@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from policies.base import LearnedPolicy, Policy
+from policies.bc import BcNet, BcNetConfig, BcPolicy
+from policies.checkpoint import load_policy
+from policies.sb3 import Sb3Policy
+from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy, control
+
+OBS = {"bev": np.random.default_rng(0).integers(0, 2, (3, 9, 32, 32), dtype=np.uint8),
+       "state": np.random.default_rng(1).uniform(-1, 1, (3, 25)).astype(np.float32)}
+
+
+def test_controller_straight_ahead_holds_the_wheel_and_tracks_speed() -> None:
+    straight = np.array([[[2.0, 0.0], [4.0, 0.0], [6.0, 0.0], [8.0, 0.0]]] * 3)
+    actions = control(straight, np.array([5.0, 4.0, 0.0]), np.array([4.0, 4.0, 4.0]), 0.5)
+    assert np.all(actions[:, 0] == 0.0)
+    # 1 m/s faster in 0.5 s: 2 m/s^2 of 3 (full throttle); same speed: coast; stop: full brake
+    np.testing.assert_allclose(actions[:, 1], [2.0 / 3.0, 0.0, -1.0], rtol=1e-6)
+
+
+def test_controller_steers_towards_the_side_of_the_path() -> None:
+    left = np.array([[[2.0, 0.2], [4.0, 0.8], [6.0, 1.8], [8.0, 3.2]]])
+    right = left * np.array([1.0, -1.0])
+    steer_left = control(left, np.array([4.0]), np.array([4.0]), 0.5)[0, 0]
+    steer_right = control(right, np.array([4.0]), np.array([4.0]), 0.5)[0, 0]
+    assert steer_left > 0.0 and steer_right == pytest.approx(-steer_left)
+    # pure pursuit by hand: look-ahead 4 + 0.5 * 4 = 6 m along the path, aimed at from the rear axle
+    path = np.concatenate([[[0.0, 0.0]], left[0]])
+    length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+    aim = np.array([np.interp(6.0, length, path[:, 0]), np.interp(6.0, length, path[:, 1])]) + [1.45, 0.0]
+    expected = np.arctan(2.0 * aim[1] / np.sum(aim**2) * 2.9) / 0.6
+    assert steer_left == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["controller", "head", "blend"])
+def test_waypoint_policy_round_trip(tmp_path: Path, mode: str) -> None:
+    torch.manual_seed(0)
+    policy = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, 25)), ControllerParams(mode=mode))  # type: ignore[arg-type]
+    assert isinstance(policy, LearnedPolicy) and isinstance(policy, Policy)
+    actions = policy.act(OBS)
+    assert actions.shape == (3, 2) and actions.dtype == np.float32 and np.all(np.abs(actions) <= 1.0)
+    policy.save(tmp_path / "driver.pt")
+    loaded = load_policy(tmp_path / "driver.pt")
+    assert isinstance(loaded, WaypointPolicy) and loaded.params == policy.params
+    np.testing.assert_array_equal(loaded.act(OBS), actions)
+
+
+def test_checkpoints_name_their_kind(tmp_path: Path) -> None:
+    BcPolicy(BcNet(BcNetConfig(9, 32, 25))).save(tmp_path / "bc.pt")
+    assert isinstance(load_policy(tmp_path / "bc.pt"), BcPolicy)
+    torch.save({"kind": "mystery"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="mystery"):
+        load_policy(tmp_path / "other.pt")
+
+
+def test_ppo_warm_start_acts_like_the_imitation_control_head(tmp_path: Path) -> None:
+    from autoloop.config import PpoConfig, SimConfig
+    from autoloop.training.ppo import make_ppo, make_vec_env
+
+    torch.manual_seed(0)
+    sim = SimConfig(bev_size_px=32, traffic_vehicles=2)
+    imitation = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, 25, width=4, hidden=16)), ControllerParams(mode="head"))
+    env = make_vec_env(sim, 2)
+    model = make_ppo(env, PpoConfig(n_steps=8, batch_size=16), width=4, hidden=16, init=imitation)
+    driver = Sb3Policy(model.policy)
+    assert isinstance(driver, LearnedPolicy)
+    with torch.no_grad():
+        head = imitation.net(torch.from_numpy(OBS["bev"]), torch.from_numpy(OBS["state"])).control.numpy()
+    # the Gaussian mean is the head before its tanh: atanh(head), clipped to [-1, 1]
+    np.testing.assert_allclose(driver.act(OBS), np.clip(np.arctanh(head), -1, 1), atol=1e-5)
+    driver.save(tmp_path / "ppo.pt")
+    np.testing.assert_array_equal(load_policy(tmp_path / "ppo.pt").act(OBS), driver.act(OBS))
+    env.close()
