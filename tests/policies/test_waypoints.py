@@ -63,7 +63,8 @@ def test_ppo_warm_start_acts_like_the_imitation_control_head(tmp_path: Path) -> 
 
     torch.manual_seed(0)
     sim = SimConfig(bev_size_px=32, traffic_vehicles=2)
-    imitation = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, 25, width=4, hidden=16)), ControllerParams(mode="head"))
+    imitation = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, 25, width=4, hidden=16)),
+                               ControllerParams(mode="head"))
     env = make_vec_env(sim, 2)
     model = make_ppo(env, PpoConfig(n_steps=8, batch_size=16), width=4, hidden=16, init=imitation)
     driver = Sb3Policy(model.policy)
