@@ -297,6 +297,53 @@ def bench_store_command(
     print(json.dumps({"benchmark": "store", **asdict(result)}, indent=1))
 
 
+@bench_app.command("train")
+def bench_train_command(
+    samples: Annotated[int, typer.Option(help="Random training samples (one epoch is timed).")] = 2048,
+    batch_size: Annotated[int, typer.Option(help="Samples per gradient step.")] = 128,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
+    ppo_envs: Annotated[int, typer.Option(help="Scenarios stepped together by PPO.")] = 8,
+    ppo_timesteps: Annotated[int, typer.Option(help="PPO environment steps timed.")] = 1024,
+) -> None:
+    """Measure training: imitation samples/s (waypoints and bc networks; on a GPU when there is one) and PPO
+    env-steps/s on the native vector env vs a gymnasium SyncVectorEnv of single envs (JSON on stdout)."""
+    import json
+    from dataclasses import asdict
+
+    from autoloop.bench import bench_train
+
+    result = bench_train(samples=samples, batch_size=batch_size, threads=threads, ppo_envs=ppo_envs,
+                         ppo_timesteps=ppo_timesteps)
+    print(json.dumps({"benchmark": "train", **asdict(result)}, indent=1))
+
+
+@bench_app.command("drive")
+def bench_drive_command(
+    work: Annotated[Path, typer.Option("--dir", help="Work folder (episodes, snapshots, drivers); an interrupted "
+                                       "study resumes from it.")],
+    train_routes: Annotated[int, typer.Option(help="Train-suite routes the expert drives.")] = 32,
+    eval_every: Annotated[int, typer.Option(help="Evaluate every n-th eval-suite route (1: all 126).")] = 1,
+    dagger_rounds: Annotated[int, typer.Option(help="DAgger rounds.")] = 2,
+    dagger_routes: Annotated[int, typer.Option(help="Routes the learner drives per DAgger round.")] = 16,
+    ppo_timesteps: Annotated[int, typer.Option(help="PPO fine-tuning steps (0: none).")] = 4096,
+    epochs: Annotated[int, typer.Option(help="Behaviour-cloning epochs.")] = 8,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
+) -> None:
+    """The driving-quality study: expert, BC, each DAgger round and PPO fine-tuning on the held-out eval suite, in
+    one table (JSON on stdout)."""
+    import json
+
+    from autoloop.config import TrainConfig
+    from autoloop.training.study import StudyConfig, run_study
+
+    _setup_logging()
+    work.mkdir(parents=True, exist_ok=True)
+    study = StudyConfig(train_routes=train_routes, eval_every=eval_every, dagger_rounds=dagger_rounds,
+                        dagger_routes=dagger_routes, ppo_timesteps=ppo_timesteps,
+                        train=TrainConfig(epochs=epochs, batch_size=128, threads=threads))
+    print(json.dumps({"benchmark": "drive", **run_study(work, study)}, indent=1))
+
+
 @episodes_app.command("query")
 def episodes_query(
     sql: Annotated[str, typer.Argument(help="DuckDB SQL over the views episodes, ego, actors, events.")],
