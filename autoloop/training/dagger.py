@@ -59,8 +59,8 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
         def learner(world: World, driver: LearnedPolicy = policy) -> Policy:
             return driver
 
-        for group in _by_map(scenarios(number)):
-            results += rollout(group, sim=_sim_for(sim, group), driver=learner,
+        for group in by_map(scenarios(number)):
+            results += rollout(group, sim=sim_for(sim, group), driver=learner,
                                policy_name=f"dagger-{number}", tags={"purpose": "dagger", **(tags or {})},
                                record_observations=True)
         store.write_many([episode for episode, _ in results])
@@ -81,14 +81,15 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
     return rounds
 
 
-def _by_map(scenarios: Sequence[Scenario]) -> list[list[Scenario]]:
+def by_map(scenarios: Sequence[Scenario]) -> list[list[Scenario]]:
+    """Scenarios grouped by map (a world runs one map), in first-seen order."""
     groups: dict[str, list[Scenario]] = {}
     for scenario in scenarios:
         groups.setdefault(scenario.map_name, []).append(scenario)
     return list(groups.values())
 
 
-def _sim_for(sim: SimConfig, group: Sequence[Scenario]) -> SimConfig:
+def sim_for(sim: SimConfig, group: Sequence[Scenario]) -> SimConfig:
     """``sim`` on the group's map, with actor slots for its busiest scenario (events included)."""
     from sim.scenarios.suites import EVENT_PEDESTRIANS, EVENT_VEHICLES
 

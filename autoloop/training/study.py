@@ -19,7 +19,7 @@ from autoloop.config import DaggerConfig, PpoConfig, SimConfig, TrainConfig
 from autoloop.episodes import EpisodeStore, create_snapshot
 from autoloop.rollout import expert_driver, rollout
 from autoloop.training.bc import train_bc
-from autoloop.training.dagger import _by_map, _sim_for, dagger
+from autoloop.training.dagger import by_map, sim_for, dagger
 from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.ppo import train_ppo
 from policies.base import LearnedPolicy
@@ -75,8 +75,8 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
     # collection
     scenarios = build_suite("train", routes=study.train_routes).scenarios
     if not store.episode_ids():
-        for group in _by_map(list(scenarios)):
-            results = rollout(group, sim=_sim_for(sim, group), driver=expert_driver, policy_name="expert",
+        for group in by_map(list(scenarios)):
+            results = rollout(group, sim=sim_for(sim, group), driver=expert_driver, policy_name="expert",
                               tags={"purpose": "collect"}, record_observations=True,
                               action_noise=study.action_noise, noise_seed=hash(group[0].map_name) % 2**31)
             store.write_many([episode for episode, _ in results])
