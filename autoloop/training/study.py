@@ -19,7 +19,7 @@ from autoloop.config import DaggerConfig, PpoConfig, SimConfig, TrainConfig
 from autoloop.episodes import EpisodeStore, create_snapshot
 from autoloop.rollout import expert_driver, rollout
 from autoloop.training.bc import train_bc
-from autoloop.training.dagger import by_map, sim_for, dagger
+from autoloop.training.dagger import by_map, dagger, sim_for
 from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.ppo import train_ppo
 from policies.base import LearnedPolicy
