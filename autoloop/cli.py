@@ -268,35 +268,6 @@ def bench_expert_command(
                       "suite_hash": built.content_hash, "results": as_json(rows)}, indent=1))
 
 
-@bench_app.command("store")
-def bench_store_command(
-    episodes: Annotated[int, typer.Option(help="Episodes to write.")] = 1000,
-    steps: Annotated[int, typer.Option(help="Ego steps per episode.")] = 1000,
-    folder: Annotated[Path | None, typer.Option("--dir", help="Where to build the store (default: a temporary "
-                                                "folder, removed afterwards).")] = None,
-) -> None:
-    """Measure the episode store: write, read back into training arrays, one DuckDB aggregate (JSON on stdout,
-    a table on stderr)."""
-    import json
-    import tempfile
-    from dataclasses import asdict
-
-    from autoloop.bench import bench_store
-
-    if folder is None:
-        with tempfile.TemporaryDirectory(prefix="autoloop-bench-store-") as temporary:
-            result = bench_store(Path(temporary), episodes=episodes, steps=steps)
-    else:
-        result = bench_store(folder, episodes=episodes, steps=steps)
-    table = Table(title=f"episode store: {result.ego_steps:,} ego steps, {result.store_mb:,.0f} MB",
-                  title_justify="left")
-    for column in ("write steps/s", "read steps/s", "query s"):
-        table.add_column(column, justify="right")
-    table.add_row(f"{result.write_steps_per_s:,.0f}", f"{result.read_steps_per_s:,.0f}", f"{result.query_seconds:.3f}")
-    Console(stderr=True).print(table)
-    print(json.dumps({"benchmark": "store", **asdict(result)}, indent=1))
-
-
 @bench_app.command("train")
 def bench_train_command(
     samples: Annotated[int, typer.Option(help="Random training samples (one epoch is timed).")] = 2048,
@@ -342,6 +313,35 @@ def bench_drive_command(
                         dagger_routes=dagger_routes, ppo_timesteps=ppo_timesteps,
                         train=TrainConfig(epochs=epochs, batch_size=128, threads=threads))
     print(json.dumps({"benchmark": "drive", **run_study(work, study)}, indent=1))
+
+
+@bench_app.command("store")
+def bench_store_command(
+    episodes: Annotated[int, typer.Option(help="Episodes to write.")] = 1000,
+    steps: Annotated[int, typer.Option(help="Ego steps per episode.")] = 1000,
+    folder: Annotated[Path | None, typer.Option("--dir", help="Where to build the store (default: a temporary "
+                                                "folder, removed afterwards).")] = None,
+) -> None:
+    """Measure the episode store: write, read back into training arrays, one DuckDB aggregate (JSON on stdout,
+    a table on stderr)."""
+    import json
+    import tempfile
+    from dataclasses import asdict
+
+    from autoloop.bench import bench_store
+
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="autoloop-bench-store-") as temporary:
+            result = bench_store(Path(temporary), episodes=episodes, steps=steps)
+    else:
+        result = bench_store(folder, episodes=episodes, steps=steps)
+    table = Table(title=f"episode store: {result.ego_steps:,} ego steps, {result.store_mb:,.0f} MB",
+                  title_justify="left")
+    for column in ("write steps/s", "read steps/s", "query s"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{result.write_steps_per_s:,.0f}", f"{result.read_steps_per_s:,.0f}", f"{result.query_seconds:.3f}")
+    Console(stderr=True).print(table)
+    print(json.dumps({"benchmark": "store", **asdict(result)}, indent=1))
 
 
 @episodes_app.command("query")
