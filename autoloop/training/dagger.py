@@ -42,7 +42,7 @@ class DaggerRound:
 
 def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig, sim: SimConfig,
            store: EpisodeStore, datasets: Path, scenarios: Callable[[int], Sequence[Scenario]],
-           tags: dict[str, str] | None = None,
+           tags: dict[str, str] | None = None, first_round: int = 1,
            on_epoch: Callable[[int, EpochMetrics], None] | None = None,
            on_round: Callable[[DaggerRound], None] | None = None) -> list[DaggerRound]:
     """Run ``config.dagger.iterations`` rounds from ``policy`` (trained on ``base``).
@@ -50,10 +50,11 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
     :param scenarios: the scenarios the learner drives in round ``r`` (1, 2, ...); grouped by map, a world each.
     :param on_epoch: sees the round and each retraining epoch's metrics.
     :param on_round: sees each finished round.
+    :param first_round: number of the first round (to continue an earlier call's rounds).
     """
     rounds = []
     episode_ids = list(base.episode_ids)
-    for number in range(1, config.dagger.iterations + 1):
+    for number in range(first_round, first_round + config.dagger.iterations):
         results = []
 
         def learner(world: World, driver: LearnedPolicy = policy) -> Policy:

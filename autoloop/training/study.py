@@ -16,7 +16,7 @@ from typing import Any
 
 from autoloop.bench import ObservingDriver, SuiteTypeResult, bench_driver
 from autoloop.config import DaggerConfig, PpoConfig, SimConfig, TrainConfig
-from autoloop.episodes import EpisodeStore, create_snapshot
+from autoloop.episodes import EpisodeStore, create_snapshot, load_snapshot
 from autoloop.rollout import expert_driver, rollout
 from autoloop.training.bc import train_bc
 from autoloop.training.dagger import by_map, dagger, sim_for
@@ -101,9 +101,11 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
             def draw(_round: int, n: int = number) -> tuple[Scenario, ...]:
                 return build_suite("train", routes=study.dagger_routes, seed=n).scenarios
 
-            done = dagger(policy, base, config=one, sim=sim, store=store, datasets=datasets, scenarios=draw)
+            done = dagger(policy, base, config=one, sim=sim, store=store, datasets=datasets, scenarios=draw,
+                          first_round=number)
             done[-1].result.policy.save(file)
-            base = done[-1].snapshot
+            file.with_suffix(".snapshot").write_text(str(done[-1].snapshot.path))
+        base = load_snapshot(Path(file.with_suffix(".snapshot").read_text()))
         policy = load_policy(file)
         row(f"dagger-{number}", _evaluate(suite, policy, sim))
     if study.ppo_timesteps:
