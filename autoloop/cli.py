@@ -157,11 +157,15 @@ def mine_command(
     source: Annotated[str, typer.Option(help="Episodes to scan: fleet, sim or all.")] = "fleet",
     before_s: Annotated[float, typer.Option(help="A replay starts this long before its trigger.")] = 3.0,
     replay: Annotated[bool, typer.Option(help="Also drive every replay with the expert and score it.")] = False,
+    reactive: Annotated[bool, typer.Option(
+        "--reactive/--non-reactive",
+        help="Replayed actors react (driven on by the world from their recorded state) or follow their recorded "
+             "tracks whatever the ego does.")] = True,
     config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
 ) -> None:
     """Mine the stored episodes for triggers (hard braking, high jerk, near misses, interventions, infractions),
     tag the episodes with them (the `triggers` view of `autoloop episodes query`) and export each as a log-replay
-    scenario (YAML under replays/ in the home folder)."""
+    scenario (YAML under replays/ in the home folder; non-reactive ones end in -log.yaml)."""
     _load(config, profile)
     _setup_logging()
     from autoloop.episodes import EpisodeStore
@@ -187,13 +191,13 @@ def mine_command(
         for trigger in triggers:
             start = max(trigger.step - round(before_s / max(float(episode.metadata.get("dt_s", 0.1)), 1e-3)), 0)
             try:
-                scenario = replay_scenario(episode, map_name=graph.name, start_step=start)
+                scenario = replay_scenario(episode, map_name=graph.name, start_step=start, reactive=reactive)
             except ValueError as error:
                 table.add_row(episode_id, trigger.kind, f"{trigger.time_s:.1f}", f"{trigger.value:.2f}",
                               trigger.actor_id, Text(str(error), style="yellow"), "")
                 replays.append("")
                 continue
-            path = out / f"{episode_id}-{trigger.kind}-{trigger.step}.yaml"
+            path = out / f"{episode_id}-{trigger.kind}-{trigger.step}{'' if reactive else '-log'}.yaml"
             path.write_text(scenario.to_yaml())
             replays.append(str(path.relative_to(paths_.home)))
             score = ""

@@ -81,7 +81,9 @@ class WorldConfig:
     :param dt_s: simulation step (CARLA's Leaderboard runs at 20 Hz).
     :param max_vehicles: vehicle slots per scenario (scenarios ask for at most this many).
     :param max_pedestrians: pedestrian slots per scenario.
-    :param max_statics: static-obstacle slots per scenario.
+    :param max_statics: static-obstacle slots per scenario; a static slot may instead hold an actor of any kind
+        that follows a recorded track (:meth:`World.place_track`, a non-reactive log replay).
+    :param track_points: samples per recorded track (0: the world holds no tracks).
     :param ego_length_m: ego box length.
     :param ego_width_m: ego box width.
     :param route_deviation_m: the route fails when the ego is farther than this from it (Leaderboard: 30 m).
@@ -100,6 +102,7 @@ class WorldConfig:
     max_vehicles: int = 8
     max_pedestrians: int = 4
     max_statics: int = 6
+    track_points: int = 0
     ego_length_m: float = 4.6
     ego_width_m: float = 2.0
     route_deviation_m: float = 30.0
@@ -304,6 +307,13 @@ class State(NamedTuple):
     ev_n: NDArray[np.int64]
     ev_kind: NDArray[np.int64]
     ev_actor: NDArray[np.int64]
+    trk_n: NDArray[np.int64]  # (B, S) samples of static slot j's recorded track (0: none, the slot stands) ...
+    trk_i: NDArray[np.int64]  # ... the sample at or before the time last looked up ...
+    trk_t: FloatArray  # (B, S, T) ... times (from the scenario's start), increasing ...
+    trk_x: FloatArray  # ... and poses and speeds
+    trk_y: FloatArray
+    trk_yaw: FloatArray
+    trk_v: FloatArray
 
 
 _PED_PATH_POINTS = 8
@@ -376,6 +386,9 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         ms_section=i(b), ms_ego=f(b), ms_frames=i(b), ms_traffic=f(b),
         min_speed=f(b, kernels.MIN_SPEED_SECTIONS, fill=np.nan),
         ev_n=i(b), ev_kind=i(b, kernels.MAX_EVENTS), ev_actor=i(b, kernels.MAX_EVENTS),
+        trk_n=i(b, s), trk_i=i(b, s), trk_t=f(b, s, max(config.track_points, 1)),
+        trk_x=f(b, s, max(config.track_points, 1)), trk_y=f(b, s, max(config.track_points, 1)),
+        trk_yaw=f(b, s, max(config.track_points, 1)), trk_v=f(b, s, max(config.track_points, 1)),
     )
 
 
@@ -549,6 +562,7 @@ class World:
         st.ms_traffic[env] = 0.0
         st.min_speed[env] = np.nan
         st.ev_n[env] = 0
+        st.trk_n[env] = st.trk_i[env] = 0
         self._spawn(env, scenario, start_xy[0, 0], route)
         stage_events(self, env, scenario, route)
 
@@ -797,6 +811,34 @@ class World:
         st.act_x[env, n], st.act_y[env, n], st.act_yaw[env, n] = xy[0], xy[1], yaw_rad
         st.act_len[env, n], st.act_wid[env, n], st.act_v[env, n] = length_m, width_m, 0.0
         st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.STATIC
+        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+
+    def place_track(self, env: int, slot: int, kind: int, track: FloatArray, *, length_m: float,
+                    width_m: float) -> None:
+        """Put an actor that replays a recorded track in static ``slot`` of scenario ``env``: ``track`` is
+        ``(T, 5)`` samples ``[time_s, x_m, y_m, yaw_rad, speed_mps]`` with time from the scenario's start,
+        increasing. The actor is there from the first sample to the last (interpolated in between: an actor unseen
+        for a while is two tracks) and goes where the record has it, whatever the ego does; a vehicle
+        (``kind`` :attr:`ActorKind.VEHICLE`) is traffic to follow, a pedestrian one to yield to, as in the record.
+
+        :raises ValueError: when the world has too few track points, or times do not increase.
+        """
+        st = self.state
+        track = np.asarray(track, dtype=np.float64)
+        count = len(track)
+        if track.ndim != 2 or track.shape[1] != 5 or count == 0:
+            raise ValueError(f"a track is (T, 5) samples [time, x, y, yaw, speed], got shape {track.shape}")
+        if count > self.config.track_points:
+            raise ValueError(f"a track of {count} samples needs WorldConfig.track_points >= {count} "
+                             f"(this world has {self.config.track_points})")
+        if np.any(np.diff(track[:, 0]) <= 0.0):
+            raise ValueError("track times must increase")
+        n = self.config.max_vehicles + self.config.max_pedestrians + slot
+        st.trk_n[env, slot], st.trk_i[env, slot] = count, 0
+        for column, name in enumerate(("trk_t", "trk_x", "trk_y", "trk_yaw", "trk_v")):
+            getattr(st, name)[env, slot, :count] = track[:, column]
+        st.act_len[env, n], st.act_wid[env, n], st.act_kind[env, n] = length_m, width_m, kind
+        st.act_valid[env, n] = False  # until the kernels look the track up
         kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     # ------------------------------------------------------------------ step
