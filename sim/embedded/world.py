@@ -407,6 +407,8 @@ class World:
         self.arrays: MapArrays = compile_map(lane_graph)
         self.params = config.params()
         self._junctions = len(self.arrays.junction_phases)
+        self._routes: dict[tuple[int, ...], _Route] = {}  # built routes by their lanes (scenarios share them)
+        self._lane_s: dict[int, FloatArray] = {}  # arc length at each centreline point, by lane
         self.state = _allocate(batch_size, lane_graph.light_groups, self._junctions, config, 2, 1, 1)
         self.scenarios: list[Scenario | None] = [None] * batch_size
         self.events: list[Event] = []
@@ -495,7 +497,18 @@ class World:
             if asked > slots:
                 raise ValueError(f"scenario asks for {asked} {what}; the world has {slots} slots "
                                  f"(WorldConfig.max_{what})")
-        return _Route.build(self.map, scenario.route)
+        route = self._routes.get(scenario.route)
+        if route is None:
+            route = self._routes[scenario.route] = _Route.build(self.map, scenario.route)
+        return route
+
+    def _lane_point(self, lane: int, s_m: float) -> FloatArray:
+        """The point ``s_m`` along lane ``lane``'s centreline."""
+        arc = self._lane_s.get(lane)
+        if arc is None:
+            arc = self._lane_s[lane] = cumulative_length(self.map.lanes[lane].centerline)
+        points = self.map.lanes[lane].centerline
+        return np.array([np.interp(s_m, arc, points[:, 0]), np.interp(s_m, arc, points[:, 1])])
 
     def _fit(self, routes: list[_Route]) -> None:
         """Grow the route buffers when a route needs more room (keeping every running scenario)."""
@@ -587,21 +600,22 @@ class World:
         st.ego_nudge[env] = st.ego_offset[env] = st.ego_nudge_need[env] = 0.0
         st.zone_n[env] = 0
         st.act_pass_need[env] = 0.0
-        taken = [ego_xy]
-        ahead = route.points[(cumulative_length(route.points) > scenario.start_s_m)
-                             & (cumulative_length(route.points) < scenario.start_s_m + 15.0)]
+        taken = np.empty((scenario.traffic_vehicles + 1, 2))
+        taken[0] = ego_xy
+        arc = cumulative_length(route.points)
+        ahead = route.points[(arc > scenario.start_s_m) & (arc < scenario.start_s_m + 15.0)]
         slot = 0
         for _ in range(50 * max(scenario.traffic_vehicles, 1)):
             if slot >= scenario.traffic_vehicles:
                 break
             lane = int(rng.choice(arrays.spawn_lanes))
-            s = float(rng.uniform(0.0, max(lanes[lane].length_m - _SPAWN_CLEARANCE_M, 0.0)))
-            xy = _lane_point(lanes[lane].centerline, s)
-            if min(np.linalg.norm(xy - other) for other in taken) < 12.0:
+            s = float(rng.uniform(0.0, max(float(arrays.lane_length[lane]) - _SPAWN_CLEARANCE_M, 0.0)))
+            xy = self._lane_point(lane, s)
+            if np.min(np.sum((taken[:slot + 1] - xy) ** 2, axis=1)) < 12.0**2:
                 continue
-            if len(ahead) and np.min(np.linalg.norm(ahead - xy, axis=1)) < 4.0:
+            if len(ahead) and np.min(np.sum((ahead - xy) ** 2, axis=1)) < 4.0**2:
                 continue
-            taken.append(xy)
+            taken[slot + 1] = xy
             following = _pick(rng, lanes[lane].successors)
             factor = float(rng.uniform(0.7, 1.0))
             self._set_vehicle(env, slot, (lane, following, _pick(rng, lanes[following].successors)
