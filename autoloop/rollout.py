@@ -98,6 +98,8 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
             "route_progress_m": world.progress_s.astype(np.float32),
             "action": executed,
         }
+        if world.lights.shape[1]:
+            columns["light_states"] = world.lights.astype(np.float32)  # the viewer draws the lights in their state
         if labeller is not None:
             columns["label"] = action if labeller is policy else labeller.act(obs)
             columns["obs_state"] = obs["state"]

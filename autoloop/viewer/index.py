@@ -1,0 +1,256 @@
+"""The viewer's episode index: one row per episode of a store in a DuckDB table, refreshed as the store changes.
+
+The browser's list (filters, sorting, pages) runs as SQL on this table, so a request never reads manifests.
+The index reads each episode's manifest once: a refresh lists the store's partitions (``<source>/date=<day>``)
+and reads only the manifests of episodes it has not seen in a partition whose modification time changed
+(committing or deleting an episode renames a folder in its partition, which changes that time). Mined triggers
+(``<store>/triggers/<episode_id>.parquet``) are re-read when their folder changes.
+
+Columns of the ``episodes`` table: ``episode_id``, ``source``, ``date``, ``num_steps``, ``duration_s``,
+``map_name``, ``model`` (the policy: ``expert`` or a model URI such as ``models:/driver@champion``),
+``purpose`` and ``suite`` (sim episodes' tags), ``scenario_types`` (the scenario's event types; fleet logs:
+their dataset), ``outcome`` (how the route ended), ``driving_score``, ``route_completion`` (percent),
+``infractions`` (kinds that occurred), ``infraction_count``, ``triggers`` (kinds of the mined triggers),
+``tags`` (fleet tags, and ``key=value`` of sim tags), ``traffic_seed`` and ``policy_alias``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from autoloop.episodes.store import MANIFEST, SOURCES, EpisodeStore
+
+#: Filters of :meth:`EpisodeIndex.page`: name -> (column, whether the column is a list).
+FILTERS: Mapping[str, tuple[str, bool]] = {
+    "source": ("source", False), "suite": ("suite", False), "purpose": ("purpose", False),
+    "scenario_type": ("scenario_types", True), "map": ("map_name", False), "model": ("model", False),
+    "outcome": ("outcome", False), "infraction": ("infractions", True), "trigger": ("triggers", True),
+    "tag": ("tags", True), "seed": ("traffic_seed", False),
+}
+SORTABLE = ("episode_id", "date", "source", "map_name", "model", "outcome", "driving_score", "route_completion",
+            "duration_s", "num_steps", "infraction_count", "traffic_seed")
+MAX_PAGE_SIZE = 500
+_SCHEMA = pa.schema([
+    ("episode_id", pa.string()), ("source", pa.string()), ("date", pa.string()), ("num_steps", pa.int64()),
+    ("duration_s", pa.float64()), ("map_name", pa.string()), ("model", pa.string()), ("policy_alias", pa.string()),
+    ("purpose", pa.string()), ("suite", pa.string()), ("scenario_types", pa.list_(pa.string())),
+    ("outcome", pa.string()), ("driving_score", pa.float64()), ("route_completion", pa.float64()),
+    ("infractions", pa.list_(pa.string())), ("infraction_count", pa.int64()), ("tags", pa.list_(pa.string())),
+    ("traffic_seed", pa.int64()),
+])
+
+
+class FilterError(ValueError):
+    """A list request the index cannot answer (unknown filter or sort column, bad page); names the parameter."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the filtered, sorted list: ``rows`` (dicts of the index's columns and ``triggers``) of
+    ``total`` matching episodes."""
+
+    total: int
+    rows: list[dict[str, Any]]
+
+
+class EpisodeIndex:
+    """The episodes of ``store`` as a DuckDB table (see the module docstring); thread-safe.
+
+    :param min_refresh_s: a list request re-checks the store at most this often.
+    """
+
+    def __init__(self, store: EpisodeStore, *, min_refresh_s: float = 1.0) -> None:
+        self.store = store
+        self._root = store.root.resolve()
+        self._min_refresh_s = min_refresh_s
+        self._lock = threading.Lock()
+        self._partitions: dict[Path, tuple[int, dict[str, dict[str, Any]]]] = {}
+        self._triggers: tuple[int, dict[str, list[str]]] = (-1, {})
+        self._checked = -float("inf")
+        self._connection = duckdb.connect()
+        self._facets: dict[str, list[Any]] = {}
+        self._build()
+
+    # ------------------------------------------------------------------ refreshing
+    def refresh(self, *, force: bool = False) -> bool:
+        """Re-read what changed in the store; whether anything did."""
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._checked < self._min_refresh_s:
+                return False
+            self._checked = now
+            changed = self._scan()
+            if changed:
+                self._build()
+            return changed
+
+    def _scan(self) -> bool:
+        seen: set[Path] = set()
+        changed = False
+        for source in SOURCES:
+            for day in _visible_dirs(self.store.root / source):
+                if not self._inside(day):
+                    continue
+                seen.add(day)
+                mtime = day.stat().st_mtime_ns
+                known = self._partitions.get(day)
+                if known is not None and known[0] == mtime:
+                    continue
+                rows = dict(known[1]) if known else {}
+                present = {folder.name: folder for folder in _visible_dirs(day)
+                           if self._inside(folder) and (folder / MANIFEST).is_file()}
+                for gone in set(rows) - set(present):
+                    del rows[gone]
+                for episode_id in sorted(set(present) - set(rows)):
+                    rows[episode_id] = _row(json.loads((present[episode_id] / MANIFEST).read_text()))
+                self._partitions[day] = (mtime, rows)
+                changed = True
+        for gone_day in set(self._partitions) - seen:
+            del self._partitions[gone_day]
+            changed = True
+        folder = self.store.root / "triggers"
+        mtime = folder.stat().st_mtime_ns if folder.is_dir() else -1
+        if mtime != self._triggers[0]:
+            self._triggers = (mtime, _read_triggers(folder) if mtime >= 0 else {})
+            changed = True
+        return changed
+
+    def _inside(self, path: Path) -> bool:
+        """Whether ``path`` (perhaps a symbolic link) lies inside the store."""
+        return not path.is_symlink() or path.resolve().is_relative_to(self._root)
+
+    def _build(self) -> None:
+        rows = [row for _, partition in self._partitions.values() for row in partition.values()]
+        table = pa.Table.from_pylist(rows, schema=_SCHEMA)
+        mined = self._triggers[1]
+        triggers = pa.array([sorted(set(mined.get(row["episode_id"], ()))) for row in rows],
+                            type=pa.list_(pa.string()))
+        table = table.append_column("triggers", triggers)
+        self._connection.register("episodes_arrow", table)
+        self._connection.execute("CREATE OR REPLACE TABLE episodes AS SELECT * FROM episodes_arrow")
+        self._connection.unregister("episodes_arrow")
+        self._facets = {}
+        for name, (column, is_list) in FILTERS.items():
+            values = f"unnest({column})" if is_list else column
+            result = self._connection.execute(
+                f"SELECT DISTINCT {values} AS v FROM episodes WHERE v IS NOT NULL ORDER BY v LIMIT 1000").fetchall()
+            self._facets[name] = [value for (value,) in result]
+        aliases = self._connection.execute(
+            "SELECT DISTINCT policy_alias FROM episodes WHERE policy_alias IS NOT NULL ORDER BY 1").fetchall()
+        self._facets["model"] = [*(f"@{alias}" for (alias,) in aliases), *self._facets["model"]]
+
+    # ------------------------------------------------------------------ reading
+    def facets(self) -> dict[str, list[Any]]:
+        """Filter name -> the values it can take (at most 1000 each); ``model`` also lists ``@<alias>``."""
+        self.refresh()
+        with self._lock:
+            return dict(self._facets)
+
+    def page(self, filters: Mapping[str, str], *, sort: str = "episode_id", descending: bool = False,
+             page: int = 1, page_size: int = 50, text: str = "") -> Page:
+        """Episodes matching every filter (a list column matches when it holds the value; ``model=@alias``
+        matches that alias of any model), sorted, one page of them (pages count from 1).
+
+        :param text: a substring of the episode id.
+        :raises FilterError: naming the parameter, for an unknown filter or sort column, or a bad page.
+        """
+        unknown = sorted(set(filters) - set(FILTERS))
+        if unknown:
+            raise FilterError(f"unknown filter(s) {unknown}; expected some of {sorted(FILTERS)}")
+        if sort not in SORTABLE:
+            raise FilterError(f"sort: unknown column {sort!r}; expected one of {SORTABLE}")
+        if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise FilterError(f"page must be >= 1 and page_size in 1..{MAX_PAGE_SIZE} (got {page}, {page_size})")
+        where, parameters = [], []
+        for name, value in filters.items():
+            column, is_list = FILTERS[name]
+            if name == "model" and value.startswith("@"):
+                where.append("policy_alias = ?")
+                parameters.append(value[1:])
+            elif name == "seed":
+                try:
+                    parameters.append(int(value))
+                except ValueError:
+                    raise FilterError(f"seed: expected an integer, got {value!r}") from None
+                where.append("traffic_seed = ?")
+            else:
+                where.append(f"list_contains({column}, ?)" if is_list else f"{column} = ?")
+                parameters.append(value)
+        if text:
+            where.append("contains(episode_id, ?)")
+            parameters.append(text)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        order = f"{sort} {'DESC' if descending else 'ASC'} NULLS LAST, episode_id"
+        self.refresh()
+        with self._lock:
+            cursor = self._connection.cursor()
+            (total,) = cursor.execute(f"SELECT count(*) FROM episodes {clause}", parameters).fetchone() or (0,)
+            result = cursor.execute(f"SELECT * FROM episodes {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                                    [*parameters, page_size, (page - 1) * page_size]).to_arrow_table()
+        return Page(total=int(total), rows=result.to_pylist())
+
+    def get(self, episode_id: str) -> dict[str, Any] | None:
+        """The index row of one episode (refreshing first), or ``None``."""
+        self.refresh()
+        with self._lock:
+            result = self._connection.cursor().execute(
+                "SELECT * FROM episodes WHERE episode_id = ?", [episode_id]).to_arrow_table().to_pylist()
+        return result[0] if result else None
+
+
+def _row(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The index row of one episode, from its manifest."""
+    metadata = manifest["metadata"]
+    scenario = metadata.get("scenario") or {}
+    score, record = metadata.get("score") or {}, metadata.get("record") or {}
+    raw_tags = metadata.get("tags") or {}
+    tags = [f"{k}={v}" for k, v in sorted(raw_tags.items())] if isinstance(raw_tags, dict) else list(raw_tags)
+    sim_tags = raw_tags if isinstance(raw_tags, dict) else {}
+    infractions = {kind: int(count) for kind, count in (record.get("infractions") or {}).items() if count}
+    dt_s = metadata.get("dt_s")
+    policy = metadata.get("policy")
+    types = [str(event.get("type")) for event in scenario.get("events") or ()]
+    if not scenario and metadata.get("dataset"):
+        types = [str(metadata["dataset"])]
+    return {
+        "episode_id": manifest["episode_id"], "source": manifest["source"], "date": manifest["date"],
+        "num_steps": manifest["num_steps"],
+        "duration_s": metadata.get("duration_s", manifest["num_steps"] * dt_s if dt_s else None),
+        "map_name": metadata.get("map_name"), "model": policy,
+        "policy_alias": policy.rpartition("@")[2] if isinstance(policy, str) and "@" in policy else None,
+        "purpose": sim_tags.get("purpose"), "suite": sim_tags.get("suite"),
+        "scenario_types": sorted(set(types)), "outcome": record.get("status"),
+        "driving_score": score.get("driving_score"), "route_completion": score.get("route_completion"),
+        "infractions": sorted(infractions), "infraction_count": sum(infractions.values()), "tags": tags,
+        "traffic_seed": scenario.get("traffic_seed"),
+    }
+
+
+def _read_triggers(folder: Path) -> dict[str, list[str]]:
+    """Episode id -> mined trigger kinds, from ``<store>/triggers/*.parquet``."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(folder.glob("*.parquet")):
+        if path.name.startswith(".") or path.is_symlink():
+            continue
+        kinds = pq.ParquetFile(path).read(columns=["kind"]).column("kind").to_pylist()
+        found[path.stem] = [str(kind) for kind in kinds]
+    return found
+
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    return sorted(Path(entry.path) for entry in entries if entry.is_dir() and not entry.name.startswith("."))
