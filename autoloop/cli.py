@@ -219,6 +219,36 @@ def ui(home: HomeOption = None, port: int = 5000) -> None:
     os.execv(args[0], args)
 
 
+@app.command("replay")
+def replay_command(
+    store: Annotated[Path | None, typer.Option("--store", help="Episode store (default: the home's episodes, "
+                                               "$AUTOLOOP_HOME/episodes or ./.autoloop/episodes).")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but a loopback address exposes the store "
+                                      "to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind (0: any free port).")] = 8765,
+    open_episode: Annotated[str | None, typer.Option("--open", help="Episode id to show first (deep link).")] = None,
+) -> None:
+    """Open the replay viewer: a local web app over the episode store (list, filter, replay, compare)."""
+    import socket
+    from urllib.parse import quote
+
+    import uvicorn
+
+    from autoloop.viewer import create_app
+
+    root = store.resolve() if store else Paths.from_env().episodes
+    if not root.is_dir():
+        console.print(f"[yellow]note:[/] no episode store at {root} yet; the viewer lists episodes as they land")
+    viewer = create_app(root)
+    viewer.state.index.refresh(force=True)
+    listener = socket.create_server((host, port))
+    bound = listener.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/" + (f"#/episode/{quote(open_episode, safe='')}" if open_episode else "")
+    print(f"autoloop replay: {root} at {url}", flush=True)
+    uvicorn.Server(uvicorn.Config(viewer, log_level="warning")).run(sockets=[listener])
+
+
 @bench_app.command("sim")
 def bench_sim_command(
     batch: Annotated[list[int] | None, typer.Option(help="Batch sizes (repeat the option).")] = None,

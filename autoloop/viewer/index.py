@@ -144,7 +144,8 @@ class EpisodeIndex:
         for name, (column, is_list) in FILTERS.items():
             values = f"unnest({column})" if is_list else column
             result = self._connection.execute(
-                f"SELECT DISTINCT {values} AS v FROM episodes WHERE v IS NOT NULL ORDER BY v LIMIT 1000").fetchall()
+                f"SELECT DISTINCT v FROM (SELECT {values} AS v FROM episodes) WHERE v IS NOT NULL ORDER BY v LIMIT 1000"
+            ).fetchall()
             self._facets[name] = [value for (value,) in result]
         aliases = self._connection.execute(
             "SELECT DISTINCT policy_alias FROM episodes WHERE policy_alias IS NOT NULL ORDER BY 1").fetchall()
