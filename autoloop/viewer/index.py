@@ -17,6 +17,7 @@ their dataset), ``outcome`` (how the route ended), ``driving_score``, ``route_co
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 
 from autoloop.episodes.store import MANIFEST, SOURCES, EpisodeStore
 
+log = logging.getLogger(__name__)
 #: Filters of :meth:`EpisodeIndex.page`: name -> (column, whether the column is a list).
 FILTERS: Mapping[str, tuple[str, bool]] = {
     "source": ("source", False), "suite": ("suite", False), "purpose": ("purpose", False),
@@ -113,7 +115,12 @@ class EpisodeIndex:
                 for gone in set(rows) - set(present):
                     del rows[gone]
                 for episode_id in sorted(set(present) - set(rows)):
-                    rows[episode_id] = _row(json.loads((present[episode_id] / MANIFEST).read_text()))
+                    path = present[episode_id] / MANIFEST
+                    try:
+                        rows[episode_id] = _row(episode_id, json.loads(path.read_text()))
+                    except (ValueError, KeyError, TypeError, AttributeError) as error:
+                        log.warning("%s: not listed, the manifest is unreadable (%s: %s)", path,
+                                    type(error).__name__, error)
                 self._partitions[day] = (mtime, rows)
                 changed = True
         for gone_day in set(self._partitions) - seen:
@@ -173,7 +180,8 @@ class EpisodeIndex:
             raise FilterError(f"sort: unknown column {sort!r}; expected one of {SORTABLE}")
         if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
             raise FilterError(f"page must be >= 1 and page_size in 1..{MAX_PAGE_SIZE} (got {page}, {page_size})")
-        where, parameters = [], []
+        where: list[str] = []
+        parameters: list[str | int] = []
         for name, value in filters.items():
             column, is_list = FILTERS[name]
             if name == "model" and value.startswith("@"):
@@ -197,21 +205,27 @@ class EpisodeIndex:
         with self._lock:
             cursor = self._connection.cursor()
             (total,) = cursor.execute(f"SELECT count(*) FROM episodes {clause}", parameters).fetchone() or (0,)
-            result = cursor.execute(f"SELECT * FROM episodes {clause} ORDER BY {order} LIMIT ? OFFSET ?",
-                                    [*parameters, page_size, (page - 1) * page_size]).to_arrow_table()
-        return Page(total=int(total), rows=result.to_pylist())
+            cursor.execute(f"SELECT * FROM episodes {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                           [*parameters, page_size, (page - 1) * page_size])
+            rows = _dicts(cursor)
+        return Page(total=int(total), rows=rows)
 
     def get(self, episode_id: str) -> dict[str, Any] | None:
         """The index row of one episode (refreshing first), or ``None``."""
         self.refresh()
         with self._lock:
-            result = self._connection.cursor().execute(
-                "SELECT * FROM episodes WHERE episode_id = ?", [episode_id]).to_arrow_table().to_pylist()
-        return result[0] if result else None
+            cursor = self._connection.cursor()
+            rows = _dicts(cursor.execute("SELECT * FROM episodes WHERE episode_id = ?", [episode_id]))
+        return rows[0] if rows else None
 
 
-def _row(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The index row of one episode, from its manifest."""
+def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _row(episode_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The index row of one episode (its folder's name is its id, as for the store), from its manifest."""
     metadata = manifest["metadata"]
     scenario = metadata.get("scenario") or {}
     score, record = metadata.get("score") or {}, metadata.get("record") or {}
@@ -225,7 +239,7 @@ def _row(manifest: dict[str, Any]) -> dict[str, Any]:
     if not scenario and metadata.get("dataset"):
         types = [str(metadata["dataset"])]
     return {
-        "episode_id": manifest["episode_id"], "source": manifest["source"], "date": manifest["date"],
+        "episode_id": episode_id, "source": manifest["source"], "date": manifest["date"],
         "num_steps": manifest["num_steps"],
         "duration_s": metadata.get("duration_s", manifest["num_steps"] * dt_s if dt_s else None),
         "map_name": metadata.get("map_name"), "model": policy,

@@ -128,7 +128,9 @@ def load_map(store: EpisodeStore, map_id: str) -> LaneGraph:
 # ---------------------------------------------------------------------- episodes
 def episode_payload(store: EpisodeStore, episode_id: str) -> dict[str, Any]:
     """One episode for the page: metadata and summary, ego columns, actors, events and markers, and (for sim
-    episodes) the route and the running driving score. See :func:`episode_files` for what it raises."""
+    episodes) the route, the route completion and the running driving score per step (completion so far times the
+    Leaderboard 2.0 penalties of the infractions so far; the last step shows the recorded score, which also counts
+    minimum speed and driving off the route's lanes). See :func:`episode_files` for what it raises."""
     files = episode_files(store, episode_id)
     manifest = files.manifest
     metadata: dict[str, Any] = manifest["metadata"]
@@ -136,7 +138,7 @@ def episode_payload(store: EpisodeStore, episode_id: str) -> dict[str, Any]:
     ego = from_table(read_table(files.tables["ego"], [c for c in EGO_COLUMNS if c in present]))
     steps = len(ego["step"])
     dt_s = float(metadata.get("dt_s") or 0.1)
-    time_s = ego["time_s"].astype(np.float64) if "time_s" in ego else np.arange(steps) * dt_s
+    time_s: NDArray[np.float64] = ego["time_s"].astype(np.float64) if "time_s" in ego else np.arange(steps) * dt_s
     origin = np.round([float(ego["x_m"][0]), float(ego["y_m"][0])]) if steps else np.zeros(2)
     columns: dict[str, Any] = {"time_s": encode(time_s, "f32"), "x": encode(ego["x_m"] - origin[0], "f32"),
                                "y": encode(ego["y_m"] - origin[1], "f32")}
@@ -153,8 +155,12 @@ def episode_payload(store: EpisodeStore, episode_id: str) -> dict[str, Any]:
     events = _events(files, time_s, origin)
     route, completion = _route(store, metadata, ego)
     if completion is not None:
+        running = completion * _running_penalty(events, steps)
+        score = metadata.get("score") or {}
+        if steps and score.get("driving_score") is not None:  # the route's end comes after its last step
+            completion[-1], running[-1] = score["route_completion"], score["driving_score"]
         columns["completion"] = encode(completion, "f32")
-        columns["running_ds"] = encode(completion * _running_penalty(events, steps), "f32")
+        columns["running_ds"] = encode(running, "f32")
     return {
         "episode_id": episode_id, "source": manifest["source"], "date": manifest["date"], "num_steps": steps,
         "dt_s": dt_s, "map_name": metadata.get("map_name"), "origin": origin.tolist(),
@@ -181,7 +187,7 @@ def _events(files: EpisodeFiles, time_s: NDArray[np.float64], origin: NDArray[np
     found: list[dict[str, Any]] = []
 
     def frame(t: float) -> int:
-        return int(min(max(np.searchsorted(time_s, t - 1e-4), 0), max(len(time_s) - 1, 0)))
+        return min(int(np.searchsorted(time_s, t - 1e-4)), max(len(time_s) - 1, 0))
 
     if "events" in files.tables:
         events = from_table(read_table(files.tables["events"]))
@@ -254,7 +260,8 @@ def _actors(path: Path | None, origin: NDArray[np.float64]) -> dict[str, Any] | 
     last = int(step.max()) + 1 if len(step) else 0
     return {
         "ids": ids.tolist(), "kind_names": list(ACTOR_KIND_CODES), "kinds": encode(codes, "u8"),
-        "length": encode(table["length_m"][order][first], "f32"), "width": encode(table["width_m"][order][first], "f32"),
+        "length": encode(table["length_m"][order][first], "f32"),
+        "width": encode(table["width_m"][order][first], "f32"),
         "actor": encode(inverse.astype(np.int32), "i32"),
         "x": encode(table["x_m"][order] - origin[0], "f32"), "y": encode(table["y_m"][order] - origin[1], "f32"),
         "yaw": encode(table["yaw_rad"][order], "f32"), "speed": encode(table["speed_mps"][order], "f32"),
@@ -275,7 +282,8 @@ def map_payload(graph: LaneGraph) -> dict[str, Any]:
     bounds = [lane.boundaries() for lane in lanes]
     lane_types = sorted({lane.lane_type for lane in lanes})
     lights = graph.stop_lines()
-    signs = [(lane.centerline[-1], lane.centerline[-2]) for lane in lanes if lane.stop_sign and len(lane.centerline) > 1]
+    signs = [(lane.centerline[-1], lane.centerline[-2]) for lane in lanes
+             if lane.stop_sign and len(lane.centerline) > 1]
     return {
         "name": graph.name, "origin": origin.tolist(), "bounds": [x0, y0, x1, y1], "light_groups": graph.light_groups,
         "drivable": _polylines(graph.drivable_polygons, origin), "crosswalks": _polylines(graph.crosswalks, origin),

@@ -378,9 +378,9 @@ const player = {
     if (zoom > 0) for (const scene of scenes) scene.view.scale = zoom;
     const primary = scenes[0];
     $('#scrubber').max = String(Math.max(primary.frames - 1, 0));
-    this.seek(Math.min(Math.max(Number(params.get('f')) || 0, 0), primary.frames - 1));
     renderMarkers(scenes);
     renderPanels(scenes);
+    this.seek(Math.min(Math.max(Number(params.get('f')) || 0, 0), primary.frames - 1));
   },
 
   seek(frame, { updateUrl = true } = {}) {
@@ -532,7 +532,8 @@ function compareTable(a, b) {
       const better = key.startsWith('infraction:') ? diff < 0 : higherIsBetter[key] ? diff > 0 : null;
       if (better !== null && better !== undefined) cell.classList.add(better ? 'better' : 'worse');
     }
-    table.append(el('tr', { dataset: { metric: key } }, el('td', { text: key }), el('td', { class: 'num', text: fmt(va, 2) }),
+    const label = key.startsWith('infraction:') ? `# ${key.slice(11)}` : key.replace(/_/g, ' ');
+    table.append(el('tr', { dataset: { metric: key } }, el('td', { text: label }), el('td', { class: 'num', text: fmt(va, 2) }),
       el('td', { class: 'num', text: fmt(vb, 2) }), cell));
   }
   table.append(el('tr', {}, el('td', { text: 'outcome' }), el('td', { text: fmt(a.summary.outcome) }),
