@@ -138,7 +138,7 @@ def episode_payload(store: EpisodeStore, episode_id: str) -> dict[str, Any]:
     ego = from_table(read_table(files.tables["ego"], [c for c in EGO_COLUMNS if c in present]))
     steps = len(ego["step"])
     dt_s = float(metadata.get("dt_s") or 0.1)
-    time_s: NDArray[np.float64] = ego["time_s"].astype(np.float64) if "time_s" in ego else np.arange(steps) * dt_s
+    time_s = np.asarray(ego["time_s"] if "time_s" in ego else np.arange(steps) * dt_s, dtype=np.float64)
     origin = np.round([float(ego["x_m"][0]), float(ego["y_m"][0])]) if steps else np.zeros(2)
     columns: dict[str, Any] = {"time_s": encode(time_s, "f32"), "x": encode(ego["x_m"] - origin[0], "f32"),
                                "y": encode(ego["y_m"] - origin[1], "f32")}
