@@ -1,4 +1,5 @@
-"""Benchmarks that print JSON: how fast the embedded simulator steps and renders.
+"""Benchmarks that print JSON: how fast the embedded simulator steps and renders, the episode store writes and
+reads, and the replay viewer opens episodes and lists a store.
 
 ``autoloop bench sim`` steps batches of scenarios (by default on the procedural town ``town-1`` with 30 vehicles and
 10 pedestrians each) with constant actions (the world alone) and with observations (world + BEV + state vector),
@@ -244,3 +245,137 @@ def bench_store(root: Path, *, episodes: int = 1000, steps: int = 1000, state_si
         bev_bytes_per_step=bev_bytes, store_mb=round(size / 2**20, 1), write_seconds=round(write_seconds, 3),
         write_steps_per_s=round(total / write_seconds), read_seconds=round(read_seconds, 3),
         read_steps_per_s=round(total / read_seconds), query_seconds=round(query_seconds, 3), query=sql)
+
+
+@dataclass(frozen=True)
+class ViewerBenchCase:
+    """Opening one episode in the replay viewer: building its payload and serializing it as the API does.
+
+    :param seconds: median over the repeats (the map is cached, as the app caches it).
+    :param first_seconds: the first open, which also reads and builds the episode's map.
+    """
+
+    name: str
+    steps: int
+    actor_rows: int
+    payload_mb: float
+    map_mb: float
+    seconds: float
+    first_seconds: float
+
+
+@dataclass(frozen=True)
+class ViewerIndexBench:
+    """The viewer's episode list over a store of ``episodes`` episodes.
+
+    :param scan_seconds: first read of every manifest into the index.
+    :param refresh_seconds: re-checking the store after one more episode landed.
+    :param page_seconds: one filtered, sorted page of 50 (median of 20).
+    """
+
+    episodes: int
+    scan_seconds: float
+    refresh_seconds: float
+    page_seconds: float
+
+
+def bench_viewer(root: Path, *, av2_log: Path | None, minutes: float = 5.0, actors: int = 50, repeats: int = 5,
+                 index_episodes: int = 2000, seed: int = 0) -> tuple[list[ViewerBenchCase], ViewerIndexBench]:
+    """Time the replay viewer's payloads: the AV2 log at ``av2_log`` (imported into a store under ``root``; left out
+    when ``None``) and a sim episode of ``minutes`` at 20 Hz with ``actors`` actors on ``town-1`` (synthesized,
+    written with the store's writer); and its episode list over ``index_episodes`` small episodes."""
+    import json
+    import statistics
+
+    from autoloop.episodes import Episode, EpisodeStore
+    from autoloop.fleet import ingest
+    from autoloop.viewer.payload import decode, episode_payload, load_map, map_payload
+
+    store = EpisodeStore(root / "episodes")
+    cases: list[tuple[str, str]] = []
+    if av2_log is not None:
+        landed = ingest([av2_log], store, root / "quarantine").landed
+        cases += [(f"av2 log {episode_id}", episode_id) for episode_id in landed]
+    rng = np.random.default_rng(seed)
+    scenario = sample_scenario(seed, map_name="town-1", traffic_vehicles=actors)
+    steps = int(minutes * 60 * 20)
+    columns: dict[str, Any] = {"step": np.arange(steps, dtype=np.int32),
+                               "time_s": (np.arange(steps) * 0.05).astype(np.float32)}
+    for name in ("x_m", "y_m"):
+        columns[name] = np.cumsum(rng.normal(0, 0.4, steps))
+    for name in ("yaw_rad", "speed_mps", "steer_rad", "accel_mps2"):
+        columns[name] = rng.standard_normal(steps).astype(np.float32)
+    columns["route_progress_m"] = np.linspace(scenario.start_s_m, scenario.end_s_m, steps, dtype=np.float32)
+    columns["action"] = rng.uniform(-1, 1, (steps, 2)).astype(np.float32)
+    columns["light_states"] = rng.integers(0, 3, (steps, get_map("town-1").light_groups)).astype(np.float32)
+    rows = steps * actors
+    table = {"step": np.repeat(np.arange(steps, dtype=np.int32), actors),
+             "actor_id": np.tile(np.array([f"a{k}" for k in range(actors)], dtype=object), steps),
+             "kind": np.tile(np.array(["vehicle", "pedestrian"], dtype=object)[np.arange(actors) % 2], steps),
+             "x_m": rng.normal(0, 100, rows), "y_m": rng.normal(0, 100, rows)}
+    for name in ("yaw_rad", "length_m", "width_m", "speed_mps"):
+        table[name] = rng.uniform(0.5, 5, rows).astype(np.float32)
+    table["observed"] = np.ones(rows, dtype=bool)
+    events = {"time_s": np.array([60.0, 200.0], dtype=np.float32), "kind": np.array(["red_light", "collision_vehicle"],
+                                                                                       dtype=object),
+              "x_m": np.zeros(2), "y_m": np.zeros(2), "actor_id": np.array(["", "a3"], dtype=object),
+              "detail": np.array(["", ""], dtype=object)}
+    metadata = {"map_name": "town-1", "scenario": scenario.model_dump(mode="json"), "policy": "bench", "dt_s": 0.05,
+                "tags": {"purpose": "bench"}, "record": {"status": "completed", "infractions": {"red_light": 1}},
+                "score": {"driving_score": 70.0, "route_completion": 100.0, "infraction_penalty": 0.7}}
+    store.write(Episode("bench-sim-long", "sim", columns, metadata, actors=table, events=events))
+    cases.append((f"sim {minutes:g} min, {actors} actors", "bench-sim-long"))
+    results = []
+    for name, episode_id in cases:
+        timings: list[float] = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            payload = episode_payload(store, episode_id)
+            text = json.dumps(payload, separators=(",", ":"))
+            if not timings:  # the first open also builds the map, as the app does once per map
+                map_text = json.dumps(map_payload(load_map(store, payload["map_name"])), separators=(",", ":"))
+            timings.append(time.perf_counter() - start)
+        results.append(ViewerBenchCase(
+            name=name, steps=payload["num_steps"],
+            actor_rows=int(decode(payload["actors"]["frame_start"])[-1]) if payload["actors"] else 0,
+            payload_mb=round(len(text) / 2**20, 2), map_mb=round(len(map_text) / 2**20, 2),
+            seconds=round(statistics.median(timings[1:]), 4), first_seconds=round(timings[0], 4)))
+    return results, _bench_index(root / "index", index_episodes, rng)
+
+
+def _bench_index(root: Path, episodes: int, rng: np.random.Generator) -> ViewerIndexBench:
+    import statistics
+
+    from autoloop.episodes import Episode, EpisodeStore
+    from autoloop.viewer.index import EpisodeIndex
+
+    store = EpisodeStore(root)
+    statuses = ["completed", "failed_route_deviation", "failed_agent_blocked"]
+
+    def episode(k: int) -> Episode:
+        infractions = {"collision_vehicle": int(rng.integers(0, 2)), "red_light": int(rng.integers(0, 2))}
+        return Episode(f"bench-{k:07d}", "sim", {"step": np.arange(2, dtype=np.int32)}, {
+            "map_name": f"town-{k % 7}", "policy": f"models:/driver@{'champion' if k % 2 else 'challenger'}",
+            "dt_s": 0.05, "tags": {"purpose": "eval", "suite": f"suite-{k % 3}"},
+            "scenario": {"traffic_seed": k % 500, "events": [{"type": "PedestrianCrossing"}]},
+            "record": {"status": statuses[k % 3], "infractions": infractions},
+            "score": {"driving_score": float(rng.uniform(0, 100)), "route_completion": 100.0}})
+
+    store.write_many([episode(k) for k in range(episodes)], threads=8)
+    start = time.perf_counter()
+    index = EpisodeIndex(store, min_refresh_s=0.0)
+    index.refresh(force=True)
+    scan = time.perf_counter() - start
+    store.write(episode(episodes))
+    start = time.perf_counter()
+    index.refresh(force=True)
+    refresh = time.perf_counter() - start
+    timings = []
+    for k in range(20):
+        start = time.perf_counter()
+        page = index.page({"infraction": "red_light", "model": "@champion", "suite": f"suite-{k % 3}"},
+                          sort="driving_score", descending=True, page=2, page_size=50)
+        timings.append(time.perf_counter() - start)
+    assert page.total > 0
+    return ViewerIndexBench(episodes=episodes + 1, scan_seconds=round(scan, 3), refresh_seconds=round(refresh, 3),
+                            page_seconds=round(statistics.median(timings), 4))

@@ -331,6 +331,34 @@ def bench_store_command(
     print(json.dumps({"benchmark": "store", **asdict(result)}, indent=1))
 
 
+@bench_app.command("viewer")
+def bench_viewer_command(
+    av2_log: Annotated[Path | None, typer.Option("--av2", help="AV2 log folder to open (default: the 11 s "
+                                                 "forecasting scenario under the shared data, if there).")] = None,
+    minutes: Annotated[float, typer.Option(help="Length of the synthesized sim episode.")] = 5.0,
+    actors: Annotated[int, typer.Option(help="Actors in the synthesized sim episode.")] = 50,
+    index_episodes: Annotated[int, typer.Option(help="Episodes in the store whose list is timed.")] = 2000,
+) -> None:
+    """Measure the replay viewer: building and serializing an episode's payload (an AV2 log, a long sim episode)
+    and listing a store (JSON on stdout)."""
+    import json
+    import tempfile
+    from dataclasses import asdict
+
+    from autoloop.bench import bench_viewer
+    from sim.maps import data_root
+
+    if av2_log is None:
+        default = data_root() / "av2" / "forecasting"
+        av2_log = default if default.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="autoloop-bench-viewer-") as temporary:
+        cases, index = bench_viewer(Path(temporary), av2_log=av2_log, minutes=minutes, actors=actors,
+                                    index_episodes=index_episodes)
+    print(json.dumps({"benchmark": "viewer", "episodes": [asdict(case) for case in cases], "index": asdict(index),
+                      **({} if av2_log else {"note": "no AV2 log: pass --av2 or put the shared data in place"})},
+                     indent=1))
+
+
 @episodes_app.command("query")
 def episodes_query(
     sql: Annotated[str, typer.Argument(help="DuckDB SQL over the views episodes, ego, actors, events.")],
