@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from starlette.testclient import TestClient
 
@@ -121,8 +122,9 @@ def test_the_episode_payload_holds_the_stored_columns(client: TestClient, store:
     np.testing.assert_allclose(decode(actors["x"]) + origin[0], table["x_m"][order], atol=1e-3)
     # events carry the frame they happened at; the running score ends at the recorded one
     events = stored.events
-    assert events is not None and [e["kind"] for e in payload["events"]] == sorted(events["kind"].tolist())
-    for event in payload["events"]:
+    sent = [e for e in payload["events"] if not e["kind"].startswith("trigger:")]
+    assert events is not None and sorted(e["kind"] for e in sent) == sorted(events["kind"].tolist())
+    for event in sent:
         assert abs(stored.steps["time_s"][event["step"]] - event["time_s"]) < 0.051
     running = decode(ego["running_ds"])
     score = stored.metadata["score"]
@@ -139,6 +141,43 @@ def test_the_episode_payload_holds_the_stored_columns(client: TestClient, store:
     route = decode(payload["route"]) + origin
     assert np.linalg.norm(route[0] - [stored.steps["x_m"][0], stored.steps["y_m"][0]]) < 3.0
     assert payload["summary"]["traffic_seed"] == stored.metadata["scenario"]["traffic_seed"]
+
+
+def test_mined_triggers_are_filters_and_markers(client: TestClient, store: EpisodeStore) -> None:
+    mined = {i: pq.read_table(store.root / "triggers" / f"{i}.parquet").to_pydict() for i in store.episode_ids()}
+    braking = {i for i, table in mined.items() if "hard_brake" in table["kind"]}
+    assert braking, "the noisy rollouts brake hard"
+    rows = client.get("/api/episodes", params={"trigger": "hard_brake", "page_size": "500"}).json()["rows"]
+    assert {row["episode_id"] for row in rows} == braking
+    episode_id = sorted(braking)[0]
+    events = client.get(f"/api/episodes/{episode_id}").json()["events"]
+    markers = [(e["kind"], e["step"]) for e in events if e["kind"].startswith("trigger:")]
+    assert sorted(markers) == sorted((f"trigger:{k}", s) for k, s in zip(mined[episode_id]["kind"],
+                                                                            mined[episode_id]["step"], strict=True))
+
+
+def test_planned_waypoints_travel_when_stored(client: TestClient, store: EpisodeStore) -> None:
+    original = store.read(_sim_ids(store)[0])
+    steps = original.num_steps
+    plan = np.stack([original.steps["x_m"], original.steps["y_m"]], axis=1)[:, None, :] + np.arange(4)[None, :, None]
+    store.write(replace(original, episode_id="planned", steps={**original.steps, "plan_xy": plan.reshape(steps, 8)}))
+    try:
+        payload = client.get("/api/episodes/planned").json()
+        sent = decode(payload["ego"]["plan"]) + np.array(payload["origin"])
+        assert sent.shape == (steps, 4, 2)
+        np.testing.assert_allclose(sent, plan, atol=1e-2)
+        assert "plan" not in client.get(f"/api/episodes/{original.episode_id}").json()["ego"]
+    finally:
+        store.delete("planned")
+
+
+def test_the_viewer_benchmark_reports_each_case(tmp_path: Path) -> None:
+    from autoloop.bench import bench_viewer
+
+    cases, index = bench_viewer(tmp_path, av2_log=None, minutes=0.05, actors=3, repeats=1, index_episodes=5)
+    (case,) = cases
+    assert case.steps == 60 and case.actor_rows == 180 and case.payload_mb > 0 and case.seconds > 0
+    assert index.episodes == 6 and index.page_seconds > 0
 
 
 def test_the_map_payload_holds_every_lane(client: TestClient) -> None:

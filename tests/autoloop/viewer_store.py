@@ -1,6 +1,7 @@
 """A real episode store for the viewer's tests: sim episodes from closed-loop rollouts (one with an infraction), a
 copy whose metadata holds markup (the page must show it as text), and, where the shared data is present, an
-Argoverse 2 log imported with ``autoloop ingest``'s code."""
+Argoverse 2 log imported with ``autoloop ingest``'s code; every episode mined for triggers as ``autoloop mine``
+does."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from autoloop.config import SimConfig
 from autoloop.episodes import EpisodeStore
 from autoloop.fleet import ingest
+from autoloop.fleet.mining import mine, save_triggers
 from autoloop.rollout import expert_driver, rollout
 from sim.scenarios import sample_scenario
 
@@ -33,4 +35,6 @@ def build_viewer_store(root: Path, *, av2_forecasting: Path | None) -> EpisodeSt
     if av2_forecasting is not None:
         report = ingest([av2_forecasting], store, root.parent / "quarantine")
         assert report.landed, report
+    for episode_id in store.episode_ids():
+        save_triggers(store, episode_id, mine(store.read(episode_id)))
     return store
