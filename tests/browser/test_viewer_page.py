@@ -83,6 +83,17 @@ def test_clicking_an_infraction_marker_jumps_to_its_frame(page: Any, viewer_stor
     marker.click()
     assert _frame(page) == target
     assert page.locator("#stages canvas").get_attribute("data-frame") == str(target)
+    assert f"f={target}" in page.url
+    # mined triggers are markers too
+    trigger = page.locator(".marker.trigger").last
+    jump = int(trigger.get_attribute("data-frame"))
+    assert jump != target
+    trigger.click()
+    assert _frame(page) == jump
+    # and the copy of this episode (same map and seed) is offered for comparison
+    page.locator(f"#same-scenario a[href$='/hostile-{episode_id}']").click()
+    page.wait_for_function("() => document.querySelectorAll('#stages canvas[data-frame]').length === 2")
+    assert f"#/compare/{episode_id}/hostile-{episode_id}" in page.url
 
 
 def test_compare_shows_two_canvases_in_sync_with_metric_differences(page: Any, viewer_store: EpisodeStore) -> None:

@@ -461,6 +461,7 @@ const player = {
 function renderMarkers(scenes) {
   const markers = $('#markers');
   markers.replaceChildren();
+  $('#timeline').classList.toggle('two', scenes.length > 1);
   const primary = scenes[0];
   const span = Math.max(primary.frames - 1, 1);
   scenes.forEach((scene, index) => {
@@ -515,6 +516,24 @@ function renderPanels(scenes) {
     scene.panel = { live, controls, events };
   });
   if (scenes.length === 2) panels.append(compareTable(scenes[0].episode, scenes[1].episode));
+  else sameScenario(scenes[0].episode).catch((error) => showError(error.message));
+}
+
+// Other episodes of the same map and seed (e.g. champion and challenger on one evaluation route): compare links.
+async function sameScenario(episode) {
+  const seed = episode.summary.traffic_seed;
+  if (seed === null || seed === undefined || !episode.map_name) return;
+  const query = new URLSearchParams({ seed: String(seed), map: episode.map_name, page_size: '20', sort: 'date', order: 'desc' });
+  const result = await api(`/api/episodes?${query}`);
+  const others = result.rows.filter((row) => row.episode_id !== episode.episode_id);
+  const list = el('ul', { class: 'events', id: 'same-scenario' });
+  for (const row of others) {
+    const href = `#/compare/${encodeURIComponent(episode.episode_id)}/${encodeURIComponent(row.episode_id)}`;
+    list.append(el('li', {}, el('a', { href, text: `${row.episode_id}` }),
+      ` · ${fmt(row.model)} · DS ${fmt(row.driving_score)}`));
+  }
+  if (!others.length) list.append(el('li', { class: 'past', text: 'no other episode of this map and seed' }));
+  $('#panels').append(el('section', { class: 'panel' }, el('h3', { text: `same scenario (seed ${seed}): compare with` }), list));
 }
 
 function compareTable(a, b) {
