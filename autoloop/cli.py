@@ -230,6 +230,7 @@ def replay_command(
 ) -> None:
     """Open the replay viewer: a local web app over the episode store (list, filter, replay, compare)."""
     import socket
+    import threading
     from urllib.parse import quote
 
     import uvicorn
@@ -240,7 +241,8 @@ def replay_command(
     if not root.is_dir():
         console.print(f"[yellow]note:[/] no episode store at {root} yet; the viewer lists episodes as they land")
     viewer = create_app(root)
-    viewer.state.index.refresh(force=True)
+    # index the store while the server starts (the first list request waits for it)
+    threading.Thread(target=viewer.state.index.refresh, kwargs={"force": True}, daemon=True).start()
     listener = socket.create_server((host, port))
     bound = listener.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ _SCHEMA = pa.schema([
     ("purpose", pa.string()), ("suite", pa.string()), ("scenario_types", pa.list_(pa.string())),
     ("outcome", pa.string()), ("driving_score", pa.float64()), ("route_completion", pa.float64()),
     ("infractions", pa.list_(pa.string())), ("infraction_count", pa.int64()), ("tags", pa.list_(pa.string())),
-    ("traffic_seed", pa.int64()),
+    ("traffic_seed", pa.int64()), ("triggers", pa.list_(pa.string())),
 ])
 
 
@@ -73,82 +74,113 @@ class EpisodeIndex:
         takes longer than a tenth of that).
     """
 
-    def __init__(self, store: EpisodeStore, *, min_refresh_s: float = 1.0) -> None:
+    def __init__(self, store: EpisodeStore, *, min_refresh_s: float = 1.0, threads: int = 8) -> None:
         self.store = store
         self._root = store.root.resolve()
         self._min_refresh_s = min_refresh_s
+        self._threads = threads
         self._lock = threading.Lock()
-        self._partitions: dict[Path, tuple[int, dict[str, dict[str, Any]]]] = {}
-        self._triggers: tuple[int, dict[str, list[str]]] = (-1, {})
+        self._partitions: dict[Path, tuple[int, set[str]]] = {}  # date folder -> (mtime, episode ids)
+        self._mined: dict[Path, int] = {}  # triggers file -> mtime
+        self._mined_folder_mtime = -1
         self._next_check = -float("inf")
         self._connection = duckdb.connect()
+        self._connection.execute(f"CREATE TABLE episodes ({_columns_sql()})")
         self._facets: dict[str, list[Any]] = {}
-        self._build()
+        self._update_facets()
 
     # ------------------------------------------------------------------ refreshing
     def refresh(self, *, force: bool = False) -> bool:
-        """Re-read what changed in the store; whether anything did."""
+        """Re-read what changed in the store (new and removed episodes, changed trigger files); whether anything
+        did. The work is proportional to the changes and the number of partitions, not to the episodes."""
         with self._lock:
             now = time.monotonic()
             if not force and now < self._next_check:
                 return False
-            changed = self._scan()
+            changed = self._refresh_episodes()
+            changed = self._refresh_triggers() or changed
             if changed:
-                self._build()
-            # a store being written to keeps changing: rebuilding (O(episodes)) takes at most ~10 % of the time
+                self._update_facets()
             self._next_check = time.monotonic() + max(self._min_refresh_s, 9 * (time.monotonic() - now))
             return changed
 
-    def _scan(self) -> bool:
+    def _refresh_episodes(self) -> bool:
         seen: set[Path] = set()
-        changed = False
+        added: dict[str, Path] = {}
+        removed: set[str] = set()
         for source in SOURCES:
             for day in _visible_dirs(self.store.root / source):
                 if not self._inside(day):
                     continue
                 seen.add(day)
                 mtime = day.stat().st_mtime_ns
-                known = self._partitions.get(day)
-                if known is not None and known[0] == mtime:
+                known_mtime, known = self._partitions.get(day, (None, set()))
+                if known_mtime == mtime:
                     continue
-                rows = dict(known[1]) if known else {}
-                present = {folder.name: folder for folder in _visible_dirs(day)
-                           if self._inside(folder) and (folder / MANIFEST).is_file()}
-                for gone in set(rows) - set(present):
-                    del rows[gone]
-                for episode_id in sorted(set(present) - set(rows)):
-                    path = present[episode_id] / MANIFEST
-                    try:
-                        rows[episode_id] = _row(episode_id, json.loads(path.read_text()))
-                    except (ValueError, KeyError, TypeError, AttributeError) as error:
-                        log.warning("%s: not listed, the manifest is unreadable (%s: %s)", path,
-                                    type(error).__name__, error)
-                self._partitions[day] = (mtime, rows)
-                changed = True
-        for gone_day in set(self._partitions) - seen:
-            del self._partitions[gone_day]
-            changed = True
+                names = {folder.name: folder for folder in _visible_dirs(day)}
+                # only new names are checked (a committed episode's folder is never replaced in place)
+                fresh = {name: folder for name, folder in names.items() if name not in known
+                         and self._inside(folder) and (folder / MANIFEST).is_file()}
+                removed |= known - set(names)
+                added.update(fresh)
+                self._partitions[day] = (mtime, (known & set(names)) | set(fresh))
+        for gone in set(self._partitions) - seen:
+            removed |= self._partitions.pop(gone)[1]
+        if removed:
+            self._connection.execute("DELETE FROM episodes WHERE list_contains(?, episode_id)", [sorted(removed)])
+        if added:
+            with ThreadPoolExecutor(self._threads) as pool:  # reading files releases the GIL
+                rows = [row for row in pool.map(_read_row, added.items()) if row is not None]
+            unreadable = set(added) - {row["episode_id"] for row in rows}
+            if unreadable:  # not listed, and read again after their partition next changes
+                self._partitions = {day: (mtime, ids - unreadable) for day, (mtime, ids) in self._partitions.items()}
+            mined = self._mined_kinds([row["episode_id"] for row in rows])
+            for row in rows:
+                row["triggers"] = mined.get(row["episode_id"], [])
+            self._connection.register("added", pa.Table.from_pylist(rows, schema=_SCHEMA))
+            self._connection.execute("INSERT INTO episodes SELECT * FROM added")
+            self._connection.unregister("added")
+        return bool(removed or added)
+
+    def _refresh_triggers(self) -> bool:
+        """Re-read the trigger files that changed since the last refresh into the ``triggers`` column."""
         folder = self.store.root / "triggers"
         mtime = folder.stat().st_mtime_ns if folder.is_dir() else -1
-        if mtime != self._triggers[0]:
-            self._triggers = (mtime, _read_triggers(folder) if mtime >= 0 else {})
-            changed = True
-        return changed
+        if mtime == self._mined_folder_mtime:
+            return False
+        self._mined_folder_mtime = mtime
+        files = {path: path.stat().st_mtime_ns for path in _trigger_files(folder)}
+        changed = {path for path, stamp in files.items() if self._mined.get(path) != stamp}
+        changed |= set(self._mined) - set(files)
+        self._mined = files
+        if not changed:
+            return False
+        kinds = self._mined_kinds([path.stem for path in changed])
+        update = pa.table({"episode_id": [path.stem for path in changed],
+                           "kinds": [kinds.get(path.stem, []) for path in changed]},
+                          schema=pa.schema([("episode_id", pa.string()), ("kinds", pa.list_(pa.string()))]))
+        self._connection.register("mined", update)
+        self._connection.execute(
+            "UPDATE episodes SET triggers = mined.kinds FROM mined WHERE episodes.episode_id = mined.episode_id")
+        self._connection.unregister("mined")
+        return True
+
+    def _mined_kinds(self, episode_ids: list[str]) -> dict[str, list[str]]:
+        """Episode id -> sorted distinct kinds of its mined triggers (for those that have a trigger file)."""
+        folder = self.store.root / "triggers"
+        found = {}
+        for episode_id in episode_ids:
+            path = folder / f"{episode_id}.parquet"
+            if path.is_file() and not path.is_symlink():
+                kinds = pq.ParquetFile(path).read(columns=["kind"]).column("kind").to_pylist()
+                found[episode_id] = sorted({str(kind) for kind in kinds})
+        return found
 
     def _inside(self, path: Path) -> bool:
         """Whether ``path`` (perhaps a symbolic link) lies inside the store."""
         return not path.is_symlink() or path.resolve().is_relative_to(self._root)
 
-    def _build(self) -> None:
-        rows = [row for _, partition in self._partitions.values() for row in partition.values()]
-        table = pa.Table.from_pylist(rows, schema=_SCHEMA)
-        mined = self._triggers[1]
-        triggers = pa.array([sorted(set(mined.get(row["episode_id"], ()))) for row in rows],
-                            type=pa.list_(pa.string()))
-        table = table.append_column("triggers", triggers)
-        self._connection.register("episodes_arrow", table)
-        self._connection.execute("CREATE OR REPLACE TABLE episodes AS SELECT * FROM episodes_arrow")
-        self._connection.unregister("episodes_arrow")
+    def _update_facets(self) -> None:
         self._facets = {}
         for name, (column, is_list) in FILTERS.items():
             values = f"unnest({column})" if is_list else column
@@ -254,15 +286,30 @@ def _row(episode_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _read_triggers(folder: Path) -> dict[str, list[str]]:
-    """Episode id -> mined trigger kinds, from ``<store>/triggers/*.parquet``."""
-    found: dict[str, list[str]] = {}
-    for path in sorted(folder.glob("*.parquet")):
-        if path.name.startswith(".") or path.is_symlink():
-            continue
-        kinds = pq.ParquetFile(path).read(columns=["kind"]).column("kind").to_pylist()
-        found[path.stem] = [str(kind) for kind in kinds]
-    return found
+def _read_row(item: tuple[str, Path]) -> dict[str, Any] | None:
+    """The index row of the episode in a folder, or ``None`` (logged) when its manifest is unreadable."""
+    episode_id, folder = item
+    path = folder / MANIFEST
+    try:
+        return _row(episode_id, json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        log.warning("%s: not listed, the manifest is unreadable (%s: %s)", path, type(error).__name__, error)
+        return None
+
+
+def _trigger_files(folder: Path) -> list[Path]:
+    """``<store>/triggers/*.parquet`` (no hidden or linked files)."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    return [Path(e.path) for e in entries if e.name.endswith(".parquet") and not e.name.startswith(".")
+            and e.is_file(follow_symlinks=False)]
+
+
+def _columns_sql() -> str:
+    types = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.list_(pa.string()): "VARCHAR[]"}
+    return ", ".join(f"{field.name} {types[field.type]}" for field in _SCHEMA)
 
 
 def _visible_dirs(folder: Path) -> list[Path]:

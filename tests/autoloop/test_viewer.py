@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from autoloop.episodes import EpisodeStore
+from autoloop.fleet.mining import Trigger, save_triggers
 from autoloop.viewer import create_app
 from autoloop.viewer.payload import decode
 from sim.maps import get_map
@@ -86,16 +87,30 @@ def test_the_index_follows_the_store(client: TestClient, store: EpisodeStore) ->
     index = client.app.state.index  # type: ignore[attr-defined]
     before = client.get("/api/episodes").json()["total"]
     copy = replace(store.read(_sim_ids(store)[0]), episode_id="late-arrival")
+    broken = store.folder(_sim_ids(store)[0]).with_name("broken-manifest")
     store.write(copy)
     try:
         assert index.refresh(force=True)
         assert client.get("/api/episodes").json()["total"] == before + 1
         assert client.get("/api/episodes", params={"q": "late-arr"}).json()["rows"][0]["episode_id"] == "late-arrival"
         assert not index.refresh(force=True)  # nothing changed since
+        # mining it later tags it
+        save_triggers(store, "late-arrival", [Trigger("late_kind", 3, 0.15, 0.0, 0.0, 1.0, "")])
+        assert index.refresh(force=True)
+        rows = client.get("/api/episodes", params={"trigger": "late_kind"}).json()["rows"]
+        assert [row["episode_id"] for row in rows] == ["late-arrival"]
+        # an unreadable manifest leaves its episode out, and the rest listed
+        broken.mkdir()
+        (broken / "episode.json").write_text("{not json")
+        assert index.refresh(force=True)
+        assert client.get("/api/episodes").json()["total"] == before + 1
     finally:
         store.delete("late-arrival")
+        (store.root / "triggers" / "late-arrival.parquet").unlink()
+        shutil.rmtree(broken, ignore_errors=True)
     assert index.refresh(force=True)
     assert client.get("/api/episodes").json()["total"] == before
+    assert client.get("/api/episodes", params={"trigger": "late_kind"}).json()["total"] == 0
 
 
 def test_the_episode_payload_holds_the_stored_columns(client: TestClient, store: EpisodeStore) -> None:

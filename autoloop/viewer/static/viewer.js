@@ -500,7 +500,7 @@ function renderPanels(scenes) {
         onclick: () => { player.stop(); player.seek(frame); },
       })));
     }
-    if (!episode.events.length) events.append(el('li', { class: 'past', text: 'no events' }));
+    if (!episode.events.length) events.append(el('li', { class: 'future', text: 'no events' }));
     const about = el('dl');
     const summary = episode.summary;
     metricRow(about, 'source', `${episode.source} · ${episode.date}`);
@@ -515,7 +515,7 @@ function renderPanels(scenes) {
       about, el('h3', { text: 'now' }), live, controls, el('h3', { text: 'events' }), events));
     scene.panel = { live, controls, events };
   });
-  if (scenes.length === 2) panels.append(compareTable(scenes[0].episode, scenes[1].episode));
+  if (scenes.length === 2) panels.prepend(compareTable(scenes[0].episode, scenes[1].episode));
   else sameScenario(scenes[0].episode).catch((error) => showError(error.message));
 }
 
@@ -532,7 +532,7 @@ async function sameScenario(episode) {
     list.append(el('li', {}, el('a', { href, text: `${row.episode_id}` }),
       ` · ${fmt(row.model)} · DS ${fmt(row.driving_score)}`));
   }
-  if (!others.length) list.append(el('li', { class: 'past', text: 'no other episode of this map and seed' }));
+  if (!others.length) list.append(el('li', { class: 'future', text: 'no other episode of this map and seed' }));
   $('#panels').append(el('section', { class: 'panel' }, el('h3', { text: `same scenario (seed ${seed}): compare with` }), list));
 }
 
@@ -581,7 +581,7 @@ function updatePanels(scenes) {
       }
     }
     for (const button of scene.panel.events.querySelectorAll('button')) {
-      button.classList.toggle('past', Number(button.dataset.step) > f);
+      button.classList.toggle('future', Number(button.dataset.step) > f);
     }
   }
 }
