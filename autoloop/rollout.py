@@ -182,6 +182,7 @@ def _events_table(events: list[Event]) -> dict[str, NDArray[Any]]:
         "kind": np.array([event.kind for event in events], dtype=object),
         "x_m": np.array([event.x_m for event in events], dtype=np.float64),
         "y_m": np.array([event.y_m for event in events], dtype=np.float64),
-        "actor_id": np.array([str(event.actor) if event.actor >= 0 else "" for event in events], dtype=object),
+        # ids as in the actors table (the actor slot: a<slot>)
+        "actor_id": np.array([f"a{event.actor}" if event.actor >= 0 else "" for event in events], dtype=object),
         "detail": np.array(["" for _ in events], dtype=object),
     }

@@ -141,6 +141,8 @@ def test_the_episode_payload_holds_the_stored_columns(client: TestClient, store:
     assert events is not None and sorted(e["kind"] for e in sent) == sorted(events["kind"].tolist())
     for event in sent:
         assert abs(stored.steps["time_s"][event["step"]] - event["time_s"]) < 0.051
+        if event["actor_id"]:  # an infraction names its actor as the actors table does, present then
+            assert event["actor_id"] in set(table["actor_id"][table["step"] == event["step"]])
     running = decode(ego["running_ds"])
     score = stored.metadata["score"]
     assert running[-1] == pytest.approx(score["driving_score"], abs=1e-3)

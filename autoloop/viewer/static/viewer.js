@@ -257,11 +257,19 @@ class Scene {
     const labels = [];
     if (this.actors) {
       const a = this.actors;
+      // actors named by an event within 1 s of now get a ring
+      const near = Math.round(1 / (this.episode.dt_s || 0.1));
+      const involved = new Set(this.episode.events.filter((e) => e.actor_id && Math.abs(e.step - frame) <= near)
+        .map((e) => e.actor_id));
       for (let r = a.frameStart[frame]; r < a.frameStart[Math.min(frame + 1, a.frameStart.length - 1)]; r++) {
         const id = a.actor[r];
         const kind = a.kindNames[a.kinds[id]] || 'other';
         drawBox(ctx, a.x[r], a.y[r], a.yaw[r], Math.max(a.length[id], 0.3), Math.max(a.width[id], 0.3),
           KIND_COLORS[kind] || KIND_COLORS.other, px);
+        if (involved.has(a.ids[id])) {
+          ctx.beginPath(); ctx.arc(a.x[r], a.y[r], Math.max(a.length[id], 2) * 0.8, 0, 2 * Math.PI);
+          ctx.strokeStyle = '#e5534b'; ctx.lineWidth = 2 * px; ctx.stroke();
+        }
         labels.push([a.x[r], a.y[r], a.ids[id]]);
       }
     }
