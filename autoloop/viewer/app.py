@@ -10,6 +10,7 @@ Routes (all ``GET``):
                                    substring), ``sort``, ``order`` (``asc``/``desc``), ``page``,
                                    ``page_size``; answers ``{"total", "page", "page_size", "rows"}``
 ``/api/facets``                    filter name -> values it can take
+``/api/info``                      the store's folder and its number of episodes
 ``/api/episodes/<episode_id>``     one episode (:func:`autoloop.viewer.payload.episode_payload`)
 ``/api/maps/<map_id>``             one map (:func:`autoloop.viewer.payload.map_payload`)
 =================================  =====================================================================
@@ -88,6 +89,10 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
     async def facets(request: Request) -> Response:
         return JSONResponse(await _threaded(index.facets), headers=_HEADERS)
 
+    async def info(request: Request) -> Response:
+        listed = await _threaded(index.page, {}, page_size=1)
+        return JSONResponse({"store": str(store.root), "episodes": listed.total}, headers=_HEADERS)
+
     async def episode(request: Request) -> Response:
         payload = await _threaded(episode_payload, store, request.path_params["episode_id"])
         return _JSON(json.dumps(payload, separators=(",", ":")), headers=_HEADERS)
@@ -121,6 +126,7 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
         Route("/", page),
         Route("/api/episodes", list_episodes),
         Route("/api/facets", facets),
+        Route("/api/info", info),
         Route("/api/episodes/{episode_id}", episode),
         Route("/api/maps/{map_id}", map_),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -62,6 +62,7 @@ def test_the_list_filters_sorts_and_pages_server_side(client: TestClient, store:
     assert second["total"] == everything["total"] and [r["episode_id"] for r in second["rows"]] == \
         [everything["rows"][1]["episode_id"]]
     assert client.get("/api/episodes", params={"model": HOSTILE_POLICY}).json()["total"] == 1
+    assert client.get("/api/info").json() == {"store": str(store.root), "episodes": everything["total"]}
     facets = client.get("/api/facets").json()
     assert "collision_vehicle" in facets["infraction"] and set(facets["source"]) <= {"sim", "fleet"}
     for bad in ({"sort": "metadata; DROP TABLE episodes"}, {"order": "sideways"}, {"page": "0"},

@@ -686,6 +686,9 @@ function wire() {
   });
   window.addEventListener('hashchange', route);
   route();
+  api('/api/info').then((info) => {
+    $('#store-info').textContent = `${info.store} · ${info.episodes} episode${info.episodes === 1 ? '' : 's'}`;
+  }).catch((error) => showError(error.message));
 }
 
 document.addEventListener('DOMContentLoaded', wire);
