@@ -117,13 +117,13 @@ class EpisodeIndex:
                 known_mtime, known = self._partitions.get(day, (None, set()))
                 if known_mtime == mtime:
                     continue
-                names = {folder.name: folder for folder in _visible_dirs(day)}
+                names = _visible_names(day)
                 # only new names are checked (a committed episode's folder is never replaced in place)
-                fresh = {name: folder for name, folder in names.items() if name not in known
-                         and self._inside(folder) and (folder / MANIFEST).is_file()}
-                removed |= known - set(names)
+                fresh = {name: day / name for name in names - known
+                         if self._inside(day / name) and (day / name / MANIFEST).is_file()}
+                removed |= known - names
                 added.update(fresh)
-                self._partitions[day] = (mtime, (known & set(names)) | set(fresh))
+                self._partitions[day] = (mtime, (known & names) | set(fresh))
         for gone in set(self._partitions) - seen:
             removed |= self._partitions.pop(gone)[1]
         if removed:
@@ -310,6 +310,15 @@ def _trigger_files(folder: Path) -> list[Path]:
 def _columns_sql() -> str:
     types = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.list_(pa.string()): "VARCHAR[]"}
     return ", ".join(f"{field.name} {types[field.type]}" for field in _SCHEMA)
+
+
+def _visible_names(folder: Path) -> set[str]:
+    """Names of the visible sub-folders (no ``Path`` per entry: partitions hold many)."""
+    try:
+        with os.scandir(folder) as entries:
+            return {entry.name for entry in entries if entry.is_dir() and not entry.name.startswith(".")}
+    except FileNotFoundError:
+        return set()
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
