@@ -15,13 +15,15 @@ Routes (all ``GET``):
 ``/api/maps/<map_id>``             one map (:func:`autoloop.viewer.payload.map_payload`)
 =================================  =====================================================================
 
-Errors answer ``{"error": message}`` with 400 (malformed id or query), 403 (a path out of the store) or 404.
+Errors answer ``{"error": message}`` with 400 (malformed id or query), 403 (a path out of the store), 404, 422 (an
+episode file that is unreadable or lacks a column: the message names the file) or 500 (logged).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -39,6 +41,7 @@ from autoloop.episodes.store import EpisodeStore
 from autoloop.viewer.index import FILTERS, EpisodeIndex, FilterError
 from autoloop.viewer.payload import BadRequest, OutsideStore, episode_payload, load_map, map_payload
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 #: The page runs no inline or third-party script, and loads nothing from elsewhere.
@@ -119,6 +122,9 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
             if isinstance(exc, KeyError):
                 message = str(exc.args[0]) if exc.args else "not found"
             code = exc.status_code if isinstance(exc, HTTPException) else status
+            if code >= 500:
+                log.exception("%s %s", request.method, request.url.path, exc_info=exc)
+                message = f"{type(exc).__name__}: {message} (see the viewer's log)"
             return JSONResponse({"error": message}, status_code=code, headers=_HEADERS)
         return handle
 
@@ -133,7 +139,7 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
     ]
     handlers: dict[Any, Any] = {
         HTTPException: error(500), BadRequest: error(400), FilterError: error(400), OutsideStore: error(403),
-        KeyError: error(404), SchemaError: error(422),
+        KeyError: error(404), SchemaError: error(422), Exception: error(500),
     }
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.index = index

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from autoloop.episodes.schema import from_table, read_table
+from autoloop.episodes.schema import SchemaError, from_table, read_table
 from autoloop.episodes.store import MANIFEST, EpisodeStore
 from sim.maps import LaneGraph
 from sim.metrics import LB2_PENALTIES, Infraction
@@ -85,10 +86,17 @@ def episode_files(store: EpisodeStore, episode_id: str) -> EpisodeFiles:
     root = store.root.resolve()
     folder = store.folder(episode_id)
     _check_inside(folder / MANIFEST, root, what=f"episode {episode_id}")
-    manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
+    try:
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
+        entries = {str(name): str(entry["file"]) for name, entry in manifest["tables"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise SchemaError(f"{folder / MANIFEST}: not a valid manifest ({type(error).__name__}: {error})") from None
+    missing = [name for name in ("metadata", "source", "date") if name not in manifest]
+    missing += [] if "ego" in entries else ["tables.ego"]
+    if missing:
+        raise SchemaError(f"{folder / MANIFEST}: lacks field(s) {missing}")
     tables = {}
-    for name, entry in manifest["tables"].items():
-        file = str(entry["file"])
+    for name, file in entries.items():
         if Path(file).name != file or file in ("", ".", ".."):
             raise OutsideStore(f"episode {episode_id}: manifest field tables.{name}.file {file!r} is not a file name")
         tables[name] = _check_inside(folder / file, root, what=f"episode {episode_id} table {name}")
@@ -134,8 +142,7 @@ def episode_payload(store: EpisodeStore, episode_id: str) -> dict[str, Any]:
     files = episode_files(store, episode_id)
     manifest = files.manifest
     metadata: dict[str, Any] = manifest["metadata"]
-    present = set(pq.ParquetFile(files.tables["ego"]).schema_arrow.names)
-    ego = from_table(read_table(files.tables["ego"], [c for c in EGO_COLUMNS if c in present]))
+    ego = _read(files.tables["ego"], EGO_COLUMNS, required=("step", "x_m", "y_m"))
     steps = len(ego["step"])
     dt_s = float(metadata.get("dt_s") or 0.1)
     time_s = np.asarray(ego["time_s"] if "time_s" in ego else np.arange(steps) * dt_s, dtype=np.float64)
@@ -170,6 +177,21 @@ def episode_payload(store: EpisodeStore, episode_id: str) -> dict[str, Any]:
     }
 
 
+def _read(path: Path, columns: Sequence[str], *, required: Sequence[str]) -> dict[str, NDArray[Any]]:
+    """The ``columns`` a Parquet file has (of those asked for), as numpy.
+
+    :raises SchemaError: naming the file, when it is unreadable or lacks a ``required`` column.
+    """
+    try:
+        present = set(pq.ParquetFile(path).schema_arrow.names)
+        missing = [name for name in required if name not in present]
+        if missing:
+            raise SchemaError(f"{path}: lacks column(s) {missing}")
+        return from_table(read_table(path, [name for name in columns if name in present]))
+    except (pa.ArrowException, OSError) as error:
+        raise SchemaError(f"{path}: unreadable ({error})") from None
+
+
 def summary(metadata: dict[str, Any], *, steps: int, dt_s: float) -> dict[str, Any]:
     """The numbers compare mode sets side by side: score, completion, outcome and infraction counts."""
     score, record = metadata.get("score") or {}, metadata.get("record") or {}
@@ -190,7 +212,8 @@ def _events(files: EpisodeFiles, time_s: NDArray[np.float64], origin: NDArray[np
         return min(int(np.searchsorted(time_s, t - 1e-4)), max(len(time_s) - 1, 0))
 
     if "events" in files.tables:
-        events = from_table(read_table(files.tables["events"]))
+        events = _read(files.tables["events"], ("time_s", "kind", "x_m", "y_m", "actor_id", "detail"),
+                       required=("time_s", "kind", "x_m", "y_m"))
         for k in range(len(events["kind"])):
             t = float(events["time_s"][k])
             found.append({"time_s": t, "step": frame(t), "kind": str(events["kind"][k]),
@@ -198,7 +221,8 @@ def _events(files: EpisodeFiles, time_s: NDArray[np.float64], origin: NDArray[np
                           "actor_id": str(events["actor_id"][k]) if "actor_id" in events else "",
                           "detail": str(events["detail"][k]) if "detail" in events else ""})
     if files.triggers is not None:
-        mined = from_table(read_table(files.triggers))
+        mined = _read(files.triggers, ("kind", "step", "time_s", "x_m", "y_m", "value", "actor_id"),
+                      required=("kind", "step", "time_s", "x_m", "y_m", "value", "actor_id"))
         for k in range(len(mined["kind"])):
             step = int(min(max(int(mined["step"][k]), 0), max(len(time_s) - 1, 0)))
             found.append({"time_s": float(mined["time_s"][k]), "step": step, "kind": f"trigger:{mined['kind'][k]}",
@@ -249,8 +273,8 @@ def _actors(path: Path | None, origin: NDArray[np.float64]) -> dict[str, Any] | 
     ``frame_start`` (``steps + 1`` offsets: the rows of step ``k`` are ``frame_start[k]:frame_start[k+1]``)."""
     if path is None:
         return None
-    table = from_table(read_table(path, ["step", "actor_id", "kind", "x_m", "y_m", "yaw_rad", "length_m",
-                                         "width_m", "speed_mps"]))
+    names = ("step", "actor_id", "kind", "x_m", "y_m", "yaw_rad", "length_m", "width_m", "speed_mps")
+    table = _read(path, names, required=names)
     order = np.argsort(table["step"], kind="stable")
     step = table["step"][order]
     ids, first, inverse = np.unique(table["actor_id"][order].astype(str), return_index=True, return_inverse=True)

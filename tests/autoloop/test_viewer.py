@@ -269,6 +269,27 @@ def test_symbolic_links_out_of_the_store_are_refused(client: TestClient, store: 
         index.refresh(force=True)
 
 
+def test_damaged_episodes_answer_errors_that_name_the_file(client: TestClient, store: EpisodeStore) -> None:
+    source = store.folder(_sim_ids(store)[0])
+    damaged = {name: source.with_name(name) for name in ("torn-table", "torn-manifest", "no-ego-column")}
+    for folder in damaged.values():
+        shutil.copytree(source, folder)
+    (damaged["torn-table"] / "actors.parquet").write_bytes(b"PAR1 not really")
+    (damaged["torn-manifest"] / "episode.json").write_text('{"tables": ')
+    without_x = pq.read_table(source / "ego.parquet").drop_columns(["x_m"])
+    pq.write_table(without_x, damaged["no-ego-column"] / "ego.parquet")
+    try:
+        for name, file in (("torn-table", "actors.parquet"), ("torn-manifest", "episode.json"),
+                           ("no-ego-column", "ego.parquet")):
+            response = client.get(f"/api/episodes/{name}")
+            assert response.status_code == 422, response.text
+            assert str(damaged[name] / file) in response.json()["error"]
+        assert "x_m" in client.get("/api/episodes/no-ego-column").json()["error"]
+    finally:
+        for folder in damaged.values():
+            shutil.rmtree(folder)
+
+
 def test_the_page_and_its_assets_are_served_with_a_strict_policy(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
