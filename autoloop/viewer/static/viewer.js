@@ -520,7 +520,8 @@ function renderPanels(scenes) {
     metricRow(about, 'duration', `${fmt(summary.duration_s)} s · ${episode.num_steps} steps`);
     panels.append(el('section', { class: 'panel', dataset: { scene: String(index) } },
       el('h3', { text: `${scenes.length > 1 ? (index ? 'B: ' : 'A: ') : ''}${episode.episode_id}` }),
-      about, el('h3', { text: 'now' }), live, controls, el('h3', { text: 'events' }), events));
+      about, el('h3', { text: 'now' }), live, controls, el('h3', { text: 'events' }), events,
+      el('details', {}, el('summary', { text: 'metadata' }), el('pre', { class: 'metadata', text: JSON.stringify(episode.metadata, null, 1) }))));
     scene.panel = { live, controls, events };
   });
   if (scenes.length === 2) panels.prepend(compareTable(scenes[0].episode, scenes[1].episode));
