@@ -240,6 +240,8 @@ def replay_command(
     root = store.resolve() if store else Paths.from_env().episodes
     if not root.is_dir():
         console.print(f"[yellow]note:[/] no episode store at {root} yet; the viewer lists episodes as they land")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/] binding {host}: anyone who can reach this address can read the store")
     viewer = create_app(root)
     # index the store while the server starts (the first list request waits for it)
     threading.Thread(target=viewer.state.index.refresh, kwargs={"force": True}, daemon=True).start()
