@@ -342,6 +342,8 @@ def bench_viewer_command(
     minutes: Annotated[float, typer.Option(help="Length of the synthesized sim episode.")] = 5.0,
     actors: Annotated[int, typer.Option(help="Actors in the synthesized sim episode.")] = 50,
     index_episodes: Annotated[int, typer.Option(help="Episodes in the store whose list is timed.")] = 2000,
+    browser: Annotated[bool, typer.Option(help="Also time opening each episode in headless Chromium (when "
+                                          "/usr/bin/chromium and playwright are installed).")] = True,
 ) -> None:
     """Measure the replay viewer: building and serializing an episode's payload (an AV2 log, a long sim episode)
     and listing a store (JSON on stdout)."""
@@ -349,7 +351,7 @@ def bench_viewer_command(
     import tempfile
     from dataclasses import asdict
 
-    from autoloop.bench import bench_viewer
+    from autoloop.viewer.bench import bench_viewer
     from sim.maps import data_root
 
     if av2_log is None:
@@ -357,7 +359,7 @@ def bench_viewer_command(
         av2_log = default if default.is_dir() else None
     with tempfile.TemporaryDirectory(prefix="autoloop-bench-viewer-") as temporary:
         cases, index = bench_viewer(Path(temporary), av2_log=av2_log, minutes=minutes, actors=actors,
-                                    index_episodes=index_episodes)
+                                    index_episodes=index_episodes, browser=browser)
     print(json.dumps({"benchmark": "viewer", "episodes": [asdict(case) for case in cases], "index": asdict(index),
                       **({} if av2_log else {"note": "no AV2 log: pass --av2 or put the shared data in place"})},
                      indent=1))

@@ -21,11 +21,14 @@ episode file that is unreadable or lacks a column: the message names the file) o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +147,28 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.index = index
     return app
+
+
+@contextlib.contextmanager
+def serving(app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a background thread (on a free port by default); yields its base URL and
+    stops the server on exit. For tests and benchmarks; ``autoloop replay`` runs uvicorn in the foreground."""
+    import socket
+
+    import uvicorn
+
+    listener = socket.create_server((host, port))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started and thread.is_alive():
+            time.sleep(0.01)
+        yield f"http://{host}:{listener.getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listener.close()
 
 
 async def _threaded(function: Any, *args: Any, **kwargs: Any) -> Any:

@@ -190,11 +190,13 @@ def test_planned_waypoints_travel_when_stored(client: TestClient, store: Episode
 
 
 def test_the_viewer_benchmark_reports_each_case(tmp_path: Path) -> None:
-    from autoloop.bench import bench_viewer
+    from autoloop.viewer.bench import bench_viewer
 
-    cases, index = bench_viewer(tmp_path, av2_log=None, minutes=0.05, actors=3, repeats=1, index_episodes=5)
+    cases, index = bench_viewer(tmp_path, av2_log=None, minutes=0.05, actors=3, repeats=1, index_episodes=5,
+                                browser=False)
     (case,) = cases
     assert case.steps == 60 and case.actor_rows == 180 and case.payload_mb > 0 and case.seconds > 0
+    assert case.browser_seconds is None
     assert index.episodes == 6 and index.page_seconds > 0
 
 

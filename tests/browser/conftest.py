@@ -4,21 +4,15 @@ Chromium through Playwright (which never downloads a browser here). They skip, w
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from autoloop.episodes import EpisodeStore
+from autoloop.viewer.bench import CHROMIUM, launch_chromium
 from tests.autoloop.viewer_store import build_viewer_store
 from tests.conftest import SHARED_DATA
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="session")
@@ -30,21 +24,12 @@ def viewer_store(tmp_path_factory: pytest.TempPathFactory) -> EpisodeStore:
 
 @pytest.fixture(scope="session")
 def viewer_url(viewer_store: EpisodeStore) -> Iterator[str]:
-    """The viewer over :func:`viewer_store`, served by uvicorn in a thread."""
-    import uvicorn
-
+    """The viewer over :func:`viewer_store`, served by uvicorn in a thread on a free loopback port."""
     from autoloop.viewer import create_app
+    from autoloop.viewer.app import serving
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(viewer_store.root), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.close()
+    with serving(create_app(viewer_store.root)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +42,7 @@ def chromium() -> Iterator[Any]:
     except ImportError:
         pytest.skip("the playwright package is missing: pip install -e '.[dev]'")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         yield browser
         browser.close()
 

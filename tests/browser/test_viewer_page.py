@@ -47,7 +47,7 @@ def test_the_browser_lists_filters_and_opens_episodes(page: Any, viewer_store: E
     page.wait_for_function(f"() => document.querySelectorAll('#episodes tbody tr').length === {rows_total}")
     page.click("th[data-sort=driving_score]")
     page.click("th[data-sort=driving_score]")  # twice: descending
-    page.wait_for_function("() => location.hash.includes('order=desc')")
+    page.locator("#episodes[data-loaded='sort=driving_score&order=desc']").wait_for()
     scores = viewer_store.metadata()
     first = rows.first.get_attribute("data-episode-id")
     assert scores[first]["score"]["driving_score"] == max(
