@@ -110,7 +110,7 @@ class EpisodeIndex:
         removed: set[str] = set()
         for source in SOURCES:
             for day in _visible_dirs(self.store.root / source):
-                if not self._inside(day):
+                if not day.resolve().is_relative_to(self._root):  # (a partition or a source linked out)
                     continue
                 seen.add(day)
                 mtime = day.stat().st_mtime_ns

@@ -251,6 +251,8 @@ def test_symbolic_links_out_of_the_store_are_refused(client: TestClient, store: 
     entry = json.loads((escaping / "episode.json").read_text())
     entry["tables"]["ego"]["file"] = "../../../../secret.parquet"
     (escaping / "episode.json").write_text(json.dumps({**entry, "episode_id": "escaping-manifest"}))
+    linked_day = store.root / "sim" / "date=1999-01-01"
+    linked_day.symlink_to(outside.parent, target_is_directory=True)  # a whole partition linked out
     map_link = store.root / "maps" / "stolen-map.json"
     map_link.parent.mkdir(exist_ok=True)
     map_link.symlink_to(secret)
@@ -264,11 +266,24 @@ def test_symbolic_links_out_of_the_store_are_refused(client: TestClient, store: 
         listed = {row["episode_id"] for row in client.get("/api/episodes", params={"page_size": "500"}).json()["rows"]}
         assert "outsider" not in listed and "linked-table" in listed
     finally:
-        for path in (link, map_link):
+        for path in (link, map_link, linked_day):
             path.unlink()
         for folder in (inside, escaping):
             shutil.rmtree(folder)
         index.refresh(force=True)
+
+
+def test_a_source_folder_linked_out_of_the_store_is_neither_listed_nor_served(store: EpisodeStore,
+                                                                              tmp_path: Path) -> None:
+    episode_id = _sim_ids(store)[0]
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(store.folder(episode_id).parent, elsewhere / "date=2000-01-01")
+    other = EpisodeStore(tmp_path / "store")
+    other.root.mkdir()
+    (other.root / "sim").symlink_to(elsewhere, target_is_directory=True)
+    with TestClient(create_app(other.root)) as client:
+        assert client.get("/api/episodes").json()["total"] == 0
+        assert client.get(f"/api/episodes/{episode_id}").status_code == 403
 
 
 def test_damaged_episodes_answer_errors_that_name_the_file(client: TestClient, store: EpisodeStore) -> None:
