@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -74,6 +75,30 @@ def test_playing_advances_the_frame_and_keys_step_it(page: Any, viewer_store: Ep
     speed = page.locator("#speed")
     page.keyboard.press("]")
     assert speed.input_value() == "2"
+    # dragging pans (and stops following the ego), the wheel zooms; the URL keeps all of it
+    canvas = page.locator("#stages canvas")
+    before = {name: float(canvas.get_attribute(f"data-{name}")) for name in ("cx", "cy", "scale")}
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 200, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 260, box["y"] + 200, steps=4)
+    page.mouse.up()
+    assert not page.locator("#follow").is_checked()
+    moved = float(canvas.get_attribute("data-cx"))
+    assert moved == pytest.approx(before["cx"] - 60 / before["scale"], abs=0.5)
+    state = parse_qs(urlsplit(page.url).fragment.partition("?")[2])
+    assert state["follow"] == ["0"] and float(state["cx"][0]) == pytest.approx(moved, abs=0.06)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(f"() => Number(document.querySelector('#stages canvas').dataset.scale) > {before['scale']}")
+    zoom = float(canvas.get_attribute("data-scale"))
+    page.wait_for_function(f"() => location.hash.includes('zoom={zoom:.2f}')")
+    assert "speed=2" in page.url
+    view = {name: float(canvas.get_attribute(f"data-{name}")) for name in ("cx", "cy", "scale")}
+    page.reload()
+    page.locator(f"#stages canvas[data-frame='{paused - 1}']").wait_for()
+    assert speed.input_value() == "2" and not page.locator("#follow").is_checked()
+    for name, value in view.items():  # the same view of the scene
+        assert float(canvas.get_attribute(f"data-{name}")) == pytest.approx(value, abs=0.06)
 
 
 def test_clicking_an_infraction_marker_jumps_to_its_frame(page: Any, viewer_store: EpisodeStore) -> None:

@@ -209,7 +209,10 @@ class Scene {
       drag = { x: event.clientX, y: event.clientY };
       player.redraw();
     });
-    this.canvas.addEventListener('pointerup', () => { drag = null; });
+    this.canvas.addEventListener('pointerup', () => {
+      if (drag && !this.follow) player.saveUrl();
+      drag = null;
+    });
     this.canvas.addEventListener('wheel', (event) => {
       event.preventDefault();
       const rect = this.canvas.getBoundingClientRect();
@@ -220,6 +223,8 @@ class Scene {
         this.view.cx = before[0] - px / this.view.scale; this.view.cy = before[1] + py / this.view.scale;
       }
       player.redraw();
+      clearTimeout(this.wheelSave);
+      this.wheelSave = setTimeout(() => player.saveUrl(), 250);
     }, { passive: false });
   }
 
@@ -385,6 +390,12 @@ const player = {
     this.setFollow(params.get('follow') !== '0');
     const zoom = Number(params.get('zoom'));
     if (zoom > 0) for (const scene of scenes) scene.view.scale = zoom;
+    const [cx, cy] = [Number(params.get('cx')), Number(params.get('cy'))];
+    if (params.has('cx') && params.has('cy') && Number.isFinite(cx) && Number.isFinite(cy)) {
+      for (const scene of scenes) {  // the view's centre, map frame
+        scene.view.cx = cx - scene.episode.origin[0]; scene.view.cy = cy - scene.episode.origin[1];
+      }
+    }
     const primary = scenes[0];
     $('#scrubber').max = String(Math.max(primary.frames - 1, 0));
     renderMarkers(scenes);
@@ -418,8 +429,13 @@ const player = {
     const params = new URLSearchParams();
     params.set('f', String(this.frame));
     if (this.speed !== 1) params.set('speed', String(this.speed));
-    if (!this.scenes[0].follow) params.set('follow', '0');
-    params.set('zoom', this.scenes[0].view.scale.toFixed(2));
+    const primary = this.scenes[0];
+    if (!primary.follow) {
+      params.set('follow', '0');
+      params.set('cx', (primary.view.cx + primary.episode.origin[0]).toFixed(1));
+      params.set('cy', (primary.view.cy + primary.episode.origin[1]).toFixed(1));
+    }
+    params.set('zoom', primary.view.scale.toFixed(2));
     setHash(this.route.view, this.route.args, params, { replace: true });
   },
 
