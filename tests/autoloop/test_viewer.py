@@ -315,6 +315,20 @@ def test_the_page_and_its_assets_are_served_with_a_strict_policy(client: TestCli
     assert "innerHTML" not in script and "eval(" not in script and "new Function" not in script
 
 
+def test_links_name_the_views_the_page_opens(store: EpisodeStore) -> None:
+    import subprocess
+    import sys
+
+    from autoloop.viewer import replay_url
+
+    assert replay_url("eval-1") == "http://127.0.0.1:8765/#/episode/eval-1"
+    assert replay_url("a.1", compare_with="b-2", frame=40, base="http://host:9/") == \
+        "http://host:9/#/compare/a.1/b-2?f=40"
+    code = "import sys, autoloop.viewer; heavy = {'starlette', 'duckdb'} & set(sys.modules); assert not heavy, heavy"
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+
+
 def test_a_missing_store_lists_nothing(tmp_path: Path) -> None:
     with TestClient(create_app(tmp_path / "nowhere")) as client:
         assert client.get("/api/episodes").json() == {"total": 0, "page": 1, "page_size": 50, "rows": []}
