@@ -152,6 +152,13 @@ def test_compare_shows_two_canvases_in_sync_with_metric_differences(page: Any, v
     page.wait_for_function("() => Number(document.querySelector('#frame-counter').dataset.frame) >= 50")
     page.click("#play")
     in_sync()
+    # from A's last frame, playing goes on until the longer B ends
+    page.keyboard.press("End")
+    page.select_option("#speed", "8")
+    page.click("#play")
+    last = [len(t) - 1 for t in times]
+    page.wait_for_function("() => document.querySelector('#play').textContent === '▶'", timeout=60_000)
+    assert [int(canvases.nth(k).get_attribute("data-frame")) for k in range(2)] == last
     scores = [viewer_store.metadata()[i]["score"]["driving_score"] for i in (first, second)]
     row = page.locator("#compare-metrics tr[data-metric=driving_score] td")
     assert float(row.nth(3).text_content()) == pytest.approx(scores[1] - scores[0], abs=0.006)

@@ -442,18 +442,21 @@ const player = {
   play() {
     const primary = this.scenes[0];
     if (!primary || this.playing) return;
-    if (this.frame >= primary.frames - 1) this.seek(0, { updateUrl: false });
+    const end = Math.max(...this.scenes.map((scene) => scene.t[scene.frames - 1] || 0));
+    if (this.time >= end) this.seek(0, { updateUrl: false });
     this.playing = true; this.last = null;
-    $('#play').textContent = '⏸';
+    $('#play').textContent = '▮▮';
     const tick = (now) => {
       if (!this.playing) return;
       if (this.last !== null) {
-        this.time += ((now - this.last) / 1000) * this.speed;
+        // in compare mode, play on until the longer episode ends
+        const end = Math.max(...this.scenes.map((scene) => scene.t[scene.frames - 1] || 0));
+        this.time = Math.min(this.time + ((now - this.last) / 1000) * this.speed, end);
         const frame = primary.frameAt(this.time);
-        if (frame >= primary.frames - 1 && this.time >= primary.t[primary.frames - 1]) {
-          this.frame = primary.frames - 1; this.redraw(); this.stop(); return;
-        }
-        if (frame !== this.frame) { this.frame = frame; this.redraw(); }
+        const changed = frame !== this.frame || this.scenes.some((scene, k) => k && scene.frameAt(this.time) !== scene.frame);
+        this.frame = frame;
+        if (changed) this.redraw();
+        if (this.time >= end) { this.stop(); return; }
       }
       this.last = now;
       this.request = requestAnimationFrame(tick);
