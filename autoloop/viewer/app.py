@@ -42,7 +42,7 @@ from starlette.staticfiles import StaticFiles
 from autoloop.episodes.schema import SchemaError
 from autoloop.episodes.store import EpisodeStore
 from autoloop.viewer.index import FILTERS, EpisodeIndex, FilterError
-from autoloop.viewer.payload import BadRequest, OutsideStore, episode_payload, load_map, map_payload
+from autoloop.viewer.payload import BadRequest, NotFound, OutsideStore, episode_payload, load_map, map_payload
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -100,16 +100,17 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
         return JSONResponse({"store": str(store.root), "episodes": listed.total}, headers=_HEADERS)
 
     async def episode(request: Request) -> Response:
-        payload = await _threaded(episode_payload, store, request.path_params["episode_id"])
-        return _JSON(json.dumps(payload, separators=(",", ":")), headers=_HEADERS)
+        episode_id = request.path_params["episode_id"]
+        text = await _threaded(lambda: json.dumps(episode_payload(store, episode_id), separators=(",", ":")))
+        return _JSON(text, headers=_HEADERS)
 
     async def map_(request: Request) -> Response:
         map_id = request.path_params["map_id"]
         with maps_lock:
             cached = maps.get(map_id)
         if cached is None:
-            graph = await _threaded(load_map, store, map_id)
-            cached = json.dumps(map_payload(graph), separators=(",", ":")).encode()
+            cached = await _threaded(lambda: json.dumps(map_payload(load_map(store, map_id)),
+                                                        separators=(",", ":")).encode())
             with maps_lock:
                 maps[map_id] = cached
                 while len(maps) > map_cache_size:
@@ -122,7 +123,7 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
     def error(status: int) -> Any:
         async def handle(request: Request, exc: Exception) -> Response:
             message = exc.detail if isinstance(exc, HTTPException) else str(exc)
-            if isinstance(exc, KeyError):
+            if isinstance(exc, NotFound):
                 message = str(exc.args[0]) if exc.args else "not found"
             code = exc.status_code if isinstance(exc, HTTPException) else status
             if code >= 500:
@@ -142,7 +143,7 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
     ]
     handlers: dict[Any, Any] = {
         HTTPException: error(500), BadRequest: error(400), FilterError: error(400), OutsideStore: error(403),
-        KeyError: error(404), SchemaError: error(422), Exception: error(500),
+        NotFound: error(404), SchemaError: error(422), Exception: error(500),
     }
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.index = index

@@ -51,6 +51,10 @@ class OutsideStore(PermissionError):
     """A path that resolves outside the store (HTTP 403)."""
 
 
+class NotFound(LookupError):
+    """No such episode or map (HTTP 404)."""
+
+
 def encode(values: NDArray[Any], kind: str) -> dict[str, Any]:
     """A numeric array as ``{"type", "shape", "b64"}`` (``kind``: ``f32``, ``i32`` or ``u8``)."""
     data = np.ascontiguousarray(values, dtype=_TYPES[kind])
@@ -77,14 +81,17 @@ def episode_files(store: EpisodeStore, episode_id: str) -> EpisodeFiles:
     """Locate one episode's files safely.
 
     :raises BadRequest: for a malformed id.
-    :raises KeyError: when the store holds no such episode.
+    :raises NotFound: when the store holds no such episode.
     :raises OutsideStore: when its folder, manifest or a table file resolves outside the store, or the manifest
         names a file outside its folder.
     """
     if not EPISODE_ID.fullmatch(episode_id):
         raise BadRequest(f"invalid episode id {episode_id!r}: expected letters, digits and '_.-' (at most 128)")
     root = store.root.resolve()
-    folder = store.folder(episode_id)
+    try:
+        folder = store.folder(episode_id)
+    except KeyError as error:
+        raise NotFound(error.args[0]) from None
     _check_inside(folder / MANIFEST, root, what=f"episode {episode_id}")
     try:
         manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
@@ -116,7 +123,7 @@ def load_map(store: EpisodeStore, map_id: str) -> LaneGraph:
     """A map stored in the store, else a built-in procedural map of that name.
 
     :raises BadRequest: for a malformed map id.
-    :raises KeyError: for a map neither stored nor built in.
+    :raises NotFound: for a map neither stored nor built in.
     :raises OutsideStore: when the stored map file resolves outside the store.
     """
     if not MAP_ID.fullmatch(map_id):
@@ -130,7 +137,7 @@ def load_map(store: EpisodeStore, map_id: str) -> LaneGraph:
         from sim.maps import get_map
 
         return get_map(map_id)
-    raise KeyError(f"no map {map_id!r} in {store.root / 'maps'} and no built-in map of that name")
+    raise NotFound(f"no map {map_id!r} in {store.root / 'maps'} and no built-in map of that name")
 
 
 # ---------------------------------------------------------------------- episodes
@@ -253,7 +260,7 @@ def _route(store: EpisodeStore, metadata: dict[str, Any], ego: dict[str, NDArray
     try:
         graph = load_map(store, str(metadata["map_name"]))
         line = graph.route_path([int(lane) for lane in scenario["route"]]).polyline(graph)
-    except (KeyError, ValueError, IndexError, TypeError):
+    except (NotFound, BadRequest, OutsideStore, ValueError, IndexError, KeyError, TypeError):
         return None, None
     start, end = float(scenario["start_s_m"]), float(scenario["end_s_m"])
     along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
