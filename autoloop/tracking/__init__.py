@@ -26,10 +26,24 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from autoloop.episodes import DatasetSnapshot
 from autoloop.paths import Paths
 from autoloop.tracking.pyfunc import signature
+from autoloop.tracking.registry import (
+    CHALLENGER as CHALLENGER,
+    CHAMPION as CHAMPION,
+    PREVIOUS_CHAMPION as PREVIOUS_CHAMPION,
+    ModelVersionRef as ModelVersionRef,
+    VersionInfo as VersionInfo,
+    get_version as get_version,
+    list_versions as list_versions,
+    promote as promote,
+    register as register,
+    registry_lock as registry_lock,
+    rollback as rollback,
+    set_version_tags as set_version_tags,
+    version_by_alias as version_by_alias,
+)
 from policies.bc import BcPolicy
 from sim.embedded.observation import Observation
 
-CHAMPION = "champion"
 MODEL_NAME_IN_RUN = "driver"
 _MODEL_CODE = Path(__file__).with_name("model_code.py")
 
@@ -41,19 +55,6 @@ class LoggedPolicy:
     model_uri: str
     model_id: str
     run_id: str
-
-
-@dataclass(frozen=True)
-class ModelVersionRef:
-    """A registered model version."""
-
-    name: str
-    version: str
-    run_id: str
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
 
 
 def configure(paths: Paths, experiment: str) -> str:
@@ -130,6 +131,17 @@ def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
     mlflow.log_dict(dict(data), artifact_file)
 
 
+def log_artifacts(folder: Path, artifact_path: str | None = None) -> str:
+    """Log every file under ``folder`` to the active run; returns the artifact URI they went to."""
+    mlflow.log_artifacts(str(folder), artifact_path)
+    return str(mlflow.get_artifact_uri(artifact_path))
+
+
+def lock_path(paths: Paths) -> Path:
+    """The registry lock beside the tracking store (see :mod:`autoloop.tracking.registry`)."""
+    return paths.home / "registry.lock"
+
+
 def log_dataset(snapshot: DatasetSnapshot, *, context: str = "training") -> None:
     """Record a dataset snapshot as an input of the active run (its lineage)."""
     dataset = MetaDataset(  # type: ignore[abstract]
@@ -167,27 +179,6 @@ def log_model_metrics(metrics: Mapping[str, float], *, model: LoggedPolicy) -> N
     """Log metrics on the run that produced a model, linked to the logged model itself."""
     mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, run_id=model.run_id,
                        model_id=model.model_id)
-
-
-def register(model: LoggedPolicy, name: str, *, tags: Mapping[str, str]) -> ModelVersionRef:
-    """Register a logged driver as a new version of ``name``."""
-    version = mlflow.register_model(model.model_uri, name, tags=dict(tags))
-    return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
-
-
-def set_alias(ref: ModelVersionRef, alias: str) -> None:
-    MlflowClient().set_registered_model_alias(ref.name, alias, ref.version)
-
-
-def version_by_alias(name: str, alias: str = CHAMPION) -> ModelVersionRef | None:
-    """The version holding ``alias``, or ``None`` if the model or the alias does not exist."""
-    try:
-        version = MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-    return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
 
 
 def run_tag(run_id: str, key: str) -> str | None:
@@ -229,6 +220,41 @@ def ui_command(paths: Paths) -> str:
     if not uri.startswith("sqlite:///"):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri} --port 5000"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a registered version comes from, and why it holds its aliases."""
+
+    version: VersionInfo
+    dataset_digest: str
+    dataset_inputs: tuple[str, ...]
+    training_run: str
+    training_run_name: str
+    evaluation_run: str
+    promote_run: str
+    verdict: str
+    reasons: str
+
+
+def lineage(name: str, version: str) -> Lineage:
+    """The chain dataset snapshot -> training run -> evaluation run -> gate verdict of one version."""
+    info = get_version(name, version)
+    client = MlflowClient()
+    training = client.get_run(info.run_id) if info.run_id and info.run_id != "None" else None
+    inputs = tuple(f"{i.dataset.name} (digest {i.dataset.digest})"
+                   for i in (training.inputs.dataset_inputs if training is not None else []))
+    return Lineage(
+        version=info,
+        dataset_digest=info.tags.get("dataset_digest", "unknown"),
+        dataset_inputs=inputs,
+        training_run=info.run_id,
+        training_run_name=training.info.run_name if training is not None else "",
+        evaluation_run=info.tags.get("evaluation_run_id", "unknown"),
+        promote_run=info.tags.get("promote_run_id", "unknown"),
+        verdict=info.tags.get("verdict", "unknown"),
+        reasons=info.tags.get("reasons", ""),
+    )
 
 
 def _version(package: str) -> str:
