@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from autoloop.episodes import EpisodeStore
 from autoloop.evaluation.compare import Comparison, episode_link
@@ -254,7 +255,7 @@ def render_clip(store: EpisodeStore, episode_id: str, town: str, path: Path) -> 
             near = np.abs(centre - (cx, cy)).max(axis=1) < CLIP_VIEW_M
             if near.any():
                 draw.line([tuple(p) for p in px(centre[:, 0], centre[:, 1])], fill=(200, 200, 200), width=1)
-        rows = np.flatnonzero(actors["step"] == frame) if "step" in actors else []
+        rows = np.flatnonzero(actors["step"] == frame) if "step" in actors else np.zeros(0, dtype=np.intp)
         for row in rows:
             box = _box(actors["x_m"][row], actors["y_m"][row], actors["yaw_rad"][row], actors["length_m"][row],
                        actors["width_m"][row])
@@ -267,7 +268,9 @@ def render_clip(store: EpisodeStore, episode_id: str, town: str, path: Path) -> 
     images[0].save(path, save_all=True, append_images=images[1:], duration=CLIP_FRAME_MS, loop=0)
 
 
-def _box(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
+def _box(x: float, y: float, yaw: float, length: float, width: float) -> NDArray[np.float64]:
+    """The corners of a box centred at ``(x, y)`` heading ``yaw`` (map frame)."""
     corners = np.array([[0.5, 0.5], [0.5, -0.5], [-0.5, -0.5], [-0.5, 0.5]]) * (length, width)
     c, s = np.cos(yaw), np.sin(yaw)
-    return corners @ np.array([[c, s], [-s, c]]) + (x, y)
+    box: NDArray[np.float64] = corners @ np.array([[c, s], [-s, c]]) + (x, y)
+    return box

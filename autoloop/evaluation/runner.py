@@ -63,7 +63,8 @@ def evaluation_suite(config: AutoloopConfig) -> Suite:
     if config.evaluate.suite is not None:
         return build_suite(config.evaluate.suite)
     first = config.evaluate.seed
-    return Suite("heldout", 0, tuple(config.sim.sample(seed) for seed in range(first, first + config.evaluate.episodes)))
+    seeds = range(first, first + config.evaluate.episodes)
+    return Suite("heldout", 0, tuple(config.sim.sample(seed) for seed in seeds))
 
 
 def checkpoint_path(folder: Path, *, identity: str, suite: Suite, sim: SimConfig, scorer: str) -> Path:

@@ -28,17 +28,41 @@ from autoloop.paths import Paths
 from autoloop.tracking.pyfunc import signature
 from autoloop.tracking.registry import (
     CHALLENGER as CHALLENGER,
+)
+from autoloop.tracking.registry import (
     CHAMPION as CHAMPION,
+)
+from autoloop.tracking.registry import (
     PREVIOUS_CHAMPION as PREVIOUS_CHAMPION,
+)
+from autoloop.tracking.registry import (
     ModelVersionRef as ModelVersionRef,
+)
+from autoloop.tracking.registry import (
     VersionInfo as VersionInfo,
+)
+from autoloop.tracking.registry import (
     get_version as get_version,
+)
+from autoloop.tracking.registry import (
     list_versions as list_versions,
+)
+from autoloop.tracking.registry import (
     promote as promote,
+)
+from autoloop.tracking.registry import (
     register as register,
+)
+from autoloop.tracking.registry import (
     registry_lock as registry_lock,
+)
+from autoloop.tracking.registry import (
     rollback as rollback,
+)
+from autoloop.tracking.registry import (
     set_version_tags as set_version_tags,
+)
+from autoloop.tracking.registry import (
     version_by_alias as version_by_alias,
 )
 from policies.bc import BcPolicy
@@ -243,7 +267,7 @@ def lineage(name: str, version: str) -> Lineage:
     client = MlflowClient()
     training = client.get_run(info.run_id) if info.run_id and info.run_id != "None" else None
     inputs = tuple(f"{i.dataset.name} (digest {i.dataset.digest})"
-                   for i in (training.inputs.dataset_inputs if training is not None else []))
+                   for i in (training.inputs.dataset_inputs if training is not None and training.inputs else []))
     return Lineage(
         version=info,
         dataset_digest=info.tags.get("dataset_digest", "unknown"),
