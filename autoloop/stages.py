@@ -325,9 +325,12 @@ def _evaluate(context: StageContext, model_uri: str, run_id: str) -> EvaluationR
     identity, driver = _driver(model_uri)
     checkpoint = checkpoint_path(context.paths.evaluations, identity=identity, suite=suite, sim=config.sim,
                                  scorer=config.evaluate.scorer)
+    tags = {"model_uri": model_uri, "model_identity": identity, "mlflow_run_id": run_id}
+    version = tracking.registered_version(model_uri)
+    if version is not None:
+        tags["model_version"] = version.uri
     return run_evaluation(suite, driver, policy_name=model_uri, identity=identity, sim=config.sim,
-                          settings=config.evaluate, store=context.store, checkpoint=checkpoint,
-                          tags={"model_uri": model_uri, "model_identity": identity, "mlflow_run_id": run_id})
+                          settings=config.evaluate, store=context.store, checkpoint=checkpoint, tags=tags)
 
 
 def _driver(spec: str) -> tuple[str, DriverFactory]:

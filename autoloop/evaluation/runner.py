@@ -87,7 +87,7 @@ def run_evaluation(suite: Suite, driver: DriverFactory, *, policy_name: str, ide
     :param on_batch: called with ``(routes done, routes planned)`` after each batch is checkpointed.
     :raises ValueError: when ``checkpoint`` belongs to another evaluation.
     """
-    header = {"format": CHECKPOINT_FORMAT, "identity": identity, "policy": policy_name, "suite": suite.name,
+    header = {"format": CHECKPOINT_FORMAT, "identity": identity, "suite": suite.name,
               "suite_hash": suite.content_hash, "routes": len(suite.scenarios), "scorer": settings.scorer,
               "key": _key(identity, suite, sim, settings.scorer)}
     done = _read_checkpoint(checkpoint, header)

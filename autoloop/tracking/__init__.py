@@ -224,11 +224,25 @@ def logged_policy(model_uri: str) -> LoggedPolicy:
             version = client.get_model_version_by_alias(name, alias)
         else:
             version = client.get_model_version(name, rest)
-        if not version.model_id:
-            raise ValueError(f"{model_uri} was not registered from a logged model")
-        model_id = version.model_id
+        # the SQL store leaves ``model_id`` empty on versions registered from ``models:/m-...``: read the source
+        model_id = version.model_id or str(version.source or "").removeprefix("models:/")
+        if not model_id.startswith("m-"):
+            raise ValueError(f"{model_uri} was not registered from a logged model (source {version.source})")
     logged = mlflow.get_logged_model(model_id)
     return LoggedPolicy(model_uri=f"models:/{model_id}", model_id=model_id, run_id=str(logged.source_run_id))
+
+
+def registered_version(model_uri: str) -> ModelVersionRef | None:
+    """The registered version a ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` URI names now (``None`` for
+    other URIs)."""
+    if not model_uri.startswith("models:/") or model_uri.startswith("models:/m-"):
+        return None
+    name, _, rest = model_uri.removeprefix("models:/").partition("/")
+    if "@" in name:
+        name, alias = name.split("@", 1)
+        return version_by_alias(name, alias)
+    version = MlflowClient().get_model_version(name, rest)
+    return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
 
 
 def load_policy(model_uri: str) -> BcPolicy:
