@@ -14,9 +14,9 @@ def cycle_rows(summary: CycleSummary) -> list[tuple[str, str]]:
     if summary.promoted:
         registered = f"{summary.champion_uri} = version {summary.registered_version}"
     elif summary.registered_version:
-        registered = f"version {summary.registered_version} (challenger); {summary.champion_uri} unchanged"
+        registered = f"{summary.champion_uri} unchanged; version {summary.registered_version} is challenger"
     else:
-        registered = f"not registered; {summary.champion_uri} unchanged"
+        registered = f"{summary.champion_uri} unchanged (candidate not registered)"
     return [
         ("episodes collected", f"{summary.episodes} ({summary.steps} steps, expert DS "
                                f"{summary.expert_driving_score:.1f})"),

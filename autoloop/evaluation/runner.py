@@ -37,6 +37,7 @@ from autoloop.evaluation.results import (
     aggregate,
     record_json,
 )
+from autoloop.locks import exclusive
 from autoloop.rollout import DriverFactory, rollout
 from policies.base import Policy
 from sim.embedded.observation import Observation
@@ -90,6 +91,16 @@ def run_evaluation(suite: Suite, driver: DriverFactory, *, policy_name: str, ide
     header = {"format": CHECKPOINT_FORMAT, "identity": identity, "suite": suite.name,
               "suite_hash": suite.content_hash, "routes": len(suite.scenarios), "scorer": settings.scorer,
               "key": _key(identity, suite, sim, settings.scorer)}
+    # one writer per checkpoint: a second evaluation of the same driver (two cycles comparing with one champion)
+    # waits, then finds the routes done
+    with exclusive(checkpoint.with_suffix(".lock")):
+        return _run(suite, driver, header=header, policy_name=policy_name, sim=sim, settings=settings, store=store,
+                    checkpoint=checkpoint, tags=tags, on_batch=on_batch)
+
+
+def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_name: str, sim: SimConfig,
+         settings: EvaluateConfig, store: EpisodeStore, checkpoint: Path, tags: Mapping[str, str] | None,
+         on_batch: Callable[[int, int], None] | None) -> EvaluationResult:
     done = _read_checkpoint(checkpoint, header)
     if done:
         log.info("resuming %s: %d of %d routes already evaluated", checkpoint, len(done), len(suite.scenarios))

@@ -27,46 +27,37 @@ from autoloop.episodes import DatasetSnapshot
 from autoloop.paths import Paths
 from autoloop.tracking.pyfunc import signature
 from autoloop.tracking.registry import (
-    CHALLENGER as CHALLENGER,
-)
-from autoloop.tracking.registry import (
-    CHAMPION as CHAMPION,
-)
-from autoloop.tracking.registry import (
-    PREVIOUS_CHAMPION as PREVIOUS_CHAMPION,
-)
-from autoloop.tracking.registry import (
-    ModelVersionRef as ModelVersionRef,
-)
-from autoloop.tracking.registry import (
-    VersionInfo as VersionInfo,
-)
-from autoloop.tracking.registry import (
-    get_version as get_version,
-)
-from autoloop.tracking.registry import (
-    list_versions as list_versions,
-)
-from autoloop.tracking.registry import (
-    promote as promote,
-)
-from autoloop.tracking.registry import (
-    register as register,
-)
-from autoloop.tracking.registry import (
-    registry_lock as registry_lock,
-)
-from autoloop.tracking.registry import (
-    rollback as rollback,
-)
-from autoloop.tracking.registry import (
-    set_version_tags as set_version_tags,
-)
-from autoloop.tracking.registry import (
-    version_by_alias as version_by_alias,
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    ModelVersionRef,
+    VersionInfo,
+    get_version,
+    list_versions,
+    promote,
+    register,
+    rollback,
+    set_version_tags,
+    version_by_alias,
 )
 from policies.bc import BcPolicy
 from sim.embedded.observation import Observation
+
+#: Re-exported from :mod:`autoloop.tracking.registry` (what this module defines is public too).
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "PREVIOUS_CHAMPION",
+    "ModelVersionRef",
+    "VersionInfo",
+    "get_version",
+    "list_versions",
+    "promote",
+    "register",
+    "rollback",
+    "set_version_tags",
+    "version_by_alias",
+]
 
 MODEL_NAME_IN_RUN = "driver"
 _MODEL_CODE = Path(__file__).with_name("model_code.py")

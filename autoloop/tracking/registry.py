@@ -12,16 +12,16 @@ promoting process per server or share the lock file's folder.)
 
 from __future__ import annotations
 
-import fcntl
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+
+from autoloop.locks import exclusive
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -54,24 +54,12 @@ class VersionInfo:
     created_ms: int
 
 
-@contextmanager
-def registry_lock(path: Path) -> Iterator[None]:
-    """Hold the exclusive registry lock (a file at ``path``, created if needed) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 def register(model_uri: str, name: str, *, lock: Path, tags: Mapping[str, str], description: str = "",
              alias: str | None = CHALLENGER) -> ModelVersionRef:
     """Register ``model_uri`` as a new version of ``name`` with ``tags`` and ``description``, and point ``alias``
     at it (``challenger`` by default)."""
     client = MlflowClient()
-    with registry_lock(lock):
+    with exclusive(lock):
         version = mlflow.register_model(model_uri, name, tags=dict(tags))
         ref = ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
         if description:
@@ -98,7 +86,7 @@ def promote(ref: ModelVersionRef, *, expected_champion: str | None, lock: Path) 
     ``False`` means another promotion got there first, and the candidate must be compared with the new champion.
     """
     client = MlflowClient()
-    with registry_lock(lock):
+    with exclusive(lock):
         current = version_by_alias(ref.name, CHAMPION)
         if (current.version if current else None) != expected_champion:
             return False
@@ -119,7 +107,7 @@ def rollback(name: str, *, lock: Path) -> tuple[str, str]:
     :raises ValueError: when there is no earlier champion to go back to.
     """
     client = MlflowClient()
-    with registry_lock(lock):
+    with exclusive(lock):
         current = version_by_alias(name, CHAMPION)
         previous = version_by_alias(name, PREVIOUS_CHAMPION)
         if current is None or previous is None:
@@ -141,7 +129,7 @@ def rollback(name: str, *, lock: Path) -> tuple[str, str]:
 
 def set_version_tags(ref: ModelVersionRef, tags: Mapping[str, str], *, lock: Path) -> None:
     client = MlflowClient()
-    with registry_lock(lock):
+    with exclusive(lock):
         for key, value in tags.items():
             client.set_model_version_tag(ref.name, ref.version, key, value)
 
