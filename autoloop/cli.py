@@ -110,8 +110,9 @@ def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: H
     outcome = evaluate_flow(cfg, model, home=_home(home))
     result = outcome.result
     table = Table(title=f"{model} on {result.suite} ({result.suite_hash})", title_justify="left")
-    for column in ("", "routes", "DS", "RC", "success %", "collisions/km"):
-        table.add_column(column, justify="right")
+    table.add_column("scenario type", no_wrap=True)
+    for column in ("routes", "DS [95 % CI]", "RC", "success %", "collisions/km"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name, b in [*result.by_type.items(), ("all", None)]:
         if b is None:
             ci = result.intervals["driving_score"]
@@ -125,7 +126,7 @@ def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: H
     failed = [route for route in result.routes if route.status.startswith("Failed - ")]
     for route in failed:
         console.print(f"route {route.index} ({route.scenario_type}): {route.status} {route.error}", markup=False)
-    console.print(f"report: {outcome.report_uri}", markup=False, highlight=False)
+    console.print(f"report: {outcome.report_uri}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -164,7 +165,7 @@ def promote(model: Annotated[str | None, typer.Option(
         console.print(f"[yellow]not promoted[/]: registered as {result.registered.uri} (alias challenger)")
     else:
         console.print("[yellow]not promoted[/]: the evaluation did not run every route; not registered")
-    console.print(f"report: {result.report_uri}", markup=False, highlight=False)
+    console.print(f"report: {result.report_uri}", markup=False, highlight=False, soft_wrap=True)
 
 
 @models_app.callback(invoke_without_command=True)

@@ -265,3 +265,37 @@ def replace_event(route: RouteResult) -> Any:
     from autoloop.evaluation import InfractionEvent
 
     return InfractionEvent("red_light", 3.5, 10.0, -4.0)
+
+
+@pytest.mark.slow
+def test_a_killed_evaluation_process_resumes_to_the_same_numbers(smoke: Suite, config: AutoloopConfig, clean: Run,
+                                                                 tmp_path: Path) -> None:
+    """As above, with the process killed (SIGKILL, nothing cleaned up) after its second batch."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = f"""
+import os, signal
+from pathlib import Path
+from tests.autoloop.test_evaluation import evaluate
+from autoloop.config import load_config
+from sim.scenarios.suites import build_suite
+
+config = load_config(profile="quick", overrides={config.model_dump(mode="json")!r})
+def kill(done, planned):
+    if done >= 4:
+        os.kill(os.getpid(), signal.SIGKILL)
+evaluate(build_suite("smoke"), config, Path({str(tmp_path)!r}), on_batch=kill)
+"""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    checkpoint = next(tmp_path.joinpath("evaluations").glob("*.jsonl"))
+    assert len(checkpoint.read_text().splitlines()) == 1 + 4
+    batches: list[int] = []
+    resumed = evaluate(smoke, config, tmp_path, on_batch=lambda done, planned: batches.append(done))
+    assert batches == [5]
+    assert without_episode_ids(resumed.result) == without_episode_ids(clean.result)
