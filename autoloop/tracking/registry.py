@@ -27,6 +27,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 HISTORY_TAG = "champion_history"
+#: MLflow's limit on a tag value (longer verdict reasons are cut; ``verdict.json`` of the promote run has them all).
+TAG_VALUE_LIMIT = 5000
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def set_version_tags(ref: ModelVersionRef, tags: Mapping[str, str], *, lock: Pat
     client = MlflowClient()
     with exclusive(lock):
         for key, value in tags.items():
-            client.set_model_version_tag(ref.name, ref.version, key, value)
+            client.set_model_version_tag(ref.name, ref.version, key, value[:TAG_VALUE_LIMIT])
 
 
 def list_versions(name: str) -> list[VersionInfo]:

@@ -299,3 +299,18 @@ evaluate(build_suite("smoke"), config, Path({str(tmp_path)!r}), on_batch=kill)
     resumed = evaluate(smoke, config, tmp_path, on_batch=lambda done, planned: batches.append(done))
     assert batches == [5]
     assert without_episode_ids(resumed.result) == without_episode_ids(clean.result)
+
+
+def test_a_last_line_cut_short_by_a_kill_is_driven_again(smoke: Suite, config: AutoloopConfig, clean: Run,
+                                                         tmp_path: Path) -> None:
+    lines = clean.checkpoint.read_text().splitlines(keepends=True)
+    checkpoint = tmp_path / "evaluations" / clean.checkpoint.name
+    checkpoint.parent.mkdir()
+    checkpoint.write_text("".join(lines[:-1]) + lines[-1][:40])  # the last route half written
+    batches: list[int] = []
+    resumed = evaluate(smoke, config, tmp_path, on_batch=lambda done, planned: batches.append(done))
+    assert batches == [5]  # the last batch (one route) ran again
+    assert without_episode_ids(resumed.result) == without_episode_ids(clean.result)
+    checkpoint.write_text("".join(lines[:2]) + "not json\n" + "".join(lines[2:]))
+    with pytest.raises(ValueError, match="line 3 is not JSON"):
+        evaluate(smoke, config, tmp_path)
