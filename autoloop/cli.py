@@ -107,7 +107,11 @@ def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: H
     _setup_logging()
     from flows.stages import evaluate_flow
 
-    outcome = evaluate_flow(cfg, model, home=_home(home))
+    try:
+        outcome = evaluate_flow(cfg, model, home=_home(home))
+    except ValueError as error:  # a driver that does not exist
+        console.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
     result = outcome.result
     table = Table(title=f"{model} on {result.suite} ({result.suite_hash})", title_justify="left")
     table.add_column("scenario type", no_wrap=True)
@@ -219,7 +223,7 @@ def models_show(version: Annotated[str, typer.Argument(help="Version number.")],
         f"  code revision      {tags.get('git_sha', 'unknown')}",
         f"  description        {lineage.version.description}",
     ]
-    console.print("\n".join(lines), markup=False, highlight=False)
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("ingest")
@@ -452,7 +456,7 @@ def print_summary(summary: CycleSummary) -> None:
 
     table = Table(title="autoloop cycle", show_header=False, title_justify="left")
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")
     for label, value in cycle_rows(summary):
         style = "" if label != "gate" else "green" if summary.passed else "red"
         table.add_row(label, Text(value), style=style)

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from autoloop.episodes import EpisodeStore
 from autoloop.evaluation.compare import Comparison, episode_link
 from autoloop.evaluation.results import EvaluationResult, RouteResult
+from autoloop.evaluation.stats import Interval
 from sim.maps import get_map
 
 #: Clips: frame size (px), metres shown around the ego, frames per clip, milliseconds per frame.
@@ -108,7 +109,7 @@ def _sections(result: EvaluationResult, comparison: Comparison | None) -> list[t
     return sections
 
 
-def _ci(interval: Any, digits: int = 2) -> str:
+def _ci(interval: Interval, digits: int = 2) -> str:
     return f"[{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
 
 

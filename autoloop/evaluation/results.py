@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from autoloop.evaluation.stats import Interval, bootstrap_mean
-from sim.metrics import COLLISIONS, Infraction, RouteRecord, RouteStatus, score_suite
+from sim.metrics import Infraction, RouteRecord, RouteStatus, bench2drive_success, score_suite
 
 COMPLETED = "Completed"
 AGENT_SETUP_FAILED = "Failed - Agent couldn't be set up"
@@ -231,8 +231,6 @@ def aggregate(routes: Sequence[RouteResult], *, policy: str, suite: str, suite_h
 
 
 def _success(route: RouteResult) -> bool:
-    from sim.metrics import bench2drive_success
-
     record = route.route_record()
     return record is not None and bench2drive_success(record)
 
@@ -249,8 +247,3 @@ def _breakdown(routes: Sequence[RouteResult], key: Any, scorer: str) -> dict[str
                                  collisions_per_km=score.collisions_per_km)
     return result
 
-
-def collisions(route: RouteResult) -> int:
-    """Collisions on one route."""
-    kinds = {kind.value for kind in COLLISIONS}
-    return sum(1 for event in route.infractions if event.kind in kinds)

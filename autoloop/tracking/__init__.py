@@ -204,7 +204,20 @@ def run_tag(run_id: str, key: str) -> str | None:
 
 def logged_policy(model_uri: str) -> LoggedPolicy:
     """Resolve a model URI (``models:/m-…``, ``models:/name/3``, ``models:/name@alias``) to the logged model
-    and the run that produced it."""
+    and the run that produced it.
+
+    :raises ValueError: when the model, version or alias does not exist.
+    """
+    try:
+        return _logged_policy(model_uri)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise ValueError(f"{model_uri}: {error.message}; `autoloop models` lists the registered versions "
+                             "(none yet? run `autoloop cycle`)") from None
+        raise
+
+
+def _logged_policy(model_uri: str) -> LoggedPolicy:
     client = MlflowClient()
     if model_uri.startswith("models:/m-"):
         model_id = model_uri.removeprefix("models:/")
