@@ -86,12 +86,15 @@ def promote(ref: ModelVersionRef, *, expected_champion: str | None, lock: Path) 
     """Make ``ref`` the champion if the champion is still ``expected_champion`` (the version it was compared
     with; ``None``: there was none); the old champion takes ``previous-champion``. Returns whether it moved: a
     ``False`` means another promotion got there first, and the candidate must be compared with the new champion.
+    Promoting the champion itself changes nothing.
     """
     client = MlflowClient()
     with exclusive(lock):
         current = version_by_alias(ref.name, CHAMPION)
         if (current.version if current else None) != expected_champion:
             return False
+        if current is not None and current.version == ref.version:
+            return True  # already champion
         if current is not None:
             client.set_registered_model_alias(ref.name, PREVIOUS_CHAMPION, current.version)
         client.set_registered_model_alias(ref.name, CHAMPION, ref.version)

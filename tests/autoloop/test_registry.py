@@ -26,6 +26,10 @@ from policies.bc import BcNet, BcNetConfig, BcPolicy
 from sim.embedded.observation import observation_space
 
 MODEL = "autoloop-driver"
+#: A lenient gate: these drivers only accelerate; what is tested is the registry, not driving.
+LENIENT = {"evaluate": {"suite": "smoke", "report_clips": 1, "bootstrap_resamples": 500},
+           "gate": {"min_driving_score": 0.0, "min_route_completion": 0.0, "max_collisions_per_km": 1e6,
+                    "champion_margin": 100.0, "type_tolerance": 100.0}}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -60,11 +64,7 @@ def constant_policy(steer: float, accel: float, config: AutoloopConfig) -> BcPol
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     pytest.MonkeyPatch().delenv("MLFLOW_TRACKING_URI", raising=False)
     home = tmp_path_factory.mktemp("registry-home")
-    # a lenient gate: these drivers only accelerate; what is tested is the registry, not driving
-    config = load_config(profile="quick", overrides={
-        "evaluate": {"suite": "smoke", "report_clips": 1, "bootstrap_resamples": 500},
-        "gate": {"min_driving_score": 0.0, "min_route_completion": 0.0, "max_collisions_per_km": 1e6,
-                 "champion_margin": 100.0, "type_tolerance": 100.0}})
+    config = load_config(profile="quick", overrides=LENIENT)
     context = stages.open_context(config, paths=Paths(home))
     space = observation_space(config.sim.bev())
     example = {"bev": np.zeros((1, *space["bev"].shape), np.uint8),
@@ -230,3 +230,38 @@ def _env() -> dict[str, str]:
     import os
 
     return {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+
+
+@pytest.mark.slow
+def test_two_promote_stages_in_two_processes_at_once(registry: Registry,
+                                                     promoted: list[stages.PromotionResult]) -> None:
+    """Two processes each evaluate a candidate and promote it while the other does the same: the one that moves
+    the champion second sees it moved, compares with the new champion and then takes it; nothing is lost."""
+    code = f"""
+import json, sys
+from pathlib import Path
+from autoloop import stages, tracking
+from autoloop.config import load_config
+from autoloop.paths import Paths
+
+context = stages.open_context(load_config(profile="quick", overrides={LENIENT!r}), paths=Paths(Path(sys.argv[1])))
+model = tracking.logged_policy(sys.argv[2])
+result = stages.promote(context, model, stages.evaluate(context, model.model_uri))
+print(json.dumps({{"version": result.registered.version, "promoted": result.promoted,
+                  "compared_with": result.champion_before.version}}))
+"""
+    assert aliases(registry, MODEL)["champion"] == "2"
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(registry.home), model.model_uri], cwd=ROOT,
+                                  env={**_env(), "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for model in registry.models[:2]]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err[-2000:] for _, err in outputs]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert all(r["promoted"] for r in results)
+    versions = sorted(r["version"] for r in results)
+    assert versions == ["3", "4"]  # both registered
+    first, second = sorted(results, key=lambda r: r["compared_with"] != "2")
+    assert first["compared_with"] == "2" and second["compared_with"] == first["version"]
+    assert aliases(registry, MODEL) | {"challenger": "-"} == {
+        "champion": second["version"], "previous-champion": first["version"], "challenger": "-"}
+    assert len(registry.client.search_model_versions(f"name = '{MODEL}'")) == 4
