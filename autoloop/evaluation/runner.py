@@ -13,6 +13,7 @@ a checkpoint of anything else is refused rather than mixed in.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -62,10 +63,17 @@ def evaluation_suite(config: AutoloopConfig) -> Suite:
     """The suite ``evaluate.suite`` names, else the held-out scenarios of the config (seeds ``evaluate.seed ..
     evaluate.seed + evaluate.episodes - 1`` on ``sim.map_name``) as an unnamed suite ``heldout``."""
     if config.evaluate.suite is not None:
-        return build_suite(config.evaluate.suite)
+        return _named_suite(config.evaluate.suite)
     first = config.evaluate.seed
     seeds = range(first, first + config.evaluate.episodes)
     return Suite("heldout", 0, tuple(config.sim.sample(seed) for seed in seeds))
+
+
+@functools.cache
+def _named_suite(name: str) -> Suite:
+    """Suites are generated deterministically, and some take a while: once per process (the candidate's and the
+    champion's evaluations share it)."""
+    return build_suite(name)
 
 
 def checkpoint_path(folder: Path, *, identity: str, suite: Suite, sim: SimConfig, scorer: str) -> Path:
@@ -115,8 +123,12 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
                                                "traffic_vehicles": slots.max_vehicles,
                                                "pedestrians": slots.max_pedestrians})
             results = _drive_batch(suite, batch, driver=driver, sim=batch_sim, policy_name=policy_name,
-                                   tags=episode_tags, scorer=settings.scorer, store=store)
-            fresh = [result for result in results if result.index not in done]
+                                   tags=episode_tags, scorer=settings.scorer)
+            new = [(result, episode) for result, episode in results if result.index not in done]
+            # episodes first: a route in the checkpoint always has its episode (a kill in between leaves an
+            # episode that no result names, and the route runs again)
+            store.write_many([episode for _, episode in new if episode is not None])
+            fresh = [result for result, _ in new]
             _append(checkpoint, fresh)
             done.update({result.index: result for result in fresh})
             if on_batch is not None:
@@ -128,20 +140,20 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
 
 
 def _drive_batch(suite: Suite, batch: Sequence[int], *, driver: DriverFactory, sim: SimConfig, policy_name: str,
-                 tags: dict[str, str], scorer: str, store: EpisodeStore) -> list[RouteResult]:
-    """Roll out one batch; a failure of the driver or the simulator becomes each route's explicit status."""
+                 tags: dict[str, str], scorer: str) -> list[tuple[RouteResult, Episode | None]]:
+    """Roll out one batch: each route's result and episode; a failure of the driver or the simulator becomes each
+    route's explicit status (and no episode)."""
     scenarios = [suite.scenarios[i] for i in batch]
     try:
         rolled = rollout(scenarios, sim=sim, driver=_guarded(driver), policy_name=policy_name, tags=tags)
     except (AgentSetupError, AgentCrashError) as error:
         status = AGENT_SETUP_FAILED if isinstance(error, AgentSetupError) else AGENT_CRASHED
         log.warning("routes %s: %s: %s", list(batch), status, error.__cause__ or error)
-        return [_failed(suite, i, status, repr(error.__cause__ or error)) for i in batch]
+        return [(_failed(suite, i, status, repr(error.__cause__ or error)), None) for i in batch]
     except Exception as error:  # the simulator itself: whatever it raised, the batch did not run
         log.warning("routes %s: %s: %r", list(batch), SIMULATION_CRASHED, error)
-        return [_failed(suite, i, SIMULATION_CRASHED, repr(error)) for i in batch]
-    store.write_many([episode for episode, _ in rolled])
-    return [_route_result(suite, i, episode, record, scorer)
+        return [(_failed(suite, i, SIMULATION_CRASHED, repr(error)), None) for i in batch]
+    return [(_route_result(suite, i, episode, record, scorer), episode)
             for i, (episode, record) in zip(batch, rolled, strict=True)]
 
 

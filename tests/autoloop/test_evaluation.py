@@ -306,11 +306,13 @@ def test_a_last_line_cut_short_by_a_kill_is_driven_again(smoke: Suite, config: A
     lines = clean.checkpoint.read_text().splitlines(keepends=True)
     checkpoint = tmp_path / "evaluations" / clean.checkpoint.name
     checkpoint.parent.mkdir()
-    checkpoint.write_text("".join(lines[:-1]) + lines[-1][:40])  # the last route half written
+    # header, routes 0 and 1 (batch 1), route 2 (batch 2) and route 3 half written
+    checkpoint.write_text("".join(lines[:4]) + lines[4][:40])
     batches: list[int] = []
     resumed = evaluate(smoke, config, tmp_path, on_batch=lambda done, planned: batches.append(done))
-    assert batches == [5]  # the last batch (one route) ran again
+    assert batches == [4, 5]  # batch 2 ran again, then batch 3
     assert without_episode_ids(resumed.result) == without_episode_ids(clean.result)
+    assert len(resumed.store.episode_ids()) == 2  # routes 3 and 4: route 2's episode was not written twice
     checkpoint.write_text("".join(lines[:2]) + "not json\n" + "".join(lines[2:]))
     with pytest.raises(ValueError, match="line 3 is not JSON"):
         evaluate(smoke, config, tmp_path)
