@@ -52,6 +52,9 @@ def write_report(result: EvaluationResult, folder: Path, *, store: EpisodeStore,
     infraction_map = _infraction_map(result, folder)
     if infraction_map is not None:
         figures.append(("Where infractions happened", infraction_map))
+    if comparison is not None:
+        figures.append(("Paired driving-score difference to the champion per scenario type",
+                        _difference_chart(comparison, folder)))
     clip_files = [(f"Route {route.index} ({route.scenario_type}, {route.town}): DS {route.driving_score:.1f}, "
                    f"{route.status}", path)
                   for route, path in _clips(result, store, folder, clips)]
@@ -188,6 +191,23 @@ def _bar_chart(result: EvaluationResult, folder: Path, by: str) -> Path:
     return path
 
 
+def _difference_chart(comparison: Comparison, folder: Path) -> Path:
+    """Mean paired driving-score difference (candidate minus champion) per scenario type; red below zero."""
+    plt = _pyplot()
+    names = list(comparison.by_type)
+    values = [comparison.by_type[name] for name in names]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(names) + 2), 3.2), dpi=80)
+    ax.bar(range(len(names)), values, color=["#cc3311" if v < 0 else "#009988" for v in values])
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("DS difference (points)")
+    fig.tight_layout()
+    path = folder / "figures" / "difference_by_type.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _infraction_map(result: EvaluationResult, folder: Path) -> Path | None:
     """Infraction locations over the lanes of each town (one panel per town, at most three)."""
     towns = sorted({route.town for route in result.routes if route.infractions})[:3]
@@ -225,14 +245,17 @@ def _clips(result: EvaluationResult, store: EpisodeStore, folder: Path, count: i
     for route in worst_routes(result, count):
         assert route.episode_id is not None
         path = folder / "clips" / f"route_{route.index:03d}.gif"
-        render_clip(store, route.episode_id, route.town, path)
+        render_clip(store, route.episode_id, route.town, path,
+                    marks=[(event.x_m, event.y_m) for event in route.infractions])
         clips.append((route, path))
     return clips
 
 
-def render_clip(store: EpisodeStore, episode_id: str, town: str, path: Path) -> None:
+def render_clip(store: EpisodeStore, episode_id: str, town: str, path: Path,
+                marks: Sequence[tuple[float, float]] = ()) -> None:
     """An animated top-down GIF of a stored episode: lanes, the ego (red), vehicles (blue), pedestrians (green),
-    static obstacles (grey), the ego frame-centred, ``CLIP_FRAMES`` frames spread over the episode."""
+    static obstacles (grey), ``marks`` (infraction places, map frame) as orange crosses; centred on the ego,
+    north up, ``CLIP_FRAMES`` frames spread over the episode."""
     from PIL import Image, ImageDraw
 
     episode = store.read(episode_id)
@@ -262,6 +285,10 @@ def render_clip(store: EpisodeStore, episode_id: str, town: str, path: Path) -> 
                        actors["width_m"][row])
             draw.polygon([tuple(p) for p in px(box[:, 0], box[:, 1])],
                          fill=colours.get(str(actors["kind"][row]), (120, 120, 120)))
+        for mark in px(*np.array(marks, dtype=np.float64).reshape(-1, 2).T):
+            x, y = float(mark[0]), float(mark[1])
+            draw.line([(x - 4, y - 4), (x + 4, y + 4)], fill=(255, 140, 0), width=2)
+            draw.line([(x - 4, y + 4), (x + 4, y - 4)], fill=(255, 140, 0), width=2)
         ego = _box(cx, cy, float(steps["yaw_rad"][frame]), 4.6, 2.0)
         draw.polygon([tuple(p) for p in px(ego[:, 0], ego[:, 1])], fill=(220, 40, 40))
         draw.text((3, 2), f"{float(steps['time_s'][frame]):.1f} s", fill=(0, 0, 0))
