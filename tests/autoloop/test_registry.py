@@ -232,6 +232,16 @@ def _env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
 
 
+def test_a_checkpoint_file_is_evaluated_like_a_registered_model(registry: Registry) -> None:
+    path = registry.home / "policy-0.pt"  # what log_policy saved for the first model
+    outcome = stages.evaluate(registry.context, str(path))
+    assert outcome.result.policy == str(path) and len(outcome.result.routes) == 5
+    header = json.loads(Path(outcome.result.checkpoint).read_text().splitlines()[0])
+    assert header["identity"].startswith("sha256:")
+    with pytest.raises(ValueError, match="neither 'expert', a models:/ URI nor a checkpoint file"):
+        stages.evaluate(registry.context, str(registry.home / "missing.pt"))
+
+
 @pytest.mark.slow
 def test_two_promote_stages_in_two_processes_at_once(registry: Registry,
                                                      promoted: list[stages.PromotionResult]) -> None:
