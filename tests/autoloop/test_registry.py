@@ -232,6 +232,7 @@ def _env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
 
 
+@pytest.mark.slow
 def test_a_checkpoint_file_is_evaluated_like_a_registered_model(registry: Registry) -> None:
     path = registry.home / "policy-0.pt"  # what log_policy saved for the first model
     outcome = stages.evaluate(registry.context, str(path))
