@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from autoloop.config import SimConfig
-from autoloop.episodes import Episode, new_episode_id
+from autoloop.episodes import Episode, EpisodeStore, new_episode_id
 from policies.base import Policy
 from policies.expert import ExpertDriver
 from sim.embedded.env import DrivingVectorEnv
@@ -140,6 +140,16 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
 
 _INFRACTIONS = frozenset(kind.value for kind in Infraction)
 _KINDS = {ActorKind.VEHICLE: "vehicle", ActorKind.PEDESTRIAN: "pedestrian", ActorKind.STATIC: "static"}
+
+
+def store_file_maps(store: EpisodeStore, map_names: Sequence[str]) -> None:
+    """Keep the file-based maps (``opendrive:…``, ``av2:…``) that episodes ran on in the store, so that the episodes
+    read back (replay viewer, mining) where the files are not; procedural maps are rebuilt from their names."""
+    from sim.maps import get_map
+
+    for name in sorted(set(map_names)):
+        if ":" in name:
+            store.put_map(get_map(name))
 
 
 def actor_snapshot(world: World) -> dict[str, NDArray[Any]]:

@@ -39,7 +39,7 @@ from autoloop.evaluation.results import (
     record_json,
 )
 from autoloop.locks import exclusive
-from autoloop.rollout import DriverFactory, rollout
+from autoloop.rollout import DriverFactory, rollout, store_file_maps
 from policies.base import Policy
 from sim.embedded.observation import Observation
 from sim.embedded.world import World
@@ -115,6 +115,8 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
     episode_tags = {**(tags or {}), "purpose": "eval", "suite": suite.name, "suite_hash": suite.content_hash}
     slots = suite.world_config()
     for map_name, indices in suite.by_map().items():
+        if any(i not in done for i in indices):
+            store_file_maps(store, [map_name])  # the episodes read back where the map's file is not
         for start in range(0, len(indices), sim.batch_size):
             batch = [i for i in indices[start:start + sim.batch_size]]
             if all(i in done for i in batch):
