@@ -12,7 +12,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean chromium
 
 install: $(STAMP)
 
@@ -31,8 +31,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: lint chromium
 	$(BIN)/pytest $(ARGS)
+
+# The viewer's browser tests drive Debian's Chromium (Playwright never downloads a browser): installed here when
+# missing and running as root with apt, otherwise the tests skip and this says how to install it.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium; \
+	else \
+		echo "note: no /usr/bin/chromium, so the browser tests will skip; install it: sudo apt-get install -y chromium"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .autoloop .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,8 @@ bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True
 app.add_typer(bench_app, name="bench")
 episodes_app = typer.Typer(help="The episode store: SQL queries, migration.", no_args_is_help=True)
 app.add_typer(episodes_app, name="episodes")
+models_app = typer.Typer(help="The model registry: versions, aliases, lineage.")
+app.add_typer(models_app, name="models")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.", exists=False)]
@@ -36,9 +38,9 @@ HomeOption = Annotated[
 ]
 
 
-def _load(config: Path | None, profile: str | None) -> AutoloopConfig:
+def _load(config: Path | None, profile: str | None, suite: str | None = None) -> AutoloopConfig:
     try:
-        return load_config(config, profile=profile)
+        return load_config(config, profile=profile, overrides={"evaluate": {"suite": suite}} if suite else None)
     except ConfigError as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
@@ -90,33 +92,138 @@ def train(config: ConfigOption = None, profile: ProfileOption = None, home: Home
     console.print(f"model {result.model.model_uri} (val loss {result.val_loss:.4f})")
 
 
+SuiteOption = Annotated[str | None, typer.Option(
+    help="Scenario suite (smoke, eval, carla-towns, ...); default: the config's evaluate.suite, else its held-out "
+         "scenarios.")]
+
+
 @app.command()
 def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
-             model: Annotated[str, typer.Option(help="Model URI, or 'expert'.")] = "models:/autoloop-driver@champion"
-             ) -> None:
-    """Evaluate a driver closed-loop on the held-out scenarios."""
-    cfg = _load(config, profile)
+             model: Annotated[str, typer.Option(help="Driver: 'expert', a checkpoint file, models:/NAME/VERSION or "
+                                                     "models:/NAME@ALIAS.")] = "models:/autoloop-driver@champion",
+             suite: SuiteOption = None) -> None:
+    """Evaluate a driver closed-loop on a scenario suite; an interrupted evaluation resumes where it stopped."""
+    cfg = _load(config, profile, suite)
     _setup_logging()
     from flows.stages import evaluate_flow
 
-    result = evaluate_flow(cfg, model, home=_home(home))
-    console.print(f"{model}: driving score {result.driving_score:.1f}, route completion "
-                  f"{result.route_completion:.1f}, {result.completed_routes}/{len(result.routes)} completed")
+    try:
+        outcome = evaluate_flow(cfg, model, home=_home(home))
+    except ValueError as error:  # a driver that does not exist
+        console.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    result = outcome.result
+    table = Table(title=f"{model} on {result.suite} ({result.suite_hash})", title_justify="left")
+    table.add_column("scenario type", no_wrap=True)
+    for column in ("routes", "DS [95 % CI]", "RC", "success %", "collisions/km"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for name, b in [*result.by_type.items(), ("all", None)]:
+        if b is None:
+            ci = result.intervals["driving_score"]
+            table.add_row("all", str(len(result.routes)), f"{ci.mean:.1f} [{ci.low:.1f}, {ci.high:.1f}]",
+                          f"{result.route_completion:.1f}", f"{result.success_rate:.0f}",
+                          f"{result.collisions_per_km:.2f}", style="bold")
+        else:
+            table.add_row(name, str(b.routes), f"{b.driving_score:.1f}", f"{b.route_completion:.1f}",
+                          f"{b.success_rate:.0f}", f"{b.collisions_per_km:.2f}")
+    console.print(table)
+    failed = [route for route in result.routes if route.status.startswith("Failed - ")]
+    for route in failed:
+        console.print(f"route {route.index} ({route.scenario_type}): {route.status} {route.error}", markup=False)
+    console.print(f"report: {outcome.report_uri}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
-def promote(model: Annotated[str, typer.Option(help="Candidate model URI (models:/m-... from `train`).")],
-            config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None) -> None:
-    """Evaluate a candidate, gate it against the thresholds and the champion, register it if it passes."""
-    cfg = _load(config, profile)
+def promote(model: Annotated[str | None, typer.Option(
+                help="Candidate model URI (models:/m-... from `train`).")] = None,
+            rollback: Annotated[bool, typer.Option(
+                "--rollback", help="Move the champion alias back to the previous champion.")] = False,
+            config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
+            suite: SuiteOption = None) -> None:
+    """Register a candidate as challenger, gate it against the thresholds and the champion on the same routes, and
+    make it champion if it passes; or, with --rollback, put the previous champion back."""
+    cfg = _load(config, profile, suite)
     _setup_logging()
+    if rollback:
+        from autoloop import stages
+
+        try:
+            before, after = stages.rollback(stages.open_context(cfg, paths=Paths(Path(_home(home)))))
+        except ValueError as error:
+            console.print(f"[red]error:[/] {error}")
+            raise typer.Exit(1) from None
+        console.print(f"rolled back: champion version {before} -> {after}")
+        return
+    if model is None:
+        console.print("[red]error:[/] give --model (a candidate) or --rollback")
+        raise typer.Exit(2)
     from flows.stages import promote_flow
 
     result = promote_flow(cfg, model, home=_home(home))
-    if result.verdict.passed and result.registered:
+    for check in result.verdict.checks:
+        console.print(Text(f"{'PASS' if check.passed else 'FAIL'} {check.detail}",
+                           style="green" if check.passed else "red"))
+    if result.promoted and result.registered:
         console.print(f"[green]promoted[/] {model} as {result.registered.uri} (alias champion)")
+    elif result.registered:
+        console.print(f"[yellow]not promoted[/]: registered as {result.registered.uri} (alias challenger)")
     else:
-        console.print(f"[yellow]not promoted[/]: {'; '.join(result.verdict.reasons)}")
+        console.print("[yellow]not promoted[/]: the evaluation did not run every route; not registered")
+    console.print(f"report: {result.report_uri}", markup=False, highlight=False, soft_wrap=True)
+
+
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context, config: ConfigOption = None, profile: ProfileOption = None,
+           home: HomeOption = None) -> None:
+    """List the registered versions with their aliases and headline metrics."""
+    if ctx.invoked_subcommand is not None:
+        return
+    cfg = _load(config, profile)
+    from autoloop import stages, tracking
+
+    name = stages.open_context(cfg, paths=Paths(Path(_home(home)))).config.registry.model_name
+    versions = tracking.list_versions(name)
+    table = Table(title=f"registered model {name}", title_justify="left")
+    for column in ("version", "aliases", "verdict", "DS", "DS 95 % CI", "success %", "coll/km", "suite", "dataset"):
+        table.add_column(column)
+    for info in versions:
+        tags = info.tags
+        table.add_row(info.version, ", ".join(info.aliases), tags.get("verdict", ""), tags.get("driving_score", ""),
+                      tags.get("driving_score_ci", ""), tags.get("success_rate", ""),
+                      tags.get("collisions_per_km", ""), tags.get("suite", ""), tags.get("dataset_digest", "")[:12])
+    console.print(table)
+    if not versions:
+        console.print(f"no versions of {name} yet: run `autoloop cycle`")
+
+
+@models_app.command("show")
+def models_show(version: Annotated[str, typer.Argument(help="Version number.")], config: ConfigOption = None,
+                profile: ProfileOption = None, home: HomeOption = None) -> None:
+    """Print a version's lineage: dataset snapshot -> training run -> evaluation run -> gate verdict."""
+    cfg = _load(config, profile)
+    from autoloop import stages, tracking
+
+    name = stages.open_context(cfg, paths=Paths(Path(_home(home)))).config.registry.model_name
+    try:
+        lineage = tracking.lineage(name, version)
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    tags = lineage.version.tags
+    lines = [
+        f"{name} version {version}" + (f"  [{', '.join(lineage.version.aliases)}]" if lineage.version.aliases else ""),
+        f"  dataset snapshot   {lineage.dataset_digest}" + "".join(f"\n                     input {i}"
+                                                                   for i in lineage.dataset_inputs),
+        f"  -> training run    {lineage.training_run} ({lineage.training_run_name})",
+        f"  -> evaluation run  {lineage.evaluation_run}: suite {tags.get('suite', '?')} "
+        f"({tags.get('suite_hash', '?')}), DS {tags.get('driving_score', '?')} {tags.get('driving_score_ci', '')}, "
+        f"success {tags.get('success_rate', '?')} %",
+        f"  -> gate verdict    {lineage.verdict} (promote run {lineage.promote_run}, compared with version "
+        f"{tags.get('compared_with', '?')}): {lineage.reasons}",
+        f"  code revision      {tags.get('git_sha', 'unknown')}",
+        f"  description        {lineage.version.description}",
+    ]
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("ingest")
@@ -157,11 +264,15 @@ def mine_command(
     source: Annotated[str, typer.Option(help="Episodes to scan: fleet, sim or all.")] = "fleet",
     before_s: Annotated[float, typer.Option(help="A replay starts this long before its trigger.")] = 3.0,
     replay: Annotated[bool, typer.Option(help="Also drive every replay with the expert and score it.")] = False,
+    reactive: Annotated[bool, typer.Option(
+        "--reactive/--non-reactive",
+        help="Replayed actors react (driven on by the world from their recorded state) or follow their recorded "
+             "tracks whatever the ego does.")] = True,
     config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
 ) -> None:
     """Mine the stored episodes for triggers (hard braking, high jerk, near misses, interventions, infractions),
     tag the episodes with them (the `triggers` view of `autoloop episodes query`) and export each as a log-replay
-    scenario (YAML under replays/ in the home folder)."""
+    scenario (YAML under replays/ in the home folder; non-reactive ones end in -log.yaml)."""
     _load(config, profile)
     _setup_logging()
     from autoloop.episodes import EpisodeStore
@@ -187,13 +298,13 @@ def mine_command(
         for trigger in triggers:
             start = max(trigger.step - round(before_s / max(float(episode.metadata.get("dt_s", 0.1)), 1e-3)), 0)
             try:
-                scenario = replay_scenario(episode, map_name=graph.name, start_step=start)
+                scenario = replay_scenario(episode, map_name=graph.name, start_step=start, reactive=reactive)
             except ValueError as error:
                 table.add_row(episode_id, trigger.kind, f"{trigger.time_s:.1f}", f"{trigger.value:.2f}",
                               trigger.actor_id, Text(str(error), style="yellow"), "")
                 replays.append("")
                 continue
-            path = out / f"{episode_id}-{trigger.kind}-{trigger.step}.yaml"
+            path = out / f"{episode_id}-{trigger.kind}-{trigger.step}{'' if reactive else '-log'}.yaml"
             path.write_text(scenario.to_yaml())
             replays.append(str(path.relative_to(paths_.home)))
             score = ""
@@ -213,6 +324,40 @@ def ui(home: HomeOption = None, port: int = 5000) -> None:
     args = [str(executable), "ui", "--backend-store-uri", paths.tracking_uri, "--port", str(port)]
     console.print(" ".join(args))
     os.execv(args[0], args)
+
+
+@app.command("replay")
+def replay_command(
+    store: Annotated[Path | None, typer.Option("--store", help="Episode store (default: the home's episodes, "
+                                               "$AUTOLOOP_HOME/episodes or ./.autoloop/episodes).")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but a loopback address exposes the store "
+                                      "to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind (0: any free port).")] = 8765,
+    open_episode: Annotated[str | None, typer.Option("--open", help="Episode id to show first (deep link).")] = None,
+) -> None:
+    """Open the replay viewer: a local web app over the episode store (list, filter, replay, compare)."""
+    import socket
+    import threading
+    from urllib.parse import quote
+
+    import uvicorn
+
+    from autoloop.viewer import create_app
+
+    root = store.resolve() if store else Paths.from_env().episodes
+    if not root.is_dir():
+        console.print(f"[yellow]note:[/] no episode store at {root} yet; the viewer lists episodes as they land")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/] binding {host}: anyone who can reach this address can read the store")
+    viewer = create_app(root)
+    # index the store while the server starts (the first list request waits for it)
+    threading.Thread(target=viewer.state.index.refresh, kwargs={"force": True}, daemon=True).start()
+    listener = socket.create_server((host, port))
+    bound = listener.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/" + (f"#/episode/{quote(open_episode, safe='')}" if open_episode else "")
+    print(f"autoloop replay: {root} at {url}", flush=True)
+    uvicorn.Server(uvicorn.Config(viewer, log_level="warning")).run(sockets=[listener])
 
 
 @bench_app.command("sim")
@@ -344,6 +489,36 @@ def bench_store_command(
     print(json.dumps({"benchmark": "store", **asdict(result)}, indent=1))
 
 
+@bench_app.command("viewer")
+def bench_viewer_command(
+    av2_log: Annotated[Path | None, typer.Option("--av2", help="AV2 log folder to open (default: the 11 s "
+                                                 "forecasting scenario under the shared data, if there).")] = None,
+    minutes: Annotated[float, typer.Option(help="Length of the synthesized sim episode.")] = 5.0,
+    actors: Annotated[int, typer.Option(help="Actors in the synthesized sim episode.")] = 50,
+    index_episodes: Annotated[int, typer.Option(help="Episodes in the store whose list is timed.")] = 2000,
+    browser: Annotated[bool, typer.Option(help="Also time opening each episode in headless Chromium (when "
+                                          "/usr/bin/chromium and playwright are installed).")] = True,
+) -> None:
+    """Measure the replay viewer: building and serializing an episode's payload (an AV2 log, a long sim episode)
+    and listing a store (JSON on stdout)."""
+    import json
+    import tempfile
+    from dataclasses import asdict
+
+    from autoloop.viewer.bench import bench_viewer
+    from sim.maps import data_root
+
+    if av2_log is None:
+        default = data_root() / "av2" / "forecasting"
+        av2_log = default if default.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="autoloop-bench-viewer-") as temporary:
+        cases, index = bench_viewer(Path(temporary), av2_log=av2_log, minutes=minutes, actors=actors,
+                                    index_episodes=index_episodes, browser=browser)
+    print(json.dumps({"benchmark": "viewer", "episodes": [asdict(case) for case in cases], "index": asdict(index),
+                      **({} if av2_log else {"note": "no AV2 log: pass --av2 or put the shared data in place"})},
+                     indent=1))
+
+
 @episodes_app.command("query")
 def episodes_query(
     sql: Annotated[str, typer.Argument(help="DuckDB SQL over the views episodes, ego, actors, events.")],
@@ -396,7 +571,7 @@ def print_summary(summary: CycleSummary) -> None:
 
     table = Table(title="autoloop cycle", show_header=False, title_justify="left")
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")
     for label, value in cycle_rows(summary):
         style = "" if label != "gate" else "green" if summary.passed else "red"
         table.add_row(label, Text(value), style=style)

@@ -166,16 +166,28 @@ class TrainConfig(_Frozen):
 
 
 class EvaluateConfig(_Frozen):
-    """Closed-loop evaluation on held-out scenarios.
+    """Closed-loop evaluation.
 
-    :param episodes: scenarios to drive; seeds ``seed .. seed + episodes - 1``, disjoint from collection's.
-    :param seed: first scenario seed.
-    :param scorer: Leaderboard scorer version (``sim.metrics.SCORERS``: ``lb2`` or ``lb21``).
+    :param suite: a named scenario suite (``sim.scenarios.suites``: ``smoke``, ``eval``, ``carla-towns``...); when
+        unset, the held-out scenarios of :attr:`AutoloopConfig.sim` with the seeds below.
+    :param episodes: without ``suite``: scenarios to drive; seeds ``seed .. seed + episodes - 1``, disjoint from
+        collection's.
+    :param seed: without ``suite``: first scenario seed.
+    :param scorer: Leaderboard scorer version (``sim.metrics.SCORERS``: ``lb2``, ``lb21``, ``bench2drive``).
+    :param bootstrap_resamples: resamples of the routes for the bootstrap confidence intervals.
+    :param confidence: level of the confidence intervals (0.95: 95 %).
+    :param bootstrap_seed: seed of the bootstrap resampling (intervals are reproducible).
+    :param report_clips: animated clips of the worst routes in the evaluation report.
     """
 
+    suite: str | None = None
     episodes: int = Field(default=24, ge=1)
     seed: int = Field(default=1_000_000, ge=0)
     scorer: str = "lb2"
+    bootstrap_resamples: int = Field(default=2000, ge=100)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    bootstrap_seed: int = 0
+    report_clips: int = Field(default=3, ge=0, le=20)
 
     @field_validator("scorer")
     @classmethod
@@ -186,19 +198,25 @@ class EvaluateConfig(_Frozen):
 
 
 class GateConfig(_Frozen):
-    """Promotion gate; scores in percent like the Leaderboard.
+    """Promotion gate; scores and rates in percent like the Leaderboard.
 
     :param min_driving_score: minimum mean driving score.
+    :param min_success_rate: minimum Bench2Drive success rate (routes completed with no infraction).
     :param min_route_completion: minimum mean route completion.
     :param max_collisions_per_km: maximum collisions per kilometre driven.
-    :param champion_margin: the candidate's mean paired driving-score difference to the champion must be at
-        least ``-champion_margin``.
+    :param champion_margin: "not worse than the champion": the lower bound of the bootstrap confidence interval of
+        the mean paired driving-score difference (candidate minus champion, same scenarios and seeds) must be above
+        ``-champion_margin``.
+    :param type_tolerance: no scenario type may regress: the candidate's mean paired driving-score difference on
+        the routes of each scenario type must be at least ``-type_tolerance``.
     """
 
     min_driving_score: float = Field(default=60.0, ge=0.0)
+    min_success_rate: float = Field(default=0.0, ge=0.0, le=100.0)
     min_route_completion: float = Field(default=80.0, ge=0.0)
     max_collisions_per_km: float = Field(default=5.0, ge=0.0)
     champion_margin: float = Field(default=5.0, ge=0.0)
+    type_tolerance: float = Field(default=15.0, ge=0.0)
 
 
 class RegistryConfig(_Frozen):

@@ -1,11 +1,17 @@
-"""The promotion gate: thresholds, and "not worse than the champion" on the same scenarios."""
+"""The promotion gate: absolute thresholds, and "not worse than the champion" as a statistical test on the same
+routes.
+
+Every check is kept with a sentence saying how the candidate fared, so a verdict explains itself in the registry
+(version tags, ``verdict.json``) and in the flow's summary.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from autoloop.config import GateConfig
-from autoloop.evaluation import EvaluationResult
+from autoloop.evaluation import SIMULATION_CRASHED, Comparison, EvaluationResult
 
 
 @dataclass(frozen=True)
@@ -19,49 +25,67 @@ class Check:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's decision with every check; ``reasons`` are the failed checks' details."""
+    """The gate's decision with every check; ``reasons`` are the failed checks' details.
+
+    :param paired_difference: mean paired driving-score difference to the champion (``None``: no champion).
+    :param paired_low: lower bound of its confidence interval.
+    """
 
     passed: bool
     checks: tuple[Check, ...]
-    paired_difference: float | None
+    paired_difference: float | None = None
+    paired_low: float | None = None
 
     @property
     def reasons(self) -> tuple[str, ...]:
         return tuple(check.detail for check in self.checks if not check.passed)
 
-
-def paired_difference(candidate: EvaluationResult, champion: EvaluationResult) -> float:
-    """Mean per-route driving-score difference (candidate minus champion) over the same scenarios."""
-    champion_by_seed = {route.scenario_seed: route for route in champion.routes}
-    missing = [route.scenario_seed for route in candidate.routes if route.scenario_seed not in champion_by_seed]
-    if missing or len(champion.routes) != len(candidate.routes):
-        raise ValueError(f"candidate and champion were evaluated on different scenarios (unmatched: {missing})")
-    diffs = [route.driving_score - champion_by_seed[route.scenario_seed].driving_score for route in candidate.routes]
-    return sum(diffs) / len(diffs)
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "reasons": list(self.reasons)}
 
 
-def decide(candidate: EvaluationResult, champion: EvaluationResult | None, gate: GateConfig) -> Verdict:
-    """Apply the gate to a candidate's evaluation (and the champion's on the same scenarios, if any)."""
+def decide(candidate: EvaluationResult, comparison: Comparison | None, gate: GateConfig) -> Verdict:
+    """Apply the gate to a candidate's evaluation, and to its paired comparison with the champion if there is one.
+
+    Checks: the evaluation ran every route (no simulator crash left), minimum driving score, success rate and
+    route completion, maximum collisions per km; with a champion, the lower bound of the paired driving-score
+    difference above ``-champion_margin`` and no scenario type's mean paired difference below
+    ``-type_tolerance``.
+    """
+    crashed = sum(route.status == SIMULATION_CRASHED for route in candidate.routes)
     checks = [
+        Check("evaluation complete", crashed == 0,
+              f"all {len(candidate.routes)} routes ran" if crashed == 0 else
+              f"{crashed} of {len(candidate.routes)} routes crashed the simulator: evaluate again to resume them"),
         _at_least("driving score", candidate.driving_score, gate.min_driving_score),
+        _at_least("success rate", candidate.success_rate, gate.min_success_rate),
         _at_least("route completion", candidate.route_completion, gate.min_route_completion),
-        Check("collisions per km", candidate.collisions_per_km <= gate.max_collisions_per_km,
-              f"collisions per km {candidate.collisions_per_km:.2f} "
-              f"{'<=' if candidate.collisions_per_km <= gate.max_collisions_per_km else '>'} "
-              f"maximum {gate.max_collisions_per_km:.2f}"),
+        _at_most("collisions per km", candidate.collisions_per_km, gate.max_collisions_per_km),
     ]
-    difference = None
-    if champion is not None:
-        difference = paired_difference(candidate, champion)
-        ok = difference >= -gate.champion_margin
+    if comparison is None:
+        return Verdict(passed=all(check.passed for check in checks), checks=tuple(checks))
+    difference = comparison.difference
+    ok = difference.low > -gate.champion_margin
+    checks.append(Check(
+        "versus champion", ok,
+        f"paired driving-score difference to the champion {difference.mean:+.1f}, "
+        f"{100 * difference.confidence:.0f} % CI [{difference.low:+.1f}, {difference.high:+.1f}]: lower bound "
+        f"{'>' if ok else '<='} -{gate.champion_margin:.1f} (champion {comparison.champion_driving_score:.1f})"))
+    for kind, mean in comparison.by_type.items():
+        ok = mean >= -gate.type_tolerance
         checks.append(Check(
-            "versus champion", ok,
-            f"paired driving-score difference to the champion {difference:+.1f} "
-            f"{'>=' if ok else '<'} -{gate.champion_margin:.1f} (champion {champion.driving_score:.1f})",
-        ))
-    return Verdict(passed=all(check.passed for check in checks), checks=tuple(checks), paired_difference=difference)
+            f"scenario type {kind}", ok,
+            f"{kind}: mean paired driving-score difference {mean:+.1f} {'>=' if ok else '<'} "
+            f"-{gate.type_tolerance:.1f}"))
+    return Verdict(passed=all(check.passed for check in checks), checks=tuple(checks),
+                   paired_difference=difference.mean, paired_low=difference.low)
 
 
 def _at_least(name: str, value: float, minimum: float) -> Check:
     ok = value >= minimum
     return Check(name, ok, f"{name} {value:.1f} {'>=' if ok else '<'} minimum {minimum:.1f}")
+
+
+def _at_most(name: str, value: float, maximum: float) -> Check:
+    ok = value <= maximum
+    return Check(name, ok, f"{name} {value:.2f} {'<=' if ok else '>'} maximum {maximum:.2f}")

@@ -36,6 +36,16 @@ class Paths:
         return self.home / "checkpoints"
 
     @property
+    def evaluations(self) -> Path:
+        """Evaluation checkpoints (JSON lines, one file per driver and suite: see ``autoloop.evaluation.runner``)."""
+        return self.home / "evaluations"
+
+    @property
+    def reports(self) -> Path:
+        """Evaluation reports, one folder per MLflow run (also logged to that run)."""
+        return self.home / "reports"
+
+    @property
     def mlflow_db(self) -> Path:
         return self.home / "mlflow.db"
 

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from autoloop.config import SimConfig
-from autoloop.episodes import Episode, new_episode_id
+from autoloop.episodes import Episode, EpisodeStore, new_episode_id
 from policies.base import Policy
 from policies.expert import ExpertDriver
 from sim.embedded.env import DrivingVectorEnv
@@ -100,6 +100,8 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
             "route_progress_m": world.progress_s.astype(np.float32),
             "action": executed,
         }
+        if world.lights.shape[1]:
+            columns["light_states"] = world.lights.astype(np.float32)  # the viewer draws the lights in their state
         if labeller is not None:
             columns["label"] = action if labeller is policy else labeller.act(obs)
             # the expert's intended trajectory from here: trajectory labels for states a learner visited
@@ -145,6 +147,16 @@ _INFRACTIONS = frozenset(kind.value for kind in Infraction)
 _KINDS = {ActorKind.VEHICLE: "vehicle", ActorKind.PEDESTRIAN: "pedestrian", ActorKind.STATIC: "static"}
 
 
+def store_file_maps(store: EpisodeStore, map_names: Sequence[str]) -> None:
+    """Keep the file-based maps (``opendrive:…``, ``av2:…``) that episodes ran on in the store, so that the episodes
+    read back (replay viewer, mining) where the files are not; procedural maps are rebuilt from their names."""
+    from sim.maps import get_map
+
+    for name in sorted(set(map_names)):
+        if ":" in name:
+            store.put_map(get_map(name))
+
+
 def actor_snapshot(world: World) -> dict[str, NDArray[Any]]:
     """Every actor slot of every scenario now (copies), for :func:`actor_table`."""
     st = world.state
@@ -185,6 +197,7 @@ def _events_table(events: list[Event]) -> dict[str, NDArray[Any]]:
         "kind": np.array([event.kind for event in events], dtype=object),
         "x_m": np.array([event.x_m for event in events], dtype=np.float64),
         "y_m": np.array([event.y_m for event in events], dtype=np.float64),
-        "actor_id": np.array([str(event.actor) if event.actor >= 0 else "" for event in events], dtype=object),
+        # ids as in the actors table (the actor slot: a<slot>)
+        "actor_id": np.array([f"a{event.actor}" if event.actor >= 0 else "" for event in events], dtype=object),
         "detail": np.array(["" for _ in events], dtype=object),
     }

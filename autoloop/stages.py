@@ -6,9 +6,13 @@ plain functions, usable without Prefect.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
-from dataclasses import asdict, dataclass
+import subprocess
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,15 +25,27 @@ from autoloop.episodes import (
     create_snapshot,
     load_snapshot,
 )
-from autoloop.evaluation import EvaluationResult, evaluate_driver
-from autoloop.gating import Verdict, decide
+from autoloop.evaluation import (
+    SIMULATION_CRASHED,
+    Comparison,
+    EvaluationResult,
+    checkpoint_path,
+    compare,
+    evaluation_suite,
+    run_evaluation,
+)
+from autoloop.evaluation.report import write_report
+from autoloop.gating import Check, Verdict, decide
 from autoloop.paths import Paths
 from autoloop.rollout import DriverFactory, expert_driver, rollout
 from autoloop.training import EpochMetrics, load_trajectory_arrays, train_bc
 from autoloop.training.dagger import dagger
 from autoloop.training.loop import CHECKPOINT
 from autoloop.training.ppo import train_ppo
+from policies.base import Policy
+from policies.checkpoint import load_policy
 from sim.embedded.observation import Observation
+from sim.embedded.world import World
 from sim.metrics import score_suite
 
 log = logging.getLogger(__name__)
@@ -65,16 +81,6 @@ class TrainOutcome:
     train_loss: float
     val_loss: float
     dataset_digest: str
-
-
-@dataclass(frozen=True)
-class PromotionResult:
-    verdict: Verdict
-    candidate: EvaluationResult
-    champion: EvaluationResult | None
-    champion_before: tracking.ModelVersionRef | None
-    registered: tracking.ModelVersionRef | None
-    run_id: str
 
 
 def open_context(config: AutoloopConfig, *, paths: Paths | None = None,
@@ -236,49 +242,132 @@ def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def evaluate(context: StageContext, model_uri: str) -> EvaluationResult:
-    """Evaluate a driver (``expert`` or an MLflow model URI) closed-loop on the held-out scenarios."""
+@dataclass(frozen=True)
+class EvaluateOutcome:
+    """An evaluation stage: the result, its MLflow run, and where its report went."""
+
+    result: EvaluationResult
+    run_id: str
+    report_uri: str
+
+
+def evaluate(context: StageContext, model_uri: str) -> EvaluateOutcome:
+    """Evaluate a driver (``expert``, a checkpoint file, or an MLflow model URI) closed-loop on the evaluation
+    suite (``evaluate.suite``, else the held-out scenarios), resuming its checkpoint if an earlier run stopped;
+    logs metrics, per-route results and the report (Markdown + HTML) to the stage's MLflow run."""
+    config = context.config
     with tracking.stage_run("evaluate", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
                             tags={"autoloop.model_uri": model_uri}) as run_id:
+        tracking.log_params({"model_uri": model_uri, **config.evaluate.model_dump()})
         result = _evaluate(context, model_uri, run_id)
-        tracking.log_params({"model_uri": model_uri, **context.config.evaluate.model_dump()})
         tracking.log_metrics(result.metrics())
-        tracking.log_dict(asdict(result), "evaluation.json")
-        return result
+        tracking.log_dict(result.to_json(), "evaluation.json")
+        report = write_report(result, context.paths.reports / run_id, store=context.store,
+                              clips=config.evaluate.report_clips, title=f"Evaluation of {model_uri}")
+        report_uri = tracking.log_artifacts(report.folder, "report") + "/report.html"
+        tracking.set_tags({"autoloop.suite": result.suite, "autoloop.suite_hash": result.suite_hash,
+                           "autoloop.report": report_uri})
+        log.info("%s on %s: DS %s, success %.0f %%, %d failed runs", model_uri, result.suite,
+                 result.intervals["driving_score"], result.success_rate, result.failed_runs)
+        return EvaluateOutcome(result, run_id, report_uri)
 
 
-def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: EvaluationResult) -> PromotionResult:
-    """Gate a candidate against the thresholds and the current champion (re-evaluated on the same scenarios);
-    register it and move the ``champion`` alias to it if it passes."""
+@dataclass(frozen=True)
+class PromotionResult:
+    """What the promote stage decided.
+
+    :param champion_before: the champion the candidate was compared with (``None``: there was none).
+    :param registered: the candidate's new version (alias ``challenger``); ``None`` when its evaluation did not
+        run every route.
+    :param promoted: whether it took ``champion``.
+    """
+
+    verdict: Verdict
+    candidate: EvaluationResult
+    champion: EvaluationResult | None
+    comparison: Comparison | None
+    champion_before: tracking.ModelVersionRef | None
+    registered: tracking.ModelVersionRef | None
+    promoted: bool
+    run_id: str
+    report_uri: str
+
+
+#: How often a promotion compares again when another one moved the champion meanwhile.
+PROMOTION_ATTEMPTS = 3
+
+
+def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: EvaluateOutcome) -> PromotionResult:
+    """Register a candidate that ran its whole evaluation as a new version (alias ``challenger``), compare it with
+    the champion on the same routes (the champion's evaluation resumes or reuses its checkpoint), apply the gate,
+    and on a pass move ``champion`` to it (the old one keeps ``previous-champion``). The verdict and every reason
+    go to the version's tags and the run's ``verdict.json``; the report with the comparison to the run."""
     config = context.config
     name = config.registry.model_name
+    lock = tracking.lock_path(context.paths)
+    result = candidate.result
     with tracking.stage_run("promote", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
                             tags={"autoloop.model_uri": model.model_uri}) as run_id:
         tracking.log_params({**config.gate.model_dump(), "model_uri": model.model_uri})
-        tracking.log_model_metrics(candidate.metrics(), model=model)
-        before = tracking.version_by_alias(name)
-        champion = _evaluate(context, before.uri, run_id) if before is not None else None
-        verdict = decide(candidate, champion, config.gate)
-        tracking.log_dict({"passed": verdict.passed, "checks": [asdict(c) for c in verdict.checks],
-                           "champion": before.uri if before else None}, "verdict.json")
-        tracking.set_tags({"autoloop.verdict": "passed" if verdict.passed else "failed",
-                           "autoloop.reasons": "; ".join(verdict.reasons) or "all checks passed"})
-        if champion is not None:
-            tracking.log_metrics({"champion_driving_score": champion.driving_score,
-                                  "paired_difference": verdict.paired_difference or 0.0})
+        tracking.log_model_metrics(result.metrics(), model=model)
         registered = None
-        if verdict.passed:
-            registered = tracking.register(model, name, tags={
-                "driving_score": f"{candidate.driving_score:.2f}",
-                "route_completion": f"{candidate.route_completion:.2f}",
-                "dataset_digest": _dataset_digest(model),
-                "promote_run_id": run_id,
-            })
-            tracking.set_alias(registered, tracking.CHAMPION)
-            log.info("promoted %s version %s to champion", name, registered.version)
+        if not any(route.status == SIMULATION_CRASHED for route in result.routes):
+            registered = tracking.register(model.model_uri, name, lock=lock, tags={
+                **result.headline(), "dataset_digest": _dataset_digest(model), "suite": result.suite,
+                "suite_hash": result.suite_hash, "git_sha": git_revision(), "evaluation_run_id": candidate.run_id,
+                "promote_run_id": run_id, "verdict": "pending",
+            }, description=f"Evaluation report: {candidate.report_uri}")
+        promoted, before, champion, comparison = False, None, None, None
+        for _ in range(PROMOTION_ATTEMPTS):
+            before = tracking.version_by_alias(name)
+            champion, comparison = _compare_with(context, before, result, run_id)
+            verdict = decide(result, comparison, config.gate)
+            if registered is None or not verdict.passed:
+                break
+            promoted = tracking.promote(registered, expected_champion=before.version if before else None, lock=lock)
+            if promoted:
+                break
+            log.info("another promotion moved the champion meanwhile: comparing with the new one")
         else:
-            log.info("not promoted: %s", "; ".join(verdict.reasons))
-        return PromotionResult(verdict, candidate, champion, before, registered, run_id)
+            verdict = Verdict(False, (*verdict.checks, Check(
+                "champion stable", False, f"the champion moved during each of {PROMOTION_ATTEMPTS} comparisons")))
+        report = write_report(result, context.paths.reports / run_id, store=context.store, comparison=comparison,
+                              clips=config.evaluate.report_clips, title=f"Promotion of {model.model_uri}")
+        report_uri = tracking.log_artifacts(report.folder, "report") + "/report.html"
+        outcome = "passed" if verdict.passed else "failed"
+        tracking.log_dict({**verdict.to_json(), "champion": before.uri if before else None,
+                           "registered": registered.uri if registered else None, "promoted": promoted},
+                          "verdict.json")
+        tracking.set_tags({"autoloop.verdict": outcome, "autoloop.report": report_uri,
+                           "autoloop.reasons": "; ".join(verdict.reasons) or "all checks passed"})
+        if comparison is not None:
+            tracking.log_metrics({"champion_driving_score": comparison.champion_driving_score,
+                                  "paired_difference": comparison.difference.mean,
+                                  "paired_difference_ci_low": comparison.difference.low,
+                                  "paired_difference_ci_high": comparison.difference.high})
+        if registered is not None:
+            tracking.set_version_tags(registered, {
+                "verdict": outcome, "reasons": "; ".join(verdict.reasons) or "all checks passed",
+                "compared_with": before.version if before else "none", "promote_report": report_uri}, lock=lock)
+        log.info("%s %s: %s", model.model_uri, "promoted to champion" if promoted else "not promoted",
+                 "; ".join(verdict.reasons) or "all checks passed")
+        return PromotionResult(verdict, result, champion, comparison, before, registered, promoted, run_id,
+                               report_uri)
+
+
+def rollback(context: StageContext) -> tuple[str, str]:
+    """Move ``champion`` back to the version it replaced; returns ``(from version, to version)``."""
+    return tracking.rollback(context.config.registry.model_name, lock=tracking.lock_path(context.paths))
+
+
+def _compare_with(context: StageContext, champion: tracking.ModelVersionRef | None, candidate: EvaluationResult,
+                  run_id: str) -> tuple[EvaluationResult | None, Comparison | None]:
+    if champion is None:
+        return None, None
+    result = _evaluate(context, champion.uri, run_id)
+    settings = context.config.evaluate
+    return result, compare(candidate, result, resamples=settings.bootstrap_resamples, confidence=settings.confidence,
+                           seed=settings.bootstrap_seed)
 
 
 def latest_snapshot(paths: Paths) -> DatasetSnapshot:
@@ -290,16 +379,56 @@ def latest_snapshot(paths: Paths) -> DatasetSnapshot:
 
 
 def _evaluate(context: StageContext, model_uri: str, run_id: str) -> EvaluationResult:
-    return evaluate_driver(_driver(model_uri), policy_name=model_uri, config=context.config, store=context.store,
-                           tags={"model_uri": model_uri, "mlflow_run_id": run_id})
+    config = context.config
+    suite = evaluation_suite(config)
+    identity, driver = _driver(model_uri)
+    checkpoint = checkpoint_path(context.paths.evaluations, identity=identity, suite=suite, sim=config.sim,
+                                 scorer=config.evaluate.scorer)
+    tags = {"model_uri": model_uri, "model_identity": identity, "mlflow_run_id": run_id}
+    version = tracking.registered_version(model_uri)
+    if version is not None:
+        tags["model_version"] = version.uri
+    return run_evaluation(suite, driver, policy_name=model_uri, identity=identity, sim=config.sim,
+                          settings=config.evaluate, store=context.store, checkpoint=checkpoint, tags=tags)
 
 
-def _driver(model_uri: str) -> DriverFactory:
-    """``expert`` or a learned driver loaded from MLflow (which does not need the world)."""
-    if model_uri == "expert":
-        return expert_driver
-    policy = tracking.load_policy(model_uri)
-    return lambda world: policy
+def _driver(spec: str) -> tuple[str, DriverFactory]:
+    """What evaluation drives for ``spec`` and its identity for checkpoints: ``expert``, a checkpoint file
+    (identity: its content hash), or an MLflow model URI (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``,
+    ``models:/m-...``; identity: the logged model id, so an alias resolves to what it points at now). A learned
+    driver is loaded the first time a batch needs it (a complete checkpoint needs none)."""
+    if spec == "expert":
+        return "expert", expert_driver
+    if spec.startswith("models:/"):
+        logged = tracking.logged_policy(spec)
+        identity, load = logged.model_id, functools.partial(tracking.load_policy, logged.model_uri)
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"driver {spec!r} is neither 'expert', a models:/ URI nor a checkpoint file")
+        identity = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        load = functools.partial(load_policy, path)
+    policy: list[Policy] = []
+
+    def factory(world: World) -> Policy:
+        if not policy:
+            policy.append(load())
+        return policy[0]
+
+    return identity, factory
+
+
+def git_revision() -> str:
+    """The code revision (git SHA, ``-dirty`` with uncommitted changes), or ``unknown`` outside a checkout."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
 
 
 def _dataset_digest(model: tracking.LoggedPolicy) -> str:
@@ -329,6 +458,8 @@ class CycleSummary:
     registered_version: str | None
     champion_uri: str
     mlflow_ui: str
+    promoted: bool = False
+    report_uri: str = ""
 
 
 def summarize(context: StageContext, collected: CollectResult, trained: TrainOutcome,
@@ -354,4 +485,6 @@ def summarize(context: StageContext, collected: CollectResult, trained: TrainOut
         registered_version=promotion.registered.version if promotion.registered else None,
         champion_uri=f"models:/{name}@{tracking.CHAMPION}",
         mlflow_ui=tracking.ui_command(context.paths),
+        promoted=promotion.promoted,
+        report_uri=promotion.report_uri,
     )

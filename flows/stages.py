@@ -10,8 +10,8 @@ from prefect.artifacts import create_markdown_artifact
 from autoloop import stages
 from autoloop.config import AutoloopConfig
 from autoloop.episodes import load_snapshot
-from autoloop.evaluation import EvaluationResult
 from autoloop.paths import Paths
+from autoloop.reports import evaluation_markdown, promotion_markdown
 from autoloop.tracking import LoggedPolicy, logged_policy
 
 
@@ -34,7 +34,7 @@ def train_policy(context: stages.StageContext, snapshot_path: str | None) -> sta
 
 
 @task
-def evaluate_policy(context: stages.StageContext, model_uri: str) -> EvaluationResult:
+def evaluate_policy(context: stages.StageContext, model_uri: str) -> stages.EvaluateOutcome:
     return stages.evaluate(context, model_uri)
 
 
@@ -46,7 +46,7 @@ def resolve_model(context: stages.StageContext, model_uri: str) -> LoggedPolicy:
 
 @task
 def gate_and_register(context: stages.StageContext, model: LoggedPolicy,
-                      evaluation: EvaluationResult) -> stages.PromotionResult:
+                      evaluation: stages.EvaluateOutcome) -> stages.PromotionResult:
     return stages.promote(context, model, evaluation)
 
 
@@ -79,31 +79,24 @@ def train_flow(config: AutoloopConfig, snapshot_path: str | None = None, home: s
 
 @flow(name="evaluate")
 def evaluate_flow(config: AutoloopConfig, model_uri: str, home: str | None = None,
-                  parent_run_id: str | None = None) -> EvaluationResult:
-    """Evaluate a driver closed-loop on the held-out scenarios."""
-    result = evaluate_policy(connect(config, home, parent_run_id), model_uri)
-    create_markdown_artifact(
-        key="evaluate-summary",
-        markdown=f"# evaluate\n\n`{model_uri}`: driving score {result.driving_score:.1f}, route completion "
-                 f"{result.route_completion:.1f}, {result.completed_routes}/{len(result.routes)} routes completed, "
-                 f"{result.collisions_per_km:.2f} collisions/km\n",
-    )
-    return result
+                  parent_run_id: str | None = None) -> stages.EvaluateOutcome:
+    """Evaluate a driver closed-loop on the evaluation suite (resuming an interrupted evaluation)."""
+    outcome = evaluate_policy(connect(config, home, parent_run_id), model_uri)
+    create_markdown_artifact(key="evaluate-summary", markdown=evaluation_markdown(model_uri, outcome),
+                             description="autoloop evaluation summary")
+    return outcome
 
 
 @flow(name="promote")
-def promote_flow(config: AutoloopConfig, model_uri: str, evaluation: EvaluationResult | None = None,
+def promote_flow(config: AutoloopConfig, model_uri: str, evaluation: stages.EvaluateOutcome | None = None,
                  home: str | None = None, parent_run_id: str | None = None) -> stages.PromotionResult:
-    """Gate a candidate model and register it as champion if it passes (evaluating it first if needed)."""
+    """Register a candidate model as challenger, gate it against the thresholds and the champion, and move the
+    champion alias to it if it passes (evaluating it first if needed)."""
     context = connect(config, home, parent_run_id)
     model = resolve_model(context, model_uri)
     if evaluation is None:
         evaluation = evaluate_policy(context, model.model_uri)
     result = gate_and_register(context, model, evaluation)
-    verdict = "passed" if result.verdict.passed else "failed: " + "; ".join(result.verdict.reasons)
-    create_markdown_artifact(
-        key="promote-summary",
-        markdown=f"# promote\n\n`{model_uri}` {verdict}; registered version "
-                 f"{result.registered.version if result.registered else 'none'} (MLflow run `{result.run_id}`)\n",
-    )
+    create_markdown_artifact(key="promote-summary", markdown=promotion_markdown(model_uri, result),
+                             description="autoloop promotion verdict")
     return result

@@ -40,7 +40,7 @@ COLUMN_TYPES: dict[str, dict[str, type | str]] = {
         "step": "int32", "time_s": "float32", "x_m": "float64", "y_m": "float64", "yaw_rad": "float32",
         "speed_mps": "float32", "accel_mps2": "float32", "yaw_rate_radps": "float32", "steer_rad": "float32",
         "route_progress_m": "float32", "action": "float32", "label": "float32", "obs_state": "float32",
-        "obs_bev": "uint8", "intervention": "bool",
+        "obs_bev": "uint8", "intervention": "bool", "light_states": "float32", "plan_xy": "float32",
     },
     "actors": {
         "step": "int32", "actor_id": object, "kind": object, "x_m": "float64", "y_m": "float64",

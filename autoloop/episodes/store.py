@@ -38,6 +38,12 @@ label               fixed_size_list<float32>[2]    expert's ``[steer, accel]`` (
 obs_state           fixed_size_list<float32>[S]    state vector (training episodes)
 obs_bev             fixed_size_binary[bytes]       BEV, ``numpy.packbits`` of ``(C, H, W)`` 0/1 (training)
 intervention        bool                           fleet logs: a disengagement/takeover at this step
+light_states        fixed_size_list<float32>[G]    sim: state of each traffic-light group of the map
+                                                   (``sim.embedded.traffic.LightState``: 0 green, 1 yellow,
+                                                   2 red), indexed like ``LaneGraph.stop_lines()``'s groups
+                                                   (optional; maps without lights have none)
+plan_xy             fixed_size_list<float32>[2K]   the policy's planned waypoints, map frame, flattened
+                                                   ``x0, y0, x1, y1, ...`` (optional; the viewer draws them)
 ==================  =============================  ===================================================
 
 ``actors`` — per (step, actor): ``step`` int32 (index into ``ego``), ``actor_id`` string, ``kind`` string

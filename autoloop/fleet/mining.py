@@ -14,13 +14,15 @@ Triggers (each a :class:`Trigger` at the step where it starts; one trigger per s
 
 :func:`replay_scenario` exports a trigger (or any step) as a :class:`~sim.scenarios.Scenario` on the log's map:
 the ego's recorded path from a little before the trigger as its route (waypoints), the ego starting at its
-recorded speed, and every actor within ``radius_m`` at that step replayed reactively
-(:class:`~sim.scenarios.events.LogReplay`). It runs in the embedded simulator like any other scenario, scored the
-same way. Sizes of replay worlds come from :func:`replay_world_config`.
+recorded speed, and the actors around replayed (:class:`~sim.scenarios.events.LogReplay`): reactively (from
+their state at that step on, driven by the world) or, ``reactive=False``, along their recorded tracks. It runs
+in the embedded simulator like any other scenario, scored the same way. Sizes of replay worlds come from
+:func:`replay_world_config`.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,9 +163,13 @@ def trigger_events(triggers: Sequence[Trigger]) -> dict[str, NDArray[np.generic]
 
 
 def replay_scenario(episode: Episode, *, map_name: str, start_step: int = 0, horizon_s: float = 15.0,
-                    radius_m: float = 60.0, waypoint_spacing_m: float = 5.0) -> Scenario:
+                    radius_m: float = 60.0, waypoint_spacing_m: float = 5.0, reactive: bool = True) -> Scenario:
     """The episode from ``start_step`` on, for ``horizon_s`` seconds, as a log-replay scenario on ``map_name``
     (the log's map, registered: e.g. ``sim.maps.register_map(autoloop.fleet.av2.read_map(log_dir))``).
+
+    Reactive (the default): the actors within ``radius_m`` of the ego at ``start_step`` start from their recorded
+    state and the world drives them on. Non-reactive (``reactive=False``): every actor within ``radius_m`` of the
+    ego at any step of the window replays its recorded track (see :func:`recorded_tracks`).
 
     :raises ValueError: when the ego drives less than a metre from ``start_step`` on (nothing to replay), or
         ``start_step`` is out of range.
@@ -183,7 +189,9 @@ def replay_scenario(episode: Episode, *, map_name: str, start_step: int = 0, hor
     points = [xy[int(np.searchsorted(travelled, m))] for m in marks] + [xy[-1]]
     waypoints = tuple((round(float(p[0]), 3), round(float(p[1]), 3)) for p in points)
     actors: list[ReplayActor] = []
-    if episode.actors is not None:
+    if not reactive:
+        actors = recorded_tracks(episode, start_step, last, radius_m)
+    elif episode.actors is not None:
         table = episode.actors
         here = np.flatnonzero(np.asarray(table["step"]) == start_step)
         ego = xy[0]
@@ -196,7 +204,7 @@ def replay_scenario(episode: Episode, *, map_name: str, start_step: int = 0, hor
                 yaw_rad=round(float(table["yaw_rad"][k]), 4), speed_mps=round(float(table["speed_mps"][k]), 3),
                 length_m=round(float(table["length_m"][k]), 3), width_m=round(float(table["width_m"][k]), 3)))
     duration = float(time[last - 1] - time[start_step])
-    replay = LogReplay(trigger_s_m=0.0, name=f"{episode.episode_id}@{start_step}",
+    replay = LogReplay(trigger_s_m=0.0, name=f"{episode.episode_id}@{start_step}", reactive=reactive,
                        ego_speed_mps=round(float(steps["speed_mps"][start_step]), 3), actors=tuple(actors))
     # (the route, start and end come from the waypoints: Scenario lays them on the map)
     return Scenario.model_validate({
@@ -204,19 +212,77 @@ def replay_scenario(episode: Episode, *, map_name: str, start_step: int = 0, hor
         "timeout_s": round(2.0 * duration + 20.0, 1), "events": (replay,)})
 
 
+#: An actor unseen for longer than this is two tracks (it left the scene and came back).
+TRACK_GAP_S = 0.5
+
+
+def recorded_tracks(episode: Episode, start_step: int, stop_step: int, radius_m: float) -> list[ReplayActor]:
+    """The recorded tracks of the actors seen within ``radius_m`` of the ego at some step of
+    ``start_step <= step < stop_step``, as :class:`ReplayActor` s with times from ``start_step``'s: each actor's
+    observed samples of the window (not only those near the ego), split where it goes unseen for more than
+    ``TRACK_GAP_S``. Pose and box are its first sample's."""
+    table = episode.actors
+    if table is None:
+        return []
+    steps = episode.steps
+    step = np.asarray(table["step"])
+    window = (step >= start_step) & (step < stop_step)
+    if "observed" in table:
+        window &= np.asarray(table["observed"], dtype=bool)
+    rows = np.flatnonzero(window)
+    if len(rows) == 0:
+        return []
+    at = step[rows]
+    time = np.asarray(steps["time_s"], dtype=np.float64)
+    x, y = np.asarray(table["x_m"], dtype=np.float64)[rows], np.asarray(table["y_m"], dtype=np.float64)[rows]
+    near = np.hypot(x - np.asarray(steps["x_m"], dtype=np.float64)[at],
+                    y - np.asarray(steps["y_m"], dtype=np.float64)[at]) <= radius_m
+    ids = np.asarray(table["actor_id"], dtype=object)[rows]
+    wanted = set(ids[near])
+    yaw = np.asarray(table["yaw_rad"], dtype=np.float64)[rows]
+    speed = np.asarray(table["speed_mps"], dtype=np.float64)[rows]
+    kinds = np.asarray(table["kind"], dtype=object)[rows]
+    length, width = np.asarray(table["length_m"])[rows], np.asarray(table["width_m"])[rows]
+    t = time[at] - time[start_step]
+    actors: list[ReplayActor] = []
+    order = np.lexsort((t, ids.astype(str)))
+    bounds = np.flatnonzero(np.concatenate([[True], ids[order][1:] != ids[order][:-1], [True]]))
+    for first, stop in itertools.pairwise(bounds):
+        own = order[first:stop]
+        actor_id = str(ids[own[0]])
+        if actor_id not in wanted:
+            continue
+        own = own[np.concatenate([[True], np.diff(t[own]) > 0.0])]  # one sample per time
+        cuts = np.flatnonzero(np.diff(t[own]) > TRACK_GAP_S) + 1
+        for part, piece in enumerate(np.split(own, cuts)):
+            k = piece[0]
+            track = tuple((round(float(t[j]), 3), round(float(x[j]), 3), round(float(y[j]), 3),
+                           round(float(yaw[j]), 4), round(max(float(speed[j]), 0.0), 3)) for j in piece)
+            actors.append(ReplayActor(
+                actor_id=actor_id if part == 0 else f"{actor_id}#{part}", kind=str(kinds[k]),
+                x_m=track[0][1], y_m=track[0][2], yaw_rad=track[0][3], speed_mps=track[0][4],
+                length_m=round(float(length[k]), 3), width_m=round(float(width[k]), 3), track=track))
+    return actors
+
+
 def replay_world_config(scenarios: Sequence[Scenario]) -> WorldConfig:
     """A world with slots for every replayed actor of ``scenarios`` (vehicles and cyclists, pedestrians, static
     and other objects)."""
     need = {"vehicle": 1, "pedestrian": 1, "static": 1}
+    track_points = 0
     for scenario in scenarios:
         counts = {"vehicle": 0, "pedestrian": 0, "static": 0}
         for event in scenario.events:
             if isinstance(event, LogReplay):
                 for actor in event.actors:
-                    kind = {"cyclist": "vehicle", "other": "static"}.get(actor.kind, actor.kind)
-                    counts[kind] += 1
+                    if event.reactive:
+                        counts[{"cyclist": "vehicle", "other": "static"}.get(actor.kind, actor.kind)] += 1
+                    else:  # every actor of a non-reactive replay follows a track in a static slot
+                        counts["static"] += 1
+                        track_points = max(track_points, len(actor.track), 2)
         need = {kind: max(need[kind], counts[kind]) for kind in need}
-    return WorldConfig(max_vehicles=need["vehicle"], max_pedestrians=need["pedestrian"], max_statics=need["static"])
+    return WorldConfig(max_vehicles=need["vehicle"], max_pedestrians=need["pedestrian"], max_statics=need["static"],
+                       track_points=track_points)
 
 
 def drive_replay(scenario: Scenario, lane_graph: LaneGraph) -> RouteRecord:

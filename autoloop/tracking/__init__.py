@@ -26,10 +26,39 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from autoloop.episodes import DatasetSnapshot
 from autoloop.paths import Paths
 from autoloop.tracking.pyfunc import signature
+from autoloop.tracking.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    ModelVersionRef,
+    VersionInfo,
+    get_version,
+    list_versions,
+    promote,
+    register,
+    rollback,
+    set_version_tags,
+    version_by_alias,
+)
 from policies.base import LearnedPolicy
 from sim.embedded.observation import Observation
 
-CHAMPION = "champion"
+#: Re-exported from :mod:`autoloop.tracking.registry` (what this module defines is public too).
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "PREVIOUS_CHAMPION",
+    "ModelVersionRef",
+    "VersionInfo",
+    "get_version",
+    "list_versions",
+    "promote",
+    "register",
+    "rollback",
+    "set_version_tags",
+    "version_by_alias",
+]
+
 MODEL_NAME_IN_RUN = "driver"
 _MODEL_CODE = Path(__file__).with_name("model_code.py")
 
@@ -41,19 +70,6 @@ class LoggedPolicy:
     model_uri: str
     model_id: str
     run_id: str
-
-
-@dataclass(frozen=True)
-class ModelVersionRef:
-    """A registered model version."""
-
-    name: str
-    version: str
-    run_id: str
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
 
 
 def configure(paths: Paths, experiment: str) -> str:
@@ -130,6 +146,17 @@ def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
     mlflow.log_dict(dict(data), artifact_file)
 
 
+def log_artifacts(folder: Path, artifact_path: str | None = None) -> str:
+    """Log every file under ``folder`` to the active run; returns the artifact URI they went to."""
+    mlflow.log_artifacts(str(folder), artifact_path)
+    return str(mlflow.get_artifact_uri(artifact_path))
+
+
+def lock_path(paths: Paths) -> Path:
+    """The registry lock beside the tracking store (see :mod:`autoloop.tracking.registry`)."""
+    return paths.home / "registry.lock"
+
+
 def log_dataset(snapshot: DatasetSnapshot, *, context: str = "training") -> None:
     """Record a dataset snapshot as an input of the active run (its lineage)."""
     dataset = MetaDataset(  # type: ignore[abstract]
@@ -175,27 +202,6 @@ def log_model_metrics(metrics: Mapping[str, float], *, model: LoggedPolicy) -> N
                        model_id=model.model_id)
 
 
-def register(model: LoggedPolicy, name: str, *, tags: Mapping[str, str]) -> ModelVersionRef:
-    """Register a logged driver as a new version of ``name``."""
-    version = mlflow.register_model(model.model_uri, name, tags=dict(tags))
-    return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
-
-
-def set_alias(ref: ModelVersionRef, alias: str) -> None:
-    MlflowClient().set_registered_model_alias(ref.name, alias, ref.version)
-
-
-def version_by_alias(name: str, alias: str = CHAMPION) -> ModelVersionRef | None:
-    """The version holding ``alias``, or ``None`` if the model or the alias does not exist."""
-    try:
-        version = MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-    return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
-
-
 def run_tag(run_id: str, key: str) -> str | None:
     """A tag of a run, or ``None``."""
     value = MlflowClient().get_run(run_id).data.tags.get(key)
@@ -204,7 +210,20 @@ def run_tag(run_id: str, key: str) -> str | None:
 
 def logged_policy(model_uri: str) -> LoggedPolicy:
     """Resolve a model URI (``models:/m-…``, ``models:/name/3``, ``models:/name@alias``) to the logged model
-    and the run that produced it."""
+    and the run that produced it.
+
+    :raises ValueError: when the model, version or alias does not exist.
+    """
+    try:
+        return _logged_policy(model_uri)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise ValueError(f"{model_uri}: {error.message}; `autoloop models` lists the registered versions "
+                             "(none yet? run `autoloop cycle`)") from None
+        raise
+
+
+def _logged_policy(model_uri: str) -> LoggedPolicy:
     client = MlflowClient()
     if model_uri.startswith("models:/m-"):
         model_id = model_uri.removeprefix("models:/")
@@ -215,11 +234,25 @@ def logged_policy(model_uri: str) -> LoggedPolicy:
             version = client.get_model_version_by_alias(name, alias)
         else:
             version = client.get_model_version(name, rest)
-        if not version.model_id:
-            raise ValueError(f"{model_uri} was not registered from a logged model")
-        model_id = version.model_id
+        # the SQL store leaves ``model_id`` empty on versions registered from ``models:/m-...``: read the source
+        model_id = version.model_id or str(version.source or "").removeprefix("models:/")
+        if not model_id.startswith("m-"):
+            raise ValueError(f"{model_uri} was not registered from a logged model (source {version.source})")
     logged = mlflow.get_logged_model(model_id)
     return LoggedPolicy(model_uri=f"models:/{model_id}", model_id=model_id, run_id=str(logged.source_run_id))
+
+
+def registered_version(model_uri: str) -> ModelVersionRef | None:
+    """The registered version a ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` URI names now (``None`` for
+    other URIs)."""
+    if not model_uri.startswith("models:/") or model_uri.startswith("models:/m-"):
+        return None
+    name, _, rest = model_uri.removeprefix("models:/").partition("/")
+    if "@" in name:
+        name, alias = name.split("@", 1)
+        return version_by_alias(name, alias)
+    version = MlflowClient().get_model_version(name, rest)
+    return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
 
 
 def load_policy(model_uri: str) -> LearnedPolicy:
@@ -235,6 +268,41 @@ def ui_command(paths: Paths) -> str:
     if not uri.startswith("sqlite:///"):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri} --port 5000"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a registered version comes from, and why it holds its aliases."""
+
+    version: VersionInfo
+    dataset_digest: str
+    dataset_inputs: tuple[str, ...]
+    training_run: str
+    training_run_name: str
+    evaluation_run: str
+    promote_run: str
+    verdict: str
+    reasons: str
+
+
+def lineage(name: str, version: str) -> Lineage:
+    """The chain dataset snapshot -> training run -> evaluation run -> gate verdict of one version."""
+    info = get_version(name, version)
+    client = MlflowClient()
+    training = client.get_run(info.run_id) if info.run_id and info.run_id != "None" else None
+    inputs = tuple(f"{i.dataset.name} (digest {i.dataset.digest})"
+                   for i in (training.inputs.dataset_inputs if training is not None and training.inputs else []))
+    return Lineage(
+        version=info,
+        dataset_digest=info.tags.get("dataset_digest", "unknown"),
+        dataset_inputs=inputs,
+        training_run=info.run_id,
+        training_run_name=training.info.run_name if training is not None else "",
+        evaluation_run=info.tags.get("evaluation_run_id", "unknown"),
+        promote_run=info.tags.get("promote_run_id", "unknown"),
+        verdict=info.tags.get("verdict", "unknown"),
+        reasons=info.tags.get("reasons", ""),
+    )
 
 
 def _version(package: str) -> str:

@@ -279,6 +279,7 @@ def _step_one(m: MapArrays, w: Any, p: Params, steer: float, accel: float, activ
     _lights(m, w, p, b)
     _vehicles(m, w, p, b)
     _pedestrians(m, w, p, b)
+    _tracks(w, b)
     _respawn(m, w, p, b)
     _project_ego(w, b)
     _occupancy(m, w, p, b)
@@ -297,6 +298,7 @@ def _refresh_one(m: MapArrays, w: Any, p: Params, b: int) -> None:
     for q in range(w.ped_walk.shape[1]):
         if w.act_valid[b, w.veh_lane.shape[1] + q]:
             _pedestrian_pose(m, w, b, q)
+    _tracks(w, b)
     _project_ego(w, b)
     _occupancy(m, w, p, b)
     _ego_nudge(m, w, p, b)
@@ -787,6 +789,39 @@ def _pedestrians(m: MapArrays, w: Any, p: Params, b: int) -> None:
         _pedestrian_pose(m, w, b, q)
 
 
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _tracks(w: Any, b: int) -> None:
+    """Static slots with a recorded track (a non-reactive log replay) take the track's pose at this time,
+    interpolated between samples; before its first sample and after its last the actor is not there. Tracks go
+    on whatever the ego does."""
+    first = w.act_valid.shape[1] - w.trk_n.shape[1]
+    t = w.time[b]
+    for j in range(w.trk_n.shape[1]):
+        count = w.trk_n[b, j]
+        if count == 0:
+            continue
+        n = first + j
+        times = w.trk_t[b, j]
+        if t < times[0] - 1e-9 or t > times[count - 1] + 1e-9:
+            w.act_valid[b, n] = False
+            w.act_v[b, n] = 0.0
+            continue
+        k = min(w.trk_i[b, j], count - 1)
+        while k > 0 and times[k] > t:
+            k -= 1
+        while k + 1 < count and times[k + 1] <= t:
+            k += 1
+        w.trk_i[b, j] = k
+        k1 = min(k + 1, count - 1)
+        span = times[k1] - times[k]
+        u = min(max((t - times[k]) / span, 0.0), 1.0) if span > 1e-9 else 0.0
+        w.act_valid[b, n] = True
+        w.act_x[b, n] = w.trk_x[b, j, k] + u * (w.trk_x[b, j, k1] - w.trk_x[b, j, k])
+        w.act_y[b, n] = w.trk_y[b, j, k] + u * (w.trk_y[b, j, k1] - w.trk_y[b, j, k])
+        w.act_yaw[b, n] = wrap(w.trk_yaw[b, j, k] + u * wrap(w.trk_yaw[b, j, k1] - w.trk_yaw[b, j, k]))
+        w.act_v[b, n] = w.trk_v[b, j, k] + u * (w.trk_v[b, j, k1] - w.trk_v[b, j, k])
+
+
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _project_ego(w: Any, b: int) -> None:
     """Progress along the route: the nearest route point in a window around the last progress (never back)."""
@@ -803,6 +838,18 @@ def _add_located(m: MapArrays, w: Any, b: int, x: float, y: float, reach: float,
                    w.loc_dist[b])
     for j in range(count):
         _add_entry(w, b, lanes[j], w.loc_s[b, j], half, speed, actor, kind)
+
+
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _add_moving(m: MapArrays, w: Any, b: int, n: int, reach: float) -> None:
+    """Actor ``n`` (a vehicle that is not on lanes of its own) on every lane it covers, with its speed along each:
+    followed as traffic, not passed as an obstacle."""
+    lanes = w.loc_lane[b]
+    count = locate(m, w.act_x[b, n], w.act_y[b, n], min(reach, MAX_QUERY_REACH_M), lanes, w.loc_s[b], w.loc_lat[b],
+                   w.loc_heading[b], w.loc_dist[b])
+    for j in range(count):
+        along = w.act_v[b, n] * math.cos(w.act_yaw[b, n] - w.loc_heading[b, j])
+        _add_entry(w, b, lanes[j], w.loc_s[b, j], 0.5 * w.act_len[b, n], max(along, 0.0), n, VEHICLE)
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
@@ -842,6 +889,9 @@ def _occupancy(m: MapArrays, w: Any, p: Params, b: int) -> None:
                 continue
         if w.act_valid[b, n]:
             reach = 0.5 * w.act_wid[b, n] + (0.8 if w.act_kind[b, n] == PEDESTRIAN else 0.0)
+            if w.act_kind[b, n] == VEHICLE:  # a recorded vehicle (non-reactive replay): moving traffic
+                _add_moving(m, w, b, n, 0.5 * w.act_wid[b, n] - 0.3)
+                continue
             _add_located(m, w, b, w.act_x[b, n], w.act_y[b, n], reach, 0.5 * w.act_len[b, n], 0.0, n,
                          int(w.act_kind[b, n]))
             ahead = w.act_v[b, n] * PED_LOOKAHEAD_S

@@ -615,8 +615,16 @@ _REPLAY_OFF_LANE_M = 1.5
 _REPLAY_STANDING_MPS = 0.3
 
 
+_FOREVER_S = 1e9
+_TRACK_KINDS = {"vehicle": kernels.VEHICLE, "cyclist": kernels.VEHICLE, "pedestrian": kernels.PEDESTRIAN,
+                "static": kernels.STATIC, "other": kernels.STATIC}
+
+
 def _stage_log_replay(world: World, env: int, event: LogReplay, geometry: _RouteGeometry, slots: _Slots) -> None:
     world.state.ego_v[env] = event.ego_speed_mps
+    if not event.reactive:
+        _stage_recorded_tracks(world, env, event, slots)
+        return
     movers = [a for a in event.actors if a.kind in ("vehicle", "cyclist")]
     if movers:
         xy = np.array([[a.x_m, a.y_m] for a in movers])
@@ -641,6 +649,21 @@ def _stage_log_replay(world: World, env: int, event: LogReplay, geometry: _Route
         elif actor.kind in ("static", "other"):
             world.place_static(env, slots.take("static", event), (actor.x_m, actor.y_m), actor.yaw_rad,
                                length_m=actor.length_m, width_m=actor.width_m)
+
+
+def _stage_recorded_tracks(world: World, env: int, event: LogReplay, slots: _Slots) -> None:
+    """A non-reactive replay: every actor with a track follows it (in a static slot, whatever its kind); the
+    others stand where they are."""
+    for actor in event.actors:
+        slot = slots.take("static", event)
+        kind = _TRACK_KINDS[actor.kind]
+        if actor.track:
+            world.place_track(env, slot, kind, np.array(actor.track, dtype=np.float64), length_m=actor.length_m,
+                              width_m=actor.width_m)
+        else:  # stands where it is for good
+            world.place_track(env, slot, kind, np.array([[0.0, actor.x_m, actor.y_m, actor.yaw_rad, 0.0],
+                                                         [_FOREVER_S, actor.x_m, actor.y_m, actor.yaw_rad, 0.0]]),
+                              length_m=actor.length_m, width_m=actor.width_m)
 
 
 _STAGERS: dict[str, Callable[..., None]] = {

@@ -81,7 +81,9 @@ class WorldConfig:
     :param dt_s: simulation step (CARLA's Leaderboard runs at 20 Hz).
     :param max_vehicles: vehicle slots per scenario (scenarios ask for at most this many).
     :param max_pedestrians: pedestrian slots per scenario.
-    :param max_statics: static-obstacle slots per scenario.
+    :param max_statics: static-obstacle slots per scenario; a static slot may instead hold an actor of any kind
+        that follows a recorded track (:meth:`World.place_track`, a non-reactive log replay).
+    :param track_points: samples per recorded track (0: the world holds no tracks).
     :param ego_length_m: ego box length.
     :param ego_width_m: ego box width.
     :param route_deviation_m: the route fails when the ego is farther than this from it (Leaderboard: 30 m).
@@ -100,6 +102,7 @@ class WorldConfig:
     max_vehicles: int = 8
     max_pedestrians: int = 4
     max_statics: int = 6
+    track_points: int = 0
     ego_length_m: float = 4.6
     ego_width_m: float = 2.0
     route_deviation_m: float = 30.0
@@ -304,6 +307,13 @@ class State(NamedTuple):
     ev_n: NDArray[np.int64]
     ev_kind: NDArray[np.int64]
     ev_actor: NDArray[np.int64]
+    trk_n: NDArray[np.int64]  # (B, S) samples of static slot j's recorded track (0: none, the slot stands) ...
+    trk_i: NDArray[np.int64]  # ... the sample at or before the time last looked up ...
+    trk_t: FloatArray  # (B, S, T) ... times (from the scenario's start), increasing ...
+    trk_x: FloatArray  # ... and poses and speeds
+    trk_y: FloatArray
+    trk_yaw: FloatArray
+    trk_v: FloatArray
 
 
 _PED_PATH_POINTS = 8
@@ -376,6 +386,9 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         ms_section=i(b), ms_ego=f(b), ms_frames=i(b), ms_traffic=f(b),
         min_speed=f(b, kernels.MIN_SPEED_SECTIONS, fill=np.nan),
         ev_n=i(b), ev_kind=i(b, kernels.MAX_EVENTS), ev_actor=i(b, kernels.MAX_EVENTS),
+        trk_n=i(b, s), trk_i=i(b, s), trk_t=f(b, s, max(config.track_points, 1)),
+        trk_x=f(b, s, max(config.track_points, 1)), trk_y=f(b, s, max(config.track_points, 1)),
+        trk_yaw=f(b, s, max(config.track_points, 1)), trk_v=f(b, s, max(config.track_points, 1)),
     )
 
 
@@ -394,6 +407,8 @@ class World:
         self.arrays: MapArrays = compile_map(lane_graph)
         self.params = config.params()
         self._junctions = len(self.arrays.junction_phases)
+        self._routes: dict[tuple[int, ...], _Route] = {}  # built routes by their lanes (scenarios share them)
+        self._lane_s: dict[int, FloatArray] = {}  # arc length at each centreline point, by lane
         self.state = _allocate(batch_size, lane_graph.light_groups, self._junctions, config, 2, 1, 1)
         self.scenarios: list[Scenario | None] = [None] * batch_size
         self.events: list[Event] = []
@@ -482,7 +497,18 @@ class World:
             if asked > slots:
                 raise ValueError(f"scenario asks for {asked} {what}; the world has {slots} slots "
                                  f"(WorldConfig.max_{what})")
-        return _Route.build(self.map, scenario.route)
+        route = self._routes.get(scenario.route)
+        if route is None:
+            route = self._routes[scenario.route] = _Route.build(self.map, scenario.route)
+        return route
+
+    def _lane_point(self, lane: int, s_m: float) -> FloatArray:
+        """The point ``s_m`` along lane ``lane``'s centreline."""
+        arc = self._lane_s.get(lane)
+        if arc is None:
+            arc = self._lane_s[lane] = cumulative_length(self.map.lanes[lane].centerline)
+        points = self.map.lanes[lane].centerline
+        return np.array([np.interp(s_m, arc, points[:, 0]), np.interp(s_m, arc, points[:, 1])])
 
     def _fit(self, routes: list[_Route]) -> None:
         """Grow the route buffers when a route needs more room (keeping every running scenario)."""
@@ -549,6 +575,7 @@ class World:
         st.ms_traffic[env] = 0.0
         st.min_speed[env] = np.nan
         st.ev_n[env] = 0
+        st.trk_n[env] = st.trk_i[env] = 0
         self._spawn(env, scenario, start_xy[0, 0], route)
         stage_events(self, env, scenario, route)
 
@@ -573,21 +600,22 @@ class World:
         st.ego_nudge[env] = st.ego_offset[env] = st.ego_nudge_need[env] = 0.0
         st.zone_n[env] = 0
         st.act_pass_need[env] = 0.0
-        taken = [ego_xy]
-        ahead = route.points[(cumulative_length(route.points) > scenario.start_s_m)
-                             & (cumulative_length(route.points) < scenario.start_s_m + 15.0)]
+        taken = np.empty((scenario.traffic_vehicles + 1, 2))
+        taken[0] = ego_xy
+        arc = cumulative_length(route.points)
+        ahead = route.points[(arc > scenario.start_s_m) & (arc < scenario.start_s_m + 15.0)]
         slot = 0
         for _ in range(50 * max(scenario.traffic_vehicles, 1)):
             if slot >= scenario.traffic_vehicles:
                 break
             lane = int(rng.choice(arrays.spawn_lanes))
-            s = float(rng.uniform(0.0, max(lanes[lane].length_m - _SPAWN_CLEARANCE_M, 0.0)))
-            xy = _lane_point(lanes[lane].centerline, s)
-            if min(np.linalg.norm(xy - other) for other in taken) < 12.0:
+            s = float(rng.uniform(0.0, max(float(arrays.lane_length[lane]) - _SPAWN_CLEARANCE_M, 0.0)))
+            xy = self._lane_point(lane, s)
+            if np.min(np.sum((taken[:slot + 1] - xy) ** 2, axis=1)) < 12.0**2:
                 continue
-            if len(ahead) and np.min(np.linalg.norm(ahead - xy, axis=1)) < 4.0:
+            if len(ahead) and np.min(np.sum((ahead - xy) ** 2, axis=1)) < 4.0**2:
                 continue
-            taken.append(xy)
+            taken[slot + 1] = xy
             following = _pick(rng, lanes[lane].successors)
             factor = float(rng.uniform(0.7, 1.0))
             self._set_vehicle(env, slot, (lane, following, _pick(rng, lanes[following].successors)
@@ -797,6 +825,34 @@ class World:
         st.act_x[env, n], st.act_y[env, n], st.act_yaw[env, n] = xy[0], xy[1], yaw_rad
         st.act_len[env, n], st.act_wid[env, n], st.act_v[env, n] = length_m, width_m, 0.0
         st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.STATIC
+        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+
+    def place_track(self, env: int, slot: int, kind: int, track: FloatArray, *, length_m: float,
+                    width_m: float) -> None:
+        """Put an actor that replays a recorded track in static ``slot`` of scenario ``env``: ``track`` is
+        ``(T, 5)`` samples ``[time_s, x_m, y_m, yaw_rad, speed_mps]`` with time from the scenario's start,
+        increasing. The actor is there from the first sample to the last (interpolated in between: an actor unseen
+        for a while is two tracks) and goes where the record has it, whatever the ego does; a vehicle
+        (``kind`` :attr:`ActorKind.VEHICLE`) is traffic to follow, a pedestrian one to yield to, as in the record.
+
+        :raises ValueError: when the world has too few track points, or times do not increase.
+        """
+        st = self.state
+        track = np.asarray(track, dtype=np.float64)
+        count = len(track)
+        if track.ndim != 2 or track.shape[1] != 5 or count == 0:
+            raise ValueError(f"a track is (T, 5) samples [time, x, y, yaw, speed], got shape {track.shape}")
+        if count > self.config.track_points:
+            raise ValueError(f"a track of {count} samples needs WorldConfig.track_points >= {count} "
+                             f"(this world has {self.config.track_points})")
+        if np.any(np.diff(track[:, 0]) <= 0.0):
+            raise ValueError("track times must increase")
+        n = self.config.max_vehicles + self.config.max_pedestrians + slot
+        st.trk_n[env, slot], st.trk_i[env, slot] = count, 0
+        for column, name in enumerate(("trk_t", "trk_x", "trk_y", "trk_yaw", "trk_v")):
+            getattr(st, name)[env, slot, :count] = track[:, column]
+        st.act_len[env, n], st.act_wid[env, n], st.act_kind[env, n] = length_m, width_m, kind
+        st.act_valid[env, n] = False  # until the kernels look the track up
         kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     # ------------------------------------------------------------------ step

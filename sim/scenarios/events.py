@@ -34,14 +34,15 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
   coming from behind.
 - :class:`CurbsidePickup`, :class:`CurbsideDropoff` — the robotaxi mission (``Scenario.mission``): stop at the
   curb in a marked zone, with traffic behind, for a dwell time (``missed_curbside_stop`` otherwise).
-- :class:`LogReplay` — a recorded scene replayed reactively (fleet logs' trigger moments).
+- :class:`LogReplay` — a recorded scene (fleet logs' trigger moments) replayed reactively or as recorded.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Side = Literal["left", "right"]
 
@@ -259,7 +260,9 @@ ActorKind = Literal["vehicle", "pedestrian", "cyclist", "static", "other"]
 
 
 class ReplayActor(BaseModel):
-    """One recorded actor at the start of a log replay: pose (map frame), speed and box."""
+    """One recorded actor of a log replay: its pose (map frame), speed and box at the replay's start, and for a
+    non-reactive replay its recorded ``track``: samples ``(time_s, x_m, y_m, yaw_rad, speed_mps)`` with time from
+    the replay's start, increasing (an actor that appears later has no pose at the start: its first sample's)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -271,6 +274,14 @@ class ReplayActor(BaseModel):
     speed_mps: float = Field(ge=0.0)
     length_m: float = Field(gt=0.0)
     width_m: float = Field(gt=0.0)
+    track: tuple[tuple[float, float, float, float, float], ...] = ()
+
+    @model_validator(mode="after")
+    def _times_increase(self) -> ReplayActor:
+        times = [sample[0] for sample in self.track]
+        if any(b <= a for a, b in itertools.pairwise(times)):
+            raise ValueError(f"actor {self.actor_id}: track times must increase")
+        return self
 
 
 class LogReplay(_Event):
@@ -278,10 +289,15 @@ class LogReplay(_Event):
     are where the log has them at the replay's start and go on from there in the world (vehicles and cyclists on
     the lane they are on with the world's IDM, pedestrians along their heading at their speed; static and other
     objects, and vehicles off the lanes, stand), and the ego starts at its recorded speed ``ego_speed_mps``. The
-    trigger plays no part: the scene is there from the start."""
+    trigger plays no part: the scene is there from the start.
+
+    ``reactive=False`` replays the log as it was: every actor with a ``track`` goes where the record has it, when
+    the record has it there (appearing and leaving as it was observed), whatever the ego does; actors without a
+    track stand. The ego is the only one who reacts; what it does differently from the log is its own."""
 
     type: Literal["LogReplay"] = "LogReplay"
     ego_speed_mps: float = Field(default=0.0, ge=0.0)
+    reactive: bool = True
     actors: tuple[ReplayActor, ...] = ()
 
 

@@ -27,7 +27,7 @@ def test_bad_config_exits_with_a_clear_error(tmp_path: Path) -> None:
 def test_help_lists_the_subcommands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("cycle", "collect", "train", "evaluate", "promote", "config", "ui", "episodes"):
+    for command in ("cycle", "collect", "train", "evaluate", "promote", "models", "config", "ui", "episodes"):
         assert command in result.output
 
 

@@ -1,43 +1,125 @@
+"""The gate: one candidate that passes every check, and for each check one that fails it (and only it)."""
+
+from __future__ import annotations
+
 import pytest
 
 from autoloop.config import GateConfig
-from autoloop.evaluation import EvaluationResult, RouteResult
-from autoloop.gating import decide, paired_difference
+from autoloop.evaluation import SIMULATION_CRASHED, EvaluationResult, InfractionEvent, compare
+from autoloop.gating import Verdict, decide
+from tests.autoloop.test_evaluation import result_of, route
+
+GATE = GateConfig(min_driving_score=60.0, min_success_rate=50.0, min_route_completion=70.0,
+                  max_collisions_per_km=2.0, champion_margin=5.0, type_tolerance=10.0)
+#: Two scenario types, eight routes each: all completed.
+SCORES = [100.0] * 16
+TYPES = ["A"] * 8 + ["B"] * 8
 
 
-def _result(scores: list[float], *, collisions_per_km: float = 0.0, seeds: list[int] | None = None) -> EvaluationResult:
-    seeds = seeds or list(range(len(scores)))
-    routes = tuple(RouteResult(seed, f"ep-{seed}", "completed", score, 100.0, score / 100.0)
-                   for seed, score in zip(seeds, scores, strict=True))
-    return EvaluationResult("m", sum(scores) / len(scores), 100.0, sum(scores) / len(scores) / 100.0,
-                            collisions_per_km, 1.0, len(scores), 100.0, routes)
+def evaluation(scores: list[float] = SCORES, *, types: list[str] = TYPES) -> EvaluationResult:
+    return result_of([route(i, score, kind=kind) for i, (score, kind) in enumerate(zip(scores, types, strict=True))])
 
 
-GATE = GateConfig(min_driving_score=60.0, min_route_completion=80.0, max_collisions_per_km=2.0, champion_margin=5.0)
+def verdict(candidate: EvaluationResult, champion: EvaluationResult | None = None, **gate: float) -> Verdict:
+    """The gate (``GATE`` with ``gate`` changed) on ``candidate``, compared with ``champion`` if given."""
+    return decide(candidate, compare(candidate, champion, resamples=1000) if champion else None,
+                  GATE.model_copy(update=gate))
 
 
-def test_first_candidate_passes_on_thresholds_alone() -> None:
-    verdict = decide(_result([90.0, 70.0]), None, GATE)
-    assert verdict.passed and verdict.reasons == () and verdict.paired_difference is None
+def failed(result: Verdict) -> list[str]:
+    return [check.name for check in result.checks if not check.passed]
 
 
-def test_each_failed_threshold_is_a_reason() -> None:
-    verdict = decide(_result([50.0, 40.0], collisions_per_km=3.0), None, GATE)
-    assert not verdict.passed
-    assert verdict.reasons == ("driving score 45.0 < minimum 60.0", "collisions per km 3.00 > maximum 2.00")
+def test_a_good_candidate_passes_every_check() -> None:
+    result = verdict(evaluation(), evaluation())
+    assert result.passed and result.reasons == ()
+    assert [c.name for c in result.checks] == ["evaluation complete", "driving score", "success rate",
+                                               "route completion", "collisions per km", "versus champion",
+                                               "scenario type A", "scenario type B"]
+    assert result.paired_difference == 0.0 and result.paired_low == 0.0
 
 
-def test_paired_comparison_with_the_champion() -> None:
-    champion = _result([100.0, 80.0, 90.0])
-    # mean paired difference (-10 + 0 + 4) / 3 = -2: within the 5-point margin
-    assert decide(_result([90.0, 80.0, 94.0]), champion, GATE).passed
-    # (-30 + 0 + 0) / 3 = -10: worse than the champion beyond the margin
-    verdict = decide(_result([70.0, 80.0, 90.0]), champion, GATE)
-    assert not verdict.passed
-    assert verdict.paired_difference == pytest.approx(-10.0)
-    assert verdict.reasons[0].startswith("paired driving-score difference to the champion -10.0 < -5.0")
+def test_first_candidate_is_judged_on_thresholds_alone() -> None:
+    result = verdict(evaluation())
+    assert result.passed and result.paired_difference is None and len(result.checks) == 5
 
 
-def test_paired_comparison_needs_the_same_scenarios() -> None:
-    with pytest.raises(ValueError, match="different scenarios"):
-        paired_difference(_result([90.0, 80.0], seeds=[1, 2]), _result([90.0, 80.0], seeds=[1, 3]))
+def test_low_driving_score_fails() -> None:
+    # every route completed, with a penalty: DS 55, success and completion untouched
+    candidate = evaluation()
+    candidate = result_of([r.__class__(**{**r.to_json(), "infractions": (), "driving_score": 55.0,
+                                          "record": r.record}) for r in candidate.routes])
+    assert failed(verdict(candidate)) == []  # scores come from the records, not from the rows
+    penalized = [route(i, 100.0) for i in range(16)]
+    for r in penalized:
+        assert r.record is not None
+        r.record["infractions"] = {"red_light": 2}  # 0.7 ** 2 = 0.49
+    result = verdict(result_of(penalized))
+    assert "driving score" in failed(result) and "route completion" not in failed(result)
+    assert "driving score 49.0 < minimum 60.0" in result.reasons
+
+
+def test_low_success_rate_fails() -> None:
+    # 9 of 16 routes stopped at 80 % (DS 80 each): DS 88.75, RC 88.75, success 43.75 %
+    result = verdict(evaluation([80.0] * 9 + [100.0] * 7))
+    assert failed(result) == ["success rate"]
+    assert "success rate 43.8 < minimum 50.0" in result.reasons
+
+
+def test_low_route_completion_fails() -> None:
+    # half the routes at 40 %: RC 70 passes exactly; at 38 % it fails (and DS with it)
+    assert "route completion" not in failed(verdict(evaluation([40.0] * 8 + [100.0] * 8)))
+    result = verdict(evaluation([38.0] * 8 + [100.0] * 8))
+    assert "route completion" in failed(result)
+
+
+def test_too_many_collisions_per_km_fails() -> None:
+    routes = [route(i, 100.0) for i in range(16)]
+    for r in routes[:4]:
+        assert r.record is not None
+        r.record["infractions"] = {"collision_vehicle": 1}  # 4 collisions over 1.6 km: 2.5 / km
+    crashed = [r.__class__(**{**r.to_json(), "infractions": (InfractionEvent("collision_vehicle", 1.0, 0, 0),)})
+               if r.index < 4 else r for r in routes]
+    result = verdict(result_of(crashed))
+    assert "collisions per km" in failed(result)
+    assert "collisions per km 2.50 > maximum 2.00" in result.reasons
+
+
+def test_worse_than_the_champion_beyond_the_margin_fails() -> None:
+    champion = evaluation()
+    # every route 10 points worse (routes stopped at 90 %: no success, which this test leaves out of the gate):
+    # the whole interval is at -10
+    result = verdict(evaluation([90.0] * 16), champion, min_success_rate=0.0)
+    assert failed(result) == ["versus champion"]
+    assert result.paired_difference == pytest.approx(-10.0) and result.paired_low == pytest.approx(-10.0)
+    assert result.reasons[0].startswith("paired driving-score difference to the champion -10.0")
+    # 3 points worse on average: within the margin
+    assert verdict(evaluation([97.0] * 16), champion, min_success_rate=0.0).passed
+
+
+def test_the_champion_test_uses_the_interval_not_the_mean() -> None:
+    champion = evaluation()
+    # mean difference -4 (inside the 5-point margin) but from two routes 32 points worse: the interval reaches
+    # well below -5, so the gate cannot tell the candidate is not worse
+    scores = [68.0, 68.0] + [100.0] * 14
+    result = verdict(evaluation(scores), champion, min_success_rate=0.0)
+    assert result.paired_difference == pytest.approx(-4.0)
+    assert result.paired_low is not None and result.paired_low < -5.0
+    assert "versus champion" in failed(result)
+
+
+def test_a_regressing_scenario_type_fails() -> None:
+    champion = evaluation()
+    # type B lost 12 points per route (beyond the 10-point tolerance); the mean over all routes is only -6 but
+    # the champion margin is widened so that only the per-type rule can fail
+    scores = [100.0] * 8 + [88.0] * 8
+    result = verdict(evaluation(scores), champion, champion_margin=20.0)
+    assert failed(result) == ["scenario type B"]
+    assert result.reasons == ("B: mean paired driving-score difference -12.0 < -10.0",)
+
+
+def test_a_simulator_crash_fails_the_gate() -> None:
+    routes = [route(i, 100.0) for i in range(15)] + [route(15, 0.0, status=SIMULATION_CRASHED)]
+    result = verdict(result_of(routes))
+    assert "evaluation complete" in failed(result)
+    assert "1 of 16 routes crashed the simulator" in result.reasons[0]

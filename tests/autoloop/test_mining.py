@@ -3,6 +3,7 @@ fleet log replayed closed-loop in the embedded simulator."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ from autoloop.fleet.mining import (
 )
 from policies.expert import ExpertDriver
 from sim.embedded.world import World
-from sim.maps import register_map
+from sim.maps import LaneGraph, register_map
 from sim.scenarios import Scenario
+from sim.scenarios.events import LogReplay
 
 
 def _drive_straight(speed: np.ndarray, *, lead_x: float | None = None) -> Episode:
@@ -60,6 +62,12 @@ def test_a_hard_brake_before_a_standing_car_is_mined_and_steady_driving_is_not()
     assert len(events["time_s"]) == len(triggers)
 
 
+@functools.cache
+def _log_map(log_dir: Path) -> LaneGraph:
+    """The log's map, registered once per test process."""
+    return register_map(read_map(log_dir))
+
+
 def _logs(shared_data: Path) -> list[Path]:
     root = shared_data / "av2"
     return sorted((root / "sensor").iterdir()) + sorted((root / "forecasting").iterdir())
@@ -71,7 +79,7 @@ def test_every_fleet_log_mines_and_replays_closed_loop_in_the_embedded_simulator
         episode = read_log(log_dir)
         triggers = mine(episode)
         mined[episode.episode_id] = [t.kind for t in triggers]
-        graph = register_map(read_map(log_dir))
+        graph = _log_map(log_dir)
         start = max(triggers[0].step - 30, 0) if triggers else 0
         scenario = replay_scenario(episode, map_name=graph.name, start_step=start)
         assert Scenario.from_yaml(scenario.to_yaml()) == scenario
@@ -145,3 +153,51 @@ def test_autoloop_mine_exports_replays_of_the_ingested_logs_and_scores_them(shar
         scenario_map = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("map_name:"))
         stored_map(store, scenario_map)
         assert Scenario.from_yaml(text, source=path).map_name == scenario_map
+    logged = runner.invoke(app, ["mine", "--non-reactive", "--home", str(home)], terminal_width=200)
+    assert logged.exit_code == 0, logged.output
+    as_recorded = sorted((home / "replays").glob("*-log.yaml"))
+    assert len(as_recorded) == len(exported)
+    for path in as_recorded:
+        replay = Scenario.from_yaml(path.read_text(), source=path).events[0]
+        assert isinstance(replay, LogReplay) and not replay.reactive and any(a.track for a in replay.actors)
+
+
+def test_every_fleet_log_replays_non_reactively_along_its_recorded_tracks(shared_data: Path) -> None:
+    for log_dir in _logs(shared_data):
+        episode = read_log(log_dir)
+        graph = _log_map(log_dir)
+        scenario = replay_scenario(episode, map_name=graph.name, start_step=10, reactive=False)
+        assert Scenario.from_yaml(scenario.to_yaml()) == scenario
+        replay = scenario.events[0]
+        assert isinstance(replay, LogReplay) and not replay.reactive
+        tracked = [actor for actor in replay.actors if len(actor.track) > 20]
+        assert tracked, episode.episode_id
+        # each track is the log's: the actor's rows of the actors table, from the replay's start
+        actor = tracked[0]
+        table = episode.actors
+        assert table is not None
+        rows = np.flatnonzero((table["actor_id"] == actor.actor_id.split("#")[0]) & (table["step"] >= 10))
+        first = rows[np.argmin(table["step"][rows])]
+        assert (actor.track[0][1], actor.track[0][2]) == pytest.approx((table["x_m"][first], table["y_m"][first]),
+                                                                       abs=1e-3)
+        config = replay_world_config([scenario])
+        world = World(graph, 1, config)
+        world.reset([scenario])
+        last_slot = config.max_vehicles + config.max_pedestrians + config.max_statics - 1  # events take from the top
+        expert = ExpertDriver(world)
+        steps = 0
+        while world.running[0]:
+            world.step(expert.act())
+            steps += 1
+            if steps % 25:
+                continue
+            t = float(world.time_s[0])  # every actor is where its record has it, whatever the ego did
+            for k, replayed in enumerate(replay.actors):
+                track, slot = np.array(replayed.track), last_slot - k
+                seen = track[0, 0] - 1e-9 <= t <= track[-1, 0] + 1e-9
+                assert bool(world.state.act_valid[0, slot]) == seen
+                if seen:
+                    assert world.state.act_x[0, slot] == pytest.approx(np.interp(t, track[:, 0], track[:, 1]),
+                                                                       abs=1e-6)
+        record = world.route_record(0)
+        assert record.route_completion > 0.8, (episode.episode_id, record)

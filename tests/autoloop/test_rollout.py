@@ -1,7 +1,9 @@
+from pathlib import Path
+
 import numpy as np
 
 from autoloop.config import SimConfig
-from autoloop.rollout import expert_driver, rollout
+from autoloop.rollout import expert_driver, rollout, store_file_maps
 from sim.embedded.bev import Channel
 from sim.embedded.observation import STATE_SIZE
 from sim.metrics import Infraction, RouteStatus
@@ -39,3 +41,20 @@ def test_noisy_expert_rollouts_are_reproducible_and_labelled() -> None:
         assert set(actors["kind"]) <= {"vehicle", "pedestrian", "static", "other"} and "vehicle" in set(actors["kind"])
         assert (actors["length_m"] > 0).all() and np.isfinite(actors["x_m"]).all()
         np.testing.assert_array_equal(actors["x_m"], second.actors["x_m"])  # type: ignore[index]
+
+
+def test_the_file_maps_episodes_ran_on_are_kept_in_the_store(shared_data: Path, tmp_path: Path) -> None:
+    from autoloop.episodes import EpisodeStore
+    from autoloop.fleet.av2 import read_map
+    from sim.maps import get_map, register_map
+
+    log_dir = sorted((shared_data / "av2" / "forecasting").iterdir())[0]
+    graph = read_map(log_dir)
+    try:
+        graph = get_map(graph.name)
+    except (ValueError, OSError):
+        graph = register_map(graph)
+    store = EpisodeStore(tmp_path / "store")
+    store_file_maps(store, [graph.name, "junction4-60", graph.name])
+    assert store.get_map(graph.name).to_dict() == graph.to_dict()
+    assert [p.name for p in (tmp_path / "store" / "maps").iterdir()] == [f"{graph.name}.json"]  # not procedural

@@ -60,7 +60,13 @@ def test_second_cycle_is_compared_with_the_first_champion(loop: Loop) -> None:
     assert second.champion_before == f"models:/{MODEL}/1"
     assert second.champion_driving_score is not None and second.paired_difference is not None
     aliases = {alias: str(version) for alias, version in loop.client.get_registered_model(MODEL).aliases.items()}
-    assert aliases == {"champion": second.registered_version if second.passed else "1"}
+    # the second candidate ran its whole evaluation: registered as version 2, the challenger; champion if it passed
+    assert second.registered_version == "2"
+    assert aliases == ({"challenger": "2", "champion": "2", "previous-champion": "1"} if second.passed else
+                       {"challenger": "2", "champion": "1"})
+    assert second.promoted == second.passed
+    tags = loop.client.get_model_version(MODEL, "2").tags
+    assert tags["verdict"] == ("passed" if second.passed else "failed") and tags["compared_with"] == "1"
     # the second collection drove new scenarios and its dataset also holds the first one's episodes
     snapshot = load_snapshot(loop.home / "datasets" / f"{second.dataset_digest}.json")
     assert len(snapshot.episode_ids) == loop.config.collect.dataset_episodes
@@ -92,8 +98,10 @@ def test_champion_loads_by_alias_and_drives(loop: Loop) -> None:
 def test_evaluation_episodes_are_stored_for_replay(loop: Loop) -> None:
     metadata = EpisodeStore(loop.home / "episodes").metadata("sim")
     evaluated = [m for m in metadata.values() if m["tags"]["purpose"] == "eval"]
-    # cycle 1: the candidate; cycle 2: the candidate and the champion, on the same held-out scenarios
-    assert len(evaluated) == 3 * loop.config.evaluate.episodes
+    # cycle 1: the candidate; cycle 2: the candidate, compared with the champion on the same held-out scenarios,
+    # whose evaluation there is the first cycle's, reused from its checkpoint
+    assert len(evaluated) == 2 * loop.config.evaluate.episodes
+    assert {m["tags"]["suite"] for m in evaluated} == {"heldout"}
     seeds = {m["scenario"]["traffic_seed"] for m in evaluated}
     assert seeds == set(range(loop.config.evaluate.seed, loop.config.evaluate.seed + loop.config.evaluate.episodes))
 
@@ -114,11 +122,26 @@ def test_a_failing_gate_promotes_nothing_and_says_why(loop: Loop) -> None:
     before = loop.client.get_registered_model(MODEL)
     versions = len(loop.client.search_model_versions(f"name = '{MODEL}'"))
     result = promote_flow(impossible, loop.second.candidate_uri, home=str(loop.home))
-    assert not result.verdict.passed
-    assert result.registered is None
+    assert not result.verdict.passed and not result.promoted
     assert any(reason.startswith("driving score") and "< minimum 101.0" in reason for reason in result.verdict.reasons)
-    assert loop.client.get_registered_model(MODEL).aliases == before.aliases
-    assert len(loop.client.search_model_versions(f"name = '{MODEL}'")) == versions
+    # registered as a new version, the challenger, with the verdict; the champion stays
+    assert result.registered is not None and result.registered.version == str(versions + 1)
+    after = loop.client.get_registered_model(MODEL).aliases
+    assert after["champion"] == before.aliases["champion"] and str(after["challenger"]) == str(versions + 1)
+    tags = loop.client.get_model_version(MODEL, result.registered.version).tags
+    assert tags["verdict"] == "failed" and "minimum 101.0" in tags["reasons"]
     run = loop.client.get_run(result.run_id)
     assert run.data.tags["autoloop.verdict"] == "failed"
     assert "minimum 101.0" in run.data.tags["autoloop.reasons"]
+
+
+def test_flow_artifacts_link_the_evaluation_reports(loop: Loop) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    for key in ("evaluate-summary", "promote-summary", "cycle-summary"):
+        texts = [str(a.data) for a in artifacts if a.key == key]
+        assert texts and all("report.html" in text for text in texts), key
+    report = Path(loop.second.report_uri.removeprefix("file://"))
+    assert report.is_file() and "Versus the champion" in report.read_text()

@@ -6,7 +6,7 @@ import pytest
 
 from policies.expert import ExpertDriver
 from sim.embedded.traffic import LightState, light_states
-from sim.embedded.world import INFRACTIONS, World, WorldConfig, make_world
+from sim.embedded.world import INFRACTIONS, ActorKind, World, WorldConfig, make_world
 from sim.maps import connector_id, get_map, register_map
 from sim.metrics import Infraction, RouteStatus
 from sim.scenarios import Scenario, sample_scenario
@@ -289,3 +289,59 @@ def test_the_world_runs_on_imported_carla_towns(shared_data: Path) -> None:
     assert all(record.status is RouteStatus.COMPLETED for record in records)
     assert all(set(record.infractions) <= {Infraction.MIN_SPEED} for record in records)
     assert world.lights.shape[1] == town.light_groups > 0
+
+
+def _track(t0: float, t1: float, x0: float, speed: float, *, y: float = 1.75) -> np.ndarray:
+    """A vehicle driving west along the inbound east lane from ``x0`` at ``speed``, seen from ``t0`` to ``t1`` at
+    10 Hz (the fleet logs' rate)."""
+    t = np.arange(t0, t1 + 1e-9, 0.1)
+    return np.stack([t, x0 - speed * (t - t0), np.full_like(t, y), np.full_like(t, np.pi), np.full_like(t, speed)],
+                    axis=-1)
+
+
+def test_a_recorded_track_replays_as_recorded_whatever_the_ego_does() -> None:
+    config = WorldConfig(max_statics=2, track_points=300)
+    world = make_world(MAP, 2, config)
+    world.reset([_scenario(start=10.0, end=135.0), _scenario(start=10.0, end=135.0)])
+    slot = config.max_vehicles + config.max_pedestrians  # the first static slot
+    for env in range(2):
+        world.place_track(env, 0, int(ActorKind.VEHICLE), _track(0.0, 20.0, 40.0, 4.0), length_m=4.5, width_m=1.9)
+        world.place_track(env, 1, int(ActorKind.PEDESTRIAN),
+                          np.array([[2.0, 30.0, 8.0, -np.pi / 2, 1.0], [4.0, 30.0, 6.0, -np.pi / 2, 1.0]]),
+                          length_m=0.5, width_m=0.5)
+    expert = ExpertDriver(world)
+    followed = False
+    for step in range(1, 201):  # 10 s: env 0 stands, env 1 drives behind the recorded car
+        actions = expert.act()
+        actions[0] = (0.0, -1.0)
+        world.step(actions)
+        t = step * config.dt_s
+        assert world.state.act_x[:, slot] == pytest.approx(40.0 - 4.0 * t, abs=1e-9)
+        assert world.state.act_v[:, slot] == pytest.approx(4.0)
+        # the pedestrian is there only while the record has it
+        assert bool(world.state.act_valid[0, slot + 1]) == (2.0 - 1e-9 <= t <= 4.0 + 1e-9)
+        if world.state.act_valid[0, slot + 1]:
+            assert world.state.act_y[:, slot + 1] == pytest.approx(8.0 - (t - 2.0), abs=1e-9)
+        followed |= bool(world.state.ego_leader_gap[1] < 30.0 and abs(world.state.ego_leader_speed[1] - 4.0) < 1e-6)
+    assert followed, "the expert follows the recorded car as traffic, at its recorded speed"
+    assert world.infractions.sum() == 0
+    assert world.ego.speed_mps[1] > 1.0 and world.state.ego_x[1] > world.state.act_x[1, slot] + 4.5
+
+
+def test_driving_into_a_recorded_vehicle_is_a_vehicle_collision() -> None:
+    config = WorldConfig(max_statics=1, track_points=10)
+    world = make_world(MAP, 1, config)
+    world.reset([_scenario(start=10.0, end=135.0)])
+    world.place_track(0, 0, int(ActorKind.VEHICLE), _track(0.0, 0.5, 45.0, 0.0), length_m=4.5, width_m=1.9)
+    world.state.ego_v[:] = 10.0
+    _run(world, (0.0, 0.5), 20)  # the record ends at 0.5 s: the car stands there for as long as it was seen ...
+    assert not world.state.act_valid[0, config.max_vehicles + config.max_pedestrians]  # ... then it is gone
+    assert _count(world, Infraction.COLLISION_VEHICLE) == 0
+    world.reset([_scenario(start=10.0, end=135.0)])
+    standing = np.array([[0.0, 45.0, 1.75, np.pi, 0.0], [30.0, 45.0, 1.75, np.pi, 0.0]])  # seen at 0 s and 30 s
+    world.place_track(0, 0, int(ActorKind.VEHICLE), standing, length_m=4.5, width_m=1.9)
+    world.state.ego_v[:] = 10.0
+    _run(world, (0.0, 0.5), 20)
+    assert _count(world, Infraction.COLLISION_VEHICLE) == 1
+    with pytest.raises(ValueError, match="track_points"):
+        world.place_track(0, 0, int(ActorKind.VEHICLE), _track(0.0, 3.0, 45.0, 0.0), length_m=4.5, width_m=1.9)

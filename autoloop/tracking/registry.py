@@ -1,0 +1,174 @@
+"""The model registry as the source of truth for which model drives.
+
+Aliases, never stages: ``challenger`` (the latest candidate that ran its evaluation), ``champion`` (what drives)
+and ``previous-champion`` (what drove before; ``rollback`` moves ``champion`` back to it). Every promotion is
+appended to the registered model's ``champion_history`` tag, so rolling back twice goes back two promotions.
+
+Alias moves are read-check-write sequences, so they hold an exclusive file lock (``fcntl.flock``) next to the
+tracking store and re-read the aliases inside it: two cycles that finish at once end with exactly one champion
+and every version registered. (The lock is a file on this machine: with a remote tracking server, run one
+promoting process per server or share the lock file's folder.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from autoloop.locks import exclusive
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous-champion"
+HISTORY_TAG = "champion_history"
+#: MLflow's limit on a tag value (longer verdict reasons are cut; ``verdict.json`` of the promote run has them all).
+TAG_VALUE_LIMIT = 5000
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """A registered model version."""
+
+    name: str
+    version: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered version as ``autoloop models`` lists it."""
+
+    version: str
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    run_id: str
+    description: str
+    created_ms: int
+
+
+def register(model_uri: str, name: str, *, lock: Path, tags: Mapping[str, str], description: str = "",
+             alias: str | None = CHALLENGER) -> ModelVersionRef:
+    """Register ``model_uri`` as a new version of ``name`` with ``tags`` and ``description``, and point ``alias``
+    at it (``challenger`` by default)."""
+    client = MlflowClient()
+    with exclusive(lock):
+        version = mlflow.register_model(model_uri, name, tags=dict(tags))
+        ref = ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
+        if description:
+            client.update_model_version(name, ref.version, description=description)
+        if alias:
+            client.set_registered_model_alias(name, alias, ref.version)
+    return ref
+
+
+def version_by_alias(name: str, alias: str = CHAMPION) -> ModelVersionRef | None:
+    """The version holding ``alias``, or ``None`` if the model or the alias does not exist."""
+    try:
+        version = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
+
+
+def promote(ref: ModelVersionRef, *, expected_champion: str | None, lock: Path) -> bool:
+    """Make ``ref`` the champion if the champion is still ``expected_champion`` (the version it was compared
+    with; ``None``: there was none); the old champion takes ``previous-champion``. Returns whether it moved: a
+    ``False`` means another promotion got there first, and the candidate must be compared with the new champion.
+    Promoting the champion itself changes nothing.
+    """
+    client = MlflowClient()
+    with exclusive(lock):
+        current = version_by_alias(ref.name, CHAMPION)
+        if (current.version if current else None) != expected_champion:
+            return False
+        if current is not None and current.version == ref.version:
+            return True  # already champion
+        if current is not None:
+            client.set_registered_model_alias(ref.name, PREVIOUS_CHAMPION, current.version)
+        client.set_registered_model_alias(ref.name, CHAMPION, ref.version)
+        history = _history(client, ref.name)
+        if current is not None and (not history or history[-1] != current.version):
+            history.append(current.version)  # a champion set by hand before the history began
+        client.set_registered_model_tag(ref.name, HISTORY_TAG, json.dumps([*history, ref.version]))
+    return True
+
+
+def rollback(name: str, *, lock: Path) -> tuple[str, str]:
+    """Move ``champion`` back to the version it replaced (``previous-champion``, and that one's predecessor
+    becomes ``previous-champion``). Returns ``(from version, to version)``.
+
+    :raises ValueError: when there is no earlier champion to go back to.
+    """
+    client = MlflowClient()
+    with exclusive(lock):
+        current = version_by_alias(name, CHAMPION)
+        previous = version_by_alias(name, PREVIOUS_CHAMPION)
+        if current is None or previous is None:
+            raise ValueError(f"model {name!r} has no {PREVIOUS_CHAMPION!r} version to roll back to")
+        history = _history(client, name)
+        if history and history[-1] == current.version:
+            history.pop()
+        if not history or history[-1] != previous.version:
+            history.append(previous.version)
+        client.set_registered_model_alias(name, CHAMPION, previous.version)
+        client.set_model_version_tag(name, current.version, "rolled_back", "true")
+        if len(history) >= 2:
+            client.set_registered_model_alias(name, PREVIOUS_CHAMPION, history[-2])
+        else:
+            client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    return current.version, previous.version
+
+
+def set_version_tags(ref: ModelVersionRef, tags: Mapping[str, str], *, lock: Path) -> None:
+    client = MlflowClient()
+    with exclusive(lock):
+        for key, value in tags.items():
+            client.set_model_version_tag(ref.name, ref.version, key, value[:TAG_VALUE_LIMIT])
+
+
+def list_versions(name: str) -> list[VersionInfo]:
+    """Every version of ``name`` (newest first) with its aliases and tags; empty when the model does not exist."""
+    client = MlflowClient()
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    versions = client.search_model_versions(f"name = '{name}'")
+    return sorted((VersionInfo(version=str(v.version), aliases=tuple(sorted(by_version.get(str(v.version), []))),
+                               tags=dict(v.tags), run_id=str(v.run_id), description=v.description or "",
+                               created_ms=int(v.creation_timestamp or 0)) for v in versions),
+                  key=lambda info: -int(info.version))
+
+
+def get_version(name: str, version: str) -> VersionInfo:
+    """One version (as :func:`list_versions` gives it).
+
+    :raises ValueError: when it does not exist.
+    """
+    for info in list_versions(name):
+        if info.version == version:
+            return info
+    raise ValueError(f"model {name!r} has no version {version!r}; `autoloop models` lists them")
+
+
+def _history(client: MlflowClient, name: str) -> list[str]:
+    tag = client.get_registered_model(name).tags.get(HISTORY_TAG)
+    return [str(v) for v in json.loads(tag)] if tag else []

@@ -1,0 +1,278 @@
+"""The MLflow registry as the source of truth (real SQLite store): challenger/champion/previous-champion aliases,
+rollback, concurrent promotions, the promote stage's tags and lineage, the CLI, and the champion loaded in a fresh
+process driving the ``smoke`` suite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from autoloop import stages, tracking
+from autoloop.cli import app
+from autoloop.config import AutoloopConfig, load_config
+from autoloop.evaluation import COMPLETED
+from autoloop.paths import Paths
+from policies.bc import BcNet, BcNetConfig, BcPolicy
+from sim.embedded.observation import observation_space
+
+MODEL = "autoloop-driver"
+#: A lenient gate: these drivers only accelerate; what is tested is the registry, not driving.
+LENIENT = {"evaluate": {"suite": "smoke", "report_clips": 1, "bootstrap_resamples": 500},
+           "gate": {"min_driving_score": 0.0, "min_route_completion": 0.0, "max_collisions_per_km": 1e6,
+                    "champion_margin": 100.0, "type_tolerance": 100.0}}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Registry:
+    home: Path
+    config: AutoloopConfig
+    context: stages.StageContext
+    models: list[tracking.LoggedPolicy]
+    client: MlflowClient
+
+    @property
+    def lock(self) -> Path:
+        return tracking.lock_path(self.context.paths)
+
+
+def constant_policy(steer: float, accel: float, config: AutoloopConfig) -> BcPolicy:
+    """A BC network whose output is the constant action ``(steer, accel)`` (zero last-layer weights)."""
+    space = observation_space(config.sim.bev())
+    channels, size, _ = space["bev"].shape
+    net = BcNet(BcNetConfig(bev_channels=channels, bev_size_px=size, state_size=space["state"].shape[0], width=4,
+                            hidden=8))
+    last = net.head[-2]
+    assert isinstance(last, torch.nn.Linear)
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.atanh(torch.tensor([steer, accel])))
+    return BcPolicy(net)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    pytest.MonkeyPatch().delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = tmp_path_factory.mktemp("registry-home")
+    config = load_config(profile="quick", overrides=LENIENT)
+    context = stages.open_context(config, paths=Paths(home))
+    space = observation_space(config.sim.bev())
+    example = {"bev": np.zeros((1, *space["bev"].shape), np.uint8),
+               "state": np.zeros((1, *space["state"].shape), np.float32)}
+    models = []
+    for n, (steer, accel) in enumerate([(0.0, 0.6), (0.05, 0.9), (0.0, 0.3), (-0.05, 0.5), (0.0, 0.8)]):
+        with tracking.stage_run("train", experiment_id=context.experiment_id, parent_run_id=None):
+            tracking.set_tags({"autoloop.dataset_digest": f"{n}" * 64})
+            models.append(tracking.log_policy(constant_policy(steer, accel, config), home / f"policy-{n}.pt",
+                                              example))  # type: ignore[arg-type]
+    return Registry(home, config, context, models, MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db"))
+
+
+def aliases(registry: Registry, name: str) -> dict[str, str]:
+    return {alias: str(version) for alias, version in registry.client.get_registered_model(name).aliases.items()}
+
+
+def test_challenger_champion_previous_champion_and_rollback(registry: Registry) -> None:
+    name, lock = "aliases", registry.lock
+    first = tracking.register(registry.models[0].model_uri, name, lock=lock, tags={"k": "v"}, description="d")
+    assert aliases(registry, name) == {"challenger": "1"}
+    assert tracking.promote(first, expected_champion=None, lock=lock)
+    second = tracking.register(registry.models[1].model_uri, name, lock=lock, tags={})
+    assert not tracking.promote(second, expected_champion=None, lock=lock)  # stale: v1 is champion now
+    assert tracking.promote(second, expected_champion="1", lock=lock)
+    assert aliases(registry, name) == {"challenger": "2", "champion": "2", "previous-champion": "1"}
+    third = tracking.register(registry.models[2].model_uri, name, lock=lock, tags={})
+    assert tracking.promote(third, expected_champion="2", lock=lock)
+    assert tracking.rollback(name, lock=lock) == ("3", "2")
+    assert aliases(registry, name) == {"challenger": "3", "champion": "2", "previous-champion": "1"}
+    assert registry.client.get_model_version(name, "3").tags["rolled_back"] == "true"
+    assert tracking.rollback(name, lock=lock) == ("2", "1")
+    assert aliases(registry, name) == {"challenger": "3", "champion": "1"}
+    with pytest.raises(ValueError, match="no 'previous-champion'"):
+        tracking.rollback(name, lock=lock)
+    assert registry.client.get_model_version(name, "1").description == "d"
+
+
+def test_two_concurrent_promotions_leave_exactly_one_champion_and_every_version(registry: Registry) -> None:
+    name, lock = "concurrent", registry.lock
+    base = tracking.register(registry.models[0].model_uri, name, lock=lock, tags={})
+    assert tracking.promote(base, expected_champion=None, lock=lock)
+    start = threading.Barrier(2)
+    outcomes: dict[str, bool] = {}
+    errors: list[BaseException] = []
+
+    def promotion(model: tracking.LoggedPolicy) -> None:
+        try:
+            start.wait()
+            ref = tracking.register(model.model_uri, name, lock=lock, tags={"model": model.model_id})
+            outcomes[ref.version] = tracking.promote(ref, expected_champion="1", lock=lock)
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=promotion, args=(model,)) for model in registry.models[1:3]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert sorted(outcomes) == ["2", "3"]  # both registered: no lost version
+    winners = [version for version, won in outcomes.items() if won]
+    assert len(winners) == 1  # exactly one champion; the other saw the champion move
+    assert aliases(registry, name)["champion"] == winners[0]
+    assert aliases(registry, name)["previous-champion"] == "1"
+    assert len(registry.client.search_model_versions(f"name = '{name}'")) == 3
+
+
+@pytest.fixture(scope="module")
+def promoted(registry: Registry) -> list[stages.PromotionResult]:
+    """Two candidates through the evaluate and promote stages (no Prefect): both become champion in turn."""
+    results = []
+    for model in registry.models[3:5]:
+        evaluation = stages.evaluate(registry.context, model.model_uri)
+        results.append(stages.promote(registry.context, model, evaluation))
+    return results
+
+
+def test_promote_stage_tags_versions_and_compares_with_the_champion(registry: Registry,
+                                                                    promoted: list[stages.PromotionResult]) -> None:
+    first, second = promoted
+    assert first.promoted and first.registered is not None and first.comparison is None
+    assert second.promoted and second.champion_before is not None and second.champion_before.version == "1"
+    assert second.comparison is not None and len(second.comparison.routes) == 5
+    assert aliases(registry, MODEL) == {"champion": "2", "challenger": "2", "previous-champion": "1"}
+    version = registry.client.get_model_version(MODEL, "2")
+    tags = version.tags
+    assert tags["verdict"] == "passed" and tags["compared_with"] == "1"
+    assert tags["suite"] == "smoke" and len(tags["suite_hash"]) == 16
+    assert tags["dataset_digest"] == "4" * 64
+    assert len(tags["git_sha"].removesuffix("-dirty")) == 40
+    assert float(tags["driving_score"]) == pytest.approx(second.candidate.driving_score, abs=0.01)
+    assert version.description.startswith("Evaluation report: ") and version.description.endswith("report.html")
+    report = Path(version.description.removeprefix("Evaluation report: ").removeprefix("file://"))
+    assert report.is_file() and "<img" in report.read_text()
+    run = registry.client.get_run(second.run_id)
+    assert run.data.tags["autoloop.verdict"] == "passed"
+    assert "paired_difference_ci_low" in run.data.metrics
+    # the champion's evaluation on the suite was reused from its checkpoint: no episodes driven twice
+    evaluated = [m for m in registry.context.store.metadata("sim").values() if m["tags"]["purpose"] == "eval"]
+    assert len(evaluated) == 2 * 5
+
+
+def test_cli_models_list_show_and_rollback(registry: Registry, promoted: list[stages.PromotionResult],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from autoloop.cli import console
+
+    monkeypatch.setattr(console, "width", 240)  # the table's cells unwrapped
+    runner = CliRunner()
+    home = ["--home", str(registry.home), "--profile", "quick"]
+    listing = runner.invoke(app, ["models", *home])
+    assert listing.exit_code == 0, listing.output
+    assert "champion" in listing.output and "previous-champion" in listing.output and "passed" in listing.output
+    shown = runner.invoke(app, ["models", "show", "2", *home])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    order = [next(i for i, line in enumerate(lines) if key in line)
+             for key in ("dataset snapshot", "training run", "evaluation run", "gate verdict")]
+    assert order == sorted(order)
+    assert "4" * 64 in shown.output and promoted[1].run_id in shown.output
+    assert registry.models[4].run_id in shown.output
+    missing = runner.invoke(app, ["models", "show", "99", *home])
+    assert missing.exit_code == 1 and "no version '99'" in missing.output
+    back = runner.invoke(app, ["promote", "--rollback", *home])
+    assert back.exit_code == 0, back.output
+    assert "champion version 2 -> 1" in back.output
+    assert aliases(registry, MODEL)["champion"] == "1"
+    forward = tracking.promote(tracking.ModelVersionRef(MODEL, "2", ""), expected_champion="1", lock=registry.lock)
+    assert forward and aliases(registry, MODEL)["champion"] == "2"
+
+
+def test_the_champion_loads_in_a_fresh_process_and_drives_the_smoke_suite(
+        registry: Registry, promoted: list[stages.PromotionResult]) -> None:
+    code = """
+import json, sys
+from pathlib import Path
+from autoloop import stages
+from autoloop.config import load_config
+from autoloop.paths import Paths
+
+# another batch size than the stage's: a checkpoint of its own, so this process drives every route itself
+config = load_config(profile="quick", overrides={"evaluate": {"suite": "smoke", "report_clips": 0},
+                                                 "sim": {"batch_size": 5}})
+context = stages.open_context(config, paths=Paths(Path(sys.argv[1])))
+result = stages.evaluate(context, "models:/autoloop-driver@champion").result
+print(json.dumps({"policy": result.policy, "statuses": [r.status for r in result.routes],
+                  "episodes": [r.episode_id for r in result.routes], "driving_score": result.driving_score}))
+"""
+    done = subprocess.run([sys.executable, "-c", code, str(registry.home)], capture_output=True, text=True,
+                          cwd=ROOT, env={**_env(), "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["policy"] == "models:/autoloop-driver@champion"
+    assert len(report["statuses"]) == 5 and all(report["episodes"])
+    assert all(status == COMPLETED or status.startswith("Failed - Agent") for status in report["statuses"])
+    stored = registry.context.store.metadata("sim")
+    for episode in report["episodes"]:
+        assert stored[episode]["tags"]["model_uri"] == "models:/autoloop-driver@champion"
+        assert stored[episode]["tags"]["model_version"] == "models:/autoloop-driver/2"
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+
+
+@pytest.mark.slow
+def test_a_checkpoint_file_is_evaluated_like_a_registered_model(registry: Registry) -> None:
+    path = registry.home / "policy-0.pt"  # what log_policy saved for the first model
+    outcome = stages.evaluate(registry.context, str(path))
+    assert outcome.result.policy == str(path) and len(outcome.result.routes) == 5
+    header = json.loads(Path(outcome.result.checkpoint).read_text().splitlines()[0])
+    assert header["identity"].startswith("sha256:")
+    with pytest.raises(ValueError, match="neither 'expert', a models:/ URI nor a checkpoint file"):
+        stages.evaluate(registry.context, str(registry.home / "missing.pt"))
+
+
+@pytest.mark.slow
+def test_two_promote_stages_in_two_processes_at_once(registry: Registry,
+                                                     promoted: list[stages.PromotionResult]) -> None:
+    """Two processes each evaluate a candidate and promote it while the other does the same: the one that moves
+    the champion second sees it moved, compares with the new champion and then takes it; nothing is lost."""
+    code = f"""
+import json, sys
+from pathlib import Path
+from autoloop import stages, tracking
+from autoloop.config import load_config
+from autoloop.paths import Paths
+
+context = stages.open_context(load_config(profile="quick", overrides={LENIENT!r}), paths=Paths(Path(sys.argv[1])))
+model = tracking.logged_policy(sys.argv[2])
+result = stages.promote(context, model, stages.evaluate(context, model.model_uri))
+print(json.dumps({{"version": result.registered.version, "promoted": result.promoted,
+                  "compared_with": result.champion_before.version}}))
+"""
+    assert aliases(registry, MODEL)["champion"] == "2"
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(registry.home), model.model_uri], cwd=ROOT,
+                                  env={**_env(), "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for model in registry.models[:2]]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err[-2000:] for _, err in outputs]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert all(r["promoted"] for r in results)
+    versions = sorted(r["version"] for r in results)
+    assert versions == ["3", "4"]  # both registered
+    first, second = sorted(results, key=lambda r: r["compared_with"] != "2")
+    assert first["compared_with"] == "2" and second["compared_with"] == first["version"]
+    assert aliases(registry, MODEL) | {"challenger": "-"} == {
+        "champion": second["version"], "previous-champion": first["version"], "challenger": "-"}
+    assert len(registry.client.search_model_versions(f"name = '{MODEL}'")) == 4
