@@ -10,19 +10,17 @@ from dataclasses import dataclass
 
 from autoloop.evaluation.results import EvaluationResult
 from autoloop.evaluation.stats import Interval, bootstrap_mean
-
-#: Where the replay viewer (``autoloop replay``) serves; episode links open there.
-VIEWER_URL = "http://127.0.0.1:8765"
+from autoloop.viewer.links import replay_url
 
 
 def episode_link(episode_id: str) -> str:
-    """The replay viewer's page of one episode."""
-    return f"{VIEWER_URL}/#/episode/{episode_id}"
+    """The replay viewer's page of one episode (where ``autoloop replay`` serves by default)."""
+    return replay_url(episode_id)
 
 
 def compare_link(candidate_episode: str, champion_episode: str) -> str:
     """The replay viewer's side-by-side page of two episodes."""
-    return f"{VIEWER_URL}/#/compare/{candidate_episode}/{champion_episode}"
+    return replay_url(candidate_episode, compare_with=champion_episode)
 
 
 @dataclass(frozen=True)
