@@ -305,7 +305,8 @@ def bench_train(*, samples: int = 2048, batch_size: int = 128, bev_size_px: int 
         state=rng.standard_normal((samples, STATE_SIZE)).astype(np.float32),
         action=rng.uniform(-1, 1, (samples, 2)).astype(np.float32),
         waypoints=rng.standard_normal((samples, 4, 2)).astype(np.float32),
-        speed=rng.uniform(0, 10, samples).astype(np.float32), has_trajectory=np.ones(samples, dtype=bool))
+        speed=rng.uniform(0, 10, samples).astype(np.float32), has_trajectory=np.ones(samples, dtype=bool),
+        has_action=np.ones(samples, dtype=bool))
     rates = {}
     with process_group() as topology:
         for kind in ("waypoints", "bc"):

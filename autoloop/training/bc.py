@@ -2,7 +2,8 @@
 
 ``waypoints`` drivers learn the future waypoints (L1, metres), the target speed (L1, m/s) and, through the auxiliary
 control head, the expert's action (L1); samples without a trajectory target (a log's last seconds) train the action
-alone. ``bc`` drivers learn the action (mean squared error).
+alone; samples without an expert action (fleet logs) train the trajectory alone. ``bc`` drivers learn the action
+(mean squared error) of the samples that have one.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def train_bc(data: TrajectoryArrays, config: TrainConfig, *, policy: LearnedPoli
 
 
 def action_loss(net: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-    value = nn.functional.mse_loss(net(batch.bev, batch.state).float(), batch.action)
+    mask = batch.has_action.float()
+    squared = ((net(batch.bev, batch.state).float() - batch.action) ** 2).mean(dim=1)
+    value = (squared * mask).sum() / mask.sum().clamp(min=1.0)
     return value, {"action": value.item()}
 
 
@@ -79,6 +82,8 @@ def waypoint_loss(net: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str,
     count = mask.sum().clamp(min=1.0)
     waypoints = ((prediction.waypoints.float() - batch.waypoints).abs().mean(dim=(1, 2)) * mask).sum() / count
     speed = ((prediction.speed.float() - batch.speed).abs() * mask).sum() / count
-    action = (prediction.control.float() - batch.action).abs().mean()
+    has_action = batch.has_action.float()
+    action = ((prediction.control.float() - batch.action).abs().mean(dim=1) * has_action).sum() / (
+        has_action.sum().clamp(min=1.0))
     value = waypoints + SPEED_WEIGHT * speed + ACTION_WEIGHT * action
     return value, {"waypoints": waypoints.item(), "speed": speed.item(), "action": action.item()}

@@ -9,7 +9,9 @@ at the observation (x forward, y left, metres) and its speed ``waypoint_dt_s`` a
 - the expert's intended trajectory (``label_plan_xy``, ``label_plan_speed``) where a learner drove (DAgger): the
   learner's own future is no target.
 
-Episodes without observations (fleet logs, which hold no BEV) are left out.
+Fleet logs hold no observation: theirs are rendered from the log with the simulator's own renderer
+(:mod:`autoloop.training.fleet`, cached under the store). They have no expert action, so their samples train the
+trajectory alone (``has_action`` false), and the steps whose future the log does not reach are left out.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from autoloop.config import SimConfig
 from autoloop.episodes import DatasetSnapshot, EpisodeStore, read_snapshot_columns
+from autoloop.training.fleet import cached_observations
 from policies.expert import ExpertParams
+from sim.embedded.bev import BevSpec, Channel
 from sim.geometry import to_local_frame
 
 log = logging.getLogger(__name__)
@@ -37,7 +42,8 @@ COLUMNS = ("obs_bev", "obs_state", "label", "x_m", "y_m", "yaw_rad", "speed_mps"
 @dataclass(frozen=True)
 class TrajectoryArrays:
     """Samples: packed BEVs ``(N, bytes)``, states ``(N, S)``, expert actions ``(N, 2)``, waypoints ``(N, K, 2)``
-    (ego frame, metres), target speeds ``(N,)`` (m/s), and whether each sample has a trajectory target."""
+    (ego frame, metres), target speeds ``(N,)`` (m/s), whether each sample has a trajectory target, and whether
+    it has an expert action (fleet logs have none)."""
 
     bev_packed: NDArray[np.uint8]
     bev_shape: tuple[int, int, int]
@@ -46,6 +52,7 @@ class TrajectoryArrays:
     waypoints: NDArray[np.float32]
     speed: NDArray[np.float32]
     has_trajectory: NDArray[np.bool_]
+    has_action: NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.action)
@@ -66,42 +73,60 @@ class Batch:
     waypoints: torch.Tensor
     speed: torch.Tensor
     has_trajectory: torch.Tensor
+    has_action: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.action)
 
 
 def load_trajectory_arrays(store: EpisodeStore, snapshot: DatasetSnapshot, *, waypoints: int = 4,
-                           waypoint_dt_s: float = 0.5) -> TrajectoryArrays:
-    """Samples of every episode of ``snapshot`` that holds observations (hashes checked as the snapshot reads)."""
+                           waypoint_dt_s: float = 0.5, bev: BevSpec | None = None) -> TrajectoryArrays:
+    """Samples of every episode of ``snapshot`` (hashes checked as the snapshot reads): those of episodes that hold
+    observations, and those of fleet logs with observations rendered at ``bev`` (default: the size of the stored
+    observations, at :class:`~autoloop.config.SimConfig`'s default resolution)."""
     plan = ExpertParams()
     if waypoints > plan.plan_steps or not np.isclose(plan.plan_dt_s, waypoint_dt_s):
         raise ValueError(f"trajectory targets of {waypoints} waypoints {waypoint_dt_s} s apart do not match the "
                          f"expert's plan ({plan.plan_steps} points {plan.plan_dt_s} s apart)")
+    episodes = read_snapshot_columns(store, snapshot, COLUMNS)
+    shapes = {tuple(int(n) for n in metadata["bev_shape"]) for metadata, columns in episodes if "obs_bev" in columns}
+    if len(shapes) > 1:
+        raise ValueError(f"episodes of snapshot {snapshot.digest[:12]} have different BEV shapes {sorted(shapes)}")
+    stored = shapes.pop() if shapes else None
+    if bev is None:
+        bev = SimConfig(bev_size_px=stored[1]).bev() if stored else SimConfig().bev()
+    shape = (stored[0], stored[1], stored[2]) if stored else (len(Channel), bev.size_px, bev.size_px)
     parts = []
-    skipped = 0
-    shapes = set()
-    for metadata, columns in read_snapshot_columns(store, snapshot, COLUMNS):
-        if "obs_bev" not in columns:
+    skipped = fleet = 0
+    for episode_id, (metadata, columns) in zip(snapshot.episode_ids, episodes, strict=True):
+        if "obs_bev" in columns:
+            parts.append(_episode_samples(metadata, columns, waypoints, waypoint_dt_s))
+        elif store.manifest(episode_id)["source"] == "fleet":
+            if shape != (len(Channel), bev.size_px, bev.size_px):
+                raise ValueError(f"fleet episode {episode_id}: rendered BEVs {bev} do not match the stored {shape}")
+            part = _fleet_samples(store, episode_id, metadata, columns, bev, waypoints, waypoint_dt_s)
+            if part is None:
+                skipped += 1
+                continue
+            parts.append(part)
+            fleet += len(part["speed"])
+        else:
             skipped += 1
-            continue
-        shapes.add(tuple(int(n) for n in metadata["bev_shape"]))
-        parts.append(_episode_samples(metadata, columns, waypoints, waypoint_dt_s))
     if not parts:
         raise ValueError(f"dataset snapshot {snapshot.digest[:12]} has no episode with observations")
-    if len(shapes) != 1:
-        raise ValueError(f"episodes of snapshot {snapshot.digest[:12]} have different BEV shapes {sorted(shapes)}")
     if skipped:
-        log.info("left out %d episodes without observations (fleet logs)", skipped)
-    shape = shapes.pop()
+        log.info("left out %d episodes without observations", skipped)
+    if fleet:
+        log.info("%d samples from fleet logs (observations rendered)", fleet)
     return TrajectoryArrays(
         bev_packed=np.concatenate([p["bev"] for p in parts]),
-        bev_shape=(shape[0], shape[1], shape[2]),
+        bev_shape=shape,
         state=np.concatenate([p["state"] for p in parts]).astype(np.float32, copy=False),
         action=np.concatenate([p["action"] for p in parts]).astype(np.float32, copy=False),
         waypoints=np.concatenate([p["waypoints"] for p in parts]).astype(np.float32, copy=False),
         speed=np.concatenate([p["speed"] for p in parts]).astype(np.float32, copy=False),
         has_trajectory=np.concatenate([p["has_trajectory"] for p in parts]),
+        has_action=np.concatenate([p["has_action"] for p in parts]),
     )
 
 
@@ -131,7 +156,26 @@ def _episode_samples(metadata: dict[str, Any], columns: dict[str, NDArray[Any]],
                                               columns["speed_mps"], dt_s=float(metadata["dt_s"]),
                                               waypoints=waypoints, waypoint_dt_s=waypoint_dt_s)
     return {"bev": columns["obs_bev"], "state": columns["obs_state"], "action": columns["label"],
-            "waypoints": plan, "speed": speed, "has_trajectory": valid}
+            "waypoints": plan, "speed": speed, "has_trajectory": valid, "has_action": np.ones(steps, dtype=bool)}
+
+
+def _fleet_samples(store: EpisodeStore, episode_id: str, metadata: dict[str, Any], columns: dict[str, NDArray[Any]],
+                   bev: BevSpec, waypoints: int, waypoint_dt_s: float) -> dict[str, NDArray[Any]] | None:
+    """Samples of a fleet log (observations rendered, no action), or None when the log cannot be replayed."""
+    plan, speed, valid = future_waypoints(columns["x_m"], columns["y_m"], columns["yaw_rad"], columns["speed_mps"],
+                                          dt_s=float(metadata["dt_s"]), waypoints=waypoints,
+                                          waypoint_dt_s=waypoint_dt_s)
+    if not valid.any():
+        return None
+    try:
+        packed, state = cached_observations(store, episode_id, bev=bev)
+    except ValueError as error:  # (a log whose ego stands still has no route to replay)
+        log.warning("left out fleet episode %s: %s", episode_id, error)
+        return None
+    rows = np.flatnonzero(valid)
+    return {"bev": packed[rows], "state": state[rows], "action": np.zeros((len(rows), 2), dtype=np.float32),
+            "waypoints": plan[rows], "speed": speed[rows], "has_trajectory": np.ones(len(rows), dtype=bool),
+            "has_action": np.zeros(len(rows), dtype=bool)}
 
 
 def batches(data: TrajectoryArrays, row_batches: Sequence[NDArray[np.intp]], device: torch.device,
@@ -156,4 +200,4 @@ def _batch(data: TrajectoryArrays, rows: NDArray[np.intp], device: torch.device)
 
     return Batch(bev=tensor(data.bev(rows)), state=tensor(data.state[rows]), action=tensor(data.action[rows]),
                  waypoints=tensor(data.waypoints[rows]), speed=tensor(data.speed[rows]),
-                 has_trajectory=tensor(data.has_trajectory[rows]))
+                 has_trajectory=tensor(data.has_trajectory[rows]), has_action=tensor(data.has_action[rows]))

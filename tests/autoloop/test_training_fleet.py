@@ -1,0 +1,131 @@
+"""Fleet logs as training samples: their observations rendered from the log by the simulator's own renderer, on the
+real Argoverse 2 logs of the shared data, and trained on next to a simulated episode."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoloop.config import SimConfig, TrainConfig
+from autoloop.episodes import EpisodeStore, create_snapshot
+from autoloop.fleet.av2 import read_log, read_map
+from autoloop.rollout import expert_driver, rollout
+from autoloop.training import load_trajectory_arrays, train_bc
+from autoloop.training.fleet import CACHE_FOLDER, render_observations
+from sim.embedded.bev import BevSpec, Channel
+from sim.embedded.observation import observation_space
+from sim.geometry import to_local_frame
+from sim.maps import LaneGraph, register_map
+
+SIM = SimConfig(traffic_vehicles=2, bev_size_px=64)
+FORECASTING = "0a1e6f0a-1817-4a98-b02e-db8c9327d151"
+
+
+@functools.cache
+def _log_map(log_dir: Path) -> LaneGraph:
+    """The log's map, registered once per test process."""
+    return register_map(read_map(log_dir))
+
+
+def _logs(shared_data: Path) -> list[Path]:
+    root = shared_data / "av2"
+    return sorted((root / "sensor").iterdir()) + sorted((root / "forecasting").iterdir())
+
+
+def test_rendered_fleet_observations_show_the_recorded_actors_and_the_route_ahead(shared_data: Path) -> None:
+    spec = SIM.bev()
+    space = observation_space(spec)
+    for log_dir in _logs(shared_data):
+        episode = read_log(log_dir)
+        bev, state = render_observations(episode, _log_map(log_dir), bev=spec)
+        steps = len(episode.steps["time_s"])
+        assert bev.shape == (steps, len(Channel), spec.size_px, spec.size_px) and bev.dtype == np.uint8
+        assert state.shape == (steps, *space["state"].shape) and state.dtype == np.float32
+        assert all(space.contains({"bev": bev[k], "state": state[k]}) for k in range(0, steps, 10))
+        # the recorded speed is the state's first feature
+        np.testing.assert_allclose(state[:, 0], np.minimum(episode.steps["speed_mps"] / 10.0, 4.0), atol=1e-5)
+        actors = episode.actors
+        assert actors is not None
+        checked = 0
+        for k in range(0, steps, 5):
+            ego = np.array([episode.steps["x_m"][k], episode.steps["y_m"][k]], dtype=np.float64)
+            ego_yaw = float(episode.steps["yaw_rad"][k])
+            rows = np.flatnonzero((actors["step"] == k) & (actors["kind"] == "vehicle") & actors["observed"])
+            xy = np.stack([actors["x_m"][rows], actors["y_m"][rows]], axis=-1).astype(np.float64)
+            local = to_local_frame(xy, ego[None, :], np.full(len(rows), ego_yaw))
+            row = np.rint(spec.ego_row - local[:, 0] / spec.resolution_m).astype(int)
+            col = np.rint(spec.size_px / 2.0 - 0.5 - local[:, 1] / spec.resolution_m).astype(int)
+            inside = (row >= 1) & (row < spec.size_px - 1) & (col >= 1) & (col < spec.size_px - 1)
+            for r, c in zip(row[inside], col[inside], strict=True):
+                # the centre of each recorded vehicle near the ego is drawn (within a pixel of rounding)
+                assert bev[k, Channel.VEHICLES, r - 1:r + 2, c - 1:c + 2].any(), (episode.episode_id, k, r, c)
+                checked += 1
+            # the route lies ahead of the ego (rows above it) more than behind, until the log's last seconds
+            route = bev[k, Channel.ROUTE]
+            assert route[spec.ego_row - 10:spec.ego_row].any(), (episode.episode_id, k)
+            if k < steps - 20:
+                assert route[:spec.ego_row].sum() > route[spec.ego_row + 1:].sum(), (episode.episode_id, k)
+        assert checked > 5, episode.episode_id
+        # and nowhere else: vehicle pixels lie near a recorded actor (sampled mid-log)
+        k = steps // 2
+        rows = np.flatnonzero(actors["step"] == k)
+        pixels = np.argwhere(bev[k, Channel.VEHICLES])
+        forward = (spec.ego_row - pixels[:, 0]) * spec.resolution_m
+        left = (spec.size_px / 2.0 - 0.5 - pixels[:, 1]) * spec.resolution_m
+        ego = np.array([episode.steps["x_m"][k], episode.steps["y_m"][k]], dtype=np.float64)
+        xy = np.stack([actors["x_m"][rows], actors["y_m"][rows]], axis=-1).astype(np.float64)
+        local = to_local_frame(xy, ego[None, :], np.full(len(rows), float(episode.steps["yaw_rad"][k])))
+        gaps = np.hypot(forward[:, None] - local[None, :, 0], left[:, None] - local[None, :, 1]).min(axis=1)
+        assert (gaps < 8.0).all(), episode.episode_id
+
+
+def test_a_snapshot_of_a_sim_episode_and_a_fleet_log_trains_on_both(shared_data: Path, tmp_path: Path) -> None:
+    log_dir = shared_data / "av2" / "forecasting" / FORECASTING
+    if not log_dir.is_dir():
+        pytest.skip(f"the AV2 forecasting scenario is not at {log_dir}")
+    store = EpisodeStore(tmp_path / "episodes")
+    scenario = SIM.sample(3).model_copy(update={"timeout_s": 4.0})
+    [(simulated, _)] = rollout([scenario], sim=SIM, driver=expert_driver, policy_name="expert",
+                               tags={"purpose": "collect"}, record_observations=True)
+    fleet = read_log(log_dir)
+    store.put_map(_log_map(log_dir))
+    store.write_many([simulated, fleet])
+    snapshot = create_snapshot(store, tmp_path / "datasets", [simulated.episode_id, fleet.episode_id], {})
+    data = load_trajectory_arrays(store, snapshot)
+    sim_steps = len(simulated.steps["step"])
+    fleet_steps = len(fleet.steps["step"])
+    # the last 2 s of the 10 Hz log (20 steps) have no future to learn from and are dropped
+    assert int((~data.has_action).sum()) == fleet_steps - 20
+    assert len(data) == sim_steps + fleet_steps - 20
+    assert data.bev_shape == (len(Channel), SIM.bev_size_px, SIM.bev_size_px)
+    fleet_rows = np.flatnonzero(~data.has_action)
+    assert data.has_trajectory[fleet_rows].all()
+    # the fleet samples are the rendered observations, labelled with the recorded future
+    bev, state = render_observations(fleet, _log_map(log_dir), bev=SIM.bev())
+    np.testing.assert_array_equal(data.bev(fleet_rows[:5]), bev[:5])
+    np.testing.assert_array_equal(data.state[fleet_rows], state[:fleet_steps - 20])
+    assert data.waypoints[fleet_rows[0], -1, 0] > 0.0  # the ego drives on: its future lies ahead
+    # the rendering is cached under the store, keyed by the episode's content, and read back the same
+    cached = list((store.root / CACHE_FOLDER).glob(f"{fleet.episode_id}-*.npz"))
+    assert len(cached) == 1
+    again = load_trajectory_arrays(store, snapshot)
+    np.testing.assert_array_equal(again.bev_packed, data.bev_packed)
+    np.testing.assert_array_equal(again.state, data.state)
+
+    config = TrainConfig(epochs=1, batch_size=64, threads=1, width=4, hidden=16, seed=1)
+    result = train_bc(data, config, epochs=1)
+    assert result.samples == len(data) and len(result.history) == 1
+    assert np.isfinite(result.history[0].train_loss)
+
+
+def test_rendering_asks_for_a_bev_spec_of_its_own(shared_data: Path) -> None:
+    log_dir = shared_data / "av2" / "forecasting" / FORECASTING
+    if not log_dir.is_dir():
+        pytest.skip(f"the AV2 forecasting scenario is not at {log_dir}")
+    episode = read_log(log_dir)
+    spec = BevSpec(size_px=32, resolution_m=1.0, ego_row=24)
+    bev, _ = render_observations(episode, _log_map(log_dir), bev=spec)
+    assert bev.shape[1:] == (len(Channel), 32, 32)
