@@ -172,7 +172,8 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
         tracking.log_dataset(snapshot)
         tracking.set_tags({"autoloop.dataset_digest": snapshot.digest})
         tracking.log_text(dump_config(config), "config.yaml")
-        data = load_trajectory_arrays(context.store, snapshot, waypoints=config.train.waypoints)
+        data = load_trajectory_arrays(context.store, snapshot, waypoints=config.train.waypoints,
+                                      bev=config.sim.bev())
         checkpoints = context.paths.checkpoints / run_id
         epochs = {"done": 0}
 

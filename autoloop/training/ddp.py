@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     paths = Paths(home=Path(args.home))
     with process_group() as topology:
         data = load_trajectory_arrays(EpisodeStore(paths.episodes), load_snapshot(Path(args.dataset)),
-                                      waypoints=config.train.waypoints)
+                                      waypoints=config.train.waypoints, bev=config.sim.bev())
         result = train_bc(data, config.train, topology=topology, checkpoint_dir=Path(args.checkpoints))
         output = Path(args.output)
         if topology.is_main:

@@ -97,12 +97,16 @@ def cached_observations(store: EpisodeStore, episode_id: str, *, bev: BevSpec,
                         ) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
     """:func:`render_observations` of a stored fleet episode (on its stored map), as packed BEVs ``(T, bytes)``
     and states, read from ``<store>/rendered/`` when this episode, unchanged, was rendered with ``bev`` before."""
-    digest = hashlib.sha256((store.folder(episode_id) / MANIFEST).read_bytes()).hexdigest()
+    folder = store.folder(episode_id)
+    digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
     key = f"{digest[:16]}-{bev.size_px}-{bev.resolution_m:g}-{bev.ego_row}"
     path = store.root / CACHE_FOLDER / f"{episode_id}-{key}.npz"
     if path.exists():
         with np.load(path) as cached:
             return cached["bev_packed"], cached["state"]
+    for name, entry in store.manifest(episode_id)["tables"].items():
+        if hashlib.sha256((folder / entry["file"]).read_bytes()).hexdigest() != entry["sha256"]:
+            raise ValueError(f"episode {episode_id}: its {name} table changed since it was written")
     episode = store.read(episode_id)
     lane_graph = stored_map(store, str(episode.metadata["map_name"]))
     frames, states = render_observations(episode, lane_graph, bev=bev)
