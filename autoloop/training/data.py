@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from autoloop.config import SimConfig
 from autoloop.episodes import DatasetSnapshot, EpisodeStore, read_snapshot_columns
-from autoloop.training.fleet import cached_observations
+from autoloop.training.fleet import UnreplayableLog, cached_observations
 from policies.expert import ExpertParams
 from sim.embedded.bev import BevSpec, Channel
 from sim.geometry import to_local_frame
@@ -169,7 +169,7 @@ def _fleet_samples(store: EpisodeStore, episode_id: str, metadata: dict[str, Any
         return None
     try:
         packed, state = cached_observations(store, episode_id, bev=bev)
-    except ValueError as error:  # (a log whose ego stands still has no route to replay)
+    except UnreplayableLog as error:  # (a log whose ego stands still has no route to replay)
         log.warning("left out fleet episode %s: %s", episode_id, error)
         return None
     rows = np.flatnonzero(valid)

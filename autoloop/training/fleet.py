@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 CACHE_FOLDER = "rendered"
 
 
+class UnreplayableLog(ValueError):
+    """A fleet log that cannot be replayed (its ego drives less than a metre: no route to lay)."""
+
+
 def render_observations(episode: Episode, lane_graph: LaneGraph, *, bev: BevSpec | None = None,
                         ) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
     """Observations of every step of a fleet episode: BEVs ``(T, C, H, W)`` uint8 and states ``(T, STATE_SIZE)``
@@ -44,7 +48,7 @@ def render_observations(episode: Episode, lane_graph: LaneGraph, *, bev: BevSpec
         ``accel_mps2``; map frame, metres, radians, m/s) and an actors table.
     :param lane_graph: the log's map, registered under ``episode.metadata["map_name"]`` (or its own name).
     :param bev: BEV raster size (default :class:`BevSpec`).
-    :raises ValueError: when the ego drives less than a metre over the whole log (no route to lay).
+    :raises UnreplayableLog: when the ego drives less than a metre over the whole log (no route to lay).
     """
     spec = bev or BevSpec()
     steps = episode.steps
@@ -53,8 +57,11 @@ def render_observations(episode: Episode, lane_graph: LaneGraph, *, bev: BevSpec
     yaw = np.unwrap(np.asarray(steps["yaw_rad"], dtype=np.float64))
     speed = np.asarray(steps["speed_mps"], dtype=np.float64)
     count = len(time)
-    scenario = replay_scenario(episode, map_name=lane_graph.name, start_step=0,
-                               horizon_s=float(time[-1] - time[0]) + 1.0, reactive=False)
+    try:
+        scenario = replay_scenario(episode, map_name=lane_graph.name, start_step=0,
+                                   horizon_s=float(time[-1] - time[0]) + 1.0, reactive=False)
+    except ValueError as error:
+        raise UnreplayableLog(str(error)) from error
     dt_s = float(np.median(np.diff(time))) if count > 1 else 0.1
     config = dataclasses.replace(replay_world_config([scenario]), dt_s=dt_s)
     world = World(lane_graph, 1, config)

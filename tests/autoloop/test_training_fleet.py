@@ -14,7 +14,7 @@ from autoloop.episodes import EpisodeStore, create_snapshot
 from autoloop.fleet.av2 import read_log, read_map
 from autoloop.rollout import expert_driver, rollout
 from autoloop.training import load_trajectory_arrays, train_bc
-from autoloop.training.fleet import CACHE_FOLDER, render_observations
+from autoloop.training.fleet import CACHE_FOLDER, UnreplayableLog, render_observations
 from sim.embedded.bev import BevSpec, Channel
 from sim.embedded.observation import observation_space
 from sim.geometry import to_local_frame
@@ -129,3 +129,14 @@ def test_rendering_asks_for_a_bev_spec_of_its_own(shared_data: Path) -> None:
     spec = BevSpec(size_px=32, resolution_m=1.0, ego_row=24)
     bev, _ = render_observations(episode, _log_map(log_dir), bev=spec)
     assert bev.shape[1:] == (len(Channel), 32, 32)
+
+
+def test_a_log_whose_ego_stands_still_cannot_be_replayed(shared_data: Path) -> None:
+    log_dir = shared_data / "av2" / "forecasting" / FORECASTING
+    if not log_dir.is_dir():
+        pytest.skip(f"the AV2 forecasting scenario is not at {log_dir}")
+    episode = read_log(log_dir)
+    for column in ("x_m", "y_m"):
+        episode.steps[column] = np.full_like(episode.steps[column], episode.steps[column][0])
+    with pytest.raises(UnreplayableLog, match="a replay needs a route"):
+        render_observations(episode, _log_map(log_dir))
