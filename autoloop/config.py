@@ -66,12 +66,15 @@ class CollectConfig(_Frozen):
         actions (the stored labels stay clean), so the data shows how to recover from mistakes.
     :param dataset_episodes: episodes in the dataset snapshot a collection produces: the new ones plus the
         most recent earlier collected ones, up to this many.
+    :param fleet_episodes: the snapshot also holds up to this many of the store's fleet episodes (the newest
+        ingested; see ``autoloop ingest``), which training learns from by their recorded future (0: none).
     """
 
     episodes: int = Field(default=48, ge=1)
     seed: int = Field(default=0, ge=0)
     action_noise: float = Field(default=0.15, ge=0.0)
     dataset_episodes: int = Field(default=96, ge=1)
+    fleet_episodes: int = Field(default=64, ge=0)
 
     @model_validator(mode="after")
     def _dataset_holds_collection(self) -> Self:

@@ -125,11 +125,12 @@ def collect(context: StageContext) -> CollectResult:
         suite = score_suite([record for _, record in results])
         keep = config.collect.dataset_episodes - len(results)
         older = [earlier[seed] for seed in sorted(earlier)[max(0, len(earlier) - keep):]] if keep else []
-        episode_ids = [episode.episode_id for episode, _ in results] + older
+        fleet = _newest_fleet_episodes(context.store, config.collect.fleet_episodes)
+        episode_ids = [episode.episode_id for episode, _ in results] + older + fleet
         snapshot = create_snapshot(
             context.store, context.paths.datasets, episode_ids,
             filters={"purpose": "collect", "new_seeds": [seeds.start, seeds.stop - 1],
-                     "earlier_episodes": len(older)},
+                     "earlier_episodes": len(older), "fleet_episodes": len(fleet)},
         )
         tracking.log_dataset(snapshot, context="collected")
         tracking.log_dict({"episodes": [
@@ -140,9 +141,18 @@ def collect(context: StageContext) -> CollectResult:
         tracking.log_metrics({"episodes": len(results), "steps": steps, "dataset_episodes": len(episode_ids),
                               "expert_driving_score": suite.driving_score})
         tracking.set_tags({"autoloop.dataset_digest": snapshot.digest})
-        log.info("collected %d episodes (%d steps); snapshot %s holds %d episodes", len(results), steps,
-                 snapshot.digest[:12], len(episode_ids))
+        log.info("collected %d episodes (%d steps); snapshot %s holds %d episodes (%d from the fleet)", len(results),
+                 steps, snapshot.digest[:12], len(episode_ids), len(fleet))
         return CollectResult(len(results), steps, suite.driving_score, snapshot, run_id)
+
+
+def _newest_fleet_episodes(store: EpisodeStore, count: int) -> list[str]:
+    """Up to ``count`` fleet episodes of the store, the newest written (by day, then id)."""
+    if count == 0:
+        return []
+    manifests = store.manifests("fleet")
+    newest = sorted(manifests, key=lambda episode_id: (str(manifests[episode_id].get("date", "")), episode_id))
+    return newest[-count:]
 
 
 def _collected_seeds(store: EpisodeStore) -> dict[int, str]:

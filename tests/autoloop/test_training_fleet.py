@@ -140,3 +140,30 @@ def test_a_log_whose_ego_stands_still_cannot_be_replayed(shared_data: Path) -> N
         episode.steps[column] = np.full_like(episode.steps[column], episode.steps[column][0])
     with pytest.raises(UnreplayableLog, match="a replay needs a route"):
         render_observations(episode, _log_map(log_dir))
+
+
+def test_the_collect_stage_snapshots_the_newest_fleet_logs_and_the_train_stage_learns_from_them(
+        shared_data: Path, tmp_path: Path) -> None:
+    from autoloop.config import load_config
+    from autoloop.fleet.ingest import ingest
+    from autoloop.paths import Paths
+    from autoloop.stages import collect, open_context, train
+
+    logs = _logs(shared_data)
+    paths = Paths(tmp_path / "home")
+    report = ingest(logs, EpisodeStore(paths.episodes), paths.home / "quarantine")
+    assert len(report.landed) == len(logs), report
+    quick = load_config(profile="quick")
+    config = quick.model_copy(update={
+        "sim": quick.sim.model_copy(update={"bev_size_px": 64}),
+        "collect": quick.collect.model_copy(update={"episodes": 1, "dataset_episodes": 1, "fleet_episodes": 2}),
+        "train": quick.train.model_copy(update={"epochs": 1})})
+    context = open_context(config, paths=paths)
+    collected = collect(context)
+    manifests = context.store.manifests("fleet")
+    newest = sorted(manifests, key=lambda i: (manifests[i]["date"], i))[-2:]
+    fleet_ids = [i for i in collected.snapshot.episode_ids if i in manifests]
+    assert sorted(fleet_ids) == sorted(newest) and len(collected.snapshot.episode_ids) == 3
+    trained = train(context, collected.snapshot)
+    fleet_steps = sum(int(manifests[i]["num_steps"]) for i in fleet_ids)
+    assert trained.samples > collected.steps + fleet_steps // 2  # the fleet logs' steps with a future count
