@@ -19,10 +19,16 @@ _REGISTERED: dict[str, LaneGraph] = {}
 
 
 def register_map(lane_graph: LaneGraph) -> LaneGraph:
-    """Make an imported map (OpenDRIVE, Argoverse 2, ...) known to :func:`get_map` under its name."""
+    """Make an imported map (OpenDRIVE, Argoverse 2, ...) known to :func:`get_map` under its name; returns the
+    registered graph (the one already known, when the same map is registered again, e.g. read twice).
+
+    :raises ValueError: when a different map is already registered under that name.
+    """
     known = _REGISTERED.get(lane_graph.name)
     if known is not None and known is not lane_graph:
-        raise ValueError(f"another map is already registered as {lane_graph.name!r}")
+        if known.to_dict() != lane_graph.to_dict():
+            raise ValueError(f"another map is already registered as {lane_graph.name!r}")
+        return known
     _REGISTERED[lane_graph.name] = lane_graph
     return lane_graph
 

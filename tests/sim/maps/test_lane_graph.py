@@ -101,3 +101,16 @@ def test_lane_graph_round_trip_keeps_source_boundaries() -> None:
     _assert_same_map(LaneGraph.from_dict(json.loads(json.dumps(graph.to_dict()))), graph)
     with pytest.raises(ValueError, match="format None"):
         LaneGraph.from_dict({"name": "x"})
+
+
+def test_registering_the_same_map_again_gives_the_known_one_and_a_different_one_is_refused() -> None:
+    from sim.maps import register_map
+
+    base = get_map("junction4-60")
+    first = register_map(dataclasses.replace(base, name="registered-twice"))
+    again = dataclasses.replace(base, name="registered-twice")  # the same map read a second time
+    assert register_map(again) is first and get_map("registered-twice") is first
+    slower = (dataclasses.replace(base.lanes[0], speed_limit_mps=base.lanes[0].speed_limit_mps + 1.0), *base.lanes[1:])
+    moved = dataclasses.replace(base, name="registered-twice", lanes=slower)
+    with pytest.raises(ValueError, match="another map is already registered as 'registered-twice'"):
+        register_map(moved)
