@@ -16,6 +16,7 @@ from autoloop.cli import app
 from autoloop.episodes import EpisodeStore
 from autoloop.fleet import FleetLogError, ingest, read_log, read_map, read_sensor_log
 from autoloop.fleet.av2 import yaw_from_quaternion
+from tests.autoloop.av2_logs import logs
 
 KINDS = {"vehicle", "pedestrian", "cyclist", "static", "other"}
 STEP_TYPES = {"step": np.int32, "time_s": np.float32, "x_m": np.float64, "y_m": np.float64, "yaw_rad": np.float32,
@@ -29,7 +30,7 @@ SIZES_M = {"vehicle": ((3.5, 8.0), (1.6, 2.6)), "pedestrian": ((0.3, 1.2), (0.3,
 
 
 def _logs(shared_data: Path) -> list[Path]:
-    found = sorted((shared_data / "av2" / "sensor").iterdir()) + sorted((shared_data / "av2" / "forecasting").iterdir())
+    found = logs(shared_data)
     assert len(found) == 3
     return found
 

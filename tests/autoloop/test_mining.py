@@ -3,14 +3,13 @@ fleet log replayed closed-loop in the embedded simulator."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from autoloop.episodes import Episode
-from autoloop.fleet.av2 import read_log, read_map
+from autoloop.fleet.av2 import read_log
 from autoloop.fleet.mining import (
     HARD_BRAKE_MPS2,
     NEAR_MISS_TTC_S,
@@ -22,9 +21,9 @@ from autoloop.fleet.mining import (
 )
 from policies.expert import ExpertDriver
 from sim.embedded.world import World
-from sim.maps import LaneGraph, register_map
 from sim.scenarios import Scenario
 from sim.scenarios.events import LogReplay
+from tests.autoloop.av2_logs import log_map, logs
 
 
 def _drive_straight(speed: np.ndarray, *, lead_x: float | None = None) -> Episode:
@@ -62,24 +61,13 @@ def test_a_hard_brake_before_a_standing_car_is_mined_and_steady_driving_is_not()
     assert len(events["time_s"]) == len(triggers)
 
 
-@functools.cache
-def _log_map(log_dir: Path) -> LaneGraph:
-    """The log's map, registered once per test process."""
-    return register_map(read_map(log_dir))
-
-
-def _logs(shared_data: Path) -> list[Path]:
-    root = shared_data / "av2"
-    return sorted((root / "sensor").iterdir()) + sorted((root / "forecasting").iterdir())
-
-
 def test_every_fleet_log_mines_and_replays_closed_loop_in_the_embedded_simulator(shared_data: Path) -> None:
     mined = {}
-    for log_dir in _logs(shared_data):
+    for log_dir in logs(shared_data):
         episode = read_log(log_dir)
         triggers = mine(episode)
         mined[episode.episode_id] = [t.kind for t in triggers]
-        graph = _log_map(log_dir)
+        graph = log_map(log_dir)
         start = max(triggers[0].step - 30, 0) if triggers else 0
         scenario = replay_scenario(episode, map_name=graph.name, start_step=start)
         assert Scenario.from_yaml(scenario.to_yaml()) == scenario
@@ -163,9 +151,9 @@ def test_autoloop_mine_exports_replays_of_the_ingested_logs_and_scores_them(shar
 
 
 def test_every_fleet_log_replays_non_reactively_along_its_recorded_tracks(shared_data: Path) -> None:
-    for log_dir in _logs(shared_data):
+    for log_dir in logs(shared_data):
         episode = read_log(log_dir)
-        graph = _log_map(log_dir)
+        graph = log_map(log_dir)
         scenario = replay_scenario(episode, map_name=graph.name, start_step=10, reactive=False)
         assert Scenario.from_yaml(scenario.to_yaml()) == scenario
         replay = scenario.events[0]

@@ -3,7 +3,6 @@ real Argoverse 2 logs of the shared data, and trained on next to a simulated epi
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -11,36 +10,25 @@ import pytest
 
 from autoloop.config import SimConfig, TrainConfig
 from autoloop.episodes import EpisodeStore, create_snapshot
-from autoloop.fleet.av2 import read_log, read_map
+from autoloop.fleet.av2 import read_log
 from autoloop.rollout import expert_driver, rollout
 from autoloop.training import load_trajectory_arrays, train_bc
 from autoloop.training.fleet import CACHE_FOLDER, UnreplayableLog, render_observations
 from sim.embedded.bev import BevSpec, Channel
 from sim.embedded.observation import observation_space
 from sim.geometry import to_local_frame
-from sim.maps import LaneGraph, register_map
+from tests.autoloop.av2_logs import log_map, logs
 
 SIM = SimConfig(traffic_vehicles=2, bev_size_px=64)
 FORECASTING = "0a1e6f0a-1817-4a98-b02e-db8c9327d151"
 
 
-@functools.cache
-def _log_map(log_dir: Path) -> LaneGraph:
-    """The log's map, registered once per test process."""
-    return register_map(read_map(log_dir))
-
-
-def _logs(shared_data: Path) -> list[Path]:
-    root = shared_data / "av2"
-    return sorted((root / "sensor").iterdir()) + sorted((root / "forecasting").iterdir())
-
-
 def test_rendered_fleet_observations_show_the_recorded_actors_and_the_route_ahead(shared_data: Path) -> None:
     spec = SIM.bev()
     space = observation_space(spec)
-    for log_dir in _logs(shared_data):
+    for log_dir in logs(shared_data):
         episode = read_log(log_dir)
-        bev, state = render_observations(episode, _log_map(log_dir), bev=spec)
+        bev, state = render_observations(episode, log_map(log_dir), bev=spec)
         steps = len(episode.steps["time_s"])
         assert bev.shape == (steps, len(Channel), spec.size_px, spec.size_px) and bev.dtype == np.uint8
         assert state.shape == (steps, *space["state"].shape) and state.dtype == np.float32
@@ -91,7 +79,7 @@ def test_a_snapshot_of_a_sim_episode_and_a_fleet_log_trains_on_both(shared_data:
     [(simulated, _)] = rollout([scenario], sim=SIM, driver=expert_driver, policy_name="expert",
                                tags={"purpose": "collect"}, record_observations=True)
     fleet = read_log(log_dir)
-    store.put_map(_log_map(log_dir))
+    store.put_map(log_map(log_dir))
     store.write_many([simulated, fleet])
     snapshot = create_snapshot(store, tmp_path / "datasets", [simulated.episode_id, fleet.episode_id], {})
     data = load_trajectory_arrays(store, snapshot)
@@ -104,7 +92,7 @@ def test_a_snapshot_of_a_sim_episode_and_a_fleet_log_trains_on_both(shared_data:
     fleet_rows = np.flatnonzero(~data.has_action)
     assert data.has_trajectory[fleet_rows].all()
     # the fleet samples are the rendered observations, labelled with the recorded future
-    bev, state = render_observations(fleet, _log_map(log_dir), bev=SIM.bev())
+    bev, state = render_observations(fleet, log_map(log_dir), bev=SIM.bev())
     np.testing.assert_array_equal(data.bev(fleet_rows[:5]), bev[:5])
     np.testing.assert_array_equal(data.state[fleet_rows], state[:fleet_steps - 20])
     assert data.waypoints[fleet_rows[0], -1, 0] > 0.0  # the ego drives on: its future lies ahead
@@ -127,7 +115,7 @@ def test_rendering_asks_for_a_bev_spec_of_its_own(shared_data: Path) -> None:
         pytest.skip(f"the AV2 forecasting scenario is not at {log_dir}")
     episode = read_log(log_dir)
     spec = BevSpec(size_px=32, resolution_m=1.0, ego_row=24)
-    bev, _ = render_observations(episode, _log_map(log_dir), bev=spec)
+    bev, _ = render_observations(episode, log_map(log_dir), bev=spec)
     assert bev.shape[1:] == (len(Channel), 32, 32)
 
 
@@ -139,7 +127,7 @@ def test_a_log_whose_ego_stands_still_cannot_be_replayed(shared_data: Path) -> N
     for column in ("x_m", "y_m"):
         episode.steps[column] = np.full_like(episode.steps[column], episode.steps[column][0])
     with pytest.raises(UnreplayableLog, match="a replay needs a route"):
-        render_observations(episode, _log_map(log_dir))
+        render_observations(episode, log_map(log_dir))
 
 
 def test_the_collect_stage_snapshots_the_newest_fleet_logs_and_the_train_stage_learns_from_them(
@@ -149,10 +137,10 @@ def test_the_collect_stage_snapshots_the_newest_fleet_logs_and_the_train_stage_l
     from autoloop.paths import Paths
     from autoloop.stages import collect, open_context, train
 
-    logs = _logs(shared_data)
+    log_dirs = logs(shared_data)
     paths = Paths(tmp_path / "home")
-    report = ingest(logs, EpisodeStore(paths.episodes), paths.home / "quarantine")
-    assert len(report.landed) == len(logs), report
+    report = ingest(log_dirs, EpisodeStore(paths.episodes), paths.home / "quarantine")
+    assert len(report.landed) == len(log_dirs), report
     quick = load_config(profile="quick")
     config = quick.model_copy(update={
         "sim": quick.sim.model_copy(update={"bev_size_px": 64}),
