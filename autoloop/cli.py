@@ -83,7 +83,7 @@ def collect(config: ConfigOption = None, profile: ProfileOption = None, home: Ho
 def train(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
           dataset: Annotated[Path | None, typer.Option(help="Dataset snapshot manifest (default: latest).")] = None
           ) -> None:
-    """Train a behaviour-cloning driver on a dataset snapshot."""
+    """Train a driver on a dataset snapshot: imitation (`train.policy`: waypoints or bc), then optional DAgger, PPO."""
     cfg = _load(config, profile)
     _setup_logging()
     from flows.stages import train_flow
