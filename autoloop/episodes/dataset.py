@@ -48,6 +48,14 @@ class DatasetSnapshot:
     filters: dict[str, Any]
 
 
+def unpack_bev(packed: NDArray[np.uint8], rows: NDArray[np.intp], shape: tuple[int, int, int]) -> NDArray[np.uint8]:
+    """Rows of ``numpy.packbits``-packed BEVs (``(N, bytes)``, as the store keeps ``obs_bev``) unpacked to
+    ``(len(rows), C, H, W)``."""
+    size = int(np.prod(shape))
+    unpacked: NDArray[np.uint8] = np.unpackbits(packed[rows], axis=1, count=size).reshape((len(rows), *shape))
+    return unpacked
+
+
 @dataclass(frozen=True)
 class TrainingArrays:
     """Behaviour-cloning samples: packed BEVs ``(N, bytes)``, states ``(N, S)``, expert labels ``(N, 2)``."""
@@ -62,8 +70,7 @@ class TrainingArrays:
 
     def bev(self, rows: NDArray[np.intp]) -> NDArray[np.uint8]:
         """Unpacked BEVs ``(len(rows), C, H, W)``."""
-        size = int(np.prod(self.bev_shape))
-        return np.unpackbits(self.bev_packed[rows], axis=1, count=size).reshape((len(rows),) + self.bev_shape)
+        return unpack_bev(self.bev_packed, rows, self.bev_shape)
 
 
 def create_snapshot(store: EpisodeStore, folder: Path, episode_ids: Sequence[str],

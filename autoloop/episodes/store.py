@@ -312,8 +312,8 @@ class EpisodeStore:
     def _folders(self, source: str | None) -> Iterator[Path]:
         self._check_v1()
         for name in (source,) if source else SOURCES:
-            for day in _subfolders(self.root / name):
-                for folder in _subfolders(day):
+            for day in subfolders(self.root / name):
+                for folder in subfolders(day):
                     if (folder / MANIFEST).is_file():
                         yield folder
 
@@ -321,7 +321,7 @@ class EpisodeStore:
         if check_v1:
             self._check_v1()
         for source in SOURCES:
-            for day in _subfolders(self.root / source):
+            for day in subfolders(self.root / source):
                 if (day / episode_id / MANIFEST).is_file():
                     return day / episode_id
         return None
@@ -334,7 +334,7 @@ def _check_name(source: str, episode_id: str) -> None:
         raise ValueError(f"invalid episode id {episode_id!r}")
 
 
-def _subfolders(folder: Path) -> list[Path]:
+def subfolders(folder: Path) -> list[Path]:
     """Visible sub-folders, sorted (none when ``folder`` does not exist)."""
     try:
         entries = list(os.scandir(folder))

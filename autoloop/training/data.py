@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from autoloop.config import SimConfig
 from autoloop.episodes import DatasetSnapshot, EpisodeStore, read_snapshot_columns
+from autoloop.episodes.dataset import unpack_bev
 from autoloop.training.fleet import UnreplayableLog, cached_observations
 from policies.expert import ExpertParams
 from sim.embedded.bev import BevSpec, Channel
@@ -59,8 +60,7 @@ class TrajectoryArrays:
 
     def bev(self, rows: NDArray[np.intp]) -> NDArray[np.uint8]:
         """Unpacked BEVs ``(len(rows), C, H, W)``."""
-        size = int(np.prod(self.bev_shape))
-        return np.unpackbits(self.bev_packed[rows], axis=1, count=size).reshape((len(rows),) + self.bev_shape)
+        return unpack_bev(self.bev_packed, rows, self.bev_shape)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from autoloop.episodes.store import MANIFEST, SOURCES, EpisodeStore
+from autoloop.episodes.store import MANIFEST, SOURCES, EpisodeStore, subfolders
 
 log = logging.getLogger(__name__)
 #: Filters of :meth:`EpisodeIndex.page`: name -> (column, whether the column is a list).
@@ -109,7 +109,7 @@ class EpisodeIndex:
         added: dict[str, Path] = {}
         removed: set[str] = set()
         for source in SOURCES:
-            for day in _visible_dirs(self.store.root / source):
+            for day in subfolders(self.store.root / source):
                 if not day.resolve().is_relative_to(self._root):  # (a partition or a source linked out)
                     continue
                 seen.add(day)
@@ -319,11 +319,3 @@ def _visible_names(folder: Path) -> set[str]:
             return {entry.name for entry in entries if entry.is_dir() and not entry.name.startswith(".")}
     except FileNotFoundError:
         return set()
-
-
-def _visible_dirs(folder: Path) -> list[Path]:
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return []
-    return sorted(Path(entry.path) for entry in entries if entry.is_dir() and not entry.name.startswith("."))
