@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from policies.encoder import EncoderConfig, ObservationEncoder
-from sim.embedded.observation import Observation
+from sim.embedded.observation import Observation, state_prefix
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,14 @@ class BcNet(nn.Module):
 
 
 def torch_inputs(net: nn.Module, observation: Observation) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of observations as ``(bev, state)`` tensors on the net's device."""
+    """A batch of observations as ``(bev, state)`` tensors on the net's device (the state cut to the features the
+    net was trained on: :func:`~sim.embedded.observation.state_prefix`)."""
     device = next(net.parameters()).device
     bev = torch.from_numpy(np.ascontiguousarray(observation["bev"])).to(device)
-    state = torch.from_numpy(np.ascontiguousarray(observation["state"], dtype=np.float32)).to(device)
+    size = getattr(getattr(net, "config", None), "state_size", None)
+    features = np.asarray(observation["state"], dtype=np.float32)
+    features = state_prefix(features, size) if size is not None else features
+    state = torch.from_numpy(np.ascontiguousarray(features)).to(device)
     return bev, state
 
 

@@ -25,7 +25,7 @@ from policies.base import LearnedPolicy
 from policies.bc import BcNet, BcPolicy
 from policies.encoder import EncoderConfig, ObservationEncoder
 from policies.waypoints import WaypointNet, WaypointPolicy
-from sim.embedded.observation import Observation
+from sim.embedded.observation import Observation, state_prefix
 
 
 class BevFeaturesExtractor(BaseFeaturesExtractor):
@@ -79,8 +79,10 @@ class Sb3Policy:
         self.policy = policy.eval()
 
     def act(self, observation: Observation) -> NDArray[np.float32]:
-        actions, _ = self.policy.predict({key: np.asarray(value) for key, value in observation.items()},
-                                         deterministic=True)
+        inputs = {key: np.asarray(value) for key, value in observation.items()}
+        space = self.policy.observation_space["state"].shape  # type: ignore[index]
+        inputs["state"] = state_prefix(np.asarray(inputs["state"], dtype=np.float32), space[0])
+        actions, _ = self.policy.predict(inputs, deterministic=True)
         return np.clip(np.asarray(actions, dtype=np.float32), -1.0, 1.0)
 
     def reset(self, done: NDArray[np.bool_]) -> None:

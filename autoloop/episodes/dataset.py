@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from autoloop.episodes.schema import SCHEMA_VERSION, from_table, read_table
 from autoloop.episodes.store import MANIFEST, EpisodeStore
+from sim.embedded.observation import pad_state
 
 #: The ego columns training reads.
 TRAINING_COLUMNS = ["obs_bev", "obs_state", "label"]
@@ -122,7 +123,8 @@ def load_training_arrays(store: EpisodeStore, snapshot: DatasetSnapshot) -> Trai
     return TrainingArrays(
         bev_packed=np.concatenate([columns["obs_bev"] for _, columns in episodes]),
         bev_shape=bev_shape,
-        state=np.concatenate([columns["obs_state"] for _, columns in episodes]).astype(np.float32, copy=False),
+        state=np.concatenate([pad_state(np.asarray(columns["obs_state"], dtype=np.float32))
+                              for _, columns in episodes]),
         label=np.concatenate([columns["label"] for _, columns in episodes]).astype(np.float32, copy=False),
     )
 

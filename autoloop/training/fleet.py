@@ -25,7 +25,7 @@ from autoloop.episodes import Episode, EpisodeStore
 from autoloop.episodes.store import MANIFEST
 from autoloop.fleet.mining import replay_scenario, replay_world_config, stored_map
 from sim.embedded.bev import BevSpec
-from sim.embedded.observation import Observer
+from sim.embedded.observation import STATE_SIZE, Observer
 from sim.embedded.world import World
 from sim.maps import LaneGraph
 
@@ -106,7 +106,7 @@ def cached_observations(store: EpisodeStore, episode_id: str, *, bev: BevSpec,
     and states, read from ``<store>/rendered/`` when this episode, unchanged, was rendered with ``bev`` before."""
     folder = store.folder(episode_id)
     digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
-    key = f"{digest[:16]}-{bev.size_px}-{bev.resolution_m:g}-{bev.ego_row}"
+    key = f"{digest[:16]}-{bev.size_px}-{bev.resolution_m:g}-{bev.ego_row}-s{STATE_SIZE}"
     path = store.root / CACHE_FOLDER / f"{episode_id}-{key}.npz"
     if path.exists():
         with np.load(path) as cached:

@@ -16,7 +16,20 @@ index    meaning
 20       whether the ego must stop at that line now (red, yellow it can stop for, stop sign not yet served,
          or the junction behind it is not clear)
 21..24   route command at the next junction (one-hot): left, right, straight, follow lane
+25       gap from the front bumper to the nearest actor in the ego's path along the route (ground-truth
+         perception: vehicles, pedestrians about to cross, obstacles not being passed) / 50 m (1 when none)
+26       that actor's speed along the route / 10 m/s (0 when none)
+27       distance from the ego's centre to the robotaxi mission's next curbside stop along the route / 50 m
+         (1 when none within 50 m)
+28       the lateral offset of that stop (negative: right, towards the curb) / 2 m
+29       dwell time still to stand there / 10 s
+30       an emergency vehicle's siren within ``SIREN_RANGE_M`` (1, else 0) ...
+31..32   ... and its position in the ego frame (forward, left) / 50 m
 =======  ==========================================================================================
+
+Features 25 on were added after the first 25: a driver trained on the first 25 reads only those
+(:func:`state_prefix`), and stored states of that width read as if no actor, stop or siren were near
+(:func:`pad_state`).
 """
 
 from __future__ import annotations
@@ -33,13 +46,36 @@ from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
 
 ROUTE_LOOKAHEAD_M = (2.0, 4.0, 7.0, 10.0, 15.0, 20.0)
-STATE_SIZE = 25
+STATE_SIZE = 33
+#: Values of features 25.. when nothing is there (for states recorded before they existed).
+ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+#: An emergency vehicle's siren is heard this far (metres).
+SIREN_RANGE_M = 60.0
 #: State features are clipped to [-STATE_BOUND, STATE_BOUND].
 STATE_BOUND = 4.0
 #: How far ahead the route command looks for the next turn.
 COMMAND_HORIZON_M = 30.0
 
 Observation = dict[str, NDArray[np.generic]]
+
+
+def state_prefix(state: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """The first ``size`` features of states ``(..., STATE_SIZE)``: what a driver trained on an older, shorter
+    state vector reads."""
+    return state[..., :size]
+
+
+def pad_state(state: NDArray[np.float32]) -> NDArray[np.float32]:
+    """States recorded with an older, shorter vector ``(N, S <= STATE_SIZE)`` at full length: the missing
+    features as when nothing is there (:data:`ABSENT_FEATURES`)."""
+    have = state.shape[-1]
+    if have == STATE_SIZE:
+        return state
+    if have > STATE_SIZE or STATE_SIZE - have > len(ABSENT_FEATURES):
+        raise ValueError(f"a state vector of {have} features is not one autoloop records ({STATE_SIZE} now)")
+    missing = np.broadcast_to(np.asarray(ABSENT_FEATURES[len(ABSENT_FEATURES) - (STATE_SIZE - have):],
+                                         dtype=np.float32), (*state.shape[:-1], STATE_SIZE - have))
+    return np.concatenate([state, missing], axis=-1)
 
 
 class Command(IntEnum):
@@ -105,9 +141,42 @@ class Observer:
             control,
             (has_line & st.ego_must_stop)[:, None],
             command,
+            self._leader(),
+            self._mission(),
+            self._siren(ego_xy),
         ], axis=1)
         vector: NDArray[np.float32] = np.clip(state, -STATE_BOUND, STATE_BOUND).astype(np.float32)
         return vector
+
+    def _leader(self) -> NDArray[np.float64]:
+        st = self.world.state
+        gap = np.where(np.isfinite(st.ego_leader_gap), np.clip(st.ego_leader_gap / 50.0, -0.1, 1.0), 1.0)
+        speed = np.where(np.isfinite(st.ego_leader_gap) & (gap < 1.0), st.ego_leader_speed / 10.0, 0.0)
+        return np.stack([gap, speed], axis=1)
+
+    def _mission(self) -> NDArray[np.float64]:
+        world, st = self.world, self.world.state
+        rows = np.arange(world.batch_size)
+        pending = st.stop_next < st.stop_n
+        k = np.minimum(st.stop_next, st.stop_s.shape[1] - 1)
+        ahead = st.stop_s[rows, k] - st.progress
+        near = pending & (ahead < 50.0)
+        standing = np.isfinite(st.stop_since)
+        dwell = st.stop_dwell[rows, k] - np.where(standing, st.time - np.where(standing, st.stop_since, 0.0), 0.0)
+        return np.stack([np.where(near, np.clip(ahead / 50.0, -0.1, 1.0), 1.0),
+                         np.where(near, st.stop_offset[rows, k] / 2.0, 0.0),
+                         np.where(near, np.maximum(dwell, 0.0) / 10.0, 0.0)], axis=1)
+
+    def _siren(self, ego_xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        st = self.world.state
+        rows = np.arange(self.world.batch_size)
+        slot = np.maximum(st.emg_slot, 0)
+        where = np.stack([st.act_x[rows, slot], st.act_y[rows, slot]], axis=-1)
+        local = to_local_frame(where[:, None, :], ego_xy[:, None, :], st.ego_yaw[:, None])[:, 0]
+        heard = (st.emg_slot >= 0) & st.act_valid[rows, slot] & ~st.emg_done & (
+            np.hypot(local[:, 0], local[:, 1]) < SIREN_RANGE_M)
+        return np.stack([heard, np.where(heard, local[:, 0] / 50.0, 0.0),
+                         np.where(heard, local[:, 1] / 50.0, 0.0)], axis=1)
 
     def commands(self) -> NDArray[np.intp]:
         """:class:`Command` of every ego: the route's heading change over the next ``COMMAND_HORIZON_M``, or

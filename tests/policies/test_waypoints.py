@@ -9,9 +9,10 @@ from policies.bc import BcNet, BcNetConfig, BcPolicy
 from policies.checkpoint import load_policy
 from policies.sb3 import Sb3Policy
 from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy, control
+from sim.embedded.observation import STATE_SIZE
 
 OBS = {"bev": np.random.default_rng(0).integers(0, 2, (3, 9, 32, 32), dtype=np.uint8),
-       "state": np.random.default_rng(1).uniform(-1, 1, (3, 25)).astype(np.float32)}
+       "state": np.random.default_rng(1).uniform(-1, 1, (3, STATE_SIZE)).astype(np.float32)}
 
 
 def test_controller_straight_ahead_holds_the_wheel_and_tracks_speed() -> None:
@@ -39,7 +40,7 @@ def test_controller_steers_towards_the_side_of_the_path() -> None:
 @pytest.mark.parametrize("mode", ["controller", "head", "blend"])
 def test_waypoint_policy_round_trip(tmp_path: Path, mode: str) -> None:
     torch.manual_seed(0)
-    policy = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, 25)), ControllerParams(mode=mode))  # type: ignore[arg-type]
+    policy = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, STATE_SIZE)), ControllerParams(mode=mode))  # type: ignore[arg-type]
     assert isinstance(policy, LearnedPolicy) and isinstance(policy, Policy)
     actions = policy.act(OBS)
     assert actions.shape == (3, 2) and actions.dtype == np.float32 and np.all(np.abs(actions) <= 1.0)
@@ -50,7 +51,7 @@ def test_waypoint_policy_round_trip(tmp_path: Path, mode: str) -> None:
 
 
 def test_checkpoints_name_their_kind(tmp_path: Path) -> None:
-    BcPolicy(BcNet(BcNetConfig(9, 32, 25))).save(tmp_path / "bc.pt")
+    BcPolicy(BcNet(BcNetConfig(9, 32, STATE_SIZE))).save(tmp_path / "bc.pt")
     assert isinstance(load_policy(tmp_path / "bc.pt"), BcPolicy)
     torch.save({"kind": "mystery"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="mystery"):
@@ -63,7 +64,7 @@ def test_ppo_warm_start_acts_like_the_imitation_control_head(tmp_path: Path) -> 
 
     torch.manual_seed(0)
     sim = SimConfig(bev_size_px=32, traffic_vehicles=2)
-    imitation = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, 25, width=4, hidden=16)),
+    imitation = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, STATE_SIZE, width=4, hidden=16)),
                                ControllerParams(mode="head"))
     env = make_vec_env(sim, 2)
     model = make_ppo(env, PpoConfig(n_steps=8, batch_size=16), width=4, hidden=16, init=imitation)
@@ -76,3 +77,12 @@ def test_ppo_warm_start_acts_like_the_imitation_control_head(tmp_path: Path) -> 
     driver.save(tmp_path / "ppo.pt")
     np.testing.assert_array_equal(load_policy(tmp_path / "ppo.pt").act(OBS), driver.act(OBS))
     env.close()
+
+
+def test_a_driver_trained_on_an_older_shorter_state_reads_its_prefix() -> None:
+    torch.manual_seed(0)
+    older = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, 25, width=4, hidden=16)))
+    prefix = {"bev": OBS["bev"], "state": OBS["state"][:, :25]}
+    np.testing.assert_array_equal(older.act(OBS), older.act(prefix))
+    bc = BcPolicy(BcNet(BcNetConfig(9, 32, 25, width=4, hidden=16)))
+    np.testing.assert_array_equal(bc.act(OBS), bc.act(prefix))

@@ -1,0 +1,90 @@
+"""The state vector's later features: the actor in the ego's path, the robotaxi mission's next curbside stop, an
+emergency vehicle's siren; and reading older, shorter state vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from policies.expert import ExpertDriver
+from sim.embedded.observation import ABSENT_FEATURES, STATE_SIZE, Observer, pad_state, state_prefix
+from sim.embedded.world import World, make_world
+from sim.scenarios import events as ev
+from tests.sim.test_events import CONFIG, MAP, _scenarios
+
+LEADER_GAP, LEADER_SPEED, STOP_AHEAD, STOP_OFFSET, STOP_DWELL, SIREN, SIREN_FORWARD, SIREN_LEFT = range(25, 33)
+
+
+def _states(scenario_events: list, steps: int = 3000) -> tuple[World, np.ndarray]:
+    world = make_world(MAP, len(scenario_events), CONFIG)
+    world.reset(scenario_events)
+    expert, observer = ExpertDriver(world), Observer(world)
+    states = []
+    for _ in range(steps):
+        if not world.running.any():
+            break
+        states.append(observer.state_vector())
+        world.step(expert.act())
+    return world, np.stack(states)
+
+
+def test_the_state_counts_down_to_the_curbside_stop_and_its_dwell() -> None:
+    scenarios = _scenarios(lambda t: ev.CurbsidePickup(trigger_s_m=t, dwell_s=4.0))[:2]
+    world, states = _states(scenarios)
+    assert (world.state.stop_next == 1).all(), "the expert served both stops"
+    for env in range(2):
+        ahead, offset, dwell = states[:, env, STOP_AHEAD], states[:, env, STOP_OFFSET], states[:, env, STOP_DWELL]
+        near = np.flatnonzero(ahead < 1.0)
+        assert len(near) > 0, "the stop came within 50 m"
+        first, last = near[0], near[-1]
+        assert ahead[first] == pytest.approx(1.0, abs=0.05) and abs(ahead[last]) < 0.1
+        assert np.all(np.diff(ahead[first:last + 1]) <= 1e-6), "the distance only shrinks on the way there"
+        assert np.all(offset[near] < 0.0), "the stop lies right, at the curb"
+        # standing there, the dwell counts down from 4 s; once served the features read "no stop"
+        assert dwell[first] == pytest.approx(0.4) and dwell[last] < 0.05
+        assert states[last + 1:, env, STOP_AHEAD] == pytest.approx(1.0)
+        assert np.all(states[last + 1:, env, STOP_DWELL] == 0.0)
+
+
+def test_the_siren_is_heard_from_behind_until_the_emergency_vehicle_has_passed() -> None:
+    scenarios = _scenarios(lambda t: ev.YieldToEmergencyVehicle(trigger_s_m=t))[:2]
+    world, states = _states(scenarios)
+    assert world.state.emg_done.all()
+    for env in range(2):
+        heard = np.flatnonzero(states[:, env, SIREN] == 1.0)
+        assert len(heard) > 0
+        assert states[heard[0], env, SIREN_FORWARD] < 0.0, "first heard behind the ego"
+        assert np.all(states[heard, env, SIREN_FORWARD] * 50.0 > -61.0)
+        assert np.all(states[heard[-1] + 1:, env, SIREN] == 0.0), "silent once it got past"
+        silent = states[:, env, SIREN] == 0.0
+        assert np.all(states[silent, env, SIREN_FORWARD] == 0.0) and np.all(states[silent, env, SIREN_LEFT] == 0.0)
+
+
+def test_the_leader_features_are_the_gap_and_speed_of_the_actor_in_the_path() -> None:
+    scenarios = _scenarios(lambda t: ev.HardBreakRoute(trigger_s_m=t), traffic=8)[:2]
+    world = make_world(MAP, 2, CONFIG)
+    world.reset(scenarios)
+    expert, observer = ExpertDriver(world), Observer(world)
+    seen = 0
+    for _ in range(400):
+        state, st = observer.state_vector(), world.state
+        leading = np.isfinite(st.ego_leader_gap) & (st.ego_leader_gap < 50.0)
+        expected = np.where(leading, np.clip(st.ego_leader_gap / 50.0, -0.1, 1.0), 1.0)
+        np.testing.assert_allclose(state[:, LEADER_GAP], expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(state[:, LEADER_SPEED], np.where(leading, st.ego_leader_speed / 10.0, 0.0),
+                                   rtol=1e-5, atol=1e-6)
+        seen += int(leading.sum())
+        world.step(expert.act())
+    assert seen > 0, "some actor led the ego within 50 m"
+
+
+def test_older_state_vectors_read_as_nothing_near_and_older_drivers_read_their_prefix() -> None:
+    old = np.random.default_rng(0).uniform(-1, 1, (4, 25)).astype(np.float32)
+    padded = pad_state(old)
+    assert padded.shape == (4, STATE_SIZE)
+    np.testing.assert_array_equal(padded[:, :25], old)
+    np.testing.assert_array_equal(padded[:, 25:], np.broadcast_to(np.float32(ABSENT_FEATURES), (4, 8)))
+    assert pad_state(padded) is padded
+    np.testing.assert_array_equal(state_prefix(padded, 25), old)
+    with pytest.raises(ValueError, match="40 features"):
+        pad_state(np.zeros((1, 40), dtype=np.float32))
