@@ -444,6 +444,9 @@ def bench_drive_command(
     ppo_timesteps: Annotated[int, typer.Option(help="PPO fine-tuning steps (0: none).")] = 4096,
     epochs: Annotated[int, typer.Option(help="Behaviour-cloning epochs.")] = 8,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
+    start_lateral_m: Annotated[float, typer.Option(help="Perturbed starts of the expert's drives: sideways shift "
+                                                   "up to this (0: none).")] = 0.0,
+    start_yaw_rad: Annotated[float, typer.Option(help="... and turn up to this.")] = 0.0,
 ) -> None:
     """The driving-quality study: expert, BC, each DAgger round and PPO fine-tuning on the held-out eval suite, in
     one table (JSON on stdout)."""
@@ -456,6 +459,7 @@ def bench_drive_command(
     work.mkdir(parents=True, exist_ok=True)
     study = StudyConfig(train_routes=train_routes, eval_every=eval_every, dagger_rounds=dagger_rounds,
                         dagger_routes=dagger_routes, ppo_timesteps=ppo_timesteps,
+                        start_perturbation=(start_lateral_m, start_yaw_rad),
                         train=TrainConfig(epochs=epochs, batch_size=128, threads=threads))
     print(json.dumps({"benchmark": "drive", **run_study(work, study)}, indent=1))
 

@@ -68,11 +68,15 @@ class CollectConfig(_Frozen):
         most recent earlier collected ones, up to this many.
     :param fleet_episodes: the snapshot also holds up to this many of the store's fleet episodes (the newest
         ingested; see ``autoloop ingest``), which training learns from by their recorded future (0: none).
+    :param start_lateral_m: perturbed starts: each ego starts shifted sideways by up to this much (uniform)...
+    :param start_yaw_rad: ... and turned by up to this much, so the expert shows how to get back to the route.
     """
 
     episodes: int = Field(default=48, ge=1)
     seed: int = Field(default=0, ge=0)
     action_noise: float = Field(default=0.15, ge=0.0)
+    start_lateral_m: float = Field(default=0.75, ge=0.0, le=1.5)
+    start_yaw_rad: float = Field(default=0.15, ge=0.0, le=0.5)
     dataset_episodes: int = Field(default=96, ge=1)
     fleet_episodes: int = Field(default=64, ge=0)
 

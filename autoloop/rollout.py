@@ -45,6 +45,7 @@ def rollout(
     record_observations: bool = False,
     action_noise: float = 0.0,
     noise_seed: int = 0,
+    start_perturbation: tuple[float, float] = (0.0, 0.0),
 ) -> list[tuple[Episode, RouteRecord]]:
     """Drive every scenario once and return its episode and Leaderboard record (in scenario order).
 
@@ -55,25 +56,39 @@ def rollout(
         (``label``) and intended trajectory (``label_plan_xy``, ``label_plan_speed``, see
         :attr:`policies.expert.ExpertDriver.plan_xy`).
     :param action_noise: standard deviation of correlated noise added to the executed actions.
-    :param noise_seed: seed of that noise.
+    :param noise_seed: seed of that noise (and of the start perturbations).
+    :param start_perturbation: ``(lateral_m, yaw_rad)``: each ego starts shifted sideways and turned by amounts
+        drawn uniformly from ``[-lateral_m, lateral_m]`` and ``[-yaw_rad, yaw_rad]``
+        (:meth:`~sim.embedded.world.World.perturb_ego`); the episode's metadata records them.
     """
     rng = np.random.default_rng(noise_seed)
     results: list[tuple[Episode, RouteRecord]] = []
     for start in range(0, len(scenarios), sim.batch_size):
         batch = list(scenarios[start:start + sim.batch_size])
         results += _rollout_batch(batch, sim=sim, driver=driver, policy_name=policy_name, tags=tags,
-                                  record_observations=record_observations, action_noise=action_noise, rng=rng)
+                                  record_observations=record_observations, action_noise=action_noise, rng=rng,
+                                  start_perturbation=start_perturbation)
         log.info("rolled out %d/%d scenarios", len(results), len(scenarios))
     return results
 
 
 def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFactory, policy_name: str,
                    tags: dict[str, str], record_observations: bool, action_noise: float,
-                   rng: np.random.Generator) -> list[tuple[Episode, RouteRecord]]:
+                   rng: np.random.Generator, start_perturbation: tuple[float, float],
+                   ) -> list[tuple[Episode, RouteRecord]]:
     env = DrivingVectorEnv(len(batch), map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles,
                            pedestrians=sim.pedestrians, autoreset=False, bev=sim.bev())
     world = env.world
     obs, _ = env.reset(options={"scenarios": batch})
+    lateral_m, yaw_rad = start_perturbation
+    perturbations = np.zeros((len(batch), 2))
+    if lateral_m or yaw_rad:
+        perturbations = rng.uniform(-1.0, 1.0, (len(batch), 2)) * np.array([lateral_m, yaw_rad])
+        parked = world.state.curb_until > -np.inf  # (a ParkingExit start: it already starts off its lane)
+        perturbations[parked] = 0.0
+        for index in np.flatnonzero(~parked):
+            world.perturb_ego(int(index), float(perturbations[index, 0]), float(perturbations[index, 1]))
+        obs = env.observer.observe()
     policy = driver(world)
     labeller = None
     if record_observations:
@@ -134,6 +149,9 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
             "record": {**asdict(record), "infractions": {k.value: v for k, v in record.infractions.items()}},
             "score": asdict(score),
         }
+        if lateral_m or yaw_rad:
+            metadata["start_perturbation"] = {"lateral_m": float(perturbations[env_index, 0]),
+                                              "yaw_rad": float(perturbations[env_index, 1])}
         # ids sort by scenario seed, so snapshots (which order episodes by id) are reproducible
         episode_id = new_episode_id(f"{tags.get('purpose', 'episode')}-{scenario.traffic_seed:08d}")
         events = [event for event in world.events if event.env == env_index and event.kind in _INFRACTIONS]

@@ -119,7 +119,8 @@ def collect(context: StageContext) -> CollectResult:
                      for seed in seeds]
         results = rollout(scenarios, sim=config.sim, driver=expert_driver, policy_name="expert",
                           tags={"purpose": "collect", "mlflow_run_id": run_id}, record_observations=True,
-                          action_noise=config.collect.action_noise, noise_seed=seeds.start)
+                          action_noise=config.collect.action_noise, noise_seed=seeds.start,
+                          start_perturbation=(config.collect.start_lateral_m, config.collect.start_yaw_rad))
         context.store.write_many([episode for episode, _ in results])
         steps = sum(episode.num_steps for episode, _ in results)
         suite = score_suite([record for _, record in results])

@@ -10,6 +10,7 @@ stopped.
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ class StudyConfig:
     :param dagger_rounds: DAgger rounds.
     :param dagger_routes: train-suite routes the learner drives per round.
     :param ppo_timesteps: PPO environment steps (0: none).
+    :param action_noise: exploration noise of the expert's collection drives.
+    :param start_perturbation: perturbed starts of the collection drives (``(lateral_m, yaw_rad)``, see
+        :func:`autoloop.rollout.rollout`).
     :param train: imitation settings.
     """
 
@@ -48,6 +52,7 @@ class StudyConfig:
     dagger_routes: int = 16
     ppo_timesteps: int = 4096
     action_noise: float = 0.15
+    start_perturbation: tuple[float, float] = (0.0, 0.0)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, batch_size=128, threads=1))
 
 
@@ -78,7 +83,8 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         for group in by_map(list(scenarios)):
             results = rollout(group, sim=sim_for(sim, group), driver=expert_driver, policy_name="expert",
                               tags={"purpose": "collect"}, record_observations=True,
-                              action_noise=study.action_noise, noise_seed=hash(group[0].map_name) % 2**31)
+                              action_noise=study.action_noise, noise_seed=zlib.crc32(group[0].map_name.encode()),
+                              start_perturbation=study.start_perturbation)
             store.write_many([episode for episode, _ in results])
     base = create_snapshot(store, datasets, [e for e in store.episode_ids() if "collect" in e], {"purpose": "study"})
     config = study.train.model_copy(update={"dagger": DaggerConfig(iterations=study.dagger_rounds, epochs=3),

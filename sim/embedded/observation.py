@@ -49,6 +49,8 @@ ROUTE_LOOKAHEAD_M = (2.0, 4.0, 7.0, 10.0, 15.0, 20.0)
 STATE_SIZE = 33
 #: Values of features 25.. when nothing is there (for states recorded before they existed).
 ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+#: Length of the state vector before features 25.. were added.
+OLDER_STATE_SIZE = STATE_SIZE - len(ABSENT_FEATURES)
 #: An emergency vehicle's siren is heard this far (metres).
 SIREN_RANGE_M = 60.0
 #: State features are clipped to [-STATE_BOUND, STATE_BOUND].
@@ -66,15 +68,12 @@ def state_prefix(state: NDArray[np.float32], size: int) -> NDArray[np.float32]:
 
 
 def pad_state(state: NDArray[np.float32]) -> NDArray[np.float32]:
-    """States recorded with an older, shorter vector ``(N, S <= STATE_SIZE)`` at full length: the missing
-    features as when nothing is there (:data:`ABSENT_FEATURES`)."""
-    have = state.shape[-1]
-    if have == STATE_SIZE:
+    """States recorded with the older vector of ``OLDER_STATE_SIZE`` features, ``(N, OLDER_STATE_SIZE)``, at full
+    length: the features added since as when nothing is there (:data:`ABSENT_FEATURES`). Any other width (the
+    current one, or a vector that is not autoloop's) is returned as it is."""
+    if state.shape[-1] != OLDER_STATE_SIZE:
         return state
-    if have > STATE_SIZE or STATE_SIZE - have > len(ABSENT_FEATURES):
-        raise ValueError(f"a state vector of {have} features is not one autoloop records ({STATE_SIZE} now)")
-    missing = np.broadcast_to(np.asarray(ABSENT_FEATURES[len(ABSENT_FEATURES) - (STATE_SIZE - have):],
-                                         dtype=np.float32), (*state.shape[:-1], STATE_SIZE - have))
+    missing = np.broadcast_to(np.asarray(ABSENT_FEATURES, dtype=np.float32), (*state.shape[:-1], len(ABSENT_FEATURES)))
     return np.concatenate([state, missing], axis=-1)
 
 

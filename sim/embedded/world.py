@@ -46,7 +46,7 @@ from sim.embedded.dynamics import BicycleParams, EgoState, IdmParams
 from sim.embedded.staging import stage_events
 from sim.embedded.threads import default_threads, run_chunked
 from sim.embedded.traffic import LightTiming
-from sim.geometry import FloatArray, cumulative_length, interpolate_along, resample_polyline
+from sim.geometry import FloatArray, cumulative_length, interpolate_along, resample_polyline, wrap_angle
 from sim.maps import LaneGraph, get_map
 from sim.metrics import Infraction, RouteRecord, RouteStatus
 from sim.scenarios import Scenario
@@ -793,6 +793,25 @@ class World:
         st.ego_x[env] -= lateral_m * np.sin(yaw)
         st.ego_y[env] += lateral_m * np.cos(yaw)
         st.curb_until[env] = leave_by_s_m
+        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+
+    def perturb_ego(self, env: int, lateral_m: float, yaw_rad: float) -> None:
+        """Move the ego of scenario ``env``, standing at its start, ``lateral_m`` to the left of its route
+        (negative: right) and turn it ``yaw_rad`` to the left: a perturbed start, from which a driver has to
+        find its way back to the route (augmentation of imitation data, as ChauffeurNet's perturbed
+        trajectories).
+
+        :raises ValueError: once the scenario has started, or for a shift that would leave the ego's lane.
+        """
+        st = self.state
+        if st.time[env] != 0.0:
+            raise ValueError(f"scenario {env}: perturb the ego before the first step (t = {st.time[env]:.1f} s)")
+        if abs(lateral_m) > 1.5:
+            raise ValueError(f"scenario {env}: a lateral shift of {lateral_m:.2f} m leaves the lane (at most 1.5 m)")
+        yaw = st.ego_yaw[env]
+        st.ego_x[env] -= lateral_m * np.sin(yaw)
+        st.ego_y[env] += lateral_m * np.cos(yaw)
+        st.ego_yaw[env] = wrap_angle(yaw + yaw_rad)
         kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     def hold_lights(self, env: int, states: dict[int, int], *, trigger_s_m: float, hold_s: float) -> None:

@@ -58,3 +58,39 @@ def test_the_file_maps_episodes_ran_on_are_kept_in_the_store(shared_data: Path, 
     store_file_maps(store, [graph.name, "junction4-60", graph.name])
     assert store.get_map(graph.name).to_dict() == graph.to_dict()
     assert [p.name for p in (tmp_path / "store" / "maps").iterdir()] == [f"{graph.name}.json"]  # not procedural
+
+
+def test_perturbed_starts_shift_and_turn_the_ego_and_the_expert_finds_its_way_back() -> None:
+    from sim.geometry import to_local_frame, wrap_angle
+
+    scenarios = [sample_scenario(seed, traffic_vehicles=2) for seed in (4, 9, 21)]
+    sim = SimConfig(traffic_vehicles=2)
+    plain = rollout(scenarios, sim=sim, driver=expert_driver, policy_name="expert", tags={"purpose": "collect"},
+                    record_observations=True, noise_seed=3)
+    shifted = rollout(scenarios, sim=sim, driver=expert_driver, policy_name="expert", tags={"purpose": "collect"},
+                      record_observations=True, noise_seed=3, start_perturbation=(1.0, 0.2))
+    moved = 0
+    for (before, _), (after, record), scenario in zip(plain, shifted, scenarios, strict=True):
+        assert "start_perturbation" not in before.metadata
+        perturbation = after.metadata["start_perturbation"]
+        lateral, yaw = perturbation["lateral_m"], perturbation["yaw_rad"]
+        assert abs(lateral) <= 1.0 and abs(yaw) <= 0.2
+        moved += abs(lateral) > 0.2
+        start = np.array([[before.steps["x_m"][0], before.steps["y_m"][0]]])
+        where = np.array([[after.steps["x_m"][0], after.steps["y_m"][0]]])
+        local = to_local_frame(where, start, np.array([before.steps["yaw_rad"][0]]))[0]
+        np.testing.assert_allclose(local, [0.0, lateral], atol=1e-4)
+        assert abs(wrap_angle(float(after.steps["yaw_rad"][0]) - float(before.steps["yaw_rad"][0])) - yaw) < 1e-5
+        # the first observation is the perturbed one: the route ahead lies to the other side
+        route_left = after.steps["obs_state"][0, 4] * 20.0  # the route 2 m ahead, left of the ego
+        assert np.sign(route_left) == -np.sign(lateral) or abs(lateral) < 0.2
+        # the expert steers back onto its route and completes it without infractions (min_speed aside: the
+        # unperturbed expert has those too)
+        assert record.status is RouteStatus.COMPLETED
+        assert {kind for kind, count in record.infractions.items() if count} <= {Infraction.MIN_SPEED}
+        xy = np.stack([after.steps["x_m"], after.steps["y_m"]], axis=-1)
+        later = int(np.searchsorted(after.steps["time_s"], 8.0))
+        route = np.stack([before.steps["x_m"], before.steps["y_m"]], axis=-1)
+        distance = np.linalg.norm(route[None, :, :] - xy[later][None, None, :], axis=-1).min()
+        assert distance < 0.3, f"{scenario.traffic_seed}: {distance:.2f} m off the expert's unperturbed path at 8 s"
+    assert moved >= 1
