@@ -292,7 +292,8 @@ def bench_train(*, samples: int = 2048, batch_size: int = 128, bev_size_px: int 
     from autoloop.training.bc import train_bc
     from autoloop.training.data import TrajectoryArrays
     from autoloop.training.distributed import process_group
-    from autoloop.training.ppo import GymVectorVecEnv, make_vec_env
+    from autoloop.training.ppo import GymVectorVecEnv
+    from autoloop.training.rl import make_vec_env
     from sim.embedded.bev import Channel
     from sim.embedded.env import DrivingEnv
     from sim.embedded.observation import STATE_SIZE
