@@ -18,16 +18,17 @@ from autoloop.training.sac import SacResult, train_sac
 from policies.checkpoint import load_policy
 from policies.sb3 import Sb3Policy
 from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy
+from sim.embedded.observation import STATE_SIZE
 
 SIM = SimConfig(bev_size_px=32, traffic_vehicles=2)
 OBS = {"bev": np.random.default_rng(0).integers(0, 2, (4, 9, 32, 32), dtype=np.uint8),
-       "state": np.random.default_rng(1).uniform(-1, 1, (4, 25)).astype(np.float32)}
+       "state": np.random.default_rng(1).uniform(-1, 1, (4, STATE_SIZE)).astype(np.float32)}
 
 
 @pytest.fixture(scope="module")
 def tuned() -> tuple[SacResult, list[tuple[int, dict[str, float]]]]:
     torch.manual_seed(0)
-    imitation = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, 25, width=4, hidden=16)),
+    imitation = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, STATE_SIZE, width=4, hidden=16)),
                                ControllerParams(mode="head"))
     config = SacConfig(timesteps=320, num_envs=4, buffer_size=512, learning_starts=64, batch_size=32)
     reports: list[tuple[int, dict[str, float]]] = []

@@ -16,10 +16,11 @@ from policies.bc import BcNet, BcNetConfig, BcPolicy
 from policies.checkpoint import load_policy
 from policies.sb3 import POLICY_CLASSES, Sb3Policy
 from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy
+from sim.embedded.observation import STATE_SIZE
 
 SIM = SimConfig(bev_size_px=32, traffic_vehicles=2)
 OBS = {"bev": np.random.default_rng(0).integers(0, 2, (5, 9, 32, 32), dtype=np.uint8),
-       "state": np.random.default_rng(1).uniform(-1, 1, (5, 25)).astype(np.float32)}
+       "state": np.random.default_rng(1).uniform(-1, 1, (5, STATE_SIZE)).astype(np.float32)}
 
 
 def _imitation(kind: str) -> tuple[LearnedPolicy, np.ndarray]:
@@ -27,10 +28,10 @@ def _imitation(kind: str) -> tuple[LearnedPolicy, np.ndarray]:
     torch.manual_seed(0)
     bev, state = torch.from_numpy(OBS["bev"]), torch.from_numpy(OBS["state"])
     if kind == "waypoints":
-        net = WaypointNet(WaypointNetConfig(9, 32, 25, width=4, hidden=16))
+        net = WaypointNet(WaypointNetConfig(9, 32, STATE_SIZE, width=4, hidden=16))
         with torch.no_grad():
             return WaypointPolicy(net, ControllerParams(mode="head")), net(bev, state).control.numpy()
-    bc = BcNet(BcNetConfig(9, 32, 25, width=4, hidden=16))
+    bc = BcNet(BcNetConfig(9, 32, STATE_SIZE, width=4, hidden=16))
     with torch.no_grad():
         return BcPolicy(bc), bc(bev, state).numpy()
 
