@@ -277,22 +277,30 @@ class TrainBenchResult:
     ppo_timesteps: int
     ppo_env_steps_per_s_native: float
     ppo_env_steps_per_s_sync_vector: float
+    sac_num_envs: int
+    sac_timesteps: int
+    sac_env_steps_per_s_native: float
 
 
 def bench_train(*, samples: int = 2048, batch_size: int = 128, bev_size_px: int = 64, threads: int = 1,
-                ppo_envs: int = 8, ppo_timesteps: int = 512, seed: int = 0) -> TrainBenchResult:
+                ppo_envs: int = 8, ppo_timesteps: int = 512, sac_envs: int = 8, sac_timesteps: int = 512,
+                seed: int = 0) -> TrainBenchResult:
     """Measure imitation training (samples/s over one epoch of random data, after a warm-up epoch, for the
-    ``waypoints`` and ``bc`` networks; on the GPU when there is one) and PPO (environment steps/s of the same PPO
+    ``waypoints`` and ``bc`` networks; on the GPU when there is one), PPO (environment steps/s of the same PPO
     on the native batched env through :class:`sim.embedded.sb3.Sb3VecEnv`, and on a
-    ``gymnasium.vector.SyncVectorEnv`` of single :class:`sim.embedded.env.DrivingEnv`)."""
+    ``gymnasium.vector.SyncVectorEnv`` of single :class:`sim.embedded.env.DrivingEnv`) and SAC (environment
+    steps/s on the native env, one gradient step of 128 transitions per vector step, after the replay buffer's
+    warm-up)."""
     import torch
     from gymnasium.vector import SyncVectorEnv
 
-    from autoloop.config import PpoConfig, SimConfig, TrainConfig
+    from autoloop.config import PpoConfig, SacConfig, SimConfig, TrainConfig
     from autoloop.training.bc import train_bc
     from autoloop.training.data import TrajectoryArrays
     from autoloop.training.distributed import process_group
-    from autoloop.training.ppo import GymVectorVecEnv, make_vec_env
+    from autoloop.training.ppo import GymVectorVecEnv, make_ppo
+    from autoloop.training.rl import make_vec_env
+    from autoloop.training.sac import make_sac
     from sim.embedded.bev import Channel
     from sim.embedded.env import DrivingEnv
     from sim.embedded.observation import STATE_SIZE
@@ -321,23 +329,30 @@ def bench_train(*, samples: int = 2048, batch_size: int = 128, bev_size_px: int 
     sim = SimConfig()
     ppo = PpoConfig(timesteps=ppo_timesteps, num_envs=ppo_envs, n_steps=ppo_timesteps // ppo_envs // 2,
                     batch_size=128, n_epochs=1)
-    native = _ppo_rate(make_vec_env(sim, ppo_envs), ppo)
+    warmup = ppo.n_steps * ppo.num_envs
+    native = _rl_rate(make_vec_env(sim, ppo_envs), lambda env: make_ppo(env, ppo, width=16, hidden=128), warmup,
+                      ppo_timesteps)
     single = [lambda: DrivingEnv(map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles, bev=sim.bev())
               for _ in range(ppo_envs)]
-    sync = _ppo_rate(GymVectorVecEnv(SyncVectorEnv(single, autoreset_mode="SameStep")), ppo)
+    sync = _rl_rate(GymVectorVecEnv(SyncVectorEnv(single, autoreset_mode="SameStep")),
+                    lambda env: make_ppo(env, ppo, width=16, hidden=128), warmup, ppo_timesteps)
+    # SAC: the warm-up fills the replay buffer past learning_starts, so every timed step has its gradient step
+    sac = SacConfig(timesteps=sac_timesteps, num_envs=sac_envs, learning_starts=sac_envs, batch_size=128)
+    sac_native = _rl_rate(make_vec_env(sim, sac_envs), lambda env: make_sac(env, sac, width=16, hidden=128),
+                          4 * sac_envs, sac_timesteps)
     return TrainBenchResult(device=device, threads=threads, bev_shape=shape, samples=samples,
                             bc_samples_per_s=rates, ppo_num_envs=ppo_envs, ppo_timesteps=ppo_timesteps,
-                            ppo_env_steps_per_s_native=native, ppo_env_steps_per_s_sync_vector=sync)
+                            ppo_env_steps_per_s_native=native, ppo_env_steps_per_s_sync_vector=sync,
+                            sac_num_envs=sac_envs, sac_timesteps=sac_timesteps, sac_env_steps_per_s_native=sac_native)
 
 
-def _ppo_rate(env: Any, config: Any) -> float:
-    from autoloop.training.ppo import make_ppo
-
-    env.seed(config.seed)
-    model = make_ppo(env, config, width=16, hidden=128)
-    model.learn(total_timesteps=config.n_steps * config.num_envs)  # warm-up
+def _rl_rate(env: Any, make: Callable[[Any], Any], warmup: int, timesteps: int) -> float:
+    """Environment steps/s of ``make(env)`` learning ``timesteps`` steps, after ``warmup`` steps."""
+    env.seed(0)
+    model = make(env)
+    model.learn(total_timesteps=warmup)
     start = time.perf_counter()
-    model.learn(total_timesteps=config.timesteps, reset_num_timesteps=False)
-    rate = round(float(config.timesteps) / (time.perf_counter() - start), 1)
+    model.learn(total_timesteps=timesteps, reset_num_timesteps=False)
+    rate = round(float(timesteps) / (time.perf_counter() - start), 1)
     env.close()
     return rate

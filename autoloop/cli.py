@@ -83,7 +83,8 @@ def collect(config: ConfigOption = None, profile: ProfileOption = None, home: Ho
 def train(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
           dataset: Annotated[Path | None, typer.Option(help="Dataset snapshot manifest (default: latest).")] = None
           ) -> None:
-    """Train a driver on a dataset snapshot: imitation (`train.policy`: waypoints or bc), then optional DAgger, PPO."""
+    """Train a driver on a dataset snapshot: imitation (`train.policy`: waypoints or bc), then optional DAgger, PPO,
+    SAC."""
     cfg = _load(config, profile)
     _setup_logging()
     from flows.stages import train_flow
@@ -420,16 +421,20 @@ def bench_train_command(
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
     ppo_envs: Annotated[int, typer.Option(help="Scenarios stepped together by PPO.")] = 8,
     ppo_timesteps: Annotated[int, typer.Option(help="PPO environment steps timed.")] = 1024,
+    sac_envs: Annotated[int, typer.Option(help="Scenarios stepped together by SAC.")] = 8,
+    sac_timesteps: Annotated[int, typer.Option(help="SAC environment steps timed (each vector step with a "
+                                               "gradient step).")] = 512,
 ) -> None:
-    """Measure training: imitation samples/s (waypoints and bc networks; on a GPU when there is one) and PPO
-    env-steps/s on the native vector env vs a gymnasium SyncVectorEnv of single envs (JSON on stdout)."""
+    """Measure training: imitation samples/s (waypoints and bc networks; on a GPU when there is one), PPO
+    env-steps/s on the native vector env vs a gymnasium SyncVectorEnv of single envs, and SAC env-steps/s on the
+    native vector env (JSON on stdout)."""
     import json
     from dataclasses import asdict
 
     from autoloop.bench import bench_train
 
     result = bench_train(samples=samples, batch_size=batch_size, threads=threads, ppo_envs=ppo_envs,
-                         ppo_timesteps=ppo_timesteps)
+                         ppo_timesteps=ppo_timesteps, sac_envs=sac_envs, sac_timesteps=sac_timesteps)
     print(json.dumps({"benchmark": "train", **asdict(result)}, indent=1))
 
 
@@ -442,14 +447,15 @@ def bench_drive_command(
     dagger_rounds: Annotated[int, typer.Option(help="DAgger rounds.")] = 2,
     dagger_routes: Annotated[int, typer.Option(help="Routes the learner drives per DAgger round.")] = 16,
     ppo_timesteps: Annotated[int, typer.Option(help="PPO fine-tuning steps (0: none).")] = 4096,
+    sac_timesteps: Annotated[int, typer.Option(help="SAC fine-tuning steps (0: none).")] = 0,
     epochs: Annotated[int, typer.Option(help="Behaviour-cloning epochs.")] = 8,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
     start_lateral_m: Annotated[float, typer.Option(help="Perturbed starts of the expert's drives: sideways shift "
                                                    "up to this (0: none).")] = 0.0,
     start_yaw_rad: Annotated[float, typer.Option(help="... and turn up to this.")] = 0.0,
 ) -> None:
-    """The driving-quality study: expert, BC, each DAgger round and PPO fine-tuning on the held-out eval suite, in
-    one table (JSON on stdout)."""
+    """The driving-quality study: expert, BC, each DAgger round and PPO and SAC fine-tuning on the held-out eval
+    suite, in one table (JSON on stdout)."""
     import json
 
     from autoloop.config import TrainConfig
@@ -459,6 +465,7 @@ def bench_drive_command(
     work.mkdir(parents=True, exist_ok=True)
     study = StudyConfig(train_routes=train_routes, eval_every=eval_every, dagger_rounds=dagger_rounds,
                         dagger_routes=dagger_routes, ppo_timesteps=ppo_timesteps,
+                        sac_timesteps=sac_timesteps,
                         start_perturbation=(start_lateral_m, start_yaw_rad),
                         train=TrainConfig(epochs=epochs, batch_size=128, threads=threads))
     print(json.dumps({"benchmark": "drive", **run_study(work, study)}, indent=1))

@@ -6,6 +6,7 @@ key is checked, and an unknown or ill-typed key is an error that names the file 
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -132,6 +133,58 @@ class PpoConfig(_Frozen):
     seed: int = 0
 
 
+class SacConfig(_Frozen):
+    """RL fine-tuning with stable-baselines3 SAC (off-policy, squashed Gaussian actions, a replay buffer of
+    ``Dict(bev, state)`` transitions) on the native vector env, with the same reward as :class:`PpoConfig`.
+
+    SAC acts uniformly at random for its first ``learning_starts`` steps (SB3's warm-up) and then samples its own
+    actor; every ``train_freq`` vector steps (``num_envs`` environment steps each) it takes ``gradient_steps``
+    gradient steps.
+
+    :param timesteps: environment steps in all (0: no fine-tuning).
+    :param num_envs: scenarios stepped together.
+    :param buffer_size: transitions in the replay buffer (each holds two BEVs: 9x64x64 uint8 is 36 KiB, 9x128x128
+        is 144 KiB, so 4096 transitions take 0.3 or 1.2 GiB).
+    :param learning_starts: environment steps of uniformly random actions before the first gradient step.
+    :param batch_size: transitions per gradient step.
+    :param train_freq: vector steps between updates.
+    :param gradient_steps: gradient steps per update (-1: as many as environment steps since the last update).
+    :param learning_rate: Adam learning rate (actor, critics and entropy coefficient).
+    :param tau: soft update coefficient of the target critics.
+    :param gamma: discount factor.
+    :param ent_coef: entropy coefficient: a number, ``auto`` (learned, starting at 1) or ``auto_<start>``
+        (learned, starting at ``<start>``).
+    :param log_std_init: with the warm start, the actor's log standard deviation (before the ``tanh``) starts at
+        this constant (small: the warm start already drives).
+    :param warm_start: start the features extractors (actor and critics) and the actor from the imitation weights.
+    :param seed: seed of SB3 and of the sampled scenarios.
+    """
+
+    timesteps: int = Field(default=0, ge=0)
+    num_envs: int = Field(default=8, ge=1)
+    buffer_size: int = Field(default=4096, ge=1)
+    learning_starts: int = Field(default=256, ge=0)
+    batch_size: int = Field(default=128, ge=1)
+    train_freq: int = Field(default=1, ge=1)
+    gradient_steps: int = Field(default=1, ge=-1)
+    learning_rate: float = Field(default=1e-4, gt=0.0)
+    tau: float = Field(default=0.005, gt=0.0, le=1.0)
+    gamma: float = Field(default=0.99, gt=0.0, le=1.0)
+    ent_coef: float | str = "auto_0.01"
+    log_std_init: float = -2.0
+    warm_start: bool = True
+    seed: int = 0
+
+    @field_validator("ent_coef")
+    @classmethod
+    def _known_ent_coef(cls, value: float | str) -> float | str:
+        if isinstance(value, str) and not re.fullmatch(r"auto(_\d+(\.\d*)?([eE]-?\d+)?)?", value):
+            raise ValueError(f"ent_coef {value!r}: expected a number, 'auto' or 'auto_<start>' (e.g. 'auto_0.01')")
+        if isinstance(value, float) and value <= 0.0:
+            raise ValueError(f"ent_coef {value}: a fixed entropy coefficient must be positive")
+        return value
+
+
 class TrainConfig(_Frozen):
     """Imitation learning (behaviour cloning, then optionally DAgger and PPO fine-tuning).
 
@@ -153,6 +206,8 @@ class TrainConfig(_Frozen):
     :param compile: ``torch.compile`` the network when training on a GPU.
     :param dagger: DAgger rounds after behaviour cloning.
     :param ppo: PPO fine-tuning after imitation.
+    :param sac: SAC fine-tuning after imitation; when PPO runs too, SAC comes after it and warm-starts from the
+        PPO driver's actor (same encoder and control path; SAC squashes its mean by ``tanh`` where PPO clipped it).
     """
 
     policy: Literal["waypoints", "bc"] = "waypoints"
@@ -170,6 +225,7 @@ class TrainConfig(_Frozen):
     compile: bool = True
     dagger: DaggerConfig = DaggerConfig()
     ppo: PpoConfig = PpoConfig()
+    sac: SacConfig = SacConfig()
 
 
 class EvaluateConfig(_Frozen):

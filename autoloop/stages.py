@@ -42,6 +42,7 @@ from autoloop.training import EpochMetrics, load_trajectory_arrays, train_bc
 from autoloop.training.dagger import dagger
 from autoloop.training.loop import CHECKPOINT
 from autoloop.training.ppo import train_ppo
+from autoloop.training.sac import train_sac
 from policies.base import Policy
 from policies.checkpoint import load_policy
 from sim.embedded.observation import Observation
@@ -173,9 +174,10 @@ def _next_seeds(config: AutoloopConfig, earlier: dict[int, str]) -> range:
 
 
 def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
-    """Train a driver on a dataset snapshot (imitation, then ``train.dagger.iterations`` DAgger rounds and
-    ``train.ppo.timesteps`` of PPO fine-tuning) and log it as an MLflow model, with its per-step and per-epoch
-    losses, its per-epoch checkpoint and every dataset snapshot it saw."""
+    """Train a driver on a dataset snapshot (imitation, then ``train.dagger.iterations`` DAgger rounds,
+    ``train.ppo.timesteps`` of PPO fine-tuning and ``train.sac.timesteps`` of SAC fine-tuning, each starting from
+    the driver before it) and log it as an MLflow model, with its per-step and per-epoch losses, its per-epoch
+    checkpoint and every dataset snapshot it saw."""
     config = context.config
     with tracking.stage_run("train", experiment_id=context.experiment_id,
                             parent_run_id=context.parent_run_id) as run_id:
@@ -216,6 +218,9 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
             tuned = train_ppo(config.train.ppo, sim=config.sim, width=config.train.width, hidden=config.train.hidden,
                               init=policy, on_rollout=lambda step, m: tracking.log_metrics(m, step=step))
             policy = tuned.policy
+        if config.train.sac.timesteps:
+            policy = train_sac(config.train.sac, sim=config.sim, width=config.train.width, hidden=config.train.hidden,
+                               init=policy, on_rollout=lambda step, m: tracking.log_metrics(m, step=step)).policy
         checkpoint = context.paths.checkpoints / f"{run_id}.pt"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         rows = np.arange(min(len(data), 2))

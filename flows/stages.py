@@ -67,7 +67,8 @@ def collect_flow(config: AutoloopConfig, home: str | None = None,
 @flow(name="train")
 def train_flow(config: AutoloopConfig, snapshot_path: str | None = None, home: str | None = None,
                parent_run_id: str | None = None) -> stages.TrainOutcome:
-    """Train a driver on a dataset snapshot (the latest one by default): imitation, then optional DAgger and PPO."""
+    """Train a driver on a dataset snapshot (the latest one by default): imitation, then optional DAgger, PPO and
+    SAC."""
     result = train_policy(connect(config, home, parent_run_id), snapshot_path)
     create_markdown_artifact(
         key="train-summary",

@@ -9,7 +9,8 @@ import torch
 from policies.base import LearnedPolicy
 
 #: Kinds of learned driver (``kind`` in a checkpoint) -> the module that loads them.
-KINDS = {"bc": "policies.bc", "waypoints": "policies.waypoints", "ppo": "policies.sb3"}
+KINDS = {"bc": "policies.bc", "waypoints": "policies.waypoints", "ppo": "policies.sb3",
+         "sac": "policies.sb3"}
 
 
 def load_policy(path: Path) -> LearnedPolicy:

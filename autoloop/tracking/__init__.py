@@ -190,7 +190,8 @@ def log_policy(policy: LearnedPolicy, checkpoint: Path, example: Observation) ->
         # autoloop itself must be installed where the model loads; it is named in the metadata, not in the
         # requirements, because the package is not published on PyPI.
         pip_requirements=[f"torch=={_version('torch')}", f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}",
-                          *([f"stable-baselines3=={_version('stable-baselines3')}"] if policy.kind == "ppo" else [])],
+                          *([f"stable-baselines3=={_version('stable-baselines3')}"]
+                            if policy.kind in ("ppo", "sac") else [])],
         metadata={"autoloop_version": _version("autoloop"), "driver_kind": policy.kind},
     )
     return LoggedPolicy(model_uri=info.model_uri, model_id=str(info.model_id), run_id=active.info.run_id)

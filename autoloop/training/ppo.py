@@ -16,14 +16,13 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from autoloop.config import PpoConfig, SimConfig
+from autoloop.training.rl import RouteTracker, make_vec_env
 from policies.base import LearnedPolicy
 from policies.sb3 import Sb3Policy, policy_kwargs, warm_start
-from sim.embedded.sb3 import Sb3VecEnv
 
 
 @dataclass(frozen=True)
@@ -32,12 +31,6 @@ class PpoResult:
     timesteps: int
     finished_routes: int
     mean_driving_score: float
-
-
-def make_vec_env(sim: SimConfig, num_envs: int) -> Sb3VecEnv:
-    """The SB3 view of ``num_envs`` sampled scenarios on ``sim``'s map, stepped as one batch."""
-    return Sb3VecEnv(num_envs=num_envs, map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles,
-                     pedestrians=sim.pedestrians, bev=sim.bev())
 
 
 def make_ppo(env: VecEnv, config: PpoConfig, *, width: int, hidden: int, init: LearnedPolicy | None = None,
@@ -60,39 +53,12 @@ def train_ppo(config: PpoConfig, *, sim: SimConfig, width: int, hidden: int, ini
     env = make_vec_env(sim, config.num_envs)
     env.seed(config.seed)
     model = make_ppo(env, config, width=width, hidden=hidden, init=init)
-    tracker = _RouteTracker(on_rollout)
+    tracker = RouteTracker(on_rollout, prefix="ppo")
     model.learn(total_timesteps=config.timesteps, callback=tracker)
     env.close()
     scores = tracker.all_scores
     return PpoResult(policy=Sb3Policy(model.policy), timesteps=int(model.num_timesteps), finished_routes=len(scores),
                      mean_driving_score=float(np.mean(scores)) if scores else float("nan"))
-
-
-class _RouteTracker(BaseCallback):
-    """Collects the driving scores of routes that end, and reports each rollout's metrics."""
-
-    def __init__(self, on_rollout: Callable[[int, dict[str, float]], None] | None) -> None:
-        super().__init__()
-        self.on_rollout = on_rollout
-        self.all_scores: list[float] = []
-        self._scores: list[float] = []
-        self._rewards: list[float] = []
-
-    def _on_step(self) -> bool:
-        infos: list[dict[str, Any]] = self.locals["infos"]
-        self._rewards.append(float(np.mean(self.locals["rewards"])))
-        self._scores += [info["driving_score"] for info in infos if "driving_score" in info]
-        return True
-
-    def _on_rollout_end(self) -> None:
-        metrics = {"ppo_reward_per_step": float(np.mean(self._rewards)) if self._rewards else 0.0,
-                   "ppo_routes_ended": float(len(self._scores))}
-        if self._scores:
-            metrics["ppo_driving_score"] = float(np.mean(self._scores))
-        self.all_scores += self._scores
-        self._scores, self._rewards = [], []
-        if self.on_rollout is not None:
-            self.on_rollout(self.num_timesteps, metrics)
 
 
 class GymVectorVecEnv(VecEnv):

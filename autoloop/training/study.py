@@ -1,10 +1,10 @@
-"""The driving-quality study (``autoloop bench drive``): imitation, DAgger and PPO fine-tuning scored on the held-out
-``eval`` suite against the expert, in one table.
+"""The driving-quality study (``autoloop bench drive``): imitation, DAgger and PPO and SAC fine-tuning scored on the
+held-out ``eval`` suite against the expert, in one table.
 
 Data: the expert drives the ``train`` suite (procedural towns, every scenario event type) with exploration noise;
-DAgger rounds drive fresh draws of the train suite; PPO samples scenarios on ``town-1``. The eval suite's towns are
-never trained on. Every step's driver is written under the work folder, so an interrupted study resumes where it
-stopped.
+DAgger rounds drive fresh draws of the train suite; PPO and SAC sample scenarios on ``town-1``, each fine-tuning the
+last DAgger driver. The eval suite's towns are never trained on. Every step's driver is written under the work
+folder, so an interrupted study resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from autoloop.bench import ObservingDriver, SuiteTypeResult, bench_driver
-from autoloop.config import DaggerConfig, PpoConfig, SimConfig, TrainConfig
+from autoloop.config import DaggerConfig, PpoConfig, SacConfig, SimConfig, TrainConfig
 from autoloop.episodes import EpisodeStore, create_snapshot, load_snapshot
 from autoloop.rollout import expert_driver, rollout
 from autoloop.training.bc import train_bc
 from autoloop.training.dagger import by_map, dagger, sim_for
 from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.ppo import train_ppo
+from autoloop.training.sac import train_sac
 from policies.base import LearnedPolicy
 from policies.checkpoint import load_policy
 from sim.scenarios import Scenario
@@ -40,6 +41,7 @@ class StudyConfig:
     :param dagger_rounds: DAgger rounds.
     :param dagger_routes: train-suite routes the learner drives per round.
     :param ppo_timesteps: PPO environment steps (0: none).
+    :param sac_timesteps: SAC environment steps (0: none).
     :param action_noise: exploration noise of the expert's collection drives.
     :param start_perturbation: perturbed starts of the collection drives (``(lateral_m, yaw_rad)``, see
         :func:`autoloop.rollout.rollout`).
@@ -51,6 +53,7 @@ class StudyConfig:
     dagger_rounds: int = 2
     dagger_routes: int = 16
     ppo_timesteps: int = 4096
+    sac_timesteps: int = 0
     action_noise: float = 0.15
     start_perturbation: tuple[float, float] = (0.0, 0.0)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, batch_size=128, threads=1))
@@ -88,7 +91,8 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
             store.write_many([episode for episode, _ in results])
     base = create_snapshot(store, datasets, [e for e in store.episode_ids() if "collect" in e], {"purpose": "study"})
     config = study.train.model_copy(update={"dagger": DaggerConfig(iterations=study.dagger_rounds, epochs=3),
-                                            "ppo": PpoConfig(timesteps=study.ppo_timesteps)})
+                                            "ppo": PpoConfig(timesteps=study.ppo_timesteps),
+                                            "sac": SacConfig(timesteps=study.sac_timesteps)})
     bc_file = work / "bc.pt"
     if bc_file.exists():
         policy = load_policy(bc_file)
@@ -122,6 +126,14 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
                                on_rollout=lambda step, m: log.info("ppo %d %s", step, m))
             result.policy.save(file)
         row("ppo", _evaluate(suite, load_policy(file), sim))
+    if study.sac_timesteps:
+        file = work / "sac.pt"
+        if not file.exists():
+            sac_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
+            sac = train_sac(config.sac, sim=sac_sim, width=config.width, hidden=config.hidden, init=policy,
+                            on_rollout=lambda step, m: log.info("sac %d %s", step, m))
+            sac.policy.save(file)
+        row("sac", _evaluate(suite, load_policy(file), sim))
     return {"suite": suite.name, "routes": len(suite.scenarios), "eval_every": study.eval_every,
             "study": {k: v for k, v in asdict(study).items() if k != "train"}, "train": config.model_dump(),
             "rows": rows}

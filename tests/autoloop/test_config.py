@@ -69,3 +69,12 @@ def test_configs_are_frozen_and_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "dumped.yaml"
     path.write_text(dump_config(config))
     assert load_config(path) == config
+
+
+def test_sac_entropy_coefficient_is_a_number_or_sb3s_auto() -> None:
+    for ent_coef in ("auto", "auto_0.01", "auto_1e-3", 0.05):
+        assert load_config(overrides={"train": {"sac": {"ent_coef": ent_coef}}}).train.sac.ent_coef == ent_coef
+    with pytest.raises(ConfigError, match=r"train\.sac\.ent_coef: .*'automatic'"):
+        load_config(overrides={"train": {"sac": {"ent_coef": "automatic"}}})
+    with pytest.raises(ConfigError, match=r"train\.sac\.ent_coef: .*positive"):
+        load_config(overrides={"train": {"sac": {"ent_coef": -0.1}}})

@@ -60,7 +60,8 @@ def test_checkpoints_name_their_kind(tmp_path: Path) -> None:
 
 def test_ppo_warm_start_acts_like_the_imitation_control_head(tmp_path: Path) -> None:
     from autoloop.config import PpoConfig, SimConfig
-    from autoloop.training.ppo import make_ppo, make_vec_env
+    from autoloop.training.ppo import make_ppo
+    from autoloop.training.rl import make_vec_env
 
     torch.manual_seed(0)
     sim = SimConfig(bev_size_px=32, traffic_vehicles=2)

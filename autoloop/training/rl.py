@@ -1,0 +1,67 @@
+"""What the SB3 fine-tunings share (:mod:`autoloop.training.ppo`, :mod:`autoloop.training.sac`): the native
+batched simulator as an SB3 ``VecEnv``, and a callback reporting the driving scores of the routes that end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from autoloop.config import SimConfig
+from sim.embedded.sb3 import Sb3VecEnv
+
+
+def make_vec_env(sim: SimConfig, num_envs: int) -> Sb3VecEnv:
+    """The SB3 view of ``num_envs`` sampled scenarios on ``sim``'s map, stepped as one batch."""
+    return Sb3VecEnv(num_envs=num_envs, map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles,
+                     pedestrians=sim.pedestrians, bev=sim.bev())
+
+
+class RouteTracker(BaseCallback):
+    """Collects the driving scores of routes that end, and reports the metrics of the steps since the last report
+    (``<prefix>_reward_per_step``: mean reward per step; ``<prefix>_routes_ended``; ``<prefix>_driving_score``:
+    mean driving score of those routes, when any ended) with the step count.
+
+    :param on_report: receives the step count and the metrics.
+    :param prefix: of the metric names (``ppo``, ``sac``).
+    :param every: report at the end of the first rollout at least this many environment steps after the last report
+        (0: every rollout, PPO's; SAC's rollouts are ``train_freq`` vector steps), and at the end of training.
+    """
+
+    def __init__(self, on_report: Callable[[int, dict[str, float]], None] | None, *, prefix: str,
+                 every: int = 0) -> None:
+        super().__init__()
+        self.on_report = on_report
+        self.prefix = prefix
+        self.every = every
+        self.all_scores: list[float] = []
+        self._scores: list[float] = []
+        self._rewards: list[float] = []
+        self._reported_at = 0
+
+    def _on_step(self) -> bool:
+        infos: list[dict[str, Any]] = self.locals["infos"]
+        self._rewards.append(float(np.mean(self.locals["rewards"])))
+        scores = [info["driving_score"] for info in infos if "driving_score" in info]
+        self._scores += scores
+        self.all_scores += scores
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.num_timesteps - self._reported_at >= self.every:
+            self._report()
+
+    def _on_training_end(self) -> None:
+        if self._rewards:
+            self._report()
+
+    def _report(self) -> None:
+        metrics = {f"{self.prefix}_reward_per_step": float(np.mean(self._rewards)) if self._rewards else 0.0,
+                   f"{self.prefix}_routes_ended": float(len(self._scores))}
+        if self._scores:
+            metrics[f"{self.prefix}_driving_score"] = float(np.mean(self._scores))
+        self._scores, self._rewards, self._reported_at = [], [], self.num_timesteps
+        if self.on_report is not None:
+            self.on_report(self.num_timesteps, metrics)
