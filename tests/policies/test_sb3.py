@@ -81,3 +81,16 @@ def test_sb3_drivers_round_trip_through_their_files(tmp_path: Path, kind: str) -
     assert isinstance(loaded.policy, POLICY_CLASSES[kind])
     np.testing.assert_array_equal(loaded.act(OBS), driver.act(OBS))
     env.close()
+
+
+def test_a_driver_trained_on_the_older_shorter_state_warm_starts_to_the_same_actions() -> None:
+    torch.manual_seed(0)
+    older = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, 25, width=4, hidden=16)), ControllerParams(mode="head"))
+    with torch.no_grad():
+        head = older.net(torch.from_numpy(OBS["bev"]), torch.from_numpy(OBS["state"][:, :25])).control.numpy()
+    env = make_vec_env(SIM, 2)
+    sac = Sb3Policy(make_sac(env, SacConfig(buffer_size=64), width=4, hidden=16, init=older).policy)
+    np.testing.assert_allclose(sac.act(OBS), head, atol=1e-5)
+    ppo = Sb3Policy(make_ppo(env, PpoConfig(n_steps=8, batch_size=16), width=4, hidden=16, init=older).policy)
+    np.testing.assert_allclose(ppo.act(OBS), np.clip(np.arctanh(head), -1, 1), atol=1e-5)
+    env.close()
