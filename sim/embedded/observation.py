@@ -25,11 +25,14 @@ index    meaning
 29       dwell time still to stand there / 10 s
 30       an emergency vehicle's siren within ``SIREN_RANGE_M`` (1, else 0) ...
 31..32   ... and its position in the ego frame (forward, left) / 50 m
+33       the planned path's lateral offset from the route here (left +; moving round an obstacle, keeping
+         right of an oncoming vehicle that cuts in, pulling over for an emergency vehicle or to the curb) / 2 m
+34       the offset it is moving towards / 2 m (the actor in the path, 25, is the first one on this path)
 =======  ==========================================================================================
 
 Features 25 on were added after the first 25: a driver trained on the first 25 reads only those
-(:func:`state_prefix`), and stored states of that width read as if no actor, stop or siren were near
-(:func:`pad_state`).
+(:func:`state_prefix`), and stored states of that width read as if no actor, stop or siren were near and
+the path kept to the route (:func:`pad_state`).
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
 
 ROUTE_LOOKAHEAD_M = (2.0, 4.0, 7.0, 10.0, 15.0, 20.0)
-STATE_SIZE = 33
+STATE_SIZE = 35
 #: Values of features 25.. when nothing is there (for states recorded before they existed).
-ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 #: Length of the state vector before features 25.. were added.
 OLDER_STATE_SIZE = STATE_SIZE - len(ABSENT_FEATURES)
 #: An emergency vehicle's siren is heard this far (metres).
@@ -143,6 +146,8 @@ class Observer:
             self._leader(),
             self._mission(),
             self._siren(ego_xy),
+            (st.ego_offset / 2.0)[:, None],
+            (st.ego_nudge / 2.0)[:, None],
         ], axis=1)
         vector: NDArray[np.float32] = np.clip(state, -STATE_BOUND, STATE_BOUND).astype(np.float32)
         return vector

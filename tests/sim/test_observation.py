@@ -12,7 +12,8 @@ from sim.embedded.world import World, make_world
 from sim.scenarios import events as ev
 from tests.sim.test_events import CONFIG, MAP, _scenarios
 
-LEADER_GAP, LEADER_SPEED, STOP_AHEAD, STOP_OFFSET, STOP_DWELL, SIREN, SIREN_FORWARD, SIREN_LEFT = range(25, 33)
+(LEADER_GAP, LEADER_SPEED, STOP_AHEAD, STOP_OFFSET, STOP_DWELL, SIREN, SIREN_FORWARD, SIREN_LEFT, PATH_OFFSET,
+ PATH_TARGET) = range(25, 35)
 
 
 def _states(scenario_events: list, steps: int = 3000) -> tuple[World, np.ndarray]:
@@ -78,12 +79,32 @@ def test_the_leader_features_are_the_gap_and_speed_of_the_actor_in_the_path() ->
     assert seen > 0, "some actor led the ego within 50 m"
 
 
+def test_the_path_offset_features_follow_the_planned_path_round_an_obstacle() -> None:
+    scenarios = _scenarios(lambda t: ev.ParkedObstacle(trigger_s_m=t))[:2]
+    world = make_world(MAP, 2, CONFIG)
+    world.reset(scenarios)
+    expert, observer = ExpertDriver(world), Observer(world)
+    targets, lateral = [], []
+    while world.running.any():
+        state, st = observer.state_vector(), world.state
+        np.testing.assert_allclose(state[:, PATH_OFFSET], st.ego_offset / 2.0, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(state[:, PATH_TARGET], st.ego_nudge / 2.0, rtol=1e-5, atol=1e-6)
+        targets.append(state[:, PATH_TARGET] * 2.0)
+        lateral.append(world.lateral_m.copy())
+        world.step(expert.act())
+    targets_m, lateral_m = np.array(targets), np.array(lateral)
+    for env in range(2):
+        assert targets_m[:, env].max() > 1.0, "the path moved left round the parked vehicle"
+        assert lateral_m[:, env].max() > 1.0, "and the expert drove it"
+        assert targets_m[-1, env] == 0.0, "back on the route afterwards"
+
+
 def test_older_state_vectors_read_as_nothing_near_and_older_drivers_read_their_prefix() -> None:
     old = np.random.default_rng(0).uniform(-1, 1, (4, 25)).astype(np.float32)
     padded = pad_state(old)
     assert padded.shape == (4, STATE_SIZE)
     np.testing.assert_array_equal(padded[:, :25], old)
-    np.testing.assert_array_equal(padded[:, 25:], np.broadcast_to(np.float32(ABSENT_FEATURES), (4, 8)))
+    np.testing.assert_array_equal(padded[:, 25:], np.broadcast_to(np.float32(ABSENT_FEATURES), (4, 10)))
     assert pad_state(padded) is padded
     np.testing.assert_array_equal(state_prefix(padded, 25), old)
     other = np.zeros((1, 3), dtype=np.float32)  # not autoloop's state vector: left as it is
