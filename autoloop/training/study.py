@@ -9,8 +9,10 @@ folder, so an interrupted study resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,8 @@ from autoloop.rollout import expert_driver, rollout
 from autoloop.training.bc import train_bc
 from autoloop.training.dagger import by_map, dagger, sim_for
 from autoloop.training.data import load_trajectory_arrays
-from autoloop.training.ppo import train_ppo
-from autoloop.training.sac import train_sac
+from autoloop.training.ppo import PpoResult, train_ppo
+from autoloop.training.sac import SacResult, train_sac
 from policies.base import LearnedPolicy
 from policies.checkpoint import load_policy
 from sim.scenarios import Scenario
@@ -118,22 +120,20 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         base = load_snapshot(Path(file.with_suffix(".snapshot").read_text()))
         policy = load_policy(file)
         row(f"dagger-{number}", _evaluate(suite, policy, sim))
+    # RL fine-tunings of the last imitation driver, on sampled town-1 scenarios
+    rl_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
+    tunings: list[tuple[str, Callable[[Callable[[int, dict[str, float]], None]], PpoResult | SacResult]]] = []
     if study.ppo_timesteps:
-        file = work / "ppo.pt"
-        if not file.exists():
-            ppo_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
-            result = train_ppo(config.ppo, sim=ppo_sim, width=config.width, hidden=config.hidden, init=policy,
-                               on_rollout=lambda step, m: log.info("ppo %d %s", step, m))
-            result.policy.save(file)
-        row("ppo", _evaluate(suite, load_policy(file), sim))
+        tunings.append(("ppo", lambda report: train_ppo(config.ppo, sim=rl_sim, width=config.width,
+                                                        hidden=config.hidden, init=policy, on_rollout=report)))
     if study.sac_timesteps:
-        file = work / "sac.pt"
+        tunings.append(("sac", lambda report: train_sac(config.sac, sim=rl_sim, width=config.width,
+                                                        hidden=config.hidden, init=policy, on_rollout=report)))
+    for name, tune in tunings:
+        file = work / f"{name}.pt"
         if not file.exists():
-            sac_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
-            sac = train_sac(config.sac, sim=sac_sim, width=config.width, hidden=config.hidden, init=policy,
-                            on_rollout=lambda step, m: log.info("sac %d %s", step, m))
-            sac.policy.save(file)
-        row("sac", _evaluate(suite, load_policy(file), sim))
+            tune(functools.partial(log.info, "%s %d %s", name)).policy.save(file)
+        row(name, _evaluate(suite, load_policy(file), sim))
     return {"suite": suite.name, "routes": len(suite.scenarios), "eval_every": study.eval_every,
             "study": {k: v for k, v in asdict(study).items() if k != "train"}, "train": config.model_dump(),
             "rows": rows}
