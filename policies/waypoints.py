@@ -8,7 +8,8 @@ speed (m/s) is the speed ``waypoint_dt_s`` ahead.
 
 Controller: lateral pure pursuit from the rear axle at the point of the predicted path (the origin, then the
 waypoints) ``lookahead_min_m + lookahead_gain_s * speed`` along it; longitudinal P control that reaches the target
-speed in ``waypoint_dt_s`` (``accel = (target - speed) / waypoint_dt_s``), braking fully below ``stop_speed_mps``.
+speed in ``waypoint_dt_s`` (``accel = (target - speed) / waypoint_dt_s``), braking fully below ``stop_speed_mps`` or,
+slowing down, when the predicted path is shorter than ``stop_path_m``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ class ControllerParams:
     :param lookahead_min_m: pure-pursuit look-ahead at standstill.
     :param lookahead_gain_s: look-ahead added per m/s.
     :param stop_speed_mps: a target speed below this brakes fully.
+    :param stop_path_m: so does a predicted path (to the last waypoint) shorter than this while the car moves
+        above ``stop_speed_mps`` and the target speed is not above its speed: the waypoints of a car about to stand
+        bunch up, where the regressed target speed tends to stay a little above zero and the car would creep (as
+        TransFuser's controller brakes on the waypoints' spacing; 0: off).
     :param mode: ``controller`` (waypoints and speed), ``head`` (the direct control head), ``blend`` (their mean).
     :param bicycle: the vehicle (wheelbase, steering range, acceleration limits).
     """
@@ -101,6 +106,7 @@ class ControllerParams:
     lookahead_min_m: float = 4.0
     lookahead_gain_s: float = 0.5
     stop_speed_mps: float = 0.3
+    stop_path_m: float = 3.0
     mode: ControlMode = "controller"
     bicycle: BicycleParams = BicycleParams()
 
@@ -127,7 +133,11 @@ def control(waypoints: NDArray[np.float64], target_speed_mps: NDArray[np.float64
     # too short a path to aim along (standing): keep the wheels straight
     steer = np.where(length[:, -1] > 0.5, steer, 0.0)
     accel_mps2 = (target_speed_mps - speed_mps) / waypoint_dt_s
-    accel_mps2 = np.where(target_speed_mps < params.stop_speed_mps, -bicycle.max_brake_mps2, accel_mps2)
+    # (only when slowing down: a car pulling away predicts a short path too)
+    bunched = (length[:, -1] < params.stop_path_m) & (speed_mps > params.stop_speed_mps) & (
+        target_speed_mps <= speed_mps)
+    stop = (target_speed_mps < params.stop_speed_mps) | bunched
+    accel_mps2 = np.where(stop, -bicycle.max_brake_mps2, accel_mps2)
     accel = np.where(accel_mps2 >= 0.0, accel_mps2 / bicycle.max_accel_mps2, accel_mps2 / bicycle.max_brake_mps2)
     actions: NDArray[np.float32] = np.clip(np.stack([steer, accel], axis=-1), -1.0, 1.0).astype(np.float32)
     return actions

@@ -23,6 +23,20 @@ def test_controller_straight_ahead_holds_the_wheel_and_tracks_speed() -> None:
     np.testing.assert_allclose(actions[:, 1], [2.0 / 3.0, 0.0, -1.0], rtol=1e-6)
 
 
+def test_controller_brakes_fully_on_bunched_waypoints_only_when_slowing_down() -> None:
+    bunched = np.array([[[0.3, 0.0], [0.6, 0.0], [0.9, 0.0], [1.2, 0.0]]] * 3)
+    # creeping at 0.6 m/s towards a stop (target 0.5): brake fully; pulling away (target 1.0 from 0.5): go;
+    # standing (target 0.5 from 0): go
+    actions = control(bunched, np.array([0.5, 1.0, 0.5]), np.array([0.6, 0.5, 0.0]), 0.5)
+    assert actions[0, 1] == -1.0 and actions[1, 1] > 0.0 and actions[2, 1] > 0.0
+    # off, it creeps on: (0.5 - 0.6) / 0.5 = -0.2 m/s^2
+    off = control(bunched[:1], np.array([0.5]), np.array([0.6]), 0.5, ControllerParams(stop_path_m=0.0))
+    assert -0.1 < off[0, 1] < 0.0
+    # a path that is long enough keeps the P control
+    spread = bunched[:1] * 3.0
+    np.testing.assert_allclose(control(spread, np.array([0.5]), np.array([0.6]), 0.5), off)
+
+
 def test_controller_steers_towards_the_side_of_the_path() -> None:
     left = np.array([[[2.0, 0.2], [4.0, 0.8], [6.0, 1.8], [8.0, 3.2]]])
     right = left * np.array([1.0, -1.0])
