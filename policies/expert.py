@@ -66,6 +66,8 @@ _CURVE_STEP_M = 2.0
 #: Below this distance to a speed limit point, the braking it needs is reckoned over this much time of driving
 #: (a point reached, or nearly, is not worth an unbounded deceleration).
 _BRAKE_REACTION_S = 0.5
+#: Past a curbside stop, the expert still stops for it up to its tolerance less this (at least 1 m past).
+_CURB_MARGIN_M = 0.5
 
 
 def pure_pursuit(world: World, lookahead_min_m: float, lookahead_gain_s: float,
@@ -183,8 +185,14 @@ class ExpertDriver:
         pulled_over = st.ego_yield_emg & (world.lateral_m < st.ego_nudge + 0.15) & straight
         here_v = np.where(st.ego_yield_emg, np.minimum(here_v, p.pull_over_speed_mps), here_v)
         # a curbside stop of the mission: stand with the centre on it; off the lane at the curb, wait to pull in
+        # (a car at the curb that got past the stop, as a learner may, still stops within the stop's tolerance)
         to_curb = st.ego_stop_target - world.progress_s
-        stop_s = np.minimum(stop_s, np.where(to_curb > -1.0, np.maximum(to_curb, 0.0), np.inf))
+        rows = np.arange(batch)
+        tolerance = st.stop_tol[rows, np.minimum(st.stop_next, st.stop_tol.shape[1] - 1)]
+        stop_lat = st.stop_lat[rows, np.minimum(st.stop_next, st.stop_lat.shape[1] - 1)]
+        at_curb = world.lateral_m <= stop_lat
+        within = to_curb > np.where(at_curb, -np.maximum(tolerance - _CURB_MARGIN_M, 1.0), -1.0)
+        stop_s = np.minimum(stop_s, np.where(within, np.maximum(to_curb, 0.0), np.inf))
         stop_s = np.where(pulled_over | st.ego_merge_wait, 0.0, stop_s)
         limit_s = np.concatenate([curve_s, piece_s, np.zeros((batch, 1)), stop_s[:, None]], axis=1)
         limit_v = np.concatenate([curve_v, piece_v, here_v[:, None], np.zeros((batch, 1))], axis=1)
