@@ -9,7 +9,6 @@ warm-started from their weights (:func:`policies.sb3.warm_start`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,17 +19,9 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from autoloop.config import PpoConfig, SimConfig
-from autoloop.training.rl import RouteTracker, make_vec_env
+from autoloop.training.rl import FineTuneResult, RouteTracker, learn, make_vec_env
 from policies.base import LearnedPolicy
-from policies.sb3 import Sb3Policy, policy_kwargs, warm_start
-
-
-@dataclass(frozen=True)
-class PpoResult:
-    policy: Sb3Policy
-    timesteps: int
-    finished_routes: int
-    mean_driving_score: float
+from policies.sb3 import policy_kwargs, warm_start
 
 
 def make_ppo(env: VecEnv, config: PpoConfig, *, width: int, hidden: int, init: LearnedPolicy | None = None,
@@ -46,7 +37,7 @@ def make_ppo(env: VecEnv, config: PpoConfig, *, width: int, hidden: int, init: L
 
 
 def train_ppo(config: PpoConfig, *, sim: SimConfig, width: int, hidden: int, init: LearnedPolicy | None = None,
-              on_rollout: Callable[[int, dict[str, float]], None] | None = None) -> PpoResult:
+              on_rollout: Callable[[int, dict[str, float]], None] | None = None) -> FineTuneResult:
     """Fine-tune for ``config.timesteps`` environment steps; ``on_rollout`` sees the step count and the metrics of
     each rollout (mean reward per step, driving score of the routes that ended in it)."""
     torch.manual_seed(config.seed)
@@ -54,11 +45,7 @@ def train_ppo(config: PpoConfig, *, sim: SimConfig, width: int, hidden: int, ini
     env.seed(config.seed)
     model = make_ppo(env, config, width=width, hidden=hidden, init=init)
     tracker = RouteTracker(on_rollout, prefix="ppo")
-    model.learn(total_timesteps=config.timesteps, callback=tracker)
-    env.close()
-    scores = tracker.all_scores
-    return PpoResult(policy=Sb3Policy(model.policy), timesteps=int(model.num_timesteps), finished_routes=len(scores),
-                     mean_driving_score=float(np.mean(scores)) if scores else float("nan"))
+    return learn(model, env, config.timesteps, tracker)
 
 
 class GymVectorVecEnv(VecEnv):

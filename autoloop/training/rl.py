@@ -1,15 +1,19 @@
 """What the SB3 fine-tunings share (:mod:`autoloop.training.ppo`, :mod:`autoloop.training.sac`): the native
-batched simulator as an SB3 ``VecEnv``, and a callback reporting the driving scores of the routes that end."""
+batched simulator as an SB3 ``VecEnv``, a callback reporting the driving scores of the routes that end, and the
+learning run with its result."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from autoloop.config import SimConfig
+from policies.sb3 import Sb3Policy
 from sim.embedded.sb3 import Sb3VecEnv
 
 
@@ -65,3 +69,24 @@ class RouteTracker(BaseCallback):
         self._scores, self._rewards, self._reported_at = [], [], self.num_timesteps
         if self.on_report is not None:
             self.on_report(self.num_timesteps, metrics)
+
+
+@dataclass(frozen=True)
+class FineTuneResult:
+    """An RL fine-tuning: the driver (kind ``ppo`` or ``sac``), the environment steps taken, and the routes that
+    ended during training with their mean driving score (NaN when none ended)."""
+
+    policy: Sb3Policy
+    timesteps: int
+    finished_routes: int
+    mean_driving_score: float
+
+
+def learn(model: BaseAlgorithm, env: Sb3VecEnv, timesteps: int, tracker: RouteTracker) -> FineTuneResult:
+    """Let ``model`` learn ``timesteps`` environment steps on ``env`` (closed afterwards), ``tracker`` watching."""
+    model.learn(total_timesteps=timesteps, callback=tracker)
+    env.close()
+    scores = tracker.all_scores
+    return FineTuneResult(policy=Sb3Policy(model.policy), timesteps=int(model.num_timesteps),
+                          finished_routes=len(scores),
+                          mean_driving_score=float(np.mean(scores)) if scores else float("nan"))

@@ -11,32 +11,19 @@ action the imitation driver's control head exactly.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import DictReplayBuffer
 from stable_baselines3.common.vec_env import VecEnv
 
 from autoloop.config import SacConfig, SimConfig
-from autoloop.training.rl import RouteTracker, make_vec_env
+from autoloop.training.rl import FineTuneResult, RouteTracker, learn, make_vec_env
 from policies.base import LearnedPolicy
-from policies.sb3 import Sb3Policy, sac_policy_kwargs, warm_start_sac
+from policies.sb3 import sac_policy_kwargs, warm_start_sac
 
 #: Fine-tuning metrics are reported after at least this many environment steps (SAC's rollouts are short).
 REPORT_EVERY = 1024
-
-
-@dataclass(frozen=True)
-class SacResult:
-    """A SAC fine-tuning: the driver (kind ``sac``), the environment steps taken, and the routes that ended
-    during training with their mean driving score (NaN when none ended)."""
-
-    policy: Sb3Policy
-    timesteps: int
-    finished_routes: int
-    mean_driving_score: float
 
 
 def make_sac(env: VecEnv, config: SacConfig, *, width: int, hidden: int, init: LearnedPolicy | None = None,
@@ -54,7 +41,7 @@ def make_sac(env: VecEnv, config: SacConfig, *, width: int, hidden: int, init: L
 
 
 def train_sac(config: SacConfig, *, sim: SimConfig, width: int, hidden: int, init: LearnedPolicy | None = None,
-              on_rollout: Callable[[int, dict[str, float]], None] | None = None) -> SacResult:
+              on_rollout: Callable[[int, dict[str, float]], None] | None = None) -> FineTuneResult:
     """Fine-tune for ``config.timesteps`` environment steps; ``on_rollout`` sees the step count and the metrics
     of every :data:`REPORT_EVERY` steps or so (mean reward per step, driving score of the routes that ended)."""
     torch.manual_seed(config.seed)
@@ -62,8 +49,4 @@ def train_sac(config: SacConfig, *, sim: SimConfig, width: int, hidden: int, ini
     env.seed(config.seed)
     model = make_sac(env, config, width=width, hidden=hidden, init=init)
     tracker = RouteTracker(on_rollout, prefix="sac", every=REPORT_EVERY)
-    model.learn(total_timesteps=config.timesteps, callback=tracker)
-    env.close()
-    scores = tracker.all_scores
-    return SacResult(policy=Sb3Policy(model.policy), timesteps=int(model.num_timesteps), finished_routes=len(scores),
-                     mean_driving_score=float(np.mean(scores)) if scores else float("nan"))
+    return learn(model, env, config.timesteps, tracker)

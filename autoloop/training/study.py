@@ -24,8 +24,9 @@ from autoloop.rollout import expert_driver, rollout
 from autoloop.training.bc import train_bc
 from autoloop.training.dagger import by_map, dagger, sim_for
 from autoloop.training.data import load_trajectory_arrays
-from autoloop.training.ppo import PpoResult, train_ppo
-from autoloop.training.sac import SacResult, train_sac
+from autoloop.training.ppo import train_ppo
+from autoloop.training.rl import FineTuneResult
+from autoloop.training.sac import train_sac
 from policies.base import LearnedPolicy
 from policies.checkpoint import load_policy
 from sim.scenarios import Scenario
@@ -122,7 +123,7 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         row(f"dagger-{number}", _evaluate(suite, policy, sim))
     # RL fine-tunings of the last imitation driver, on sampled town-1 scenarios
     rl_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
-    tunings: list[tuple[str, Callable[[Callable[[int, dict[str, float]], None]], PpoResult | SacResult]]] = []
+    tunings: list[tuple[str, Callable[[Callable[[int, dict[str, float]], None]], FineTuneResult]]] = []
     if study.ppo_timesteps:
         tunings.append(("ppo", lambda report: train_ppo(config.ppo, sim=rl_sim, width=config.width,
                                                         hidden=config.hidden, init=policy, on_rollout=report)))

@@ -14,7 +14,8 @@ import torch
 from autoloop import tracking
 from autoloop.config import SacConfig, SimConfig
 from autoloop.paths import Paths
-from autoloop.training.sac import SacResult, train_sac
+from autoloop.training.rl import FineTuneResult
+from autoloop.training.sac import train_sac
 from policies.checkpoint import load_policy
 from policies.sb3 import Sb3Policy
 from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy
@@ -26,7 +27,7 @@ OBS = {"bev": np.random.default_rng(0).integers(0, 2, (4, 9, 32, 32), dtype=np.u
 
 
 @pytest.fixture(scope="module")
-def tuned() -> tuple[SacResult, list[tuple[int, dict[str, float]]]]:
+def tuned() -> tuple[FineTuneResult, list[tuple[int, dict[str, float]]]]:
     torch.manual_seed(0)
     imitation = WaypointPolicy(WaypointNet(WaypointNetConfig(9, 32, STATE_SIZE, width=4, hidden=16)),
                                ControllerParams(mode="head"))
@@ -37,7 +38,8 @@ def tuned() -> tuple[SacResult, list[tuple[int, dict[str, float]]]]:
     return result, reports
 
 
-def test_sac_fine_tunes_on_the_native_vector_env(tuned: tuple[SacResult, list[tuple[int, dict[str, float]]]]) -> None:
+def test_sac_fine_tunes_on_the_native_vector_env(
+        tuned: tuple[FineTuneResult, list[tuple[int, dict[str, float]]]]) -> None:
     result, reports = tuned
     assert result.timesteps == 320 and result.policy.kind == "sac"
     assert result.finished_routes == 0 or 0.0 <= result.mean_driving_score <= 100.0
@@ -50,7 +52,7 @@ def test_sac_fine_tunes_on_the_native_vector_env(tuned: tuple[SacResult, list[tu
 
 
 def test_a_sac_driver_file_loads_and_its_pyfunc_predicts_its_actions(
-        tuned: tuple[SacResult, list[tuple[int, dict[str, float]]]], tmp_path: Path,
+        tuned: tuple[FineTuneResult, list[tuple[int, dict[str, float]]]], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     driver = tuned[0].policy
     driver.save(tmp_path / "sac.pt")
