@@ -187,10 +187,9 @@ class ExpertDriver:
         # a curbside stop of the mission: stand with the centre on it; off the lane at the curb, wait to pull in
         # (a car at the curb that got past the stop, as a learner may, still stops within the stop's tolerance)
         to_curb = st.ego_stop_target - world.progress_s
-        rows = np.arange(batch)
-        tolerance = st.stop_tol[rows, np.minimum(st.stop_next, st.stop_tol.shape[1] - 1)]
-        stop_lat = st.stop_lat[rows, np.minimum(st.stop_next, st.stop_lat.shape[1] - 1)]
-        at_curb = world.lateral_m <= stop_lat
+        rows, k = np.arange(batch), np.minimum(st.stop_next, st.stop_tol.shape[1] - 1)
+        tolerance = st.stop_tol[rows, k]
+        at_curb = world.lateral_m <= st.stop_lat[rows, k]
         within = to_curb > np.where(at_curb, -np.maximum(tolerance - _CURB_MARGIN_M, 1.0), -1.0)
         stop_s = np.minimum(stop_s, np.where(within, np.maximum(to_curb, 0.0), np.inf))
         stop_s = np.where(pulled_over | st.ego_merge_wait, 0.0, stop_s)
