@@ -200,6 +200,8 @@ class TrainConfig(_Frozen):
     :param learning_rate: Adam learning rate.
     :param weight_decay: Adam weight decay.
     :param seed: seed for initialization and shuffling.
+    :param repeat_threshold: repeat-factor sampling of rare situations (:mod:`autoloop.training.balance`): a
+        category of samples rarer than this share is repeated ``sqrt(threshold / share)`` times per epoch (0: off).
     :param threads: torch CPU threads (default: torch's choice, one per core); use 1 when other work shares
         the cores.
     :param amp: mixed precision (bfloat16 autocast) when training on a GPU.
@@ -220,6 +222,7 @@ class TrainConfig(_Frozen):
     learning_rate: float = Field(default=1e-3, gt=0.0)
     weight_decay: float = Field(default=1e-5, ge=0.0)
     seed: int = 0
+    repeat_threshold: float = Field(default=0.05, ge=0.0, le=1.0)
     threads: int | None = Field(default=None, ge=1)
     amp: bool = True
     compile: bool = True

@@ -28,11 +28,13 @@ index    meaning
 33       the planned path's lateral offset from the route here (left +; moving round an obstacle, keeping
          right of an oncoming vehicle that cuts in, pulling over for an emergency vehicle or to the curb) / 2 m
 34       the offset it is moving towards / 2 m (the actor in the path, 25, is the first one on this path)
+35       off its lane at the curb (a parking place), whether the ego must wait for a gap in the traffic coming
+         along the lane before pulling in
 =======  ==========================================================================================
 
-Features 25 on were added after the first 25: a driver trained on the first 25 reads only those
-(:func:`state_prefix`), and stored states of that width read as if no actor, stop or siren were near and
-the path kept to the route (:func:`pad_state`).
+Features 25 on were added later (25..34, then 35): a driver trained on an older, shorter vector reads only
+its prefix (:func:`state_prefix`), and stored states of an older width read as if no actor, stop, siren or wait
+were there and the path kept to the route (:func:`pad_state`).
 """
 
 from __future__ import annotations
@@ -49,11 +51,11 @@ from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
 
 ROUTE_LOOKAHEAD_M = (2.0, 4.0, 7.0, 10.0, 15.0, 20.0)
-STATE_SIZE = 35
+STATE_SIZE = 36
 #: Values of features 25.. when nothing is there (for states recorded before they existed).
-ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-#: Length of the state vector before features 25.. were added.
-OLDER_STATE_SIZE = STATE_SIZE - len(ABSENT_FEATURES)
+ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+#: Lengths of the older state vectors (before features 25.., and before 35..).
+OLDER_STATE_SIZES = (25, 35)
 #: An emergency vehicle's siren is heard this far (metres).
 SIREN_RANGE_M = 60.0
 #: State features are clipped to [-STATE_BOUND, STATE_BOUND].
@@ -71,12 +73,14 @@ def state_prefix(state: NDArray[np.float32], size: int) -> NDArray[np.float32]:
 
 
 def pad_state(state: NDArray[np.float32]) -> NDArray[np.float32]:
-    """States recorded with the older vector of ``OLDER_STATE_SIZE`` features, ``(N, OLDER_STATE_SIZE)``, at full
+    """States recorded with an older vector (a width of :data:`OLDER_STATE_SIZES`), ``(N, width)``, at full
     length: the features added since as when nothing is there (:data:`ABSENT_FEATURES`). Any other width (the
     current one, or a vector that is not autoloop's) is returned as it is."""
-    if state.shape[-1] != OLDER_STATE_SIZE:
+    width = state.shape[-1]
+    if width not in OLDER_STATE_SIZES:
         return state
-    missing = np.broadcast_to(np.asarray(ABSENT_FEATURES, dtype=np.float32), (*state.shape[:-1], len(ABSENT_FEATURES)))
+    absent = ABSENT_FEATURES[width - (STATE_SIZE - len(ABSENT_FEATURES)):]
+    missing = np.broadcast_to(np.asarray(absent, dtype=np.float32), (*state.shape[:-1], len(absent)))
     return np.concatenate([state, missing], axis=-1)
 
 
@@ -148,6 +152,7 @@ class Observer:
             self._siren(ego_xy),
             (st.ego_offset / 2.0)[:, None],
             (st.ego_nudge / 2.0)[:, None],
+            st.ego_merge_wait[:, None],
         ], axis=1)
         vector: NDArray[np.float32] = np.clip(state, -STATE_BOUND, STATE_BOUND).astype(np.float32)
         return vector

@@ -1,5 +1,6 @@
 """The state vector's later features: the actor in the ego's path, the robotaxi mission's next curbside stop, an
-emergency vehicle's siren; and reading older, shorter state vectors."""
+emergency vehicle's siren, the planned path's offset, waiting at the curb to pull in; and reading older, shorter
+state vectors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sim.scenarios import events as ev
 from tests.sim.test_events import CONFIG, MAP, _scenarios
 
 (LEADER_GAP, LEADER_SPEED, STOP_AHEAD, STOP_OFFSET, STOP_DWELL, SIREN, SIREN_FORWARD, SIREN_LEFT, PATH_OFFSET,
- PATH_TARGET) = range(25, 35)
+ PATH_TARGET, MERGE_WAIT) = range(25, 36)
 
 
 def _states(scenario_events: list, steps: int = 3000) -> tuple[World, np.ndarray]:
@@ -99,13 +100,34 @@ def test_the_path_offset_features_follow_the_planned_path_round_an_obstacle() ->
         assert targets_m[-1, env] == 0.0, "back on the route afterwards"
 
 
+def test_the_merge_wait_feature_holds_a_car_at_the_curb_until_the_lane_is_clear() -> None:
+    scenarios = _scenarios(lambda t: ev.ParkingExit(trigger_s_m=t))[:2]
+    world = make_world(MAP, 2, CONFIG)
+    world.reset(scenarios)
+    expert, observer = ExpertDriver(world), Observer(world)
+    waited = np.zeros(2, dtype=bool)
+    for _ in range(600):
+        state = observer.state_vector()
+        np.testing.assert_array_equal(state[:, MERGE_WAIT], world.state.ego_merge_wait)
+        waiting = state[:, MERGE_WAIT] == 1.0
+        assert np.all(world.lateral_m[waiting] < -1.5), "only off the lane, at the curb"
+        waited |= waiting
+        world.step(expert.act())
+    assert waited.all(), "the flow came along the lane while each ego stood at the curb"
+    assert np.all(np.abs(world.lateral_m) < 0.5), "then the lane cleared and the expert pulled in"
+
+
 def test_older_state_vectors_read_as_nothing_near_and_older_drivers_read_their_prefix() -> None:
     old = np.random.default_rng(0).uniform(-1, 1, (4, 25)).astype(np.float32)
     padded = pad_state(old)
     assert padded.shape == (4, STATE_SIZE)
     np.testing.assert_array_equal(padded[:, :25], old)
-    np.testing.assert_array_equal(padded[:, 25:], np.broadcast_to(np.float32(ABSENT_FEATURES), (4, 10)))
+    np.testing.assert_array_equal(padded[:, 25:], np.broadcast_to(np.float32(ABSENT_FEATURES), (4, 11)))
     assert pad_state(padded) is padded
     np.testing.assert_array_equal(state_prefix(padded, 25), old)
+    # the 35-feature vector: only the features added after it are padded
+    later = pad_state(padded[:, :35])
+    assert later.shape == (4, STATE_SIZE)
+    np.testing.assert_array_equal(later, padded)
     other = np.zeros((1, 3), dtype=np.float32)  # not autoloop's state vector: left as it is
     assert pad_state(other) is other

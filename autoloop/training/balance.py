@@ -1,0 +1,84 @@
+"""Repeat-factor sampling: samples of rare driving situations appear several times per epoch.
+
+Imitation data is dominated by open road and by waiting at red lights; the decisions that cost a driving score —
+braking for a curbside stop of the mission, pulling over for a siren, slowing behind a slower car — are a fraction
+of a percent of the samples, and a network trained on the plain mix regresses towards cruising there. As LVIS's
+repeat factor sampling does for rare categories (Gupta et al., 2019), each sample is sorted into categories, a
+category of frequency ``f`` (its share of the training rows) gets the repeat factor ``max(1, sqrt(t / f))`` for a
+threshold ``t``, and a sample is repeated by the largest factor of its categories.
+
+A category is a situation the state vector shows (:mod:`sim.embedded.observation`) crossed with the expert's
+longitudinal decision (its target speed against the current speed). A sample is in every situation it shows (a
+leader and a stop line, say), and in ``open road`` when it shows none.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from numpy.typing import NDArray
+
+from autoloop.training.data import TrajectoryArrays
+from sim.embedded.observation import STATE_SIZE
+
+log = logging.getLogger(__name__)
+
+SITUATIONS = ("curbside stop", "siren", "stop line", "leader", "path offset", "pull-in wait", "open road")
+DECISIONS = ("brake", "accelerate", "stand", "keep")
+
+#: A decision is to brake (accelerate) when the target speed is this much below (above) the current speed.
+DECISION_MPS = 1.0
+#: Standing: current and target speed both below this.
+STANDING_MPS = 0.5
+
+
+def categories(state: NDArray[np.float32], target_speed_mps: NDArray[np.float32],
+               has_target: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Each sample's categories ``(N, len(SITUATIONS), len(DECISIONS))`` from its state ``(N, STATE_SIZE)``
+    and its target speed ``(N,)`` (a sample without a target keeps its speed)."""
+    if state.shape[1] != STATE_SIZE:
+        raise ValueError(f"states of {state.shape[1]} features; situations read the {STATE_SIZE}-feature vector")
+    s = state
+    shown = np.stack([
+        (s[:, 27] < 0.3) & (s[:, 29] > 0.0),           # a curbside stop within 15 m, its dwell still to stand
+        s[:, 30] > 0.5,                                # a siren heard
+        (s[:, 20] > 0.5) & (s[:, 16] < 0.6),           # a stop line within 30 m the ego must stop at
+        s[:, 25] < 0.4,                                # an actor in the path within 20 m
+        (np.abs(s[:, 33]) > 0.05) | (np.abs(s[:, 34]) > 0.05),  # the planned path off the route
+        s[:, 35] > 0.5,                                # at the curb, waiting for a gap to pull in
+    ], axis=1)
+    situations = np.concatenate([shown, ~shown.any(axis=1, keepdims=True)], axis=1)
+    speed = s[:, 0].astype(np.float64) * 10.0
+    target = np.where(has_target, target_speed_mps, speed)
+    stand = (speed < STANDING_MPS) & (target < STANDING_MPS)
+    brake = ~stand & (target < speed - DECISION_MPS)
+    accelerate = ~stand & (target > speed + DECISION_MPS)
+    decisions = np.stack([brake, accelerate, stand, ~(stand | brake | accelerate)], axis=1)
+    result: NDArray[np.bool_] = situations[:, :, None] & decisions[:, None, :]
+    return result
+
+
+def repeat_factors(data: TrajectoryArrays, rows: NDArray[np.intp], threshold: float) -> NDArray[np.float64]:
+    """Repeat factors ``(len(rows),)`` of ``rows`` of ``data``, the frequencies counted over ``rows``; all 1 for
+    states that are not autoloop's vector (situations cannot be read off them)."""
+    if threshold <= 0.0:
+        return np.ones(len(rows))
+    if data.state.shape[1] != STATE_SIZE:
+        log.warning("no repeat-factor sampling: states of %d features, not autoloop's %d", data.state.shape[1],
+                    STATE_SIZE)
+        return np.ones(len(rows))
+    member = categories(data.state[rows], data.speed[rows], data.has_trajectory[rows])
+    frequency = member.mean(axis=0)
+    factor = np.maximum(1.0, np.sqrt(threshold / np.maximum(frequency, 1e-12)))
+    result: NDArray[np.float64] = np.where(member, factor[None], 1.0).reshape(len(rows), -1).max(axis=1)
+    return result
+
+
+def repeated_rows(rows: NDArray[np.intp], factors: NDArray[np.float64], seed: int) -> NDArray[np.intp]:
+    """``rows``, each ``floor(factor)`` times and once more with probability ``factor``'s fraction (drawn once
+    from ``seed``, so every epoch, rank and resumed run sees the same rows)."""
+    extra = np.random.default_rng([seed, 0x5EED]).random(len(rows)) < factors - np.floor(factors)
+    counts = np.floor(factors).astype(np.intp) + extra
+    result: NDArray[np.intp] = np.repeat(rows, counts)
+    return result
