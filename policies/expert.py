@@ -68,6 +68,8 @@ _CURVE_STEP_M = 2.0
 _BRAKE_REACTION_S = 0.5
 #: Past a curbside stop, the expert still stops for it up to its tolerance less this (at least 1 m past).
 _CURB_MARGIN_M = 0.5
+#: Slower than this at the curb within a curbside stop's tolerance (less the margin), the expert stands there.
+_CURB_STAND_MPS = 0.5
 
 
 def pure_pursuit(world: World, lookahead_min_m: float, lookahead_gain_s: float,
@@ -192,6 +194,10 @@ class ExpertDriver:
         at_curb = world.lateral_m <= st.stop_lat[rows, k]
         within = to_curb > np.where(at_curb, -np.maximum(tolerance - _CURB_MARGIN_M, 1.0), -1.0)
         stop_s = np.minimum(stop_s, np.where(within, np.maximum(to_curb, 0.0), np.inf))
+        # (and one that came to a stop at the curb short of it, within its tolerance, stands there: the dwell
+        # counts where it stands, and creeping up to the centre would teach a learner to drive on at the stop)
+        short = at_curb & (np.abs(to_curb) <= tolerance - _CURB_MARGIN_M) & (world.ego.speed_mps < _CURB_STAND_MPS)
+        stop_s = np.where(short, 0.0, stop_s)
         stop_s = np.where(pulled_over | st.ego_merge_wait, 0.0, stop_s)
         limit_s = np.concatenate([curve_s, piece_s, np.zeros((batch, 1)), stop_s[:, None]], axis=1)
         limit_v = np.concatenate([curve_v, piece_v, here_v[:, None], np.zeros((batch, 1))], axis=1)

@@ -98,3 +98,34 @@ def test_the_expert_still_serves_a_curbside_stop_a_learner_overshot_within_its_t
     from sim.embedded.world import INFRACTIONS
 
     assert (world.infractions[:, INFRACTIONS.index(Infraction.MISSED_CURBSIDE_STOP)] == 0).all()
+
+
+def test_the_expert_stands_out_a_curbside_stop_where_a_learner_stopped_short_within_its_tolerance() -> None:
+    """A learner that comes to a stop at the curb over 1 m short of the stop (its tolerance is 2 m) has stopped there:
+    the expert stands out the dwell where it is rather than creeping up to the centre."""
+    from sim.scenarios import events as ev
+    from tests.sim.test_events import CONFIG, MAP, _scenarios
+
+    scenarios = _scenarios(lambda t: ev.CurbsidePickup(trigger_s_m=t, dwell_s=2.0))[:3]
+    world = make_world(MAP, len(scenarios), CONFIG)
+    world.reset(scenarios)
+    expert = ExpertDriver(world)
+    st = world.state
+    stood_at = np.full(len(scenarios), np.nan)
+    moved = np.zeros(len(scenarios))
+    while world.running.any():
+        actions = expert.act()
+        past = world.progress_s - st.stop_s[:, 0]
+        pending = st.stop_next == 0
+        # a learner's mistake: it brakes hard 1.9 m short of the stop, then the expert takes over
+        braking = pending & np.isnan(stood_at) & (past > -1.9)
+        actions[braking, 1] = -1.0
+        stood = braking & (world.ego.speed_mps < 0.05)
+        stood_at[stood] = world.progress_s[stood]
+        waiting = pending & ~np.isnan(stood_at)
+        moved[waiting] = np.maximum(moved[waiting], np.abs(world.progress_s[waiting] - stood_at[waiting]))
+        world.step(actions)
+    assert not np.isnan(stood_at).any()
+    assert np.all(stood_at - st.stop_s[:, 0] < -1.0), "it stood short of the stop"
+    assert (st.stop_next == 1).all(), "the stop was served where it stood"
+    assert np.all(moved < 0.2), f"the expert crept on by {moved} m"
