@@ -98,12 +98,15 @@ class DaggerConfig(_Frozen):
     :param seed: first scenario seed of DAgger rollouts (later rounds and cycles continue after the highest seed
         already in the store); must stay clear of the evaluation seeds.
     :param epochs: training epochs after each round (continuing from the current weights).
+    :param takeover_s: the expert drives a learner that has stood still this long while the expert would drive
+        on, until it is under way (0: never; see :func:`autoloop.rollout.rollout`).
     """
 
     iterations: int = Field(default=0, ge=0)
     episodes: int = Field(default=16, ge=1)
     seed: int = Field(default=500_000, ge=0)
     epochs: int = Field(default=3, ge=1)
+    takeover_s: float = Field(default=5.0, ge=0.0)
 
 
 class PpoConfig(_Frozen):

@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 
 #: Correlation of the exploration noise from one step to the next (about 1 s at 20 Hz).
 NOISE_CORRELATION = 0.95
+#: A learner counts as standing still below this speed (m/s) ...
+TAKEOVER_STILL_MPS = 0.1
+#: ... while the expert would drive on: its planned speed 0.5 s ahead is above this (m/s).
+TAKEOVER_GO_MPS = 1.0
+#: The expert, once it took over, drives until the ego is this fast (m/s) or it would stop itself.
+TAKEOVER_UNTIL_MPS = 3.0
 
 DriverFactory = Callable[[World], Policy]
 
@@ -46,6 +52,7 @@ def rollout(
     action_noise: float = 0.0,
     noise_seed: int = 0,
     start_perturbation: tuple[float, float] = (0.0, 0.0),
+    takeover_s: float = 0.0,
 ) -> list[tuple[Episode, RouteRecord]]:
     """Drive every scenario once and return its episode and Leaderboard record (in scenario order).
 
@@ -60,6 +67,11 @@ def rollout(
     :param start_perturbation: ``(lateral_m, yaw_rad)``: each ego starts shifted sideways and turned by amounts
         drawn uniformly from ``[-lateral_m, lateral_m]`` and ``[-yaw_rad, yaw_rad]``
         (:meth:`~sim.embedded.world.World.perturb_ego`); the episode's metadata records them.
+    :param takeover_s: with a learner driving and the expert labelling (``record_observations``): once the learner
+        has stood still this long while the expert would drive on, the expert drives that ego until it is under
+        way (``TAKEOVER_UNTIL_MPS``), as in HG-DAgger's interventions; a learner stuck before a stop would
+        otherwise add the same labelled state for minutes. The ``expert_drives`` column marks those steps, the
+        metadata counts the takeovers (0: never).
     """
     rng = np.random.default_rng(noise_seed)
     results: list[tuple[Episode, RouteRecord]] = []
@@ -67,14 +79,14 @@ def rollout(
         batch = list(scenarios[start:start + sim.batch_size])
         results += _rollout_batch(batch, sim=sim, driver=driver, policy_name=policy_name, tags=tags,
                                   record_observations=record_observations, action_noise=action_noise, rng=rng,
-                                  start_perturbation=start_perturbation)
+                                  start_perturbation=start_perturbation, takeover_s=takeover_s)
         log.info("rolled out %d/%d scenarios", len(results), len(scenarios))
     return results
 
 
 def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFactory, policy_name: str,
                    tags: dict[str, str], record_observations: bool, action_noise: float,
-                   rng: np.random.Generator, start_perturbation: tuple[float, float],
+                   rng: np.random.Generator, start_perturbation: tuple[float, float], takeover_s: float,
                    ) -> list[tuple[Episode, RouteRecord]]:
     env = DrivingVectorEnv(len(batch), map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles,
                            pedestrians=sim.pedestrians, autoreset=False, bev=sim.bev())
@@ -94,6 +106,8 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
     if record_observations:
         labeller = policy if isinstance(policy, ExpertDriver) else ExpertDriver(world)
     noise = np.zeros((len(batch), 2))
+    takeover = takeover_s > 0.0 and labeller is not None and labeller is not policy
+    stuck_s, expert_drives, takeovers = np.zeros(len(batch)), np.zeros(len(batch), dtype=bool), np.zeros(len(batch))
     history: dict[str, list[NDArray[Any]]] = {}
     running_history = []
     actor_history: list[dict[str, NDArray[Any]]] = []
@@ -101,6 +115,19 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
     while world.running.any():
         running = world.running.copy()
         action = policy.act(obs)
+        label = None
+        if labeller is not None:
+            label = action if labeller is policy else labeller.act(obs)
+        if takeover:
+            assert labeller is not None and label is not None
+            speed = world.ego.speed_mps
+            wants_to_go = labeller.plan_speed[:, 0] > TAKEOVER_GO_MPS
+            stuck_s = np.where((speed < TAKEOVER_STILL_MPS) & wants_to_go & ~expert_drives,
+                               stuck_s + world.config.dt_s, 0.0)
+            starts = stuck_s >= takeover_s
+            takeovers += starts
+            expert_drives = (expert_drives | starts) & (speed < TAKEOVER_UNTIL_MPS) & wants_to_go
+            action = np.where(expert_drives[:, None], label, action)
         noise = NOISE_CORRELATION * noise + action_noise * np.sqrt(1 - NOISE_CORRELATION**2) * rng.standard_normal(
             noise.shape)
         executed = np.clip(action + noise, -1.0, 1.0).astype(np.float32)
@@ -117,8 +144,10 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
         }
         if world.lights.shape[1]:
             columns["light_states"] = world.lights.astype(np.float32)  # the viewer draws the lights in their state
-        if labeller is not None:
-            columns["label"] = action if labeller is policy else labeller.act(obs)
+        if takeover:
+            columns["expert_drives"] = expert_drives.copy()
+        if labeller is not None and label is not None:
+            columns["label"] = label
             # the expert's intended trajectory from here: trajectory labels for states a learner visited
             columns["label_plan_xy"] = labeller.plan_xy.reshape(len(batch), -1).astype(np.float32)
             columns["label_plan_speed"] = labeller.plan_speed.astype(np.float32)
@@ -149,6 +178,8 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
             "record": {**asdict(record), "infractions": {k.value: v for k, v in record.infractions.items()}},
             "score": asdict(score),
         }
+        if takeover:
+            metadata["takeovers"] = int(takeovers[env_index])
         if lateral_m or yaw_rad:
             metadata["start_perturbation"] = {"lateral_m": float(perturbations[env_index, 0]),
                                               "yaw_rad": float(perturbations[env_index, 1])}

@@ -63,7 +63,7 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
         for group in by_map(scenarios(number)):
             results += rollout(group, sim=sim_for(sim, group), driver=learner,
                                policy_name=f"dagger-{number}", tags={"purpose": "dagger", **(tags or {})},
-                               record_observations=True)
+                               record_observations=True, takeover_s=config.dagger.takeover_s)
         store.write_many([episode for episode, _ in results])
         episode_ids += [episode.episode_id for episode, _ in results]
         score = score_suite([record for _, record in results]).driving_score

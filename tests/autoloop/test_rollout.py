@@ -94,3 +94,38 @@ def test_perturbed_starts_shift_and_turn_the_ego_and_the_expert_finds_its_way_ba
         distance = np.linalg.norm(route[None, :, :] - xy[later][None, None, :], axis=-1).min()
         assert distance < 0.3, f"{scenario.traffic_seed}: {distance:.2f} m off the expert's unperturbed path at 8 s"
     assert moved >= 1
+
+
+class _Standing:
+    """A learner that never drives off: it brakes whatever it sees."""
+
+    def act(self, observation: dict) -> np.ndarray:
+        return np.tile(np.float32([0.0, -1.0]), (len(observation["state"]), 1))
+
+    def reset(self, done: np.ndarray) -> None:
+        pass
+
+
+def test_the_expert_takes_over_a_learner_that_stands_where_it_would_drive() -> None:
+    scenarios = [sample_scenario(seed) for seed in (12, 3)]
+    sim = SimConfig(traffic_vehicles=0, pedestrians=0)
+    [(alone, _), _] = rollout(scenarios, sim=sim, driver=lambda world: _Standing(), policy_name="standing",
+                              tags={"purpose": "dagger"}, record_observations=True)
+    assert "expert_drives" not in alone.steps and "takeovers" not in alone.metadata
+    assert alone.steps["route_progress_m"].max() - alone.steps["route_progress_m"][0] < 0.5, "it never moved"
+    [(helped, _), (other, _)] = rollout(scenarios, sim=sim, driver=lambda world: _Standing(),
+                                        policy_name="standing", tags={"purpose": "dagger"},
+                                        record_observations=True, takeover_s=2.0)
+    for episode in (helped, other):
+        drives = episode.steps["expert_drives"]
+        dt = episode.metadata["dt_s"]
+        first = int(np.argmax(drives))
+        # it stood 2 s (the expert wanting to go all along), then the expert drove it until it was under way
+        assert drives.any() and abs(first * dt - 2.0) <= 2 * dt
+        assert episode.metadata["takeovers"] >= 2, "the learner stopped it again, and it was taken over again"
+        speed = episode.steps["speed_mps"]
+        assert speed[drives].max() <= 3.0 + 1.0 and speed.max() > 2.0
+        # what drove was the expert's label; the learner's steps are its own braking
+        np.testing.assert_allclose(episode.steps["action"][drives], episode.steps["label"][drives], atol=1e-6)
+        np.testing.assert_array_equal(episode.steps["action"][~drives][:, 1], -1.0)
+        assert episode.steps["route_progress_m"].max() - episode.steps["route_progress_m"][0] > 10.0
