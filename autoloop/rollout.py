@@ -70,8 +70,8 @@ def rollout(
     :param takeover_s: with a learner driving and the expert labelling (``record_observations``): once the learner
         has stood still this long while the expert would drive on, the expert drives that ego until it is under
         way (``TAKEOVER_UNTIL_MPS``), as in HG-DAgger's interventions; a learner stuck before a stop would
-        otherwise add the same labelled state for minutes. The ``expert_drives`` column marks those steps, the
-        metadata counts the takeovers (0: never).
+        otherwise add the same labelled state for minutes. The ``expert_drives`` column marks those steps and the
+        metadata's ``takeovers`` counts them. 0 (the default): the expert never takes over.
     """
     rng = np.random.default_rng(noise_seed)
     results: list[tuple[Episode, RouteRecord]] = []
