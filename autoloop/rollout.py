@@ -107,7 +107,8 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
         labeller = policy if isinstance(policy, ExpertDriver) else ExpertDriver(world)
     noise = np.zeros((len(batch), 2))
     takeover = takeover_s > 0.0 and labeller is not None and labeller is not policy
-    stuck_s, expert_drives, takeovers = np.zeros(len(batch)), np.zeros(len(batch), dtype=bool), np.zeros(len(batch))
+    stuck_s, expert_drives = np.zeros(len(batch)), np.zeros(len(batch), dtype=bool)
+    takeovers = np.zeros(len(batch), dtype=np.intp)
     history: dict[str, list[NDArray[Any]]] = {}
     running_history = []
     actor_history: list[dict[str, NDArray[Any]]] = []

@@ -190,13 +190,13 @@ class ExpertDriver:
         # (a car at the curb that got past the stop, as a learner may, still stops within the stop's tolerance)
         to_curb = st.ego_stop_target - world.progress_s
         rows, k = np.arange(batch), np.minimum(st.stop_next, st.stop_tol.shape[1] - 1)
-        tolerance = st.stop_tol[rows, k]
+        reach = st.stop_tol[rows, k] - _CURB_MARGIN_M
         at_curb = world.lateral_m <= st.stop_lat[rows, k]
-        within = to_curb > np.where(at_curb, -np.maximum(tolerance - _CURB_MARGIN_M, 1.0), -1.0)
+        within = to_curb > np.where(at_curb, -np.maximum(reach, 1.0), -1.0)
         stop_s = np.minimum(stop_s, np.where(within, np.maximum(to_curb, 0.0), np.inf))
         # (and one that came to a stop at the curb short of it, within its tolerance, stands there: the dwell
         # counts where it stands, and creeping up to the centre would teach a learner to drive on at the stop)
-        short = at_curb & (np.abs(to_curb) <= tolerance - _CURB_MARGIN_M) & (world.ego.speed_mps < _CURB_STAND_MPS)
+        short = at_curb & (np.abs(to_curb) <= reach) & (world.ego.speed_mps < _CURB_STAND_MPS)
         stop_s = np.where(short, 0.0, stop_s)
         stop_s = np.where(pulled_over | st.ego_merge_wait, 0.0, stop_s)
         limit_s = np.concatenate([curve_s, piece_s, np.zeros((batch, 1)), stop_s[:, None]], axis=1)

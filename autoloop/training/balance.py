@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from autoloop.training.data import TrajectoryArrays
-from sim.embedded.observation import STATE_SIZE
+from sim.embedded.observation import STATE_SIZE, Feature
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,17 @@ def categories(state: NDArray[np.float32], target_speed_mps: NDArray[np.float32]
     and its target speed ``(N,)`` (a sample without a target keeps its speed)."""
     if state.shape[1] != STATE_SIZE:
         raise ValueError(f"states of {state.shape[1]} features; situations read the {STATE_SIZE}-feature vector")
-    s = state
+    f = Feature
     shown = np.stack([
-        (s[:, 27] < 0.3) & (s[:, 29] > 0.0),           # a curbside stop within 15 m, its dwell still to stand
-        s[:, 30] > 0.5,                                # a siren heard
-        (s[:, 20] > 0.5) & (s[:, 16] < 0.6),           # a stop line within 30 m the ego must stop at
-        s[:, 25] < 0.4,                                # an actor in the path within 20 m
-        (np.abs(s[:, 33]) > 0.05) | (np.abs(s[:, 34]) > 0.05),  # the planned path off the route
-        s[:, 35] > 0.5,                                # at the curb, waiting for a gap to pull in
+        (state[:, f.CURB_STOP_AHEAD] < 0.3) & (state[:, f.CURB_DWELL] > 0.0),  # a curbside stop within 15 m, to stand
+        state[:, f.SIREN] > 0.5,                                               # a siren heard
+        (state[:, f.MUST_STOP] > 0.5) & (state[:, f.STOP_LINE_AHEAD] < 0.6),   # a stop line within 30 m to stop at
+        state[:, f.LEADER_GAP] < 0.4,                                          # an actor in the path within 20 m
+        (np.abs(state[:, f.PATH_OFFSET]) > 0.05) | (np.abs(state[:, f.PATH_TARGET]) > 0.05),  # path off the route
+        state[:, f.PULL_IN_WAIT] > 0.5,                                        # at the curb, waiting to pull in
     ], axis=1)
     situations = np.concatenate([shown, ~shown.any(axis=1, keepdims=True)], axis=1)
-    speed = s[:, 0].astype(np.float64) * 10.0
+    speed = state[:, f.SPEED].astype(np.float64) * 10.0
     target = np.where(has_target, target_speed_mps, speed)
     stand = (speed < STANDING_MPS) & (target < STANDING_MPS)
     brake = ~stand & (target < speed - DECISION_MPS)

@@ -79,9 +79,24 @@ def pad_state(state: NDArray[np.float32]) -> NDArray[np.float32]:
     width = state.shape[-1]
     if width not in OLDER_STATE_SIZES:
         return state
-    absent = ABSENT_FEATURES[width - (STATE_SIZE - len(ABSENT_FEATURES)):]
+    absent = ABSENT_FEATURES[width - OLDER_STATE_SIZES[0]:]
     missing = np.broadcast_to(np.asarray(absent, dtype=np.float32), (*state.shape[:-1], len(absent)))
     return np.concatenate([state, missing], axis=-1)
+
+
+class Feature(IntEnum):
+    """Indices of the state features read outside this module (the table above)."""
+
+    SPEED = 0
+    STOP_LINE_AHEAD = 16
+    MUST_STOP = 20
+    LEADER_GAP = 25
+    CURB_STOP_AHEAD = 27
+    CURB_DWELL = 29
+    SIREN = 30
+    PATH_OFFSET = 33
+    PATH_TARGET = 34
+    PULL_IN_WAIT = 35
 
 
 class Command(IntEnum):
