@@ -24,7 +24,7 @@ from sim.embedded.observation import STATE_SIZE, Feature
 
 log = logging.getLogger(__name__)
 
-SITUATIONS = ("curbside stop", "siren", "stop line", "leader", "path offset", "pull-in wait", "open road")
+SITUATIONS = ("curbside stop", "siren", "stop line or give way", "leader", "path offset", "pull-in wait", "open road")
 DECISIONS = ("brake", "accelerate", "stand", "keep")
 
 #: A decision is to brake (accelerate) when the target speed is this much below (above) the current speed.
@@ -43,7 +43,8 @@ def categories(state: NDArray[np.float32], target_speed_mps: NDArray[np.float32]
     shown = np.stack([
         (state[:, f.CURB_STOP_AHEAD] < 0.3) & (state[:, f.CURB_DWELL] > 0.0),  # a curbside stop within 15 m, to stand
         state[:, f.SIREN] > 0.5,                                               # a siren heard
-        (state[:, f.MUST_STOP] > 0.5) & (state[:, f.STOP_LINE_AHEAD] < 0.6),   # a stop line within 30 m to stop at
+        ((state[:, f.MUST_STOP] > 0.5) & (state[:, f.STOP_LINE_AHEAD] < 0.6))  # a stop line within 30 m to stop at,
+        | (state[:, f.GIVE_WAY] > 0.5),                                        # or giving way at a junction
         state[:, f.LEADER_GAP] < 0.4,                                          # an actor in the path within 20 m
         (np.abs(state[:, f.PATH_OFFSET]) > 0.05) | (np.abs(state[:, f.PATH_TARGET]) > 0.05),  # path off the route
         state[:, f.PULL_IN_WAIT] > 0.5,                                        # at the curb, waiting to pull in

@@ -977,13 +977,15 @@ def _ego_view(m: MapArrays, w: Any, p: Params, b: int) -> None:
     # yield at the junction entry
     front = w.ego_jdist[b]
     near = front < max(w.ego_v[b] ** 2 / (2.0 * p.idm_comfort) + 6.0, 8.0)
+    give_way = False
     if not must and w.ego_jlane[b] >= 0 and near:
         entry_s = max(front, 0.0) / max(w.ego_v[b], 0.1)
         if _must_yield(m, w, b, w.ego_japproach[b], w.ego_jlane[b], -1, w.ego_arrival[b], entry_s) or \
                 (lead_kind == VEHICLE and _box_blocked(m, p, w.ego_jlane[b], gap - front, lead_v, p.ego_length)):
-            must = True
+            must = give_way = True
             w.ego_stop_dist[b] = front + half
     w.ego_must_stop[b] = must
+    w.ego_give_way[b] = give_way
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)

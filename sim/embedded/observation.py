@@ -30,11 +30,15 @@ index    meaning
 34       the offset it is moving towards / 2 m (the actor in the path, 25, is the first one on this path)
 35       off its lane at the curb (a parking place), whether the ego must wait for a gap in the traffic coming
          along the lane before pulling in
+36       whether the ego gives way at the next junction entry now (someone crosses or is about to, someone who
+         stopped earlier goes first, or there is no room past it): the part of 20 that is not the line's own
+         control, and shown also where no line is painted
+37       distance from the front bumper to that junction entry / 50 m (1 when none within 50 m)
 =======  ==========================================================================================
 
-Features 25 on were added later (25..34, then 35): a driver trained on an older, shorter vector reads only
-its prefix (:func:`state_prefix`), and stored states of an older width read as if no actor, stop, siren or wait
-were there and the path kept to the route (:func:`pad_state`).
+Features 25 on were added later (25..34, then 35, then 36..37): a driver trained on an older, shorter vector reads
+only its prefix (:func:`state_prefix`), and stored states of an older width read as if no actor, stop, siren,
+wait or junction were there and the path kept to the route (:func:`pad_state`).
 """
 
 from __future__ import annotations
@@ -51,11 +55,11 @@ from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
 
 ROUTE_LOOKAHEAD_M = (2.0, 4.0, 7.0, 10.0, 15.0, 20.0)
-STATE_SIZE = 36
+STATE_SIZE = 38
 #: Values of features 25.. when nothing is there (for states recorded before they existed).
-ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-#: Lengths of the older state vectors (before features 25.., and before 35..).
-OLDER_STATE_SIZES = (25, 35)
+ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+#: Lengths of the older state vectors (before features 25.., before 35.., and before 36..).
+OLDER_STATE_SIZES = (25, 35, 36)
 #: An emergency vehicle's siren is heard this far (metres).
 SIREN_RANGE_M = 60.0
 #: State features are clipped to [-STATE_BOUND, STATE_BOUND].
@@ -97,6 +101,8 @@ class Feature(IntEnum):
     PATH_OFFSET = 33
     PATH_TARGET = 34
     PULL_IN_WAIT = 35
+    GIVE_WAY = 36
+    JUNCTION_AHEAD = 37
 
 
 class Command(IntEnum):
@@ -168,6 +174,8 @@ class Observer:
             (st.ego_offset / 2.0)[:, None],
             (st.ego_nudge / 2.0)[:, None],
             st.ego_merge_wait[:, None],
+            st.ego_give_way[:, None],
+            np.where(np.isfinite(st.ego_jdist), np.clip(st.ego_jdist / 50.0, -0.1, 1.0), 1.0)[:, None],
         ], axis=1)
         vector: NDArray[np.float32] = np.clip(state, -STATE_BOUND, STATE_BOUND).astype(np.float32)
         return vector

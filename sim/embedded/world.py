@@ -256,6 +256,7 @@ class State(NamedTuple):
     ego_line_state: NDArray[np.int64]
     ego_line_dist: FloatArray
     ego_must_stop: NDArray[np.bool_]
+    ego_give_way: NDArray[np.bool_]  # (part of ego_must_stop) giving way at the junction entry ahead
     ego_nudge: FloatArray  # lateral offset (left +) the ego's path takes to pass obstacles ahead, 0: none
     ego_offset: FloatArray  # the offset now, moving towards ego_nudge
     ego_nudge_need: FloatArray  # the offset that would clear obstacles ahead (0: none), taken or not
@@ -370,6 +371,7 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         loc_heading=f(b, kernels.MAX_LOCATED), loc_dist=f(b, kernels.MAX_LOCATED),
         ego_leader_gap=f(b, fill=np.inf), ego_leader_speed=f(b), ego_speed_limit=f(b, fill=10.0),
         ego_line_kind=i(b), ego_line_state=i(b, fill=-1), ego_line_dist=f(b, fill=np.inf), ego_must_stop=z(b),
+        ego_give_way=z(b),
         ego_nudge=f(b), ego_offset=f(b), ego_nudge_need=f(b), ego_nudge_end=f(b),
         act_pass_need=f(b, n), ego_side_gap=f(b, fill=np.inf), ego_side_speed=f(b),
         ego_yield_emg=z(b), emg_slot=i(b, fill=-1), emg_since=f(b, fill=np.inf), emg_done=z(b),

@@ -49,22 +49,25 @@ def test_categories_are_read_off_the_state_and_the_target_speed() -> None:
         _state(6.0, f30=1.0, f31=-0.4),             # a siren behind
         _state(4.0, f27=0.2, f29=0.0),              # a curbside stop already stood out: not one to brake for
         _state(0.0, f33=-0.8, f34=-0.8, f35=1.0),   # at the curb, waiting to pull in
+        _state(3.0, f36=1.0, f37=0.05),             # giving way at a junction where no line is shown
     ])
-    member = categories(states, np.array([2.0, 8.5, 0.0, 7.5, 4.0, 0.0], dtype=np.float32), np.ones(6, dtype=bool))
-    assert member.shape == (6, len(SITUATIONS), len(DECISIONS))
+    member = categories(states, np.array([2.0, 8.5, 0.0, 7.5, 4.0, 0.0, 0.0], dtype=np.float32),
+                        np.ones(7, dtype=bool))
+    assert member.shape == (7, len(SITUATIONS), len(DECISIONS))
     assert {tuple(c) for c in np.argwhere(member[0])} == {_category("curbside stop", "brake")}
     assert {tuple(c) for c in np.argwhere(member[1])} == {_category("open road", "keep")}
-    assert {tuple(c) for c in np.argwhere(member[2])} == {_category("stop line", "stand"),
+    assert {tuple(c) for c in np.argwhere(member[2])} == {_category("stop line or give way", "stand"),
                                                           _category("leader", "stand")}
     assert {tuple(c) for c in np.argwhere(member[3])} == {_category("siren", "accelerate")}
     assert {tuple(c) for c in np.argwhere(member[4])} == {_category("open road", "keep")}
     assert {tuple(c) for c in np.argwhere(member[5])} == {_category("path offset", "stand"),
                                                           _category("pull-in wait", "stand")}
+    assert {tuple(c) for c in np.argwhere(member[6])} == {_category("stop line or give way", "brake")}
     # a sample without a trajectory target keeps its speed
     assert categories(states[:1], np.zeros(1, dtype=np.float32), np.zeros(1, dtype=bool))[0][
         _category("curbside stop", "keep")]
     with pytest.raises(ValueError, match="25 features"):
-        categories(states[:, :25], np.zeros(6, dtype=np.float32), np.ones(6, dtype=bool))
+        categories(states[:, :25], np.zeros(7, dtype=np.float32), np.ones(7, dtype=bool))
 
 
 def test_rare_categories_get_the_square_root_factor() -> None:

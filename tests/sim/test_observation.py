@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver
+from sim.embedded import kernels
 from sim.embedded.observation import ABSENT_FEATURES, STATE_SIZE, Observer, pad_state, state_prefix
 from sim.embedded.world import World, make_world
 from sim.scenarios import events as ev
 from tests.sim.test_events import CONFIG, MAP, _scenarios
 
+STOP_LINE, MUST_STOP = 16, 20
 (LEADER_GAP, LEADER_SPEED, STOP_AHEAD, STOP_OFFSET, STOP_DWELL, SIREN, SIREN_FORWARD, SIREN_LEFT, PATH_OFFSET,
- PATH_TARGET, MERGE_WAIT) = range(25, 36)
+ PATH_TARGET, MERGE_WAIT, GIVE_WAY, JUNCTION_AHEAD) = range(25, 38)
 
 
 def _states(scenario_events: list, steps: int = 3000) -> tuple[World, np.ndarray]:
@@ -122,12 +124,38 @@ def test_older_state_vectors_read_as_nothing_near_and_older_drivers_read_their_p
     padded = pad_state(old)
     assert padded.shape == (4, STATE_SIZE)
     np.testing.assert_array_equal(padded[:, :25], old)
-    np.testing.assert_array_equal(padded[:, 25:], np.broadcast_to(np.float32(ABSENT_FEATURES), (4, 11)))
+    absent = np.broadcast_to(np.float32(ABSENT_FEATURES), (4, len(ABSENT_FEATURES)))
+    np.testing.assert_array_equal(padded[:, 25:], absent)
     assert pad_state(padded) is padded
     np.testing.assert_array_equal(state_prefix(padded, 25), old)
-    # the 35-feature vector: only the features added after it are padded
-    later = pad_state(padded[:, :35])
-    assert later.shape == (4, STATE_SIZE)
-    np.testing.assert_array_equal(later, padded)
+    # the 35- and 36-feature vectors: only the features added after them are padded
+    for width in (35, 36):
+        later = pad_state(padded[:, :width])
+        assert later.shape == (4, STATE_SIZE)
+        np.testing.assert_array_equal(later, padded)
     other = np.zeros((1, 3), dtype=np.float32)  # not autoloop's state vector: left as it is
     assert pad_state(other) is other
+
+
+def test_the_give_way_feature_holds_an_ego_that_served_its_stop_sign_until_the_flow_has_passed() -> None:
+    """Standing at a stop sign, the line's control (20) is on before the stop is served and while the junction
+    is not clear after it; feature 36 tells the second apart, and 37 is the distance to the junction entry."""
+    scenarios = _scenarios(lambda t: ev.NonSignalizedJunctionLeftTurn(trigger_s_m=t))[:4]
+    world = make_world(MAP, len(scenarios), CONFIG)
+    world.reset(scenarios)
+    expert, observer = ExpertDriver(world), Observer(world)
+    gave_way = np.zeros(len(scenarios), dtype=bool)
+    while world.running.any():
+        state, st = observer.state_vector(), world.state
+        np.testing.assert_array_equal(state[:, GIVE_WAY], st.ego_give_way)
+        entry = np.where(np.isfinite(st.ego_jdist), np.clip(st.ego_jdist / 50.0, -0.1, 1.0), 1.0)
+        np.testing.assert_allclose(state[:, JUNCTION_AHEAD], entry, rtol=1e-5, atol=1e-6)
+        standing = (world.ego.speed_mps < 0.1) & (state[:, STOP_LINE] < 0.1)  # within 5 m of the line
+        giving_way = st.ego_give_way & world.running
+        unserved = ~st.ego_served & (st.ego_line_kind == kernels.LINE_STOP)
+        assert not np.any(giving_way & unserved), "an unserved stop sign is the line's own control"
+        assert np.all(state[giving_way, MUST_STOP] == 1.0), "giving way is part of 20 where a line is shown"
+        assert np.all(state[giving_way, JUNCTION_AHEAD] < 0.3), "giving way near the entry"
+        gave_way |= giving_way & standing & st.ego_served
+        world.step(expert.act())
+    assert gave_way.sum() >= 2, "the expert stood at the served stop sign, giving way to the flow"
