@@ -9,7 +9,11 @@ speed (m/s) is the speed ``waypoint_dt_s`` ahead.
 Controller: lateral pure pursuit from the rear axle at the point of the predicted path (the origin, then the
 waypoints) ``lookahead_min_m + lookahead_gain_s * speed`` along it; longitudinal P control that reaches the target
 speed in ``waypoint_dt_s`` (``accel = (target - speed) / waypoint_dt_s``), braking fully below ``stop_speed_mps`` or,
-slowing down, when the predicted path is shorter than ``stop_path_m``.
+slowing down, when the predicted path is shorter than ``stop_path_m``; and a safety brake on what the state vector
+perceives (as InterFuser's safety controller): full brake while the actor in the ego's path is nearer than the ego
+can close up on it braking at ``safety_decel_mps2``, plus ``safety_margin_m``. The network's regressed speed
+under-reacts to an actor that appears close ahead (a pedestrian stepping out): states the expert, braking at once,
+seldom shows it.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from torch import nn
 from policies.bc import torch_inputs
 from policies.encoder import EncoderConfig, ObservationEncoder
 from sim.embedded.dynamics import BicycleParams
-from sim.embedded.observation import Observation
+from sim.embedded.observation import Feature, Observation
 
-#: The state vector holds the ego speed divided by this (:mod:`sim.embedded.observation`).
+#: The state vector holds speeds divided by this, and the gap to the actor in the ego's path divided by the next
+#: (:mod:`sim.embedded.observation`).
 STATE_SPEED_SCALE_MPS = 10.0
+LEADER_GAP_SCALE_M = 50.0
 
 ControlMode = Literal["controller", "head", "blend"]
 
@@ -99,7 +105,11 @@ class ControllerParams:
         above ``stop_speed_mps`` and the target speed is not above its speed: the waypoints of a car about to stand
         bunch up, where the regressed target speed tends to stay a little above zero and the car would creep (as
         TransFuser's controller brakes on the waypoints' spacing; 0: off).
-    :param mode: ``controller`` (waypoints and speed), ``head`` (the direct control head), ``blend`` (their mean).
+    :param safety_decel_mps2: the safety brake acts while the ego could not stop short of the actor in its path
+        (closing speed^2 / 2 / this, plus ``safety_margin_m``) braking this hard (0: off).
+    :param safety_margin_m: the room it keeps.
+    :param mode: ``controller`` (waypoints and speed), ``head`` (the direct control head), ``blend`` (their mean);
+        the safety brake acts on ``controller`` and ``blend``.
     :param bicycle: the vehicle (wheelbase, steering range, acceleration limits).
     """
 
@@ -107,14 +117,18 @@ class ControllerParams:
     lookahead_gain_s: float = 0.5
     stop_speed_mps: float = 0.3
     stop_path_m: float = 3.0
+    safety_decel_mps2: float = 4.0
+    safety_margin_m: float = 2.0
     mode: ControlMode = "controller"
     bicycle: BicycleParams = BicycleParams()
 
 
 def control(waypoints: NDArray[np.float64], target_speed_mps: NDArray[np.float64], speed_mps: NDArray[np.float64],
-            waypoint_dt_s: float, params: ControllerParams = ControllerParams()) -> NDArray[np.float32]:
+            waypoint_dt_s: float, params: ControllerParams = ControllerParams(),
+            leader: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None) -> NDArray[np.float32]:
     """``[steer, accel]`` ``(B, 2)`` in [-1, 1] that follow ``waypoints (B, K, 2)`` (ego frame, metres) at
-    ``target_speed_mps (B,)`` from ``speed_mps (B,)``."""
+    ``target_speed_mps (B,)`` from ``speed_mps (B,)``; ``leader``: the gap to the actor in the ego's path (m,
+    ``inf``: none) and its speed along the path (m/s), ``(B,)`` each, for the safety brake."""
     bicycle = params.bicycle
     batch = len(speed_mps)
     path = np.concatenate([np.zeros((batch, 1, 2)), waypoints], axis=1)
@@ -137,6 +151,10 @@ def control(waypoints: NDArray[np.float64], target_speed_mps: NDArray[np.float64
     bunched = (length[:, -1] < params.stop_path_m) & (speed_mps > params.stop_speed_mps) & (
         target_speed_mps <= speed_mps)
     stop = (target_speed_mps < params.stop_speed_mps) | bunched
+    if leader is not None and params.safety_decel_mps2 > 0.0:
+        gap_m, leader_speed_mps = leader
+        closing = np.maximum(speed_mps - leader_speed_mps, 0.0)
+        stop |= gap_m < closing**2 / (2.0 * params.safety_decel_mps2) + params.safety_margin_m
     accel_mps2 = np.where(stop, -bicycle.max_brake_mps2, accel_mps2)
     accel = np.where(accel_mps2 >= 0.0, accel_mps2 / bicycle.max_accel_mps2, accel_mps2 / bicycle.max_brake_mps2)
     actions: NDArray[np.float32] = np.clip(np.stack([steer, accel], axis=-1), -1.0, 1.0).astype(np.float32)
@@ -160,8 +178,14 @@ class WaypointPolicy:
         head: NDArray[np.float32] = prediction.control.float().cpu().numpy()
         if self.params.mode == "head":
             return head
-        speed = np.asarray(observation["state"], dtype=np.float64)[:, 0] * STATE_SPEED_SCALE_MPS
-        actions = control(waypoints, target, speed, self.net.config.waypoint_dt_s, self.params)
+        state = np.asarray(observation["state"], dtype=np.float64)
+        speed = state[:, Feature.SPEED] * STATE_SPEED_SCALE_MPS
+        leader = None
+        if state.shape[1] > Feature.LEADER_SPEED:  # (older, shorter state vectors perceive no actor)
+            near = state[:, Feature.LEADER_GAP] < 1.0
+            leader = (np.where(near, state[:, Feature.LEADER_GAP] * LEADER_GAP_SCALE_M, np.inf),
+                      state[:, Feature.LEADER_SPEED] * STATE_SPEED_SCALE_MPS)
+        actions = control(waypoints, target, speed, self.net.config.waypoint_dt_s, self.params, leader)
         if self.params.mode == "blend":
             actions = (0.5 * (actions + head)).astype(np.float32)
         return actions

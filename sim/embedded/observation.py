@@ -95,6 +95,7 @@ class Feature(IntEnum):
     STOP_LINE_AHEAD = 16
     MUST_STOP = 20
     LEADER_GAP = 25
+    LEADER_SPEED = 26
     CURB_STOP_AHEAD = 27
     CURB_DWELL = 29
     SIREN = 30

@@ -9,7 +9,7 @@ from policies.bc import BcNet, BcNetConfig, BcPolicy
 from policies.checkpoint import load_policy
 from policies.sb3 import Sb3Policy
 from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy, control
-from sim.embedded.observation import STATE_SIZE
+from sim.embedded.observation import STATE_SIZE, Feature
 
 OBS = {"bev": np.random.default_rng(0).integers(0, 2, (3, 9, 32, 32), dtype=np.uint8),
        "state": np.random.default_rng(1).uniform(-1, 1, (3, STATE_SIZE)).astype(np.float32)}
@@ -35,6 +35,35 @@ def test_controller_brakes_fully_on_bunched_waypoints_only_when_slowing_down() -
     # a path that is long enough keeps the P control
     spread = bunched[:1] * 3.0
     np.testing.assert_allclose(control(spread, np.array([0.5]), np.array([0.6]), 0.5), off)
+
+
+def test_the_safety_brake_stops_short_of_an_actor_the_regressed_speed_under_reacts_to() -> None:
+    straight = np.array([[[4.0, 0.0], [8.0, 0.0], [12.0, 0.0], [16.0, 0.0]]] * 4)
+    speed = np.full(4, 8.0)
+    target = np.full(4, 6.5)  # the network's gentle braking: -3 m/s^2
+    # a pedestrian standing 8 m ahead (8^2 / 2 / 4 + 2 = 10 m needed): full brake; 12 m ahead: the net's braking;
+    # a car 8 m ahead at 8 m/s (closing at 0): the net's; nobody ahead: the net's
+    gap, their_speed = np.array([8.0, 12.0, 8.0, np.inf]), np.array([0.0, 0.0, 8.0, 0.0])
+    actions = control(straight, target, speed, 0.5, leader=(gap, their_speed))
+    np.testing.assert_allclose(actions[:, 1], [-1.0, -3.0 / 8.0, -3.0 / 8.0, -3.0 / 8.0], rtol=1e-6)
+    off = control(straight, target, speed, 0.5, ControllerParams(safety_decel_mps2=0.0), leader=(gap, their_speed))
+    np.testing.assert_allclose(off[:, 1], -3.0 / 8.0, rtol=1e-6)
+    # the policy reads the actor off the state vector (gap / 50 m, speed / 10 m/s; 1: nobody)
+    net = WaypointNet(WaypointNetConfig(9, 32, STATE_SIZE))
+    with torch.no_grad():  # a network that keeps 8 m/s straight on, whatever it sees
+        for head, bias in ((net.speed_head, [8.0]), (net.waypoint_head, [4.0, 0.0] * net.config.waypoints)):
+            head.weight.zero_()
+            head.bias.copy_(torch.tensor(bias))
+    policy = WaypointPolicy(net)
+    state = np.zeros((2, STATE_SIZE), dtype=np.float32)
+    state[:, Feature.SPEED] = 0.8
+    state[:, Feature.LEADER_GAP] = [8.0 / 50.0, 1.0]
+    bev = np.zeros((2, 9, 32, 32), dtype=np.uint8)
+    acted = policy.act({"bev": bev, "state": state})
+    assert acted[0, 1] == -1.0
+    unguarded = WaypointPolicy(policy.net, ControllerParams(safety_decel_mps2=0.0)).act({"bev": bev, "state": state})
+    assert unguarded[0, 1] == pytest.approx(0.0, abs=1e-6), "the network alone keeps its speed"
+    np.testing.assert_array_equal(acted[1], unguarded[1])
 
 
 def test_controller_steers_towards_the_side_of_the_path() -> None:
