@@ -259,3 +259,43 @@ def test_the_robotaxi_mission_is_its_curbside_events_in_route_order() -> None:
     st = expert.state
     assert int(st.stop_next[0]) == int(st.stop_n[0]) == 1, "the expert served the stop"
     assert expert.infractions[0].sum() == 0
+
+
+class _CreepAfterContact:
+    """Keeps 8 m/s until it has hit a vehicle, then creeps on at a walking pace (as a learner may, where a vehicle
+    could follow it inside its box)."""
+
+    def __init__(self, world: World) -> None:
+        self.world, self.naive = world, NaiveDriver(world)
+
+    def act(self) -> np.ndarray:
+        actions = self.naive.act()
+        hit = self.world.infractions[:, INFRACTIONS.index(Infraction.COLLISION_VEHICLE)] > 0
+        creep = np.where(self.world.ego.speed_mps > 1.0, -0.3, 0.2)
+        actions[:, 1] = np.where(hit, creep, actions[:, 1])
+        return actions
+
+
+def test_a_vehicle_that_hit_the_ego_stands_and_the_one_crash_counts_once() -> None:
+    scenarios = _scenarios(lambda t: ev.NonSignalizedJunctionLeftTurn(trigger_s_m=t))[:4]
+    world = make_world(MAP, len(scenarios), CONFIG)
+    world.reset(scenarios)
+    driver = _CreepAfterContact(world)
+    contact_speeds: list[float] = []
+    for _ in range(1200):
+        if not world.running.any():
+            break
+        world.step(driver.act())
+        for event in world.events:
+            if event.kind == Infraction.COLLISION_VEHICLE.value:
+                env, actor = event.env, event.actor
+                ego = world.ego
+                if kernels.boxes_touch(ego.x_m[env], ego.y_m[env], ego.yaw_rad[env], CONFIG.ego_length_m,
+                                       CONFIG.ego_width_m, world.state.act_x[env, actor],
+                                       world.state.act_y[env, actor], world.state.act_yaw[env, actor],
+                                       world.state.act_len[env, actor], world.state.act_wid[env, actor]):
+                    contact_speeds.append(float(world.state.act_v[env, actor]))
+    crashes = [(e.env, e.actor) for e in world.events if e.kind == Infraction.COLLISION_VEHICLE.value]
+    assert len(set(crashes)) >= 2, "the flow hit the ego that kept going"
+    assert len(crashes) == len(set(crashes)), f"each crash counted once: {crashes}"
+    assert contact_speeds and min(contact_speeds) == 0.0, "the vehicle came to a stand while touching the ego"
