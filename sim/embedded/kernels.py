@@ -562,10 +562,13 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             if bumper < gap:
                 gap, lead_v, lead_kind, lead = bumper, w.occ_speed[b, k], w.occ_kind[b, k], w.occ_actor[b, k]
         # in contact with the ego (a crash), a vehicle stands until the ego has left it: it does not drive on inside
-        # the ego's box (where the Leaderboard's collision rules would count the one crash again every few seconds)
-        if not passes_ego and boxes_touch(w.ego_x[b], w.ego_y[b], w.ego_yaw[b], p.ego_length, p.ego_width,
-                                          w.act_x[b, v], w.act_y[b, v], w.act_yaw[b, v], w.act_len[b, v],
-                                          w.act_wid[b, v]):
+        # the ego's box (where the Leaderboard's collision rules would count the one crash again every few seconds);
+        # one the ego ran into from behind (the ego's centre behind its rear bumper) drives on
+        behind = (w.ego_x[b] - w.act_x[b, v]) * math.cos(w.act_yaw[b, v]) + \
+            (w.ego_y[b] - w.act_y[b, v]) * math.sin(w.act_yaw[b, v]) < -half
+        if not passes_ego and not behind and boxes_touch(w.ego_x[b], w.ego_y[b], w.ego_yaw[b], p.ego_length,
+                                                         p.ego_width, w.act_x[b, v], w.act_y[b, v], w.act_yaw[b, v],
+                                                         w.act_len[b, v], w.act_wid[b, v]):
             gap, lead_v, lead_kind, lead = 0.0, 0.0, VEHICLE, -1
         if gap < 8.0 and speed < 0.5 and w.veh_respawn[b, v]:
             blocked = lead >= 0 and (w.act_kind[b, lead] == STATIC
