@@ -561,22 +561,24 @@ def _vehicles(m: MapArrays, w: Any, p: Params, b: int) -> None:
             bumper = d - half - w.occ_half[b, k]
             if bumper < gap:
                 gap, lead_v, lead_kind, lead = bumper, w.occ_speed[b, k], w.occ_kind[b, k], w.occ_actor[b, k]
-        # in contact with the ego (a crash), a vehicle stands until the ego has left it: it does not drive on inside
-        # the ego's box (where the Leaderboard's collision rules would count the one crash again every few seconds);
-        # one the ego ran into from behind (the ego's centre behind its rear bumper) drives on
+        # in contact with the ego (a crash), a vehicle stands until the ego has left it, and stays on the map: it
+        # does not drive on inside the ego's box (where the Leaderboard's collision rules would count the one crash
+        # again every few seconds); one the ego ran into from behind (the ego's centre behind its rear bumper)
+        # drives on
         behind = (w.ego_x[b] - w.act_x[b, v]) * math.cos(w.act_yaw[b, v]) + \
             (w.ego_y[b] - w.act_y[b, v]) * math.sin(w.act_yaw[b, v]) < -half
-        if not passes_ego and not behind and boxes_touch(w.ego_x[b], w.ego_y[b], w.ego_yaw[b], p.ego_length,
-                                                         p.ego_width, w.act_x[b, v], w.act_y[b, v], w.act_yaw[b, v],
-                                                         w.act_len[b, v], w.act_wid[b, v]):
-            gap, lead_v, lead_kind, lead = 0.0, 0.0, VEHICLE, -1
-        if gap < 8.0 and speed < 0.5 and w.veh_respawn[b, v]:
+        crashed = not passes_ego and not behind and boxes_touch(
+            w.ego_x[b], w.ego_y[b], w.ego_yaw[b], p.ego_length, p.ego_width, w.act_x[b, v], w.act_y[b, v],
+            w.act_yaw[b, v], w.act_len[b, v], w.act_wid[b, v])
+        if gap < 8.0 and speed < 0.5 and w.veh_respawn[b, v] and not crashed:
             blocked = lead >= 0 and (w.act_kind[b, lead] == STATIC
                                      or (lead < w.veh_lane.shape[1] and w.veh_parked[b, lead]))
             head_on = lead == -1 and math.cos(w.ego_yaw[b] - w.act_yaw[b, v]) < -0.5
             if blocked or head_on:  # background traffic leaves a lane that an obstacle, or the ego passing one,
                 w.act_valid[b, v] = False  # blocks (and comes back elsewhere)
                 continue
+        if crashed:
+            gap, lead_v, lead_kind, lead = 0.0, 0.0, VEHICLE, -1
         lawful, polite = (flags & IGNORE_LIGHTS) == 0, (flags & IGNORE_PRIORITY) == 0
         stop = INF
         offset = 0.0
