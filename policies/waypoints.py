@@ -30,12 +30,7 @@ from torch import nn
 from policies.bc import torch_inputs
 from policies.encoder import EncoderConfig, ObservationEncoder
 from sim.embedded.dynamics import BicycleParams
-from sim.embedded.observation import Feature, Observation
-
-#: The state vector holds speeds divided by this, and the gap to the actor in the ego's path divided by the next
-#: (:mod:`sim.embedded.observation`).
-STATE_SPEED_SCALE_MPS = 10.0
-LEADER_GAP_SCALE_M = 50.0
+from sim.embedded.observation import DISTANCE_SCALE_M, SPEED_SCALE_MPS, Feature, Observation
 
 ControlMode = Literal["controller", "head", "blend"]
 
@@ -179,12 +174,12 @@ class WaypointPolicy:
         if self.params.mode == "head":
             return head
         state = np.asarray(observation["state"], dtype=np.float64)
-        speed = state[:, Feature.SPEED] * STATE_SPEED_SCALE_MPS
+        speed = state[:, Feature.SPEED] * SPEED_SCALE_MPS
         leader = None
         if state.shape[1] > Feature.LEADER_SPEED:  # (older, shorter state vectors perceive no actor)
             near = state[:, Feature.LEADER_GAP] < 1.0
-            leader = (np.where(near, state[:, Feature.LEADER_GAP] * LEADER_GAP_SCALE_M, np.inf),
-                      state[:, Feature.LEADER_SPEED] * STATE_SPEED_SCALE_MPS)
+            leader = (np.where(near, state[:, Feature.LEADER_GAP] * DISTANCE_SCALE_M, np.inf),
+                      state[:, Feature.LEADER_SPEED] * SPEED_SCALE_MPS)
         actions = control(waypoints, target, speed, self.net.config.waypoint_dt_s, self.params, leader)
         if self.params.mode == "blend":
             actions = (0.5 * (actions + head)).astype(np.float32)

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from autoloop.training.data import TrajectoryArrays
-from sim.embedded.observation import STATE_SIZE, Feature
+from sim.embedded.observation import SPEED_SCALE_MPS, STATE_SIZE, Feature
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def categories(state: NDArray[np.float32], target_speed_mps: NDArray[np.float32]
         state[:, f.PULL_IN_WAIT] > 0.5,                                        # at the curb, waiting to pull in
     ], axis=1)
     situations = np.concatenate([shown, ~shown.any(axis=1, keepdims=True)], axis=1)
-    speed = state[:, f.SPEED].astype(np.float64) * 10.0
+    speed = state[:, f.SPEED].astype(np.float64) * SPEED_SCALE_MPS
     target = np.where(has_target, target_speed_mps, speed)
     stand = (speed < STANDING_MPS) & (target < STANDING_MPS)
     brake = ~stand & (target < speed - DECISION_MPS)

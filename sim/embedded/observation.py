@@ -55,6 +55,10 @@ from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
 
 ROUTE_LOOKAHEAD_M = (2.0, 4.0, 7.0, 10.0, 15.0, 20.0)
+#: Speeds are divided by this, distances (stop line, actor in the path, junction entry, curbside stop, siren) by
+#: the next, in the state vector.
+SPEED_SCALE_MPS = 10.0
+DISTANCE_SCALE_M = 50.0
 STATE_SIZE = 38
 #: Values of features 25.. when nothing is there (for states recorded before they existed).
 ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
@@ -86,6 +90,11 @@ def pad_state(state: NDArray[np.float32]) -> NDArray[np.float32]:
     absent = ABSENT_FEATURES[width - OLDER_STATE_SIZES[0]:]
     missing = np.broadcast_to(np.asarray(absent, dtype=np.float32), (*state.shape[:-1], len(absent)))
     return np.concatenate([state, missing], axis=-1)
+
+
+def _distance(metres: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A distance feature: ``metres / DISTANCE_SCALE_M`` clipped to [-0.1, 1], 1 where there is none (``inf``)."""
+    return np.where(np.isfinite(metres), np.clip(metres / DISTANCE_SCALE_M, -0.1, 1.0), 1.0)
 
 
 class Feature(IntEnum):
@@ -160,12 +169,12 @@ class Observer:
         command = np.zeros((b, len(Command)))
         command[np.arange(b), self.commands()] = 1.0
         state = np.concatenate([
-            (st.ego_v / 10.0)[:, None],
+            (st.ego_v / SPEED_SCALE_MPS)[:, None],
             (st.ego_steer / world.config.bicycle.max_steer_rad)[:, None],
             (st.ego_accel / 8.0)[:, None],
             local.reshape(b, -1),
-            (st.ego_speed_limit / 10.0)[:, None],
-            np.where(has_line, np.clip(front / 50.0, -0.1, 1.0), 1.0)[:, None],
+            (st.ego_speed_limit / SPEED_SCALE_MPS)[:, None],
+            np.where(has_line, np.clip(front / DISTANCE_SCALE_M, -0.1, 1.0), 1.0)[:, None],
             control,
             (has_line & st.ego_must_stop)[:, None],
             command,
@@ -176,15 +185,15 @@ class Observer:
             (st.ego_nudge / 2.0)[:, None],
             st.ego_merge_wait[:, None],
             st.ego_give_way[:, None],
-            np.where(np.isfinite(st.ego_jdist), np.clip(st.ego_jdist / 50.0, -0.1, 1.0), 1.0)[:, None],
+            _distance(st.ego_jdist)[:, None],
         ], axis=1)
         vector: NDArray[np.float32] = np.clip(state, -STATE_BOUND, STATE_BOUND).astype(np.float32)
         return vector
 
     def _leader(self) -> NDArray[np.float64]:
         st = self.world.state
-        gap = np.where(np.isfinite(st.ego_leader_gap), np.clip(st.ego_leader_gap / 50.0, -0.1, 1.0), 1.0)
-        speed = np.where(np.isfinite(st.ego_leader_gap) & (gap < 1.0), st.ego_leader_speed / 10.0, 0.0)
+        gap = _distance(st.ego_leader_gap)
+        speed = np.where(np.isfinite(st.ego_leader_gap) & (gap < 1.0), st.ego_leader_speed / SPEED_SCALE_MPS, 0.0)
         return np.stack([gap, speed], axis=1)
 
     def _mission(self) -> NDArray[np.float64]:
@@ -196,7 +205,7 @@ class Observer:
         near = pending & (ahead < 50.0)
         standing = np.isfinite(st.stop_since)
         dwell = st.stop_dwell[rows, k] - np.where(standing, st.time - np.where(standing, st.stop_since, 0.0), 0.0)
-        return np.stack([np.where(near, np.clip(ahead / 50.0, -0.1, 1.0), 1.0),
+        return np.stack([np.where(near, np.clip(ahead / DISTANCE_SCALE_M, -0.1, 1.0), 1.0),
                          np.where(near, st.stop_offset[rows, k] / 2.0, 0.0),
                          np.where(near, np.maximum(dwell, 0.0) / 10.0, 0.0)], axis=1)
 
@@ -208,8 +217,8 @@ class Observer:
         local = to_local_frame(where[:, None, :], ego_xy[:, None, :], st.ego_yaw[:, None])[:, 0]
         heard = (st.emg_slot >= 0) & st.act_valid[rows, slot] & ~st.emg_done & (
             np.hypot(local[:, 0], local[:, 1]) < SIREN_RANGE_M)
-        return np.stack([heard, np.where(heard, local[:, 0] / 50.0, 0.0),
-                         np.where(heard, local[:, 1] / 50.0, 0.0)], axis=1)
+        return np.stack([heard, np.where(heard, local[:, 0] / DISTANCE_SCALE_M, 0.0),
+                         np.where(heard, local[:, 1] / DISTANCE_SCALE_M, 0.0)], axis=1)
 
     def commands(self) -> NDArray[np.intp]:
         """:class:`Command` of every ego: the route's heading change over the next ``COMMAND_HORIZON_M``, or
