@@ -10,10 +10,10 @@ Controller: lateral pure pursuit from the rear axle at the point of the predicte
 waypoints) ``lookahead_min_m + lookahead_gain_s * speed`` along it; longitudinal P control that reaches the target
 speed in ``waypoint_dt_s`` (``accel = (target - speed) / waypoint_dt_s``), braking fully below ``stop_speed_mps`` or,
 slowing down, when the predicted path is shorter than ``stop_path_m``; and a safety brake on what the state vector
-perceives (as InterFuser's safety controller): full brake while the actor in the ego's path is nearer than the ego
-can close up on it braking at ``safety_decel_mps2``, plus ``safety_margin_m``. The network's regressed speed
-under-reacts to an actor that appears close ahead (a pedestrian stepping out): states the expert, braking at once,
-seldom shows it.
+perceives (as InterFuser's safety controller): full brake while the actor in the ego's path, or a stop line or
+junction entry the ego must stop at (:func:`safety_leader`), is nearer than the ego can close up on it braking at
+``safety_decel_mps2``, plus ``safety_margin_m``. The network's regressed speed under-reacts to an actor that
+appears close ahead (a pedestrian stepping out): states the expert, braking at once, seldom shows it.
 """
 
 from __future__ import annotations
@@ -100,8 +100,9 @@ class ControllerParams:
         above ``stop_speed_mps`` and the target speed is not above its speed: the waypoints of a car about to stand
         bunch up, where the regressed target speed tends to stay a little above zero and the car would creep (as
         TransFuser's controller brakes on the waypoints' spacing; 0: off).
-    :param safety_decel_mps2: the safety brake acts while the ego could not stop short of the actor in its path
-        (closing speed^2 / 2 / this, plus ``safety_margin_m``) braking this hard (0: off).
+    :param safety_decel_mps2: the safety brake acts while the ego could not stop short of the actor in its path,
+        or of a line or junction entry it must stop at (closing speed^2 / 2 / this, plus ``safety_margin_m``),
+        braking this hard (0: off).
     :param safety_margin_m: the room it keeps.
     :param mode: ``controller`` (waypoints and speed), ``head`` (the direct control head), ``blend`` (their mean);
         the safety brake acts on ``controller`` and ``blend``.
@@ -156,6 +157,30 @@ def control(waypoints: NDArray[np.float64], target_speed_mps: NDArray[np.float64
     return actions
 
 
+def safety_leader(state: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """What the safety brake keeps clear of, read off states ``(B, S)``: the gap (m, from the front bumper, ``inf``:
+    none) and speed (m/s) along the route of the nearest of the actor in the ego's path (features 25-26), the stop
+    line while the ego must stop there (16, 20: a red light, a yellow one it can stop for, a stop sign not yet
+    served) and the junction entry while it gives way (36-37), the last two standing. None for state vectors too
+    old to perceive an actor.
+
+    The network learns to stop at lines and junction entries too, but not surely enough: one that stood a little
+    short of a stop sign's line (where the expert's label is "drive up to it") rolls on through it, and one for
+    whom giving way comes on close to the entry brakes gently and enters a junction whose traffic has the right of
+    way."""
+    if state.shape[1] <= Feature.LEADER_SPEED:
+        return None
+    near = state[:, Feature.LEADER_GAP] < 1.0
+    gap = np.where(near, state[:, Feature.LEADER_GAP] * DISTANCE_SCALE_M, np.inf)
+    speed = state[:, Feature.LEADER_SPEED] * SPEED_SCALE_MPS
+    must_stop = (state[:, Feature.MUST_STOP] > 0.5) & (state[:, Feature.STOP_LINE_AHEAD] < 1.0)
+    hold = np.where(must_stop, state[:, Feature.STOP_LINE_AHEAD] * DISTANCE_SCALE_M, np.inf)
+    if state.shape[1] > Feature.JUNCTION_AHEAD:
+        give_way = state[:, Feature.GIVE_WAY] > 0.5
+        hold = np.minimum(hold, np.where(give_way, state[:, Feature.JUNCTION_AHEAD] * DISTANCE_SCALE_M, np.inf))
+    return np.minimum(gap, hold), np.where(hold < gap, 0.0, speed)
+
+
 class WaypointPolicy:
     """A :class:`~policies.base.LearnedPolicy`: a :class:`WaypointNet` and its controller."""
 
@@ -175,12 +200,7 @@ class WaypointPolicy:
             return head
         state = np.asarray(observation["state"], dtype=np.float64)
         speed = state[:, Feature.SPEED] * SPEED_SCALE_MPS
-        leader = None
-        if state.shape[1] > Feature.LEADER_SPEED:  # (older, shorter state vectors perceive no actor)
-            near = state[:, Feature.LEADER_GAP] < 1.0
-            leader = (np.where(near, state[:, Feature.LEADER_GAP] * DISTANCE_SCALE_M, np.inf),
-                      state[:, Feature.LEADER_SPEED] * SPEED_SCALE_MPS)
-        actions = control(waypoints, target, speed, self.net.config.waypoint_dt_s, self.params, leader)
+        actions = control(waypoints, target, speed, self.net.config.waypoint_dt_s, self.params, safety_leader(state))
         if self.params.mode == "blend":
             actions = (0.5 * (actions + head)).astype(np.float32)
         return actions

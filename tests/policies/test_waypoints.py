@@ -8,7 +8,7 @@ from policies.base import LearnedPolicy, Policy
 from policies.bc import BcNet, BcNetConfig, BcPolicy
 from policies.checkpoint import load_policy
 from policies.sb3 import Sb3Policy
-from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy, control
+from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy, control, safety_leader
 from sim.embedded.observation import STATE_SIZE, Feature
 
 OBS = {"bev": np.random.default_rng(0).integers(0, 2, (3, 9, 32, 32), dtype=np.uint8),
@@ -64,6 +64,35 @@ def test_the_safety_brake_stops_short_of_an_actor_the_regressed_speed_under_reac
     unguarded = WaypointPolicy(policy.net, ControllerParams(safety_decel_mps2=0.0)).act({"bev": bev, "state": state})
     assert unguarded[0, 1] == pytest.approx(0.0, abs=1e-6), "the network alone keeps its speed"
     np.testing.assert_array_equal(acted[1], unguarded[1])
+
+
+def test_the_safety_brake_holds_at_a_line_the_ego_must_stop_at_and_at_a_junction_it_gives_way_to() -> None:
+    state = np.zeros((6, STATE_SIZE))
+    state[:, Feature.LEADER_GAP] = 1.0  # nobody in the path
+    state[:, Feature.STOP_LINE_AHEAD] = state[:, Feature.JUNCTION_AHEAD] = 1.0  # none within 50 m
+    # 0: a stop sign not yet served 8 m ahead; 1: the same line, served; 2: giving way, the entry 8 m ahead;
+    # 3: the same entry, not giving way; 4: the line 8 m ahead, a car 5 m ahead at 3 m/s; 5: must stop, no line near
+    state[:3, Feature.STOP_LINE_AHEAD] = state[2:4, Feature.JUNCTION_AHEAD] = 8.0 / 50.0
+    state[[0, 4, 5], Feature.MUST_STOP] = state[2, Feature.GIVE_WAY] = 1.0
+    state[4, Feature.STOP_LINE_AHEAD], state[4, Feature.LEADER_GAP], state[4, Feature.LEADER_SPEED] = 0.16, 0.1, 0.3
+    leader = safety_leader(state)
+    assert leader is not None
+    gap, speed = leader
+    np.testing.assert_allclose(gap, [8.0, np.inf, 8.0, np.inf, 5.0, np.inf])
+    np.testing.assert_allclose(speed, [0.0, 0.0, 0.0, 0.0, 3.0, 0.0])
+    assert safety_leader(state[:, :25]) is None, "a state vector too old to perceive an actor"
+    older = safety_leader(state[:, :36])  # (before giving way was a feature of its own)
+    assert older is not None and np.isinf(older[0][2])
+    # at 8 m/s a standing point 8 m ahead needs 10 m: the policy brakes fully where the network brakes gently
+    net = WaypointNet(WaypointNetConfig(9, 32, STATE_SIZE))
+    with torch.no_grad():  # a network that slows to 6.5 m/s straight on, whatever it sees
+        for head, bias in ((net.speed_head, [6.5]), (net.waypoint_head, [4.0, 0.0] * net.config.waypoints)):
+            head.weight.zero_()
+            head.bias.copy_(torch.tensor(bias))
+    state[:, Feature.SPEED] = 0.8
+    bev = np.zeros((6, 9, 32, 32), dtype=np.uint8)
+    acted = WaypointPolicy(net).act({"bev": bev, "state": state.astype(np.float32)})
+    np.testing.assert_allclose(acted[:, 1], [-1.0, -3.0 / 8.0, -1.0, -3.0 / 8.0, -1.0, -3.0 / 8.0], rtol=1e-5)
 
 
 def test_controller_steers_towards_the_side_of_the_path() -> None:
