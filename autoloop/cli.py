@@ -453,9 +453,11 @@ def bench_drive_command(
     start_lateral_m: Annotated[float, typer.Option(help="Perturbed starts of the expert's drives: sideways shift "
                                                    "up to this (0: none).")] = 0.0,
     start_yaw_rad: Annotated[float, typer.Option(help="... and turn up to this.")] = 0.0,
+    validation_routes: Annotated[int, typer.Option(help="Also score every driver on this many validation routes "
+                                                   "(a train-suite draw no round trains on; 0: none).")] = 0,
 ) -> None:
     """The driving-quality study: expert, BC, each DAgger round and PPO and SAC fine-tuning on the held-out eval
-    suite, in one table (JSON on stdout)."""
+    suite, in one table (JSON on stdout). Run again on a finished folder, it scores the drivers again."""
     import json
 
     from autoloop.config import TrainConfig
@@ -466,7 +468,7 @@ def bench_drive_command(
     study = StudyConfig(train_routes=train_routes, eval_every=eval_every, dagger_rounds=dagger_rounds,
                         dagger_routes=dagger_routes, ppo_timesteps=ppo_timesteps,
                         sac_timesteps=sac_timesteps,
-                        start_perturbation=(start_lateral_m, start_yaw_rad),
+                        start_perturbation=(start_lateral_m, start_yaw_rad), validation_routes=validation_routes,
                         train=TrainConfig(epochs=epochs, batch_size=128, threads=threads))
     print(json.dumps({"benchmark": "drive", **run_study(work, study)}, indent=1))
 

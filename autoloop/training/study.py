@@ -4,7 +4,11 @@ held-out ``eval`` suite against the expert, in one table.
 Data: the expert drives the ``train`` suite (procedural towns, every scenario event type) with exploration noise;
 DAgger rounds drive fresh draws of the train suite; PPO and SAC sample scenarios on ``town-1``, each fine-tuning the
 last DAgger driver. The eval suite's towns are never trained on. Every step's driver is written under the work
-folder, so an interrupted study resumes where it stopped.
+folder, so an interrupted study resumes where it stopped (and a finished one, run again, scores its drivers again
+with the code of the day).
+
+Validation: optionally every driver is also scored on a draw of the train suite that no round trains on
+(``VALIDATION_SEED``): routes like the training routes, on which to choose settings without looking at ``eval``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from sim.scenarios.suites import Suite, build_suite
 
 log = logging.getLogger(__name__)
 
+#: The train-suite draw of the validation routes (collection draws seed 0, DAgger round n seed n).
+VALIDATION_SEED = 1000
+
 
 @dataclass(frozen=True)
 class StudyConfig:
@@ -48,6 +55,7 @@ class StudyConfig:
     :param action_noise: exploration noise of the expert's collection drives.
     :param start_perturbation: perturbed starts of the collection drives (``(lateral_m, yaw_rad)``, see
         :func:`autoloop.rollout.rollout`).
+    :param validation_routes: also score every driver on this many validation routes (0: none).
     :param train: imitation settings.
     """
 
@@ -59,11 +67,15 @@ class StudyConfig:
     sac_timesteps: int = 0
     action_noise: float = 0.15
     start_perturbation: tuple[float, float] = (0.0, 0.0)
+    validation_routes: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, batch_size=128, threads=1))
 
 
 def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
     """Run (or resume) the study under ``work``; returns the table (one row per driver) as JSON-ready data."""
+    if study.dagger_rounds >= VALIDATION_SEED:
+        raise ValueError(f"dagger_rounds: {study.dagger_rounds} rounds would train on the validation routes "
+                         f"(train-suite seed {VALIDATION_SEED})")
     sim = SimConfig()
     store = EpisodeStore(work / "episodes")
     datasets = work / "datasets"
@@ -71,18 +83,20 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
     suite = Suite(full.name, full.version, full.scenarios[::study.eval_every])
     rows: list[dict[str, Any]] = []
     results_file = work / "rows.json"
+    validation = (build_suite("train", routes=study.validation_routes, seed=VALIDATION_SEED)
+                  if study.validation_routes else None)
 
-    def row(name: str, result: list[SuiteTypeResult], **extra: Any) -> None:
-        overall = asdict(result[-1])
-        rows.append({"driver": name, **{k: overall[k] for k in (
-            "routes", "driving_score", "route_completion", "success_rate", "collisions_per_km",
-            "infractions_per_km", "infractions")}, **extra})
+    def row(name: str, result: list[SuiteTypeResult], validate: Callable[[Suite], list[SuiteTypeResult]],
+            **extra: Any) -> None:
+        rows.append({"driver": name, **_overall(result), **extra})
+        if validation is not None:
+            rows[-1]["validation"] = _overall(validate(validation))
         import json
 
         results_file.write_text(json.dumps(rows, indent=1))
         log.info("%s: %s", name, rows[-1])
 
-    row("expert", bench_driver(suite, expert_driver))
+    row("expert", bench_driver(suite, expert_driver), lambda routes: bench_driver(routes, expert_driver))
     # collection
     scenarios = build_suite("train", routes=study.train_routes).scenarios
     if not store.episode_ids():
@@ -105,7 +119,8 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         policy = train_bc(data, config, checkpoint_dir=work / "bc-checkpoints",
                           on_epoch=lambda m: log.info("epoch %s", m)).policy
         policy.save(bc_file)
-    row("bc", _evaluate(suite, policy, sim), samples=base.num_steps)
+    row("bc", _evaluate(suite, policy, sim), functools.partial(_evaluate, policy=policy, sim=sim),
+        samples=base.num_steps)
     for number in range(1, study.dagger_rounds + 1):
         file = work / f"dagger-{number}.pt"
         if not file.exists():
@@ -120,7 +135,7 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
             file.with_suffix(".snapshot").write_text(str(done[-1].snapshot.path))
         base = load_snapshot(Path(file.with_suffix(".snapshot").read_text()))
         policy = load_policy(file)
-        row(f"dagger-{number}", _evaluate(suite, policy, sim))
+        row(f"dagger-{number}", _evaluate(suite, policy, sim), functools.partial(_evaluate, policy=policy, sim=sim))
     # RL fine-tunings of the last imitation driver, on sampled town-1 scenarios
     rl_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
     tunings: list[tuple[str, Callable[[Callable[[int, dict[str, float]], None]], FineTuneResult]]] = []
@@ -134,10 +149,17 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         file = work / f"{name}.pt"
         if not file.exists():
             tune(functools.partial(log.info, "%s %d %s", name)).policy.save(file)
-        row(name, _evaluate(suite, load_policy(file), sim))
+        tuned = load_policy(file)
+        row(name, _evaluate(suite, tuned, sim), functools.partial(_evaluate, policy=tuned, sim=sim))
     return {"suite": suite.name, "routes": len(suite.scenarios), "eval_every": study.eval_every,
             "study": {k: v for k, v in asdict(study).items() if k != "train"}, "train": config.model_dump(),
             "rows": rows}
+
+
+def _overall(result: list[SuiteTypeResult]) -> dict[str, Any]:
+    overall = asdict(result[-1])
+    return {k: overall[k] for k in ("routes", "driving_score", "route_completion", "success_rate",
+                                    "collisions_per_km", "infractions_per_km", "infractions")}
 
 
 def _evaluate(suite: Suite, policy: LearnedPolicy, sim: SimConfig) -> list[SuiteTypeResult]:
