@@ -14,6 +14,7 @@ Validation: optionally every driver is also scored on a draw of the train suite 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import zlib
 from collections.abc import Callable
@@ -86,17 +87,14 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
     validation = (build_suite("train", routes=study.validation_routes, seed=VALIDATION_SEED)
                   if study.validation_routes else None)
 
-    def row(name: str, result: list[SuiteTypeResult], validate: Callable[[Suite], list[SuiteTypeResult]],
-            **extra: Any) -> None:
-        rows.append({"driver": name, **_overall(result), **extra})
+    def row(name: str, evaluate: Callable[[Suite], list[SuiteTypeResult]], **extra: Any) -> None:
+        rows.append({"driver": name, **_overall(evaluate(suite)), **extra})
         if validation is not None:
-            rows[-1]["validation"] = _overall(validate(validation))
-        import json
-
+            rows[-1]["validation"] = _overall(evaluate(validation))
         results_file.write_text(json.dumps(rows, indent=1))
         log.info("%s: %s", name, rows[-1])
 
-    row("expert", bench_driver(suite, expert_driver), lambda routes: bench_driver(routes, expert_driver))
+    row("expert", functools.partial(bench_driver, driver=expert_driver))
     # collection
     scenarios = build_suite("train", routes=study.train_routes).scenarios
     if not store.episode_ids():
@@ -119,8 +117,7 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         policy = train_bc(data, config, checkpoint_dir=work / "bc-checkpoints",
                           on_epoch=lambda m: log.info("epoch %s", m)).policy
         policy.save(bc_file)
-    row("bc", _evaluate(suite, policy, sim), functools.partial(_evaluate, policy=policy, sim=sim),
-        samples=base.num_steps)
+    row("bc", functools.partial(_evaluate, policy=policy, sim=sim), samples=base.num_steps)
     for number in range(1, study.dagger_rounds + 1):
         file = work / f"dagger-{number}.pt"
         if not file.exists():
@@ -135,7 +132,7 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
             file.with_suffix(".snapshot").write_text(str(done[-1].snapshot.path))
         base = load_snapshot(Path(file.with_suffix(".snapshot").read_text()))
         policy = load_policy(file)
-        row(f"dagger-{number}", _evaluate(suite, policy, sim), functools.partial(_evaluate, policy=policy, sim=sim))
+        row(f"dagger-{number}", functools.partial(_evaluate, policy=policy, sim=sim))
     # RL fine-tunings of the last imitation driver, on sampled town-1 scenarios
     rl_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
     tunings: list[tuple[str, Callable[[Callable[[int, dict[str, float]], None]], FineTuneResult]]] = []
@@ -149,8 +146,7 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         file = work / f"{name}.pt"
         if not file.exists():
             tune(functools.partial(log.info, "%s %d %s", name)).policy.save(file)
-        tuned = load_policy(file)
-        row(name, _evaluate(suite, tuned, sim), functools.partial(_evaluate, policy=tuned, sim=sim))
+        row(name, functools.partial(_evaluate, policy=load_policy(file), sim=sim))
     return {"suite": suite.name, "routes": len(suite.scenarios), "eval_every": study.eval_every,
             "study": {k: v for k, v in asdict(study).items() if k != "train"}, "train": config.model_dump(),
             "rows": rows}

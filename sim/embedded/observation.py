@@ -174,7 +174,7 @@ class Observer:
             (st.ego_accel / 8.0)[:, None],
             local.reshape(b, -1),
             (st.ego_speed_limit / SPEED_SCALE_MPS)[:, None],
-            np.where(has_line, np.clip(front / DISTANCE_SCALE_M, -0.1, 1.0), 1.0)[:, None],
+            _distance(np.where(has_line, front, np.inf))[:, None],
             control,
             (has_line & st.ego_must_stop)[:, None],
             command,
@@ -205,7 +205,7 @@ class Observer:
         near = pending & (ahead < 50.0)
         standing = np.isfinite(st.stop_since)
         dwell = st.stop_dwell[rows, k] - np.where(standing, st.time - np.where(standing, st.stop_since, 0.0), 0.0)
-        return np.stack([np.where(near, np.clip(ahead / DISTANCE_SCALE_M, -0.1, 1.0), 1.0),
+        return np.stack([_distance(np.where(near, ahead, np.inf)),
                          np.where(near, st.stop_offset[rows, k] / 2.0, 0.0),
                          np.where(near, np.maximum(dwell, 0.0) / 10.0, 0.0)], axis=1)
 
