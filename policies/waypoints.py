@@ -7,7 +7,9 @@ Frames and units: waypoints are positions of the ego's reference point (the box 
 speed (m/s) is the speed ``waypoint_dt_s`` ahead.
 
 Controller: lateral pure pursuit from the rear axle at the point of the predicted path (the origin, then the
-waypoints) ``lookahead_min_m + lookahead_gain_s * speed`` along it; longitudinal P control that reaches the target
+waypoints) ``lookahead_min_m + lookahead_gain_s * speed`` along it, or (``steering="route"``) the Stanley law along
+the route the state vector holds, shifted by its planned offset (:func:`route_steer`; the network then sets the
+speed alone); longitudinal P control that reaches the target
 speed in ``waypoint_dt_s`` (``accel = (target - speed) / waypoint_dt_s``), braking fully below ``stop_speed_mps`` or,
 slowing down, when the predicted path is shorter than ``stop_path_m``; and a safety brake on what the state vector
 perceives (as InterFuser's safety controller): full brake while the actor in the ego's path, or a stop line or
@@ -30,9 +32,24 @@ from torch import nn
 from policies.bc import torch_inputs
 from policies.encoder import EncoderConfig, ObservationEncoder
 from sim.embedded.dynamics import BicycleParams
-from sim.embedded.observation import DISTANCE_SCALE_M, SPEED_SCALE_MPS, Feature, Observation
+from sim.embedded.kernels import NUDGE_RATE
+from sim.embedded.observation import (
+    DISTANCE_SCALE_M,
+    OFFSET_SCALE_M,
+    ROUTE_LOOKAHEAD_M,
+    ROUTE_SCALE_M,
+    SPEED_SCALE_MPS,
+    Feature,
+    Observation,
+)
+from sim.geometry import interpolate_along, project_to_polylines
 
 ControlMode = Literal["controller", "head", "blend"]
+Steering = Literal["waypoints", "route"]
+#: Route steering needs this much of the route ahead in the state (else it steers along the waypoints) ...
+_ROUTE_STEER_MIN_M = 5.0
+#: ... and takes the route's heading over a chord this long.
+_ROUTE_CHORD_M = 2.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,13 @@ class ControllerParams:
     :param safety_margin_m: the room it keeps.
     :param mode: ``controller`` (waypoints and speed), ``head`` (the direct control head), ``blend`` (their mean);
         the safety brake acts on ``controller`` and ``blend``.
+    :param steering: what the controller steers along: ``waypoints`` (pure pursuit on the predicted path) or
+        ``route`` (:func:`route_steer`: the route in the state vector, shifted by its planned offset; the network
+        then sets the speed alone).
+    :param route_gain: ``route`` steering: Stanley's cross-track gain ...
+    :param route_soft_mps: ... its softening speed ...
+    :param route_preview_s: ... how far ahead (in time at the present speed) the route's heading is taken ...
+    :param route_max_approach_rad: ... and the largest angle at which it steers back to the path.
     :param bicycle: the vehicle (wheelbase, steering range, acceleration limits).
     """
 
@@ -116,15 +140,22 @@ class ControllerParams:
     safety_decel_mps2: float = 4.0
     safety_margin_m: float = 2.0
     mode: ControlMode = "controller"
+    steering: Steering = "waypoints"
+    route_gain: float = 3.0
+    route_soft_mps: float = 1.0
+    route_preview_s: float = 0.1
+    route_max_approach_rad: float = 0.35
     bicycle: BicycleParams = BicycleParams()
 
 
 def control(waypoints: NDArray[np.float64], target_speed_mps: NDArray[np.float64], speed_mps: NDArray[np.float64],
             waypoint_dt_s: float, params: ControllerParams = ControllerParams(),
-            leader: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None) -> NDArray[np.float32]:
+            leader: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+            steer: NDArray[np.float64] | None = None) -> NDArray[np.float32]:
     """``[steer, accel]`` ``(B, 2)`` in [-1, 1] that follow ``waypoints (B, K, 2)`` (ego frame, metres) at
     ``target_speed_mps (B,)`` from ``speed_mps (B,)``; ``leader``: the gap to the actor in the ego's path (m,
-    ``inf``: none) and its speed along the path (m/s), ``(B,)`` each, for the safety brake."""
+    ``inf``: none) and its speed along the path (m/s), ``(B,)`` each, for the safety brake; ``steer``: steering
+    ``(B,)`` to use instead of pure pursuit where it is not NaN (:func:`route_steer`)."""
     bicycle = params.bicycle
     batch = len(speed_mps)
     path = np.concatenate([np.zeros((batch, 1, 2)), waypoints], axis=1)
@@ -139,9 +170,11 @@ def control(waypoints: NDArray[np.float64], target_speed_mps: NDArray[np.float64
     aim = start + (end - start) * ((lookahead - length[rows, segment]) / span)[:, None]
     rear = aim + np.array([bicycle.rear_to_center_m, 0.0])
     curvature = 2.0 * rear[:, 1] / np.maximum(np.sum(rear**2, axis=-1), 1.0)
-    steer = np.arctan(curvature * bicycle.wheelbase_m) / bicycle.max_steer_rad
+    pursuit = np.arctan(curvature * bicycle.wheelbase_m) / bicycle.max_steer_rad
+    if steer is not None:
+        pursuit = np.where(np.isnan(steer), pursuit, steer)
     # too short a path to aim along (standing): keep the wheels straight
-    steer = np.where(length[:, -1] > 0.5, steer, 0.0)
+    steering = np.where(length[:, -1] > 0.5, pursuit, 0.0)
     accel_mps2 = (target_speed_mps - speed_mps) / waypoint_dt_s
     # (only when slowing down: a car pulling away predicts a short path too)
     bunched = (length[:, -1] < params.stop_path_m) & (speed_mps > params.stop_speed_mps) & (
@@ -153,7 +186,7 @@ def control(waypoints: NDArray[np.float64], target_speed_mps: NDArray[np.float64
         stop |= gap_m < closing**2 / (2.0 * params.safety_decel_mps2) + params.safety_margin_m
     accel_mps2 = np.where(stop, -bicycle.max_brake_mps2, accel_mps2)
     accel = np.where(accel_mps2 >= 0.0, accel_mps2 / bicycle.max_accel_mps2, accel_mps2 / bicycle.max_brake_mps2)
-    actions: NDArray[np.float32] = np.clip(np.stack([steer, accel], axis=-1), -1.0, 1.0).astype(np.float32)
+    actions: NDArray[np.float32] = np.clip(np.stack([steering, accel], axis=-1), -1.0, 1.0).astype(np.float32)
     return actions
 
 
@@ -181,6 +214,45 @@ def safety_leader(state: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDAr
     return np.minimum(gap, hold), np.where(hold < gap, 0.0, speed)
 
 
+def route_steer(state: NDArray[np.float64], speed_mps: NDArray[np.float64],
+                params: ControllerParams = ControllerParams()) -> NDArray[np.float64]:
+    """Steering ``(B,)`` in [-1, 1] along the route of states ``(B, S)`` (features 3-14) shifted by the planned
+    offset (33-34, moving towards its target at the world's ``NUDGE_RATE``; none in older, shorter states): the
+    Stanley law on the front axle, the route's heading ``route_preview_s`` ahead plus
+    ``atan(route_gain * cross-track error / (route_soft_mps + speed))``, that last term at most
+    ``route_max_approach_rad``. NaN where the state holds less than ``_ROUTE_STEER_MIN_M`` of route (at its end).
+
+    Pure pursuit on the predicted waypoints cuts junction turns: its look-ahead (7 m at 6 m/s) aims across the
+    bend, and the network's waypoints lie inside it where the ego already does (up to 1.8 m in a right turn of
+    6 m radius, where the expert's labels lie on the route). Both put a left-turning ego into the path of
+    oncoming traffic turning too."""
+    batch, bicycle = len(state), params.bicycle
+    points = len(ROUTE_LOOKAHEAD_M)
+    route = state[:, Feature.ROUTE:Feature.ROUTE + 2 * points].reshape(batch, points, 2) * ROUTE_SCALE_M
+    front_m = bicycle.wheelbase_m - bicycle.rear_to_center_m
+    arc, lateral = project_to_polylines(route, np.broadcast_to(np.array([front_m, 0.0]), (batch, 2)))
+    offset = np.zeros(batch)
+    if state.shape[1] > Feature.PATH_TARGET:
+        here = state[:, Feature.PATH_OFFSET] * OFFSET_SCALE_M
+        reach = NUDGE_RATE * (front_m + params.route_preview_s * speed_mps)
+        offset = here + np.clip(state[:, Feature.PATH_TARGET] * OFFSET_SCALE_M - here, -reach, reach)
+    # the route's heading over a chord ahead, the route extended straight at both ends
+    ends = np.stack([route[:, 1] - route[:, 0], route[:, -1] - route[:, -2]], axis=1)
+    ends /= np.maximum(np.linalg.norm(ends, axis=-1, keepdims=True), 1e-9)
+    extended = np.concatenate([route[:, :1] - 50.0 * ends[:, :1], route, route[:, -1:] + 50.0 * ends[:, 1:]], axis=1)
+    arc_s = np.cumsum(np.concatenate([np.zeros((batch, 1)),
+                                      np.linalg.norm(np.diff(extended, axis=1), axis=-1)], axis=1), axis=1) - 50.0
+    middle = arc + params.route_preview_s * speed_mps
+    chord, _ = interpolate_along(extended, arc_s, middle[:, None] + np.array([-0.5, 0.5]) * _ROUTE_CHORD_M)
+    direction = chord[:, 1] - chord[:, 0]
+    approach = np.arctan2(params.route_gain * (offset - lateral), params.route_soft_mps + speed_mps)
+    angle = np.arctan2(direction[:, 1], direction[:, 0]) + np.clip(approach, -params.route_max_approach_rad,
+                                                                    params.route_max_approach_rad)
+    steer = np.clip(angle / bicycle.max_steer_rad, -1.0, 1.0)
+    enough = np.linalg.norm(np.diff(route, axis=1), axis=-1).sum(axis=1) >= _ROUTE_STEER_MIN_M
+    return np.where(enough, steer, np.nan)
+
+
 class WaypointPolicy:
     """A :class:`~policies.base.LearnedPolicy`: a :class:`WaypointNet` and its controller."""
 
@@ -200,7 +272,9 @@ class WaypointPolicy:
             return head
         state = np.asarray(observation["state"], dtype=np.float64)
         speed = state[:, Feature.SPEED] * SPEED_SCALE_MPS
-        actions = control(waypoints, target, speed, self.net.config.waypoint_dt_s, self.params, safety_leader(state))
+        steer = route_steer(state, speed, self.params) if self.params.steering == "route" else None
+        actions = control(waypoints, target, speed, self.net.config.waypoint_dt_s, self.params, safety_leader(state),
+                          steer)
         if self.params.mode == "blend":
             actions = (0.5 * (actions + head)).astype(np.float32)
         return actions

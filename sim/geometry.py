@@ -90,3 +90,24 @@ def convex_hull(points: FloatArray) -> FloatArray:
 
     lower, upper = half(unique), half(unique[::-1])
     return np.array(lower[:-1] + upper[:-1])
+
+
+def project_to_polylines(polylines: FloatArray, xy: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The nearest point to each of ``xy`` ``(B, 2)`` on its polyline of ``polylines`` ``(B, P, 2)``, the first
+    segment extended backwards and the last one forwards: its arc length from the first vertex (negative behind it)
+    and the signed lateral offset of ``xy`` from it (left of the direction of travel positive), ``(B,)`` each."""
+    start, delta = polylines[:, :-1], np.diff(polylines, axis=1)
+    length = np.maximum(np.linalg.norm(delta, axis=-1), 1e-9)
+    unit = delta / length[..., None]
+    relative = xy[:, None, :] - start
+    along = np.sum(relative * unit, axis=-1)
+    segments = np.arange(delta.shape[1])
+    low = np.where(segments == 0, -np.inf, 0.0)
+    high = np.where(segments == delta.shape[1] - 1, np.inf, length)
+    clipped = np.clip(along, low, high)
+    distance = np.linalg.norm(relative - unit * clipped[..., None], axis=-1)
+    k = np.argmin(distance, axis=1)
+    rows = np.arange(len(xy))
+    arc = np.concatenate([np.zeros((len(xy), 1)), np.cumsum(length, axis=1)], axis=1)
+    cross = unit[rows, k, 0] * relative[rows, k, 1] - unit[rows, k, 1] * relative[rows, k, 0]
+    return arc[rows, k] + clipped[rows, k], cross

@@ -43,7 +43,7 @@ def build_policy(config: TrainConfig, bev_shape: tuple[int, int, int], state_siz
         return BcPolicy(BcNet(BcNetConfig(channels, size, state_size, width=config.width, hidden=config.hidden)))
     net = WaypointNet(WaypointNetConfig(channels, size, state_size, width=config.width, hidden=config.hidden,
                                         waypoints=config.waypoints))
-    return WaypointPolicy(net, ControllerParams(mode=config.control))
+    return WaypointPolicy(net, ControllerParams(mode=config.control, steering=config.steering))
 
 
 def network(policy: LearnedPolicy) -> nn.Module:

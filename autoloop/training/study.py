@@ -13,6 +13,7 @@ Validation: optionally every driver is also scored on a draw of the train suite 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -34,6 +35,7 @@ from autoloop.training.rl import FineTuneResult
 from autoloop.training.sac import train_sac
 from policies.base import LearnedPolicy
 from policies.checkpoint import load_policy
+from policies.waypoints import WaypointPolicy
 from sim.scenarios import Scenario
 from sim.scenarios.suites import Suite, build_suite
 
@@ -133,6 +135,11 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         base = load_snapshot(Path(file.with_suffix(".snapshot").read_text()))
         policy = load_policy(file)
         row(f"dagger-{number}", functools.partial(_evaluate, policy=policy, sim=sim))
+    # the last imitation driver again, steering along the route (the network setting the speed alone)
+    if isinstance(policy, WaypointPolicy) and policy.params.steering != "route":
+        last = f"dagger-{study.dagger_rounds}" if study.dagger_rounds else "bc"
+        routed = WaypointPolicy(policy.net, dataclasses.replace(policy.params, steering="route"))
+        row(f"{last} route steering", functools.partial(_evaluate, policy=routed, sim=sim))
     # RL fine-tunings of the last imitation driver, on sampled town-1 scenarios
     rl_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
     tunings: list[tuple[str, Callable[[Callable[[int, dict[str, float]], None]], FineTuneResult]]] = []

@@ -59,6 +59,9 @@ ROUTE_LOOKAHEAD_M = (2.0, 4.0, 7.0, 10.0, 15.0, 20.0)
 #: the next, in the state vector.
 SPEED_SCALE_MPS = 10.0
 DISTANCE_SCALE_M = 50.0
+#: Route points (3..14) are divided by this, lateral offsets (28, 33, 34) by the next.
+ROUTE_SCALE_M = 20.0
+OFFSET_SCALE_M = 2.0
 STATE_SIZE = 38
 #: Values of features 25.. when nothing is there (for states recorded before they existed).
 ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
@@ -101,6 +104,7 @@ class Feature(IntEnum):
     """Indices of the state features read outside this module (the table above)."""
 
     SPEED = 0
+    ROUTE = 3
     STOP_LINE_AHEAD = 16
     MUST_STOP = 20
     LEADER_GAP = 25
@@ -157,7 +161,7 @@ class Observer:
         route_xy, route_s = world.route_xy, world.route_s
         ahead = st.progress[:, None] + np.asarray(ROUTE_LOOKAHEAD_M)[None, :]
         points, _ = interpolate_along(route_xy, route_s, ahead)
-        local = to_local_frame(points, ego_xy[:, None, :], st.ego_yaw[:, None]) / 20.0
+        local = to_local_frame(points, ego_xy[:, None, :], st.ego_yaw[:, None]) / ROUTE_SCALE_M
         front = st.ego_line_dist - 0.5 * world.config.ego_length_m
         has_line = (st.ego_line_kind != kernels.LINE_NONE) & (front < 50.0)
         light = st.ego_line_kind == kernels.LINE_LIGHT
@@ -181,8 +185,8 @@ class Observer:
             self._leader(),
             self._mission(),
             self._siren(ego_xy),
-            (st.ego_offset / 2.0)[:, None],
-            (st.ego_nudge / 2.0)[:, None],
+            (st.ego_offset / OFFSET_SCALE_M)[:, None],
+            (st.ego_nudge / OFFSET_SCALE_M)[:, None],
             st.ego_merge_wait[:, None],
             st.ego_give_way[:, None],
             _distance(st.ego_jdist)[:, None],
@@ -206,7 +210,7 @@ class Observer:
         standing = np.isfinite(st.stop_since)
         dwell = st.stop_dwell[rows, k] - np.where(standing, st.time - np.where(standing, st.stop_since, 0.0), 0.0)
         return np.stack([_distance(np.where(near, ahead, np.inf)),
-                         np.where(near, st.stop_offset[rows, k] / 2.0, 0.0),
+                         np.where(near, st.stop_offset[rows, k] / OFFSET_SCALE_M, 0.0),
                          np.where(near, np.maximum(dwell, 0.0) / 10.0, 0.0)], axis=1)
 
     def _siren(self, ego_xy: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -18,7 +18,7 @@ def test_the_study_scores_every_driver_and_resumes_from_its_folder(tmp_path: Pat
     table = run_study(tmp_path, study)
     assert table["routes"] == 2
     rows = {row["driver"]: row for row in table["rows"]}
-    assert list(rows) == ["expert", "bc", "dagger-1", "ppo", "sac"]
+    assert list(rows) == ["expert", "bc", "dagger-1", "dagger-1 route steering", "ppo", "sac"]
     assert rows["expert"]["driving_score"] > 50.0
     for row in rows.values():
         assert row["routes"] == 2 and 0.0 <= row["driving_score"] <= 100.0

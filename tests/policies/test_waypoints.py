@@ -7,9 +7,21 @@ import torch
 from policies.base import LearnedPolicy, Policy
 from policies.bc import BcNet, BcNetConfig, BcPolicy
 from policies.checkpoint import load_policy
+from policies.expert import ExpertDriver, pure_pursuit
 from policies.sb3 import Sb3Policy
-from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy, control, safety_leader
-from sim.embedded.observation import STATE_SIZE, Feature
+from policies.waypoints import (
+    ControllerParams,
+    WaypointNet,
+    WaypointNetConfig,
+    WaypointPolicy,
+    control,
+    route_steer,
+    safety_leader,
+)
+from sim.embedded.observation import ROUTE_LOOKAHEAD_M, STATE_SIZE, Feature, Observer
+from sim.embedded.world import World
+from sim.maps import get_map
+from sim.scenarios.suites import build_suite
 
 OBS = {"bev": np.random.default_rng(0).integers(0, 2, (3, 9, 32, 32), dtype=np.uint8),
        "state": np.random.default_rng(1).uniform(-1, 1, (3, STATE_SIZE)).astype(np.float32)}
@@ -107,6 +119,67 @@ def test_controller_steers_towards_the_side_of_the_path() -> None:
     aim = np.array([np.interp(6.0, length, path[:, 0]), np.interp(6.0, length, path[:, 1])]) + [1.45, 0.0]
     expected = np.arctan(2.0 * aim[1] / np.sum(aim**2) * 2.9) / 0.6
     assert steer_left == pytest.approx(expected, rel=1e-6)
+
+
+def _route_states(route_y: list[np.ndarray], offsets: list[tuple[float, float]]) -> np.ndarray:
+    """States whose route points (features 3-14) lie at ``ROUTE_LOOKAHEAD_M`` forward and ``route_y`` left, with
+    the planned offset here and its target (33, 34)."""
+    state = np.zeros((len(route_y), STATE_SIZE))
+    ahead = np.asarray(ROUTE_LOOKAHEAD_M)
+    for row, (left, (here, target)) in enumerate(zip(route_y, offsets, strict=True)):
+        state[row, Feature.ROUTE:Feature.ROUTE + 12] = np.stack([ahead, left], axis=-1).ravel() / 20.0
+        state[row, Feature.PATH_OFFSET], state[row, Feature.PATH_TARGET] = here / 2.0, target / 2.0
+    return state
+
+
+def test_route_steering_steers_back_to_the_route_shifted_by_its_planned_offset() -> None:
+    ahead = np.asarray(ROUTE_LOOKAHEAD_M)
+    flat = np.zeros(6)
+    states = _route_states([flat, flat - 1.0, flat + 1.0, flat - 1.0, flat, 0.02 * ahead**2],
+                           [(0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (1.0, 1.0), (0.0, 3.0), (0.0, 0.0)])
+    steer = route_steer(states, np.full(6, 5.0))
+    # on the route: straight; 1 m left of it: right, and the mirror; on the path 1 m left of the route: straight;
+    # the path moving left at NUDGE_RATE: a little left; the route bending left ahead: left
+    assert steer[0] == pytest.approx(0.0, abs=1e-9)
+    assert steer[1] < -0.1 and steer[2] == pytest.approx(-steer[1])
+    assert steer[3] == pytest.approx(0.0, abs=1e-9)
+    assert 0.0 < steer[4] < steer[2]
+    assert steer[5] > 0.05
+    # far off the route it steers back at no more than route_max_approach_rad
+    far = route_steer(_route_states([flat - 6.0], [(0.0, 0.0)]), np.array([1.0]))
+    assert far[0] == pytest.approx(-0.35 / 0.6)
+    # states too old to carry a planned offset follow the route itself
+    old = route_steer(states[:, :25], np.full(6, 5.0))
+    np.testing.assert_allclose(old[:3], steer[:3])
+    assert old[3] < -0.1
+    # at the end of the route (its points bunched) it leaves the steering to the waypoints
+    end = route_steer(_route_states([flat], [(0.0, 0.0)]) * np.r_[0.0, 0.0, 0.0, np.tile([0.1, 1.0], 6),
+                                                                  np.ones(STATE_SIZE - 15)], np.array([5.0]))
+    assert np.isnan(end[0])
+    waypoints = np.array([[[2.0, 0.5], [4.0, 1.0], [6.0, 1.5], [8.0, 2.0]]] * 2)
+    actions = control(waypoints, np.full(2, 5.0), np.full(2, 5.0), 0.5, steer=np.array([-0.3, np.nan]))
+    assert actions[0, 0] == pytest.approx(-0.3) and actions[1, 0] > 0.0
+
+
+def test_route_steering_keeps_to_a_left_turn_that_pure_pursuit_cuts_into_oncoming_traffic() -> None:
+    suite = build_suite("train", routes=10, seed=1000)
+    scenario = suite.scenarios[9]  # a left turn at about 70 m
+    inside = {}
+    for steering in ("pure pursuit", "route"):
+        world = World(get_map(scenario.map_name), 1, suite.world_config())
+        world.reset([scenario])
+        observer, expert = Observer(world), ExpertDriver(world)
+        inside[steering] = 0.0
+        while world.running[0] and world.progress_s[0] < 90.0:
+            actions = expert.act()
+            if steering == "route":
+                actions[:, 0] = route_steer(observer.state_vector().astype(np.float64), world.ego.speed_mps)
+            else:
+                actions[:, 0] = pure_pursuit(world, 4.0, 0.5)
+            world.step(actions)
+            inside[steering] = max(inside[steering], float(world.lateral_m[0]))
+    assert inside["pure pursuit"] > 0.8, inside
+    assert inside["route"] < 0.3, inside
 
 
 @pytest.mark.parametrize("mode", ["controller", "head", "blend"])

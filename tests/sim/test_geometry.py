@@ -5,6 +5,7 @@ from sim.geometry import (
     convex_hull,
     cumulative_length,
     interpolate_along,
+    project_to_polylines,
     resample_polyline,
     to_local_frame,
     wrap_angle,
@@ -55,3 +56,14 @@ def test_convex_hull() -> None:
     points = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [2.0, 2.0], [0.0, 2.0], [1.0, 0.5]])
     hull = convex_hull(points)
     assert {tuple(p) for p in hull} == {(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)}
+
+
+def test_project_to_polylines_extends_the_ends_and_signs_the_offset() -> None:
+    l_shape = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]])
+    polylines = np.stack([l_shape] * 4)
+    xy = np.array([[4.0, 1.0], [11.0, 5.0], [-3.0, -2.0], [10.0, 14.0]])
+    arc, lateral = project_to_polylines(polylines, xy)
+    # left of the first leg; right of the second (heading +y, x grows to the right); behind the start on the
+    # first leg extended; past the end on the last leg extended
+    np.testing.assert_allclose(arc, [4.0, 15.0, -3.0, 24.0])
+    np.testing.assert_allclose(lateral, [1.0, -1.0, -2.0, 0.0])
