@@ -12,9 +12,9 @@ the route the state vector holds, shifted by its planned offset (:func:`route_st
 speed alone); longitudinal P control that reaches the target
 speed in ``waypoint_dt_s`` (``accel = (target - speed) / waypoint_dt_s``), braking fully below ``stop_speed_mps`` or,
 slowing down, when the predicted path is shorter than ``stop_path_m``; and a safety brake on what the state vector
-perceives (as InterFuser's safety controller): full brake while the actor in the ego's path, or a stop line or
-junction entry the ego must stop at (:func:`safety_leader`), is nearer than the ego can close up on it braking at
-``safety_decel_mps2``, plus ``safety_margin_m``. The network's regressed speed under-reacts to an actor that
+perceives (as InterFuser's safety controller): full brake while the actor in the ego's path, or a stop line,
+junction entry or curbside stop the ego must stop at (:func:`safety_leader`), is nearer than the ego can close
+up on it braking at ``safety_decel_mps2``, plus ``safety_margin_m``. The network's regressed speed under-reacts to an actor that
 appears close ahead (a pedestrian stepping out): states the expert, braking at once, seldom shows it.
 """
 
@@ -50,6 +50,12 @@ Steering = Literal["waypoints", "route"]
 _ROUTE_STEER_MIN_M = 5.0
 #: ... and takes the route's heading over a chord this long.
 _ROUTE_CHORD_M = 2.0
+#: The safety brake holds the ego at a curbside stop (:func:`_curb_hold`) at most this far short of it ...
+_CURB_HOLD_M = 1.0
+#: ... and no longer once it is this far past it (the stops' tolerance is 2 m) ...
+_CURB_PAST_M = 1.5
+#: ... with its centre within this of the stop's offset towards the curb.
+_CURB_AT_M = 0.2
 
 
 @dataclass(frozen=True)
@@ -194,8 +200,8 @@ def safety_leader(state: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDAr
     """What the safety brake keeps clear of, read off states ``(B, S)``: the gap (m, from the front bumper, ``inf``:
     none) and speed (m/s) along the route of the nearest of the actor in the ego's path (features 25-26), the stop
     line while the ego must stop there (16, 20: a red light, a yellow one it can stop for, a stop sign not yet
-    served) and the junction entry while it gives way (36-37), the last two standing. None for state vectors too
-    old to perceive an actor.
+    served), the junction entry while it gives way (36-37) and a curbside stop at the curb (:func:`_curb_hold`), the
+    last three standing. None for state vectors too old to perceive an actor.
 
     The network learns to stop at lines and junction entries too, but not surely enough: one that stood a little
     short of a stop sign's line (where the expert's label is "drive up to it") rolls on through it, and one for
@@ -211,7 +217,30 @@ def safety_leader(state: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDAr
     if state.shape[1] > Feature.JUNCTION_AHEAD:
         give_way = state[:, Feature.GIVE_WAY] > 0.5
         hold = np.minimum(hold, np.where(give_way, state[:, Feature.JUNCTION_AHEAD] * DISTANCE_SCALE_M, np.inf))
+    hold = np.minimum(hold, _curb_hold(state))
     return np.minimum(gap, hold), np.where(hold < gap, 0.0, speed)
+
+
+def _curb_hold(state: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The gap ``(B,)`` the safety brake keeps to a curbside stop of the mission (features 27-29) while its dwell is
+    still to stand, the ego at the curb (its centre, off the route in the state, within ``_CURB_AT_M`` of the
+    stop's offset): one that puts the ego's centre at most ``_CURB_HOLD_M`` short of the stop (``safety_margin_m``
+    at its default), and none once it is ``_CURB_PAST_M`` past. ``inf`` elsewhere.
+
+    The network slows down for a curbside stop too late and too little (standing there is a sliver of the data,
+    and the expert brakes for it within the last few metres), and drives through it; away from the curb, where
+    standing would not serve the stop, it does not hold."""
+    none = np.full(len(state), np.inf)
+    if state.shape[1] <= Feature.CURB_DWELL:
+        return none
+    points = len(ROUTE_LOOKAHEAD_M)
+    route = state[:, Feature.ROUTE:Feature.ROUTE + 2 * points].reshape(len(state), points, 2) * ROUTE_SCALE_M
+    _, ego_lateral = project_to_polylines(route, np.zeros((len(state), 2)))
+    offset = state[:, Feature.CURB_STOP_OFFSET] * OFFSET_SCALE_M
+    ahead = state[:, Feature.CURB_STOP_AHEAD] * DISTANCE_SCALE_M
+    pending = (state[:, Feature.CURB_DWELL] > 0.0) & (state[:, Feature.CURB_STOP_AHEAD] < 1.0)
+    at_curb = (offset < 0.0) & (ego_lateral <= offset + _CURB_AT_M)
+    return np.where(pending & at_curb & (ahead > -_CURB_PAST_M), ahead + 2.0 - _CURB_HOLD_M, none)
 
 
 def route_steer(state: NDArray[np.float64], speed_mps: NDArray[np.float64],

@@ -110,6 +110,7 @@ class Feature(IntEnum):
     LEADER_GAP = 25
     LEADER_SPEED = 26
     CURB_STOP_AHEAD = 27
+    CURB_STOP_OFFSET = 28
     CURB_DWELL = 29
     SIREN = 30
     PATH_OFFSET = 33

@@ -107,6 +107,29 @@ def test_the_safety_brake_holds_at_a_line_the_ego_must_stop_at_and_at_a_junction
     np.testing.assert_allclose(acted[:, 1], [-1.0, -3.0 / 8.0, -1.0, -3.0 / 8.0, -1.0, -3.0 / 8.0], rtol=1e-5)
 
 
+def test_the_safety_brake_holds_at_a_curbside_stop_only_at_the_curb_until_its_dwell_is_stood() -> None:
+    # the ego 0.6 m right of a straight route (its points 0.6 m to the ego's left), the stop's offset -0.6 m
+    ahead = np.asarray(ROUTE_LOOKAHEAD_M)
+    state = _route_states([np.full(6, 0.6)] * 6, [(0.0, 0.0)] * 6)
+    state[:, Feature.LEADER_GAP] = state[:, Feature.STOP_LINE_AHEAD] = state[:, Feature.JUNCTION_AHEAD] = 1.0
+    state[:, Feature.CURB_STOP_OFFSET], state[:, Feature.CURB_DWELL] = -0.6 / 2.0, 0.5
+    # 0: the stop 3 m ahead; 1: 1 m past it; 2: 2 m past it; 3: its dwell stood; 4: the ego still on the route;
+    # 5: no stop within 50 m
+    state[:, Feature.CURB_STOP_AHEAD] = np.array([3.0, -1.0, -2.0, 3.0, 3.0, 60.0]).clip(-5.0, 50.0) / 50.0
+    state[3, Feature.CURB_DWELL] = 0.0
+    state[4, Feature.ROUTE:Feature.ROUTE + 12] = np.stack([ahead, np.zeros(6)], axis=-1).ravel() / 20.0
+    leader = safety_leader(state)
+    assert leader is not None
+    # the centre held at most 1 m short of the stop: the brake's 2 m margin, less 1 m
+    np.testing.assert_allclose(leader[0], [4.0, 0.0, np.inf, np.inf, np.inf, np.inf])
+    np.testing.assert_allclose(leader[1], 0.0)
+    # at 5 m/s the stop 3 m ahead needs 25 / 8 + 2 m of the 4: a full brake; at 2 m/s the network brakes itself
+    waypoints = np.array([[[2.0, 0.0], [4.0, 0.0], [6.0, 0.0], [8.0, 0.0]]] * 2)
+    gap, speed = leader[0][:1].repeat(2), leader[1][:1].repeat(2)
+    acted = control(waypoints, np.array([5.0, 2.0]), np.array([5.0, 2.0]), 0.5, leader=(gap, speed))
+    np.testing.assert_allclose(acted[:, 1], [-1.0, 0.0])
+
+
 def test_controller_steers_towards_the_side_of_the_path() -> None:
     left = np.array([[[2.0, 0.2], [4.0, 0.8], [6.0, 1.8], [8.0, 3.2]]])
     right = left * np.array([1.0, -1.0])
