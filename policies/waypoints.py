@@ -14,8 +14,8 @@ speed in ``waypoint_dt_s`` (``accel = (target - speed) / waypoint_dt_s``), braki
 slowing down, when the predicted path is shorter than ``stop_path_m``; and a safety brake on what the state vector
 perceives (as InterFuser's safety controller): full brake while the actor in the ego's path, or a stop line,
 junction entry or curbside stop the ego must stop at (:func:`safety_leader`), is nearer than the ego can close
-up on it braking at ``safety_decel_mps2``, plus ``safety_margin_m``. The network's regressed speed under-reacts to an actor that
-appears close ahead (a pedestrian stepping out): states the expert, braking at once, seldom shows it.
+up on it braking at ``safety_decel_mps2``, plus ``safety_margin_m``. The network's regressed speed under-reacts to
+an actor that appears close ahead (a pedestrian stepping out): states the expert, braking at once, seldom shows it.
 """
 
 from __future__ import annotations
