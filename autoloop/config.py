@@ -195,9 +195,10 @@ class TrainConfig(_Frozen):
         (direct ``[steer, accel]`` regression, :mod:`policies.bc`).
     :param control: for ``waypoints``: what drives, ``controller`` (waypoints + target speed), ``head`` (the
         auxiliary direct control head) or ``blend`` (their mean).
-    :param steering: for ``waypoints``: what the controller steers along, ``waypoints`` (pure pursuit on the
-        predicted path) or ``route`` (the route in the state vector, shifted by its planned offset; the network
-        then sets the speed alone: :func:`policies.waypoints.route_steer`).
+    :param steering: for ``waypoints``: what the controller steers along, ``route`` (the route in the state
+        vector, shifted by its planned offset, the network setting the speed alone:
+        :func:`policies.waypoints.route_steer`; pure pursuit on the predicted path cuts junction turns into
+        oncoming traffic) or ``waypoints`` (pure pursuit on the predicted path: trajectory imitation as TCP's).
     :param waypoints: future waypoints predicted, 0.5 s apart.
     :param width: channels of the encoder's first convolution.
     :param hidden: width of the encoder's projection and of the heads.
@@ -220,7 +221,7 @@ class TrainConfig(_Frozen):
 
     policy: Literal["waypoints", "bc"] = "waypoints"
     control: Literal["controller", "head", "blend"] = "controller"
-    steering: Literal["waypoints", "route"] = "waypoints"
+    steering: Literal["waypoints", "route"] = "route"
     waypoints: int = Field(default=4, ge=1, le=8)
     width: int = Field(default=16, ge=1)
     hidden: int = Field(default=128, ge=2)

@@ -35,7 +35,7 @@ from autoloop.training.rl import FineTuneResult
 from autoloop.training.sac import train_sac
 from policies.base import LearnedPolicy
 from policies.checkpoint import load_policy
-from policies.waypoints import WaypointPolicy
+from policies.waypoints import Steering, WaypointPolicy
 from sim.scenarios import Scenario
 from sim.scenarios.suites import Suite, build_suite
 
@@ -135,11 +135,12 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         base = load_snapshot(Path(file.with_suffix(".snapshot").read_text()))
         policy = load_policy(file)
         row(f"dagger-{number}", functools.partial(_evaluate, policy=policy, sim=sim))
-    # the last imitation driver again, steering along the route (the network setting the speed alone)
-    if isinstance(policy, WaypointPolicy) and policy.params.steering != "route":
+    # the last imitation driver again, steering the other way (along the route or along its waypoints)
+    if isinstance(policy, WaypointPolicy):
         last = f"dagger-{study.dagger_rounds}" if study.dagger_rounds else "bc"
-        routed = WaypointPolicy(policy.net, dataclasses.replace(policy.params, steering="route"))
-        row(f"{last} route steering", functools.partial(_evaluate, policy=routed, sim=sim))
+        other: Steering = "waypoints" if policy.params.steering == "route" else "route"
+        steered = WaypointPolicy(policy.net, dataclasses.replace(policy.params, steering=other))
+        row(f"{last} {other} steering", functools.partial(_evaluate, policy=steered, sim=sim))
     # RL fine-tunings of the last imitation driver, on sampled town-1 scenarios
     rl_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
     tunings: list[tuple[str, Callable[[Callable[[int, dict[str, float]], None]], FineTuneResult]]] = []
