@@ -233,14 +233,20 @@ def _curb_hold(state: NDArray[np.float64]) -> NDArray[np.float64]:
     none = np.full(len(state), np.inf)
     if state.shape[1] <= Feature.CURB_DWELL:
         return none
-    points = len(ROUTE_LOOKAHEAD_M)
-    route = state[:, Feature.ROUTE:Feature.ROUTE + 2 * points].reshape(len(state), points, 2) * ROUTE_SCALE_M
-    _, ego_lateral = project_to_polylines(route, np.zeros((len(state), 2)))
+    _, ego_lateral = project_to_polylines(_route_points(state), np.zeros((len(state), 2)))
     offset = state[:, Feature.CURB_STOP_OFFSET] * OFFSET_SCALE_M
     ahead = state[:, Feature.CURB_STOP_AHEAD] * DISTANCE_SCALE_M
     pending = (state[:, Feature.CURB_DWELL] > 0.0) & (state[:, Feature.CURB_STOP_AHEAD] < 1.0)
     at_curb = (offset < 0.0) & (ego_lateral <= offset + _CURB_AT_M)
-    return np.where(pending & at_curb & (ahead > -_CURB_PAST_M), ahead + 2.0 - _CURB_HOLD_M, none)
+    hold = ahead + ControllerParams.safety_margin_m - _CURB_HOLD_M
+    return np.where(pending & at_curb & (ahead > -_CURB_PAST_M), hold, none)
+
+
+def _route_points(state: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The route points of states ``(B, S)`` (features 3-14): ``(B, 6, 2)``, metres in the ego frame."""
+    points = len(ROUTE_LOOKAHEAD_M)
+    route: NDArray[np.float64] = state[:, Feature.ROUTE:Feature.ROUTE + 2 * points].reshape(len(state), points, 2)
+    return route * ROUTE_SCALE_M
 
 
 def route_steer(state: NDArray[np.float64], speed_mps: NDArray[np.float64],
@@ -256,8 +262,7 @@ def route_steer(state: NDArray[np.float64], speed_mps: NDArray[np.float64],
     6 m radius, where the expert's labels lie on the route). Both put a left-turning ego into the path of
     oncoming traffic turning too."""
     batch, bicycle = len(state), params.bicycle
-    points = len(ROUTE_LOOKAHEAD_M)
-    route = state[:, Feature.ROUTE:Feature.ROUTE + 2 * points].reshape(batch, points, 2) * ROUTE_SCALE_M
+    route = _route_points(state)
     front_m = bicycle.wheelbase_m - bicycle.rear_to_center_m
     arc, lateral = project_to_polylines(route, np.broadcast_to(np.array([front_m, 0.0]), (batch, 2)))
     offset = np.zeros(batch)

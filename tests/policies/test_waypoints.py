@@ -18,7 +18,14 @@ from policies.waypoints import (
     route_steer,
     safety_leader,
 )
-from sim.embedded.observation import ROUTE_LOOKAHEAD_M, STATE_SIZE, Feature, Observer
+from sim.embedded.observation import (
+    OFFSET_SCALE_M,
+    ROUTE_LOOKAHEAD_M,
+    ROUTE_SCALE_M,
+    STATE_SIZE,
+    Feature,
+    Observer,
+)
 from sim.embedded.world import World
 from sim.maps import get_map
 from sim.scenarios.suites import build_suite
@@ -150,8 +157,9 @@ def _route_states(route_y: list[np.ndarray], offsets: list[tuple[float, float]])
     state = np.zeros((len(route_y), STATE_SIZE))
     ahead = np.asarray(ROUTE_LOOKAHEAD_M)
     for row, (left, (here, target)) in enumerate(zip(route_y, offsets, strict=True)):
-        state[row, Feature.ROUTE:Feature.ROUTE + 12] = np.stack([ahead, left], axis=-1).ravel() / 20.0
-        state[row, Feature.PATH_OFFSET], state[row, Feature.PATH_TARGET] = here / 2.0, target / 2.0
+        state[row, Feature.ROUTE:Feature.ROUTE + 12] = np.stack([ahead, left], axis=-1).ravel() / ROUTE_SCALE_M
+        state[row, Feature.PATH_OFFSET] = here / OFFSET_SCALE_M
+        state[row, Feature.PATH_TARGET] = target / OFFSET_SCALE_M
     return state
 
 
