@@ -42,14 +42,15 @@ from sim.embedded.observation import (
     Feature,
     Observation,
 )
-from sim.geometry import interpolate_along, project_to_polylines
+from sim.geometry import cumulative_length, interpolate_along, project_to_polylines
 
 ControlMode = Literal["controller", "head", "blend"]
 Steering = Literal["waypoints", "route"]
 #: Route steering needs this much of the route ahead in the state (else it steers along the waypoints) ...
 _ROUTE_STEER_MIN_M = 5.0
-#: ... and takes the route's heading over a chord this long.
+#: ... and takes the route's heading over a chord this long, on the route extended straight this far at both ends.
 _ROUTE_CHORD_M = 2.0
+_ROUTE_EXTEND_M = 50.0
 #: The safety brake holds the ego at a curbside stop (:func:`_curb_hold`) at most this far short of it ...
 _CURB_HOLD_M = 1.0
 #: ... and no longer once it is this far past it (the stops' tolerance is 2 m) ...
@@ -273,9 +274,9 @@ def route_steer(state: NDArray[np.float64], speed_mps: NDArray[np.float64],
     # the route's heading over a chord ahead, the route extended straight at both ends
     ends = np.stack([route[:, 1] - route[:, 0], route[:, -1] - route[:, -2]], axis=1)
     ends /= np.maximum(np.linalg.norm(ends, axis=-1, keepdims=True), 1e-9)
-    extended = np.concatenate([route[:, :1] - 50.0 * ends[:, :1], route, route[:, -1:] + 50.0 * ends[:, 1:]], axis=1)
-    arc_s = np.cumsum(np.concatenate([np.zeros((batch, 1)),
-                                      np.linalg.norm(np.diff(extended, axis=1), axis=-1)], axis=1), axis=1) - 50.0
+    extended = np.concatenate([route[:, :1] - _ROUTE_EXTEND_M * ends[:, :1], route,
+                               route[:, -1:] + _ROUTE_EXTEND_M * ends[:, 1:]], axis=1)
+    arc_s = cumulative_length(extended) - _ROUTE_EXTEND_M
     middle = arc + params.route_preview_s * speed_mps
     chord, _ = interpolate_along(extended, arc_s, middle[:, None] + np.array([-0.5, 0.5]) * _ROUTE_CHORD_M)
     direction = chord[:, 1] - chord[:, 0]
@@ -283,7 +284,7 @@ def route_steer(state: NDArray[np.float64], speed_mps: NDArray[np.float64],
     angle = np.arctan2(direction[:, 1], direction[:, 0]) + np.clip(approach, -params.route_max_approach_rad,
                                                                     params.route_max_approach_rad)
     steer = np.clip(angle / bicycle.max_steer_rad, -1.0, 1.0)
-    enough = np.linalg.norm(np.diff(route, axis=1), axis=-1).sum(axis=1) >= _ROUTE_STEER_MIN_M
+    enough = cumulative_length(route)[:, -1] >= _ROUTE_STEER_MIN_M
     return np.where(enough, steer, np.nan)
 
 

@@ -108,6 +108,6 @@ def project_to_polylines(polylines: FloatArray, xy: FloatArray) -> tuple[FloatAr
     distance = np.linalg.norm(relative - unit * clipped[..., None], axis=-1)
     k = np.argmin(distance, axis=1)
     rows = np.arange(len(xy))
-    arc = np.concatenate([np.zeros((len(xy), 1)), np.cumsum(length, axis=1)], axis=1)
+    arc = cumulative_length(polylines)
     cross = unit[rows, k, 0] * relative[rows, k, 1] - unit[rows, k, 1] * relative[rows, k, 0]
     return arc[rows, k] + clipped[rows, k], cross

@@ -124,7 +124,7 @@ def test_the_safety_brake_holds_at_a_curbside_stop_only_at_the_curb_until_its_dw
     # 5: no stop within 50 m
     state[:, Feature.CURB_STOP_AHEAD] = np.array([3.0, -1.0, -2.0, 3.0, 3.0, 60.0]).clip(-5.0, 50.0) / 50.0
     state[3, Feature.CURB_DWELL] = 0.0
-    state[4, Feature.ROUTE:Feature.ROUTE + 12] = np.stack([ahead, np.zeros(6)], axis=-1).ravel() / 20.0
+    state[4, Feature.ROUTE:Feature.ROUTE + 12] = np.stack([ahead, np.zeros(6)], axis=-1).ravel() / ROUTE_SCALE_M
     leader = safety_leader(state)
     assert leader is not None
     # the centre held at most 1 m short of the stop: the brake's 2 m margin, less 1 m
