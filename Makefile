@@ -12,7 +12,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean chromium
+.PHONY: run test lint install clean system-packages
 
 install: $(STAMP)
 
@@ -31,17 +31,24 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint chromium
+test: lint system-packages
 	$(BIN)/pytest $(ARGS)
 
-# The viewer's browser tests drive Debian's Chromium (Playwright never downloads a browser): installed here when
-# missing and running as root with apt, otherwise the tests skip and this says how to install it.
-chromium:
-	@if [ -x /usr/bin/chromium ]; then :; \
+# What the tests start or drive besides Python packages, from Debian: Chromium (the viewer's browser tests;
+# Playwright never downloads a browser), PostgreSQL (the servers' database) and docker-compose (validates
+# infra/compose.yaml). Installed here when missing and running as root with apt; otherwise the tests that need them
+# skip and say how to install them.
+DEBIAN_PACKAGES := chromium:/usr/bin/chromium postgresql:/usr/lib/postgresql docker-compose:/usr/bin/docker-compose
+
+system-packages:
+	@missing=""; for entry in $(DEBIAN_PACKAGES); do \
+		[ -e "$${entry#*:}" ] || missing="$$missing $${entry%%:*}"; \
+	done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && apt-get install -y -qq chromium; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else \
-		echo "note: no /usr/bin/chromium, so the browser tests will skip; install it: sudo apt-get install -y chromium"; \
+		echo "note: missing$$missing, so the tests that need them will skip; install: sudo apt-get install -y$$missing"; \
 	fi
 
 clean:

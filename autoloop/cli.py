@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -52,6 +52,27 @@ def _home(home: Path | None) -> str:
     return str(paths.home)
 
 
+def _check_servers(config: AutoloopConfig, home: str) -> None:
+    """A tracking server or Ray cluster that does not answer: one line and exit 1, before any flow run."""
+    from autoloop.network import Unreachable
+    from autoloop.stages import check_servers
+
+    try:
+        check_servers(config, Paths(Path(home)))
+    except Unreachable as error:
+        console.print(f"[red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _flow_arguments(config: Path | None, profile: str | None, home: Path | None) -> dict[str, Any]:
+    """Check the config and the servers it names, then the parameters every flow takes."""
+    cfg = _load(config, profile)
+    where = _home(home)
+    _check_servers(cfg, where)
+    _setup_logging()
+    return {"config_file": str(config.resolve()) if config else None, "profile": profile, "home": where}
+
+
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -60,22 +81,20 @@ def _setup_logging() -> None:
 @app.command()
 def cycle(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None) -> None:
     """Run one full cycle: collect, train, evaluate, promote (Prefect flow ``cycle``)."""
-    cfg = _load(config, profile)
-    _setup_logging()
+    arguments = _flow_arguments(config, profile, home)
     from flows.cycle import cycle_flow
 
-    summary = cycle_flow(cfg, home=_home(home))
+    summary = cycle_flow(**arguments)
     print_summary(summary)
 
 
 @app.command()
 def collect(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None) -> None:
     """Drive the expert on the collection scenarios and snapshot the episodes."""
-    cfg = _load(config, profile)
-    _setup_logging()
+    arguments = _flow_arguments(config, profile, home)
     from flows.stages import collect_flow
 
-    result = collect_flow(cfg, home=_home(home))
+    result = collect_flow(**arguments)
     console.print(f"collected {result.episodes} episodes ({result.steps} steps); dataset {result.snapshot.path}")
 
 
@@ -85,11 +104,10 @@ def train(config: ConfigOption = None, profile: ProfileOption = None, home: Home
           ) -> None:
     """Train a driver on a dataset snapshot: imitation (`train.policy`: waypoints or bc), then optional DAgger, PPO,
     SAC."""
-    cfg = _load(config, profile)
-    _setup_logging()
+    arguments = _flow_arguments(config, profile, home)
     from flows.stages import train_flow
 
-    result = train_flow(cfg, snapshot_path=str(dataset) if dataset else None, home=_home(home))
+    result = train_flow(**arguments, dataset=str(dataset.resolve()) if dataset else None)
     console.print(f"model {result.model.model_uri} (val loss {result.val_loss:.4f})")
 
 
@@ -104,12 +122,12 @@ def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: H
                                                      "models:/NAME@ALIAS.")] = "models:/autoloop-driver@champion",
              suite: SuiteOption = None) -> None:
     """Evaluate a driver closed-loop on a scenario suite; an interrupted evaluation resumes where it stopped."""
-    cfg = _load(config, profile, suite)
-    _setup_logging()
+    _load(config, profile, suite)
+    arguments = _flow_arguments(config, profile, home)
     from flows.stages import evaluate_flow
 
     try:
-        outcome = evaluate_flow(cfg, model, home=_home(home))
+        outcome = evaluate_flow(model_uri=model, suite=suite, **arguments)
     except ValueError as error:  # a driver that does not exist
         console.print(f"[red]error:[/] {error}", markup=True, highlight=False)
         raise typer.Exit(1) from None
@@ -160,7 +178,7 @@ def promote(model: Annotated[str | None, typer.Option(
         raise typer.Exit(2)
     from flows.stages import promote_flow
 
-    result = promote_flow(cfg, model, home=_home(home))
+    result = promote_flow(model_uri=model, suite=suite, **_flow_arguments(config, profile, home))
     for check in result.verdict.checks:
         console.print(Text(f"{'PASS' if check.passed else 'FAIL'} {check.detail}",
                            style="green" if check.passed else "red"))
@@ -471,6 +489,34 @@ def bench_drive_command(
                         start_perturbation=(start_lateral_m, start_yaw_rad), validation_routes=validation_routes,
                         train=TrainConfig(epochs=epochs, batch_size=128, threads=threads))
     print(json.dumps({"benchmark": "drive", **run_study(work, study)}, indent=1))
+
+
+@bench_app.command("scale")
+def bench_scale_command(
+    suite: Annotated[str, typer.Option(help="Suite the expert drives (smoke, train, eval, carla-towns).")] = "eval",
+    workers: Annotated[list[int] | None, typer.Option(help="Ray worker processes (repeat the option).")] = None,
+    shard_scenarios: Annotated[int | None, typer.Option(help="Routes per shard (default: the batch size).")] = None,
+    routes: Annotated[int | None, typer.Option(help="Drive only the suite's first N routes.")] = None,
+) -> None:
+    """Drive a suite with the expert in this process, then on local Ray clusters (a head and a worker node with 1,
+    2, ... worker processes, started here): routes/s, the cost per shard on Ray, and whether every route's numbers
+    were the same (JSON on stdout, a table on stderr)."""
+    import json
+    from dataclasses import asdict
+
+    from autoloop.bench_scale import bench_scale
+
+    results = bench_scale(suite_name=suite, workers=workers or [1, 2], shard_scenarios=shard_scenarios,
+                          routes=routes)
+    table = Table(title=f"suite {suite}: {results[0].routes} routes, expert", title_justify="left")
+    for column in ("where", "workers", "shards", "wall s", "routes/s", "overhead/shard s", "empty shard s", "same"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(r.where, str(r.workers), str(r.shards), f"{r.wall_s:.1f}", f"{r.routes_per_s:.2f}",
+                      "" if r.overhead_per_shard_s is None else f"{r.overhead_per_shard_s:.2f}",
+                      "" if r.empty_shard_s is None else f"{r.empty_shard_s:.3f}", "yes" if r.same_results else "NO")
+    Console(stderr=True).print(table)
+    print(json.dumps({"benchmark": "scale", "suite": suite, "results": [asdict(r) for r in results]}, indent=1))
 
 
 @bench_app.command("store")

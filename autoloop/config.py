@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,8 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sim.embedded.bev import BevSpec
 from sim.metrics import SCORERS
 from sim.scenarios import Scenario, sample_scenario
+from sim.scenarios.suites import SUITE_NAMES
 
-PROFILES = ("quick", "default")
+#: The packaged profiles (``autoloop/profiles/<name>.yaml``).
+Profile = Literal["quick", "default"]
+PROFILES: tuple[str, ...] = get_args(Profile)
 
 
 class _Frozen(BaseModel):
@@ -270,6 +273,13 @@ class EvaluateConfig(_Frozen):
             raise ValueError(f"unknown scorer {value!r}; choose one of {', '.join(SCORERS)}")
         return value
 
+    @field_validator("suite")
+    @classmethod
+    def _known_suite(cls, value: str | None) -> str | None:
+        if value is not None and value not in SUITE_NAMES:
+            raise ValueError(f"unknown suite {value!r}; choose one of {', '.join(SUITE_NAMES)}")
+        return value
+
 
 class GateConfig(_Frozen):
     """Promotion gate; scores and rates in percent like the Leaderboard.
@@ -304,6 +314,28 @@ class RegistryConfig(_Frozen):
     model_name: str = "autoloop-driver"
 
 
+class ComputeConfig(_Frozen):
+    """Where the work runs: rollouts in this process or sharded over a Ray cluster, training in this process or
+    data-parallel under ``torchrun``.
+
+    Results do not depend on either choice: each scenario drives the same whatever shard or batch slot it runs in,
+    and data-parallel training is the same optimisation over the same samples.
+
+    :param ray_address: the Ray cluster that collection, evaluation and DAgger rollouts shard over (``host:port`` of
+        its head, ``ray://host:10001`` for Ray Client); unset: ``$RAY_ADDRESS`` when set, else this process. Every
+        shard's episodes come back to the process that asked, which writes them to the episode store.
+    :param shard_scenarios: scenarios per shard (one Ray task, driven batched on its worker; an evaluation
+        checkpoints after each shard); default ``sim.batch_size``.
+    :param train_processes: imitation training processes (``torchrun --nproc-per-node``; gloo on CPUs, NCCL with
+        one GPU each); default: one per GPU when the machine has two or more, else this process. Nodes come from
+        the job's environment (``PET_NNODES``, ``PET_NODE_RANK``, ``PET_RDZV_ENDPOINT``: torchrun reads them).
+    """
+
+    ray_address: str | None = None
+    shard_scenarios: int | None = Field(default=None, ge=1)
+    train_processes: int | None = Field(default=None, ge=1)
+
+
 class AutoloopConfig(_Frozen):
     """Everything one cycle needs."""
 
@@ -314,6 +346,7 @@ class AutoloopConfig(_Frozen):
     evaluate: EvaluateConfig = EvaluateConfig()
     gate: GateConfig = GateConfig()
     registry: RegistryConfig = RegistryConfig()
+    compute: ComputeConfig = ComputeConfig()
 
     @model_validator(mode="after")
     def _held_out(self) -> Self:

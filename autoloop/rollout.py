@@ -6,6 +6,7 @@ autoreset, until every route has ended; each route becomes an :class:`~autoloop.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from autoloop.compute import IN_PROCESS, Compute
 from autoloop.config import SimConfig
 from autoloop.episodes import Episode, EpisodeStore, new_episode_id
 from policies.base import Policy
@@ -41,6 +43,36 @@ def expert_driver(world: World) -> Policy:
     return ExpertDriver(world)
 
 
+class PolicyDriver:
+    """A driver that needs no world (a learned one), loaded the first time a batch asks for it.
+
+    Pickled (to drive shards on a Ray worker), it carries the loaded policy rather than the way to load it: the
+    caller loads it once, and the workers need no access to where it came from.
+    """
+
+    def __init__(self, load: Callable[[], Policy]) -> None:
+        self._load: Callable[[], Policy] | None = load
+        self._policy: Policy | None = None
+
+    @classmethod
+    def of(cls, policy: Policy) -> PolicyDriver:
+        driver = cls(lambda: policy)
+        driver._policy = policy
+        return driver
+
+    def __call__(self, world: World) -> Policy:
+        return self.policy()
+
+    def policy(self) -> Policy:
+        if self._policy is None:
+            assert self._load is not None
+            self._policy = self._load()
+        return self._policy
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_load": None, "_policy": self.policy()}
+
+
 def rollout(
     scenarios: Sequence[Scenario],
     *,
@@ -53,6 +85,7 @@ def rollout(
     noise_seed: int = 0,
     start_perturbation: tuple[float, float] = (0.0, 0.0),
     takeover_s: float = 0.0,
+    compute: Compute = IN_PROCESS,
 ) -> list[tuple[Episode, RouteRecord]]:
     """Drive every scenario once and return its episode and Leaderboard record (in scenario order).
 
@@ -63,7 +96,8 @@ def rollout(
         (``label``) and intended trajectory (``label_plan_xy``, ``label_plan_speed``, see
         :attr:`policies.expert.ExpertDriver.plan_xy`).
     :param action_noise: standard deviation of correlated noise added to the executed actions.
-    :param noise_seed: seed of that noise (and of the start perturbations).
+    :param noise_seed: seed of that noise (and of the start perturbations); the ``i``-th scenario draws from its own
+        generator, seeded ``(noise_seed, i)``, so what it gets does not depend on its shard or batch.
     :param start_perturbation: ``(lateral_m, yaw_rad)``: each ego starts shifted sideways and turned by amounts
         drawn uniformly from ``[-lateral_m, lateral_m]`` and ``[-yaw_rad, yaw_rad]``
         (:meth:`~sim.embedded.world.World.perturb_ego`); the episode's metadata records them.
@@ -72,21 +106,38 @@ def rollout(
         way (``TAKEOVER_UNTIL_MPS``), as in HG-DAgger's interventions; a learner stuck before a stop would
         otherwise add the same labelled state for minutes. The ``expert_drives`` column marks those steps and the
         metadata's ``takeovers`` counts them. 0 (the default): the expert never takes over.
+    :param compute: where the shards run (:mod:`autoloop.compute`: this process, or a Ray cluster).
     """
-    rng = np.random.default_rng(noise_seed)
+    drive = functools.partial(_rollout_shard, scenarios=list(scenarios), sim=sim, driver=driver,
+                              policy_name=policy_name, tags=tags, record_observations=record_observations,
+                              action_noise=action_noise, noise_seed=noise_seed,
+                              start_perturbation=start_perturbation, takeover_s=takeover_s)
+    shards = compute.shards(len(scenarios), sim.batch_size)
+    done: dict[int, list[tuple[Episode, RouteRecord]]] = {}
+    for index, results in compute.map(drive, shards):
+        done[index] = results
+        log.info("rolled out %d/%d scenarios", sum(len(shard) for shard in done.values()), len(scenarios))
+    return [result for index in range(len(shards)) for result in done[index]]
+
+
+def _rollout_shard(shard: range, *, scenarios: list[Scenario], sim: SimConfig, driver: DriverFactory,
+                   policy_name: str, tags: dict[str, str], record_observations: bool, action_noise: float,
+                   noise_seed: int, start_perturbation: tuple[float, float], takeover_s: float,
+                   ) -> list[tuple[Episode, RouteRecord]]:
+    """The scenarios ``shard`` indexes, driven in batches of ``sim.batch_size``."""
     results: list[tuple[Episode, RouteRecord]] = []
-    for start in range(0, len(scenarios), sim.batch_size):
-        batch = list(scenarios[start:start + sim.batch_size])
-        results += _rollout_batch(batch, sim=sim, driver=driver, policy_name=policy_name, tags=tags,
-                                  record_observations=record_observations, action_noise=action_noise, rng=rng,
-                                  start_perturbation=start_perturbation, takeover_s=takeover_s)
-        log.info("rolled out %d/%d scenarios", len(results), len(scenarios))
+    for start in range(shard.start, shard.stop, sim.batch_size):
+        indices = range(start, min(start + sim.batch_size, shard.stop))
+        rngs = [np.random.default_rng([noise_seed, index]) for index in indices]
+        results += _rollout_batch([scenarios[i] for i in indices], sim=sim, driver=driver, policy_name=policy_name,
+                                  tags=tags, record_observations=record_observations, action_noise=action_noise,
+                                  rngs=rngs, start_perturbation=start_perturbation, takeover_s=takeover_s)
     return results
 
 
 def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFactory, policy_name: str,
                    tags: dict[str, str], record_observations: bool, action_noise: float,
-                   rng: np.random.Generator, start_perturbation: tuple[float, float], takeover_s: float,
+                   rngs: list[np.random.Generator], start_perturbation: tuple[float, float], takeover_s: float,
                    ) -> list[tuple[Episode, RouteRecord]]:
     env = DrivingVectorEnv(len(batch), map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles,
                            pedestrians=sim.pedestrians, autoreset=False, bev=sim.bev())
@@ -95,7 +146,7 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
     lateral_m, yaw_rad = start_perturbation
     perturbations = np.zeros((len(batch), 2))
     if lateral_m or yaw_rad:
-        perturbations = rng.uniform(-1.0, 1.0, (len(batch), 2)) * np.array([lateral_m, yaw_rad])
+        perturbations = np.stack([rng.uniform(-1.0, 1.0, 2) for rng in rngs]) * np.array([lateral_m, yaw_rad])
         parked = world.state.curb_until > -np.inf  # (a ParkingExit start: it already starts off its lane)
         perturbations[parked] = 0.0
         for index in np.flatnonzero(~parked):
@@ -129,8 +180,9 @@ def _rollout_batch(batch: list[Scenario], *, sim: SimConfig, driver: DriverFacto
             takeovers += starts
             expert_drives = (expert_drives | starts) & (speed < TAKEOVER_UNTIL_MPS) & wants_to_go
             action = np.where(expert_drives[:, None], label, action)
-        noise = NOISE_CORRELATION * noise + action_noise * np.sqrt(1 - NOISE_CORRELATION**2) * rng.standard_normal(
-            noise.shape)
+        if action_noise:
+            innovation = np.stack([rng.standard_normal(2) for rng in rngs])
+            noise = NOISE_CORRELATION * noise + action_noise * np.sqrt(1 - NOISE_CORRELATION**2) * innovation
         executed = np.clip(action + noise, -1.0, 1.0).astype(np.float32)
         columns: dict[str, NDArray[Any]] = {
             "time_s": world.time_s.astype(np.float32),

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import logging
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from autoloop import tracking
+from autoloop.compute import Compute
 from autoloop.config import AutoloopConfig, dump_config
 from autoloop.episodes import (
     DatasetSnapshot,
@@ -37,16 +39,15 @@ from autoloop.evaluation import (
 from autoloop.evaluation.report import write_report
 from autoloop.gating import Check, Verdict, decide
 from autoloop.paths import Paths
-from autoloop.rollout import DriverFactory, expert_driver, rollout
+from autoloop.rollout import DriverFactory, PolicyDriver, expert_driver, rollout
 from autoloop.training import EpochMetrics, load_trajectory_arrays, train_bc
 from autoloop.training.dagger import dagger
+from autoloop.training.launch import torchrun, train_processes
 from autoloop.training.loop import CHECKPOINT
 from autoloop.training.ppo import train_ppo
 from autoloop.training.sac import train_sac
-from policies.base import Policy
 from policies.checkpoint import load_policy
 from sim.embedded.observation import Observation
-from sim.embedded.world import World
 from sim.metrics import score_suite
 
 log = logging.getLogger(__name__)
@@ -92,11 +93,21 @@ def open_context(config: AutoloopConfig, *, paths: Paths | None = None,
     return StageContext(config=config, paths=paths, experiment_id=experiment_id, parent_run_id=parent_run_id)
 
 
-def start_cycle(context: StageContext) -> StageContext:
-    """Open the cycle's parent run; stages started from the returned context nest under it."""
+def check_servers(config: AutoloopConfig, paths: Paths) -> None:
+    """Fail within seconds, before any work, when the tracking server or the Ray cluster does not answer.
+
+    :raises autoloop.network.Unreachable: naming the address (never a password).
+    """
+    tracking.check_store(paths)
+    Compute.from_config(config.compute).check()
+
+
+def start_cycle(context: StageContext, *, tags: Mapping[str, str] | None = None) -> StageContext:
+    """Open the cycle's parent run (with ``tags`` besides the stage's and the profile's); stages started from the
+    returned context nest under it."""
     run_id = tracking.create_run(
         f"cycle-{datetime.now(UTC):%Y%m%d-%H%M%S}", experiment_id=context.experiment_id,
-        tags={"autoloop.stage": "cycle", "autoloop.profile": context.config.profile},
+        tags={"autoloop.stage": "cycle", "autoloop.profile": context.config.profile, **(tags or {})},
     )
     return StageContext(context.config, context.paths, context.experiment_id, parent_run_id=run_id)
 
@@ -121,7 +132,8 @@ def collect(context: StageContext) -> CollectResult:
         results = rollout(scenarios, sim=config.sim, driver=expert_driver, policy_name="expert",
                           tags={"purpose": "collect", "mlflow_run_id": run_id}, record_observations=True,
                           action_noise=config.collect.action_noise, noise_seed=seeds.start,
-                          start_perturbation=(config.collect.start_lateral_m, config.collect.start_yaw_rad))
+                          start_perturbation=(config.collect.start_lateral_m, config.collect.start_yaw_rad),
+                          compute=Compute.from_config(config.compute))
         context.store.write_many([episode for episode, _ in results])
         steps = sum(episode.num_steps for episode, _ in results)
         suite = score_suite([record for _, record in results])
@@ -174,7 +186,8 @@ def _next_seeds(config: AutoloopConfig, earlier: dict[int, str]) -> range:
 
 
 def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
-    """Train a driver on a dataset snapshot (imitation, then ``train.dagger.iterations`` DAgger rounds,
+    """Train a driver on a dataset snapshot (imitation, on ``compute.train_processes`` processes under ``torchrun``
+    when there are several, then ``train.dagger.iterations`` DAgger rounds,
     ``train.ppo.timesteps`` of PPO fine-tuning and ``train.sac.timesteps`` of SAC fine-tuning, each starting from
     the driver before it) and log it as an MLflow model, with its per-step and per-epoch losses, its per-epoch
     checkpoint and every dataset snapshot it saw."""
@@ -200,14 +213,24 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
             if step % STEP_METRICS_EVERY == 0:
                 tracking.log_metrics({f"step_{key}_loss": value for key, value in losses.items()}, step=step)
 
-        result = train_bc(data, config.train, checkpoint_dir=checkpoints / "bc", on_epoch=on_epoch, on_step=on_step)
+        processes = train_processes(config)
+        if processes > 1:
+            launched = torchrun(config, paths=context.paths, snapshot=snapshot, checkpoints=checkpoints / "bc",
+                                processes=processes)
+            for metrics in launched.history:
+                on_epoch(metrics)
+            policy, last, samples = launched.policy, launched.history[-1], launched.samples
+        else:
+            result = train_bc(data, config.train, checkpoint_dir=checkpoints / "bc", on_epoch=on_epoch,
+                              on_step=on_step)
+            policy, last, samples = result.policy, result.history[-1], result.samples
         tracking.log_artifact(checkpoints / "bc" / CHECKPOINT, "checkpoints/bc")
-        policy, last, samples = result.policy, result.history[-1], result.samples
         if config.train.dagger.iterations:
             rounds = dagger(policy, snapshot, config=config.train, sim=config.sim, store=context.store,
                             datasets=context.paths.datasets,
                             scenarios=lambda _round: [config.sim.sample(seed) for seed in _dagger_seeds(context)],
-                            tags={"mlflow_run_id": run_id}, on_epoch=lambda _round, m: on_epoch(m))
+                            tags={"mlflow_run_id": run_id}, on_epoch=lambda _round, m: on_epoch(m),
+                            compute=Compute.from_config(config.compute))
             for done in rounds:
                 tracking.log_dataset(done.snapshot, context=f"dagger-{done.round}")
                 tracking.log_metrics({"dagger_rollout_driving_score": done.rollout_driving_score,
@@ -268,15 +291,28 @@ class EvaluateOutcome:
     report_uri: str
 
 
+def load_evaluation(run_id: str) -> EvaluateOutcome:
+    """The outcome of an earlier evaluate stage, from its MLflow run (``evaluation.json`` and the report's tag).
+
+    :raises ValueError: when the run is no evaluation.
+    """
+    result = EvaluationResult.from_json(tracking.load_dict(run_id, "evaluation.json"))
+    return EvaluateOutcome(result, run_id, tracking.run_tag(run_id, "autoloop.report") or "")
+
+
 def evaluate(context: StageContext, model_uri: str) -> EvaluateOutcome:
     """Evaluate a driver (``expert``, a checkpoint file, or an MLflow model URI) closed-loop on the evaluation
     suite (``evaluate.suite``, else the held-out scenarios), resuming its checkpoint if an earlier run stopped;
-    logs metrics, per-route results and the report (Markdown + HTML) to the stage's MLflow run."""
+    logs metrics, per-route results and the report (Markdown + HTML) to the stage's MLflow run.
+
+    :raises ValueError: when ``model_uri`` names no driver (before any MLflow run is made).
+    """
     config = context.config
+    driver = resolve_driver(model_uri)  # (a driver that does not exist fails here, before any run is made)
     with tracking.stage_run("evaluate", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
                             tags={"autoloop.model_uri": model_uri}) as run_id:
         tracking.log_params({"model_uri": model_uri, **config.evaluate.model_dump()})
-        result = _evaluate(context, model_uri, run_id)
+        result = _evaluate(context, model_uri, driver, run_id)
         tracking.log_metrics(result.metrics())
         tracking.log_dict(result.to_json(), "evaluation.json")
         report = write_report(result, context.paths.reports / run_id, store=context.store,
@@ -314,14 +350,18 @@ class PromotionResult:
 PROMOTION_ATTEMPTS = 3
 
 
-def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: EvaluateOutcome) -> PromotionResult:
+def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: EvaluateOutcome, *,
+            lock: tracking.RegistryLock | None = None) -> PromotionResult:
     """Register a candidate that ran its whole evaluation as a new version (alias ``challenger``), compare it with
     the champion on the same routes (the champion's evaluation resumes or reuses its checkpoint), apply the gate,
     and on a pass move ``champion`` to it (the old one keeps ``previous-champion``). The verdict and every reason
-    go to the version's tags and the run's ``verdict.json``; the report with the comparison to the run."""
+    go to the version's tags and the run's ``verdict.json``; the report with the comparison to the run.
+
+    :param lock: held around every registry write (default: :func:`autoloop.tracking.registry_lock`, one machine's).
+    """
     config = context.config
     name = config.registry.model_name
-    lock = tracking.lock_path(context.paths)
+    lock = lock or tracking.registry_lock(context.paths)
     result = candidate.result
     with tracking.stage_run("promote", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
                             tags={"autoloop.model_uri": model.model_uri}) as run_id:
@@ -372,16 +412,16 @@ def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: Eval
                                report_uri)
 
 
-def rollback(context: StageContext) -> tuple[str, str]:
+def rollback(context: StageContext, *, lock: tracking.RegistryLock | None = None) -> tuple[str, str]:
     """Move ``champion`` back to the version it replaced; returns ``(from version, to version)``."""
-    return tracking.rollback(context.config.registry.model_name, lock=tracking.lock_path(context.paths))
+    return tracking.rollback(context.config.registry.model_name, lock=lock or tracking.registry_lock(context.paths))
 
 
 def _compare_with(context: StageContext, champion: tracking.ModelVersionRef | None, candidate: EvaluationResult,
                   run_id: str) -> tuple[EvaluationResult | None, Comparison | None]:
     if champion is None:
         return None, None
-    result = _evaluate(context, champion.uri, run_id)
+    result = _evaluate(context, champion.uri, resolve_driver(champion.uri), run_id)
     settings = context.config.evaluate
     return result, compare(candidate, result, resamples=settings.bootstrap_resamples, confidence=settings.confidence,
                            seed=settings.bootstrap_seed)
@@ -395,44 +435,40 @@ def latest_snapshot(paths: Paths) -> DatasetSnapshot:
     return load_snapshot(manifests[-1])
 
 
-def _evaluate(context: StageContext, model_uri: str, run_id: str) -> EvaluationResult:
+def _evaluate(context: StageContext, model_uri: str, driver: tuple[str, DriverFactory], run_id: str
+              ) -> EvaluationResult:
     config = context.config
     suite = evaluation_suite(config)
-    identity, driver = _driver(model_uri)
+    identity, factory = driver
     checkpoint = checkpoint_path(context.paths.evaluations, identity=identity, suite=suite, sim=config.sim,
                                  scorer=config.evaluate.scorer)
     tags = {"model_uri": model_uri, "model_identity": identity, "mlflow_run_id": run_id}
     version = tracking.registered_version(model_uri)
     if version is not None:
         tags["model_version"] = version.uri
-    return run_evaluation(suite, driver, policy_name=model_uri, identity=identity, sim=config.sim,
-                          settings=config.evaluate, store=context.store, checkpoint=checkpoint, tags=tags)
+    return run_evaluation(suite, factory, policy_name=model_uri, identity=identity, sim=config.sim,
+                          settings=config.evaluate, store=context.store, checkpoint=checkpoint, tags=tags,
+                          compute=Compute.from_config(config.compute))
 
 
-def _driver(spec: str) -> tuple[str, DriverFactory]:
+def resolve_driver(spec: str) -> tuple[str, DriverFactory]:
     """What evaluation drives for ``spec`` and its identity for checkpoints: ``expert``, a checkpoint file
     (identity: its content hash), or an MLflow model URI (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``,
     ``models:/m-...``; identity: the logged model id, so an alias resolves to what it points at now). A learned
-    driver is loaded the first time a batch needs it (a complete checkpoint needs none)."""
+    driver is loaded the first time a batch needs it (a complete checkpoint needs none).
+
+    :raises ValueError: when ``spec`` is none of these, or names a model, version or alias that does not exist.
+    """
     if spec == "expert":
         return "expert", expert_driver
     if spec.startswith("models:/"):
         logged = tracking.logged_policy(spec)
-        identity, load = logged.model_id, functools.partial(tracking.load_policy, logged.model_uri)
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise ValueError(f"driver {spec!r} is neither 'expert', a models:/ URI nor a checkpoint file")
-        identity = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-        load = functools.partial(load_policy, path)
-    policy: list[Policy] = []
-
-    def factory(world: World) -> Policy:
-        if not policy:
-            policy.append(load())
-        return policy[0]
-
-    return identity, factory
+        return logged.model_id, PolicyDriver(functools.partial(tracking.load_policy, logged.model_uri))
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"driver {spec!r} is neither 'expert', a models:/ URI nor a checkpoint file")
+    identity = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    return identity, PolicyDriver(functools.partial(load_policy, path))
 
 
 def git_revision() -> str:

@@ -1,8 +1,11 @@
-"""The fleet ingest flow: real driving logs into the episode store, bad ones into quarantine."""
+"""The fleet ingest flow: real driving logs into the episode store, bad ones into quarantine.
+
+Every episode that lands is announced as a Prefect event (:mod:`flows.events`); the ``cycle`` deployment's trigger
+counts them and starts a cycle once enough new fleet data is there.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -10,15 +13,24 @@ from prefect.artifacts import create_markdown_artifact
 
 from autoloop.episodes import EpisodeStore
 from autoloop.fleet import ingest
-from autoloop.paths import Paths
+from flows import events, parameters
 
 
 @flow(name="ingest")
 def ingest_flow(paths: list[str], home: str | None = None) -> dict[str, Any]:
-    """Import every AV2 log under ``paths`` (``autoloop ingest`` as a flow, for deployments that watch a drop
-    folder): the ids that landed or were already there, and each quarantined log with its reason."""
-    where = Paths(Path(home).resolve()) if home else Paths.from_env()
-    report = ingest([Path(p) for p in paths], EpisodeStore(where.episodes), where.quarantine)
+    """Import the Argoverse 2 logs under `paths` (sensor logs or motion-forecasting scenarios, or folders holding
+    several) into the episode store; a log that fails validation goes to quarantine with its reason.
+
+    Args:
+        paths: Log folders on the worker, or folders holding several (a drop folder).
+        home: autoloop home on the worker (default $AUTOLOOP_HOME); a folder every worker sees.
+    """
+    if not paths:
+        raise parameters.ParameterError("parameter paths=[]: give at least one folder to ingest")
+    where = parameters.home(home)
+    report = ingest([parameters.folder(p, name="paths") for p in paths], EpisodeStore(where.episodes),
+                    where.quarantine)
+    events.fleet_ingested(report)
     lines = [f"- `{q.log.name}`: {q.file} — `{q.field}`: {q.problem}" for q in report.quarantined]
     create_markdown_artifact(
         key="ingest-summary",

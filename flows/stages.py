@@ -1,59 +1,123 @@
-"""One flow per stage; the cycle flow runs them as subflows."""
+"""One flow per stage: ``collect``, ``train``, ``evaluate``, ``promote``; the cycle flow runs them as subflows.
+
+Each flow takes plain parameters (what a person fills in the Prefect UI: the docstrings' ``Args`` become the
+parameters' descriptions there), checks them before any work (:mod:`flows.parameters`), and calls one autoloop
+stage in a task. Tasks retry transient failures only (:mod:`flows.retries`).
+
+Stage results are persisted (Prefect result storage) under cache keys built from their inputs: the config, the
+dataset snapshot, the code revision and the cycle run they belong to (or, run alone, their own flow run). A cycle
+run that failed late and is retried gets its collection, training and evaluation back instead of running them
+again; a changed input runs the stage again.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 
-from autoloop import stages
-from autoloop.config import AutoloopConfig
+from autoloop import stages, tracking
+from autoloop.config import AutoloopConfig, Profile
 from autoloop.episodes import load_snapshot
-from autoloop.paths import Paths
 from autoloop.reports import evaluation_markdown, promotion_markdown
-from autoloop.tracking import LoggedPolicy, logged_policy
+from autoloop.training.launch import gpu_slots
+from flows import events, locks, parameters
+from flows.retries import RETRIES, RETRY_DELAYS_S, transient_only
+
+#: Retries of tasks that talk to servers (tracking, registry, Ray): transient failures only.
+RETRYING: dict[str, Any] = {"retries": RETRIES, "retry_delay_seconds": RETRY_DELAYS_S,
+                            "retry_condition_fn": transient_only}
 
 
-@task(retries=2, retry_delay_seconds=5)
+def stage_key(context: TaskRunContext, arguments: dict[str, Any]) -> str:
+    """The cache key of a stage task: its name, the cycle run it belongs to (its own flow run when it runs alone),
+    the config, its other inputs and the code revision."""
+    stage: stages.StageContext = arguments["context"]
+    payload = {"task": context.task.name, "scope": stage.parent_run_id or str(context.task_run.flow_run_id),
+               "home": str(stage.paths.home), "config": stage.config.model_dump(mode="json"),
+               "inputs": {name: value for name, value in arguments.items() if name != "context"},
+               "code": stages.git_revision()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+#: Stage tasks: results persisted under :func:`stage_key`.
+CACHED: dict[str, Any] = {"cache_key_fn": stage_key, "persist_result": True}
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
 def connect(config: AutoloopConfig, home: str | None, parent_run_id: str | None) -> stages.StageContext:
     """Open the tracking store (I/O: retried)."""
-    paths = Paths(Path(home).resolve()) if home else Paths.from_env()
-    return stages.open_context(config, paths=paths, parent_run_id=parent_run_id)
+    return stages.open_context(config, paths=parameters.home(home), parent_run_id=parent_run_id)
 
 
-@task
+@task(**CACHED, **RETRYING)
 def collect_episodes(context: stages.StageContext) -> stages.CollectResult:
     return stages.collect(context)
 
 
-@task
+@task(**CACHED, **RETRYING)
 def train_policy(context: stages.StageContext, snapshot_path: str | None) -> stages.TrainOutcome:
     snapshot = load_snapshot(Path(snapshot_path)) if snapshot_path else stages.latest_snapshot(context.paths)
-    return stages.train(context, snapshot)
+    with locks.gpu_slots(gpu_slots(context.config)):
+        return stages.train(context, snapshot)
 
 
-@task
+@task(**CACHED, **RETRYING)
 def evaluate_policy(context: stages.StageContext, model_uri: str) -> stages.EvaluateOutcome:
     return stages.evaluate(context, model_uri)
 
 
-@task(retries=2, retry_delay_seconds=5)
-def resolve_model(context: stages.StageContext, model_uri: str) -> LoggedPolicy:
+@task(cache_policy=NO_CACHE, **RETRYING)
+def check_driver(context: stages.StageContext, model_uri: str) -> None:
+    """Fail at once (no run started, nothing registered) when ``model_uri`` names no driver."""
+    parameters.driver(model_uri)
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
+def resolve_model(context: stages.StageContext, model_uri: str) -> tracking.LoggedPolicy:
     """Find the logged model behind a URI (registry I/O: retried)."""
-    return logged_policy(model_uri)
+    try:
+        return tracking.logged_policy(model_uri)
+    except ValueError as error:
+        raise parameters.ParameterError(f"parameter model_uri={model_uri!r}: {error}") from None
 
 
-@task
-def gate_and_register(context: stages.StageContext, model: LoggedPolicy,
+@task(cache_policy=NO_CACHE, **RETRYING)
+def load_evaluation(context: stages.StageContext, run_id: str) -> stages.EvaluateOutcome:
+    try:
+        return stages.load_evaluation(run_id)
+    except ValueError as error:
+        raise parameters.ParameterError(f"parameter evaluation_run_id={run_id!r}: {error}") from None
+
+
+@task(cache_policy=NO_CACHE, **RETRYING)
+def gate_and_register(context: stages.StageContext, model: tracking.LoggedPolicy,
                       evaluation: stages.EvaluateOutcome) -> stages.PromotionResult:
-    return stages.promote(context, model, evaluation)
+    result = stages.promote(context, model, evaluation, lock=locks.registry_lock(context.paths))
+    events.promoted(result)
+    return result
 
 
-@flow(name="collect")
-def collect_flow(config: AutoloopConfig, home: str | None = None,
+@flow(name="collect", persist_result=True)
+def collect_flow(config_file: str | None = None, profile: Profile | None = None, home: str | None = None,
                  parent_run_id: str | None = None) -> stages.CollectResult:
-    """Roll out the privileged expert on the collection scenarios and snapshot the episodes."""
+    """Roll out the privileged expert on new collection scenarios and snapshot the episodes as a dataset.
+
+    Args:
+        config_file: Experiment YAML on the worker (relative to the deployment's working directory); its keys
+            override the profile's.
+        profile: Base profile: quick (CI-sized) or default (the file's own profile key, else default).
+        home: autoloop home on the worker: episode store, datasets, checkpoints, evaluations (default
+            $AUTOLOOP_HOME); a folder every worker sees.
+        parent_run_id: MLflow run to nest this stage's run under (the cycle sets it).
+    """
+    config = parameters.load(config_file, profile)
     result = collect_episodes(connect(config, home, parent_run_id))
     create_markdown_artifact(
         key="collect-summary",
@@ -64,12 +128,24 @@ def collect_flow(config: AutoloopConfig, home: str | None = None,
     return result
 
 
-@flow(name="train")
-def train_flow(config: AutoloopConfig, snapshot_path: str | None = None, home: str | None = None,
-               parent_run_id: str | None = None) -> stages.TrainOutcome:
-    """Train a driver on a dataset snapshot (the latest one by default): imitation, then optional DAgger, PPO and
-    SAC."""
-    result = train_policy(connect(config, home, parent_run_id), snapshot_path)
+@flow(name="train", persist_result=True)
+def train_flow(config_file: str | None = None, profile: Profile | None = None, home: str | None = None,
+               dataset: str | None = None, parent_run_id: str | None = None) -> stages.TrainOutcome:
+    """Train a driver on a dataset snapshot: imitation (on every GPU of the worker), then DAgger, PPO and SAC as
+    the config says; holds slots of the `gpu` concurrency limit while it trains.
+
+    Args:
+        config_file: Experiment YAML on the worker (relative to the deployment's working directory); its keys
+            override the profile's.
+        profile: Base profile: quick (CI-sized) or default (the file's own profile key, else default).
+        home: autoloop home on the worker (default $AUTOLOOP_HOME); a folder every worker sees.
+        dataset: Dataset snapshot manifest (home/datasets/<digest>.json); default: the newest snapshot.
+        parent_run_id: MLflow run to nest this stage's run under (the cycle sets it).
+    """
+    config = parameters.load(config_file, profile)
+    if dataset is not None:
+        parameters.path(dataset, name="dataset")
+    result = train_policy(connect(config, home, parent_run_id), dataset)
     create_markdown_artifact(
         key="train-summary",
         markdown=f"# train\n\n{result.samples} samples, val loss {result.val_loss:.4f}; model "
@@ -78,25 +154,56 @@ def train_flow(config: AutoloopConfig, snapshot_path: str | None = None, home: s
     return result
 
 
-@flow(name="evaluate")
-def evaluate_flow(config: AutoloopConfig, model_uri: str, home: str | None = None,
+@flow(name="evaluate", persist_result=True)
+def evaluate_flow(model_uri: str = "models:/autoloop-driver@champion", config_file: str | None = None,
+                  profile: Profile | None = None, suite: str | None = None, home: str | None = None,
                   parent_run_id: str | None = None) -> stages.EvaluateOutcome:
-    """Evaluate a driver closed-loop on the evaluation suite (resuming an interrupted evaluation)."""
-    outcome = evaluate_policy(connect(config, home, parent_run_id), model_uri)
+    """Evaluate a driver closed-loop on a scenario suite (resuming an interrupted evaluation of the same driver).
+
+    Args:
+        model_uri: The driver: expert, a checkpoint file on the worker, models:/NAME/VERSION, models:/NAME@ALIAS or
+            models:/m-<logged model id>.
+        config_file: Experiment YAML on the worker (relative to the deployment's working directory); its keys
+            override the profile's.
+        profile: Base profile: quick (CI-sized) or default (the file's own profile key, else default).
+        suite: Scenario suite: smoke, train, eval or carla-towns; default: the config's evaluate.suite, else its
+            held-out scenarios.
+        home: autoloop home on the worker (default $AUTOLOOP_HOME); a folder every worker sees.
+        parent_run_id: MLflow run to nest this stage's run under (the cycle sets it).
+    """
+    config = parameters.load(config_file, profile, suite=suite)
+    context = connect(config, home, parent_run_id)
+    check_driver(context, model_uri)
+    outcome = evaluate_policy(context, model_uri)
     create_markdown_artifact(key="evaluate-summary", markdown=evaluation_markdown(model_uri, outcome),
                              description="autoloop evaluation summary")
     return outcome
 
 
-@flow(name="promote")
-def promote_flow(config: AutoloopConfig, model_uri: str, evaluation: stages.EvaluateOutcome | None = None,
-                 home: str | None = None, parent_run_id: str | None = None) -> stages.PromotionResult:
-    """Register a candidate model as challenger, gate it against the thresholds and the champion, and move the
-    champion alias to it if it passes (evaluating it first if needed)."""
+@flow(name="promote", persist_result=True)
+def promote_flow(model_uri: str, config_file: str | None = None, profile: Profile | None = None,
+                 suite: str | None = None, evaluation_run_id: str | None = None, home: str | None = None,
+                 parent_run_id: str | None = None) -> stages.PromotionResult:
+    """Register a candidate as challenger, gate it against the thresholds and the champion on the same routes, and
+    move the champion alias to it if it passes (evaluating it first unless an evaluation run is given).
+
+    Args:
+        model_uri: The candidate: models:/m-<logged model id> (what train logged), models:/NAME/VERSION or
+            models:/NAME@ALIAS.
+        config_file: Experiment YAML on the worker (relative to the deployment's working directory); its keys
+            override the profile's.
+        profile: Base profile: quick (CI-sized) or default (the file's own profile key, else default).
+        suite: Scenario suite: smoke, train, eval or carla-towns; default: the config's evaluate.suite, else its
+            held-out scenarios.
+        evaluation_run_id: MLflow run of an evaluate stage of this candidate to gate on (default: evaluate it).
+        home: autoloop home on the worker (default $AUTOLOOP_HOME); a folder every worker sees.
+        parent_run_id: MLflow run to nest this stage's run under (the cycle sets it).
+    """
+    config = parameters.load(config_file, profile, suite=suite)
     context = connect(config, home, parent_run_id)
     model = resolve_model(context, model_uri)
-    if evaluation is None:
-        evaluation = evaluate_policy(context, model.model_uri)
+    evaluation = (load_evaluation(context, evaluation_run_id) if evaluation_run_id
+                  else evaluate_policy(context, model.model_uri))
     result = gate_and_register(context, model, evaluation)
     create_markdown_artifact(key="promote-summary", markdown=promotion_markdown(model_uri, result),
                              description="autoloop promotion verdict")

@@ -45,11 +45,13 @@ def interpolate_along(
     :param points: ``(N, P, 2)`` polylines (padded polylines repeat their last vertex).
     :param arc_s: ``(N, P)`` cumulative arc length of each polyline (non-decreasing).
     :param query_s: ``(N, Q)`` arc lengths to look up, clipped to each polyline's extent.
-    :return: ``(N, Q, 2)`` positions and ``(N, Q)`` headings in radians.
+    :return: ``(N, Q, 2)`` positions and ``(N, Q)`` headings in radians; past a polyline's end, its end and its
+        last segment's heading, however much padding follows (a polyline gives the same answers in any batch).
     """
-    num_points = points.shape[-2]
     idx = np.sum(arc_s[:, None, :] <= query_s[:, :, None], axis=-1) - 1
-    idx = np.clip(idx, 0, num_points - 2)
+    # the last segment of each polyline is the one that reaches its final arc length (padding adds none)
+    last = np.maximum(np.sum(arc_s < arc_s[:, -1:], axis=-1) - 1, 0)
+    idx = np.clip(idx, 0, last[:, None])
     p0 = np.take_along_axis(points, idx[..., None], axis=1)
     p1 = np.take_along_axis(points, idx[..., None] + 1, axis=1)
     s0 = np.take_along_axis(arc_s, idx, axis=1)

@@ -187,6 +187,16 @@ class EvaluationResult:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EvaluationResult:
+        """The result :meth:`to_json` wrote (e.g. a run's ``evaluation.json``)."""
+        values = dict(data)
+        values["intervals"] = {name: Interval(**interval) for name, interval in values["intervals"].items()}
+        for breakdown in ("by_type", "by_town"):
+            values[breakdown] = {name: Breakdown(**b) for name, b in values[breakdown].items()}
+        values["routes"] = tuple(RouteResult.from_json(route) for route in values["routes"])
+        return cls(**values)
+
 
 def aggregate(routes: Sequence[RouteResult], *, policy: str, suite: str, suite_hash: str, scorer: str,
               resamples: int = 2000, confidence: float = 0.95, seed: int = 0, checkpoint: str = "",

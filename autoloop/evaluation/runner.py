@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from autoloop.compute import IN_PROCESS, Compute
 from autoloop.config import AutoloopConfig, EvaluateConfig, SimConfig
 from autoloop.episodes import Episode, EpisodeStore
 from autoloop.evaluation.results import (
@@ -84,7 +85,7 @@ def checkpoint_path(folder: Path, *, identity: str, suite: Suite, sim: SimConfig
 
 def run_evaluation(suite: Suite, driver: DriverFactory, *, policy_name: str, identity: str, sim: SimConfig,
                    settings: EvaluateConfig, store: EpisodeStore, checkpoint: Path,
-                   tags: Mapping[str, str] | None = None,
+                   tags: Mapping[str, str] | None = None, compute: Compute = IN_PROCESS,
                    on_batch: Callable[[int, int], None] | None = None) -> EvaluationResult:
     """Drive every route of ``suite`` not yet in ``checkpoint`` and aggregate all of them.
 
@@ -93,7 +94,9 @@ def run_evaluation(suite: Suite, driver: DriverFactory, *, policy_name: str, ide
     :param identity: what makes two drivers the same for resuming (a logged model id, a file hash, ``expert``).
     :param sim: BEV and batch size (each batch runs on one map with the slots its suite needs).
     :param tags: stored with each episode, besides ``purpose=eval``, ``suite`` and ``suite_hash``.
-    :param on_batch: called with ``(routes done, routes planned)`` after each batch is checkpointed.
+    :param compute: where the shards run (this process, or a Ray cluster); each shard is a batch of one map's routes,
+        checkpointed when it comes back.
+    :param on_batch: called with ``(routes done, routes planned)`` after each shard is checkpointed.
     :raises ValueError: when ``checkpoint`` belongs to another evaluation.
     """
     header = {"format": CHECKPOINT_FORMAT, "identity": identity, "suite": suite.name,
@@ -103,42 +106,52 @@ def run_evaluation(suite: Suite, driver: DriverFactory, *, policy_name: str, ide
     # waits, then finds the routes done
     with exclusive(checkpoint.with_suffix(".lock")):
         return _run(suite, driver, header=header, policy_name=policy_name, sim=sim, settings=settings, store=store,
-                    checkpoint=checkpoint, tags=tags, on_batch=on_batch)
+                    checkpoint=checkpoint, tags=tags, compute=compute, on_batch=on_batch)
 
 
 def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_name: str, sim: SimConfig,
          settings: EvaluateConfig, store: EpisodeStore, checkpoint: Path, tags: Mapping[str, str] | None,
-         on_batch: Callable[[int, int], None] | None) -> EvaluationResult:
+         compute: Compute, on_batch: Callable[[int, int], None] | None) -> EvaluationResult:
     done = _read_checkpoint(checkpoint, header)
     if done:
         log.info("resuming %s: %d of %d routes already evaluated", checkpoint, len(done), len(suite.scenarios))
     episode_tags = {**(tags or {}), "purpose": "eval", "suite": suite.name, "suite_hash": suite.content_hash}
     slots = suite.world_config()
+    shards: list[tuple[str, list[int]]] = []
     for map_name, indices in suite.by_map().items():
-        if any(i not in done for i in indices):
-            store_file_maps(store, [map_name])  # the episodes read back where the map's file is not
-        for start in range(0, len(indices), sim.batch_size):
-            batch = [i for i in indices[start:start + sim.batch_size]]
-            if all(i in done for i in batch):
-                continue
-            batch_sim = sim.model_copy(update={"map_name": map_name, "batch_size": len(batch),
-                                               "traffic_vehicles": slots.max_vehicles,
-                                               "pedestrians": slots.max_pedestrians})
-            results = _drive_batch(suite, batch, driver=driver, sim=batch_sim, policy_name=policy_name,
-                                   tags=episode_tags, scorer=settings.scorer)
-            new = [(result, episode) for result, episode in results if result.index not in done]
-            # episodes first: a route in the checkpoint always has its episode (a kill in between leaves an
-            # episode that no result names, and the route runs again)
-            store.write_many([episode for _, episode in new if episode is not None])
-            fresh = [result for result, _ in new]
-            _append(checkpoint, fresh)
-            done.update({result.index: result for result in fresh})
-            if on_batch is not None:
-                on_batch(len(done), len(suite.scenarios))
+        for shard in compute.shards(len(indices), sim.batch_size):
+            batch = [indices[i] for i in shard]
+            if not all(i in done for i in batch):
+                shards.append((map_name, batch))
+    store_file_maps(store, sorted({map_name for map_name, _ in shards}))  # episodes read back where files are not
+    drive = functools.partial(_drive_shard, suite=suite, driver=driver, sim=sim, policy_name=policy_name,
+                              tags=episode_tags, scorer=settings.scorer,
+                              vehicles=slots.max_vehicles, pedestrians=slots.max_pedestrians)
+    for _, results in compute.map(drive, shards):
+        new = [(result, episode) for result, episode in results if result.index not in done]
+        # episodes first: a route in the checkpoint always has its episode (a kill in between leaves an
+        # episode that no result names, and the route runs again)
+        store.write_many([episode for _, episode in new if episode is not None])
+        fresh = [result for result, _ in new]
+        _append(checkpoint, fresh)
+        done.update({result.index: result for result in fresh})
+        if on_batch is not None:
+            on_batch(len(done), len(suite.scenarios))
     return aggregate(list(done.values()), policy=policy_name, suite=suite.name, suite_hash=suite.content_hash,
                      scorer=settings.scorer, resamples=settings.bootstrap_resamples,
                      confidence=settings.confidence, seed=settings.bootstrap_seed, checkpoint=str(checkpoint),
                      episode_tags=episode_tags)
+
+
+def _drive_shard(shard: tuple[str, list[int]], *, suite: Suite, driver: DriverFactory, sim: SimConfig,
+                 policy_name: str, tags: dict[str, str], scorer: str, vehicles: int, pedestrians: int,
+                 ) -> list[tuple[RouteResult, Episode | None]]:
+    """One shard: routes of one map, driven as one batch with the suite's actor slots."""
+    map_name, batch = shard
+    batch_sim = sim.model_copy(update={"map_name": map_name, "batch_size": len(batch),
+                                       "traffic_vehicles": vehicles, "pedestrians": pedestrians})
+    return _drive_batch(suite, batch, driver=driver, sim=batch_sim, policy_name=policy_name, tags=tags,
+                        scorer=scorer)
 
 
 def _drive_batch(suite: Suite, batch: Sequence[int], *, driver: DriverFactory, sim: SimConfig, policy_name: str,

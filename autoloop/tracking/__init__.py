@@ -24,6 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from autoloop.episodes import DatasetSnapshot
+from autoloop.network import check_reachable
 from autoloop.paths import Paths
 from autoloop.tracking.pyfunc import signature
 from autoloop.tracking.registry import (
@@ -31,7 +32,9 @@ from autoloop.tracking.registry import (
     CHAMPION,
     PREVIOUS_CHAMPION,
     ModelVersionRef,
+    RegistryLock,
     VersionInfo,
+    file_lock,
     get_version,
     list_versions,
     promote,
@@ -49,7 +52,9 @@ __all__ = [
     "CHAMPION",
     "PREVIOUS_CHAMPION",
     "ModelVersionRef",
+    "RegistryLock",
     "VersionInfo",
+    "file_lock",
     "get_version",
     "list_versions",
     "promote",
@@ -81,6 +86,7 @@ def configure(paths: Paths, experiment: str) -> str:
     uri = paths.tracking_uri
     if uri.startswith("sqlite:///"):
         paths.home.mkdir(parents=True, exist_ok=True)
+    check_store(paths)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
@@ -94,6 +100,17 @@ def configure(paths: Paths, experiment: str) -> str:
             experiment_id = str(mlflow.get_experiment_by_name(experiment).experiment_id)  # type: ignore[union-attr]
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def check_store(paths: Paths) -> None:
+    """Fail within seconds when the tracking store is a server or database that does not answer (MLflow's client
+    would retry for minutes).
+
+    :raises autoloop.network.Unreachable: naming the address (never its password).
+    """
+    uri = paths.tracking_uri
+    if uri.split("://", 1)[0].split("+", 1)[0] in ("http", "https", "postgresql", "mysql"):
+        check_reachable(uri, what="the MLflow tracking store (MLFLOW_TRACKING_URI)")
 
 
 def create_run(name: str, *, experiment_id: str, tags: Mapping[str, str] | None = None) -> str:
@@ -146,15 +163,26 @@ def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
     mlflow.log_dict(dict(data), artifact_file)
 
 
+def load_dict(run_id: str, artifact_file: str) -> dict[str, Any]:
+    """A JSON artifact :func:`log_dict` logged to a run.
+
+    :raises ValueError: when the run or the artifact does not exist.
+    """
+    try:
+        return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact_file}"))
+    except (MlflowException, OSError) as error:
+        raise ValueError(f"run {run_id} has no {artifact_file} ({error})") from None
+
+
 def log_artifacts(folder: Path, artifact_path: str | None = None) -> str:
     """Log every file under ``folder`` to the active run; returns the artifact URI they went to."""
     mlflow.log_artifacts(str(folder), artifact_path)
     return str(mlflow.get_artifact_uri(artifact_path))
 
 
-def lock_path(paths: Paths) -> Path:
-    """The registry lock beside the tracking store (see :mod:`autoloop.tracking.registry`)."""
-    return paths.home / "registry.lock"
+def registry_lock(paths: Paths) -> RegistryLock:
+    """The registry lock of one machine: a file beside the home's store (see :mod:`autoloop.tracking.registry`)."""
+    return file_lock(paths.home / "registry.lock")
 
 
 def log_dataset(snapshot: DatasetSnapshot, *, context: str = "training") -> None:

@@ -4,18 +4,22 @@ Aliases, never stages: ``challenger`` (the latest candidate that ran its evaluat
 and ``previous-champion`` (what drove before; ``rollback`` moves ``champion`` back to it). Every promotion is
 appended to the registered model's ``champion_history`` tag, so rolling back twice goes back two promotions.
 
-Alias moves are read-check-write sequences, so they hold an exclusive file lock (``fcntl.flock``) next to the
-tracking store and re-read the aliases inside it: two cycles that finish at once end with exactly one champion
-and every version registered. (The lock is a file on this machine: with a remote tracking server, run one
-promoting process per server or share the lock file's folder.)
+Alias moves are read-check-write sequences, so they hold a lock (``lock``: any context manager factory) and
+re-read the aliases inside it: two promotions that finish at once end with exactly one champion and every version
+registered. On one machine :func:`file_lock` (``fcntl.flock`` on a file beside the tracking store) serializes them;
+workers on several machines need a lock they all see: the Prefect flows add a Prefect global concurrency limit of
+one slot (:mod:`flows.locks`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
@@ -29,6 +33,14 @@ PREVIOUS_CHAMPION = "previous-champion"
 HISTORY_TAG = "champion_history"
 #: MLflow's limit on a tag value (longer verdict reasons are cut; ``verdict.json`` of the promote run has them all).
 TAG_VALUE_LIMIT = 5000
+
+#: Held around every read-check-write of the registry's aliases and tags.
+RegistryLock = Callable[[], AbstractContextManager[Any]]
+
+
+def file_lock(path: Path) -> RegistryLock:
+    """A registry lock on one machine: an exclusive ``flock`` on ``path``."""
+    return functools.partial(exclusive, path)
 
 
 @dataclass(frozen=True)
@@ -56,12 +68,12 @@ class VersionInfo:
     created_ms: int
 
 
-def register(model_uri: str, name: str, *, lock: Path, tags: Mapping[str, str], description: str = "",
+def register(model_uri: str, name: str, *, lock: RegistryLock, tags: Mapping[str, str], description: str = "",
              alias: str | None = CHALLENGER) -> ModelVersionRef:
     """Register ``model_uri`` as a new version of ``name`` with ``tags`` and ``description``, and point ``alias``
     at it (``challenger`` by default)."""
     client = MlflowClient()
-    with exclusive(lock):
+    with lock():
         version = mlflow.register_model(model_uri, name, tags=dict(tags))
         ref = ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
         if description:
@@ -82,14 +94,14 @@ def version_by_alias(name: str, alias: str = CHAMPION) -> ModelVersionRef | None
     return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
 
 
-def promote(ref: ModelVersionRef, *, expected_champion: str | None, lock: Path) -> bool:
+def promote(ref: ModelVersionRef, *, expected_champion: str | None, lock: RegistryLock) -> bool:
     """Make ``ref`` the champion if the champion is still ``expected_champion`` (the version it was compared
     with; ``None``: there was none); the old champion takes ``previous-champion``. Returns whether it moved: a
     ``False`` means another promotion got there first, and the candidate must be compared with the new champion.
     Promoting the champion itself changes nothing.
     """
     client = MlflowClient()
-    with exclusive(lock):
+    with lock():
         current = version_by_alias(ref.name, CHAMPION)
         if (current.version if current else None) != expected_champion:
             return False
@@ -105,14 +117,14 @@ def promote(ref: ModelVersionRef, *, expected_champion: str | None, lock: Path) 
     return True
 
 
-def rollback(name: str, *, lock: Path) -> tuple[str, str]:
+def rollback(name: str, *, lock: RegistryLock) -> tuple[str, str]:
     """Move ``champion`` back to the version it replaced (``previous-champion``, and that one's predecessor
     becomes ``previous-champion``). Returns ``(from version, to version)``.
 
     :raises ValueError: when there is no earlier champion to go back to.
     """
     client = MlflowClient()
-    with exclusive(lock):
+    with lock():
         current = version_by_alias(name, CHAMPION)
         previous = version_by_alias(name, PREVIOUS_CHAMPION)
         if current is None or previous is None:
@@ -132,9 +144,9 @@ def rollback(name: str, *, lock: Path) -> tuple[str, str]:
     return current.version, previous.version
 
 
-def set_version_tags(ref: ModelVersionRef, tags: Mapping[str, str], *, lock: Path) -> None:
+def set_version_tags(ref: ModelVersionRef, tags: Mapping[str, str], *, lock: RegistryLock) -> None:
     client = MlflowClient()
-    with exclusive(lock):
+    with lock():
         for key, value in tags.items():
             client.set_model_version_tag(ref.name, ref.version, key, value[:TAG_VALUE_LIMIT])
 

@@ -14,14 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoloop.compute import IN_PROCESS, Compute
 from autoloop.config import SimConfig, TrainConfig
 from autoloop.episodes import DatasetSnapshot, EpisodeStore, create_snapshot
-from autoloop.rollout import rollout
+from autoloop.rollout import PolicyDriver, rollout
 from autoloop.training.bc import TrainResult, train_bc
 from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.loop import EpochMetrics
-from policies.base import LearnedPolicy, Policy
-from sim.embedded.world import World
+from policies.base import LearnedPolicy
 from sim.metrics import score_suite
 from sim.scenarios import Scenario
 
@@ -42,7 +42,7 @@ class DaggerRound:
 
 def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig, sim: SimConfig,
            store: EpisodeStore, datasets: Path, scenarios: Callable[[int], Sequence[Scenario]],
-           tags: dict[str, str] | None = None, first_round: int = 1,
+           tags: dict[str, str] | None = None, first_round: int = 1, compute: Compute = IN_PROCESS,
            on_epoch: Callable[[int, EpochMetrics], None] | None = None,
            on_round: Callable[[DaggerRound], None] | None = None) -> list[DaggerRound]:
     """Run ``config.dagger.iterations`` rounds from ``policy`` (trained on ``base``).
@@ -51,19 +51,16 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
     :param on_epoch: sees the round and each retraining epoch's metrics.
     :param on_round: sees each finished round.
     :param first_round: number of the first round (to continue an earlier call's rounds).
+    :param compute: where the learner's rollouts run (this process, or shards on a Ray cluster).
     """
     rounds = []
     episode_ids = list(base.episode_ids)
     for number in range(first_round, first_round + config.dagger.iterations):
         results = []
-
-        def learner(world: World, driver: LearnedPolicy = policy) -> Policy:
-            return driver
-
         for group in by_map(scenarios(number)):
-            results += rollout(group, sim=sim_for(sim, group), driver=learner,
+            results += rollout(group, sim=sim_for(sim, group), driver=PolicyDriver.of(policy),
                                policy_name=f"dagger-{number}", tags={"purpose": "dagger", **(tags or {})},
-                               record_observations=True, takeover_s=config.dagger.takeover_s)
+                               record_observations=True, takeover_s=config.dagger.takeover_s, compute=compute)
         store.write_many([episode for episode, _ in results])
         episode_ids += [episode.episode_id for episode, _ in results]
         score = score_suite([record for _, record in results]).driving_score

@@ -13,10 +13,12 @@ finished epoch. Rank 0 writes the trained driver to ``--output``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from torch.multiprocessing.spawn import spawn
@@ -44,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         output = Path(args.output)
         if topology.is_main:
             result.policy.save(output)
+            if args.history:
+                Path(args.history).write_text(json.dumps({"samples": result.samples,
+                                                          "epochs": [asdict(m) for m in result.history]}))
         elif args.all_ranks:
             result.policy.save(output.with_name(f"{output.stem}.rank{topology.rank}{output.suffix}"))
 
@@ -72,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=None, help="experiment YAML (its train section)")
     parser.add_argument("--profile", default=None, help="packaged profile (quick, default)")
     parser.add_argument("--nproc", type=int, default=1, help="spawn this many local processes (without torchrun)")
+    parser.add_argument("--history", default=None,
+                        help="rank 0 writes the samples and per-epoch losses here (JSON)")
     parser.add_argument("--all-ranks", action="store_true", help="every rank writes its weights (for checks)")
     return parser
 

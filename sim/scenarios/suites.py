@@ -174,6 +174,10 @@ def route_with_event(map_name: str, seed: int, kind: str | None, *, traffic_vehi
     raise ValueError(f"no route on {map_name!r} from seed {seed} takes a {kind} event ({attempts} routes tried)")
 
 
+#: The suites :func:`build_suite` knows.
+SUITE_NAMES = ("smoke", "train", "eval", "carla-towns")
+
+
 def build_suite(name: str, *, routes: int | None = None, per_type: int = 6, seed: int = 0) -> Suite:
     """Generate a named suite (see the module docstring).
 
@@ -222,7 +226,7 @@ def build_suite(name: str, *, routes: int | None = None, per_type: int = 6, seed
                              f"($AUTOLOOP_DATA, else shared/data beside the repository); missing: "
                              f"{', '.join(missing)}")
         return leaderboard_suite("carla-towns", files, routes_per_town=20 if routes is None else routes)
-    raise ValueError(f"unknown suite {name!r}; known: smoke, train, eval, carla-towns")
+    raise ValueError(f"unknown suite {name!r}; known: {', '.join(SUITE_NAMES)}")
 
 
 def _generate(maps: Sequence[str], seed: int, kind: str | None, *, traffic_vehicles: int,

@@ -42,8 +42,8 @@ class Registry:
     client: MlflowClient
 
     @property
-    def lock(self) -> Path:
-        return tracking.lock_path(self.context.paths)
+    def lock(self) -> tracking.RegistryLock:
+        return tracking.registry_lock(self.context.paths)
 
 
 def constant_policy(steer: float, accel: float, config: AutoloopConfig) -> BcPolicy:

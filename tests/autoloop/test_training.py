@@ -125,3 +125,24 @@ def _assert_same_weights(first: dict[str, torch.Tensor], second: dict[str, torch
     assert first.keys() == second.keys()
     for key in first:
         assert torch.equal(first[key], second[key]), key
+
+
+def test_the_train_stage_launches_torchrun_on_several_processes(home: Path, data: TrajectoryArrays,
+                                                                 tmp_path: Path) -> None:
+    from autoloop.config import load_config
+    from autoloop.episodes import load_snapshot
+    from autoloop.paths import Paths
+    from autoloop.training.launch import torchrun, train_processes
+
+    config = load_config(overrides={"train": {"epochs": 2, "batch_size": 16, "threads": 1, "width": 4, "hidden": 32,
+                                              "seed": 1}, "compute": {"train_processes": 2}})
+    assert train_processes(config) == 2
+    [manifest] = (home / "datasets").glob("*.json")
+    launched = torchrun(config, paths=Paths(home), snapshot=load_snapshot(manifest), checkpoints=tmp_path / "run",
+                        processes=2)
+    assert [m.epoch for m in launched.history] == [1, 2] and launched.samples == len(data)
+    assert launched.policy.kind == config.train.policy
+    # started again on the same folder, it resumes after the last finished epoch: nothing left to train
+    again = torchrun(config, paths=Paths(home), snapshot=load_snapshot(manifest), checkpoints=tmp_path / "run",
+                     processes=2)
+    _assert_same_weights(again.policy.net.state_dict(), launched.policy.net.state_dict())  # type: ignore[attr-defined]

@@ -36,7 +36,7 @@ def viewer_url(viewer_store: EpisodeStore) -> Iterator[str]:
 def chromium() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's `chromium` (apt-get install -y chromium; "
-                    "`make browser` does it as root)")
+                    "`make test` does it as root)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

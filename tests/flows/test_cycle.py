@@ -34,8 +34,8 @@ def loop(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> Loo
     pytest.MonkeyPatch().delenv("MLFLOW_TRACKING_URI", raising=False)
     home = tmp_path_factory.mktemp("autoloop-home")
     config = load_config(profile="quick")
-    first = cycle_flow(config, home=str(home))
-    second = cycle_flow(config, home=str(home))
+    first = cycle_flow(profile="quick", home=str(home))
+    second = cycle_flow(profile="quick", home=str(home))
     client = MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db")
     return Loop(home, config, first, second, client)
 
@@ -117,11 +117,12 @@ def test_flow_runs_completed_in_prefect(loop: Loop) -> None:
         assert names.count(name) >= 2, names
 
 
-def test_a_failing_gate_promotes_nothing_and_says_why(loop: Loop) -> None:
-    impossible = load_config(profile="quick", overrides={"gate": {"min_driving_score": 101.0}})
+def test_a_failing_gate_promotes_nothing_and_says_why(loop: Loop, tmp_path: Path) -> None:
+    impossible = tmp_path / "impossible.yaml"
+    impossible.write_text("profile: quick\ngate: {min_driving_score: 101.0}\n")
     before = loop.client.get_registered_model(MODEL)
     versions = len(loop.client.search_model_versions(f"name = '{MODEL}'"))
-    result = promote_flow(impossible, loop.second.candidate_uri, home=str(loop.home))
+    result = promote_flow(loop.second.candidate_uri, config_file=str(impossible), home=str(loop.home))
     assert not result.verdict.passed and not result.promoted
     assert any(reason.startswith("driving score") and "< minimum 101.0" in reason for reason in result.verdict.reasons)
     # registered as a new version, the challenger, with the verdict; the champion stays

@@ -34,6 +34,21 @@ def test_interpolate_along_an_l_shaped_path() -> None:
     np.testing.assert_allclose(heading[0, :2], [0.0, np.pi / 2])
 
 
+def test_interpolate_along_past_the_end_is_the_same_whatever_the_padding() -> None:
+    # a path north then west, alone and padded (as in a batch beside a longer route) by repeating its last vertex
+    path = np.array([[0.0, 0.0], [0.0, 10.0], [-10.0, 10.0]])
+    padded = np.concatenate([path, np.repeat(path[-1:], 4, axis=0)])
+    arc = np.array([0.0, 10.0, 20.0])
+    padded_arc = np.concatenate([arc, np.full(4, 20.0)])
+    queries = np.array([[5.0, 15.0, 20.0, 26.0]])
+    alone = interpolate_along(path[None], arc[None], queries)
+    batched = interpolate_along(padded[None], padded_arc[None], queries)
+    np.testing.assert_array_equal(batched[0], alone[0])
+    np.testing.assert_array_equal(batched[1], alone[1])
+    np.testing.assert_allclose(alone[0][0, 3], [-10.0, 10.0])
+    assert alone[1][0, 3] == np.pi and alone[1][0, 0] == np.pi / 2  # west on the last segment, north on the first
+
+
 def test_local_frame_is_forward_left() -> None:
     local = to_local_frame(np.array([0.0, 5.0]), np.array([0.0, 0.0]), np.array(np.pi / 2))
     np.testing.assert_allclose(local, [5.0, 0.0], atol=1e-12)
