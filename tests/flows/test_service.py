@@ -122,6 +122,11 @@ def test_the_cycle_deployment_registers_a_champion_with_its_lineage(service: Ser
     [trained] = service.flow_runs("train")
     assert trained["work_pool_name"] == "autoloop-gpu" and trained["state_type"] == "COMPLETED"
     assert trained["idempotency_key"].startswith(run_id)
+    # as prefect.yaml declares it: one cycle at a time (a second one waits), a nightly schedule that is off
+    deployment = httpx.get(f"{service.api}/deployments/name/cycle/autoloop", timeout=30).json()
+    assert deployment["global_concurrency_limit"]["limit"] == 1
+    assert deployment["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+    assert [(s["schedule"]["cron"], s["active"]) for s in deployment["schedules"]] == [("0 2 * * *", False)]
     artifacts = httpx.post(f"{service.api}/artifacts/filter",
                            json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}, timeout=30).json()
     assert any(a["key"] == "cycle-summary" and "report.html" in a["data"] for a in artifacts)
@@ -225,7 +230,19 @@ def test_ingesting_enough_fleet_episodes_starts_a_cycle(service: Service, shared
         time.sleep(1.0)
     assert len(triggered) == 1, "no cycle run was triggered"
     assert triggered[0]["created_by"]["type"] == "AUTOMATION"
-    prefect("flow-run", "cancel", triggered[0]["id"], env=service.env)  # (a full default cycle: not for this test)
+    # a second cycle meanwhile waits for the first (the deployment's concurrency limit of one)
+    second = service.run("cycle/autoloop", profile="quick", home=service.home("d"))
+    deadline = time.monotonic() + 120
+    while service.flow_run(triggered[0]["id"])["state_type"] != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    while service.flow_run(second)["state_name"] != "AwaitingConcurrencySlot" and time.monotonic() < deadline:
+        time.sleep(1.0)
+    assert service.flow_run(triggered[0]["id"])["state_type"] == "RUNNING"
+    assert service.flow_run(second)["state_name"] == "AwaitingConcurrencySlot"
+    for run_id in (second, triggered[0]["id"]):  # (full cycles: not for this test)
+        prefect("flow-run", "cancel", run_id, env=service.env)
+        assert service.wait(run_id, timeout_s=120)["state_type"] == "CANCELLED"
 
 
 def test_bad_parameters_fail_the_run_at_once_and_register_nothing(service: Service) -> None:
