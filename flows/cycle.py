@@ -29,7 +29,7 @@ from autoloop import stages
 from autoloop.config import Profile
 from autoloop.reports import cycle_markdown
 from flows import parameters
-from flows.retries import RETRIES, RETRY_DELAYS_S, transient_only
+from flows.retries import RETRYING
 from flows.stages import collect_flow, connect, evaluate_flow, promote_flow, train_flow
 
 #: The MLflow cycle run's tag that names its Prefect flow run.
@@ -42,14 +42,13 @@ def _cycle_run_key(context: TaskRunContext, arguments: dict[str, Any]) -> str:
     return f"autoloop-cycle-start-{context.task_run.flow_run_id}"
 
 
-@task(cache_key_fn=_cycle_run_key, persist_result=True, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S,
-      retry_condition_fn=transient_only)
+@task(cache_key_fn=_cycle_run_key, persist_result=True, **RETRYING)
 def start_cycle(context: stages.StageContext, flow_run_id: str) -> stages.StageContext:
     """Open the cycle's MLflow run, tagged with the flow run (once per cycle flow run: a retried run keeps it)."""
     return stages.start_cycle(context, tags={FLOW_RUN_TAG: flow_run_id})
 
 
-@task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=transient_only)
+@task(cache_policy=NO_CACHE, **RETRYING)
 def finish_cycle(context: stages.StageContext, failed: bool) -> None:
     stages.finish_cycle(context, failed=failed)
 

@@ -40,3 +40,8 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger(__name__)
+
+
+#: The retry options of a task that talks to servers (tracking, registry, Ray): transient failures only.
+RETRYING: dict[str, Any] = {"retries": RETRIES, "retry_delay_seconds": RETRY_DELAYS_S,
+                            "retry_condition_fn": transient_only}

@@ -28,11 +28,7 @@ from autoloop.episodes import load_snapshot
 from autoloop.reports import evaluation_markdown, promotion_markdown
 from autoloop.training.launch import gpu_slots
 from flows import events, locks, parameters
-from flows.retries import RETRIES, RETRY_DELAYS_S, transient_only
-
-#: Retries of tasks that talk to servers (tracking, registry, Ray): transient failures only.
-RETRYING: dict[str, Any] = {"retries": RETRIES, "retry_delay_seconds": RETRY_DELAYS_S,
-                            "retry_condition_fn": transient_only}
+from flows.retries import RETRYING
 
 
 def stage_key(context: TaskRunContext, arguments: dict[str, Any]) -> str:
