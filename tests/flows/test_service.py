@@ -13,6 +13,8 @@ import itertools
 import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -73,6 +75,16 @@ class Service:
         body = {"task_runs": {"flow_run_id": {"any_": flow_run_ids}}}
         return list(httpx.post(f"{self.api}/task_runs/filter", json=body, timeout=30).json())
 
+    def events(self, name: str, timeout_s: float = 60) -> list[dict[str, Any]]:
+        """The events called ``name`` the server has stored (waiting for at least one)."""
+        body = {"filter": {"event": {"name": [name]}}, "limit": 50}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = httpx.post(f"{self.api}/events/filter", json=body, timeout=30).json()["events"]
+            if found or time.monotonic() > deadline:
+                return list(found)
+            time.sleep(1.0)
+
     def stage_runs(self, cycle_flow_run: str) -> list[Any]:
         """The MLflow runs of the stages of the cycle that a Prefect flow run made."""
         experiment = self.mlflow.get_experiment_by_name("autoloop")
@@ -122,6 +134,9 @@ def test_the_cycle_deployment_registers_a_champion_with_its_lineage(service: Ser
     [trained] = service.flow_runs("train")
     assert trained["work_pool_name"] == "autoloop-gpu" and trained["state_type"] == "COMPLETED"
     assert trained["idempotency_key"].startswith(run_id)
+    [promoted] = service.events("autoloop.model.promoted")
+    assert promoted["payload"]["version"] == "1" and promoted["payload"]["previous_champion"] is None
+    assert promoted["payload"]["metrics"]["driving_score"] == tags["driving_score"]
     # as prefect.yaml declares it: one cycle at a time (a second one waits), a nightly schedule that is off
     deployment = httpx.get(f"{service.api}/deployments/name/cycle/autoloop", timeout=30).json()
     assert deployment["global_concurrency_limit"]["limit"] == 1
@@ -176,15 +191,25 @@ def _candidate_evaluation(service: Service, cycle_flow_run: str) -> list[dict[st
     return [{key: value for key, value in route.items() if key != "episode_id"} for route in routes]
 
 
-def test_two_workers_promoting_at_once_keep_one_champion_and_its_history(service: Service) -> None:
-    from prefect.concurrency.sync import concurrency
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+#: Another worker in the middle of a promotion: it holds the registry lock until its stdin closes.
+HOLD_THE_REGISTRY = """
+import sys
+from prefect.concurrency.sync import concurrency
+with concurrency("autoloop-registry", occupy=1, strict=True):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
 
+
+def test_two_workers_promoting_at_once_keep_one_champion_and_its_history(service: Service) -> None:
     candidates = {home: service.mlflow.get_model_version(MODEL, version).source
                   for home, version in (("a", "1"), ("b", "2"))}
     versions = len(service.mlflow.search_model_versions(f"name = '{MODEL}'"))
-    with temporary_settings({PREFECT_API_URL: service.api}), concurrency("autoloop-registry", occupy=1, strict=True):
-        # this test holds the registry lock every worker takes: both promotions start and wait for it
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_REGISTRY], env=service.env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        # both promotions start and wait for the lock every worker takes
         runs = [service.run("promote/autoloop", model_uri=uri, profile="quick", home=service.home(home))
                 for home, uri in candidates.items()]
         deadline = time.monotonic() + 300
@@ -193,6 +218,10 @@ def test_two_workers_promoting_at_once_keep_one_champion_and_its_history(service
         time.sleep(15.0)
         assert all(service.flow_run(r)["state_type"] == "RUNNING" for r in runs)
         assert len(service.mlflow.search_model_versions(f"name = '{MODEL}'")) == versions  # none registered yet
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
     finished = [service.wait(r) for r in runs]
     assert [r["state_type"] for r in finished] == ["COMPLETED", "COMPLETED"], [r["state"] for r in finished]
 
@@ -222,6 +251,8 @@ def test_ingesting_enough_fleet_episodes_starts_a_cycle(service: Service, shared
         shutil.copytree(shared_data / "av2" / log, drop / Path(log).name)
     ingested = service.wait(service.run("ingest/autoloop", paths=json.dumps([str(drop)]), home=service.home("c")))
     assert ingested["state_type"] == "COMPLETED", ingested["state"]
+    [counts] = service.events("autoloop.fleet.ingested")
+    assert counts["payload"] == {"landed": 2, "skipped": 0, "quarantined": 0, "not_found": 0}
 
     deadline = time.monotonic() + 120
     triggered: list[dict[str, Any]] = []
