@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -68,3 +71,15 @@ def test_episodes_query_prints_a_table_or_json(tmp_path: Path) -> None:
     assert row["episode_id"] == "log-1" and row["steps"] == 4
     result = runner.invoke(app, ["episodes", "query", "SELECT nope FROM episodes", "--home", str(tmp_path)])
     assert result.exit_code == 2 and 'column "nope" not found' in result.output
+
+
+def test_evaluate_runs_the_flow_and_prints_the_table(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
+    autoloop = str(Path(sys.executable).with_name("autoloop"))
+    result = subprocess.run([autoloop, "evaluate", "--model", "expert", "--suite", "smoke", "--profile", "quick",
+                             "--home", str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "expert on smoke" in result.stdout and "report.html" in result.stdout
+    assert len(list((tmp_path / "evaluations").glob("smoke-*.jsonl"))) == 1
+    typo = runner.invoke(app, ["evaluate", "--model", "expert", "--suite", "smokey", "--home", str(tmp_path)])
+    assert typo.exit_code == 2 and "unknown suite 'smokey'" in typo.output
