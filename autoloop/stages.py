@@ -291,12 +291,16 @@ class EvaluateOutcome:
     report_uri: str
 
 
-def load_evaluation(run_id: str) -> EvaluateOutcome:
-    """The outcome of an earlier evaluate stage, from its MLflow run (``evaluation.json`` and the report's tag).
+def load_evaluation(run_id: str, model: tracking.LoggedPolicy) -> EvaluateOutcome:
+    """The outcome of an earlier evaluate stage of ``model``, from its MLflow run (``evaluation.json`` and the
+    report's tag).
 
-    :raises ValueError: when the run is no evaluation.
+    :raises ValueError: when the run is no evaluation, or the evaluation of another model.
     """
     result = EvaluationResult.from_json(tracking.load_dict(run_id, "evaluation.json"))
+    evaluated = tracking.run_tag(run_id, "autoloop.model_uri") or ""
+    if not evaluated.startswith("models:/") or tracking.logged_policy(evaluated).model_id != model.model_id:
+        raise ValueError(f"run {run_id} evaluated {evaluated or 'no model'}, not {model.model_uri}")
     return EvaluateOutcome(result, run_id, tracking.run_tag(run_id, "autoloop.report") or "")
 
 

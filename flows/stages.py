@@ -85,9 +85,10 @@ def resolve_model(context: stages.StageContext, model_uri: str) -> tracking.Logg
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def load_evaluation(context: stages.StageContext, run_id: str) -> stages.EvaluateOutcome:
+def load_evaluation(context: stages.StageContext, run_id: str, model: tracking.LoggedPolicy
+                    ) -> stages.EvaluateOutcome:
     try:
-        return stages.load_evaluation(run_id)
+        return stages.load_evaluation(run_id, model)
     except ValueError as error:
         raise parameters.ParameterError(f"parameter evaluation_run_id={run_id!r}: {error}") from None
 
@@ -198,7 +199,7 @@ def promote_flow(model_uri: str, config_file: str | None = None, profile: Profil
     config = parameters.load(config_file, profile, suite=suite)
     context = connect(config, home, parent_run_id)
     model = resolve_model(context, model_uri)
-    evaluation = (load_evaluation(context, evaluation_run_id) if evaluation_run_id
+    evaluation = (load_evaluation(context, evaluation_run_id, model) if evaluation_run_id
                   else evaluate_policy(context, model.model_uri))
     result = gate_and_register(context, model, evaluation)
     create_markdown_artifact(key="promote-summary", markdown=promotion_markdown(model_uri, result),

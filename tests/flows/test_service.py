@@ -280,7 +280,13 @@ def test_bad_parameters_fail_the_run_at_once_and_register_nothing(service: Servi
     versions = len(service.mlflow.search_model_versions(f"name = '{MODEL}'"))
     experiment = service.mlflow.get_experiment_by_name("autoloop")
     runs_before = len(service.mlflow.search_runs([experiment.experiment_id]))
+    [other] = [r.info.run_id for r in service.stage_runs(service.runs["second"])
+               if r.data.tags["autoloop.stage"] == "evaluate" and r.info.status == "FINISHED"]
+    first_model = service.mlflow.get_model_version(MODEL, "1").source
     started = {
+        f"parameter evaluation_run_id='{other}'": service.run(  # the evaluation of another model
+            "promote/autoloop", model_uri=first_model, evaluation_run_id=other, profile="quick",
+            home=service.home("a")),
         "parameter model_uri='models:/autoloop-driver/99'": service.run(
             "promote/autoloop", model_uri="models:/autoloop-driver/99", profile="quick", home=service.home("a")),
         "parameter config_file='/no/such/config.yaml'": service.run(
