@@ -28,7 +28,7 @@ def ingest_flow(paths: list[str], home: str | None = None) -> dict[str, Any]:
     if not paths:
         raise parameters.ParameterError("parameter paths=[]: give at least one folder to ingest")
     where = parameters.home(home)
-    report = ingest([parameters.folder(p, name="paths") for p in paths], EpisodeStore(where.episodes),
+    report = ingest([parameters.existing(p, name="paths", folder=True) for p in paths], EpisodeStore(where.episodes),
                     where.quarantine)
     events.fleet_ingested(report)
     lines = [f"- `{q.log.name}`: {q.file} — `{q.field}`: {q.problem}" for q in report.quarantined]

@@ -42,25 +42,14 @@ def home(folder: str | None) -> Paths:
     return Paths(Path(folder).resolve()) if folder else Paths.from_env()
 
 
-def path(value: str, *, name: str) -> Path:
-    """An existing file the flow reads.
+def existing(value: str, *, name: str, folder: bool = False) -> Path:
+    """An existing file (``folder``: folder) the flow reads.
 
     :raises ParameterError: naming the parameter and the value.
     """
     found = Path(value)
-    if not found.is_file():
-        raise ParameterError(f"parameter {name}={value!r}: no such file")
-    return found
-
-
-def folder(value: str, *, name: str) -> Path:
-    """An existing folder the flow reads.
-
-    :raises ParameterError: naming the parameter and the value.
-    """
-    found = Path(value)
-    if not found.is_dir():
-        raise ParameterError(f"parameter {name}: {value!r} is no folder")
+    if not (found.is_dir() if folder else found.is_file()):
+        raise ParameterError(f"parameter {name}={value!r}: no such {'folder' if folder else 'file'}")
     return found
 
 

@@ -141,7 +141,7 @@ def train_flow(config_file: str | None = None, profile: Profile | None = None, h
     """
     config = parameters.load(config_file, profile)
     if dataset is not None:
-        parameters.path(dataset, name="dataset")
+        parameters.existing(dataset, name="dataset")
     result = train_policy(connect(config, home, parent_run_id), dataset)
     create_markdown_artifact(
         key="train-summary",
