@@ -64,9 +64,11 @@ def _check_servers(config: AutoloopConfig, home: str) -> None:
         raise typer.Exit(1) from None
 
 
-def _flow_arguments(config: Path | None, profile: str | None, home: Path | None) -> dict[str, Any]:
-    """Check the config and the servers it names, then the parameters every flow takes."""
-    cfg = _load(config, profile)
+def _flow_arguments(config: Path | None, profile: str | None, home: Path | None, suite: str | None = None
+                    ) -> dict[str, Any]:
+    """Check the config (with ``suite`` as its ``evaluate.suite``) and the servers it names, then the parameters
+    every flow takes."""
+    cfg = _load(config, profile, suite)
     where = _home(home)
     _check_servers(cfg, where)
     _setup_logging()
@@ -122,8 +124,7 @@ def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: H
                                                      "models:/NAME@ALIAS.")] = "models:/autoloop-driver@champion",
              suite: SuiteOption = None) -> None:
     """Evaluate a driver closed-loop on a scenario suite; an interrupted evaluation resumes where it stopped."""
-    _load(config, profile, suite)
-    arguments = _flow_arguments(config, profile, home)
+    arguments = _flow_arguments(config, profile, home, suite)
     from flows.stages import evaluate_flow
 
     try:
@@ -161,11 +162,11 @@ def promote(model: Annotated[str | None, typer.Option(
             suite: SuiteOption = None) -> None:
     """Register a candidate as challenger, gate it against the thresholds and the champion on the same routes, and
     make it champion if it passes; or, with --rollback, put the previous champion back."""
-    cfg = _load(config, profile, suite)
-    _setup_logging()
     if rollback:
         from autoloop import stages
 
+        cfg = _load(config, profile, suite)
+        _setup_logging()
         try:
             before, after = stages.rollback(stages.open_context(cfg, paths=Paths(Path(_home(home)))))
         except ValueError as error:
@@ -178,7 +179,7 @@ def promote(model: Annotated[str | None, typer.Option(
         raise typer.Exit(2)
     from flows.stages import promote_flow
 
-    result = promote_flow(model_uri=model, suite=suite, **_flow_arguments(config, profile, home))
+    result = promote_flow(model_uri=model, suite=suite, **_flow_arguments(config, profile, home, suite))
     for check in result.verdict.checks:
         console.print(Text(f"{'PASS' if check.passed else 'FAIL'} {check.detail}",
                            style="green" if check.passed else "red"))
