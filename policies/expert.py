@@ -21,7 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sim.embedded.dynamics import IdmParams, idm_acceleration
-from sim.embedded.kernels import LINE_LIGHT, NUDGE_RATE, YELLOW
+from sim.embedded.kernels.codes import LINE_LIGHT, YELLOW
+from sim.embedded.kernels.planner import NUDGE_RATE
 from sim.embedded.observation import Observation
 from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle

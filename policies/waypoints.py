@@ -32,7 +32,7 @@ from torch import nn
 from policies.bc import torch_inputs
 from policies.encoder import EncoderConfig, ObservationEncoder
 from sim.embedded.dynamics import BicycleParams
-from sim.embedded.kernels import NUDGE_RATE
+from sim.embedded.kernels.planner import NUDGE_RATE
 from sim.embedded.observation import (
     DISTANCE_SCALE_M,
     OFFSET_SCALE_M,

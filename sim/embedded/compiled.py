@@ -22,7 +22,7 @@ BoolArray = NDArray[np.bool_]
 
 #: Cell size of the spatial grid, metres.
 GRID_CELL_M = 2.0
-#: The most a located actor may reach beyond a lane's half width (``kernels.locate``'s ``reach``); segments are
+#: The most a located actor may reach beyond a lane's half width (``geometry.locate``'s ``reach``); segments are
 #: listed in every cell within half the widest lane plus this.
 MAX_QUERY_REACH_M = 2.0
 #: Junction lanes whose centrelines come closer than this share of the mean lane width conflict.

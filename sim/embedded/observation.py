@@ -49,8 +49,8 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.embedded import kernels
 from sim.embedded.bev import BevRenderer, BevSpec, Channel
+from sim.embedded.kernels import codes
 from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
 
@@ -164,12 +164,12 @@ class Observer:
         points, _ = interpolate_along(route_xy, route_s, ahead)
         local = to_local_frame(points, ego_xy[:, None, :], st.ego_yaw[:, None]) / ROUTE_SCALE_M
         front = st.ego_line_dist - 0.5 * world.config.ego_length_m
-        has_line = (st.ego_line_kind != kernels.LINE_NONE) & (front < 50.0)
-        light = st.ego_line_kind == kernels.LINE_LIGHT
+        has_line = (st.ego_line_kind != codes.LINE_NONE) & (front < 50.0)
+        light = st.ego_line_kind == codes.LINE_LIGHT
         control = np.stack([
-            has_line & light & (st.ego_line_state != kernels.GREEN),
-            has_line & light & (st.ego_line_state == kernels.GREEN),
-            has_line & (st.ego_line_kind == kernels.LINE_STOP),
+            has_line & light & (st.ego_line_state != codes.GREEN),
+            has_line & light & (st.ego_line_state == codes.GREEN),
+            has_line & (st.ego_line_kind == codes.LINE_STOP),
         ], axis=1)
         command = np.zeros((b, len(Command)))
         command[np.arange(b), self.commands()] = 1.0

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.embedded import kernels
+from sim.embedded.kernels import codes, geometry, planner
 from sim.embedded.traffic import LightState
 from sim.geometry import FloatArray, cumulative_length, interpolate_along, wrap_angle
 from sim.scenarios import Scenario
@@ -111,13 +111,13 @@ class _RouteGeometry:
         self.predecessors = world.map.predecessors
         self.arrays = world.arrays
         self.zones = world.map.curbside_stops
-        # lanes, arc lengths, lateral offsets, headings, distances of a located point (kernels.locate's buffers)
-        self._located = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED)
+        # lanes, arc lengths, lateral offsets, headings, distances of a located point (geometry.locate's buffers)
+        self._located = [np.zeros(codes.MAX_LOCATED, dtype=np.int64)] + [np.zeros(codes.MAX_LOCATED)
                                                                             for _ in range(4)]
 
     def _locate(self, xy: FloatArray) -> int:
         """How many lanes the point lies on (their details in ``self._located``)."""
-        return int(kernels.locate(self.arrays, float(xy[0]), float(xy[1]), 0.0, *self._located))
+        return int(geometry.locate(self.arrays, float(xy[0]), float(xy[1]), 0.0, *self._located))
 
     def pose(self, s_m: float) -> tuple[FloatArray, float]:
         xy, heading = interpolate_along(self.route.points[None], self.s[None], np.array([[s_m]]))
@@ -356,7 +356,7 @@ def _blocked_lane(world: World, env: int, event: Any, geometry: _RouteGeometry, 
         if not geometry.on_road(xy + geometry.lane_width(s) * _side_normal(heading, "left")):
             raise ValueError(f"{_name(event)}: no lane to the left to pass on at {s:.1f} m")
     # (from where the ego may begin to move over, as it looks ahead for obstacles, until it is back)
-    world.allow_oncoming_lane(env, start_s_m - kernels.NUDGE_LOOKAHEAD_M - 10.0, start_s_m + length_m + 30.0)
+    world.allow_oncoming_lane(env, start_s_m - planner.NUDGE_LOOKAHEAD_M - 10.0, start_s_m + length_m + 30.0)
 
 
 def _park_on_route(world: World, env: int, event: Any, geometry: _RouteGeometry, slots: _Slots, s_m: float,
@@ -616,8 +616,8 @@ _REPLAY_STANDING_MPS = 0.3
 
 
 _FOREVER_S = 1e9
-_TRACK_KINDS = {"vehicle": kernels.VEHICLE, "cyclist": kernels.VEHICLE, "pedestrian": kernels.PEDESTRIAN,
-                "static": kernels.STATIC, "other": kernels.STATIC}
+_TRACK_KINDS = {"vehicle": codes.VEHICLE, "cyclist": codes.VEHICLE, "pedestrian": codes.PEDESTRIAN,
+                "static": codes.STATIC, "other": codes.STATIC}
 
 
 def _stage_log_replay(world: World, env: int, event: LogReplay, geometry: _RouteGeometry, slots: _Slots) -> None:

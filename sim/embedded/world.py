@@ -40,9 +40,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.embedded import kernels
 from sim.embedded.compiled import MapArrays, compile_map
 from sim.embedded.dynamics import BicycleParams, EgoState, IdmParams
+from sim.embedded.kernels import codes, tick
 from sim.embedded.staging import stage_events
 from sim.embedded.threads import default_threads, run_chunked
 from sim.embedded.traffic import LightTiming
@@ -54,24 +54,24 @@ from sim.scenarios import Scenario
 INFRACTIONS = tuple(Infraction)
 _INDEX = {kind: i for i, kind in enumerate(INFRACTIONS)}
 STATUSES = tuple(RouteStatus)
-_RUNNING = kernels.RUNNING
+_RUNNING = codes.RUNNING
 assert [INFRACTIONS.index(k) for k in (Infraction.COLLISION_PEDESTRIAN, Infraction.COLLISION_VEHICLE,
                                        Infraction.COLLISION_STATIC, Infraction.RED_LIGHT, Infraction.STOP_SIGN,
                                        Infraction.YIELD_TO_EMERGENCY, Infraction.MISSED_CURBSIDE_STOP)] \
-    == [kernels.INF_PEDESTRIAN, kernels.INF_VEHICLE, kernels.INF_STATIC, kernels.INF_RED, kernels.INF_STOP,
-        kernels.INF_EMERGENCY, kernels.INF_MISSED_STOP]
+    == [codes.INF_PEDESTRIAN, codes.INF_VEHICLE, codes.INF_STATIC, codes.INF_RED, codes.INF_STOP,
+        codes.INF_EMERGENCY, codes.INF_MISSED_STOP]
 assert [STATUSES.index(s) for s in (RouteStatus.COMPLETED, RouteStatus.ROUTE_DEVIATION, RouteStatus.AGENT_BLOCKED,
                                     RouteStatus.ROUTE_TIMEOUT)] \
-    == [kernels.COMPLETED, kernels.DEVIATION, kernels.BLOCKED, kernels.TIMEOUT]
+    == [codes.COMPLETED, codes.DEVIATION, codes.BLOCKED, codes.TIMEOUT]
 
 
 class ActorKind:
     """Actor types (``World.actor_kind``)."""
 
-    NONE = kernels.NONE
-    VEHICLE = kernels.VEHICLE
-    PEDESTRIAN = kernels.PEDESTRIAN
-    STATIC = kernels.STATIC
+    NONE = codes.NONE
+    VEHICLE = codes.VEHICLE
+    PEDESTRIAN = codes.PEDESTRIAN
+    STATIC = codes.STATIC
 
 
 @dataclass(frozen=True)
@@ -113,19 +113,15 @@ class WorldConfig:
     stop_distance_m: float = 4.0
     min_speed_radius_m: float = 50.0
     threads: int | None = None
-    bicycle: BicycleParams = field(default_factory=BicycleParams)
-    idm: IdmParams = field(default_factory=IdmParams)
+    bicycle: BicycleParams = BicycleParams()
+    idm: IdmParams = IdmParams()
     lights: LightTiming = field(default_factory=LightTiming)
 
-    def params(self) -> kernels.Params:
-        bike, idm, lights = self.bicycle, self.idm, self.lights
-        return kernels.Params(
-            dt=self.dt_s, ego_length=self.ego_length_m, ego_width=self.ego_width_m, wheelbase=bike.wheelbase_m,
-            rear_to_center=bike.rear_to_center_m, max_steer=bike.max_steer_rad,
-            max_steer_rate=bike.max_steer_rate_radps, max_accel=bike.max_accel_mps2, max_brake=bike.max_brake_mps2,
-            max_speed=bike.max_speed_mps, idm_accel=idm.max_accel_mps2, idm_comfort=idm.comfort_decel_mps2,
-            idm_max_decel=idm.max_decel_mps2, idm_gap=idm.min_gap_m, idm_headway=idm.time_headway_s,
-            idm_delta=idm.exponent, route_deviation=self.route_deviation_m, blocked_s=self.blocked_s,
+    def params(self) -> codes.Params:
+        lights = self.lights
+        return codes.Params(
+            dt=self.dt_s, ego_length=self.ego_length_m, ego_width=self.ego_width_m, bicycle=self.bicycle,
+            idm=self.idm, route_deviation=self.route_deviation_m, blocked_s=self.blocked_s,
             completion_tol=self.completion_tolerance_m, green_s=lights.green_s, yellow_s=lights.yellow_s,
             all_red_s=lights.all_red_s, horizon=self.horizon_m, collision_time_s=5.0, collision_area_m=3.0,
             collision_forget_m=5.0, stop_speed=self.stop_speed_mps, stop_distance=self.stop_distance_m,
@@ -212,7 +208,7 @@ class State(NamedTuple):
     veh_arrival: FloatArray
     veh_draws: NDArray[np.int64]
     veh_respawn: NDArray[np.bool_]
-    veh_flags: NDArray[np.int64]  # kernels.HIDDEN | IGNORE_LIGHTS | IGNORE_PRIORITY | FOLLOW_ROUTE
+    veh_flags: NDArray[np.int64]  # codes.HIDDEN | IGNORE_LIGHTS | IGNORE_PRIORITY | FOLLOW_ROUTE
     veh_pending: NDArray[np.bool_]  # an event armed for this vehicle, set off at veh_trigger (route progress)
     veh_trigger: FloatArray
     veh_meet_s: FloatArray  # when revealed: where on its lanes (from the first's start) it meets the ego, or -1
@@ -332,7 +328,7 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
               lines: int) -> State:
     v, p, s = config.max_vehicles, config.max_pedestrians, config.max_statics
     n = v + p + s
-    occ = v + kernels.MAX_LOCATED * (1 + 2 * p + s + v)  # pedestrians: where they are and will be
+    occ = v + codes.MAX_LOCATED * (1 + 2 * p + s + v)  # pedestrians: where they are and will be
 
     def f(*shape: int, fill: float = 0.0) -> FloatArray:
         return np.full(shape, fill, dtype=np.float64)
@@ -367,8 +363,8 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         ped_pending=z(b, p), ped_careless=z(b, p), ped_trigger=f(b, p), ped_meet_route=f(b, p), ped_meet_walk=f(b, p),
         occ_lane=i(b, occ), occ_s=f(b, occ), occ_half=f(b, occ), occ_speed=f(b, occ), occ_actor=i(b, occ),
         occ_kind=i(b, occ), occ_n=i(b),
-        loc_lane=i(b, kernels.MAX_LOCATED), loc_s=f(b, kernels.MAX_LOCATED), loc_lat=f(b, kernels.MAX_LOCATED),
-        loc_heading=f(b, kernels.MAX_LOCATED), loc_dist=f(b, kernels.MAX_LOCATED),
+        loc_lane=i(b, codes.MAX_LOCATED), loc_s=f(b, codes.MAX_LOCATED), loc_lat=f(b, codes.MAX_LOCATED),
+        loc_heading=f(b, codes.MAX_LOCATED), loc_dist=f(b, codes.MAX_LOCATED),
         ego_leader_gap=f(b, fill=np.inf), ego_leader_speed=f(b), ego_speed_limit=f(b, fill=10.0),
         ego_line_kind=i(b), ego_line_state=i(b, fill=-1), ego_line_dist=f(b, fill=np.inf), ego_must_stop=z(b),
         ego_give_way=z(b),
@@ -382,12 +378,12 @@ def _allocate(b: int, lights: int, junctions: int, config: WorldConfig, route_po
         ego_jdist=f(b, fill=np.inf), appr_actor=i(b, v + 1), appr_lane=i(b, v + 1), appr_tte=f(b, v + 1),
         appr_rude=z(b, v + 1), appr_n=i(b),
         infractions=i(b, len(INFRACTIONS)), last_hit=i(b, fill=-1), last_hit_time=f(b, fill=-np.inf),
-        reg_x=f(b, kernels.MAX_REGISTERED), reg_y=f(b, kernels.MAX_REGISTERED), reg_n=i(b),
+        reg_x=f(b, codes.MAX_REGISTERED), reg_y=f(b, codes.MAX_REGISTERED), reg_n=i(b),
         zone_start=f(b, _MAX_ZONES), zone_end=f(b, _MAX_ZONES), zone_n=i(b),
         driven=f(b), outside=f(b), still=f(b),
         ms_section=i(b), ms_ego=f(b), ms_frames=i(b), ms_traffic=f(b),
-        min_speed=f(b, kernels.MIN_SPEED_SECTIONS, fill=np.nan),
-        ev_n=i(b), ev_kind=i(b, kernels.MAX_EVENTS), ev_actor=i(b, kernels.MAX_EVENTS),
+        min_speed=f(b, codes.MIN_SPEED_SECTIONS, fill=np.nan),
+        ev_n=i(b), ev_kind=i(b, codes.MAX_EVENTS), ev_actor=i(b, codes.MAX_EVENTS),
         trk_n=i(b, s), trk_i=i(b, s), trk_t=f(b, s, max(config.track_points, 1)),
         trk_x=f(b, s, max(config.track_points, 1)), trk_y=f(b, s, max(config.track_points, 1)),
         trk_yaw=f(b, s, max(config.track_points, 1)), trk_v=f(b, s, max(config.track_points, 1)),
@@ -488,7 +484,7 @@ class World:
             self._reset_one(env, scenario, route)
         reset = set(indices)
         self.events = [e for e in self.events if e.env not in reset]
-        kernels.refresh(self.arrays, self.state, self.params, np.asarray(indices, dtype=np.int64))
+        tick.refresh(self.arrays, self.state, self.params, np.asarray(indices, dtype=np.int64))
 
     def _route(self, scenario: Scenario) -> _Route:
         cfg = self.config
@@ -685,7 +681,7 @@ class World:
                           desired_factor=np.inf, desired_cap=desired_speed_mps, length_m=length_m, width_m=width_m,
                           parked=parked, lateral_offset_m=lateral_offset_m)
         self.state.veh_respawn[env, slot] = False
-        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+        tick.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     def place_pedestrian(self, env: int, slot: int, path_xy: FloatArray, *, speed_mps: float = 1.4,
                          start_time_s: float = 0.0) -> None:
@@ -703,7 +699,7 @@ class World:
         st.ped_s[env, slot], st.ped_speed[env, slot], st.ped_start[env, slot] = 0.0, speed_mps, start_time_s
         st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.PEDESTRIAN
         st.act_len[env, n], st.act_wid[env, n] = 0.5, 0.6
-        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+        tick.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     def arm_vehicle(self, env: int, slot: int, *, trigger_s_m: float, hidden: bool = False,
                     ignore_lights: bool = False, ignore_priority: bool = False, follow_route: bool = False,
@@ -734,13 +730,13 @@ class World:
         """
         st = self.state
         ignore_lights, ignore_priority = ignore_lights or emergency, ignore_priority or emergency
-        st.veh_flags[env, slot] = ((kernels.HIDDEN if hidden else 0) | (kernels.IGNORE_LIGHTS if ignore_lights else 0)
-                                   | (kernels.IGNORE_PRIORITY if ignore_priority else 0)
-                                   | (kernels.FOLLOW_ROUTE if follow_route else 0)
-                                   | (kernels.CUT_IN if cut_in_speed_mps > 0.0 else 0)
-                                   | (kernels.EMERGENCY if emergency else 0)
-                                   | (kernels.KEEP_OFFSET if keep_offset else 0)
-                                   | (kernels.NO_CURB_YIELD if no_curb_yield else 0))
+        st.veh_flags[env, slot] = ((codes.HIDDEN if hidden else 0) | (codes.IGNORE_LIGHTS if ignore_lights else 0)
+                                   | (codes.IGNORE_PRIORITY if ignore_priority else 0)
+                                   | (codes.FOLLOW_ROUTE if follow_route else 0)
+                                   | (codes.CUT_IN if cut_in_speed_mps > 0.0 else 0)
+                                   | (codes.EMERGENCY if emergency else 0)
+                                   | (codes.KEEP_OFFSET if keep_offset else 0)
+                                   | (codes.NO_CURB_YIELD if no_curb_yield else 0))
         if emergency:  # it drives at its speed whatever the limit
             st.veh_desired[env, slot] = st.act_v[env, slot]
             if st.emg_slot[env] >= 0:
@@ -756,7 +752,7 @@ class World:
         st.veh_expire[env, slot] = leave_at_s_m
         if hidden:
             st.act_valid[env, slot] = False
-        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+        tick.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     def arm_pedestrian(self, env: int, slot: int, *, trigger_s_m: float, meet_route_s_m: float,
                        meet_walk_m: float) -> None:
@@ -785,7 +781,7 @@ class World:
         st.stop_s[env, k], st.stop_tol[env, k], st.stop_dwell[env, k] = s_m, tolerance_m, dwell_s
         st.stop_lat[env, k], st.stop_offset[env, k] = lateral_max_m, offset_m
         st.stop_n[env] = k + 1
-        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+        tick.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     def park_ego(self, env: int, lateral_m: float, *, leave_by_s_m: float) -> None:
         """Start the ego of scenario ``env`` ``lateral_m`` to the left of its route (negative: right, in a parking
@@ -795,7 +791,7 @@ class World:
         st.ego_x[env] -= lateral_m * np.sin(yaw)
         st.ego_y[env] += lateral_m * np.cos(yaw)
         st.curb_until[env] = leave_by_s_m
-        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+        tick.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     def perturb_ego(self, env: int, lateral_m: float, yaw_rad: float) -> None:
         """Move the ego of scenario ``env``, standing at its start, ``lateral_m`` to the left of its route
@@ -814,7 +810,7 @@ class World:
         st.ego_x[env] -= lateral_m * np.sin(yaw)
         st.ego_y[env] += lateral_m * np.cos(yaw)
         st.ego_yaw[env] = wrap_angle(yaw + yaw_rad)
-        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+        tick.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     def hold_lights(self, env: int, states: dict[int, int], *, trigger_s_m: float, hold_s: float) -> None:
         """From when the ego's route progress reaches ``trigger_s_m`` and for ``hold_s`` seconds, light groups
@@ -846,7 +842,7 @@ class World:
         st.act_x[env, n], st.act_y[env, n], st.act_yaw[env, n] = xy[0], xy[1], yaw_rad
         st.act_len[env, n], st.act_wid[env, n], st.act_v[env, n] = length_m, width_m, 0.0
         st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.STATIC
-        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+        tick.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     def place_track(self, env: int, slot: int, kind: int, track: FloatArray, *, length_m: float,
                     width_m: float) -> None:
@@ -874,7 +870,7 @@ class World:
             getattr(st, name)[env, slot, :count] = track[:, column]
         st.act_len[env, n], st.act_wid[env, n], st.act_kind[env, n] = length_m, width_m, kind
         st.act_valid[env, n] = False  # until the kernels look the track up
-        kernels.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
+        tick.refresh(self.arrays, self.state, self.params, np.array([env], dtype=np.int64))
 
     # ------------------------------------------------------------------ step
     @property
@@ -889,7 +885,7 @@ class World:
         """
         active = self.running if mask is None else self.running & mask
         actions = np.ascontiguousarray(np.asarray(actions, dtype=np.float64).reshape(self.batch_size, 2))
-        run_chunked(lambda first, stop: kernels.step(self.arrays, self.state, self.params, actions, active, first,
+        run_chunked(lambda first, stop: tick.step(self.arrays, self.state, self.params, actions, active, first,
                                                      stop), self.batch_size, self._threads, _MIN_CHUNK)
         st = self.state
         ended = active & ~self.running

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from sim.embedded import kernels
 from sim.embedded.compiled import compile_map
+from sim.embedded.kernels import codes, geometry
 from sim.maps import connector_id, get_map
 
 
@@ -12,22 +12,22 @@ def test_lane_pose_and_locate_agree_with_the_lane_graph() -> None:
     arrays = compile_map(town)
     assert compile_map(town) is arrays
     rng = np.random.default_rng(0)
-    out = [np.zeros(kernels.MAX_LOCATED, dtype=np.int64)] + [np.zeros(kernels.MAX_LOCATED) for _ in range(4)]
+    out = [np.zeros(codes.MAX_LOCATED, dtype=np.int64)] + [np.zeros(codes.MAX_LOCATED) for _ in range(4)]
     for lane_id in rng.choice(len(town.lanes), 40):
         lane = town.lanes[lane_id]
         s = float(rng.uniform(0.0, lane.length_m))
-        x, y, heading = kernels.lane_pose(arrays, int(lane_id), s)
+        x, y, heading = geometry.lane_pose(arrays, int(lane_id), s)
         expected = town.locate(np.array([[x, y]]))
         assert abs(expected.lateral_m[0]) < 0.05  # resampled curves: chords within centimetres
-        count = kernels.locate(arrays, x, y, 0.0, *out)
+        count = geometry.locate(arrays, x, y, 0.0, *out)
         found = dict(zip(out[0][:count].tolist(), out[1][:count].tolist(), strict=True))
         assert int(lane_id) in found and abs(found[int(lane_id)] - s) < 0.05
         if s + 0.2 < lane.length_m:  # the heading points along the lane
-            x2, y2, _ = kernels.lane_pose(arrays, int(lane_id), s + 0.2)
+            x2, y2, _ = geometry.lane_pose(arrays, int(lane_id), s + 0.2)
             assert abs(np.angle(np.exp(1j * (np.arctan2(y2 - y, x2 - x) - heading)))) < 0.2
     # a point 10 m off every lane is on none
     x0, y0, *_ = town.bounds_m
-    assert kernels.locate(arrays, x0 - 50.0, y0 - 50.0, 0.0, *out) == 0
+    assert geometry.locate(arrays, x0 - 50.0, y0 - 50.0, 0.0, *out) == 0
 
 
 def test_junction_conflicts() -> None:

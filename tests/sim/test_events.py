@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver, NaiveDriver
-from sim.embedded import kernels
+from sim.embedded.kernels import codes, geometry
 from sim.embedded.world import INFRACTIONS, World, WorldConfig, make_world
 from sim.metrics import Infraction
 from sim.scenarios import Scenario, sample_scenario
@@ -188,7 +188,7 @@ def test_the_expert_passes_a_blocked_lane_only_once_oncoming_traffic_has_gone_by
     yaw = float(st.act_yaw[0, CONFIG.max_vehicles - 2])
     beside = xy + 3.5 * np.array([-np.sin(yaw), np.cos(yaw)])
     out = [np.zeros(4, dtype=np.int64)] + [np.zeros(4) for _ in range(4)]
-    count = kernels.locate(world.arrays, float(beside[0]), float(beside[1]), 0.0, *out)
+    count = geometry.locate(world.arrays, float(beside[0]), float(beside[1]), 0.0, *out)
     lane_ids, s_on, headings = out[0][:count], out[1][:count], out[3][:count]
     oncoming_k = int(np.argmin(np.cos(headings - yaw)))
     assert np.cos(headings[oncoming_k] - yaw) < -0.9, "the lane to the left of the crash is the oncoming one"
@@ -218,7 +218,7 @@ def test_a_junction_flow_event_holds_the_junctions_lights_from_its_trigger() -> 
     world.reset([scenario])
     st = world.state
     forced = np.flatnonzero(st.light_force[0] >= 0)
-    green = [int(g) for g in forced if st.light_force[0, g] == kernels.GREEN]
+    green = [int(g) for g in forced if st.light_force[0, g] == codes.GREEN]
     assert len(green) == 2 and len(forced) >= 3, "the ego's and the flow's groups green, the junction's others red"
     driver = NaiveDriver(world)
     held_at = None
@@ -227,8 +227,8 @@ def test_a_junction_flow_event_holds_the_junctions_lights_from_its_trigger() -> 
         if held_at is None and float(st.time[0]) < float(st.force_until[0]):
             held_at = float(st.time[0])
         if held_at is not None:
-            assert all(st.lights[0, g] == kernels.GREEN for g in green)
-            assert all(st.lights[0, g] == kernels.RED for g in forced if g not in green)
+            assert all(st.lights[0, g] == codes.GREEN for g in green)
+            assert all(st.lights[0, g] == codes.RED for g in forced if g not in green)
             if float(st.time[0]) > held_at + 5.0:
                 break
     assert held_at is not None, "the lights were never held"
@@ -290,7 +290,7 @@ def test_a_vehicle_that_hit_the_ego_stands_and_the_one_crash_counts_once() -> No
             if event.kind == Infraction.COLLISION_VEHICLE.value:
                 env, actor = event.env, event.actor
                 ego = world.ego
-                if kernels.boxes_touch(ego.x_m[env], ego.y_m[env], ego.yaw_rad[env], CONFIG.ego_length_m,
+                if geometry.boxes_touch(ego.x_m[env], ego.y_m[env], ego.yaw_rad[env], CONFIG.ego_length_m,
                                        CONFIG.ego_width_m, world.state.act_x[env, actor],
                                        world.state.act_y[env, actor], world.state.act_yaw[env, actor],
                                        world.state.act_len[env, actor], world.state.act_wid[env, actor]):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from sim.embedded.kernels import boxes_touch
+from sim.embedded.kernels.geometry import boxes_touch
 from sim.geometry import (
     convex_hull,
     cumulative_length,

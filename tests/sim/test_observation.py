@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver
-from sim.embedded import kernels
+from sim.embedded.kernels import codes
 from sim.embedded.observation import ABSENT_FEATURES, STATE_SIZE, Observer, pad_state, state_prefix
 from sim.embedded.world import World, make_world
 from sim.scenarios import events as ev
@@ -152,7 +152,7 @@ def test_the_give_way_feature_holds_an_ego_that_served_its_stop_sign_until_the_f
         np.testing.assert_allclose(state[:, JUNCTION_AHEAD], entry, rtol=1e-5, atol=1e-6)
         standing = (world.ego.speed_mps < 0.1) & (state[:, STOP_LINE] < 0.1)  # within 5 m of the line
         giving_way = st.ego_give_way & world.running
-        unserved = ~st.ego_served & (st.ego_line_kind == kernels.LINE_STOP)
+        unserved = ~st.ego_served & (st.ego_line_kind == codes.LINE_STOP)
         assert not np.any(giving_way & unserved), "an unserved stop sign is the line's own control"
         shown = giving_way & (state[:, STOP_LINE] < 1.0)
         assert np.all(state[shown, MUST_STOP] == 1.0), "giving way is part of 20 where a line is shown"
