@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -128,15 +128,23 @@ class Scorer:
     min_speed: float
 
     def penalty(self, record: RouteRecord) -> float:
-        inside = 1.0 - min(max(record.outside_lanes_share, 0.0), 1.0)
-        slow = [self.min_speed * (1.0 - min(max(x, 0.0), 100.0) / 100.0) for x in record.min_speed_percentages]
+        counts = np.array([[record.infractions.get(kind, 0) for kind in Infraction]], dtype=np.float64)
+        slow = np.array([record.min_speed_percentages or (np.nan,)], dtype=np.float64)
+        return float(self.penalties(counts, slow, np.array([record.outside_lanes_share]))[0])
+
+    def penalties(self, counts: NDArray[np.number[Any]], min_speed_percentages: NDArray[np.floating[Any]],
+                  outside_lanes_share: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+        """The penalty of many routes at once: ``counts`` ``(B, len(Infraction))`` in :class:`Infraction` order,
+        each route's minimum-speed events ``(B, E)`` in percent (NaN: none) and outside shares ``(B,)``."""
+        inside = 1.0 - np.clip(outside_lanes_share, 0.0, 1.0)
+        slow = np.where(np.isnan(min_speed_percentages), 0.0,
+                        self.min_speed * (1.0 - np.clip(min_speed_percentages, 0.0, 100.0) / 100.0))
         if self.combine == "product":
-            penalty = float(np.prod([1.0 - cost for cost in slow]))
-            for kind, count in record.infractions.items():
-                penalty *= self.table.get(kind, 1.0) ** count
-            return penalty * inside
-        total = sum(self.table.get(kind, 0.0) * count for kind, count in record.infractions.items()) + sum(slow)
-        return inside / (1.0 + total)
+            table = np.array([self.table.get(kind, 1.0) for kind in Infraction])
+            return np.asarray(np.prod(1.0 - slow, axis=1) * np.prod(table ** counts, axis=1) * inside,
+                              dtype=np.float64)
+        table = np.array([self.table.get(kind, 0.0) for kind in Infraction])
+        return np.asarray(inside / (1.0 + counts @ table + slow.sum(axis=1)), dtype=np.float64)
 
 
 SCORERS: Mapping[str, Scorer] = MappingProxyType({

@@ -37,11 +37,10 @@ from sim.embedded.bev import BevSpec
 from sim.embedded.observation import Observation, Observer, observation_space
 from sim.embedded.world import INFRACTIONS, World, WorldConfig
 from sim.maps import get_map
-from sim.metrics import LB2_PENALTIES, RouteStatus, score_route
+from sim.metrics import LB2_PENALTIES, SCORERS, RouteStatus, score_route
 from sim.scenarios import Scenario, sample_scenario
 
 _COST = np.array([1.0 - LB2_PENALTIES.get(kind, 1.0) for kind in INFRACTIONS])
-_LOG_COEFFICIENT = np.log(np.array([LB2_PENALTIES.get(kind, 1.0) for kind in INFRACTIONS]))
 ACTION_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
 
 
@@ -137,9 +136,8 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
         world = self.world
         st = world.state
         completion = world.route_completion()
-        minimum = np.where(np.isfinite(st.min_speed), 1.0 - 0.3 * (1.0 - st.min_speed / 100.0), 1.0).prod(axis=1)
-        outside = np.clip(st.outside / np.maximum(st.end_s - st.start_s, 1e-9), 0.0, 1.0)
-        penalty = np.exp(st.infractions @ _LOG_COEFFICIENT) * minimum * (1.0 - outside)
+        outside = st.outside / np.maximum(st.end_s - st.start_s, 1e-9)
+        penalty = SCORERS["lb2"].penalties(st.infractions, st.min_speed, outside)
         info: dict[str, Any] = {
             "route_completion": completion,
             "status": world.status_names(),

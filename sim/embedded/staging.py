@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.embedded.kernels import codes, geometry, planner
+from sim.embedded.kernels import codes, planner
+from sim.embedded.kernels.geometry import locate
 from sim.embedded.traffic import LightState
 from sim.geometry import FloatArray, cumulative_length, interpolate_along, wrap_angle
 from sim.scenarios import Scenario
@@ -111,13 +112,13 @@ class _RouteGeometry:
         self.predecessors = world.map.predecessors
         self.arrays = world.arrays
         self.zones = world.map.curbside_stops
-        # lanes, arc lengths, lateral offsets, headings, distances of a located point (geometry.locate's buffers)
+        # lanes, arc lengths, lateral offsets, headings, distances of a located point (locate's buffers)
         self._located = [np.zeros(codes.MAX_LOCATED, dtype=np.int64)] + [np.zeros(codes.MAX_LOCATED)
                                                                             for _ in range(4)]
 
     def _locate(self, xy: FloatArray) -> int:
         """How many lanes the point lies on (their details in ``self._located``)."""
-        return int(geometry.locate(self.arrays, float(xy[0]), float(xy[1]), 0.0, *self._located))
+        return int(locate(self.arrays, float(xy[0]), float(xy[1]), 0.0, *self._located))
 
     def pose(self, s_m: float) -> tuple[FloatArray, float]:
         xy, heading = interpolate_along(self.route.points[None], self.s[None], np.array([[s_m]]))

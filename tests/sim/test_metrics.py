@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from sim.metrics import (
+    SCORERS,
     Infraction,
     RouteRecord,
     RouteStatus,
@@ -113,3 +114,23 @@ def test_comfort_windows() -> None:
     # brake's onset and end at their edges; the first and last windows stay comfortable
     speed = np.concatenate([np.full(40, 10.0), 10.0 - 6.0 * (np.arange(1, 21) * dt), np.full(40, 4.0)])
     assert comfort(speed, np.zeros(100), dt, window=20) == pytest.approx(2 / 5)
+
+
+@pytest.mark.parametrize(("scorer", "expected"), [
+    ("lb2", [0.6**2 * 0.7 * (1 - 0.3 * 0.6) * (1 - 0.3 * 0.2) * 0.9, 0.8, 1 - 0.3 * 0.9]),
+    ("lb21", [0.9 / (1 + 0.7 * 2 + 0.4 + 0.4 * 0.6 + 0.4 * 0.2), 1 / 1.25, 1 / (1 + 0.4 * 0.9)]),
+    ("bench2drive", [0.6**2 * 0.7 * 0.9, 0.8, 1.0]),
+])
+def test_batched_penalties(scorer: str, expected: list[float]) -> None:
+    """Many routes' penalties at once (the vector env's running score), each the route's own."""
+    records = [
+        RouteRecord(1.0, {Infraction.COLLISION_VEHICLE: 2, Infraction.RED_LIGHT: 1}, 0.1, RouteStatus.COMPLETED,
+                    100.0, min_speed_percentages=(40.0, 80.0)),
+        _record(0.5, {Infraction.STOP_SIGN: 1}),
+        RouteRecord(0.2, {}, 0.0, RouteStatus.COMPLETED, 100.0, min_speed_percentages=(10.0,)),
+    ]
+    counts = np.array([[r.infractions.get(kind, 0) for kind in Infraction] for r in records])
+    slow = np.array([[40.0, 80.0], [np.nan, np.nan], [10.0, np.nan]])
+    outside = np.array([r.outside_lanes_share for r in records])
+    assert SCORERS[scorer].penalties(counts, slow, outside) == pytest.approx(expected, rel=1e-12)
+    assert [SCORERS[scorer].penalty(r) for r in records] == pytest.approx(expected, rel=1e-12)
