@@ -35,7 +35,8 @@ from numpy.typing import NDArray
 
 from sim.embedded.bev import BevSpec
 from sim.embedded.observation import Observation, Observer, observation_space
-from sim.embedded.world import INFRACTIONS, World, WorldConfig
+from sim.embedded.state import INFRACTIONS, WorldConfig
+from sim.embedded.world import World
 from sim.maps import get_map
 from sim.metrics import LB2_PENALTIES, SCORERS, RouteStatus, score_route
 from sim.scenarios import Scenario, sample_scenario

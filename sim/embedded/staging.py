@@ -2,7 +2,7 @@
 
 At reset, each event of a scenario becomes scripted actors in slots the background traffic leaves free (the last
 vehicle and pedestrian slots), armed to go off when the ego's route progress reaches the event's trigger
-(:meth:`World.arm_vehicle`, :meth:`World.arm_pedestrian`). Where an actor must meet the ego, the kernels time it
+(:meth:`Placement.arm_vehicle`, :meth:`Placement.arm_pedestrian`). Where an actor must meet the ego, the kernels time it
 from the ego's speed at the trigger, so the situation happens to whoever drives the route: a driver who keeps
 going meets the pedestrian or the crossing vehicle in its lane.
 
@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from sim.embedded.kernels import codes, planner
 from sim.embedded.kernels.geometry import locate
+from sim.embedded.placement import Placement
+from sim.embedded.route_path import RoutePath
 from sim.embedded.traffic import LightState
 from sim.geometry import FloatArray, cumulative_length, interpolate_along, wrap_angle
 from sim.scenarios import Scenario
@@ -47,9 +49,6 @@ from sim.scenarios.events import (
     YieldToEmergencyVehicle,
 )
 
-if TYPE_CHECKING:
-    from sim.embedded.world import World, _Route
-
 #: A pedestrian who crosses starts this far beyond the edge of the ego's lane.
 _CURB_M = 2.0
 #: An actor timed to meet the ego at a junction sets off no earlier than this far before the meeting point (the
@@ -72,29 +71,29 @@ _AFTER_M = 40.0
 class _Slots:
     """Hands out the actor slots of each kind above those the background takes, from the top down."""
 
-    sizes: dict[str, int]  # slots per kind (WorldConfig.max_<kind>s)
+    sizes: dict[str, int]  # slots per kind (PlacementConfig.max_<kind>s)
     background: dict[str, int]  # how many of them the background traffic takes
     used: dict[str, int] = field(default_factory=dict)
 
     def take(self, kind: str, event: Any) -> int:
         slot = self.sizes[kind] - 1 - self.used.get(kind, 0)
         if slot < self.background.get(kind, 0):
-            raise ValueError(f"{_name(event)}: no {kind} slot left (WorldConfig.max_{kind}s={self.sizes[kind]}, "
+            raise ValueError(f"{_name(event)}: no {kind} slot left (PlacementConfig.max_{kind}s={self.sizes[kind]}, "
                              f"{self.background.get(kind, 0)} taken by the background)")
         self.used[kind] = self.used.get(kind, 0) + 1
         return slot
 
 
-def stage_events(world: World, env: int, scenario: Scenario, route: _Route) -> None:
-    """Place and arm the actors of every event of ``scenario`` in slot ``env`` (after the background traffic)."""
+def stage_events(placement: Placement, scenario: Scenario, route: RoutePath) -> None:
+    """Place and arm the actors of every event of ``scenario`` (after the background traffic)."""
     if not scenario.events:
         return
-    cfg = world.config
+    cfg = placement.config
     slots = _Slots({"vehicle": cfg.max_vehicles, "pedestrian": cfg.max_pedestrians, "static": cfg.max_statics},
                    {"vehicle": scenario.traffic_vehicles, "pedestrian": scenario.pedestrians})
-    geometry = _RouteGeometry(world, route, scenario.start_s_m)
+    geometry = _RouteGeometry(placement, route, scenario.start_s_m)
     for event in scenario.events:
-        _STAGERS[event.type](world, env, event, geometry, slots)
+        _STAGERS[event.type](placement, event, geometry, slots)
 
 
 def _name(event: Any) -> str:
@@ -104,14 +103,14 @@ def _name(event: Any) -> str:
 class _RouteGeometry:
     """Poses along a route and the lanes under it."""
 
-    def __init__(self, world: World, route: _Route, start_s_m: float) -> None:
+    def __init__(self, placement: Placement, route: RoutePath, start_s_m: float) -> None:
         self.start_s_m = start_s_m
         self.route = route
         self.s = cumulative_length(route.points)
-        self.lanes = world.map.lanes
-        self.predecessors = world.map.predecessors
-        self.arrays = world.arrays
-        self.zones = world.map.curbside_stops
+        self.lanes = placement.map.lanes
+        self.predecessors = placement.map.predecessors
+        self.arrays = placement.arrays
+        self.zones = placement.map.curbside_stops
         # lanes, arc lengths, lateral offsets, headings, distances of a located point (locate's buffers)
         self._located = [np.zeros(codes.MAX_LOCATED, dtype=np.int64)] + [np.zeros(codes.MAX_LOCATED)
                                                                             for _ in range(4)]
@@ -208,7 +207,7 @@ def _side_normal(heading: float, side: str) -> FloatArray:
     return right if side == "right" else -right
 
 
-def _crossing(world: World, env: int, event: Any, geometry: _RouteGeometry, slots: _Slots, *, meet_s_m: float,
+def _crossing(placement: Placement, event: Any, geometry: _RouteGeometry, slots: _Slots, *, meet_s_m: float,
               side: str, speed_mps: float, start_m: float, trigger_s_m: float | None = None,
               mid_block: bool = True) -> int:
     """A pedestrian ``start_m`` to the ``side`` of the route at ``meet_s_m`` who crosses the whole road, timed to be
@@ -226,21 +225,21 @@ def _crossing(world: World, env: int, event: Any, geometry: _RouteGeometry, slot
     start = xy + start_m * toward
     far = geometry.road_extent(xy, -toward) + _CURB_M
     slot = slots.take("pedestrian", event)
-    world.place_pedestrian(env, slot, np.stack([start, xy - far * toward]), speed_mps=speed_mps,
+    placement.place_pedestrian(slot, np.stack([start, xy - far * toward]), speed_mps=speed_mps,
                            start_time_s=np.inf)
     trigger = event.trigger_s_m if trigger_s_m is None else trigger_s_m
-    world.arm_pedestrian(env, slot, trigger_s_m=trigger, meet_route_s_m=meet_s_m, meet_walk_m=start_m)
+    placement.arm_pedestrian(slot, trigger_s_m=trigger, meet_route_s_m=meet_s_m, meet_walk_m=start_m)
     return slot
 
 
-def _stage_pedestrian_crossing(world: World, env: int, event: PedestrianCrossing, geometry: _RouteGeometry,
+def _stage_pedestrian_crossing(placement: Placement, event: PedestrianCrossing, geometry: _RouteGeometry,
                                slots: _Slots) -> None:
     meet = event.trigger_s_m + event.distance_m
-    _crossing(world, env, event, geometry, slots, meet_s_m=meet, side=event.direction, speed_mps=event.speed_mps,
+    _crossing(placement, event, geometry, slots, meet_s_m=meet, side=event.direction, speed_mps=event.speed_mps,
               start_m=0.5 * geometry.lane_width(meet) + _CURB_M)
 
 
-def _stage_dynamic_object_crossing(world: World, env: int, event: DynamicObjectCrossing,
+def _stage_dynamic_object_crossing(placement: Placement, event: DynamicObjectCrossing,
                                    geometry: _RouteGeometry, slots: _Slots) -> None:
     meet = event.trigger_s_m + event.distance_m
     width = geometry.lane_width(meet)
@@ -248,18 +247,18 @@ def _stage_dynamic_object_crossing(world: World, env: int, event: DynamicObjectC
     if not geometry.clear_of_junctions(meet - 4.0 - _BLOCKER_CLEARANCE_M, meet + 4.0 + _BLOCKER_CLEARANCE_M):
         raise ValueError(f"{_name(event)}: the car parked before the crossing at {meet:.1f} m would stand within "
                          f"{_BLOCKER_CLEARANCE_M:.0f} m of a junction (where turning traffic cuts the corner)")
-    _crossing(world, env, event, geometry, slots, meet_s_m=meet, side=event.direction, speed_mps=event.speed_mps,
+    _crossing(placement, event, geometry, slots, meet_s_m=meet, side=event.direction, speed_mps=event.speed_mps,
               start_m=blocker_offset)
     blocker_s = meet - 4.0
     piece = geometry.piece_at(blocker_s)
     lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
     slot = slots.take("vehicle", event)
-    world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, blocker_s), speed_mps=0.0,
+    placement.place_vehicle(slot, lanes, s_m=geometry.lane_s(piece, blocker_s), speed_mps=0.0,
                         desired_speed_mps=0.0,
                         lateral_offset_m=blocker_offset if event.direction == "left" else -blocker_offset)
 
 
-def _stage_turning_route_pedestrian(world: World, env: int, event: VehicleTurningRoutePedestrian,
+def _stage_turning_route_pedestrian(placement: Placement, event: VehicleTurningRoutePedestrian,
                                     geometry: _RouteGeometry, slots: _Slots) -> None:
     entry = geometry.junction_entry(event.trigger_s_m)
     if entry < 0 or entry + 1 >= len(geometry.route.pieces):
@@ -267,12 +266,12 @@ def _stage_turning_route_pedestrian(world: World, env: int, event: VehicleTurnin
     meet = geometry.route.offsets[entry + 1] + _EXIT_CROSSING_M
     turn = _turn_of(geometry.lanes[geometry.route.pieces[entry].lane].centerline)
     side = "left" if turn > 0 else "right"  # the pedestrian comes from the side the ego turns to
-    _crossing(world, env, event, geometry, slots, meet_s_m=meet, side=side, speed_mps=event.speed_mps,
+    _crossing(placement, event, geometry, slots, meet_s_m=meet, side=side, speed_mps=event.speed_mps,
               start_m=0.5 * geometry.lane_width(meet) + _CURB_M, trigger_s_m=max(event.trigger_s_m, meet - _REVEAL_M),
               mid_block=False)
 
 
-def _stage_hard_break(world: World, env: int, event: HardBreakRoute, geometry: _RouteGeometry,
+def _stage_hard_break(placement: Placement, event: HardBreakRoute, geometry: _RouteGeometry,
                       slots: _Slots) -> None:
     at = geometry.start_s_m + event.distance_m
     if at >= geometry.s[-1] - 5.0:
@@ -281,13 +280,13 @@ def _stage_hard_break(world: World, env: int, event: HardBreakRoute, geometry: _
     lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
     speed = 0.8 * geometry.lanes[lanes[0]].speed_limit_mps
     slot = slots.take("vehicle", event)
-    world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, at), speed_mps=speed, desired_speed_mps=speed)
-    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True,
+    placement.place_vehicle(slot, lanes, s_m=geometry.lane_s(piece, at), speed_mps=speed, desired_speed_mps=speed)
+    placement.arm_vehicle(slot, trigger_s_m=event.trigger_s_m, follow_route=True,
                       brake_decel_mps2=event.decel_mps2, hold_s=event.hold_s,
                       leave_at_s_m=event.trigger_s_m + event.distance_m + _AFTER_M)
 
 
-def _stage_opposite_vehicle(world: World, env: int,
+def _stage_opposite_vehicle(placement: Placement,
                             event: OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority,
                             geometry: _RouteGeometry, slots: _Slots) -> None:
     signalized = isinstance(event, OppositeVehicleRunningRedLight)
@@ -307,9 +306,9 @@ def _stage_opposite_vehicle(world: World, env: int,
     ours_s, theirs_s = _closest(lanes[ours].centerline, lanes[crossing].centerline)
     meet_route = route.offsets[entry] + ours_s - route.pieces[entry].start_s_m
     slot = slots.take("vehicle", event)
-    world.place_vehicle(env, slot, (source, crossing, lanes[crossing].successors[0]), s_m=0.0,
+    placement.place_vehicle(slot, (source, crossing, lanes[crossing].successors[0]), s_m=0.0,
                         speed_mps=event.speed_mps, desired_speed_mps=event.speed_mps)
-    world.arm_vehicle(env, slot, trigger_s_m=max(event.trigger_s_m, meet_route - _REVEAL_M), hidden=True,
+    placement.arm_vehicle(slot, trigger_s_m=max(event.trigger_s_m, meet_route - _REVEAL_M), hidden=True,
                       ignore_lights=True, ignore_priority=True, meet_s_m=lanes[source].length_m + theirs_s,
                       meet_route_s_m=meet_route, leave_at_s_m=meet_route + _AFTER_M)
 
@@ -337,7 +336,7 @@ def _closest(a: FloatArray, b: FloatArray) -> tuple[float, float]:
     return float(fine_a[i]), float(fine_b[j])
 
 
-def _blocked_lane(world: World, env: int, event: Any, geometry: _RouteGeometry, start_s_m: float,
+def _blocked_lane(placement: Placement, event: Any, geometry: _RouteGeometry, start_s_m: float,
                   length_m: float) -> None:
     """Check that a lane blocked from ``start_s_m`` over ``length_m`` can be passed on the left, and allow the
     ego on the oncoming lane around it."""
@@ -357,28 +356,28 @@ def _blocked_lane(world: World, env: int, event: Any, geometry: _RouteGeometry, 
         if not geometry.on_road(xy + geometry.lane_width(s) * _side_normal(heading, "left")):
             raise ValueError(f"{_name(event)}: no lane to the left to pass on at {s:.1f} m")
     # (from where the ego may begin to move over, as it looks ahead for obstacles, until it is back)
-    world.allow_oncoming_lane(env, start_s_m - planner.NUDGE_LOOKAHEAD_M - 10.0, start_s_m + length_m + 30.0)
+    placement.allow_oncoming_lane(start_s_m - planner.NUDGE_LOOKAHEAD_M - 10.0, start_s_m + length_m + 30.0)
 
 
-def _park_on_route(world: World, env: int, event: Any, geometry: _RouteGeometry, slots: _Slots, s_m: float,
+def _park_on_route(placement: Placement, event: Any, geometry: _RouteGeometry, slots: _Slots, s_m: float,
                    lateral_m: float) -> int:
     """Park a vehicle on the route's lane at ``s_m``, ``lateral_m`` to the left of the centre; returns its slot."""
     piece = geometry.piece_at(s_m)
     lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
     slot = slots.take("vehicle", event)
-    world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, s_m), speed_mps=0.0, desired_speed_mps=0.0,
+    placement.place_vehicle(slot, lanes, s_m=geometry.lane_s(piece, s_m), speed_mps=0.0, desired_speed_mps=0.0,
                         lateral_offset_m=lateral_m)
     return slot
 
 
-def _stage_parked_obstacle(world: World, env: int, event: ParkedObstacle, geometry: _RouteGeometry,
+def _stage_parked_obstacle(placement: Placement, event: ParkedObstacle, geometry: _RouteGeometry,
                            slots: _Slots) -> None:
     at = event.trigger_s_m + event.distance_m
-    _blocked_lane(world, env, event, geometry, at - 2.5, 5.0)
-    _park_on_route(world, env, event, geometry, slots, at, -0.5)
+    _blocked_lane(placement, event, geometry, at - 2.5, 5.0)
+    _park_on_route(placement, event, geometry, slots, at, -0.5)
 
 
-def _stage_cut_in(world: World, env: int, event: ParkingCutIn, geometry: _RouteGeometry, slots: _Slots) -> None:
+def _stage_cut_in(placement: Placement, event: ParkingCutIn, geometry: _RouteGeometry, slots: _Slots) -> None:
     at = event.trigger_s_m + event.distance_m
     if not geometry.route.offsets[0] <= event.trigger_s_m or at + 20.0 > geometry.s[-1]:
         raise ValueError(f"{_name(event)}: the parking place {at:.1f} m does not fit on the route "
@@ -386,33 +385,33 @@ def _stage_cut_in(world: World, env: int, event: ParkingCutIn, geometry: _RouteG
     if not geometry.clear_of_junctions(event.trigger_s_m, at + 20.0):
         raise ValueError(f"{_name(event)}: the parking place {at:.1f} m is too near a junction")
     offset = 0.5 * geometry.lane_width(at) + 1.1
-    slot = _park_on_route(world, env, event, geometry, slots, at, offset if event.direction == "left" else -offset)
-    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True, cut_in_speed_mps=event.speed_mps,
+    slot = _park_on_route(placement, event, geometry, slots, at, offset if event.direction == "left" else -offset)
+    placement.arm_vehicle(slot, trigger_s_m=event.trigger_s_m, follow_route=True, cut_in_speed_mps=event.speed_mps,
                       leave_at_s_m=at + _AFTER_M)
 
 
-def _stage_accident(world: World, env: int, event: Accident, geometry: _RouteGeometry, slots: _Slots) -> None:
+def _stage_accident(placement: Placement, event: Accident, geometry: _RouteGeometry, slots: _Slots) -> None:
     at = event.trigger_s_m + event.distance_m
-    _blocked_lane(world, env, event, geometry, at - 2.5, 17.0)
+    _blocked_lane(placement, event, geometry, at - 2.5, 17.0)
     for ahead, lateral in ((0.0, 0.0), (6.5, -0.3), (12.0, 0.2)):
-        _park_on_route(world, env, event, geometry, slots, at + ahead, lateral)
+        _park_on_route(placement, event, geometry, slots, at + ahead, lateral)
 
 
-def _stage_construction(world: World, env: int, event: ConstructionObstacle, geometry: _RouteGeometry,
+def _stage_construction(placement: Placement, event: ConstructionObstacle, geometry: _RouteGeometry,
                         slots: _Slots) -> None:
     at = event.trigger_s_m + event.distance_m
-    _blocked_lane(world, env, event, geometry, at - 6.0, 9.0)
+    _blocked_lane(placement, event, geometry, at - 6.0, 9.0)
     sign_xy, heading = geometry.pose(at)
-    world.place_static(env, slots.take("static", event), (float(sign_xy[0]), float(sign_xy[1])), heading,
+    placement.place_static(slots.take("static", event), (float(sign_xy[0]), float(sign_xy[1])), heading,
                        length_m=0.4, width_m=2.0)
     for back, lateral in ((6.0, -1.5), (4.5, -0.9), (3.0, -0.3), (1.5, 0.3), (-3.0, 0.0)):
         xy, along = geometry.pose(at - back)
         cone = xy + lateral * _side_normal(along, "left")
-        world.place_static(env, slots.take("static", event), (float(cone[0]), float(cone[1])), along,
+        placement.place_static(slots.take("static", event), (float(cone[0]), float(cone[1])), along,
                            length_m=0.4, width_m=0.4)
 
 
-def _stage_static_cut_in(world: World, env: int, event: StaticCutIn, geometry: _RouteGeometry,
+def _stage_static_cut_in(placement: Placement, event: StaticCutIn, geometry: _RouteGeometry,
                          slots: _Slots) -> None:
     at = event.trigger_s_m + event.distance_m
     if not geometry.route.offsets[0] <= event.trigger_s_m - 10.0 or at + 20.0 > geometry.s[-1]:
@@ -427,13 +426,13 @@ def _stage_static_cut_in(world: World, env: int, event: StaticCutIn, geometry: _
                              f"{s:.1f} m")
     width = geometry.lane_width(at)
     offset = width if event.direction == "left" else -width
-    _park_on_route(world, env, event, geometry, slots, at - 7.5, offset)  # the one queued behind it
-    slot = _park_on_route(world, env, event, geometry, slots, at, offset)
-    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, follow_route=True, cut_in_speed_mps=event.speed_mps,
+    _park_on_route(placement, event, geometry, slots, at - 7.5, offset)  # the one queued behind it
+    slot = _park_on_route(placement, event, geometry, slots, at, offset)
+    placement.arm_vehicle(slot, trigger_s_m=event.trigger_s_m, follow_route=True, cut_in_speed_mps=event.speed_mps,
                       leave_at_s_m=at + _AFTER_M)
 
 
-def _stage_junction_flow(world: World, env: int,
+def _stage_junction_flow(placement: Placement,
                          event: SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
                          | NonSignalizedJunctionLeftTurn,
                          geometry: _RouteGeometry, slots: _Slots) -> None:
@@ -464,14 +463,14 @@ def _stage_junction_flow(world: World, env: int,
     trigger = max(event.trigger_s_m, meet_route - _REVEAL_M)
     chain = (upstream, source, crossing) if upstream >= 0 else (source, crossing)
     meet_s = sum(lanes[lane].length_m for lane in chain[:-1]) + theirs_s
-    rng = np.random.default_rng([int(world.state.seed[env]) % 2**32, round(event.trigger_s_m * 100)])
+    rng = np.random.default_rng([int(placement.state.seed[placement.env]) % 2**32, round(event.trigger_s_m * 100)])
     low, high = sorted(event.source_dist_interval_m)
     behind = 0.0
     for _ in range(event.flow_vehicles):
         slot = slots.take("vehicle", event)
-        world.place_vehicle(env, slot, chain, s_m=0.0, speed_mps=event.flow_speed_mps,
+        placement.place_vehicle(slot, chain, s_m=0.0, speed_mps=event.flow_speed_mps,
                             desired_speed_mps=event.flow_speed_mps)
-        world.arm_vehicle(env, slot, trigger_s_m=trigger, hidden=True, ignore_lights=not signalized,
+        placement.arm_vehicle(slot, trigger_s_m=trigger, hidden=True, ignore_lights=not signalized,
                           ignore_priority=True, meet_s_m=max(meet_s - behind, 0.0), meet_route_s_m=meet_route,
                           leave_at_s_m=meet_route + _AFTER_M)
         behind += float(rng.uniform(low, high))
@@ -483,10 +482,10 @@ def _stage_junction_flow(world: World, env: int,
         junction = arrays.light_junction[ego_group]
         states = {int(g): int(LightState.RED) for g in np.flatnonzero(arrays.light_junction == junction)}
         states[ego_group] = states[flow_group] = int(LightState.GREEN)
-        world.hold_lights(env, states, trigger_s_m=trigger, hold_s=_LIGHT_HOLD_S)
+        placement.hold_lights(states, trigger_s_m=trigger, hold_s=_LIGHT_HOLD_S)
 
 
-def _stage_emergency(world: World, env: int, event: YieldToEmergencyVehicle, geometry: _RouteGeometry,
+def _stage_emergency(placement: Placement, event: YieldToEmergencyVehicle, geometry: _RouteGeometry,
                      slots: _Slots) -> None:
     back = event.trigger_s_m - event.distance_m
     if back < geometry.route.offsets[0] or event.trigger_s_m + 120.0 > geometry.s[-1]:
@@ -497,12 +496,12 @@ def _stage_emergency(world: World, env: int, event: YieldToEmergencyVehicle, geo
     piece = geometry.piece_at(back)
     lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
     slot = slots.take("vehicle", event)
-    world.place_vehicle(env, slot, lanes, s_m=geometry.lane_s(piece, back), speed_mps=event.speed_mps,
+    placement.place_vehicle(slot, lanes, s_m=geometry.lane_s(piece, back), speed_mps=event.speed_mps,
                         desired_speed_mps=event.speed_mps, length_m=5.5, width_m=2.0)
-    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, hidden=True, follow_route=True, emergency=True)
+    placement.arm_vehicle(slot, trigger_s_m=event.trigger_s_m, hidden=True, follow_route=True, emergency=True)
 
 
-def _stage_invading_turn(world: World, env: int, event: InvadingTurn, geometry: _RouteGeometry,
+def _stage_invading_turn(placement: Placement, event: InvadingTurn, geometry: _RouteGeometry,
                          slots: _Slots) -> None:
     meet = event.trigger_s_m + event.distance_m
     last = meet + (event.vehicles - 1) * event.interval_m + 10.0
@@ -523,9 +522,9 @@ def _stage_invading_turn(world: World, env: int, event: InvadingTurn, geometry: 
     into = event.offset + 0.5 * width - 0.7  # towards the ego: to the left of the oncoming lane (as the Leaderboard)
     for k in range(event.vehicles):
         slot = slots.take("vehicle", event)
-        world.place_vehicle(env, slot, chain, s_m=0.0, speed_mps=event.speed_mps, desired_speed_mps=event.speed_mps,
+        placement.place_vehicle(slot, chain, s_m=0.0, speed_mps=event.speed_mps, desired_speed_mps=event.speed_mps,
                             width_m=1.9, lateral_offset_m=into)
-        world.arm_vehicle(env, slot, trigger_s_m=max(event.trigger_s_m, meet - _REVEAL_M), hidden=True,
+        placement.arm_vehicle(slot, trigger_s_m=max(event.trigger_s_m, meet - _REVEAL_M), hidden=True,
                           keep_offset=True, meet_s_m=max(meet_s - k * event.interval_m, 0.0),
                           meet_route_s_m=meet + k * event.interval_m, leave_at_s_m=meet + k * event.interval_m + 20.0)
 
@@ -545,7 +544,7 @@ def _behind_on_route(geometry: _RouteGeometry, s_m: float) -> tuple[tuple[int, .
     return (feeder, first.lane, *(p.lane for p in route.pieces[1:2])), lanes[feeder].length_m + back
 
 
-def _stage_parking_exit(world: World, env: int, event: ParkingExit, geometry: _RouteGeometry,
+def _stage_parking_exit(placement: Placement, event: ParkingExit, geometry: _RouteGeometry,
                         slots: _Slots) -> None:
     start = geometry.start_s_m  # (the trigger plays no part: the ego starts in the parking place)
     if event.direction != "right":
@@ -557,14 +556,14 @@ def _stage_parking_exit(world: World, env: int, event: ParkingExit, geometry: _R
         raise ValueError(f"{_name(event)}: the route is too short to leave the parking place")
     width = geometry.lane_width(start)
     parked = -(0.5 * width + 1.3)  # beside the lane, clear of it
-    world.park_ego(env, parked, leave_by_s_m=start + event.front_vehicle_distance_m)
+    placement.park_ego(parked, leave_by_s_m=start + event.front_vehicle_distance_m)
     for s in (ahead, start - event.behind_vehicle_distance_m):
         try:
             lanes, lane_s = _behind_on_route(geometry, s)
         except ValueError as error:
             raise ValueError(f"{_name(event)}: {error} (for the car parked behind the ego)") from error
         slot = slots.take("vehicle", event)
-        world.place_vehicle(env, slot, lanes, s_m=lane_s, speed_mps=0.0, desired_speed_mps=0.0,
+        placement.place_vehicle(slot, lanes, s_m=lane_s, speed_mps=0.0, desired_speed_mps=0.0,
                             lateral_offset_m=parked)
     # the traffic coming along the lane: the first passes the parking place when a driver pulling straight out
     # would be entering the lane
@@ -575,13 +574,13 @@ def _stage_parking_exit(world: World, env: int, event: ParkingExit, geometry: _R
         except ValueError as error:
             raise ValueError(f"{_name(event)}: {error} (for the traffic from behind)") from error
         slot = slots.take("vehicle", event)
-        world.place_vehicle(env, slot, lanes, s_m=lane_s, speed_mps=event.flow_speed_mps,
+        placement.place_vehicle(slot, lanes, s_m=lane_s, speed_mps=event.flow_speed_mps,
                             desired_speed_mps=event.flow_speed_mps)
-        world.arm_vehicle(env, slot, trigger_s_m=-1.0, follow_route=True, no_curb_yield=True,
+        placement.arm_vehicle(slot, trigger_s_m=-1.0, follow_route=True, no_curb_yield=True,
                           leave_at_s_m=ahead + _AFTER_M)
 
 
-def _stage_curbside(world: World, env: int, event: CurbsidePickup | CurbsideDropoff, geometry: _RouteGeometry,
+def _stage_curbside(placement: Placement, event: CurbsidePickup | CurbsideDropoff, geometry: _RouteGeometry,
                     slots: _Slots) -> None:
     at = event.trigger_s_m + event.distance_m
     if not geometry.route.offsets[0] <= event.trigger_s_m - 25.0 or at + 25.0 > geometry.s[-1]:
@@ -595,8 +594,8 @@ def _stage_curbside(world: World, env: int, event: CurbsidePickup | CurbsideDrop
     if not zones:
         raise ValueError(f"{_name(event)}: the stop at {at:.1f} m is not in a marked curbside zone of its lane")
     width = geometry.lane_width(at)
-    room = 0.5 * width - 0.5 * world.config.ego_width_m  # how far the ego's centre can go right within the lane
-    world.add_curbside_stop(env, at, tolerance_m=event.tolerance_m, dwell_s=event.dwell_s,
+    room = 0.5 * width - 0.5 * placement.config.ego_width_m  # how far the ego's centre can go right within the lane
+    placement.add_curbside_stop(at, tolerance_m=event.tolerance_m, dwell_s=event.dwell_s,
                             lateral_max_m=-(room - event.curb_tolerance_m), offset_m=-min(room - 0.15, 0.8))
     # traffic behind: a vehicle following the ego from the trigger on
     behind = event.trigger_s_m - 18.0
@@ -606,8 +605,8 @@ def _stage_curbside(world: World, env: int, event: CurbsidePickup | CurbsideDrop
         raise ValueError(f"{_name(event)}: {error} (for the traffic behind)") from error
     speed = 0.8 * geometry.lanes[lanes[0]].speed_limit_mps
     slot = slots.take("vehicle", event)
-    world.place_vehicle(env, slot, lanes, s_m=follow_s, speed_mps=speed, desired_speed_mps=speed)
-    world.arm_vehicle(env, slot, trigger_s_m=event.trigger_s_m, hidden=True, follow_route=True,
+    placement.place_vehicle(slot, lanes, s_m=follow_s, speed_mps=speed, desired_speed_mps=speed)
+    placement.arm_vehicle(slot, trigger_s_m=event.trigger_s_m, hidden=True, follow_route=True,
                       leave_at_s_m=at + _AFTER_M)
 
 
@@ -621,24 +620,24 @@ _TRACK_KINDS = {"vehicle": codes.VEHICLE, "cyclist": codes.VEHICLE, "pedestrian"
                 "static": codes.STATIC, "other": codes.STATIC}
 
 
-def _stage_log_replay(world: World, env: int, event: LogReplay, geometry: _RouteGeometry, slots: _Slots) -> None:
-    world.state.ego_v[env] = event.ego_speed_mps
+def _stage_log_replay(placement: Placement, event: LogReplay, geometry: _RouteGeometry, slots: _Slots) -> None:
+    placement.set_ego_speed(event.ego_speed_mps)
     if not event.reactive:
-        _stage_recorded_tracks(world, env, event, slots)
+        _stage_recorded_tracks(placement, event, slots)
         return
     movers = [a for a in event.actors if a.kind in ("vehicle", "cyclist")]
     if movers:
         xy = np.array([[a.x_m, a.y_m] for a in movers])
-        where = world.map.locate(xy, np.array([a.yaw_rad for a in movers]), max_heading_error_rad=0.6)
+        where = placement.map.locate(xy, np.array([a.yaw_rad for a in movers]), max_heading_error_rad=0.6)
     for k, actor in enumerate(movers):
         lane, s_m, lateral = int(where.lane[k]), float(where.s_m[k]), float(where.lateral_m[k])
         slot = slots.take("vehicle", event)
         if abs(lateral) > _REPLAY_OFF_LANE_M and actor.speed_mps < _REPLAY_STANDING_MPS:  # parked beside the lane
-            world.place_vehicle(env, slot, (lane,), s_m=s_m, speed_mps=0.0, desired_speed_mps=0.0,
+            placement.place_vehicle(slot, (lane,), s_m=s_m, speed_mps=0.0, desired_speed_mps=0.0,
                                 lateral_offset_m=lateral, length_m=actor.length_m, width_m=actor.width_m)
             continue
         # in its lane (standing in a queue or at a light, or moving): it drives on from its recorded speed
-        world.place_vehicle(env, slot, (lane,), s_m=s_m, speed_mps=actor.speed_mps,
+        placement.place_vehicle(slot, (lane,), s_m=s_m, speed_mps=actor.speed_mps,
                             desired_speed_mps=max(actor.speed_mps, 0.8 * geometry.lanes[lane].speed_limit_mps),
                             length_m=actor.length_m, width_m=actor.width_m)
     for actor in event.actors:
@@ -646,23 +645,23 @@ def _stage_log_replay(world: World, env: int, event: LogReplay, geometry: _Route
         if actor.kind == "pedestrian":
             heading = np.array([math.cos(actor.yaw_rad), math.sin(actor.yaw_rad)])
             path = np.stack([xy, xy + heading * max(actor.speed_mps * 30.0, 0.01)])
-            world.place_pedestrian(env, slots.take("pedestrian", event), path, speed_mps=max(actor.speed_mps, 0.01))
+            placement.place_pedestrian(slots.take("pedestrian", event), path, speed_mps=max(actor.speed_mps, 0.01))
         elif actor.kind in ("static", "other"):
-            world.place_static(env, slots.take("static", event), (actor.x_m, actor.y_m), actor.yaw_rad,
+            placement.place_static(slots.take("static", event), (actor.x_m, actor.y_m), actor.yaw_rad,
                                length_m=actor.length_m, width_m=actor.width_m)
 
 
-def _stage_recorded_tracks(world: World, env: int, event: LogReplay, slots: _Slots) -> None:
+def _stage_recorded_tracks(placement: Placement, event: LogReplay, slots: _Slots) -> None:
     """A non-reactive replay: every actor with a track follows it (in a static slot, whatever its kind); the
     others stand where they are."""
     for actor in event.actors:
         slot = slots.take("static", event)
         kind = _TRACK_KINDS[actor.kind]
         if actor.track:
-            world.place_track(env, slot, kind, np.array(actor.track, dtype=np.float64), length_m=actor.length_m,
+            placement.place_track(slot, kind, np.array(actor.track, dtype=np.float64), length_m=actor.length_m,
                               width_m=actor.width_m)
         else:  # stands where it is for good
-            world.place_track(env, slot, kind, np.array([[0.0, actor.x_m, actor.y_m, actor.yaw_rad, 0.0],
+            placement.place_track(slot, kind, np.array([[0.0, actor.x_m, actor.y_m, actor.yaw_rad, 0.0],
                                                          [_FOREVER_S, actor.x_m, actor.y_m, actor.yaw_rad, 0.0]]),
                               length_m=actor.length_m, width_m=actor.width_m)
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.embedded.world import World, WorldConfig, make_world
+from sim.embedded.state import WorldConfig
+from sim.embedded.world import World, make_world
 from sim.maps import data_root, get_map
 from sim.scenarios import events as ev
 from sim.scenarios.model import Scenario, light_cycle_s, route_timeout_s, sample_scenario

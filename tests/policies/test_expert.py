@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver
-from sim.embedded.world import WorldConfig, make_world
+from sim.embedded.state import WorldConfig
+from sim.embedded.world import make_world
 from sim.geometry import to_local_frame
 from sim.metrics import Infraction, score_suite
 from sim.scenarios import sample_scenario
@@ -95,7 +96,7 @@ def test_the_expert_still_serves_a_curbside_stop_a_learner_overshot_within_its_t
         world.step(actions)
     assert overshot.all()
     assert (st.stop_next == 1).all(), "served the stop from past it"
-    from sim.embedded.world import INFRACTIONS
+    from sim.embedded.state import INFRACTIONS
 
     assert (world.infractions[:, INFRACTIONS.index(Infraction.MISSED_CURBSIDE_STOP)] == 0).all()
 

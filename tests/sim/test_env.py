@@ -9,8 +9,8 @@ from sim.embedded.bev import Channel
 from sim.embedded.env import DrivingVectorEnv
 from sim.embedded.observation import STATE_SIZE
 from sim.embedded.sb3 import Sb3VecEnv
+from sim.embedded.state import INFRACTIONS
 from sim.embedded.traffic import LightState
-from sim.embedded.world import INFRACTIONS
 from sim.scenarios import sample_scenario
 
 
@@ -74,14 +74,14 @@ def test_bev_shows_route_lanes_and_a_vehicle_ahead() -> None:
     route = envs.world.scenarios[0].route  # type: ignore[union-attr]
     world = envs.world
     start = float(world.state.start_s[0])
-    world.place_vehicle(0, 0, route, s_m=start + 10.0, speed_mps=0.0, desired_speed_mps=0.0)
+    world.placement(0).place_vehicle(0, route, s_m=start + 10.0, speed_mps=0.0, desired_speed_mps=0.0)
     x, y, yaw = (float(a[0]) for a in (world.ego.x_m, world.ego.y_m, world.ego.yaw_rad))
     ahead = np.array([np.cos(yaw), np.sin(yaw)])
     left = np.array([-ahead[1], ahead[0]])
     walker = np.array([x, y]) + 6.0 * ahead + 4.0 * left
-    world.place_pedestrian(0, 0, np.stack([walker, walker + left]), start_time_s=100.0)
+    world.placement(0).place_pedestrian(0, np.stack([walker, walker + left]), start_time_s=100.0)
     cone = np.array([x, y]) + 4.0 * ahead - 4.0 * left
-    world.place_static(0, 0, (float(cone[0]), float(cone[1])), yaw, length_m=1.0, width_m=1.0)
+    world.placement(0).place_static(0, (float(cone[0]), float(cone[1])), yaw, length_m=1.0, width_m=1.0)
     bev = envs.observer.observe()["bev"][0]
     ego_row, centre = 96, 64  # pixel column 64 is 0.25 m right of the ego's centre line
     assert bev[Channel.DRIVABLE, ego_row, centre] == 1

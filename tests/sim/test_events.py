@@ -10,7 +10,8 @@ import pytest
 
 from policies.expert import ExpertDriver, NaiveDriver
 from sim.embedded.kernels import codes, geometry
-from sim.embedded.world import INFRACTIONS, World, WorldConfig, make_world
+from sim.embedded.state import INFRACTIONS, WorldConfig
+from sim.embedded.world import World, make_world
 from sim.metrics import Infraction
 from sim.scenarios import Scenario, sample_scenario
 from sim.scenarios import events as ev
@@ -194,7 +195,8 @@ def test_the_expert_passes_a_blocked_lane_only_once_oncoming_traffic_has_gone_by
     assert np.cos(headings[oncoming_k] - yaw) < -0.9, "the lane to the left of the crash is the oncoming one"
     oncoming = lanes[int(lane_ids[oncoming_k])]
     s = float(s_on[oncoming_k])
-    world.place_vehicle(0, 0, (oncoming.lane_id,), s_m=max(s - 30.0, 0.0), speed_mps=4.0, desired_speed_mps=4.0)
+    world.placement(0).place_vehicle(0, (oncoming.lane_id,), s_m=max(s - 30.0, 0.0), speed_mps=4.0,
+                                     desired_speed_mps=4.0)
     expert = ExpertDriver(world)
     passed_by_at = started_at = None
     while world.running[0]:

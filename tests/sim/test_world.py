@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver
+from sim.embedded.state import INFRACTIONS, ActorKind, WorldConfig
 from sim.embedded.traffic import LightState, light_states
-from sim.embedded.world import INFRACTIONS, ActorKind, World, WorldConfig, make_world
+from sim.embedded.world import World, make_world
 from sim.maps import connector_id, get_map, register_map
 from sim.metrics import Infraction, RouteStatus
 from sim.scenarios import Scenario, sample_scenario
@@ -66,7 +67,7 @@ def test_lights_follow_the_split_phase_program() -> None:
 def test_driving_into_a_parked_car_is_one_vehicle_collision() -> None:
     world = make_world(MAP, 1)
     world.reset([_scenario(offset=0.0)])  # group 0 (our approach) is green at t = 0
-    world.place_vehicle(0, 0, EAST_TO_WEST, s_m=25.0, speed_mps=0.0, desired_speed_mps=0.0)
+    world.placement(0).place_vehicle(0, EAST_TO_WEST, s_m=25.0, speed_mps=0.0, desired_speed_mps=0.0)
     _run(world, (0.0, 0.5), 120)  # 6 s pushing into the car 15 m ahead: in contact for seconds
     assert _count(world, Infraction.COLLISION_VEHICLE) == 1
     assert [e.kind for e in world.events] == ["collision_vehicle"]
@@ -77,8 +78,8 @@ def test_collisions_count_by_actor_type() -> None:
     world = make_world(MAP, 2)
     world.reset([_scenario(offset=0.0), _scenario(offset=0.0)])
     x, y = float(world.ego.x_m[0]), float(world.ego.y_m[0])
-    world.place_pedestrian(0, 0, np.array([[x - 8.0, y], [x - 8.0, y + 0.5]]), start_time_s=100.0)
-    world.place_static(1, 0, (x - 8.0, y), 0.0, length_m=0.8, width_m=0.8)
+    world.placement(0).place_pedestrian(0, np.array([[x - 8.0, y], [x - 8.0, y + 0.5]]), start_time_s=100.0)
+    world.placement(1).place_static(0, (x - 8.0, y), 0.0, length_m=0.8, width_m=0.8)
     _run(world, (0.0, 0.5), 80)
     assert _count(world, Infraction.COLLISION_PEDESTRIAN, 0) == 1 and _count(world, Infraction.COLLISION_STATIC, 0) == 0
     assert _count(world, Infraction.COLLISION_STATIC, 1) == 1 and _count(world, Infraction.COLLISION_PEDESTRIAN, 1) == 0
@@ -87,10 +88,10 @@ def test_collisions_count_by_actor_type() -> None:
 def test_background_vehicles_keep_off_a_pedestrian_on_their_lane() -> None:
     world = make_world(MAP, 1)
     world.reset([_scenario(start=5.0)])
-    world.place_vehicle(0, 0, (2, connector_id(1, 3), 7), s_m=5.0, speed_mps=8.0, desired_speed_mps=9.0)
+    world.placement(0).place_vehicle(0, (2, connector_id(1, 3), 7), s_m=5.0, speed_mps=8.0, desired_speed_mps=9.0)
     lane = world.map.lanes[2].centerline  # north inbound, heading south
     walker = lane[0] + 0.6 * (lane[1] - lane[0])
-    world.place_pedestrian(0, 0, np.stack([walker, walker + 0.1]), start_time_s=100.0)
+    world.placement(0).place_pedestrian(0, np.stack([walker, walker + 0.1]), start_time_s=100.0)
     for _ in range(300):
         _run(world, (0.0, -1.0), 1)
         gap = np.linalg.norm(world.vehicles().xy[0, 0] - walker)
@@ -305,10 +306,10 @@ def test_a_recorded_track_replays_as_recorded_whatever_the_ego_does() -> None:
     world.reset([_scenario(start=10.0, end=135.0), _scenario(start=10.0, end=135.0)])
     slot = config.max_vehicles + config.max_pedestrians  # the first static slot
     for env in range(2):
-        world.place_track(env, 0, int(ActorKind.VEHICLE), _track(0.0, 20.0, 40.0, 4.0), length_m=4.5, width_m=1.9)
-        world.place_track(env, 1, int(ActorKind.PEDESTRIAN),
-                          np.array([[2.0, 30.0, 8.0, -np.pi / 2, 1.0], [4.0, 30.0, 6.0, -np.pi / 2, 1.0]]),
-                          length_m=0.5, width_m=0.5)
+        world.placement(env).place_track(0, int(ActorKind.VEHICLE), _track(0.0, 20.0, 40.0, 4.0), length_m=4.5,
+                                         width_m=1.9)
+        crossing = np.array([[2.0, 30.0, 8.0, -np.pi / 2, 1.0], [4.0, 30.0, 6.0, -np.pi / 2, 1.0]])
+        world.placement(env).place_track(1, int(ActorKind.PEDESTRIAN), crossing, length_m=0.5, width_m=0.5)
     expert = ExpertDriver(world)
     followed = False
     for step in range(1, 201):  # 10 s: env 0 stands, env 1 drives behind the recorded car
@@ -332,16 +333,17 @@ def test_driving_into_a_recorded_vehicle_is_a_vehicle_collision() -> None:
     config = WorldConfig(max_statics=1, track_points=10)
     world = make_world(MAP, 1, config)
     world.reset([_scenario(start=10.0, end=135.0)])
-    world.place_track(0, 0, int(ActorKind.VEHICLE), _track(0.0, 0.5, 45.0, 0.0), length_m=4.5, width_m=1.9)
+    world.placement(0).place_track(0, int(ActorKind.VEHICLE), _track(0.0, 0.5, 45.0, 0.0), length_m=4.5, width_m=1.9)
     world.state.ego_v[:] = 10.0
     _run(world, (0.0, 0.5), 20)  # the record ends at 0.5 s: the car stands there for as long as it was seen ...
     assert not world.state.act_valid[0, config.max_vehicles + config.max_pedestrians]  # ... then it is gone
     assert _count(world, Infraction.COLLISION_VEHICLE) == 0
     world.reset([_scenario(start=10.0, end=135.0)])
     standing = np.array([[0.0, 45.0, 1.75, np.pi, 0.0], [30.0, 45.0, 1.75, np.pi, 0.0]])  # seen at 0 s and 30 s
-    world.place_track(0, 0, int(ActorKind.VEHICLE), standing, length_m=4.5, width_m=1.9)
+    world.placement(0).place_track(0, int(ActorKind.VEHICLE), standing, length_m=4.5, width_m=1.9)
     world.state.ego_v[:] = 10.0
     _run(world, (0.0, 0.5), 20)
     assert _count(world, Infraction.COLLISION_VEHICLE) == 1
     with pytest.raises(ValueError, match="track_points"):
-        world.place_track(0, 0, int(ActorKind.VEHICLE), _track(0.0, 3.0, 45.0, 0.0), length_m=4.5, width_m=1.9)
+        world.placement(0).place_track(0, int(ActorKind.VEHICLE), _track(0.0, 3.0, 45.0, 0.0), length_m=4.5,
+                                       width_m=1.9)

@@ -1,0 +1,63 @@
+"""A scenario's route as the world holds it: a resampled polyline, the lane pieces it drives with their offsets
+along it, and the control lines (lights, stop signs) it crosses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sim.geometry import FloatArray, cumulative_length, interpolate_along, resample_polyline
+from sim.maps import LaneGraph
+
+
+@dataclass(frozen=True)
+class RoutePath:
+    """A scenario's route, ready for the state arrays."""
+
+    points: FloatArray
+    spacing_m: float
+    pieces: tuple[Any, ...]
+    offsets: tuple[float, ...]
+    lines: tuple[tuple[float, int, int], ...]  # (route s, approach lane, junction lane after it or -1)
+
+    @property
+    def length_m(self) -> float:
+        return self.spacing_m * (len(self.points) - 1)
+
+    @staticmethod
+    def build(lane_graph: LaneGraph, lane_ids: Sequence[int]) -> RoutePath:
+        lanes = lane_graph.lanes
+        path = lane_graph.route_path(lane_ids)
+        pieces = path.pieces
+        polyline = path.polyline(lane_graph)
+        offsets, lines = [], []
+        offset = 0.0
+        for k, piece in enumerate(pieces):
+            offsets.append(offset)
+            end = offset + piece.end_s_m - piece.start_s_m
+            lane = lanes[piece.lane]
+            following = pieces[k + 1].lane if k + 1 < len(pieces) else -1
+            at_end = piece.end_s_m >= lane.length_m - 1e-6
+            if at_end and (lane.light_group is not None or lane.stop_sign) and following in lane.successors:
+                lines.append((end, piece.lane, following if lanes[following].is_junction else -1))
+            if k + 1 < len(pieces):
+                here = lane_point(lane.centerline, piece.end_s_m)
+                there = lane_point(lanes[following].centerline, pieces[k + 1].start_s_m)
+                end += float(np.linalg.norm(there - here))
+            offset = end
+        length = float(cumulative_length(polyline)[-1])
+        count = max(int(np.ceil(length)), 1) + 1
+        points = resample_polyline(polyline, count=count)
+        scale = length / offset if offset > 0 else 1.0  # piece offsets on the same scale as the polyline
+        return RoutePath(points, length / (count - 1), pieces, tuple(o * scale for o in offsets),
+                      tuple((s * scale, lane, junction) for s, lane, junction in lines))
+
+
+def lane_point(points: FloatArray, s: float) -> FloatArray:
+    """The point at arc length ``s`` along a polyline."""
+    xy, _ = interpolate_along(points[None], cumulative_length(points)[None], np.array([[s]]))
+    point: FloatArray = xy[0, 0]
+    return point
