@@ -85,8 +85,13 @@ def cycle(config: ConfigOption = None, profile: ProfileOption = None, home: Home
     """Run one full cycle: collect, train, evaluate, promote (Prefect flow ``cycle``)."""
     arguments = _flow_arguments(config, profile, home)
     from flows.cycle import cycle_flow
+    from sim.embedded.observation import ObservationFormatError
 
-    summary = cycle_flow(**arguments)
+    try:
+        summary = cycle_flow(**arguments)
+    except ObservationFormatError as error:  # a dataset, checkpoint or model of another observation format
+        console.print(f"[red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     print_summary(summary)
 
 
@@ -108,8 +113,13 @@ def train(config: ConfigOption = None, profile: ProfileOption = None, home: Home
     SAC."""
     arguments = _flow_arguments(config, profile, home)
     from flows.stages import train_flow
+    from sim.embedded.observation import ObservationFormatError
 
-    result = train_flow(**arguments, dataset=str(dataset.resolve()) if dataset else None)
+    try:
+        result = train_flow(**arguments, dataset=str(dataset.resolve()) if dataset else None)
+    except ObservationFormatError as error:  # a dataset or checkpoint of another observation format
+        console.print(f"[red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     console.print(f"model {result.model.model_uri} (val loss {result.val_loss:.4f})")
 
 

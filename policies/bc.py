@@ -12,8 +12,9 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from policies.checkpoint import load_policy, write_checkpoint
 from policies.encoder import EncoderConfig, ObservationEncoder
-from sim.embedded.observation import Observation, state_prefix
+from sim.embedded.observation import Observation
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,10 @@ class BcNet(nn.Module):
 
 
 def torch_inputs(net: nn.Module, observation: Observation) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of observations as ``(bev, state)`` tensors on the net's device (the state cut to the features the
-    net was trained on: :func:`~sim.embedded.observation.state_prefix`)."""
+    """A batch of observations as ``(bev, state)`` tensors on the net's device."""
     device = next(net.parameters()).device
     bev = torch.from_numpy(np.ascontiguousarray(observation["bev"])).to(device)
-    size = getattr(getattr(net, "config", None), "state_size", None)
-    features = np.asarray(observation["state"], dtype=np.float32)
-    features = state_prefix(features, size) if size is not None else features
-    state = torch.from_numpy(np.ascontiguousarray(features)).to(device)
+    state = torch.from_numpy(np.ascontiguousarray(observation["state"], dtype=np.float32)).to(device)
     return bev, state
 
 
@@ -84,11 +81,14 @@ class BcPolicy:
 
     def save(self, path: Path) -> None:
         """Write architecture and weights to one file."""
-        torch.save({"kind": self.kind, "config": asdict(self.net.config), "state_dict": self.net.state_dict()}, path)
+        write_checkpoint(path, self.kind, {"config": asdict(self.net.config), "state_dict": self.net.state_dict()})
 
     @classmethod
     def load(cls, path: Path) -> BcPolicy:
-        return from_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
+        policy = load_policy(path)
+        if not isinstance(policy, BcPolicy):
+            raise ValueError(f"{path}: a {policy.kind} driver, not a bc one")
+        return policy
 
 
 def from_checkpoint(checkpoint: dict[str, Any]) -> BcPolicy:

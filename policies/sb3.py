@@ -26,9 +26,10 @@ from torch import nn
 
 from policies.base import LearnedPolicy
 from policies.bc import BcNet, BcPolicy
+from policies.checkpoint import write_checkpoint
 from policies.encoder import EncoderConfig, ObservationEncoder
 from policies.waypoints import WaypointNet, WaypointPolicy
-from sim.embedded.observation import Observation, state_prefix
+from sim.embedded.observation import Observation
 
 
 class BevFeaturesExtractor(BaseFeaturesExtractor):
@@ -70,7 +71,7 @@ def warm_start(policy: ActorCriticPolicy, imitation: LearnedPolicy) -> None:
     """Copy an imitation driver's encoder and control path into an actor-critic built with :func:`policy_kwargs`
     (the critic keeps its fresh head; the encoder is shared)."""
     encoder, hidden, out = _control_path(imitation)
-    _load_encoder(_extractor(policy.features_extractor).encoder, encoder)
+    _extractor(policy.features_extractor).encoder.load_state_dict(encoder.state_dict())
     policy.mlp_extractor.policy_net[0].load_state_dict(hidden.state_dict())
     policy.action_net.load_state_dict(out.state_dict())
 
@@ -87,8 +88,8 @@ def warm_start_sac(policy: SACPolicy, driver: LearnedPolicy, *, log_std_init: fl
     """
     encoder, hidden, out = _control_path(driver)
     actor, critic = policy.actor, policy.critic
-    _load_encoder(_extractor(actor.features_extractor).encoder, encoder)
-    _load_encoder(_extractor(critic.features_extractor).encoder, encoder)
+    _extractor(actor.features_extractor).encoder.load_state_dict(encoder.state_dict())
+    _extractor(critic.features_extractor).encoder.load_state_dict(encoder.state_dict())
     actor.latent_pi[0].load_state_dict(hidden.state_dict())
     actor.mu.load_state_dict(out.state_dict())
     assert isinstance(actor.log_std, nn.Linear)
@@ -109,18 +110,6 @@ def _control_path(driver: LearnedPolicy) -> tuple[nn.Module, nn.Module, nn.Modul
     if isinstance(net, BcNet):
         return net.encoder, net.head[0], net.head[2]
     raise TypeError(f"cannot warm-start an SB3 policy from a {driver.kind} driver")
-
-
-def _load_encoder(target: ObservationEncoder, source: nn.Module) -> None:
-    """Copy ``source``'s weights into ``target``. A source trained on an older, shorter state vector (a prefix of
-    the target's, :func:`~sim.embedded.observation.state_prefix`) reads the added features with zero weights, so
-    the target computes what the source did."""
-    weights = dict(source.state_dict())
-    key = "state_proj.0.weight"
-    have, want = weights[key].shape[1], target.config.state_size
-    if have < want:
-        weights[key] = torch.cat([weights[key], weights[key].new_zeros((weights[key].shape[0], want - have))], dim=1)
-    target.load_state_dict(weights)
 
 
 def _extractor(module: nn.Module) -> BevFeaturesExtractor:
@@ -144,8 +133,6 @@ class Sb3Policy:
 
     def act(self, observation: Observation) -> NDArray[np.float32]:
         inputs = {key: np.asarray(value) for key, value in observation.items()}
-        space = self.policy.observation_space["state"].shape  # type: ignore[index]
-        inputs["state"] = state_prefix(np.asarray(inputs["state"], dtype=np.float32), space[0])
         actions, _ = self.policy.predict(inputs, deterministic=True)
         return np.clip(np.asarray(actions, dtype=np.float32), -1.0, 1.0)
 
@@ -155,8 +142,7 @@ class Sb3Policy:
     def save(self, path: Path) -> None:
         buffer = io.BytesIO()
         self.policy.save(buffer)  # type: ignore[arg-type]
-        torch.save({"kind": self.kind, "sb3": torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)},
-                   path)
+        write_checkpoint(path, self.kind, {"sb3": torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)})
 
 
 def from_checkpoint(checkpoint: dict[str, Any]) -> Sb3Policy:

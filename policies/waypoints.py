@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from policies.bc import torch_inputs
+from policies.checkpoint import write_checkpoint
 from policies.encoder import EncoderConfig, ObservationEncoder
 from sim.embedded.dynamics import BicycleParams
 from sim.embedded.kernels.planner import NUDGE_RATE
@@ -197,27 +198,24 @@ def control(waypoints: NDArray[np.float64], target_speed_mps: NDArray[np.float64
     return actions
 
 
-def safety_leader(state: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+def safety_leader(state: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """What the safety brake keeps clear of, read off states ``(B, S)``: the gap (m, from the front bumper, ``inf``:
     none) and speed (m/s) along the route of the nearest of the actor in the ego's path (features 25-26), the stop
     line while the ego must stop there (16, 20: a red light, a yellow one it can stop for, a stop sign not yet
     served), the junction entry while it gives way (36-37) and a curbside stop at the curb (:func:`_curb_hold`), the
-    last three standing. None for state vectors too old to perceive an actor.
+    last three standing.
 
     The network learns to stop at lines and junction entries too, but not surely enough: one that stood a little
     short of a stop sign's line (where the expert's label is "drive up to it") rolls on through it, and one for
     whom giving way comes on close to the entry brakes gently and enters a junction whose traffic has the right of
     way."""
-    if state.shape[1] <= Feature.LEADER_SPEED:
-        return None
     near = state[:, Feature.LEADER_GAP] < 1.0
     gap = np.where(near, state[:, Feature.LEADER_GAP] * DISTANCE_SCALE_M, np.inf)
     speed = state[:, Feature.LEADER_SPEED] * SPEED_SCALE_MPS
     must_stop = (state[:, Feature.MUST_STOP] > 0.5) & (state[:, Feature.STOP_LINE_AHEAD] < 1.0)
     hold = np.where(must_stop, state[:, Feature.STOP_LINE_AHEAD] * DISTANCE_SCALE_M, np.inf)
-    if state.shape[1] > Feature.JUNCTION_AHEAD:
-        give_way = state[:, Feature.GIVE_WAY] > 0.5
-        hold = np.minimum(hold, np.where(give_way, state[:, Feature.JUNCTION_AHEAD] * DISTANCE_SCALE_M, np.inf))
+    give_way = state[:, Feature.GIVE_WAY] > 0.5
+    hold = np.minimum(hold, np.where(give_way, state[:, Feature.JUNCTION_AHEAD] * DISTANCE_SCALE_M, np.inf))
     hold = np.minimum(hold, _curb_hold(state))
     return np.minimum(gap, hold), np.where(hold < gap, 0.0, speed)
 
@@ -231,16 +229,13 @@ def _curb_hold(state: NDArray[np.float64]) -> NDArray[np.float64]:
     The network slows down for a curbside stop too late and too little (standing there is a sliver of the data,
     and the expert brakes for it within the last few metres), and drives through it; away from the curb, where
     standing would not serve the stop, it does not hold."""
-    none = np.full(len(state), np.inf)
-    if state.shape[1] <= Feature.CURB_DWELL:
-        return none
     _, ego_lateral = project_to_polylines(_route_points(state), np.zeros((len(state), 2)))
     offset = state[:, Feature.CURB_STOP_OFFSET] * OFFSET_SCALE_M
     ahead = state[:, Feature.CURB_STOP_AHEAD] * DISTANCE_SCALE_M
     pending = (state[:, Feature.CURB_DWELL] > 0.0) & (state[:, Feature.CURB_STOP_AHEAD] < 1.0)
     at_curb = (offset < 0.0) & (ego_lateral <= offset + _CURB_AT_M)
     hold = ahead + ControllerParams.safety_margin_m - _CURB_HOLD_M
-    return np.where(pending & at_curb & (ahead > -_CURB_PAST_M), hold, none)
+    return np.where(pending & at_curb & (ahead > -_CURB_PAST_M), hold, np.inf)
 
 
 def _route_points(state: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -253,7 +248,7 @@ def _route_points(state: NDArray[np.float64]) -> NDArray[np.float64]:
 def route_steer(state: NDArray[np.float64], speed_mps: NDArray[np.float64],
                 params: ControllerParams = ControllerParams()) -> NDArray[np.float64]:
     """Steering ``(B,)`` in [-1, 1] along the route of states ``(B, S)`` (features 3-14) shifted by the planned
-    offset (33-34, moving towards its target at the world's ``NUDGE_RATE``; none in older, shorter states): the
+    offset (33-34, moving towards its target at the world's ``NUDGE_RATE``): the
     Stanley law on the front axle, the route's heading ``route_preview_s`` ahead plus
     ``atan(route_gain * cross-track error / (route_soft_mps + speed))``, that last term at most
     ``route_max_approach_rad``. NaN where the state holds less than ``_ROUTE_STEER_MIN_M`` of route (at its end).
@@ -266,11 +261,9 @@ def route_steer(state: NDArray[np.float64], speed_mps: NDArray[np.float64],
     route = _route_points(state)
     front_m = bicycle.wheelbase_m - bicycle.rear_to_center_m
     arc, lateral = project_to_polylines(route, np.broadcast_to(np.array([front_m, 0.0]), (batch, 2)))
-    offset = np.zeros(batch)
-    if state.shape[1] > Feature.PATH_TARGET:
-        here = state[:, Feature.PATH_OFFSET] * OFFSET_SCALE_M
-        reach = NUDGE_RATE * (front_m + params.route_preview_s * speed_mps)
-        offset = here + np.clip(state[:, Feature.PATH_TARGET] * OFFSET_SCALE_M - here, -reach, reach)
+    here = state[:, Feature.PATH_OFFSET] * OFFSET_SCALE_M
+    reach = NUDGE_RATE * (front_m + params.route_preview_s * speed_mps)
+    offset = here + np.clip(state[:, Feature.PATH_TARGET] * OFFSET_SCALE_M - here, -reach, reach)
     # the route's heading over a chord ahead, the route extended straight at both ends
     ends = np.stack([route[:, 1] - route[:, 0], route[:, -1] - route[:, -2]], axis=1)
     ends /= np.maximum(np.linalg.norm(ends, axis=-1, keepdims=True), 1e-9)
@@ -319,9 +312,10 @@ class WaypointPolicy:
 
     def save(self, path: Path) -> None:
         params = asdict(self.params)
-        torch.save({"kind": self.kind, "config": asdict(self.net.config), "state_dict": self.net.state_dict(),
-                    "controller": {key: value for key, value in params.items() if key != "bicycle"},
-                    "bicycle": params["bicycle"]}, path)
+        write_checkpoint(path, self.kind, {
+            "config": asdict(self.net.config), "state_dict": self.net.state_dict(),
+            "controller": {key: value for key, value in params.items() if key != "bicycle"},
+            "bicycle": self.params.bicycle._asdict()})
 
 
 def from_checkpoint(checkpoint: dict[str, Any]) -> WaypointPolicy:

@@ -4,7 +4,7 @@ A snapshot lists episode ids with the SHA-256 of each episode's manifest (its ``
 SHA-256 of each of the episode's Parquet files), the filters that chose them and the schema version; its digest is
 the SHA-256 of that manifest. Loading training arrays checks every episode's manifest against the snapshot and
 every file it reads against the episode's manifest, so a model's lineage always points at exactly the data it was
-trained on.
+trained on, and refuses observations of another observation format than this code's.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from autoloop.episodes.schema import SCHEMA_VERSION, from_table, read_table
-from autoloop.episodes.store import MANIFEST, EpisodeStore
-from sim.embedded.observation import pad_state
+from autoloop.episodes.store import MANIFEST, OBSERVATION_COLUMNS, EpisodeStore
+from sim.embedded.observation import check_observation_format
 
 #: The ego columns training reads.
 TRAINING_COLUMNS = ["obs_bev", "obs_state", "label"]
@@ -123,8 +123,7 @@ def load_training_arrays(store: EpisodeStore, snapshot: DatasetSnapshot) -> Trai
     return TrainingArrays(
         bev_packed=np.concatenate([columns["obs_bev"] for _, columns in episodes]),
         bev_shape=bev_shape,
-        state=np.concatenate([pad_state(np.asarray(columns["obs_state"], dtype=np.float32))
-                              for _, columns in episodes]),
+        state=np.concatenate([columns["obs_state"] for _, columns in episodes]).astype(np.float32, copy=False),
         label=np.concatenate([columns["label"] for _, columns in episodes]).astype(np.float32, copy=False),
     )
 
@@ -132,7 +131,11 @@ def load_training_arrays(store: EpisodeStore, snapshot: DatasetSnapshot) -> Trai
 def read_snapshot_columns(store: EpisodeStore, snapshot: DatasetSnapshot, columns: Sequence[str],
                           ) -> list[tuple[dict[str, Any], dict[str, NDArray[Any]]]]:
     """Each episode's metadata and the ego ``columns`` asked for (those it has), in snapshot order, checking each
-    episode's manifest against the snapshot and each ego file against its episode's manifest."""
+    episode's manifest against the snapshot and each ego file against its episode's manifest.
+
+    :raises ~sim.embedded.observation.ObservationFormatError: naming the first episode whose observations (asked
+        for and stored) are of another observation format.
+    """
     manifest = json.loads(snapshot.path.read_text())
     if manifest["schema_version"] != SCHEMA_VERSION:
         raise ValueError(f"dataset snapshot {snapshot.path}: schema version {manifest['schema_version']}, this "
@@ -168,5 +171,8 @@ def _episode_columns(folder: Path, entry: dict[str, Any], snapshot: DatasetSnaps
     if hashlib.sha256(data).hexdigest() != ego["sha256"]:
         raise ValueError(f"episode {entry['episode_id']}: {folder / ego['file']} changed since it was written")
     present = pq.ParquetFile(pa.BufferReader(data)).schema_arrow.names
+    if any(name in present for name in OBSERVATION_COLUMNS if name in columns):
+        check_observation_format(episode.get("observation_format"), what=f"episode {entry['episode_id']} ({folder})",
+                                 remedy="collect a new dataset (`autoloop collect`) and train on it")
     metadata: dict[str, Any] = episode["metadata"]
     return metadata, from_table(read_table(data, [name for name in columns if name in present]))

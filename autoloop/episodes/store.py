@@ -17,7 +17,10 @@ sees a half-written episode. An id is refused when any partition already holds i
 id on different days (around midnight UTC) are not excluded.
 
 The manifest ``episode.json`` holds ``schema_version``, ``episode_id``, ``source``, ``date``, ``num_steps``,
-``tables`` (per table: ``file``, ``rows``, ``sha256`` of the file) and ``metadata`` (the episode's metadata).
+``tables`` (per table: ``file``, ``rows``, ``sha256`` of the file), ``metadata`` (the episode's metadata) and, for an
+episode that holds observations (``obs_state``, ``obs_bev``), their ``observation_format``
+(:data:`sim.embedded.observation.OBSERVATION_FORMAT` when it was written): training refuses the observations of
+another format (:func:`autoloop.episodes.dataset.read_snapshot_columns`).
 
 ``ego`` — per step, map frame (x east, y north, yaw counter-clockwise from +x):
 
@@ -84,12 +87,15 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from autoloop.episodes.schema import SCHEMA_VERSION, SchemaError, file_entry, from_table, read_table, to_table
+from sim.embedded.observation import OBSERVATION_FORMAT
 
 if TYPE_CHECKING:
     from sim.maps import LaneGraph
 
 SOURCES = ("sim", "fleet")
 MANIFEST = "episode.json"
+#: The ego columns that hold observations, whose format the manifest records.
+OBSERVATION_COLUMNS = ("obs_state", "obs_bev")
 _EPISODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
@@ -140,7 +146,9 @@ class EpisodeStore:
         given = {"ego": episode.steps, "actors": episode.actors, "events": episode.events}
         tables = {name: to_table(name, columns, episode_id=episode.episode_id)
                   for name, columns in given.items() if columns is not None}
-        return self._commit(episode, tables, datetime.now(UTC).date().isoformat())
+        observed = any(column in episode.steps for column in OBSERVATION_COLUMNS)
+        return self._commit(episode, tables, datetime.now(UTC).date().isoformat(),
+                            observation_format=OBSERVATION_FORMAT if observed else None)
 
     def write_many(self, episodes: Sequence[Episode], *, threads: int = 4) -> list[Path]:
         """Write episodes (each atomically, as :meth:`write`) with a few threads, so that one episode's fsyncs
@@ -149,7 +157,8 @@ class EpisodeStore:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             return list(pool.map(self.write, episodes))
 
-    def _commit(self, episode: Episode, tables: dict[str, pa.Table], date: str) -> Path:
+    def _commit(self, episode: Episode, tables: dict[str, pa.Table], date: str, *,
+                observation_format: int | None = None) -> Path:
         final = self.root / episode.source / f"date={date}" / episode.episode_id
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = final.with_name(f".{episode.episode_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -159,6 +168,8 @@ class EpisodeStore:
             manifest = {"schema_version": SCHEMA_VERSION, "episode_id": episode.episode_id,
                         "source": episode.source, "date": date, "num_steps": tables["ego"].num_rows,
                         "tables": entries, "metadata": episode.metadata}
+            if observation_format is not None:
+                manifest["observation_format"] = observation_format
             _write_durably(staging / MANIFEST, json.dumps(manifest).encode())
             _fsync_dir(staging)
             try:

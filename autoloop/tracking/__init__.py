@@ -44,7 +44,7 @@ from autoloop.tracking.registry import (
     version_by_alias,
 )
 from policies.base import LearnedPolicy
-from sim.embedded.observation import Observation
+from sim.embedded.observation import OBSERVATION_FORMAT, Observation, check_observation_format
 
 #: Re-exported from :mod:`autoloop.tracking.registry` (what this module defines is public too).
 __all__ = [
@@ -220,7 +220,8 @@ def log_policy(policy: LearnedPolicy, checkpoint: Path, example: Observation) ->
         pip_requirements=[f"torch=={_version('torch')}", f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}",
                           *([f"stable-baselines3=={_version('stable-baselines3')}"]
                             if policy.kind in ("ppo", "sac") else [])],
-        metadata={"autoloop_version": _version("autoloop"), "driver_kind": policy.kind},
+        metadata={"autoloop_version": _version("autoloop"), "driver_kind": policy.kind,
+                  "observation_format": OBSERVATION_FORMAT},
     )
     return LoggedPolicy(model_uri=info.model_uri, model_id=str(info.model_id), run_id=active.info.run_id)
 
@@ -285,7 +286,14 @@ def registered_version(model_uri: str) -> ModelVersionRef | None:
 
 
 def load_policy(model_uri: str) -> LearnedPolicy:
-    """Load a logged or registered driver (``models:/name@alias``, ``models:/name/3``, ``models:/m-…``)."""
+    """Load a logged or registered driver (``models:/name@alias``, ``models:/name/3``, ``models:/m-…``).
+
+    :raises ~sim.embedded.observation.ObservationFormatError: naming the model, when it was logged with another
+        observation format (its metadata's ``observation_format``).
+    """
+    metadata = mlflow.models.get_model_info(model_uri).metadata or {}
+    check_observation_format(metadata.get("observation_format"), what=f"model {model_uri}",
+                             remedy="retrain it (`autoloop train`)")
     model = mlflow.pyfunc.load_model(model_uri)
     policy: LearnedPolicy = model.unwrap_python_model().policy
     return policy

@@ -32,7 +32,6 @@ from autoloop.episodes.dataset import unpack_bev
 from autoloop.training.fleet import UnreplayableLog, cached_observations
 from policies.expert import ExpertParams
 from sim.embedded.bev import BevSpec, Channel
-from sim.embedded.observation import pad_state
 from sim.geometry import to_local_frame
 
 log = logging.getLogger(__name__)
@@ -156,8 +155,7 @@ def _episode_samples(metadata: dict[str, Any], columns: dict[str, NDArray[Any]],
         plan, speed, valid = future_waypoints(columns["x_m"], columns["y_m"], columns["yaw_rad"],
                                               columns["speed_mps"], dt_s=float(metadata["dt_s"]),
                                               waypoints=waypoints, waypoint_dt_s=waypoint_dt_s)
-    return {"bev": columns["obs_bev"], "state": pad_state(np.asarray(columns["obs_state"], dtype=np.float32)),
-            "action": columns["label"],
+    return {"bev": columns["obs_bev"], "state": columns["obs_state"], "action": columns["label"],
             "waypoints": plan, "speed": speed, "has_trajectory": valid, "has_action": np.ones(steps, dtype=bool)}
 
 

@@ -8,7 +8,8 @@ recorded path), puts the ego at its recorded pose and speed at every step and as
 (and renderer) of a simulated one.
 
 :func:`cached_observations` keeps the rendering of a stored episode on disk, keyed by the episode id, the SHA-256 of
-its manifest (which holds the hash of each of its files) and the BEV spec.
+its manifest (which holds the hash of each of its files), the BEV spec and the observation format (so a rendering
+of another format is rendered again).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from autoloop.episodes import Episode, EpisodeStore
 from autoloop.episodes.store import MANIFEST
 from autoloop.fleet.mining import replay_scenario, replay_world_config, stored_map
 from sim.embedded.bev import BevSpec
-from sim.embedded.observation import STATE_SIZE, Observer
+from sim.embedded.observation import OBSERVATION_FORMAT, Observer
 from sim.embedded.world import World
 from sim.maps import LaneGraph
 
@@ -106,7 +107,7 @@ def cached_observations(store: EpisodeStore, episode_id: str, *, bev: BevSpec,
     and states, read from ``<store>/rendered/`` when this episode, unchanged, was rendered with ``bev`` before."""
     folder = store.folder(episode_id)
     digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
-    key = f"{digest[:16]}-{bev.size_px}-{bev.resolution_m:g}-{bev.ego_row}-s{STATE_SIZE}"
+    key = f"{digest[:16]}-{bev.size_px}-{bev.resolution_m:g}-{bev.ego_row}-f{OBSERVATION_FORMAT}"
     path = store.root / CACHE_FOLDER / f"{episode_id}-{key}.npz"
     if path.exists():
         with np.load(path) as cached:

@@ -29,6 +29,7 @@ from autoloop.config import TrainConfig
 from autoloop.training.balance import repeat_factors, repeated_rows
 from autoloop.training.data import Batch, TrajectoryArrays, batches
 from autoloop.training.distributed import SINGLE_CPU, Topology
+from sim.embedded.observation import OBSERVATION_FORMAT, check_observation_format
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainCo
         on_step: Callable[[int, dict[str, float]], None] | None = None) -> tuple[EpochMetrics, ...]:
     """Train ``net`` in place for ``epochs`` epochs; returns every epoch's metrics (those before a resume too).
 
-    :param checkpoint_dir: where ``last.pt`` (weights, optimizer, history, RNG) is written after every epoch (by
-        rank 0, atomically); training resumes from it when it is there.
+    :param checkpoint_dir: where ``last.pt`` (weights, optimizer, history, RNG, observation format) is written after
+        every epoch (by rank 0, atomically); training resumes from it when it is there.
+    :raises ~sim.embedded.observation.ObservationFormatError: when ``last.pt`` is of another observation format.
     :param on_epoch: sees each epoch's metrics (on rank 0).
     :param on_step: sees the global step and the batch's losses after each optimizer step (on rank 0).
     """
@@ -151,13 +153,16 @@ def _save(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, history:
     """Write the checkpoint next to the old one, then rename it over (a kill never leaves half a checkpoint)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                "history": [asdict(m) for m in history], "torch_rng": torch.get_rng_state()}, temporary)
+    torch.save({"observation_format": OBSERVATION_FORMAT, "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(), "history": [asdict(m) for m in history],
+                "torch_rng": torch.get_rng_state()}, temporary)
     os.replace(temporary, path)
 
 
 def _restore(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer) -> list[EpochMetrics]:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    check_observation_format(checkpoint.get("observation_format"), what=f"training checkpoint {path}",
+                             remedy=f"delete it to train from the start (`rm {path}`)")
     net.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     torch.set_rng_state(checkpoint["torch_rng"])

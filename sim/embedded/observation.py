@@ -36,9 +36,10 @@ index    meaning
 37       distance from the front bumper to that junction entry / 50 m (1 when none within 50 m)
 =======  ==========================================================================================
 
-Features 25 on were added later (25..34, then 35, then 36..37): a driver trained on an older, shorter vector reads
-only its prefix (:func:`state_prefix`), and stored states of an older width read as if no actor, stop, siren,
-wait or junction were there and the path kept to the route (:func:`pad_state`).
+The layout of the observation (the BEV's channels and the features above) has a version,
+:data:`OBSERVATION_FORMAT`, which every file that keeps observations or was trained on them records: learned
+drivers' checkpoints, training checkpoints and stored episodes. A file of another version is refused
+(:func:`check_observation_format`), never converted.
 """
 
 from __future__ import annotations
@@ -63,10 +64,9 @@ DISTANCE_SCALE_M = 50.0
 ROUTE_SCALE_M = 20.0
 OFFSET_SCALE_M = 2.0
 STATE_SIZE = 38
-#: Values of features 25.. when nothing is there (for states recorded before they existed).
-ABSENT_FEATURES = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
-#: Lengths of the older state vectors (before features 25.., before 35.., and before 36..).
-OLDER_STATE_SIZES = (25, 35, 36)
+#: Version of the observation's layout: increase it whenever a BEV channel or a state feature is added, removed,
+#: moved or changes its meaning or scale (files of the old version are then refused).
+OBSERVATION_FORMAT = 1
 #: An emergency vehicle's siren is heard this far (metres).
 SIREN_RANGE_M = 60.0
 #: State features are clipped to [-STATE_BOUND, STATE_BOUND].
@@ -77,22 +77,23 @@ COMMAND_HORIZON_M = 30.0
 Observation = dict[str, NDArray[np.generic]]
 
 
-def state_prefix(state: NDArray[np.float32], size: int) -> NDArray[np.float32]:
-    """The first ``size`` features of states ``(..., STATE_SIZE)``: what a driver trained on an older, shorter
-    state vector reads."""
-    return state[..., :size]
+class ObservationFormatError(ValueError):
+    """A file that records another observation format than :data:`OBSERVATION_FORMAT` (or none)."""
 
 
-def pad_state(state: NDArray[np.float32]) -> NDArray[np.float32]:
-    """States recorded with an older vector (a width of :data:`OLDER_STATE_SIZES`), ``(N, width)``, at full
-    length: the features added since as when nothing is there (:data:`ABSENT_FEATURES`). Any other width (the
-    current one, or a vector that is not autoloop's) is returned as it is."""
-    width = state.shape[-1]
-    if width not in OLDER_STATE_SIZES:
-        return state
-    absent = ABSENT_FEATURES[width - OLDER_STATE_SIZES[0]:]
-    missing = np.broadcast_to(np.asarray(absent, dtype=np.float32), (*state.shape[:-1], len(absent)))
-    return np.concatenate([state, missing], axis=-1)
+def check_observation_format(found: object, *, what: str, remedy: str) -> None:
+    """Refuse a file whose observations are not of this observation format.
+
+    :param found: the format the file records (``None``: it records none, being written before formats were).
+    :param what: the file, as the message names it (``driver checkpoint /path/last.pt``).
+    :param remedy: what to do instead (``retrain it (`autoloop train`)``).
+    :raises ObservationFormatError: one line: what, which format it has, which one this code reads, the remedy.
+    """
+    if found == OBSERVATION_FORMAT:
+        return
+    has = f"has observation format {found}" if found is not None else "records no observation format"
+    raise ObservationFormatError(f"{what} {has}, this autoloop reads observation format {OBSERVATION_FORMAT}: "
+                                 f"{remedy}")
 
 
 def _distance(metres: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -7,7 +7,7 @@ import pytest
 from autoloop.config import TrainConfig
 from autoloop.training import TrajectoryArrays, train_bc
 from autoloop.training.balance import DECISIONS, SITUATIONS, categories, repeat_factors, repeated_rows
-from sim.embedded.observation import ABSENT_FEATURES, STATE_SIZE
+from sim.embedded.observation import STATE_SIZE, Feature
 
 BEV = (2, 16, 16)
 
@@ -16,8 +16,7 @@ def _state(speed_mps: float, **features: float) -> np.ndarray:
     """A state with nothing near (no stop line, leader, curbside stop or siren) at ``speed_mps``, with
     ``features`` (``f27=0.2``: feature 27) set."""
     state = np.zeros(STATE_SIZE, dtype=np.float32)
-    state[16] = 1.0
-    state[STATE_SIZE - len(ABSENT_FEATURES):] = ABSENT_FEATURES
+    state[[Feature.STOP_LINE_AHEAD, Feature.LEADER_GAP, Feature.CURB_STOP_AHEAD, Feature.JUNCTION_AHEAD]] = 1.0
     state[0] = speed_mps / 10.0
     for name, value in features.items():
         state[int(name[1:])] = value

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -25,6 +26,22 @@ def test_bad_config_exits_with_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "show", "--config", str(path)])
     assert result.exit_code == 2
     assert "unknown key 'gate.min_drivng_score'" in result.output
+
+
+def test_train_refuses_data_of_another_observation_format_in_one_line(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import flows.stages
+    from sim.embedded.observation import OBSERVATION_FORMAT, check_observation_format
+
+    def train_flow(**_: object) -> None:  # as the flow does on reading such a dataset
+        check_observation_format(None, what="episode ep-1", remedy="collect a new dataset (`autoloop collect`)")
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(flows.stages, "train_flow", train_flow)
+    result = runner.invoke(app, ["train", "--profile", "quick", "--home", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert (f"error: episode ep-1 records no observation format, this autoloop reads observation format "
+            f"{OBSERVATION_FORMAT}: collect a new dataset (`autoloop collect`)\n") in result.output
 
 
 def test_help_lists_the_subcommands() -> None:

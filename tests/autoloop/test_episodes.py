@@ -11,7 +11,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from autoloop.episodes import Episode, EpisodeStore, SchemaError, create_snapshot, load_snapshot, load_training_arrays
+from autoloop.episodes import (
+    Episode,
+    EpisodeStore,
+    SchemaError,
+    create_snapshot,
+    load_snapshot,
+    load_training_arrays,
+    read_snapshot_columns,
+)
+from sim.embedded.observation import OBSERVATION_FORMAT, ObservationFormatError
 
 
 def _episode(episode_id: str, steps: int = 5, seed: int = 0, *, source: str = "sim") -> Episode:
@@ -245,6 +254,33 @@ def _v1_file(path: Path, episode: Episode) -> Path:
     metadata = {"schema_version": 1, "episode_id": episode.episode_id, "source": episode.source, **episode.metadata}
     pq.write_table(pa.table(columns).replace_schema_metadata({b"autoloop": json.dumps(metadata).encode()}), path)
     return path
+
+
+@pytest.mark.parametrize("recorded", [OBSERVATION_FORMAT + 1, None])
+def test_observations_of_another_format_are_refused_for_training_naming_the_episode(tmp_path: Path,
+                                                                                    recorded: int | None) -> None:
+    store = EpisodeStore(tmp_path / "episodes")
+    store.write(_episode("ep-0"))
+    store.write(_fleet_episode("fleet-0"))
+    assert store.manifest("ep-0")["observation_format"] == OBSERVATION_FORMAT
+    assert "observation_format" not in store.manifest("fleet-0"), "no observations, no format"
+    # ep-1 as written by a code of another observation format (or by one that recorded none)
+    manifest_path = store.write(_episode("ep-1", seed=1)) / "episode.json"
+    manifest = json.loads(manifest_path.read_text())
+    if recorded is None:
+        del manifest["observation_format"]
+    else:
+        manifest["observation_format"] = recorded
+    manifest_path.write_text(json.dumps(manifest))
+    snapshot = create_snapshot(store, tmp_path / "datasets", ["ep-0", "ep-1", "fleet-0"], {})
+    with pytest.raises(ObservationFormatError) as refused:
+        load_training_arrays(store, snapshot)
+    has = "records no observation format" if recorded is None else f"has observation format {recorded}"
+    assert str(refused.value) == (f"episode ep-1 ({store.folder('ep-1')}) {has}, this autoloop reads observation "
+                                  f"format {OBSERVATION_FORMAT}: collect a new dataset (`autoloop collect`) and "
+                                  "train on it")
+    # its other columns read as ever
+    assert len(read_snapshot_columns(store, snapshot, ["x_m", "label"])) == 3
 
 
 def test_snapshot_is_content_addressed_and_detects_changes(tmp_path: Path) -> None:

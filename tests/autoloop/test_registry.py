@@ -23,7 +23,7 @@ from autoloop.config import AutoloopConfig, load_config
 from autoloop.evaluation import COMPLETED
 from autoloop.paths import Paths
 from policies.bc import BcNet, BcNetConfig, BcPolicy
-from sim.embedded.observation import observation_space
+from sim.embedded.observation import OBSERVATION_FORMAT, Observation, ObservationFormatError, observation_space
 
 MODEL = "autoloop-driver"
 #: A lenient gate: these drivers only accelerate; what is tested is the registry, not driving.
@@ -60,21 +60,26 @@ def constant_policy(steer: float, accel: float, config: AutoloopConfig) -> BcPol
     return BcPolicy(net)
 
 
+def example_observation(config: AutoloopConfig) -> Observation:
+    """One observation of zeros: the input example a model is logged with."""
+    space = observation_space(config.sim.bev())
+    return {"bev": np.zeros((1, *space["bev"].shape), np.uint8),
+            "state": np.zeros((1, *space["state"].shape), np.float32)}
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     pytest.MonkeyPatch().delenv("MLFLOW_TRACKING_URI", raising=False)
     home = tmp_path_factory.mktemp("registry-home")
     config = load_config(profile="quick", overrides=LENIENT)
     context = stages.open_context(config, paths=Paths(home))
-    space = observation_space(config.sim.bev())
-    example = {"bev": np.zeros((1, *space["bev"].shape), np.uint8),
-               "state": np.zeros((1, *space["state"].shape), np.float32)}
+    example = example_observation(config)
     models = []
     for n, (steer, accel) in enumerate([(0.0, 0.6), (0.05, 0.9), (0.0, 0.3), (-0.05, 0.5), (0.0, 0.8)]):
         with tracking.stage_run("train", experiment_id=context.experiment_id, parent_run_id=None):
             tracking.set_tags({"autoloop.dataset_digest": f"{n}" * 64})
             models.append(tracking.log_policy(constant_policy(steer, accel, config), home / f"policy-{n}.pt",
-                                              example))  # type: ignore[arg-type]
+                                              example))
     return Registry(home, config, context, models, MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db"))
 
 
@@ -276,3 +281,17 @@ print(json.dumps({{"version": result.registered.version, "promoted": result.prom
     assert aliases(registry, MODEL) | {"challenger": "-"} == {
         "champion": second["version"], "previous-champion": first["version"], "challenger": "-"}
     assert len(registry.client.search_model_versions(f"name = '{MODEL}'")) == 4
+
+
+def test_a_model_logged_with_another_observation_format_is_refused_naming_it(registry: Registry,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(tracking.load_policy(registry.models[0].model_uri), BcPolicy)
+    monkeypatch.setattr(tracking, "OBSERVATION_FORMAT", OBSERVATION_FORMAT + 1)  # as a later autoloop logs it
+    with tracking.stage_run("train", experiment_id=registry.context.experiment_id, parent_run_id=None):
+        later = tracking.log_policy(constant_policy(0.0, 0.5, registry.config), registry.home / "later.pt",
+                                    example_observation(registry.config))
+    with pytest.raises(ObservationFormatError) as refused:
+        tracking.load_policy(later.model_uri)
+    assert str(refused.value) == (f"model {later.model_uri} has observation format {OBSERVATION_FORMAT + 1}, this "
+                                  f"autoloop reads observation format {OBSERVATION_FORMAT}: retrain it "
+                                  "(`autoloop train`)")

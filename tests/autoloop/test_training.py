@@ -13,6 +13,7 @@ from autoloop.training import TrajectoryArrays, load_trajectory_arrays, train_bc
 from autoloop.training.data import future_waypoints
 from autoloop.training.ddp import main as ddp_main
 from policies.checkpoint import load_policy
+from sim.embedded.observation import OBSERVATION_FORMAT, ObservationFormatError
 
 BEV = (2, 16, 16)
 
@@ -103,6 +104,22 @@ def test_interrupted_training_resumes_to_the_same_weights(data: TrajectoryArrays
     assert [m.epoch for m in resumed.history] == [1, 2, 3]
     assert resumed.history == straight.history
     _assert_same_weights(resumed.policy.net.state_dict(), straight.policy.net.state_dict())
+
+
+def test_a_training_checkpoint_of_another_observation_format_is_refused(data: TrajectoryArrays,
+                                                                        tmp_path: Path) -> None:
+    config = TrainConfig(epochs=1, batch_size=64, seed=5, threads=1, width=4, hidden=8)
+    train_bc(data, config, checkpoint_dir=tmp_path / "run")
+    path = tmp_path / "run" / "last.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["observation_format"] == OBSERVATION_FORMAT
+    checkpoint["observation_format"] = OBSERVATION_FORMAT + 1
+    torch.save(checkpoint, path)
+    with pytest.raises(ObservationFormatError) as refused:
+        train_bc(data, config.model_copy(update={"epochs": 2}), checkpoint_dir=tmp_path / "run")
+    assert str(refused.value) == (f"training checkpoint {path} has observation format {OBSERVATION_FORMAT + 1}, "
+                                  f"this autoloop reads observation format {OBSERVATION_FORMAT}: delete it to train "
+                                  f"from the start (`rm {path}`)")
 
 
 def test_ddp_two_gloo_processes_end_with_identical_weights(home: Path, tmp_path: Path) -> None:

@@ -1,6 +1,5 @@
 """The state vector's later features: the actor in the ego's path, the robotaxi mission's next curbside stop, an
-emergency vehicle's siren, the planned path's offset, waiting at the curb to pull in; and reading older, shorter
-state vectors."""
+emergency vehicle's siren, the planned path's offset, waiting at the curb to pull in, giving way at a junction."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import pytest
 
 from policies.expert import ExpertDriver
 from sim.embedded.kernels import codes
-from sim.embedded.observation import ABSENT_FEATURES, STATE_SIZE, Observer, pad_state, state_prefix
+from sim.embedded.observation import Observer
 from sim.embedded.world import World, make_world
 from sim.scenarios import events as ev
 from tests.sim.test_events import CONFIG, MAP, _scenarios
@@ -117,24 +116,6 @@ def test_the_merge_wait_feature_holds_a_car_at_the_curb_until_the_lane_is_clear(
         world.step(expert.act())
     assert waited.all(), "the flow came along the lane while each ego stood at the curb"
     assert np.all(np.abs(world.lateral_m) < 0.5), "then the lane cleared and the expert pulled in"
-
-
-def test_older_state_vectors_read_as_nothing_near_and_older_drivers_read_their_prefix() -> None:
-    old = np.random.default_rng(0).uniform(-1, 1, (4, 25)).astype(np.float32)
-    padded = pad_state(old)
-    assert padded.shape == (4, STATE_SIZE)
-    np.testing.assert_array_equal(padded[:, :25], old)
-    absent = np.broadcast_to(np.float32(ABSENT_FEATURES), (4, len(ABSENT_FEATURES)))
-    np.testing.assert_array_equal(padded[:, 25:], absent)
-    assert pad_state(padded) is padded
-    np.testing.assert_array_equal(state_prefix(padded, 25), old)
-    # the 35- and 36-feature vectors: only the features added after them are padded
-    for width in (35, 36):
-        later = pad_state(padded[:, :width])
-        assert later.shape == (4, STATE_SIZE)
-        np.testing.assert_array_equal(later, padded)
-    other = np.zeros((1, 3), dtype=np.float32)  # not autoloop's state vector: left as it is
-    assert pad_state(other) is other
 
 
 def test_the_give_way_feature_holds_an_ego_that_served_its_stop_sign_until_the_flow_has_passed() -> None:
