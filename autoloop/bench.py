@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from policies.base import Policy
+from autoloop.rollout import DrivenRoute, DriverFactory, RouteRecorder, drive
 from sim.embedded.bev import BevSpec
-from sim.embedded.observation import Observation, Observer
-from sim.embedded.world import World, WorldConfig
+from sim.embedded.observation import Observer
+from sim.embedded.state import WorldConfig
+from sim.embedded.world import World
 from sim.maps import get_map
-from sim.metrics import RouteRecord, comfort, score_suite
+from sim.metrics import score_suite
 from sim.scenarios import sample_scenario
 from sim.scenarios.suites import Suite, build_suite
 
@@ -124,32 +124,11 @@ class SuiteTypeResult:
     infractions: dict[str, int]
 
 
-def drive_suite(suite: Suite, driver: Callable[[World], Any], *, max_steps: int = 20_000,
-                ) -> tuple[list[RouteRecord], list[float]]:
-    """Run every scenario of ``suite`` with the driver ``driver(world)`` builds (batched per map): the route
-    records and each route's comfort (Bench2Drive's), in suite order."""
-    records: list[RouteRecord | None] = [None] * len(suite.scenarios)
-    comforts = [1.0] * len(suite.scenarios)
-    config = suite.world_config()
-    for map_name, indices in suite.by_map().items():
-        world = World(get_map(map_name), len(indices), config)
-        world.reset([suite.scenarios[i] for i in indices])
-        agent = driver(world)
-        speeds, yaws, alive = [], [], []
-        for _ in range(max_steps):
-            if not world.running.any():
-                break
-            alive.append(world.running.copy())
-            world.step(agent.act())
-            speeds.append(world.ego.speed_mps.copy())
-            yaws.append(world.ego.yaw_rad.copy())
-        speed, yaw, running = np.array(speeds), np.array(yaws), np.array(alive)
-        for slot, index in enumerate(indices):
-            records[index] = world.route_record(slot)
-            frames = running[:, slot] if len(running) else np.zeros(0, dtype=bool)
-            if frames.sum() >= 3:
-                comforts[index] = comfort(speed[frames, slot], yaw[frames, slot], config.dt_s)
-    return [r for r in records if r is not None], comforts
+def drive_suite(suite: Suite, driver: DriverFactory, *, bev: BevSpec = BevSpec()) -> list[DrivenRoute]:
+    """Drive every scenario of ``suite`` with the driver ``driver(world)`` builds, a batch per map: each route's
+    record and comfort, in suite order. Learned drivers see ``bev`` rasters."""
+    return drive(suite.scenarios, driver=driver, recorder=RouteRecorder(), world=suite.world_config(),
+                 batch_size=len(suite.scenarios), bev=bev)
 
 
 def bench_expert(*, suite_name: str = "eval", per_type: int = 6) -> tuple[Suite, list[SuiteTypeResult]]:
@@ -161,9 +140,10 @@ def bench_expert(*, suite_name: str = "eval", per_type: int = 6) -> tuple[Suite,
     return suite, bench_driver(suite, ExpertDriver)
 
 
-def bench_driver(suite: Suite, driver: Callable[[World], Any]) -> list[SuiteTypeResult]:
+def bench_driver(suite: Suite, driver: DriverFactory, *, bev: BevSpec = BevSpec()) -> list[SuiteTypeResult]:
     """Drive ``suite`` with ``driver(world)`` and score it per scenario type and overall (see :func:`bench_expert`)."""
-    records, comforts = drive_suite(suite, driver)
+    routes = drive_suite(suite, driver, bev=bev)
+    records, comforts = [route.record for route in routes], [route.comfort for route in routes]
     types: dict[str, list[int]] = {}
     for index in range(len(suite.scenarios)):
         types.setdefault(suite.event_type(index), []).append(index)
@@ -180,17 +160,6 @@ def bench_driver(suite: Suite, driver: Callable[[World], Any]) -> list[SuiteType
             comfort=round(float(np.mean([comforts[i] for i in indices])), 3),
             infractions={kind.value: count for kind, count in sorted(score.infractions.items())}))
     return rows
-
-
-class ObservingDriver:
-    """A learned driver on a suite's world: observes every ego (BEV + state) and acts on the observations."""
-
-    def __init__(self, world: World, policy: Policy, spec: BevSpec) -> None:
-        self.observer = Observer(world, spec)
-        self.policy = policy
-
-    def act(self, observation: Observation | None = None) -> NDArray[np.float32]:
-        return self.policy.act(self.observer.observe())
 
 
 @dataclass(frozen=True)

@@ -339,7 +339,7 @@ def mine_command(
             replays.append(str(path.relative_to(paths_.home)))
             score = ""
             if replay:
-                score = f"{score_route(drive_replay(scenario, graph)).driving_score:.1f}"
+                score = f"{score_route(drive_replay(scenario)).driving_score:.1f}"
             table.add_row(episode_id, trigger.kind, f"{trigger.time_s:.1f}", f"{trigger.value:.2f}",
                           trigger.actor_id, str(path.relative_to(paths_.home)), score)
         save_triggers(store, episode_id, triggers, replays)  # the episode's tags: the `triggers` view

@@ -6,6 +6,7 @@ key is checked, and an unknown or ill-typed key is an error that names the file 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from importlib import resources
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sim.embedded.bev import BevSpec
+from sim.embedded.state import WorldConfig
 from sim.metrics import SCORERS
 from sim.scenarios import Scenario, sample_scenario
 from sim.scenarios.suites import SUITE_NAMES
@@ -51,6 +53,13 @@ class SimConfig(_Frozen):
         """The BEV raster these settings ask for."""
         return BevSpec(size_px=self.bev_size_px, resolution_m=self.bev_resolution_m,
                        ego_row=3 * self.bev_size_px // 4)
+
+    def world_config(self) -> WorldConfig:
+        """The world these settings ask for: the default one, with actor slots for ``traffic_vehicles`` and
+        ``pedestrians`` (at least the default's)."""
+        default = WorldConfig()
+        return dataclasses.replace(default, max_vehicles=max(default.max_vehicles, self.traffic_vehicles),
+                                   max_pedestrians=max(default.max_pedestrians, self.pedestrians))
 
     def sample(self, seed: int) -> Scenario:
         """The scenario of ``seed`` on these settings."""
@@ -102,7 +111,7 @@ class DaggerConfig(_Frozen):
         already in the store); must stay clear of the evaluation seeds.
     :param epochs: training epochs after each round (continuing from the current weights).
     :param takeover_s: the expert drives a learner that has stood still this long while the expert would drive
-        on, until it is under way (0: never; see :func:`autoloop.rollout.rollout`).
+        on, until it is under way (0: never; see :class:`autoloop.rollout.RolloutOptions`).
     """
 
     iterations: int = Field(default=0, ge=0)

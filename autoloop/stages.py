@@ -39,7 +39,7 @@ from autoloop.evaluation import (
 from autoloop.evaluation.report import write_report
 from autoloop.gating import Check, Verdict, decide
 from autoloop.paths import Paths
-from autoloop.rollout import DriverFactory, PolicyDriver, expert_driver, rollout
+from autoloop.rollout import DriverFactory, PolicyDriver, RolloutOptions, expert_driver, rollout
 from autoloop.training import EpochMetrics, load_trajectory_arrays, train_bc
 from autoloop.training.dagger import dagger
 from autoloop.training.launch import torchrun, train_processes
@@ -129,10 +129,10 @@ def collect(context: StageContext) -> CollectResult:
                              **{f"sim.{k}": v for k, v in config.sim.model_dump().items()}})
         scenarios = [config.sim.sample(seed)
                      for seed in seeds]
+        options = RolloutOptions(labels=True, action_noise=config.collect.action_noise, noise_seed=seeds.start,
+                                 start_perturbation=(config.collect.start_lateral_m, config.collect.start_yaw_rad))
         results = rollout(scenarios, sim=config.sim, driver=expert_driver, policy_name="expert",
-                          tags={"purpose": "collect", "mlflow_run_id": run_id}, record_observations=True,
-                          action_noise=config.collect.action_noise, noise_seed=seeds.start,
-                          start_perturbation=(config.collect.start_lateral_m, config.collect.start_yaw_rad),
+                          tags={"purpose": "collect", "mlflow_run_id": run_id}, options=options,
                           compute=Compute.from_config(config.compute))
         context.store.write_many([episode for episode, _ in results])
         steps = sum(episode.num_steps for episode, _ in results)

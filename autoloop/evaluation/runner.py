@@ -2,10 +2,10 @@
 
 Like the CARLA Leaderboard's ``--resume``: each batch's route results are appended to a JSON-lines checkpoint
 (flushed and fsynced) as soon as the batch ends, after its episodes are in the episode store. A later run with
-the same checkpoint reads what is there and drives only the batches still missing, so an evaluation killed after
-any batch finishes with the numbers an uninterrupted run gives (batches are fixed by the suite and the batch
-size, and the simulator is deterministic for a seed). Routes whose batch crashed the simulator are driven again
-on resume; an agent that crashed stays crashed (it would again).
+the same checkpoint reads what is there and drives only the routes still missing, so an evaluation killed after
+any batch finishes with the numbers an uninterrupted run gives (the simulator is deterministic for a seed, and a
+route drives the same in any batch: :mod:`autoloop.rollout.runner`). Routes whose batch crashed the simulator are
+driven again on resume; an agent that crashed stays crashed (it would again).
 
 The checkpoint's first line names what is evaluated (driver identity, suite hash, simulator settings, scorer);
 a checkpoint of anything else is refused rather than mixed in.
@@ -19,6 +19,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from autoloop.evaluation.results import (
     record_json,
 )
 from autoloop.locks import exclusive
-from autoloop.rollout import DriverFactory, rollout, store_file_maps
+from autoloop.rollout import DriverFactory, EpisodeRecorder, drive_shards, store_file_maps
 from policies.base import Policy
 from sim.embedded.observation import Observation
 from sim.embedded.world import World
@@ -116,23 +117,26 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
     if done:
         log.info("resuming %s: %d of %d routes already evaluated", checkpoint, len(done), len(suite.scenarios))
     episode_tags = {**(tags or {}), "purpose": "eval", "suite": suite.name, "suite_hash": suite.content_hash}
+    missing = [index for index in range(len(suite.scenarios)) if index not in done]
+    store_file_maps(store, [suite.scenarios[i].map_name for i in missing])  # episodes read back where files are not
     slots = suite.world_config()
-    shards: list[tuple[str, list[int]]] = []
-    for map_name, indices in suite.by_map().items():
-        for shard in compute.shards(len(indices), sim.batch_size):
-            batch = [indices[i] for i in shard]
-            if not all(i in done for i in batch):
-                shards.append((map_name, batch))
-    store_file_maps(store, sorted({map_name for map_name, _ in shards}))  # episodes read back where files are not
-    drive = functools.partial(_drive_shard, suite=suite, driver=driver, sim=sim, policy_name=policy_name,
-                              tags=episode_tags, scorer=settings.scorer,
-                              vehicles=slots.max_vehicles, pedestrians=slots.max_pedestrians)
-    for _, results in compute.map(drive, shards):
-        new = [(result, episode) for result, episode in results if result.index not in done]
+    world = sim.model_copy(update={"traffic_vehicles": slots.max_vehicles,
+                                   "pedestrians": slots.max_pedestrians}).world_config()
+    shards = drive_shards([suite.scenarios[i] for i in missing], driver=_GuardedDriver(driver),
+                          recorder=EpisodeRecorder(policy_name=policy_name, tags=episode_tags), world=world,
+                          batch_size=sim.batch_size, bev=sim.bev(), compute=compute, on_error=_failure)
+    for positions, results in shards:
+        indices = [missing[position] for position in positions]
+        fresh = []
+        for index, result in zip(indices, results, strict=True):
+            if isinstance(result, _Failure):
+                log.warning("route %d: %s: %s", index, result.status, result.error)
+                fresh.append(_failed(suite, index, result.status, result.error))
+            else:
+                fresh.append(_route_result(suite, index, *result, settings.scorer))
         # episodes first: a route in the checkpoint always has its episode (a kill in between leaves an
         # episode that no result names, and the route runs again)
-        store.write_many([episode for _, episode in new if episode is not None])
-        fresh = [result for result, _ in new]
+        store.write_many([result[0] for result in results if not isinstance(result, _Failure)])
         _append(checkpoint, fresh)
         done.update({result.index: result for result in fresh})
         if on_batch is not None:
@@ -143,33 +147,21 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
                      episode_tags=episode_tags)
 
 
-def _drive_shard(shard: tuple[str, list[int]], *, suite: Suite, driver: DriverFactory, sim: SimConfig,
-                 policy_name: str, tags: dict[str, str], scorer: str, vehicles: int, pedestrians: int,
-                 ) -> list[tuple[RouteResult, Episode | None]]:
-    """One shard: routes of one map, driven as one batch with the suite's actor slots."""
-    map_name, batch = shard
-    batch_sim = sim.model_copy(update={"map_name": map_name, "batch_size": len(batch),
-                                       "traffic_vehicles": vehicles, "pedestrians": pedestrians})
-    return _drive_batch(suite, batch, driver=driver, sim=batch_sim, policy_name=policy_name, tags=tags,
-                        scorer=scorer)
+@dataclass(frozen=True)
+class _Failure:
+    """A batch that did not finish: the status of each of its routes and why."""
+
+    status: str
+    error: str
 
 
-def _drive_batch(suite: Suite, batch: Sequence[int], *, driver: DriverFactory, sim: SimConfig, policy_name: str,
-                 tags: dict[str, str], scorer: str) -> list[tuple[RouteResult, Episode | None]]:
-    """Roll out one batch: each route's result and episode; a failure of the driver or the simulator becomes each
-    route's explicit status (and no episode)."""
-    scenarios = [suite.scenarios[i] for i in batch]
-    try:
-        rolled = rollout(scenarios, sim=sim, driver=_guarded(driver), policy_name=policy_name, tags=tags)
-    except (AgentSetupError, AgentCrashError) as error:
-        status = AGENT_SETUP_FAILED if isinstance(error, AgentSetupError) else AGENT_CRASHED
-        log.warning("routes %s: %s: %s", list(batch), status, error.__cause__ or error)
-        return [(_failed(suite, i, status, repr(error.__cause__ or error)), None) for i in batch]
-    except Exception as error:  # the simulator itself: whatever it raised, the batch did not run
-        log.warning("routes %s: %s: %r", list(batch), SIMULATION_CRASHED, error)
-        return [(_failed(suite, i, SIMULATION_CRASHED, repr(error)), None) for i in batch]
-    return [(_route_result(suite, i, episode, record, scorer), episode)
-            for i, (episode, record) in zip(batch, rolled, strict=True)]
+def _failure(error: Exception) -> _Failure:
+    """The driver's failures (building it, acting) told apart from the simulator's (anything else it raised)."""
+    if isinstance(error, AgentSetupError):
+        return _Failure(AGENT_SETUP_FAILED, repr(error.__cause__ or error))
+    if isinstance(error, AgentCrashError):
+        return _Failure(AGENT_CRASHED, repr(error.__cause__ or error))
+    return _Failure(SIMULATION_CRASHED, repr(error))
 
 
 def _route_result(suite: Suite, index: int, episode: Episode, record: RouteRecord, scorer: str) -> RouteResult:
@@ -217,15 +209,18 @@ class _GuardedPolicy:
             raise AgentCrashError(f"the driver's reset raised {error!r}") from error
 
 
-def _guarded(driver: DriverFactory) -> DriverFactory:
-    def build(world: World) -> Policy:
+class _GuardedDriver:
+    """A driver factory whose failures, and its drivers', are told apart from the simulator's."""
+
+    def __init__(self, driver: DriverFactory) -> None:
+        self._driver = driver
+
+    def __call__(self, world: World) -> Policy:
         try:
-            policy = driver(world)
+            policy = self._driver(world)
         except Exception as error:
             raise AgentSetupError(f"building the driver raised {error!r}") from error
         return _GuardedPolicy(policy)
-
-    return build
 
 
 def _key(identity: str, suite: Suite, sim: SimConfig, scorer: str) -> str:

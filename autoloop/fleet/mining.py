@@ -31,7 +31,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from autoloop.episodes import Episode, EpisodeStore
-from sim.embedded.world import World, WorldConfig
+from autoloop.rollout import RouteRecorder, drive, expert_driver
+from sim.embedded.state import WorldConfig
 from sim.maps import LaneGraph
 from sim.metrics import Infraction, RouteRecord
 from sim.scenarios import Scenario
@@ -285,16 +286,12 @@ def replay_world_config(scenarios: Sequence[Scenario]) -> WorldConfig:
                        track_points=track_points)
 
 
-def drive_replay(scenario: Scenario, lane_graph: LaneGraph) -> RouteRecord:
-    """Drive a log-replay scenario on its map with the privileged expert; its Leaderboard record."""
-    from policies.expert import ExpertDriver
-
-    world = World(lane_graph, 1, replay_world_config([scenario]))
-    world.reset([scenario])
-    expert = ExpertDriver(world)
-    while world.running[0]:
-        world.step(expert.act().astype(np.float64))
-    return world.route_record(0)
+def drive_replay(scenario: Scenario) -> RouteRecord:
+    """Drive a log-replay scenario with the privileged expert on its map (registered, e.g. by :func:`stored_map`);
+    its Leaderboard record."""
+    [route] = drive([scenario], driver=expert_driver, recorder=RouteRecorder(),
+                    world=replay_world_config([scenario]), batch_size=1)
+    return route.record
 
 
 def stored_map(store: EpisodeStore, map_id: str) -> LaneGraph:

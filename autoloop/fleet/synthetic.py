@@ -12,16 +12,18 @@ the actors table, in the map frame of the town.
 
 from __future__ import annotations
 
+import functools
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from autoloop.episodes import Episode
-from autoloop.rollout import actor_snapshot, actor_table
+from autoloop.rollout import Batch, Step, actor_snapshot, actor_table, drive
 from policies.expert import ExpertDriver
+from sim.embedded.observation import Observation
 from sim.embedded.world import World
-from sim.maps import get_map
 from sim.scenarios.suites import build_suite
 
 #: Episodes are recorded at this rate (the world steps at its own ``dt_s``).
@@ -41,12 +43,13 @@ class HumanLikeParams:
 
 
 class HumanLikeDriver:
-    """The expert with a reaction delay and a drifting steering error, and a safety driver who takes over."""
+    """The expert with a reaction delay and a drifting steering error, and a safety driver who takes over. Its
+    drift draws from a generator seeded ``(seed, map)``."""
 
-    def __init__(self, world: World, seed: int, params: HumanLikeParams = HumanLikeParams()) -> None:
+    def __init__(self, world: World, *, seed: int, params: HumanLikeParams = HumanLikeParams()) -> None:
         self.world, self.params = world, params
         self.expert = ExpertDriver(world)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng([seed, zlib.crc32(world.map.name.encode())])
         batch = world.batch_size
         self.delayed = np.zeros((params.reaction_steps + 1, batch, 2), dtype=np.float32)
         self.drift = np.zeros(batch)
@@ -54,7 +57,8 @@ class HumanLikeDriver:
         #: Whether the safety driver drove the last step, per scenario.
         self.intervening = np.zeros(batch, dtype=bool)
 
-    def act(self) -> NDArray[np.float32]:
+    def act(self, observation: Observation | None = None) -> NDArray[np.float32]:
+        """Actions ``(B, 2)`` for the world's current state (no observation needed: it reads the world)."""
         world, p = self.world, self.params
         safe = self.expert.act()
         self.delayed = np.roll(self.delayed, 1, axis=0)
@@ -72,34 +76,54 @@ class HumanLikeDriver:
         actions: NDArray[np.float32] = np.where(self.intervening[:, None], safe, human).astype(np.float32)
         return actions
 
+    def reset(self, done: NDArray[np.bool_]) -> None:
+        """Nothing to forget: every route of a batch starts together."""
 
-def synthetic_fleet(episodes: int, *, seed: int = 0, params: HumanLikeParams = HumanLikeParams(),
-                    max_steps: int = 6000) -> list[Episode]:
+
+def synthetic_fleet(episodes: int, *, seed: int = 0, params: HumanLikeParams = HumanLikeParams()) -> list[Episode]:
     """``episodes`` synthetic fleet episodes on the ``train`` suite's routes of draw ``seed``."""
     suite = build_suite("train", routes=episodes, seed=seed)
-    config = suite.world_config()
-    found: dict[int, Episode] = {}
-    for map_name, indices in suite.by_map().items():
-        world = World(get_map(map_name), len(indices), config)
-        world.reset([suite.scenarios[i] for i in indices])
-        driver = HumanLikeDriver(world, seed=seed * 100_003 + indices[0], params=params)
-        every = max(round(RECORD_DT_S / config.dt_s), 1)
-        ego: list[dict[str, NDArray[np.generic]]] = []
-        actors: list[dict[str, NDArray[np.generic]]] = []
-        alive: list[NDArray[np.bool_]] = []
-        for step in range(max_steps):
-            if not world.running.any():
-                break
-            running = world.running.copy()
-            world.step(driver.act().astype(np.float64))
-            if step % every == 0:
-                alive.append(running)
-                ego.append(_ego_row(world, driver.intervening))
-                actors.append(actor_snapshot(world))
-        for slot, index in enumerate(indices):
-            found[index] = _episode(suite.scenarios[index].model_dump(mode="json"), map_name, seed, index, slot,
-                                    ego, actors, alive, world)
-    return [found[i] for i in sorted(found)]
+    return drive(suite.scenarios, driver=functools.partial(HumanLikeDriver, seed=seed, params=params),
+                 recorder=FleetRecorder(seed=seed), world=suite.world_config(), batch_size=len(suite.scenarios))
+
+
+@dataclass(frozen=True)
+class FleetRecorder:
+    """Keeps each route of :class:`HumanLikeDriver` s as a fleet log at ``RECORD_DT_S`` (see the module docstring);
+    ``seed`` names the suite draw in the episodes' ids and origins."""
+
+    seed: int
+
+    def begin(self, batch: Batch) -> _FleetRecording:
+        return _FleetRecording(self.seed, batch)
+
+
+class _FleetRecording:
+    def __init__(self, seed: int, batch: Batch) -> None:
+        assert isinstance(batch.driver, HumanLikeDriver)
+        self.seed, self.batch, self.driver = seed, batch, batch.driver
+        self.every = max(round(RECORD_DT_S / batch.world.config.dt_s), 1)
+        self.steps = 0
+        self.ego: list[dict[str, NDArray[np.generic]]] = []
+        self.actors: list[dict[str, NDArray[np.generic]]] = []
+        self.alive: list[NDArray[np.bool_]] = []
+
+    def before_step(self, step: Step) -> None:
+        pass
+
+    def after_step(self, step: Step) -> None:
+        """Every ``every``-th step, the state it led to (and whether the safety driver drove it)."""
+        if self.steps % self.every == 0:
+            self.alive.append(step.running)
+            self.ego.append(_ego_row(self.batch.world, self.driver.intervening))
+            self.actors.append(actor_snapshot(self.batch.world))
+        self.steps += 1
+
+    def finish(self) -> list[Episode]:
+        batch = self.batch
+        return [_episode(scenario.model_dump(mode="json"), scenario.map_name, self.seed, index, slot, self.ego,
+                         self.actors, self.alive, batch.world)
+                for slot, (scenario, index) in enumerate(zip(batch.scenarios, batch.positions, strict=True))]
 
 
 def _ego_row(world: World, intervening: NDArray[np.bool_]) -> dict[str, NDArray[np.generic]]:

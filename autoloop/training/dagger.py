@@ -2,7 +2,7 @@
 training continues on all of it — the closed loop that fixes compounding errors.
 
 Each round stores its rollouts as episodes (``purpose: dagger``; the expert runs alongside on the same world state
-and records its action and intended trajectory, see :func:`autoloop.rollout.rollout`) and writes a new dataset
+and records its action and intended trajectory, see :class:`autoloop.rollout.RolloutOptions`) and writes a new dataset
 snapshot: the base snapshot's episodes plus every DAgger episode so far.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from autoloop.compute import IN_PROCESS, Compute
 from autoloop.config import SimConfig, TrainConfig
 from autoloop.episodes import DatasetSnapshot, EpisodeStore, create_snapshot
-from autoloop.rollout import PolicyDriver, rollout
+from autoloop.rollout import PolicyDriver, RolloutOptions, rollout
 from autoloop.training.bc import TrainResult, train_bc
 from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.loop import EpochMetrics
@@ -60,7 +60,8 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
         for group in by_map(scenarios(number)):
             results += rollout(group, sim=sim_for(sim, group), driver=PolicyDriver.of(policy),
                                policy_name=f"dagger-{number}", tags={"purpose": "dagger", **(tags or {})},
-                               record_observations=True, takeover_s=config.dagger.takeover_s, compute=compute)
+                               options=RolloutOptions(labels=True, takeover_s=config.dagger.takeover_s),
+                               compute=compute)
         store.write_many([episode for episode, _ in results])
         episode_ids += [episode.episode_id for episode, _ in results]
         score = score_suite([record for _, record in results]).driving_score

@@ -23,17 +23,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoloop.bench import ObservingDriver, SuiteTypeResult, bench_driver
+from autoloop.bench import SuiteTypeResult, bench_driver
 from autoloop.config import DaggerConfig, PpoConfig, SacConfig, SimConfig, TrainConfig
 from autoloop.episodes import EpisodeStore, create_snapshot, load_snapshot
-from autoloop.rollout import expert_driver, rollout
+from autoloop.rollout import DriverFactory, PolicyDriver, RolloutOptions, expert_driver, rollout
 from autoloop.training.bc import train_bc
 from autoloop.training.dagger import by_map, dagger, sim_for
 from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.ppo import train_ppo
 from autoloop.training.rl import FineTuneResult
 from autoloop.training.sac import train_sac
-from policies.base import LearnedPolicy
 from policies.checkpoint import load_policy
 from policies.waypoints import Steering, WaypointPolicy
 from sim.scenarios import Scenario
@@ -57,7 +56,7 @@ class StudyConfig:
     :param sac_timesteps: SAC environment steps (0: none).
     :param action_noise: exploration noise of the expert's collection drives.
     :param start_perturbation: perturbed starts of the collection drives (``(lateral_m, yaw_rad)``, see
-        :func:`autoloop.rollout.rollout`).
+        :class:`autoloop.rollout.RolloutOptions`).
     :param validation_routes: also score every driver on this many validation routes (0: none).
     :param train: imitation settings.
     """
@@ -89,22 +88,23 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
     validation = (build_suite("train", routes=study.validation_routes, seed=VALIDATION_SEED)
                   if study.validation_routes else None)
 
-    def row(name: str, evaluate: Callable[[Suite], list[SuiteTypeResult]], **extra: Any) -> None:
-        rows.append({"driver": name, **_overall(evaluate(suite)), **extra})
+    def row(name: str, driver: DriverFactory, **extra: Any) -> None:
+        rows.append({"driver": name, **_overall(bench_driver(suite, driver, bev=sim.bev())), **extra})
         if validation is not None:
-            rows[-1]["validation"] = _overall(evaluate(validation))
+            rows[-1]["validation"] = _overall(bench_driver(validation, driver, bev=sim.bev()))
         results_file.write_text(json.dumps(rows, indent=1))
         log.info("%s: %s", name, rows[-1])
 
-    row("expert", functools.partial(bench_driver, driver=expert_driver))
+    row("expert", expert_driver)
     # collection
     scenarios = build_suite("train", routes=study.train_routes).scenarios
     if not store.episode_ids():
         for group in by_map(list(scenarios)):
+            options = RolloutOptions(labels=True, action_noise=study.action_noise,
+                                     noise_seed=zlib.crc32(group[0].map_name.encode()),
+                                     start_perturbation=study.start_perturbation)
             results = rollout(group, sim=sim_for(sim, group), driver=expert_driver, policy_name="expert",
-                              tags={"purpose": "collect"}, record_observations=True,
-                              action_noise=study.action_noise, noise_seed=zlib.crc32(group[0].map_name.encode()),
-                              start_perturbation=study.start_perturbation)
+                              tags={"purpose": "collect"}, options=options)
             store.write_many([episode for episode, _ in results])
     base = create_snapshot(store, datasets, [e for e in store.episode_ids() if "collect" in e], {"purpose": "study"})
     config = study.train.model_copy(update={"dagger": DaggerConfig(iterations=study.dagger_rounds, epochs=3),
@@ -119,7 +119,7 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         policy = train_bc(data, config, checkpoint_dir=work / "bc-checkpoints",
                           on_epoch=lambda m: log.info("epoch %s", m)).policy
         policy.save(bc_file)
-    row("bc", functools.partial(_evaluate, policy=policy, sim=sim), samples=base.num_steps)
+    row("bc", PolicyDriver.of(policy), samples=base.num_steps)
     for number in range(1, study.dagger_rounds + 1):
         file = work / f"dagger-{number}.pt"
         if not file.exists():
@@ -134,13 +134,13 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
             file.with_suffix(".snapshot").write_text(str(done[-1].snapshot.path))
         base = load_snapshot(Path(file.with_suffix(".snapshot").read_text()))
         policy = load_policy(file)
-        row(f"dagger-{number}", functools.partial(_evaluate, policy=policy, sim=sim))
+        row(f"dagger-{number}", PolicyDriver.of(policy))
     # the last imitation driver again, steering the other way (along the route or along its waypoints)
     if isinstance(policy, WaypointPolicy):
         last = f"dagger-{study.dagger_rounds}" if study.dagger_rounds else "bc"
         other: Steering = "waypoints" if policy.params.steering == "route" else "route"
         steered = WaypointPolicy(policy.net, dataclasses.replace(policy.params, steering=other))
-        row(f"{last} {other} steering", functools.partial(_evaluate, policy=steered, sim=sim))
+        row(f"{last} {other} steering", PolicyDriver.of(steered))
     # RL fine-tunings of the last imitation driver, on sampled town-1 scenarios
     rl_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
     tunings: list[tuple[str, Callable[[Callable[[int, dict[str, float]], None]], FineTuneResult]]] = []
@@ -154,7 +154,7 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
         file = work / f"{name}.pt"
         if not file.exists():
             tune(functools.partial(log.info, "%s %d %s", name)).policy.save(file)
-        row(name, functools.partial(_evaluate, policy=load_policy(file), sim=sim))
+        row(name, PolicyDriver.of(load_policy(file)))
     return {"suite": suite.name, "routes": len(suite.scenarios), "eval_every": study.eval_every,
             "study": {k: v for k, v in asdict(study).items() if k != "train"}, "train": config.model_dump(),
             "rows": rows}
@@ -164,7 +164,3 @@ def _overall(result: list[SuiteTypeResult]) -> dict[str, Any]:
     overall = asdict(result[-1])
     return {k: overall[k] for k in ("routes", "driving_score", "route_completion", "success_rate",
                                     "collisions_per_km", "infractions_per_km", "infractions")}
-
-
-def _evaluate(suite: Suite, policy: LearnedPolicy, sim: SimConfig) -> list[SuiteTypeResult]:
-    return bench_driver(suite, lambda world: ObservingDriver(world, policy, sim.bev()))

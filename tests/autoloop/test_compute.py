@@ -20,7 +20,7 @@ from autoloop.config import AutoloopConfig, load_config
 from autoloop.episodes import EpisodeStore
 from autoloop.evaluation import EvaluationResult, checkpoint_path, run_evaluation
 from autoloop.network import Unreachable
-from autoloop.rollout import expert_driver, rollout
+from autoloop.rollout import RolloutOptions, expert_driver, rollout
 from sim.scenarios import sample_scenario
 from sim.scenarios.suites import build_suite
 from tests.servers import free_port
@@ -100,8 +100,9 @@ def test_collection_rollouts_on_ray_equal_the_in_process_ones(cluster: str) -> N
     scenarios = [sample_scenario(seed, traffic_vehicles=4) for seed in (3, 7, 12)]
     sim = SimConfig(traffic_vehicles=4, batch_size=3)
     kwargs: dict[str, Any] = {"sim": sim, "driver": expert_driver, "policy_name": "expert",
-                              "tags": {"purpose": "collect"}, "record_observations": True, "action_noise": 0.2,
-                              "noise_seed": 5, "start_perturbation": (0.5, 0.1)}
+                              "tags": {"purpose": "collect"},
+                              "options": RolloutOptions(labels=True, action_noise=0.2, noise_seed=5,
+                                                        start_perturbation=(0.5, 0.1))}
     here = rollout(scenarios, **kwargs)
     there = rollout(scenarios, **kwargs, compute=Compute(ray_address=cluster, shard_scenarios=1))
     for (a, record_a), (b, record_b) in zip(here, there, strict=True):

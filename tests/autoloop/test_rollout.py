@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 
 from autoloop.config import SimConfig
-from autoloop.rollout import expert_driver, rollout, store_file_maps
+from autoloop.rollout import RolloutOptions, expert_driver, rollout, store_file_maps
 from sim.embedded.bev import Channel
 from sim.embedded.observation import STATE_SIZE
 from sim.metrics import Infraction, RouteStatus
@@ -13,8 +13,9 @@ from sim.scenarios import sample_scenario
 def test_noisy_expert_rollouts_are_reproducible_and_labelled() -> None:
     scenarios = [sample_scenario(seed, traffic_vehicles=4) for seed in (12, 3, 7)]
     sim = SimConfig(traffic_vehicles=4, batch_size=2)  # two batches
+    options = RolloutOptions(labels=True, action_noise=0.2, noise_seed=5)
     runs = [rollout(scenarios, sim=sim, driver=expert_driver, policy_name="expert", tags={"purpose": "collect"},
-                    record_observations=True, action_noise=0.2, noise_seed=5) for _ in range(2)]
+                    options=options) for _ in range(2)]
     for (first, record), (second, _), scenario in zip(runs[0], runs[1], scenarios, strict=True):
         assert first.episode_id.startswith(f"collect-{scenario.traffic_seed:08d}-")
         assert first.episode_id != second.episode_id
@@ -66,9 +67,9 @@ def test_perturbed_starts_shift_and_turn_the_ego_and_the_expert_finds_its_way_ba
     scenarios = [sample_scenario(seed, traffic_vehicles=2) for seed in (4, 9, 21)]
     sim = SimConfig(traffic_vehicles=2)
     plain = rollout(scenarios, sim=sim, driver=expert_driver, policy_name="expert", tags={"purpose": "collect"},
-                    record_observations=True, noise_seed=3)
+                    options=RolloutOptions(labels=True, noise_seed=3))
     shifted = rollout(scenarios, sim=sim, driver=expert_driver, policy_name="expert", tags={"purpose": "collect"},
-                      record_observations=True, noise_seed=3, start_perturbation=(1.0, 0.2))
+                      options=RolloutOptions(labels=True, noise_seed=3, start_perturbation=(1.0, 0.2)))
     moved = 0
     for (before, _), (after, record), scenario in zip(plain, shifted, scenarios, strict=True):
         assert "start_perturbation" not in before.metadata
@@ -110,12 +111,12 @@ def test_the_expert_takes_over_a_learner_that_stands_where_it_would_drive() -> N
     scenarios = [sample_scenario(seed) for seed in (12, 3)]
     sim = SimConfig(traffic_vehicles=0, pedestrians=0)
     [(alone, _), _] = rollout(scenarios, sim=sim, driver=lambda world: _Standing(), policy_name="standing",
-                              tags={"purpose": "dagger"}, record_observations=True)
+                              tags={"purpose": "dagger"}, options=RolloutOptions(labels=True))
     assert "expert_drives" not in alone.steps and "takeovers" not in alone.metadata
     assert alone.steps["route_progress_m"].max() - alone.steps["route_progress_m"][0] < 0.5, "it never moved"
     [(helped, _), (other, _)] = rollout(scenarios, sim=sim, driver=lambda world: _Standing(),
                                         policy_name="standing", tags={"purpose": "dagger"},
-                                        record_observations=True, takeover_s=2.0)
+                                        options=RolloutOptions(labels=True, takeover_s=2.0))
     for episode in (helped, other):
         drives = episode.steps["expert_drives"]
         dt = episode.metadata["dt_s"]

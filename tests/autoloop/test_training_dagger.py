@@ -6,7 +6,7 @@ import numpy as np
 
 from autoloop.config import DaggerConfig, SimConfig, TrainConfig
 from autoloop.episodes import EpisodeStore, create_snapshot, read_snapshot_columns
-from autoloop.rollout import expert_driver, rollout
+from autoloop.rollout import RolloutOptions, expert_driver, rollout
 from autoloop.training import build_policy, load_trajectory_arrays
 from autoloop.training.dagger import dagger
 from sim.scenarios import Scenario
@@ -22,7 +22,7 @@ def _short(seed: int) -> Scenario:
 def test_dagger_round_labels_the_learners_states_and_extends_the_snapshot(tmp_path: Path) -> None:
     store = EpisodeStore(tmp_path / "episodes")
     collected = rollout([_short(seed) for seed in (1, 2)], sim=SIM, driver=expert_driver, policy_name="expert",
-                        tags={"purpose": "collect"}, record_observations=True)
+                        tags={"purpose": "collect"}, options=RolloutOptions(labels=True))
     store.write_many([episode for episode, _ in collected])
     base = create_snapshot(store, tmp_path / "datasets", [e.episode_id for e, _ in collected], {})
     config = TrainConfig(epochs=1, batch_size=64, threads=1, width=4, hidden=16,

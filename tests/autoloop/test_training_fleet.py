@@ -11,7 +11,7 @@ import pytest
 from autoloop.config import SimConfig, TrainConfig
 from autoloop.episodes import EpisodeStore, create_snapshot
 from autoloop.fleet.av2 import read_log
-from autoloop.rollout import expert_driver, rollout
+from autoloop.rollout import RolloutOptions, expert_driver, rollout
 from autoloop.training import load_trajectory_arrays, train_bc
 from autoloop.training.fleet import CACHE_FOLDER, UnreplayableLog, render_observations
 from sim.embedded.bev import BevSpec, Channel
@@ -77,7 +77,7 @@ def test_a_snapshot_of_a_sim_episode_and_a_fleet_log_trains_on_both(shared_data:
     store = EpisodeStore(tmp_path / "episodes")
     scenario = SIM.sample(3).model_copy(update={"timeout_s": 4.0})
     [(simulated, _)] = rollout([scenario], sim=SIM, driver=expert_driver, policy_name="expert",
-                               tags={"purpose": "collect"}, record_observations=True)
+                               tags={"purpose": "collect"}, options=RolloutOptions(labels=True))
     fleet = read_log(log_dir)
     store.put_map(log_map(log_dir))
     store.write_many([simulated, fleet])

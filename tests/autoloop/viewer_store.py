@@ -12,7 +12,7 @@ from autoloop.config import SimConfig
 from autoloop.episodes import EpisodeStore
 from autoloop.fleet import ingest
 from autoloop.fleet.mining import mine, save_triggers
-from autoloop.rollout import expert_driver, rollout
+from autoloop.rollout import RolloutOptions, expert_driver, rollout
 from sim.scenarios import sample_scenario
 
 #: Markup stored as a policy name: the page shows it, never runs it.
@@ -25,8 +25,8 @@ def build_viewer_store(root: Path, *, av2_forecasting: Path | None) -> EpisodeSt
     store = EpisodeStore(root)
     scenarios = [sample_scenario(seed, traffic_vehicles=4) for seed in (12, 3)]
     results = rollout(scenarios, sim=SimConfig(traffic_vehicles=4, batch_size=2), driver=expert_driver,
-                      policy_name="expert", tags={"purpose": "eval", "suite": "viewer-test"}, action_noise=0.6,
-                      noise_seed=5)
+                      policy_name="expert", tags={"purpose": "eval", "suite": "viewer-test"},
+                      options=RolloutOptions(action_noise=0.6, noise_seed=5))
     for episode, _ in results:
         store.write(episode)
     first = results[0][0]

@@ -28,9 +28,9 @@ def expert_routes() -> list[dict[str, object]]:
     from sim.scenarios.suites import build_suite
 
     suite = build_suite("eval")
-    records, _ = drive_suite(suite, ExpertDriver)
-    return [route_row(f"{i:03d} {suite.event_type(i)} {scenario.map_name}", record)
-            for i, (scenario, record) in enumerate(zip(suite.scenarios, records, strict=True))]
+    routes = drive_suite(suite, ExpertDriver)
+    return [route_row(f"{i:03d} {suite.event_type(i)} {scenario.map_name}", route.record)
+            for i, (scenario, route) in enumerate(zip(suite.scenarios, routes, strict=True))]
 
 
 if __name__ == "__main__":
