@@ -40,12 +40,11 @@ from autoloop.evaluation.report import write_report
 from autoloop.gating import Check, Verdict, decide
 from autoloop.paths import Paths
 from autoloop.rollout import DriverFactory, PolicyDriver, RolloutOptions, expert_driver, rollout
-from autoloop.training import EpochMetrics, load_trajectory_arrays, train_bc
-from autoloop.training.dagger import dagger
+from autoloop.training import EpochMetrics, TrainResult, load_trajectory_arrays, train_bc
+from autoloop.training.dagger import DaggerRound
 from autoloop.training.launch import torchrun, train_processes
 from autoloop.training.loop import CHECKPOINT
-from autoloop.training.ppo import train_ppo
-from autoloop.training.sac import train_sac
+from autoloop.training.pipeline import train_pipeline
 from policies.checkpoint import load_policy
 from sim.embedded.observation import Observation
 from sim.metrics import score_suite
@@ -186,11 +185,11 @@ def _next_seeds(config: AutoloopConfig, earlier: dict[int, str]) -> range:
 
 
 def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
-    """Train a driver on a dataset snapshot (imitation, on ``compute.train_processes`` processes under ``torchrun``
-    when there are several, then ``train.dagger.iterations`` DAgger rounds,
-    ``train.ppo.timesteps`` of PPO fine-tuning and ``train.sac.timesteps`` of SAC fine-tuning, each starting from
-    the driver before it) and log it as an MLflow model, with its per-step and per-epoch losses, its per-epoch
-    checkpoint and every dataset snapshot it saw."""
+    """Train a driver on a dataset snapshot with the training pipeline (:mod:`autoloop.training.pipeline`:
+    imitation, on ``compute.train_processes`` processes under ``torchrun`` when there are several, then
+    ``train.dagger.iterations`` DAgger rounds, ``train.ppo.timesteps`` of PPO fine-tuning and ``train.sac.timesteps``
+    of SAC fine-tuning, each starting from the driver before it) and log it as an MLflow model, with its per-step
+    and per-epoch losses, its per-epoch checkpoint and every dataset snapshot it saw."""
     config = context.config
     with tracking.stage_run("train", experiment_id=context.experiment_id,
                             parent_run_id=context.parent_run_id) as run_id:
@@ -203,7 +202,7 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
         checkpoints = context.paths.checkpoints / run_id
         epochs = {"done": 0}
 
-        def on_epoch(metrics: EpochMetrics) -> None:
+        def on_epoch(_stage: str, metrics: EpochMetrics) -> None:
             epochs["done"] += 1
             tracking.log_metrics({"train_loss": metrics.train_loss, "val_loss": metrics.val_loss,
                                   **{f"train_{key}_loss": value for key, value in metrics.parts.items()}},
@@ -213,37 +212,36 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
             if step % STEP_METRICS_EVERY == 0:
                 tracking.log_metrics({f"step_{key}_loss": value for key, value in losses.items()}, step=step)
 
-        processes = train_processes(config)
-        if processes > 1:
-            launched = torchrun(config, paths=context.paths, snapshot=snapshot, checkpoints=checkpoints / "bc",
-                                processes=processes)
-            for metrics in launched.history:
-                on_epoch(metrics)
-            policy, last, samples = launched.policy, launched.history[-1], launched.samples
-        else:
-            result = train_bc(data, config.train, checkpoint_dir=checkpoints / "bc", on_epoch=on_epoch,
-                              on_step=on_step)
-            policy, last, samples = result.policy, result.history[-1], result.samples
-        tracking.log_artifact(checkpoints / "bc" / CHECKPOINT, "checkpoints/bc")
-        if config.train.dagger.iterations:
-            rounds = dagger(policy, snapshot, config=config.train, sim=config.sim, store=context.store,
-                            datasets=context.paths.datasets,
-                            scenarios=lambda _round: [config.sim.sample(seed) for seed in _dagger_seeds(context)],
-                            tags={"mlflow_run_id": run_id}, on_epoch=lambda _round, m: on_epoch(m),
-                            compute=Compute.from_config(config.compute))
-            for done in rounds:
-                tracking.log_dataset(done.snapshot, context=f"dagger-{done.round}")
-                tracking.log_metrics({"dagger_rollout_driving_score": done.rollout_driving_score,
-                                      "dagger_samples": done.result.samples}, step=done.round)
-            policy, last, samples = rounds[-1].result.policy, rounds[-1].result.history[-1], rounds[-1].result.samples
-            tracking.set_tags({"autoloop.dataset_digest": rounds[-1].snapshot.digest})
-        if config.train.ppo.timesteps:
-            tuned = train_ppo(config.train.ppo, sim=config.sim, width=config.train.width, hidden=config.train.hidden,
-                              init=policy, on_rollout=lambda step, m: tracking.log_metrics(m, step=step))
-            policy = tuned.policy
-        if config.train.sac.timesteps:
-            policy = train_sac(config.train.sac, sim=config.sim, width=config.train.width, hidden=config.train.hidden,
-                               init=policy, on_rollout=lambda step, m: tracking.log_metrics(m, step=step)).policy
+        def imitate() -> TrainResult:
+            """Imitation, on ``compute.train_processes`` processes under ``torchrun`` when there are several."""
+            processes = train_processes(config)
+            if processes > 1:
+                launched = torchrun(config, paths=context.paths, snapshot=snapshot, checkpoints=checkpoints / "bc",
+                                    processes=processes)
+                for metrics in launched.history:
+                    on_epoch("bc", metrics)
+                result = TrainResult(launched.policy, launched.history, launched.samples)
+            else:
+                result = train_bc(data, config.train, checkpoint_dir=checkpoints / "bc",
+                                  on_epoch=functools.partial(on_epoch, "bc"), on_step=on_step)
+            tracking.log_artifact(checkpoints / "bc" / CHECKPOINT, "checkpoints/bc")
+            return result
+
+        def on_round(done: DaggerRound) -> None:
+            tracking.log_dataset(done.snapshot, context=f"dagger-{done.round}")
+            tracking.log_metrics({"dagger_rollout_driving_score": done.rollout_driving_score,
+                                  "dagger_samples": done.result.samples}, step=done.round)
+            tracking.set_tags({"autoloop.dataset_digest": done.snapshot.digest})
+
+        stages = train_pipeline(
+            snapshot, config=config.train, sim=config.sim, store=context.store, datasets=context.paths.datasets,
+            folder=checkpoints, imitate=imitate,
+            dagger_scenarios=lambda _round: [config.sim.sample(seed) for seed in _dagger_seeds(context)],
+            tags={"mlflow_run_id": run_id}, compute=Compute.from_config(config.compute), on_epoch=on_epoch,
+            on_round=on_round, on_rollout=lambda step, metrics: tracking.log_metrics(metrics, step=step))
+        policy = stages[-1].policy
+        imitation = [stage.result for stage in stages if stage.result is not None][-1]
+        last, samples = imitation.history[-1], imitation.samples
         checkpoint = context.paths.checkpoints / f"{run_id}.pt"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         rows = np.arange(min(len(data), 2))

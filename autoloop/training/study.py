@@ -1,11 +1,12 @@
-"""The driving-quality study (``autoloop bench drive``): imitation, DAgger and PPO and SAC fine-tuning scored on the
-held-out ``eval`` suite against the expert, in one table.
+"""The driving-quality study (``autoloop bench drive``): the training pipeline's drivers (imitation, each DAgger
+round, PPO and SAC fine-tuning: :mod:`autoloop.training.pipeline`) scored on the held-out ``eval`` suite against the
+expert, in one table.
 
 Data: the expert drives the ``train`` suite (procedural towns, every scenario event type) with exploration noise;
-DAgger rounds drive fresh draws of the train suite; PPO and SAC sample scenarios on ``town-1``, each fine-tuning the
-last DAgger driver. The eval suite's towns are never trained on. Every step's driver is written under the work
-folder, so an interrupted study resumes where it stopped (and a finished one, run again, scores its drivers again
-with the code of the day).
+DAgger rounds drive fresh draws of the train suite; PPO and SAC sample scenarios on ``town-1``, PPO fine-tuning the
+last DAgger driver and SAC the driver before it (PPO's when both run). The eval suite's towns are never trained on.
+Every stage's driver is written under the work folder, so an interrupted study resumes where it stopped (and a
+finished one, run again, scores its drivers again with the code of the day).
 
 Validation: optionally every driver is also scored on a draw of the train suite that no round trains on
 (``VALIDATION_SEED``): routes like the training routes, on which to choose settings without looking at ``eval``.
@@ -14,28 +15,20 @@ Validation: optionally every driver is also scored on a draw of the train suite 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import zlib
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autoloop.bench import SuiteTypeResult, bench_driver
 from autoloop.config import DaggerConfig, PpoConfig, SacConfig, SimConfig, TrainConfig
-from autoloop.episodes import EpisodeStore, create_snapshot, load_snapshot
+from autoloop.episodes import EpisodeStore, create_snapshot
 from autoloop.rollout import DriverFactory, PolicyDriver, RolloutOptions, expert_driver, rollout
-from autoloop.training.bc import train_bc
-from autoloop.training.dagger import by_map, dagger, sim_for
-from autoloop.training.data import load_trajectory_arrays
-from autoloop.training.ppo import train_ppo
-from autoloop.training.rl import FineTuneResult
-from autoloop.training.sac import train_sac
-from policies.checkpoint import load_policy
+from autoloop.training.dagger import by_map, sim_for
+from autoloop.training.pipeline import Stage, train_pipeline
 from policies.waypoints import Steering, WaypointPolicy
-from sim.scenarios import Scenario
 from sim.scenarios.suites import Suite, build_suite
 
 log = logging.getLogger(__name__)
@@ -110,51 +103,23 @@ def run_study(work: Path, study: StudyConfig = StudyConfig()) -> dict[str, Any]:
     config = study.train.model_copy(update={"dagger": DaggerConfig(iterations=study.dagger_rounds, epochs=3),
                                             "ppo": PpoConfig(timesteps=study.ppo_timesteps),
                                             "sac": SacConfig(timesteps=study.sac_timesteps)})
-    bc_file = work / "bc.pt"
-    if bc_file.exists():
-        policy = load_policy(bc_file)
-    else:
-        data = load_trajectory_arrays(store, base, waypoints=config.waypoints)
-        log.info("behaviour cloning on %d samples", len(data))
-        policy = train_bc(data, config, checkpoint_dir=work / "bc-checkpoints",
-                          on_epoch=lambda m: log.info("epoch %s", m)).policy
-        policy.save(bc_file)
-    row("bc", PolicyDriver.of(policy), samples=base.num_steps)
-    for number in range(1, study.dagger_rounds + 1):
-        file = work / f"dagger-{number}.pt"
-        if not file.exists():
-            one = config.model_copy(update={"dagger": config.dagger.model_copy(update={"iterations": 1})})
+    last_imitation = f"dagger-{study.dagger_rounds}" if study.dagger_rounds else "bc"
 
-            def draw(_round: int, n: int = number) -> tuple[Scenario, ...]:
-                return build_suite("train", routes=study.dagger_routes, seed=n).scenarios
+    def score(stage: Stage) -> None:
+        row(stage.name, PolicyDriver.of(stage.policy), **({"samples": base.num_steps} if stage.name == "bc" else {}))
+        # the last imitation driver again, steering the other way (along the route or along its waypoints)
+        if stage.name == last_imitation and isinstance(stage.policy, WaypointPolicy):
+            other: Steering = "waypoints" if stage.policy.params.steering == "route" else "route"
+            steered = WaypointPolicy(stage.policy.net, dataclasses.replace(stage.policy.params, steering=other))
+            row(f"{last_imitation} {other} steering", PolicyDriver.of(steered))
 
-            done = dagger(policy, base, config=one, sim=sim, store=store, datasets=datasets, scenarios=draw,
-                          first_round=number)
-            done[-1].result.policy.save(file)
-            file.with_suffix(".snapshot").write_text(str(done[-1].snapshot.path))
-        base = load_snapshot(Path(file.with_suffix(".snapshot").read_text()))
-        policy = load_policy(file)
-        row(f"dagger-{number}", PolicyDriver.of(policy))
-    # the last imitation driver again, steering the other way (along the route or along its waypoints)
-    if isinstance(policy, WaypointPolicy):
-        last = f"dagger-{study.dagger_rounds}" if study.dagger_rounds else "bc"
-        other: Steering = "waypoints" if policy.params.steering == "route" else "route"
-        steered = WaypointPolicy(policy.net, dataclasses.replace(policy.params, steering=other))
-        row(f"{last} {other} steering", PolicyDriver.of(steered))
-    # RL fine-tunings of the last imitation driver, on sampled town-1 scenarios
-    rl_sim = SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4)
-    tunings: list[tuple[str, Callable[[Callable[[int, dict[str, float]], None]], FineTuneResult]]] = []
-    if study.ppo_timesteps:
-        tunings.append(("ppo", lambda report: train_ppo(config.ppo, sim=rl_sim, width=config.width,
-                                                        hidden=config.hidden, init=policy, on_rollout=report)))
-    if study.sac_timesteps:
-        tunings.append(("sac", lambda report: train_sac(config.sac, sim=rl_sim, width=config.width,
-                                                        hidden=config.hidden, init=policy, on_rollout=report)))
-    for name, tune in tunings:
-        file = work / f"{name}.pt"
-        if not file.exists():
-            tune(functools.partial(log.info, "%s %d %s", name)).policy.save(file)
-        row(name, PolicyDriver.of(load_policy(file)))
+    # imitation on the expert's drives, DAgger rounds on fresh train-suite draws (round n: seed n), then PPO and SAC
+    # on sampled town-1 scenarios
+    train_pipeline(base, config=config, sim=sim, store=store, datasets=datasets, folder=work,
+                   dagger_scenarios=lambda n: build_suite("train", routes=study.dagger_routes, seed=n).scenarios,
+                   rl_sim=SimConfig(map_name="town-1", traffic_vehicles=10, pedestrians=4),
+                   on_epoch=lambda stage, metrics: log.info("%s epoch %s", stage, metrics),
+                   on_rollout=lambda step, metrics: log.info("step %d %s", step, metrics), on_stage=score)
     return {"suite": suite.name, "routes": len(suite.scenarios), "eval_every": study.eval_every,
             "study": {k: v for k, v in asdict(study).items() if k != "train"}, "train": config.model_dump(),
             "rows": rows}
