@@ -20,7 +20,6 @@ from autoloop.rollout.runner import (
     RolloutOptions,
     Step,
     drive,
-    drive_batch,
     drive_shards,
 )
 
@@ -40,7 +39,6 @@ __all__ = [
     "actor_snapshot",
     "actor_table",
     "drive",
-    "drive_batch",
     "drive_shards",
     "expert_driver",
     "rollout",

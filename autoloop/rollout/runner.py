@@ -196,7 +196,7 @@ def _drive_shard(shard: list[int], *, scenarios: list[Scenario], driver: DriverF
     for start in range(0, len(shard), batch_size):
         positions = shard[start:start + batch_size]
         try:
-            batch: list[R] = drive_batch([scenarios[p] for p in positions], positions, driver=driver,
+            batch: list[R] = _drive_batch([scenarios[p] for p in positions], positions, driver=driver,
                                          recorder=recorder, world=world, bev=bev, options=options)
         except Exception as error:
             if on_error is None:
@@ -207,8 +207,8 @@ def _drive_shard(shard: list[int], *, scenarios: list[Scenario], driver: DriverF
     return results
 
 
-def drive_batch(scenarios: list[Scenario], positions: list[int], *, driver: DriverFactory, recorder: Recorder[R],
-                world: WorldConfig, bev: BevSpec = BevSpec(), options: RolloutOptions = PLAIN) -> list[R]:
+def _drive_batch(scenarios: list[Scenario], positions: list[int], *, driver: DriverFactory, recorder: Recorder[R],
+                 world: WorldConfig, bev: BevSpec, options: RolloutOptions) -> list[R]:
     """One world running ``scenarios`` (all on one map) until every route has ended; the recorder's results.
 
     :param positions: the scenarios' indices in the caller's list (they seed each one's noise).

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 
 from autoloop.config import SimConfig
-from autoloop.rollout import RolloutOptions, expert_driver, rollout, store_file_maps
+from autoloop.rollout import RolloutOptions, RouteRecorder, drive, expert_driver, rollout, store_file_maps
 from sim.embedded.bev import Channel
 from sim.embedded.observation import STATE_SIZE
 from sim.metrics import Infraction, RouteStatus
@@ -42,6 +42,18 @@ def test_noisy_expert_rollouts_are_reproducible_and_labelled() -> None:
         assert set(actors["kind"]) <= {"vehicle", "pedestrian", "static", "other"} and "vehicle" in set(actors["kind"])
         assert (actors["length_m"] > 0).all() and np.isfinite(actors["x_m"]).all()
         np.testing.assert_array_equal(actors["x_m"], second.actors["x_m"])  # type: ignore[index]
+
+
+def test_a_route_drives_the_same_in_any_batch_whatever_the_recorder_keeps() -> None:
+    scenarios = [sample_scenario(seed, traffic_vehicles=4) for seed in (12, 3, 7)]
+    sim = SimConfig(traffic_vehicles=4)
+    alone = drive(scenarios, driver=expert_driver, recorder=RouteRecorder(), world=sim.world_config(), batch_size=1)
+    together = drive(scenarios, driver=expert_driver, recorder=RouteRecorder(), world=sim.world_config(),
+                     batch_size=3)
+    episodes = rollout(scenarios, sim=sim, driver=expert_driver, policy_name="expert", tags={"purpose": "eval"})
+    assert alone == together
+    assert [route.record for route in alone] == [record for _, record in episodes]
+    assert all(0.0 < route.comfort <= 1.0 for route in alone)
 
 
 def test_the_file_maps_episodes_ran_on_are_kept_in_the_store(shared_data: Path, tmp_path: Path) -> None:
