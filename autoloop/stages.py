@@ -46,7 +46,7 @@ from autoloop.training.launch import torchrun, train_processes
 from autoloop.training.loop import CHECKPOINT
 from autoloop.training.pipeline import train_pipeline
 from policies.checkpoint import load_policy
-from sim.embedded.observation import Observation
+from sim.embedded.observation import OBSERVATION_FORMAT, Observation
 from sim.metrics import score_suite
 
 log = logging.getLogger(__name__)
@@ -331,7 +331,8 @@ def evaluate(context: StageContext, model_uri: str) -> EvaluateOutcome:
 class PromotionResult:
     """What the promote stage decided.
 
-    :param champion_before: the champion the candidate was compared with (``None``: there was none).
+    :param champion_before: the champion when the candidate was judged (``None``: there was none).
+    :param champion: its evaluation; ``None`` too when it was skipped, being of another observation format.
     :param registered: the candidate's new version (alias ``challenger``); ``None`` when its evaluation did not
         run every route.
     :param promoted: whether it took ``champion``.
@@ -407,7 +408,8 @@ def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: Eval
         if registered is not None:
             tracking.set_version_tags(registered, {
                 "verdict": outcome, "reasons": "; ".join(verdict.reasons) or "all checks passed",
-                "compared_with": before.version if before else "none", "promote_report": report_uri}, lock=lock)
+                "compared_with": before.version if before is not None and champion is not None else "none",
+                "promote_report": report_uri}, lock=lock)
         log.info("%s %s: %s", model.model_uri, "promoted to champion" if promoted else "not promoted",
                  "; ".join(verdict.reasons) or "all checks passed")
         return PromotionResult(verdict, result, champion, comparison, before, registered, promoted, run_id,
@@ -421,7 +423,15 @@ def rollback(context: StageContext, *, lock: tracking.RegistryLock | None = None
 
 def _compare_with(context: StageContext, champion: tracking.ModelVersionRef | None, candidate: EvaluationResult,
                   run_id: str) -> tuple[EvaluationResult | None, Comparison | None]:
+    """The champion's evaluation and the paired comparison with it; ``(None, None)`` without a champion, or with
+    one logged with another observation format than this autoloop's (it cannot drive here: the candidate is then
+    judged alone)."""
     if champion is None:
+        return None, None
+    found = tracking.observation_format(champion.uri)
+    if found != OBSERVATION_FORMAT:
+        log.warning("champion %s skipped: its observation format is %s (expected %s); the candidate is judged "
+                    "without a comparison", champion.uri, "none" if found is None else found, OBSERVATION_FORMAT)
         return None, None
     result = _evaluate(context, champion.uri, resolve_driver(champion.uri), run_id)
     settings = context.config.evaluate

@@ -285,14 +285,19 @@ def registered_version(model_uri: str) -> ModelVersionRef | None:
     return ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
 
 
+def observation_format(model_uri: str) -> object:
+    """The observation format a logged or registered driver was logged with (its metadata's
+    ``observation_format``; ``None``: it records none)."""
+    return (mlflow.models.get_model_info(model_uri).metadata or {}).get("observation_format")
+
+
 def load_policy(model_uri: str) -> LearnedPolicy:
     """Load a logged or registered driver (``models:/name@alias``, ``models:/name/3``, ``models:/m-…``).
 
     :raises ~sim.embedded.observation.ObservationFormatError: naming the model, when it was logged with another
-        observation format (its metadata's ``observation_format``).
+        observation format (:func:`observation_format`).
     """
-    metadata = mlflow.models.get_model_info(model_uri).metadata or {}
-    check_observation_format(metadata.get("observation_format"), what=f"model {model_uri}",
+    check_observation_format(observation_format(model_uri), what=f"model {model_uri}",
                              remedy="retrain it (`autoloop train`)")
     model = mlflow.pyfunc.load_model(model_uri)
     policy: LearnedPolicy = model.unwrap_python_model().policy

@@ -295,3 +295,32 @@ def test_a_model_logged_with_another_observation_format_is_refused_naming_it(reg
     assert str(refused.value) == (f"model {later.model_uri} has observation format {OBSERVATION_FORMAT + 1}, this "
                                   f"autoloop reads observation format {OBSERVATION_FORMAT}: retrain it "
                                   "(`autoloop train`)")
+
+
+@pytest.mark.parametrize("recorded", [OBSERVATION_FORMAT + 1, None])
+def test_a_champion_of_another_observation_format_is_skipped_and_the_candidate_judged_alone(
+        registry: Registry, recorded: int | None, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A registry whose champion an earlier autoloop logged (another observation format, or none recorded): the
+    champion cannot drive here, so the candidate is judged by the gate alone and can take its place."""
+    name = f"older-champion-{recorded}"
+    with monkeypatch.context() as earlier:
+        earlier.setattr(tracking, "OBSERVATION_FORMAT", recorded)
+        with tracking.stage_run("train", experiment_id=registry.context.experiment_id, parent_run_id=None):
+            older = tracking.log_policy(constant_policy(0.0, 0.5, registry.config), registry.home / f"{name}.pt",
+                                        example_observation(registry.config))
+    assert tracking.observation_format(older.model_uri) == recorded
+    champion = tracking.register(older.model_uri, name, lock=registry.lock, tags={})
+    assert tracking.promote(champion, expected_champion=None, lock=registry.lock)
+    context = stages.open_context(load_config(profile="quick", overrides={**LENIENT, "registry": {"model_name": name}}),
+                                  paths=registry.context.paths)
+    model = registry.models[3]
+    with caplog.at_level("WARNING", logger="autoloop.stages"):
+        result = stages.promote(context, model, stages.evaluate(context, model.model_uri))
+    assert result.champion_before == champion and result.champion is None and result.comparison is None
+    assert result.verdict.passed and "versus champion" not in [check.name for check in result.verdict.checks]
+    assert result.promoted and aliases(registry, name) == {"champion": "2", "challenger": "2",
+                                                           "previous-champion": "1"}
+    assert registry.client.get_model_version(name, "2").tags["compared_with"] == "none"
+    assert (f"champion models:/{name}/1 skipped: its observation format is {'none' if recorded is None else recorded} "
+            f"(expected {OBSERVATION_FORMAT}); the candidate is judged without a comparison") in caplog.messages
