@@ -591,7 +591,7 @@ def bench_viewer_command(
 
 @episodes_app.command("query")
 def episodes_query(
-    sql: Annotated[str, typer.Argument(help="DuckDB SQL over the views episodes, ego, actors, events.")],
+    sql: Annotated[str, typer.Argument(help="DuckDB SQL over the views episodes, ego, actors, events, triggers.")],
     home: HomeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as a JSON list.")] = False,
 ) -> None:

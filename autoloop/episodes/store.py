@@ -245,7 +245,7 @@ class EpisodeStore:
         return folder / str(manifest["tables"][table]["file"])
 
     def query(self, sql: str) -> pa.Table:
-        """Run DuckDB SQL over the views ``episodes``, ``ego``, ``actors`` and ``events``
+        """Run DuckDB SQL over the views ``episodes``, ``ego``, ``actors``, ``events`` and ``triggers``
         (see :mod:`autoloop.episodes.query`)."""
         from autoloop.episodes.query import query
 

@@ -90,6 +90,19 @@ def test_episodes_query_prints_a_table_or_json(tmp_path: Path) -> None:
     assert result.exit_code == 2 and 'column "nope" not found' in result.output
 
 
+def test_episodes_query_help_names_every_view(tmp_path: Path) -> None:
+    import typer.main
+
+    from autoloop.episodes import EpisodeStore
+    from autoloop.episodes.query import connect
+
+    views = {name for (name,) in connect(EpisodeStore(tmp_path / "episodes")).sql("SHOW TABLES").fetchall()}
+    query = typer.main.get_command(app).commands["episodes"].commands["query"]
+    [help_text] = [param.help for param in query.params if param.name == "sql"]
+    assert help_text.startswith("DuckDB SQL over the views ")
+    assert set(help_text.removeprefix("DuckDB SQL over the views ").removesuffix(".").split(", ")) == views
+
+
 def test_evaluate_runs_the_flow_and_prints_the_table(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
     autoloop = str(Path(sys.executable).with_name("autoloop"))
