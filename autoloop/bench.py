@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 
 from autoloop.rollout import DrivenRoute, DriverFactory, RouteRecorder, drive
-from sim.embedded.bev import BevSpec
-from sim.embedded.observation import Observer
-from sim.embedded.state import WorldConfig
+from sim.embedded.config import WorldConfig
 from sim.embedded.world import World
 from sim.maps import get_map
 from sim.metrics import score_suite
 from sim.scenarios import sample_scenario
 from sim.scenarios.suites import Suite, build_suite
+from sim.scene.bev import BevSpec
+from sim.scene.observation import Observer
 
 
 @dataclass(frozen=True)
@@ -270,9 +270,9 @@ def bench_train(*, samples: int = 2048, batch_size: int = 128, bev_size_px: int 
     from autoloop.training.ppo import GymVectorVecEnv, make_ppo
     from autoloop.training.rl import make_vec_env
     from autoloop.training.sac import make_sac
-    from sim.embedded.bev import Channel
     from sim.embedded.env import DrivingEnv
-    from sim.embedded.observation import STATE_SIZE
+    from sim.scene.bev import Channel
+    from sim.scene.observation import STATE_SIZE
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)

@@ -85,7 +85,7 @@ def cycle(config: ConfigOption = None, profile: ProfileOption = None, home: Home
     """Run one full cycle: collect, train, evaluate, promote (Prefect flow ``cycle``)."""
     arguments = _flow_arguments(config, profile, home)
     from flows.cycle import cycle_flow
-    from sim.embedded.observation import ObservationFormatError
+    from sim.scene.observation import ObservationFormatError
 
     try:
         summary = cycle_flow(**arguments)
@@ -113,7 +113,7 @@ def train(config: ConfigOption = None, profile: ProfileOption = None, home: Home
     SAC."""
     arguments = _flow_arguments(config, profile, home)
     from flows.stages import train_flow
-    from sim.embedded.observation import ObservationFormatError
+    from sim.scene.observation import ObservationFormatError
 
     try:
         result = train_flow(**arguments, dataset=str(dataset.resolve()) if dataset else None)

@@ -15,11 +15,11 @@ from typing import Any, Literal, Self, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sim.embedded.bev import BevSpec
-from sim.embedded.state import WorldConfig
+from sim.embedded.config import WorldConfig
 from sim.metrics import SCORERS
 from sim.scenarios import Scenario, sample_scenario
 from sim.scenarios.suites import SUITE_NAMES
+from sim.scene.bev import BevSpec
 
 #: The packaged profiles (``autoloop/profiles/<name>.yaml``).
 Profile = Literal["quick", "default"]

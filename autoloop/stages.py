@@ -46,8 +46,8 @@ from autoloop.training.launch import torchrun, train_processes
 from autoloop.training.loop import CHECKPOINT
 from autoloop.training.pipeline import train_pipeline
 from policies.checkpoint import load_policy
-from sim.embedded.observation import OBSERVATION_FORMAT, Observation
 from sim.metrics import score_suite
+from sim.scene.observation import OBSERVATION_FORMAT, Observation
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.embedded.observation import Observation
+from sim.scene.observation import Observation
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from torch import nn
 
 from policies.checkpoint import load_policy, write_checkpoint
 from policies.encoder import EncoderConfig, ObservationEncoder
-from sim.embedded.observation import Observation
+from sim.scene.observation import Observation
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """A learned driver's file: each checkpoint names its ``kind`` and the observation format it reads
-(:data:`~sim.embedded.observation.OBSERVATION_FORMAT`); one of another format is refused."""
+(:data:`~sim.scene.observation.OBSERVATION_FORMAT`); one of another format is refused."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from policies.base import LearnedPolicy
-from sim.embedded.observation import OBSERVATION_FORMAT, check_observation_format
+from sim.scene.observation import OBSERVATION_FORMAT, check_observation_format
 
 #: Kinds of learned driver (``kind`` in a checkpoint) -> the module that loads them.
 KINDS = {"bc": "policies.bc", "waypoints": "policies.waypoints", "ppo": "policies.sb3",
@@ -26,7 +26,7 @@ def load_policy(path: Path) -> LearnedPolicy:
     """Load a driver written by a learned policy's ``save`` (on the CPU).
 
     :raises ValueError: when the file is not a driver checkpoint.
-    :raises ~sim.embedded.observation.ObservationFormatError: when it was trained on another observation format.
+    :raises ~sim.scene.observation.ObservationFormatError: when it was trained on another observation format.
     """
     from importlib import import_module
 

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.embedded.dynamics import IdmParams, idm_acceleration
-from sim.embedded.kernels.codes import LINE_LIGHT, YELLOW
-from sim.embedded.kernels.planner import NUDGE_RATE
-from sim.embedded.observation import Observation
-from sim.embedded.world import World
+from sim.embedded.dynamics import idm_acceleration
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
+from sim.scene.codes import LINE_LIGHT, YELLOW
+from sim.scene.kernels.planner import NUDGE_RATE
+from sim.scene.observation import Observation
+from sim.scene.params import IdmParams
+from sim.scene.source import SceneSource
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,11 @@ _CURB_MARGIN_M = 0.5
 _CURB_STAND_MPS = 0.5
 
 
-def pure_pursuit(world: World, lookahead_min_m: float, lookahead_gain_s: float,
+def pure_pursuit(world: SceneSource, lookahead_min_m: float, lookahead_gain_s: float,
                  offset_m: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     """Steering commands ``(B,)`` in [-1, 1] that follow each route, aiming from the rear axle at the route point
     ``lookahead_min_m + lookahead_gain_s * speed`` past the ego's progress, shifted ``offset_m`` to the left."""
-    ego, bicycle = world.ego, world.config.bicycle
+    ego, bicycle = world.ego, world.params.bicycle
     ego_xy = np.stack([ego.x_m, ego.y_m], axis=-1)
     heading = np.stack([np.cos(ego.yaw_rad), np.sin(ego.yaw_rad)], axis=-1)
     rear_xy = ego_xy - bicycle.rear_to_center_m * heading
@@ -98,7 +99,7 @@ class NaiveDriver:
 
     The control case for scenario events: whatever an event stages, this driver runs into it."""
 
-    def __init__(self, world: World, speed_mps: float = 8.0) -> None:
+    def __init__(self, world: SceneSource, speed_mps: float = 8.0) -> None:
         self.world = world
         self.speed_mps = speed_mps
 
@@ -116,14 +117,14 @@ class NaiveDriver:
 
 
 class ExpertDriver:
-    """Drives every ego of a :class:`~sim.embedded.world.World` from its privileged state.
+    """Drives every ego of a backend (:class:`~sim.scene.source.SceneSource`) from its scene: the privileged facts.
 
     Longitudinally it follows a speed profile along the route: the lane's speed limit, and for every point ahead
     that must be passed slower (a curve at ``max_lateral_accel_mps2``, a lower speed limit, a stop point at 0) the
     speed from which ``brake_mps2`` gets there in time; it brakes along that profile and follows its leader with
     the IDM. The same control law rolls the intended trajectory forward (:attr:`plan_xy`)."""
 
-    def __init__(self, world: World, params: ExpertParams = ExpertParams()) -> None:
+    def __init__(self, world: SceneSource, params: ExpertParams = ExpertParams()) -> None:
         self.world = world
         self.params = params
         batch, steps = world.batch_size, params.plan_steps
@@ -138,15 +139,16 @@ class ExpertDriver:
     def act(self, observation: Observation | None = None) -> NDArray[np.float32]:
         """Actions ``(B, 2)`` for the world's current state (the observation is not needed)."""
         world, p = self.world, self.params
-        ego, bicycle = world.ego, world.config.bicycle
-        st = world.state
+        ego, bicycle = world.ego, world.params.bicycle
+        sc = world.scene
         # around obstacles: aim where the sideways move will be at the look-ahead point
         lookahead = p.lookahead_min_m + p.lookahead_gain_s * ego.speed_mps
-        ahead = np.clip(st.ego_nudge - st.ego_offset, -NUDGE_RATE * lookahead, NUDGE_RATE * lookahead)
-        steer = pure_pursuit(world, p.lookahead_min_m, p.lookahead_gain_s, st.ego_offset + ahead)
+        ahead = np.clip(sc.facts.nudge_m - sc.facts.offset_m, -NUDGE_RATE * lookahead, NUDGE_RATE * lookahead)
+        steer = pure_pursuit(world, p.lookahead_min_m, p.lookahead_gain_s, sc.facts.offset_m + ahead)
         limit_s, limit_v, stop_s = self._speed_limits()
         speed = ego.speed_mps.astype(np.float64)
-        accel = self._accel(speed, np.zeros_like(speed), st.ego_leader_gap, st.ego_leader_speed, limit_s, limit_v,
+        accel = self._accel(speed, np.zeros_like(speed), sc.facts.leader_gap_m, sc.facts.leader_speed_mps, limit_s,
+                            limit_v,
                             stop_s)
         self._plan(speed, limit_s, limit_v, stop_s)
         accel_cmd = np.where(accel >= 0.0, accel / bicycle.max_accel_mps2, accel / bicycle.max_brake_mps2)
@@ -160,7 +162,7 @@ class ExpertDriver:
         point (also returned alone, ``(B,)``, ``inf`` when there is none): the front bumper ``stop_margin_m``
         before the line it must stop at (or a yellow light it can stop for), the centre on a curbside stop of the
         mission; here, pulled over for an emergency vehicle or waiting for a gap to pull in from the curb."""
-        world, p, st = self.world, self.params, self.world.state
+        world, p, sc = self.world, self.params, self.world.scene
         batch = world.batch_size
         # curvature: the turn over each stretch of _CURVE_STEP_M limits the speed from its start on
         offsets = np.arange(0.0, p.speed_horizon_m + _CURVE_STEP_M, _CURVE_STEP_M)
@@ -169,37 +171,37 @@ class ExpertDriver:
         curve_v = np.sqrt(p.max_lateral_accel_mps2 / np.maximum(curvature, 1e-4))
         curve_s = np.broadcast_to(offsets[:-1], curve_v.shape)
         # the lanes the route enters ahead
-        piece_s = st.piece_offset - world.progress_s[:, None]
-        entered = (np.arange(st.piece_lane.shape[1]) < st.piece_n[:, None]) & (piece_s > 0.0)
-        piece_v = np.where(entered, world.arrays.lane_speed[st.piece_lane], np.inf)
+        piece_s = sc.route.piece_offset_m - world.progress_s[:, None]
+        entered = (np.arange(sc.route.piece_lane.shape[1]) < sc.route.piece_n[:, None]) & (piece_s > 0.0)
+        piece_v = np.where(entered, world.arrays.lane_speed[sc.route.piece_lane], np.inf)
         # here: the present limit, and the passing speed while moving sideways
-        sideways = (np.abs(st.ego_offset) > 0.2) | (st.ego_nudge_need != 0.0)
-        here_v = np.minimum(st.ego_speed_limit, np.where(sideways, p.passing_speed_mps, np.inf))
-        half = 0.5 * world.config.ego_length_m
-        front = st.ego_stop_dist - half
+        sideways = (np.abs(sc.facts.offset_m) > 0.2) | (sc.facts.nudge_need_m != 0.0)
+        here_v = np.minimum(sc.facts.speed_limit_mps, np.where(sideways, p.passing_speed_mps, np.inf))
+        half = 0.5 * world.params.ego_length
+        front = sc.facts.stop_dist_m - half
         # (standing with the front past the line, its centre not yet: it stays)
-        stop_s = np.where(st.ego_must_stop, np.maximum(front - p.stop_margin_m, 0.0), np.inf)
-        line_s = st.ego_line_dist - half - p.stop_margin_m
-        yellow = (st.ego_line_kind == LINE_LIGHT) & (st.ego_line_state == YELLOW)
+        stop_s = np.where(sc.facts.must_stop, np.maximum(front - p.stop_margin_m, 0.0), np.inf)
+        line_s = sc.facts.line_dist_m - half - p.stop_margin_m
+        yellow = (sc.facts.line_kind == LINE_LIGHT) & (sc.facts.line_state == YELLOW)
         stop_for_yellow = yellow & (world.ego.speed_mps**2 < 2.0 * p.yellow_brake_mps2 * line_s)
         stop_s = np.where(stop_for_yellow, np.minimum(stop_s, line_s), stop_s)
         # an emergency vehicle behind: pull over (the world's ego_nudge) slowly, then stand until it has passed
         straight = np.abs(wrap_angle(world.ego.yaw_rad - headings[:, 0])) < 0.05  # (offsets[0] = 0: here)
-        pulled_over = st.ego_yield_emg & (world.lateral_m < st.ego_nudge + 0.15) & straight
-        here_v = np.where(st.ego_yield_emg, np.minimum(here_v, p.pull_over_speed_mps), here_v)
+        pulled_over = sc.facts.yield_emergency & (world.lateral_m < sc.facts.nudge_m + 0.15) & straight
+        here_v = np.where(sc.facts.yield_emergency, np.minimum(here_v, p.pull_over_speed_mps), here_v)
         # a curbside stop of the mission: stand with the centre on it; off the lane at the curb, wait to pull in
         # (a car at the curb that got past the stop, as a learner may, still stops within the stop's tolerance)
-        to_curb = st.ego_stop_target - world.progress_s
-        rows, k = np.arange(batch), np.minimum(st.stop_next, st.stop_tol.shape[1] - 1)
-        reach = st.stop_tol[rows, k] - _CURB_MARGIN_M
-        at_curb = world.lateral_m <= st.stop_lat[rows, k]
+        to_curb = sc.facts.stop_target_m - world.progress_s
+        rows, k = np.arange(batch), np.minimum(sc.mission.stop_next, sc.mission.stop_tol_m.shape[1] - 1)
+        reach = sc.mission.stop_tol_m[rows, k] - _CURB_MARGIN_M
+        at_curb = world.lateral_m <= sc.mission.stop_lat_m[rows, k]
         within = to_curb > np.where(at_curb, -np.maximum(reach, 1.0), -1.0)
         stop_s = np.minimum(stop_s, np.where(within, np.maximum(to_curb, 0.0), np.inf))
         # (and one that came to a stop at the curb short of it, within its tolerance, stands there: the dwell
         # counts where it stands, and creeping up to the centre would teach a learner to drive on at the stop)
         short = at_curb & (np.abs(to_curb) <= reach) & (world.ego.speed_mps < _CURB_STAND_MPS)
         stop_s = np.where(short, 0.0, stop_s)
-        stop_s = np.where(pulled_over | st.ego_merge_wait, 0.0, stop_s)
+        stop_s = np.where(pulled_over | sc.facts.merge_wait, 0.0, stop_s)
         limit_s = np.concatenate([curve_s, piece_s, np.zeros((batch, 1)), stop_s[:, None]], axis=1)
         limit_v = np.concatenate([curve_v, piece_v, here_v[:, None], np.zeros((batch, 1))], axis=1)
         return limit_s, limit_v, stop_s
@@ -211,7 +213,7 @@ class ExpertDriver:
         (:meth:`_speed_limits`) were taken, ``gap`` metres (bumper to bumper) behind a leader at ``leader_speed``:
         the IDM towards the speed profile's speed here; braking along the profile once above it; a full brake
         standing (or all but) at the stop point."""
-        p, bicycle = self.params, self.world.config.bicycle
+        p, bicycle = self.params, self.world.params.bicycle
         distance = limit_s - travelled[:, None]
         reach = np.maximum(distance, 0.0)
         profile = np.sqrt(limit_v**2 + 2.0 * p.brake_mps2 * reach).min(axis=1, initial=np.inf)
@@ -231,18 +233,19 @@ class ExpertDriver:
         """Roll the control law forward (the leader keeping its speed) and lay the plan along the route, shifted as
         the expert moves around obstacles."""
         world, p = self.world, self.params
-        ego, st = world.ego, world.state
+        ego, sc = world.ego, world.scene
         travelled = np.zeros((len(speed), p.plan_steps))
         distance = np.zeros_like(speed)
         for k in range(p.plan_steps):
             t = k * p.plan_dt_s
-            gap = np.maximum(st.ego_leader_gap + st.ego_leader_speed * t - distance, 0.01)
-            accel = self._accel(speed, distance, gap, st.ego_leader_speed, limit_s, limit_v, stop_s)
+            gap = np.maximum(sc.facts.leader_gap_m + sc.facts.leader_speed_mps * t - distance, 0.01)
+            accel = self._accel(speed, distance, gap, sc.facts.leader_speed_mps, limit_s, limit_v, stop_s)
             new_speed = np.clip(speed + accel * p.plan_dt_s, 0.0, None)
             distance = distance + 0.5 * (speed + new_speed) * p.plan_dt_s
             speed = new_speed
             self.plan_speed[:, k], travelled[:, k] = speed, distance
-        shift = st.ego_offset[:, None] + np.clip((st.ego_nudge - st.ego_offset)[:, None], -NUDGE_RATE * travelled,
+        shift = sc.facts.offset_m[:, None] + np.clip((sc.facts.nudge_m - sc.facts.offset_m)[:, None],
+                                                     -NUDGE_RATE * travelled,
                                                  NUDGE_RATE * travelled)
         point, heading = interpolate_along(world.route_xy, world.route_s, world.progress_s[:, None] + travelled)
         xy = point + shift[..., None] * np.stack([-np.sin(heading), np.cos(heading)], axis=-1)

@@ -29,7 +29,7 @@ from policies.bc import BcNet, BcPolicy
 from policies.checkpoint import write_checkpoint
 from policies.encoder import EncoderConfig, ObservationEncoder
 from policies.waypoints import WaypointNet, WaypointPolicy
-from sim.embedded.observation import Observation
+from sim.scene.observation import Observation
 
 
 class BevFeaturesExtractor(BaseFeaturesExtractor):

@@ -32,9 +32,9 @@ from torch import nn
 from policies.bc import torch_inputs
 from policies.checkpoint import write_checkpoint
 from policies.encoder import EncoderConfig, ObservationEncoder
-from sim.embedded.dynamics import BicycleParams
-from sim.embedded.kernels.planner import NUDGE_RATE
-from sim.embedded.observation import (
+from sim.geometry import cumulative_length, interpolate_along, project_to_polylines
+from sim.scene.kernels.planner import NUDGE_RATE
+from sim.scene.observation import (
     DISTANCE_SCALE_M,
     OFFSET_SCALE_M,
     ROUTE_LOOKAHEAD_M,
@@ -43,7 +43,7 @@ from sim.embedded.observation import (
     Feature,
     Observation,
 )
-from sim.geometry import cumulative_length, interpolate_along, project_to_polylines
+from sim.scene.params import BicycleParams
 
 ControlMode = Literal["controller", "head", "blend"]
 Steering = Literal["waypoints", "route"]

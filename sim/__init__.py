@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from sim import jit_cache
+
+jit_cache.install()
+
 #: Registered environment ids of the embedded simulator and their settings: ``Junction-v0`` is one signalized
 #: crossroads with light traffic; ``Town-v0`` a procedural town (``town-1``) with vehicles and pedestrians.
 ENV_KWARGS = {

@@ -44,3 +44,39 @@ def test_core_packages_import_without_heavy_services() -> None:
     code = ("import sys, sim, policies, autoloop, autoloop.config, autoloop.rollout; "
             "heavy = {'mlflow', 'prefect', 'carla'} & set(sys.modules); assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _sim_imports(path: Path) -> set[str]:
+    """The modules of ``sim`` a file imports (``from sim.x import y`` counts as ``sim.x`` and ``sim.x.y``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.split(".")[0] == "sim"}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.startswith("sim"):
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+#: What the scene's readers (the observation, the privileged facts, infractions, metrics) may import of ``sim``.
+SCENE_MAY_IMPORT = ("sim.scene", "sim.maps", "sim.geometry", "sim.metrics", "sim.threads")
+SCENE_READERS = [*sorted((ROOT / "sim" / "scene").rglob("*.py")), ROOT / "sim" / "metrics.py"]
+
+
+@pytest.mark.parametrize("path", SCENE_READERS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_scene_readers_import_only_the_scene_and_maps(path: Path) -> None:
+    """The observation, the planner facts, infractions and metrics are functions of the scene and the map, so every
+    backend reuses them."""
+    foreign = {name for name in _sim_imports(path)
+               if not name.startswith(SCENE_MAY_IMPORT) and name not in {"sim", "sim.jit_cache"}}
+    assert not foreign, f"{path.relative_to(ROOT)} imports {sorted(foreign)}"
+
+
+def test_only_the_embedded_backend_imports_its_state() -> None:
+    """The embedded world's own state and kernels are its business: everyone else reads the scene."""
+    private = ("sim.embedded.state", "sim.embedded.kernels")
+    offenders = [
+        f"{path.relative_to(ROOT)}: {sorted(name for name in _sim_imports(path) if name.startswith(private))}"
+        for path in sorted(ROOT.glob("*/**/*.py"))
+        if not path.is_relative_to(ROOT / "sim" / "embedded") and not path.is_relative_to(ROOT / ".venv")
+        and any(name.startswith(private) for name in _sim_imports(path))]
+    assert not offenders, offenders

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from autoloop.episodes.schema import SCHEMA_VERSION, from_table, read_table
 from autoloop.episodes.store import MANIFEST, OBSERVATION_COLUMNS, EpisodeStore
-from sim.embedded.observation import check_observation_format
+from sim.scene.observation import check_observation_format
 
 #: The ego columns training reads.
 TRAINING_COLUMNS = ["obs_bev", "obs_state", "label"]
@@ -133,7 +133,7 @@ def read_snapshot_columns(store: EpisodeStore, snapshot: DatasetSnapshot, column
     """Each episode's metadata and the ego ``columns`` asked for (those it has), in snapshot order, checking each
     episode's manifest against the snapshot and each ego file against its episode's manifest.
 
-    :raises ~sim.embedded.observation.ObservationFormatError: naming the first episode whose observations (asked
+    :raises ~sim.scene.observation.ObservationFormatError: naming the first episode whose observations (asked
         for and stored) are of another observation format.
     """
     manifest = json.loads(snapshot.path.read_text())

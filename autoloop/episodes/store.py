@@ -19,7 +19,7 @@ id on different days (around midnight UTC) are not excluded.
 The manifest ``episode.json`` holds ``schema_version``, ``episode_id``, ``source``, ``date``, ``num_steps``,
 ``tables`` (per table: ``file``, ``rows``, ``sha256`` of the file), ``metadata`` (the episode's metadata) and, for an
 episode that holds observations (``obs_state``, ``obs_bev``), their ``observation_format``
-(:data:`sim.embedded.observation.OBSERVATION_FORMAT` when it was written): training refuses the observations of
+(:data:`sim.scene.observation.OBSERVATION_FORMAT` when it was written): training refuses the observations of
 another format (:func:`autoloop.episodes.dataset.read_snapshot_columns`).
 
 ``ego`` — per step, map frame (x east, y north, yaw counter-clockwise from +x):
@@ -87,7 +87,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from autoloop.episodes.schema import SCHEMA_VERSION, SchemaError, file_entry, from_table, read_table, to_table
-from sim.embedded.observation import OBSERVATION_FORMAT
+from sim.scene.observation import OBSERVATION_FORMAT
 
 if TYPE_CHECKING:
     from sim.maps import LaneGraph

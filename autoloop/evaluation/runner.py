@@ -43,10 +43,10 @@ from autoloop.evaluation.results import (
 from autoloop.locks import exclusive
 from autoloop.rollout import DriverFactory, EpisodeRecorder, drive_shards, store_file_maps
 from policies.base import Policy
-from sim.embedded.observation import Observation
 from sim.embedded.world import World
 from sim.metrics import RouteRecord, comfort, score_route
 from sim.scenarios.suites import Suite, build_suite
+from sim.scene.observation import Observation
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from autoloop.episodes import Episode, EpisodeStore
 from autoloop.rollout import RouteRecorder, drive, expert_driver
-from sim.embedded.state import WorldConfig
+from sim.embedded.config import WorldConfig
 from sim.maps import LaneGraph
 from sim.metrics import Infraction, RouteRecord
 from sim.scenarios import Scenario

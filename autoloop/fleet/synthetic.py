@@ -22,9 +22,9 @@ from numpy.typing import NDArray
 from autoloop.episodes import Episode
 from autoloop.rollout import Batch, Step, actor_snapshot, actor_table, drive
 from policies.expert import ExpertDriver
-from sim.embedded.observation import Observation
 from sim.embedded.world import World
 from sim.scenarios.suites import build_suite
+from sim.scene.observation import Observation
 
 #: Episodes are recorded at this rate (the world steps at its own ``dt_s``).
 RECORD_DT_S = 0.1
@@ -67,9 +67,9 @@ class HumanLikeDriver:
             * self.rng.standard_normal(world.batch_size)
         human = self.delayed[-1].copy()
         human[:, 0] = np.clip(human[:, 0] + self.drift, -1.0, 1.0)
-        st, now = world.state, world.time_s
-        closing = np.maximum(world.ego.speed_mps - st.ego_leader_speed, 1e-3)
-        danger = (np.abs(world.lateral_m) > p.takeover_lateral_m) | (st.ego_leader_gap / closing < p.takeover_ttc_s)
+        sc, now = world.scene, world.time_s
+        closing = np.maximum(world.ego.speed_mps - sc.facts.leader_speed_mps, 1e-3)
+        danger = (np.abs(world.lateral_m) > p.takeover_lateral_m) | (sc.facts.leader_gap_m / closing < p.takeover_ttc_s)
         self.takeover_until = np.where(danger & (now >= self.takeover_until), now + p.takeover_s,
                                        self.takeover_until)
         self.intervening = now < self.takeover_until

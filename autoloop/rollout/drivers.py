@@ -14,8 +14,8 @@ from numpy.typing import NDArray
 
 from policies.base import Policy
 from policies.expert import ExpertDriver
-from sim.embedded.observation import Observation
 from sim.embedded.world import World
+from sim.scene.observation import Observation
 
 #: Builds the driver of a batch's world.
 DriverFactory = Callable[[World], Policy]

@@ -20,11 +20,11 @@ from autoloop.config import SimConfig
 from autoloop.episodes import Episode, EpisodeStore, new_episode_id
 from autoloop.rollout.drivers import DriverFactory
 from autoloop.rollout.runner import PLAIN, Batch, RolloutOptions, Step, drive
-from sim.embedded.observation import observation_space
-from sim.embedded.state import ActorKind
 from sim.embedded.world import Event, World
 from sim.metrics import Infraction, RouteRecord, score_route
 from sim.scenarios import Scenario
+from sim.scene.observation import observation_space
+from sim.scene.records import ActorKind
 
 
 def rollout(scenarios: Sequence[Scenario], *, sim: SimConfig, driver: DriverFactory, policy_name: str,
@@ -151,10 +151,12 @@ def store_file_maps(store: EpisodeStore, map_names: Sequence[str]) -> None:
 
 def actor_snapshot(world: World) -> dict[str, NDArray[Any]]:
     """Every actor slot of every scenario now (copies), for :func:`actor_table`."""
-    st = world.state
-    return {"valid": st.act_valid.copy(), "kind": st.act_kind.copy(), "x_m": st.act_x.copy(), "y_m": st.act_y.copy(),
-            "yaw_rad": st.act_yaw.copy(), "length_m": st.act_len.copy(), "width_m": st.act_wid.copy(),
-            "speed_mps": st.act_v.copy()}
+    sc = world.scene
+    return {"valid": sc.actors.valid.copy(), "kind": sc.actors.kind.copy(), "x_m": sc.actors.x_m.copy(),
+            "y_m": sc.actors.y_m.copy(),
+            "yaw_rad": sc.actors.yaw_rad.copy(), "length_m": sc.actors.length_m.copy(), \
+                "width_m": sc.actors.width_m.copy(),
+            "speed_mps": sc.actors.speed_mps.copy()}
 
 
 def actor_table(snapshots: Sequence[dict[str, NDArray[Any]]], env: int,

@@ -32,12 +32,12 @@ from autoloop.compute import IN_PROCESS, Compute
 from autoloop.rollout.drivers import DriverFactory, WorldDriver
 from policies.base import Policy
 from policies.expert import ExpertDriver
-from sim.embedded.bev import BevSpec
-from sim.embedded.observation import Observation, Observer
-from sim.embedded.state import WorldConfig
+from sim.embedded.config import WorldConfig
 from sim.embedded.world import World
 from sim.maps import get_map
 from sim.scenarios import Scenario
+from sim.scene.bev import BevSpec
+from sim.scene.observation import Observation, Observer
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def _perturb(world: World, rngs: list[np.random.Generator], start_perturbation: 
         return None
     drawn = np.stack([rng.uniform(-1.0, 1.0, 2) for rng in rngs])
     amounts: NDArray[np.float64] = drawn * np.array([lateral_m, yaw_rad])
-    parked = world.state.curb_until > -np.inf  # (a ParkingExit start: it already starts off its lane)
+    parked = world.scene.mission.curb_until_m > -np.inf  # (a ParkingExit start: it already starts off its lane)
     amounts[parked] = 0.0
     for slot in np.flatnonzero(~parked):
         world.placement(int(slot)).perturb_ego(float(amounts[slot, 0]), float(amounts[slot, 1]))

@@ -44,7 +44,7 @@ from autoloop.tracking.registry import (
     version_by_alias,
 )
 from policies.base import LearnedPolicy
-from sim.embedded.observation import OBSERVATION_FORMAT, Observation, check_observation_format
+from sim.scene.observation import OBSERVATION_FORMAT, Observation, check_observation_format
 
 #: Re-exported from :mod:`autoloop.tracking.registry` (what this module defines is public too).
 __all__ = [
@@ -294,7 +294,7 @@ def observation_format(model_uri: str) -> object:
 def load_policy(model_uri: str) -> LearnedPolicy:
     """Load a logged or registered driver (``models:/name@alias``, ``models:/name/3``, ``models:/m-…``).
 
-    :raises ~sim.embedded.observation.ObservationFormatError: naming the model, when it was logged with another
+    :raises ~sim.scene.observation.ObservationFormatError: naming the model, when it was logged with another
         observation format (:func:`observation_format`).
     """
     check_observation_format(observation_format(model_uri), what=f"model {model_uri}",

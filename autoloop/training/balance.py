@@ -7,7 +7,7 @@ repeat factor sampling does for rare categories (Gupta et al., 2019), each sampl
 category of frequency ``f`` (its share of the training rows) gets the repeat factor ``max(1, sqrt(t / f))`` for a
 threshold ``t``, and a sample is repeated by the largest factor of its categories.
 
-A category is a situation the state vector shows (:mod:`sim.embedded.observation`) crossed with the expert's
+A category is a situation the state vector shows (:mod:`sim.scene.observation`) crossed with the expert's
 longitudinal decision (its target speed against the current speed). A sample is in every situation it shows (a
 leader and a stop line, say), and in ``open road`` when it shows none.
 """
@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from autoloop.training.data import TrajectoryArrays
-from sim.embedded.observation import SPEED_SCALE_MPS, STATE_SIZE, Feature
+from sim.scene.observation import SPEED_SCALE_MPS, STATE_SIZE, Feature
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from autoloop.episodes import DatasetSnapshot, EpisodeStore, read_snapshot_colum
 from autoloop.episodes.dataset import unpack_bev
 from autoloop.training.fleet import UnreplayableLog, cached_observations
 from policies.expert import ExpertParams
-from sim.embedded.bev import BevSpec, Channel
 from sim.geometry import to_local_frame
+from sim.scene.bev import BevSpec, Channel
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Fleet episodes (e.g. Argoverse 2 logs, :mod:`autoloop.fleet.av2`) store the ego'
 no observation. :func:`render_observations` replays the log non-reactively in the embedded simulator on the log's
 map (:func:`autoloop.fleet.mining.replay_scenario`: every actor on its recorded track, the route along the ego's
 recorded path), puts the ego at its recorded pose and speed at every step and asks the environment's own
-:class:`~sim.embedded.observation.Observer` for the observation, so a rendered observation has exactly the layout
+:class:`~sim.scene.observation.Observer` for the observation, so a rendered observation has exactly the layout
 (and renderer) of a simulated one.
 
 :func:`cached_observations` keeps the rendering of a stored episode on disk, keyed by the episode id, the SHA-256 of
@@ -25,10 +25,10 @@ from numpy.typing import NDArray
 from autoloop.episodes import Episode, EpisodeStore
 from autoloop.episodes.store import MANIFEST
 from autoloop.fleet.mining import replay_scenario, replay_world_config, stored_map
-from sim.embedded.bev import BevSpec
-from sim.embedded.observation import OBSERVATION_FORMAT, Observer
 from sim.embedded.world import World
 from sim.maps import LaneGraph
+from sim.scene.bev import BevSpec
+from sim.scene.observation import OBSERVATION_FORMAT, Observer
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ def render_observations(episode: Episode, lane_graph: LaneGraph, *, bev: BevSpec
     world = World(lane_graph, 1, config)
     world.reset([scenario])
     observer = Observer(world, spec)
-    st = world.state
-    running = st.status.copy()
+    sc = world.scene
+    running = sc.outcome.status.copy()
     accel = (np.asarray(steps["accel_mps2"], dtype=np.float64) if "accel_mps2" in steps
              else _rate(speed, time))
     yaw_rate = _rate(yaw, time)
@@ -82,11 +82,11 @@ def render_observations(episode: Episode, lane_graph: LaneGraph, *, bev: BevSpec
         if k:
             # the world steps to the log's time k (tracks replay by time) from the ego's recorded pose at k - 1,
             # so that route progress and the ego's view are worked out near its pose at k
-            st.time[0] = time[k] - time[0] - dt_s
+            sc.time_s[0] = time[k] - time[0] - dt_s
             world.step(np.zeros((1, 2)))
-            st.status[:] = running  # (the ego is not driving: nothing it "does" ends the replay)
-        st.ego_x[0], st.ego_y[0], st.ego_yaw[0], st.ego_v[0] = x[k], y[k], yaw[k], speed[k]
-        st.ego_steer[0], st.ego_accel[0] = steer[k], accel[k]
+            sc.outcome.status[:] = running  # (the ego is not driving: nothing it "does" ends the replay)
+        sc.ego.x_m[0], sc.ego.y_m[0], sc.ego.yaw_rad[0], sc.ego.speed_mps[0] = x[k], y[k], yaw[k], speed[k]
+        sc.ego.steer_rad[0], sc.ego.accel_mps2[0] = steer[k], accel[k]
         observation = observer.observe()
         frames.append(observation["bev"][0])
         states.append(observation["state"][0])

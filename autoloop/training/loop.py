@@ -29,7 +29,7 @@ from autoloop.config import TrainConfig
 from autoloop.training.balance import repeat_factors, repeated_rows
 from autoloop.training.data import Batch, TrajectoryArrays, batches
 from autoloop.training.distributed import SINGLE_CPU, Topology
-from sim.embedded.observation import OBSERVATION_FORMAT, check_observation_format
+from sim.scene.observation import OBSERVATION_FORMAT, check_observation_format
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainCo
 
     :param checkpoint_dir: where ``last.pt`` (weights, optimizer, history, RNG, observation format) is written after
         every epoch (by rank 0, atomically); training resumes from it when it is there.
-    :raises ~sim.embedded.observation.ObservationFormatError: when ``last.pt`` is of another observation format.
+    :raises ~sim.scene.observation.ObservationFormatError: when ``last.pt`` is of another observation format.
     :param on_epoch: sees each epoch's metrics (on rank 0).
     :param on_step: sees the global step and the batch's losses after each optimizer step (on rank 0).
     """

@@ -15,46 +15,7 @@ import numpy as np
 
 from sim.embedded.kernels.physics import bicycle_each, idm_each
 from sim.geometry import FloatArray
-
-
-class BicycleParams(NamedTuple):
-    """Kinematic bicycle with actuator limits (reference point: the centre of the box).
-
-    :param wheelbase_m: front-to-rear axle distance.
-    :param rear_to_center_m: rear axle to the reference point.
-    :param max_steer_rad: steering angle at action ``steer = ±1``.
-    :param max_steer_rate_radps: how fast the wheels can turn.
-    :param max_accel_mps2: acceleration at action ``accel = +1``.
-    :param max_brake_mps2: deceleration at action ``accel = -1``.
-    :param max_speed_mps: top speed; the car does not reverse.
-    """
-
-    wheelbase_m: float = 2.9
-    rear_to_center_m: float = 1.45
-    max_steer_rad: float = 0.6
-    max_steer_rate_radps: float = 1.2
-    max_accel_mps2: float = 3.0
-    max_brake_mps2: float = 8.0
-    max_speed_mps: float = 20.0
-
-
-class IdmParams(NamedTuple):
-    """Intelligent Driver Model (Treiber et al. 2000).
-
-    :param max_accel_mps2: maximum acceleration ``a``.
-    :param comfort_decel_mps2: comfortable deceleration ``b``.
-    :param max_decel_mps2: hard limit on braking.
-    :param min_gap_m: jam distance ``s0`` (bumper to bumper).
-    :param time_headway_s: desired time gap ``T``.
-    :param exponent: acceleration exponent ``delta``.
-    """
-
-    max_accel_mps2: float = 2.0
-    comfort_decel_mps2: float = 3.0
-    max_decel_mps2: float = 8.0
-    min_gap_m: float = 2.5
-    time_headway_s: float = 1.2
-    exponent: float = 4.0
+from sim.scene.params import BicycleParams, IdmParams
 
 
 class EgoState(NamedTuple):

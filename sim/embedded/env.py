@@ -3,7 +3,7 @@
 ==================  =============================================================================================
 Action              ``Box(-1, 1, (2,), float32)``: ``[steer, accel]``; steer > 0 turns left, accel < 0 brakes
 Observation         ``Dict(bev=Box(0, 1, (9, 128, 128), uint8), state=Box(-4, 4, (25,), float32))`` by default, see
-                    :mod:`sim.embedded.observation` and :class:`sim.embedded.bev.Channel`
+                    :mod:`sim.scene.observation` and :class:`sim.scene.bev.Channel`
 Reward              ``0.1 * route progress (m)`` minus ``1 - coefficient`` for each new infraction (Leaderboard
                     coefficients, e.g. 0.4 for hitting a vehicle) minus 1 when the route fails
 Terminated          the route is completed, or failed (deviation from the route, agent blocked)
@@ -33,13 +33,14 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
-from sim.embedded.bev import BevSpec
-from sim.embedded.observation import Observation, Observer, observation_space
-from sim.embedded.state import INFRACTIONS, WorldConfig
+from sim.embedded.config import WorldConfig
 from sim.embedded.world import World
 from sim.maps import get_map
 from sim.metrics import LB2_PENALTIES, SCORERS, RouteStatus, score_route
 from sim.scenarios import Scenario, sample_scenario
+from sim.scene.bev import BevSpec
+from sim.scene.observation import Observation, Observer, observation_space
+from sim.scene.records import INFRACTIONS
 
 _COST = np.array([1.0 - LB2_PENALTIES.get(kind, 1.0) for kind in INFRACTIONS])
 ACTION_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
@@ -135,14 +136,14 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
 
     def _info(self) -> dict[str, Any]:
         world = self.world
-        st = world.state
+        sc = world.scene
         completion = world.route_completion()
-        outside = st.outside / np.maximum(st.end_s - st.start_s, 1e-9)
-        penalty = SCORERS["lb2"].penalties(st.infractions, st.min_speed, outside)
+        outside = sc.outcome.outside_m / np.maximum(sc.route.end_m - sc.route.start_m, 1e-9)
+        penalty = SCORERS["lb2"].penalties(sc.outcome.infractions, sc.outcome.min_speed_pct, outside)
         info: dict[str, Any] = {
             "route_completion": completion,
             "status": world.status_names(),
-            "infractions": st.infractions.copy(),
+            "infractions": sc.outcome.infractions.copy(),
             "running_score": 100.0 * completion * penalty,
         }
         ended = ~world.running

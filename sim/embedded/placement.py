@@ -9,52 +9,59 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim.embedded.compiled import MapArrays
-from sim.embedded.kernels import codes, tick
-from sim.embedded.state import PED_PATH_POINTS, ActorKind, State, WorldConfig
+from sim.embedded.config import WorldConfig
+from sim.embedded.kernels import tick
+from sim.embedded.state import PED_PATH_POINTS, State
 from sim.geometry import FloatArray, cumulative_length, wrap_angle
 from sim.maps import LaneGraph
+from sim.maps.compiled import MapArrays
+from sim.scene import codes
+from sim.scene.params import Params
+from sim.scene.records import ActorKind, Scene
 
 
 class Placement:
     """One scenario (``env``) of a world's state, and what can be put there.
 
-    :param state: the world's state (the placement writes the scenario's rows).
+    :param scene: the world's scene (the placement writes the scenario's rows) ...
+    :param state: ... and its own state.
     :param arrays: the compiled map.
     :param lane_graph: the map.
     :param config: the world's parameters.
     :param env: the scenario's index in the batch.
     """
 
-    def __init__(self, state: State, arrays: MapArrays, lane_graph: LaneGraph, config: WorldConfig,
-                 env: int) -> None:
+    def __init__(self, scene: Scene, state: State, arrays: MapArrays, lane_graph: LaneGraph, config: WorldConfig,
+                 params: Params, env: int) -> None:
+        self.scene = scene
         self.state = state
         self.arrays = arrays
         self.map = lane_graph
         self.config = config
-        self.params = config.params()
+        self.params = params
         self.env = env
 
     def _refresh(self) -> None:
         """Poses, lights, occupancy and the ego's facts of this scenario, after a change."""
-        tick.refresh(self.arrays, self.state, self.params, np.array([self.env], dtype=np.int64))
+        tick.refresh(self.arrays, self.scene, self.state, self.params, np.array([self.env], dtype=np.int64))
 
     def set_vehicle(self, slot: int, lanes: tuple[int, int, int], *, s_m: float, speed_mps: float,
                      desired_factor: float, desired_cap: float, length_m: float, width_m: float,
                      parked: bool = False, lateral_offset_m: float = 0.0) -> None:
         env = self.env
-        st = self.state
-        st.veh_lane[env, slot] = lanes
-        st.veh_s[env, slot] = s_m
-        st.act_v[env, slot] = speed_mps
-        st.veh_desired[env, slot] = min(desired_factor, desired_cap / max(self.map.lanes[lanes[0]].speed_limit_mps,
+        st, sc = self.state, self.scene
+        sc.vehicles.lanes[env, slot] = lanes
+        sc.vehicles.lane_s_m[env, slot] = s_m
+        sc.actors.speed_mps[env, slot] = speed_mps
+        st.traffic.desired_mps[env, slot] = min(desired_factor,
+                                                desired_cap / max(self.map.lanes[lanes[0]].speed_limit_mps,
                                                                            1e-3))
-        st.act_len[env, slot], st.act_wid[env, slot] = length_m, width_m
-        st.veh_parked[env, slot] = parked
-        st.veh_offset[env, slot] = lateral_offset_m
-        st.veh_served[env, slot] = -1
-        st.act_valid[env, slot] = True
-        st.act_kind[env, slot] = ActorKind.VEHICLE
+        sc.actors.length_m[env, slot], sc.actors.width_m[env, slot] = length_m, width_m
+        sc.vehicles.parked[env, slot] = parked
+        sc.vehicles.offset_m[env, slot] = lateral_offset_m
+        sc.vehicles.served_lane[env, slot] = -1
+        sc.actors.valid[env, slot] = True
+        sc.actors.kind[env, slot] = ActorKind.VEHICLE
 
     def place_vehicle(self, slot: int, lane_ids: tuple[int, ...], *, s_m: float, speed_mps: float,
                       desired_speed_mps: float, length_m: float = 4.5, width_m: float = 1.9,
@@ -78,7 +85,7 @@ class Placement:
         self.set_vehicle(slot, (path[0], path[1], path[2]), s_m=s_m, speed_mps=0.0 if parked else speed_mps,
                           desired_factor=np.inf, desired_cap=desired_speed_mps, length_m=length_m, width_m=width_m,
                           parked=parked, lateral_offset_m=lateral_offset_m)
-        self.state.veh_respawn[env, slot] = False
+        self.scene.vehicles.background[env, slot] = False
         self._refresh()
 
     def place_pedestrian(self, slot: int, path_xy: FloatArray, *, speed_mps: float = 1.4,
@@ -89,15 +96,17 @@ class Placement:
         points = np.asarray(path_xy, dtype=np.float64)
         if not 2 <= len(points) <= PED_PATH_POINTS:
             raise ValueError(f"a pedestrian path has 2..{PED_PATH_POINTS} points, got {len(points)}")
-        st = self.state
+        st, sc = self.state, self.scene
         n = self.config.max_vehicles + slot
-        st.ped_walk[env, slot], st.ped_next[env, slot] = -1, -1
-        st.ped_path_x[env, slot, : len(points)], st.ped_path_y[env, slot, : len(points)] = points[:, 0], points[:, 1]
-        st.ped_path_s[env, slot, : len(points)] = cumulative_length(points)
-        st.ped_path_n[env, slot] = len(points)
-        st.ped_s[env, slot], st.ped_speed[env, slot], st.ped_start[env, slot] = 0.0, speed_mps, start_time_s
-        st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.PEDESTRIAN
-        st.act_len[env, n], st.act_wid[env, n] = 0.5, 0.6
+        st.pedestrians.walk[env, slot], st.pedestrians.next[env, slot] = -1, -1
+        st.pedestrians.path_x_m[env, slot, : len(points)], st.pedestrians.path_y_m[env, slot, : len(points)] \
+            = points[:, 0], points[:, 1]
+        st.pedestrians.path_s_m[env, slot, : len(points)] = cumulative_length(points)
+        st.pedestrians.path_n[env, slot] = len(points)
+        st.pedestrians.s_m[env, slot], st.pedestrians.speed_mps[env, slot], st.pedestrians.start_s[env, slot] = 0.0, \
+            speed_mps, start_time_s
+        sc.actors.valid[env, n], sc.actors.kind[env, n] = True, ActorKind.PEDESTRIAN
+        sc.actors.length_m[env, n], sc.actors.width_m[env, n] = 0.5, 0.6
         self._refresh()
 
     def arm_vehicle(self, slot: int, *, trigger_s_m: float, hidden: bool = False,
@@ -128,9 +137,9 @@ class Placement:
             over: the Leaderboard's scenarios destroy their actors at their end).
         """
         env = self.env
-        st = self.state
+        st, sc = self.state, self.scene
         ignore_lights, ignore_priority = ignore_lights or emergency, ignore_priority or emergency
-        st.veh_flags[env, slot] = ((codes.HIDDEN if hidden else 0) | (codes.IGNORE_LIGHTS if ignore_lights else 0)
+        sc.vehicles.flags[env, slot] = ((codes.HIDDEN if hidden else 0) | (codes.IGNORE_LIGHTS if ignore_lights else 0)
                                    | (codes.IGNORE_PRIORITY if ignore_priority else 0)
                                    | (codes.FOLLOW_ROUTE if follow_route else 0)
                                    | (codes.CUT_IN if cut_in_speed_mps > 0.0 else 0)
@@ -138,20 +147,20 @@ class Placement:
                                    | (codes.KEEP_OFFSET if keep_offset else 0)
                                    | (codes.NO_CURB_YIELD if no_curb_yield else 0))
         if emergency:  # it drives at its speed whatever the limit
-            st.veh_desired[env, slot] = st.act_v[env, slot]
-            if st.emg_slot[env] >= 0:
+            st.traffic.desired_mps[env, slot] = sc.actors.speed_mps[env, slot]
+            if sc.emergency.slot[env] >= 0:
                 raise ValueError("at most one emergency vehicle per scenario")
-            st.emg_slot[env] = slot
+            sc.emergency.slot[env] = slot
         if cut_in_speed_mps > 0.0:
-            limit = self.map.lanes[int(st.veh_lane[env, slot, 0])].speed_limit_mps
-            st.veh_desired[env, slot] = cut_in_speed_mps / max(limit, 1e-3)
-        st.veh_pending[env, slot], st.veh_trigger[env, slot] = True, trigger_s_m
-        st.veh_meet_s[env, slot], st.veh_meet_route[env, slot] = meet_s_m, meet_route_s_m
-        st.veh_brake_decel[env, slot], st.veh_brake_hold[env, slot] = brake_decel_mps2, hold_s
-        st.veh_brake_until[env, slot] = -np.inf
-        st.veh_expire[env, slot] = leave_at_s_m
+            limit = self.map.lanes[int(sc.vehicles.lanes[env, slot, 0])].speed_limit_mps
+            st.traffic.desired_mps[env, slot] = cut_in_speed_mps / max(limit, 1e-3)
+        st.traffic.pending[env, slot], st.traffic.trigger_m[env, slot] = True, trigger_s_m
+        st.traffic.meet_s_m[env, slot], st.traffic.meet_route_m[env, slot] = meet_s_m, meet_route_s_m
+        st.traffic.brake_decel_mps2[env, slot], st.traffic.brake_hold_s[env, slot] = brake_decel_mps2, hold_s
+        st.traffic.brake_until_s[env, slot] = -np.inf
+        st.traffic.expire_m[env, slot] = leave_at_s_m
         if hidden:
-            st.act_valid[env, slot] = False
+            sc.actors.valid[env, slot] = False
         self._refresh()
 
     def arm_pedestrian(self, slot: int, *, trigger_s_m: float, meet_route_s_m: float,
@@ -161,10 +170,10 @@ class Placement:
         reaches ``meet_route_s_m`` on its route. It walks on whoever comes (it is the event's hazard)."""
         env = self.env
         st = self.state
-        st.ped_pending[env, slot], st.ped_trigger[env, slot] = True, trigger_s_m
-        st.ped_careless[env, slot] = True
-        st.ped_meet_route[env, slot], st.ped_meet_walk[env, slot] = meet_route_s_m, meet_walk_m
-        st.ped_start[env, slot] = np.inf
+        st.pedestrians.pending[env, slot], st.pedestrians.trigger_m[env, slot] = True, trigger_s_m
+        st.pedestrians.careless[env, slot] = True
+        st.pedestrians.meet_route_m[env, slot], st.pedestrians.meet_walk_m[env, slot] = meet_route_s_m, meet_walk_m
+        st.pedestrians.start_s[env, slot] = np.inf
 
     def add_curbside_stop(self, s_m: float, *, tolerance_m: float, dwell_s: float, lateral_max_m: float,
                           offset_m: float) -> None:
@@ -174,26 +183,28 @@ class Placement:
         more than 3 m past the tolerance without that is ``missed_curbside_stop``. The expert's path takes
         ``offset_m`` for it."""
         env = self.env
-        st = self.state
-        k = int(st.stop_n[env])
-        if k >= st.stop_s.shape[1]:
-            raise ValueError(f"at most {st.stop_s.shape[1]} curbside stops per scenario")
-        if k and s_m <= st.stop_s[env, k - 1]:
-            raise ValueError(f"curbside stops go in route order: {s_m:.1f} m after {st.stop_s[env, k - 1]:.1f} m")
-        st.stop_s[env, k], st.stop_tol[env, k], st.stop_dwell[env, k] = s_m, tolerance_m, dwell_s
-        st.stop_lat[env, k], st.stop_offset[env, k] = lateral_max_m, offset_m
-        st.stop_n[env] = k + 1
+        sc = self.scene
+        k = int(sc.mission.stop_n[env])
+        if k >= sc.mission.stop_s_m.shape[1]:
+            raise ValueError(f"at most {sc.mission.stop_s_m.shape[1]} curbside stops per scenario")
+        if k and s_m <= sc.mission.stop_s_m[env, k - 1]:
+            raise ValueError(f"curbside stops go in route order: {s_m:.1f} m after "
+                             f"{sc.mission.stop_s_m[env, k - 1]:.1f} m")
+        sc.mission.stop_s_m[env, k], sc.mission.stop_tol_m[env, k], sc.mission.stop_dwell_s[env, k] = s_m, \
+            tolerance_m, dwell_s
+        sc.mission.stop_lat_m[env, k], sc.mission.stop_offset_m[env, k] = lateral_max_m, offset_m
+        sc.mission.stop_n[env] = k + 1
         self._refresh()
 
     def park_ego(self, lateral_m: float, *, leave_by_s_m: float) -> None:
         """Start the ego of this scenario ``lateral_m`` to the left of its route (negative: right, in a parking
         place at the curb); it may drive off its lanes until its route progress reaches ``leave_by_s_m``."""
         env = self.env
-        st = self.state
-        yaw = st.ego_yaw[env]
-        st.ego_x[env] -= lateral_m * np.sin(yaw)
-        st.ego_y[env] += lateral_m * np.cos(yaw)
-        st.curb_until[env] = leave_by_s_m
+        sc = self.scene
+        yaw = sc.ego.yaw_rad[env]
+        sc.ego.x_m[env] -= lateral_m * np.sin(yaw)
+        sc.ego.y_m[env] += lateral_m * np.cos(yaw)
+        sc.mission.curb_until_m[env] = leave_by_s_m
         self._refresh()
 
     def perturb_ego(self, lateral_m: float, yaw_rad: float) -> None:
@@ -205,20 +216,20 @@ class Placement:
         :raises ValueError: once the scenario has started, or for a shift that would leave the ego's lane.
         """
         env = self.env
-        st = self.state
-        if st.time[env] != 0.0:
-            raise ValueError(f"scenario {env}: perturb the ego before the first step (t = {st.time[env]:.1f} s)")
+        sc = self.scene
+        if sc.time_s[env] != 0.0:
+            raise ValueError(f"scenario {env}: perturb the ego before the first step (t = {sc.time_s[env]:.1f} s)")
         if abs(lateral_m) > 1.5:
             raise ValueError(f"scenario {env}: a lateral shift of {lateral_m:.2f} m leaves the lane (at most 1.5 m)")
-        yaw = st.ego_yaw[env]
-        st.ego_x[env] -= lateral_m * np.sin(yaw)
-        st.ego_y[env] += lateral_m * np.cos(yaw)
-        st.ego_yaw[env] = wrap_angle(yaw + yaw_rad)
+        yaw = sc.ego.yaw_rad[env]
+        sc.ego.x_m[env] -= lateral_m * np.sin(yaw)
+        sc.ego.y_m[env] += lateral_m * np.cos(yaw)
+        sc.ego.yaw_rad[env] = wrap_angle(yaw + yaw_rad)
         self._refresh()
 
     def set_ego_speed(self, speed_mps: float) -> None:
         """Start the ego at this speed (a replayed log's ego is under way)."""
-        self.state.ego_v[self.env] = speed_mps
+        self.scene.ego.speed_mps[self.env] = speed_mps
 
     def hold_lights(self, states: dict[int, int], *, trigger_s_m: float, hold_s: float) -> None:
         """From when the ego's route progress reaches ``trigger_s_m`` and for ``hold_s`` seconds, light groups
@@ -226,33 +237,34 @@ class Placement:
         program's (as the Leaderboard's junction scenarios set a junction's lights); then the program resumes."""
         env = self.env
         st = self.state
-        st.light_force[env] = -1
+        st.program.force[env] = -1
         for group, state in states.items():
-            st.light_force[env, group] = state
-        st.force_pending[env], st.force_trigger[env], st.force_hold[env] = True, trigger_s_m, hold_s
-        st.force_until[env] = -np.inf
+            st.program.force[env, group] = state
+        st.program.force_pending[env], st.program.force_trigger_m[env], st.program.force_hold_s[env] = True, \
+            trigger_s_m, hold_s
+        st.program.force_until_s[env] = -np.inf
 
     def allow_oncoming_lane(self, start_s_m: float, end_s_m: float) -> None:
         """Let the ego of this scenario drive on an oncoming lane between these route arc lengths without it
         counting as outside its lanes (the Leaderboard's scenarios switch the wrong-direction test off while the
         ego passes their obstacles)."""
         env = self.env
-        st = self.state
-        count = int(st.zone_n[env])
-        if count >= st.zone_start.shape[1]:
-            raise ValueError(f"at most {st.zone_start.shape[1]} oncoming-lane stretches per scenario")
-        st.zone_start[env, count], st.zone_end[env, count] = start_s_m, end_s_m
-        st.zone_n[env] = count + 1
+        sc = self.scene
+        count = int(sc.mission.zone_n[env])
+        if count >= sc.mission.zone_start_m.shape[1]:
+            raise ValueError(f"at most {sc.mission.zone_start_m.shape[1]} oncoming-lane stretches per scenario")
+        sc.mission.zone_start_m[env, count], sc.mission.zone_end_m[env, count] = start_s_m, end_s_m
+        sc.mission.zone_n[env] = count + 1
 
     def place_static(self, slot: int, xy: tuple[float, float], yaw_rad: float, *, length_m: float,
                      width_m: float) -> None:
         """Put a static obstacle (cone, barrier, debris) in static ``slot`` of this scenario."""
         env = self.env
-        st = self.state
+        sc = self.scene
         n = self.config.max_vehicles + self.config.max_pedestrians + slot
-        st.act_x[env, n], st.act_y[env, n], st.act_yaw[env, n] = xy[0], xy[1], yaw_rad
-        st.act_len[env, n], st.act_wid[env, n], st.act_v[env, n] = length_m, width_m, 0.0
-        st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.STATIC
+        sc.actors.x_m[env, n], sc.actors.y_m[env, n], sc.actors.yaw_rad[env, n] = xy[0], xy[1], yaw_rad
+        sc.actors.length_m[env, n], sc.actors.width_m[env, n], sc.actors.speed_mps[env, n] = length_m, width_m, 0.0
+        sc.actors.valid[env, n], sc.actors.kind[env, n] = True, ActorKind.STATIC
         self._refresh()
 
     def place_track(self, slot: int, kind: int, track: FloatArray, *, length_m: float,
@@ -266,7 +278,7 @@ class Placement:
         :raises ValueError: when the world has too few track points, or times do not increase.
         """
         env = self.env
-        st = self.state
+        st, sc = self.state, self.scene
         track = np.asarray(track, dtype=np.float64)
         count = len(track)
         if track.ndim != 2 or track.shape[1] != 5 or count == 0:
@@ -277,11 +289,12 @@ class Placement:
         if np.any(np.diff(track[:, 0]) <= 0.0):
             raise ValueError("track times must increase")
         n = self.config.max_vehicles + self.config.max_pedestrians + slot
-        st.trk_n[env, slot], st.trk_i[env, slot] = count, 0
-        for column, name in enumerate(("trk_t", "trk_x", "trk_y", "trk_yaw", "trk_v")):
-            getattr(st, name)[env, slot, :count] = track[:, column]
-        st.act_len[env, n], st.act_wid[env, n], st.act_kind[env, n] = length_m, width_m, kind
-        st.act_valid[env, n] = False  # until the kernels look the track up
+        st.tracks.n[env, slot], st.tracks.i[env, slot] = count, 0
+        tracks = st.tracks
+        for column, samples in enumerate((tracks.t_s, tracks.x_m, tracks.y_m, tracks.yaw_rad, tracks.speed_mps)):
+            samples[env, slot, :count] = track[:, column]
+        sc.actors.length_m[env, n], sc.actors.width_m[env, n], sc.actors.kind[env, n] = length_m, width_m, kind
+        sc.actors.valid[env, n] = False  # until the kernels look the track up
         self._refresh()
 
 

@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from sim.embedded.kernels import codes, planner
-from sim.embedded.kernels.geometry import locate
 from sim.embedded.placement import Placement
 from sim.embedded.route_path import RoutePath
 from sim.embedded.traffic import LightState
@@ -48,6 +46,9 @@ from sim.scenarios.events import (
     VehicleTurningRoutePedestrian,
     YieldToEmergencyVehicle,
 )
+from sim.scene import codes
+from sim.scene.kernels import planner
+from sim.scene.kernels.geometry import locate
 
 #: A pedestrian who crosses starts this far beyond the edge of the ego's lane.
 _CURB_M = 2.0

@@ -1,7 +1,9 @@
 """The embedded world: B scenarios on one map stepped together.
 
-State is structure-of-arrays with a leading batch dimension ``B`` (and an actor dimension ``N``: vehicles, then
-pedestrians, then static obstacles). ``step`` is one call into a compiled kernel (:mod:`sim.embedded.kernels`)
+The world fills a scene (:mod:`sim.scene.records`, what every reader sees) and keeps its own state beside it
+(:mod:`sim.embedded.state`, what moves things): structure-of-arrays with a leading batch dimension ``B`` (and an
+actor dimension ``N``: vehicles, then pedestrians, then static obstacles). ``step`` is one call into a compiled
+kernel (:mod:`sim.embedded.kernels`)
 that loops over scenarios in parallel and over each scenario's actors inside; ``reset`` builds routes and spawns
 actors per scenario in Python. A finished scenario stays frozen until it is reset.
 
@@ -39,18 +41,21 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.embedded.compiled import MapArrays, compile_map
-from sim.embedded.dynamics import EgoState
-from sim.embedded.kernels import codes, tick
+from sim.embedded.config import WorldConfig
+from sim.embedded.kernels import tick
 from sim.embedded.placement import Placement, random_successor
 from sim.embedded.route_path import RoutePath, lane_point
 from sim.embedded.staging import stage_events
-from sim.embedded.state import INFRACTIONS, STATUSES, ActorKind, State, WorldConfig, allocate
-from sim.embedded.threads import default_threads, run_chunked
+from sim.embedded.state import State, allocate
 from sim.geometry import FloatArray, cumulative_length, interpolate_along
 from sim.maps import LaneGraph, get_map
+from sim.maps.compiled import MapArrays, compile_map
 from sim.metrics import Infraction, RouteRecord, RouteStatus
 from sim.scenarios import Scenario
+from sim.scene import codes
+from sim.scene.records import INFRACTIONS, STATUSES, ActorKind, Ego, Scene, allocate_scene
+from sim.scene.source import route_points
+from sim.threads import default_threads, run_chunked
 
 #: Vehicles spawn at least this far before the end of their lane (where a stop line may be).
 _SPAWN_CLEARANCE_M = 15.0
@@ -97,7 +102,9 @@ class World:
         self._junctions = len(self.arrays.junction_phases)
         self._routes: dict[tuple[int, ...], RoutePath] = {}  # built routes by their lanes (scenarios share them)
         self._lane_s: dict[int, FloatArray] = {}  # arc length at each centreline point, by lane
-        self.state = allocate(batch_size, lane_graph.light_groups, self._junctions, config, 2, 1, 1)
+        self.scene: Scene = allocate_scene(batch_size, config.max_vehicles, config.max_pedestrians, config.max_statics,
+                                           lane_graph.light_groups, 2, 1, 1)
+        self.state: State = allocate(batch_size, self._junctions, lane_graph.light_groups, config)
         self.scenarios: list[Scenario | None] = [None] * batch_size
         self.events: list[Event] = []
         self._threads = config.threads or default_threads()
@@ -105,62 +112,59 @@ class World:
     # ------------------------------------------------------------------ views of the state
     @property
     def time_s(self) -> FloatArray:
-        return self.state.time
+        return self.scene.time_s
 
     @property
-    def ego(self) -> EgoState:
-        st = self.state
-        return EgoState(st.ego_x, st.ego_y, st.ego_yaw, st.ego_v, st.ego_steer)
+    def ego(self) -> Ego:
+        return self.scene.ego
 
     @property
     def ego_accel_mps2(self) -> FloatArray:
-        return self.state.ego_accel
+        return self.scene.ego.accel_mps2
 
     @property
     def progress_s(self) -> FloatArray:
-        return self.state.progress
+        return self.scene.route.progress_m
 
     @property
     def lateral_m(self) -> FloatArray:
-        return self.state.lateral
+        return self.scene.route.lateral_m
 
     @property
     def lights(self) -> NDArray[np.int8]:
-        return self.state.lights
+        return self.scene.lights
 
     @property
     def infractions(self) -> NDArray[np.int64]:
-        return self.state.infractions
+        return self.scene.outcome.infractions
 
     @property
     def route_xy(self) -> FloatArray:
         """``(B, P, 2)`` route polylines (points past each route's ``route_points`` repeat its last point)."""
-        return np.stack([self.state.route_x, self.state.route_y], axis=-1)
+        return route_points(self.scene.route)[0]
 
     @property
     def route_s(self) -> FloatArray:
         """``(B, P)`` arc length of the route points."""
-        st = self.state
-        k = np.minimum(np.arange(st.route_x.shape[1])[None, :], st.route_n[:, None] - 1)
-        s: FloatArray = k * st.route_ds[:, None]
-        return s
+        return route_points(self.scene.route)[1]
 
     @property
     def npc_valid(self) -> NDArray[np.bool_]:
         """Which vehicle slots hold a vehicle on the map."""
-        valid: NDArray[np.bool_] = self.state.act_valid[:, : self.config.max_vehicles]
+        valid: NDArray[np.bool_] = self.scene.actors.valid[:, : self.config.max_vehicles]
         return valid
 
     @property
     def actor_kind(self) -> NDArray[np.int8]:
         """``(B, N)`` :class:`ActorKind` of every actor slot (where valid)."""
-        return self.state.act_kind
+        return self.scene.actors.kind
 
     def vehicles(self) -> Vehicles:
         """Every background actor (vehicles, pedestrians, obstacles); see :attr:`actor_kind`."""
-        st = self.state
-        return Vehicles(np.stack([st.act_x, st.act_y], axis=-1), st.act_yaw, st.act_v, st.act_len, st.act_wid,
-                        st.act_valid)
+        sc = self.scene
+        return Vehicles(np.stack([sc.actors.x_m, sc.actors.y_m], axis=-1), sc.actors.yaw_rad, sc.actors.speed_mps,
+                        sc.actors.length_m, sc.actors.width_m,
+                        sc.actors.valid)
 
     # ------------------------------------------------------------------ reset
     def reset(self, scenarios: Sequence[Scenario], envs: Sequence[int] | None = None) -> None:
@@ -174,7 +178,7 @@ class World:
             self._reset_one(env, scenario, route)
         reset = set(indices)
         self.events = [e for e in self.events if e.env not in reset]
-        tick.refresh(self.arrays, self.state, self.params, np.asarray(indices, dtype=np.int64))
+        tick.refresh(self.arrays, self.scene, self.state, self.params, np.asarray(indices, dtype=np.int64))
 
     def _route(self, scenario: Scenario) -> RoutePath:
         cfg = self.config
@@ -200,95 +204,94 @@ class World:
 
     def _fit(self, routes: list[RoutePath]) -> None:
         """Grow the route buffers when a route needs more room (keeping every running scenario)."""
-        st = self.state
+        sc = self.scene
         need = (max(len(r.points) for r in routes), max(len(r.pieces) for r in routes),
                 max(len(r.lines) for r in routes))
-        have = (st.route_x.shape[1], st.piece_lane.shape[1], st.line_s.shape[1])
+        have = (sc.route.x_m.shape[1], sc.route.piece_lane.shape[1], sc.route.line_s_m.shape[1])
         if all(n <= h for n, h in zip(need, have, strict=True)):
             return
         size = tuple(max(n, h) for n, h in zip(need, have, strict=True))
-        grown = allocate(self.batch_size, self.map.light_groups, self._junctions, self.config, *size)
-        fields = {}
-        for name, old in st._asdict().items():
-            new = getattr(grown, name)
-            if new.shape != old.shape:
-                new[(slice(None),) + tuple(slice(0, k) for k in old.shape[1:])] = old
-                fields[name] = new
-            else:
-                fields[name] = old
-        self.state = State(**fields)
+        cfg = self.config
+        grown = allocate_scene(self.batch_size, cfg.max_vehicles, cfg.max_pedestrians, cfg.max_statics,
+                               self.map.light_groups, *size).route
+        for old, new in zip(sc.route, grown, strict=True):
+            new[(slice(None),) + tuple(slice(0, k) for k in old.shape[1:])] = old
+        self.scene = sc._replace(route=grown)
 
     def _reset_one(self, env: int, scenario: Scenario, route: RoutePath) -> None:
-        st, cfg = self.state, self.config
+        st, sc, cfg = self.state, self.scene, self.config
         length = route.length_m
         if scenario.end_s_m > length + 1e-6 or scenario.start_s_m >= scenario.end_s_m:
             raise ValueError(f"scenario route spans 0..{length:.1f} m; start {scenario.start_s_m} and end "
                              f"{scenario.end_s_m} must satisfy start < end <= length")
         self.scenarios[env] = scenario
         count = len(route.points)
-        st.route_x[env, :count], st.route_y[env, :count] = route.points[:, 0], route.points[:, 1]
-        st.route_x[env, count:], st.route_y[env, count:] = route.points[-1, 0], route.points[-1, 1]
-        st.route_n[env], st.route_ds[env] = count, route.spacing_m
-        st.start_s[env] = st.progress[env] = scenario.start_s_m
-        st.end_s[env] = scenario.end_s_m
-        st.lateral[env] = 0.0
+        sc.route.x_m[env, :count], sc.route.y_m[env, :count] = route.points[:, 0], route.points[:, 1]
+        sc.route.x_m[env, count:], sc.route.y_m[env, count:] = route.points[-1, 0], route.points[-1, 1]
+        sc.route.n[env], sc.route.ds_m[env] = count, route.spacing_m
+        sc.route.start_m[env] = sc.route.progress_m[env] = scenario.start_s_m
+        sc.route.end_m[env] = scenario.end_s_m
+        sc.route.lateral_m[env] = 0.0
         pieces = route.pieces
-        st.piece_n[env] = len(pieces)
-        st.piece_lane[env, : len(pieces)] = [p.lane for p in pieces]
-        st.piece_start[env, : len(pieces)] = [p.start_s_m for p in pieces]
-        st.piece_end[env, : len(pieces)] = [p.end_s_m for p in pieces]
-        st.piece_offset[env, : len(pieces)] = route.offsets
+        sc.route.piece_n[env] = len(pieces)
+        sc.route.piece_lane[env, : len(pieces)] = [p.lane for p in pieces]
+        sc.route.piece_start_m[env, : len(pieces)] = [p.start_s_m for p in pieces]
+        sc.route.piece_end_m[env, : len(pieces)] = [p.end_s_m for p in pieces]
+        sc.route.piece_offset_m[env, : len(pieces)] = route.offsets
         lines = [line for line in route.lines if line[0] > scenario.start_s_m]
-        st.line_n[env], st.line_next[env] = len(lines), 0
+        sc.route.line_n[env], sc.route.line_next[env] = len(lines), 0
         for k, (s, lane, junction_lane) in enumerate(lines):
-            st.line_s[env, k], st.line_lane[env, k], st.line_junction_lane[env, k] = s, lane, junction_lane
-        st.ego_served[env], st.ego_arrival[env], st.ego_wait_lane[env] = False, 0.0, -1
+            sc.route.line_s_m[env, k], sc.route.line_lane[env, k], sc.route.line_junction_lane[env, k] = s, lane, \
+                junction_lane
+        sc.junction.ego_served[env], sc.junction.ego_arrival_s[env], sc.junction.ego_wait_lane[env] = False, 0.0, -1
         start_xy, start_yaw = interpolate_along(route.points[None], cumulative_length(route.points)[None],
                                                 np.array([[scenario.start_s_m]]))
-        st.ego_x[env], st.ego_y[env] = start_xy[0, 0]
-        st.ego_yaw[env] = start_yaw[0, 0]
-        st.ego_v[env] = st.ego_steer[env] = st.ego_accel[env] = 0.0
+        sc.ego.x_m[env], sc.ego.y_m[env] = start_xy[0, 0]
+        sc.ego.yaw_rad[env] = start_yaw[0, 0]
+        sc.ego.speed_mps[env] = sc.ego.steer_rad[env] = sc.ego.accel_mps2[env] = 0.0
         st.seed[env] = np.uint64(scenario.traffic_seed % 2**63)
-        st.time[env] = 0.0
-        st.timeout[env] = scenario.timeout_s
-        st.status[env] = codes.RUNNING
+        sc.time_s[env] = 0.0
+        sc.outcome.timeout_s[env] = scenario.timeout_s
+        sc.outcome.status[env] = codes.RUNNING
         phases = self.arrays.junction_phases
         cycle = phases * (cfg.lights.phase_s)
-        st.light_offset[env, : len(phases)] = scenario.light_offset_s + np.mod(np.arange(len(phases)) * 0.618034,
+        st.program.offset_s[env, : len(phases)] = scenario.light_offset_s + np.mod(np.arange(len(phases)) * 0.618034,
                                                                                 1.0) * cycle
-        st.infractions[env] = 0
-        st.last_hit[env], st.last_hit_time[env], st.reg_n[env] = -1, -np.inf, 0
-        st.driven[env] = st.outside[env] = st.still[env] = 0.0
-        st.ms_section[env], st.ms_ego[env], st.ms_frames[env] = 0, 0.0, 0
-        st.ms_traffic[env] = 0.0
-        st.min_speed[env] = np.nan
-        st.ev_n[env] = 0
-        st.trk_n[env] = st.trk_i[env] = 0
+        sc.outcome.infractions[env] = 0
+        sc.outcome.last_hit[env], sc.outcome.last_hit_s[env], sc.outcome.hit_n[env] = -1, -np.inf, 0
+        sc.outcome.driven_m[env] = sc.outcome.outside_m[env] = sc.outcome.still_s[env] = 0.0
+        sc.outcome.ms_section[env], sc.outcome.ms_ego_sum_mps[env], sc.outcome.ms_frames[env] = 0, 0.0, 0
+        sc.outcome.ms_traffic_sum_mps[env] = 0.0
+        sc.outcome.min_speed_pct[env] = np.nan
+        sc.outcome.ev_n[env] = 0
+        st.tracks.n[env] = st.tracks.i[env] = 0
         self._spawn(env, scenario, start_xy[0, 0], route)
         stage_events(self.placement(env), scenario, route)
 
     def _spawn(self, env: int, scenario: Scenario, ego_xy: FloatArray, route: RoutePath) -> None:
-        st, cfg, arrays, lanes = self.state, self.config, self.arrays, self.map.lanes
+        st, sc, cfg, arrays, lanes = self.state, self.scene, self.config, self.arrays, self.map.lanes
         placement = self.placement(env)
         rng = np.random.default_rng(scenario.traffic_seed)
-        st.act_valid[env] = False
-        st.act_kind[env] = ActorKind.NONE
-        st.veh_respawn[env] = False
-        st.veh_parked[env] = False
-        st.veh_draws[env] = 0
-        st.ped_draws[env] = 0
-        st.ped_next[env] = -1
-        st.veh_flags[env], st.veh_pending[env], st.veh_meet_s[env] = 0, False, -1.0
-        st.veh_brake_decel[env], st.veh_brake_until[env] = 0.0, -np.inf
-        st.veh_reveal_at[env] = st.veh_expire[env] = np.inf
-        st.light_force[env], st.force_pending[env], st.force_until[env] = -1, False, -np.inf
-        st.emg_slot[env], st.emg_since[env], st.emg_done[env], st.ego_yield_emg[env] = -1, np.inf, False, False
-        st.stop_n[env], st.stop_next[env], st.stop_since[env], st.ego_stop_target[env] = 0, 0, np.inf, np.inf
-        st.ego_merge_wait[env], st.curb_until[env] = False, -np.inf
-        st.ped_pending[env] = st.ped_careless[env] = False
-        st.ego_nudge[env] = st.ego_offset[env] = st.ego_nudge_need[env] = 0.0
-        st.zone_n[env] = 0
-        st.act_pass_need[env] = 0.0
+        sc.actors.valid[env] = False
+        sc.actors.kind[env] = ActorKind.NONE
+        sc.vehicles.background[env] = False
+        sc.vehicles.parked[env] = False
+        st.traffic.draws[env] = 0
+        st.pedestrians.draws[env] = 0
+        st.pedestrians.next[env] = -1
+        sc.vehicles.flags[env], st.traffic.pending[env], st.traffic.meet_s_m[env] = 0, False, -1.0
+        st.traffic.brake_decel_mps2[env], st.traffic.brake_until_s[env] = 0.0, -np.inf
+        st.traffic.reveal_at_s[env] = st.traffic.expire_m[env] = np.inf
+        st.program.force[env], st.program.force_pending[env], st.program.force_until_s[env] = -1, False, -np.inf
+        sc.emergency.slot[env], sc.emergency.since_s[env], sc.emergency.done[env], sc.facts.yield_emergency[env] \
+            = -1, np.inf, False, False
+        sc.mission.stop_n[env], sc.mission.stop_next[env], sc.mission.stop_since_s[env], \
+            sc.facts.stop_target_m[env] = 0, 0, np.inf, np.inf
+        sc.facts.merge_wait[env], sc.mission.curb_until_m[env] = False, -np.inf
+        st.pedestrians.pending[env] = st.pedestrians.careless[env] = False
+        sc.facts.nudge_m[env] = sc.facts.offset_m[env] = sc.facts.nudge_need_m[env] = 0.0
+        sc.mission.zone_n[env] = 0
+        sc.facts.pass_need_m[env] = 0.0
         taken = np.empty((scenario.traffic_vehicles + 1, 2))
         taken[0] = ego_xy
         arc = cumulative_length(route.points)
@@ -312,7 +315,7 @@ class World:
                               s_m=s, speed_mps=factor * lanes[lane].speed_limit_mps * float(rng.uniform(0.3, 0.8)),
                               desired_factor=factor, desired_cap=np.inf, length_m=float(rng.uniform(4.2, 5.0)),
                               width_m=float(rng.uniform(1.8, 2.1)))
-            st.veh_respawn[env, slot] = True
+            sc.vehicles.background[env, slot] = True
             slot += 1
         walkways = self.map.walkways or ()
         count = len(arrays.walk_crossing)
@@ -326,21 +329,21 @@ class World:
                 if np.linalg.norm(xy - ego_xy) >= 8.0:
                     break
             n = cfg.max_vehicles + q
-            st.act_valid[env, n], st.act_kind[env, n] = True, ActorKind.PEDESTRIAN
-            st.act_len[env, n], st.act_wid[env, n] = 0.5, 0.6
-            st.ped_walk[env, q], st.ped_s[env, q] = walk, s
-            st.ped_speed[env, q] = float(rng.uniform(1.0, 1.6))
-            st.ped_start[env, q] = 0.0
+            sc.actors.valid[env, n], sc.actors.kind[env, n] = True, ActorKind.PEDESTRIAN
+            sc.actors.length_m[env, n], sc.actors.width_m[env, n] = 0.5, 0.6
+            st.pedestrians.walk[env, q], st.pedestrians.s_m[env, q] = walk, s
+            st.pedestrians.speed_mps[env, q] = float(rng.uniform(1.0, 1.6))
+            st.pedestrians.start_s[env, q] = 0.0
         del walkways
 
     def placement(self, env: int) -> Placement:
         """Scenario ``env``, to put actors, scripts and mission items into (:class:`Placement`)."""
-        return Placement(self.state, self.arrays, self.map, self.config, env)
+        return Placement(self.scene, self.state, self.arrays, self.map, self.config, self.params, env)
 
     # ------------------------------------------------------------------ step
     @property
     def running(self) -> NDArray[np.bool_]:
-        running: NDArray[np.bool_] = self.state.status == codes.RUNNING
+        running: NDArray[np.bool_] = self.scene.outcome.status == codes.RUNNING
         return running
 
     def step(self, actions: FloatArray, *, mask: NDArray[np.bool_] | None = None) -> None:
@@ -350,61 +353,63 @@ class World:
         """
         active = self.running if mask is None else self.running & mask
         actions = np.ascontiguousarray(np.asarray(actions, dtype=np.float64).reshape(self.batch_size, 2))
-        run_chunked(lambda first, stop: tick.step(self.arrays, self.state, self.params, actions, active, first,
-                                                     stop), self.batch_size, self._threads, _MIN_CHUNK)
-        st = self.state
+        run_chunked(lambda first, stop: tick.step(self.arrays, self.scene, self.state, self.params, actions, active,
+                                                     first, stop), self.batch_size, self._threads, _MIN_CHUNK)
+        sc = self.scene
         ended = active & ~self.running
-        if st.ev_n.any() or ended.any():
-            self._collect_events(np.flatnonzero(st.ev_n), np.flatnonzero(ended))
+        if sc.outcome.ev_n.any() or ended.any():
+            self._collect_events(np.flatnonzero(sc.outcome.ev_n), np.flatnonzero(ended))
 
     def _collect_events(self, with_events: NDArray[np.intp], ended: NDArray[np.intp]) -> None:
-        st = self.state
+        sc = self.scene
         for env in with_events:
-            for k in range(int(st.ev_n[env])):
-                self.events.append(Event(int(env), float(st.time[env]), INFRACTIONS[int(st.ev_kind[env, k])].value,
-                                         float(st.ego_x[env]), float(st.ego_y[env]), int(st.ev_actor[env, k])))
+            for k in range(int(sc.outcome.ev_n[env])):
+                self.events.append(Event(int(env), float(sc.time_s[env]), INFRACTIONS[int(sc.outcome.ev_kind[env,
+                                                                                                             k])].value,
+                                         float(sc.ego.x_m[env]), float(sc.ego.y_m[env]), int(sc.outcome.ev_actor[env,
+                                                                                                                 k])))
         for env in ended:
-            status = STATUSES[int(st.status[env])]
-            self.events.append(Event(int(env), float(st.time[env]), status.value, float(st.ego_x[env]),
-                                     float(st.ego_y[env]), -1))
+            status = STATUSES[int(sc.outcome.status[env])]
+            self.events.append(Event(int(env), float(sc.time_s[env]), status.value, float(sc.ego.x_m[env]),
+                                     float(sc.ego.y_m[env]), -1))
 
     # ------------------------------------------------------------------ results
     def route_completion(self) -> FloatArray:
         """Fraction of each route completed, in [0, 1] (1 once completed, within the completion tolerance)."""
-        st = self.state
-        fraction = np.clip((st.progress - st.start_s) / (st.end_s - st.start_s), 0.0, 1.0)
+        sc = self.scene
+        fraction = np.clip((sc.route.progress_m - sc.route.start_m) / (sc.route.end_m - sc.route.start_m), 0.0, 1.0)
         return np.where(self.ended_with(RouteStatus.COMPLETED), 1.0, fraction)
 
     def ended_with(self, status: RouteStatus) -> NDArray[np.bool_]:
         """Which routes ended with ``status``."""
-        ended: NDArray[np.bool_] = self.state.status == STATUSES.index(status)
+        ended: NDArray[np.bool_] = self.scene.outcome.status == STATUSES.index(status)
         return ended
 
     def status_names(self) -> NDArray[np.str_]:
         """``(B,)`` how each route ended (:class:`~sim.metrics.RouteStatus` values), ``""`` while it runs."""
         names = np.array([status.value for status in STATUSES] + [""])
-        return names[np.where(self.running, len(STATUSES), self.state.status)]
+        return names[np.where(self.running, len(STATUSES), self.scene.outcome.status)]
 
     def route_status(self, env: int) -> RouteStatus | None:
         """How the route in slot ``env`` ended, or ``None`` while it runs."""
-        status = int(self.state.status[env])
+        status = int(self.scene.outcome.status[env])
         return None if status == codes.RUNNING else STATUSES[status]
 
     def route_record(self, env: int) -> RouteRecord:
         """The Leaderboard record of the route in slot ``env`` (so far, if it still runs)."""
-        st = self.state
-        route_length = float(st.end_s[env] - st.start_s[env])
+        sc = self.scene
+        route_length = float(sc.route.end_m[env] - sc.route.start_m[env])
         status = self.route_status(env)
-        min_speed = st.min_speed[env]
-        infractions = {kind: int(n) for kind, n in zip(INFRACTIONS, st.infractions[env], strict=True) if n}
+        min_speed = sc.outcome.min_speed_pct[env]
+        infractions = {kind: int(n) for kind, n in zip(INFRACTIONS, sc.outcome.infractions[env], strict=True) if n}
         if np.isfinite(min_speed).any():
             infractions[Infraction.MIN_SPEED] = int(np.isfinite(min_speed).sum())
         return RouteRecord(
             route_completion=float(self.route_completion()[env]),
             infractions=infractions,
-            outside_lanes_share=float(min(st.outside[env] / route_length, 1.0)),
+            outside_lanes_share=float(min(sc.outcome.outside_m[env] / route_length, 1.0)),
             status=RouteStatus.ROUTE_TIMEOUT if status is None else status,
-            driven_m=float(st.driven[env]),
+            driven_m=float(sc.outcome.driven_m[env]),
             route_length_m=route_length,
             min_speed_percentages=tuple(float(x) for x in min_speed[np.isfinite(min_speed)]),
         )

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.embedded.state import WorldConfig
+from sim.embedded.config import WorldConfig
 from sim.embedded.world import World, make_world
 from sim.maps import data_root, get_map
 from sim.scenarios import events as ev

@@ -7,7 +7,7 @@ import pytest
 from autoloop.config import TrainConfig
 from autoloop.training import TrajectoryArrays, train_bc
 from autoloop.training.balance import DECISIONS, SITUATIONS, categories, repeat_factors, repeated_rows
-from sim.embedded.observation import STATE_SIZE, Feature
+from sim.scene.observation import STATE_SIZE, Feature
 
 BEV = (2, 16, 16)
 

@@ -31,7 +31,7 @@ def test_bad_config_exits_with_a_clear_error(tmp_path: Path) -> None:
 def test_train_refuses_data_of_another_observation_format_in_one_line(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import flows.stages
-    from sim.embedded.observation import OBSERVATION_FORMAT, check_observation_format
+    from sim.scene.observation import OBSERVATION_FORMAT, check_observation_format
 
     def train_flow(**_: object) -> None:  # as the flow does on reading such a dataset
         check_observation_format(None, what="episode ep-1", remedy="collect a new dataset (`autoloop collect`)")

@@ -20,7 +20,7 @@ from autoloop.episodes import (
     load_training_arrays,
     read_snapshot_columns,
 )
-from sim.embedded.observation import OBSERVATION_FORMAT, ObservationFormatError
+from sim.scene.observation import OBSERVATION_FORMAT, ObservationFormatError
 
 
 def _episode(episode_id: str, steps: int = 5, seed: int = 0, *, source: str = "sim") -> Episode:

@@ -75,7 +75,7 @@ def test_every_fleet_log_mines_and_replays_closed_loop_in_the_embedded_simulator
         assert len(replayed.actors) > 5  # type: ignore[union-attr]
         world = World(graph, 1, replay_world_config([scenario]))
         world.reset([scenario])
-        assert int(world.state.act_valid[0].sum()) == len(replayed.actors)  # type: ignore[union-attr]
+        assert int(world.scene.actors.valid[0].sum()) == len(replayed.actors)  # type: ignore[union-attr]
         assert world.ego.speed_mps[0] == pytest.approx(float(episode.steps["speed_mps"][start]), abs=1e-3)
         expert = ExpertDriver(world)
         while world.running[0]:
@@ -183,9 +183,9 @@ def test_every_fleet_log_replays_non_reactively_along_its_recorded_tracks(shared
             for k, replayed in enumerate(replay.actors):
                 track, slot = np.array(replayed.track), last_slot - k
                 seen = track[0, 0] - 1e-9 <= t <= track[-1, 0] + 1e-9
-                assert bool(world.state.act_valid[0, slot]) == seen
+                assert bool(world.scene.actors.valid[0, slot]) == seen
                 if seen:
-                    assert world.state.act_x[0, slot] == pytest.approx(np.interp(t, track[:, 0], track[:, 1]),
+                    assert world.scene.actors.x_m[0, slot] == pytest.approx(np.interp(t, track[:, 0], track[:, 1]),
                                                                        abs=1e-6)
         record = world.route_record(0)
         assert record.route_completion > 0.8, (episode.episode_id, record)

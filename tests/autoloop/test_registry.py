@@ -23,7 +23,7 @@ from autoloop.config import AutoloopConfig, load_config
 from autoloop.evaluation import COMPLETED
 from autoloop.paths import Paths
 from policies.bc import BcNet, BcNetConfig, BcPolicy
-from sim.embedded.observation import OBSERVATION_FORMAT, Observation, ObservationFormatError, observation_space
+from sim.scene.observation import OBSERVATION_FORMAT, Observation, ObservationFormatError, observation_space
 
 MODEL = "autoloop-driver"
 #: A lenient gate: these drivers only accelerate; what is tested is the registry, not driving.

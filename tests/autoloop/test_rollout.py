@@ -4,10 +4,10 @@ import numpy as np
 
 from autoloop.config import SimConfig
 from autoloop.rollout import RolloutOptions, RouteRecorder, drive, expert_driver, rollout, store_file_maps
-from sim.embedded.bev import Channel
-from sim.embedded.observation import STATE_SIZE
 from sim.metrics import Infraction, RouteStatus
 from sim.scenarios import sample_scenario
+from sim.scene.bev import Channel
+from sim.scene.observation import STATE_SIZE
 
 
 def test_noisy_expert_rollouts_are_reproducible_and_labelled() -> None:

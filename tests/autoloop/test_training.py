@@ -13,7 +13,7 @@ from autoloop.training import TrajectoryArrays, load_trajectory_arrays, train_bc
 from autoloop.training.data import future_waypoints
 from autoloop.training.ddp import main as ddp_main
 from policies.checkpoint import load_policy
-from sim.embedded.observation import OBSERVATION_FORMAT, ObservationFormatError
+from sim.scene.observation import OBSERVATION_FORMAT, ObservationFormatError
 
 BEV = (2, 16, 16)
 

@@ -14,9 +14,9 @@ from autoloop.fleet.av2 import read_log
 from autoloop.rollout import RolloutOptions, expert_driver, rollout
 from autoloop.training import load_trajectory_arrays, train_bc
 from autoloop.training.fleet import CACHE_FOLDER, UnreplayableLog, render_observations
-from sim.embedded.bev import BevSpec, Channel
-from sim.embedded.observation import observation_space
 from sim.geometry import to_local_frame
+from sim.scene.bev import BevSpec, Channel
+from sim.scene.observation import observation_space
 from tests.autoloop.av2_logs import log_map, logs
 
 SIM = SimConfig(traffic_vehicles=2, bev_size_px=64)

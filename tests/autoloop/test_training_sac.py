@@ -19,7 +19,7 @@ from autoloop.training.sac import train_sac
 from policies.checkpoint import load_policy
 from policies.sb3 import Sb3Policy
 from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy
-from sim.embedded.observation import STATE_SIZE
+from sim.scene.observation import STATE_SIZE
 
 SIM = SimConfig(bev_size_px=32, traffic_vehicles=2)
 OBS = {"bev": np.random.default_rng(0).integers(0, 2, (4, 9, 32, 32), dtype=np.uint8),

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver
-from sim.embedded.state import WorldConfig
+from sim.embedded.config import WorldConfig
 from sim.embedded.world import make_world
 from sim.geometry import to_local_frame
 from sim.metrics import Infraction, score_suite
@@ -39,11 +39,11 @@ def test_the_expert_plans_where_it_then_drives_and_stops_its_plan_at_red_lights(
         expert.act()
         plan = expert.plan_xy.copy()
         origin = np.stack([world.ego.x_m, world.ego.y_m], axis=-1), world.ego.yaw_rad.copy()
-        st = world.state
-        must = st.ego_must_stop & np.isfinite(st.ego_stop_dist) & world.running
+        sc = world.scene
+        must = sc.facts.must_stop & np.isfinite(sc.facts.stop_dist_m) & world.running
         ahead = plan[:, -1, 0]
         # the plan ends before a stop line the expert must stop at (its front a metre short of it, at most)
-        limit = st.ego_stop_dist - 0.5 * world.config.ego_length_m + 1.0
+        limit = sc.facts.stop_dist_m - 0.5 * world.config.ego_length_m + 1.0
         assert np.all(ahead[must] <= np.maximum(limit[must], 0.0) + 0.5)
         stops += int(must.sum())
         running = world.running.copy()
@@ -83,20 +83,20 @@ def test_the_expert_still_serves_a_curbside_stop_a_learner_overshot_within_its_t
     world = make_world(MAP, len(scenarios), CONFIG)
     world.reset(scenarios)
     expert = ExpertDriver(world)
-    st = world.state
+    sc = world.scene
     overshot = np.zeros(len(scenarios), dtype=bool)
     while world.running.any():
         actions = expert.act()
         # a learner's mistake: at the curb, it keeps creeping (about 1 m/s) past the stop, by 1.2 m of its 2 m
         # tolerance, before the expert takes over again
-        past = world.progress_s - st.stop_s[:, 0]
-        rolling = (st.stop_next == 0) & (past > -4.0) & (past < 1.2) & ~overshot
+        past = world.progress_s - sc.mission.stop_s_m[:, 0]
+        rolling = (sc.mission.stop_next == 0) & (past > -4.0) & (past < 1.2) & ~overshot
         actions[rolling, 1] = np.where(world.ego.speed_mps[rolling] < 1.0, 0.15, -0.3)
-        overshot |= (st.stop_next == 0) & (past >= 1.2)
+        overshot |= (sc.mission.stop_next == 0) & (past >= 1.2)
         world.step(actions)
     assert overshot.all()
-    assert (st.stop_next == 1).all(), "served the stop from past it"
-    from sim.embedded.state import INFRACTIONS
+    assert (sc.mission.stop_next == 1).all(), "served the stop from past it"
+    from sim.scene.records import INFRACTIONS
 
     assert (world.infractions[:, INFRACTIONS.index(Infraction.MISSED_CURBSIDE_STOP)] == 0).all()
 
@@ -111,13 +111,13 @@ def test_the_expert_stands_out_a_curbside_stop_where_a_learner_stopped_short_wit
     world = make_world(MAP, len(scenarios), CONFIG)
     world.reset(scenarios)
     expert = ExpertDriver(world)
-    st = world.state
+    sc = world.scene
     stood_at = np.full(len(scenarios), np.nan)
     moved = np.zeros(len(scenarios))
     while world.running.any():
         actions = expert.act()
-        past = world.progress_s - st.stop_s[:, 0]
-        pending = st.stop_next == 0
+        past = world.progress_s - sc.mission.stop_s_m[:, 0]
+        pending = sc.mission.stop_next == 0
         # a learner's mistake: it brakes hard 1.9 m short of the stop, then the expert takes over
         braking = pending & np.isnan(stood_at) & (past > -1.9)
         actions[braking, 1] = -1.0
@@ -127,6 +127,6 @@ def test_the_expert_stands_out_a_curbside_stop_where_a_learner_stopped_short_wit
         moved[waiting] = np.maximum(moved[waiting], np.abs(world.progress_s[waiting] - stood_at[waiting]))
         world.step(actions)
     assert not np.isnan(stood_at).any()
-    assert np.all(stood_at - st.stop_s[:, 0] < -1.0), "it stood short of the stop"
-    assert (st.stop_next == 1).all(), "the stop was served where it stood"
+    assert np.all(stood_at - sc.mission.stop_s_m[:, 0] < -1.0), "it stood short of the stop"
+    assert (sc.mission.stop_next == 1).all(), "the stop was served where it stood"
     assert np.all(moved < 0.2), f"the expert crept on by {moved} m"

@@ -16,7 +16,7 @@ from policies.bc import BcNet, BcNetConfig, BcPolicy
 from policies.checkpoint import load_policy
 from policies.sb3 import POLICY_CLASSES, Sb3Policy
 from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy
-from sim.embedded.observation import OBSERVATION_FORMAT, STATE_SIZE
+from sim.scene.observation import OBSERVATION_FORMAT, STATE_SIZE
 
 SIM = SimConfig(bev_size_px=32, traffic_vehicles=2)
 OBS = {"bev": np.random.default_rng(0).integers(0, 2, (5, 9, 32, 32), dtype=np.uint8),

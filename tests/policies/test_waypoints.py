@@ -18,7 +18,10 @@ from policies.waypoints import (
     route_steer,
     safety_leader,
 )
-from sim.embedded.observation import (
+from sim.embedded.world import World
+from sim.maps import get_map
+from sim.scenarios.suites import build_suite
+from sim.scene.observation import (
     OBSERVATION_FORMAT,
     OFFSET_SCALE_M,
     ROUTE_LOOKAHEAD_M,
@@ -28,9 +31,6 @@ from sim.embedded.observation import (
     ObservationFormatError,
     Observer,
 )
-from sim.embedded.world import World
-from sim.maps import get_map
-from sim.scenarios.suites import build_suite
 
 OBS = {"bev": np.random.default_rng(0).integers(0, 2, (3, 9, 32, 32), dtype=np.uint8),
        "state": np.random.default_rng(1).uniform(-1, 1, (3, STATE_SIZE)).astype(np.float32)}

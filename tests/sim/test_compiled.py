@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from sim.embedded.compiled import compile_map
-from sim.embedded.kernels import codes, geometry
 from sim.maps import connector_id, get_map
+from sim.maps.compiled import compile_map
+from sim.scene import codes
+from sim.scene.kernels import geometry
 
 
 def test_lane_pose_and_locate_agree_with_the_lane_graph() -> None:

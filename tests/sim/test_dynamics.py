@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from sim.embedded.dynamics import BicycleParams, EgoState, IdmParams, bicycle_step, idm_acceleration
+from sim.embedded.dynamics import EgoState, bicycle_step, idm_acceleration
+from sim.scene.params import BicycleParams, IdmParams
 
 DT = 0.05
 

@@ -5,13 +5,13 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import sim
-from sim.embedded.bev import Channel
 from sim.embedded.env import DrivingVectorEnv
-from sim.embedded.observation import STATE_SIZE
 from sim.embedded.sb3 import Sb3VecEnv
-from sim.embedded.state import INFRACTIONS
 from sim.embedded.traffic import LightState
 from sim.scenarios import sample_scenario
+from sim.scene.bev import Channel
+from sim.scene.observation import STATE_SIZE
+from sim.scene.records import INFRACTIONS
 
 
 @pytest.mark.parametrize("env_id", sim.ENV_IDS)
@@ -73,7 +73,7 @@ def test_bev_shows_route_lanes_and_a_vehicle_ahead() -> None:
     envs.reset(options={"scenarios": [sample_scenario(3, traffic_vehicles=0)]})
     route = envs.world.scenarios[0].route  # type: ignore[union-attr]
     world = envs.world
-    start = float(world.state.start_s[0])
+    start = float(world.scene.route.start_m[0])
     world.placement(0).place_vehicle(0, route, s_m=start + 10.0, speed_mps=0.0, desired_speed_mps=0.0)
     x, y, yaw = (float(a[0]) for a in (world.ego.x_m, world.ego.y_m, world.ego.yaw_rad))
     ahead = np.array([np.cos(yaw), np.sin(yaw)])
@@ -101,7 +101,7 @@ def test_sb3_vec_env_resets_finished_scenarios_within_the_step() -> None:
     envs = Sb3VecEnv(num_envs=2, traffic_vehicles=0)
     obs = envs.reset()
     assert obs["bev"].shape == (2, len(Channel), 128, 128)
-    envs.env.world.state.timeout[0] = 0.1  # env 0 times out on its second step
+    envs.env.world.scene.outcome.timeout_s[0] = 0.1  # env 0 times out on its second step
     for _ in range(2):
         obs, reward, done, infos = envs.step(np.zeros((2, 2), dtype=np.float32))
     assert done.tolist() == [True, False]

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver, NaiveDriver
-from sim.embedded.kernels import codes, geometry
-from sim.embedded.state import INFRACTIONS, WorldConfig
+from sim.embedded.config import WorldConfig
 from sim.embedded.world import World, make_world
 from sim.metrics import Infraction
 from sim.scenarios import Scenario, sample_scenario
 from sim.scenarios import events as ev
+from sim.scene import codes
+from sim.scene.kernels import geometry
+from sim.scene.records import INFRACTIONS
 
 MAP = "town-1"
 CONFIG = WorldConfig(max_vehicles=12, max_pedestrians=4)
@@ -102,17 +104,17 @@ def test_crossing_pedestrian_is_in_the_lane_when_the_ego_gets_there() -> None:
     driver = NaiveDriver(world)
     slot = CONFIG.max_pedestrians - 1  # events take the last pedestrian slot
     actor = CONFIG.max_vehicles + slot
-    st = world.state
+    st, sc = world.state, world.scene
     ego_there = ped_there = None
     started_at_trigger = None
     for _ in range(600):
         world.step(driver.act())
-        if started_at_trigger is None and np.isfinite(st.ped_start[0, slot]):
-            started_at_trigger = float(st.progress[0])
-        t = float(st.time[0])
-        if ego_there is None and st.progress[0] >= meet:
+        if started_at_trigger is None and np.isfinite(st.pedestrians.start_s[0, slot]):
+            started_at_trigger = float(sc.route.progress_m[0])
+        t = float(sc.time_s[0])
+        if ego_there is None and sc.route.progress_m[0] >= meet:
             ego_there = t
-        if ped_there is None and st.progress[0] > meet - 10.0 and _lateral(world, actor) < 0.5:
+        if ped_there is None and sc.route.progress_m[0] > meet - 10.0 and _lateral(world, actor) < 0.5:
             ped_there = t
         if ego_there is not None and ped_there is not None:
             break
@@ -120,14 +122,14 @@ def test_crossing_pedestrian_is_in_the_lane_when_the_ego_gets_there() -> None:
     assert event.trigger_s_m <= started_at_trigger < event.trigger_s_m + 1.0
     assert ego_there is not None and ped_there is not None
     assert abs(ego_there - ped_there) < 0.6, (ego_there, ped_there)
-    assert st.infractions[0, INFRACTIONS.index(Infraction.COLLISION_PEDESTRIAN)] >= 1
+    assert sc.outcome.infractions[0, INFRACTIONS.index(Infraction.COLLISION_PEDESTRIAN)] >= 1
 
 
 def _lateral(world: World, actor: int) -> float:
     """Distance of ``actor`` from the route polyline of scenario 0."""
-    st = world.state
+    sc = world.scene
     points = np.stack([world.route_xy[0, :, 0], world.route_xy[0, :, 1]], axis=-1)
-    xy = np.array([st.act_x[0, actor], st.act_y[0, actor]])
+    xy = np.array([sc.actors.x_m[0, actor], sc.actors.y_m[0, actor]])
     return float(np.min(np.linalg.norm(points - xy, axis=1)))
 
 
@@ -136,17 +138,17 @@ def test_the_event_waits_for_its_trigger() -> None:
     world = make_world(MAP, 1, CONFIG)
     world.reset([scenario])
     slot = CONFIG.max_vehicles - 1
-    assert not world.state.act_valid[0, slot], "the red-light runner is hidden until the trigger"
+    assert not world.scene.actors.valid[0, slot], "the red-light runner is hidden until the trigger"
     still = np.zeros((1, 2))
     for _ in range(100):  # the ego stands: nothing happens
         world.step(still)
-    assert not world.state.act_valid[0, slot]
+    assert not world.scene.actors.valid[0, slot]
     driver = NaiveDriver(world)
     for _ in range(400):
         world.step(driver.act())
-        if world.state.act_valid[0, slot]:
+        if world.scene.actors.valid[0, slot]:
             break
-    assert world.state.act_valid[0, slot]
+    assert world.scene.actors.valid[0, slot]
     assert world.progress_s[0] >= scenario.events[0].trigger_s_m
 
 
@@ -183,10 +185,10 @@ def test_the_expert_passes_a_blocked_lane_only_once_oncoming_traffic_has_gone_by
     world = make_world(MAP, 1, CONFIG)
     world.reset([scenario])
     lanes = world.map.lanes
-    st = world.state
+    sc = world.scene
     # an oncoming car in the lane the ego would pass on, beside the crash and heading for the ego
-    xy = np.array([st.act_x[0, CONFIG.max_vehicles - 2], st.act_y[0, CONFIG.max_vehicles - 2]])
-    yaw = float(st.act_yaw[0, CONFIG.max_vehicles - 2])
+    xy = np.array([sc.actors.x_m[0, CONFIG.max_vehicles - 2], sc.actors.y_m[0, CONFIG.max_vehicles - 2]])
+    yaw = float(sc.actors.yaw_rad[0, CONFIG.max_vehicles - 2])
     beside = xy + 3.5 * np.array([-np.sin(yaw), np.cos(yaw)])
     out = [np.zeros(4, dtype=np.int64)] + [np.zeros(4) for _ in range(4)]
     count = geometry.locate(world.arrays, float(beside[0]), float(beside[1]), 0.0, *out)
@@ -201,12 +203,12 @@ def test_the_expert_passes_a_blocked_lane_only_once_oncoming_traffic_has_gone_by
     passed_by_at = started_at = None
     while world.running[0]:
         world.step(expert.act())
-        t = float(st.time[0])
-        to_car = np.array([st.act_x[0, 0] - st.ego_x[0], st.act_y[0, 0] - st.ego_y[0]])
-        behind = to_car @ np.array([np.cos(st.ego_yaw[0]), np.sin(st.ego_yaw[0])]) < 0.0
-        if passed_by_at is None and (behind or not st.act_valid[0, 0]):
+        t = float(sc.time_s[0])
+        to_car = np.array([sc.actors.x_m[0, 0] - sc.ego.x_m[0], sc.actors.y_m[0, 0] - sc.ego.y_m[0]])
+        behind = to_car @ np.array([np.cos(sc.ego.yaw_rad[0]), np.sin(sc.ego.yaw_rad[0])]) < 0.0
+        if passed_by_at is None and (behind or not sc.actors.valid[0, 0]):
             passed_by_at = t
-        if started_at is None and st.ego_nudge[0] != 0.0:
+        if started_at is None and sc.facts.nudge_m[0] != 0.0:
             started_at = t
     assert world.route_status(0) is not None and world.route_status(0).value == "completed"
     assert world.infractions[0].sum() == 0
@@ -218,29 +220,29 @@ def test_a_junction_flow_event_holds_the_junctions_lights_from_its_trigger() -> 
     scenario = _scenarios(lambda t: ev.SignalizedJunctionLeftTurn(trigger_s_m=t))[0]
     world = make_world(MAP, 1, CONFIG)
     world.reset([scenario])
-    st = world.state
-    forced = np.flatnonzero(st.light_force[0] >= 0)
-    green = [int(g) for g in forced if st.light_force[0, g] == codes.GREEN]
+    st, sc = world.state, world.scene
+    forced = np.flatnonzero(st.program.force[0] >= 0)
+    green = [int(g) for g in forced if st.program.force[0, g] == codes.GREEN]
     assert len(green) == 2 and len(forced) >= 3, "the ego's and the flow's groups green, the junction's others red"
     driver = NaiveDriver(world)
     held_at = None
     for _ in range(1500):
         world.step(driver.act())
-        if held_at is None and float(st.time[0]) < float(st.force_until[0]):
-            held_at = float(st.time[0])
+        if held_at is None and float(sc.time_s[0]) < float(st.program.force_until_s[0]):
+            held_at = float(sc.time_s[0])
         if held_at is not None:
-            assert all(st.lights[0, g] == codes.GREEN for g in green)
-            assert all(st.lights[0, g] == codes.RED for g in forced if g not in green)
-            if float(st.time[0]) > held_at + 5.0:
+            assert all(sc.lights[0, g] == codes.GREEN for g in green)
+            assert all(sc.lights[0, g] == codes.RED for g in forced if g not in green)
+            if float(sc.time_s[0]) > held_at + 5.0:
                 break
     assert held_at is not None, "the lights were never held"
-    assert world.progress_s[0] >= float(st.force_trigger[0]) - 1.0
+    assert world.progress_s[0] >= float(st.program.force_trigger_m[0]) - 1.0
 
 
 def test_the_emergency_vehicle_gets_past_the_expert_and_is_held_up_by_the_naive_driver() -> None:
     scenarios = _scenarios(lambda t: ev.YieldToEmergencyVehicle(trigger_s_m=t))
     expert = _drive(scenarios, ExpertDriver)
-    assert expert.state.emg_done.all(), "the emergency vehicle caught up with every expert ego and got past"
+    assert expert.scene.emergency.done.all(), "the emergency vehicle caught up with every expert ego and got past"
     column = INFRACTIONS.index(Infraction.YIELD_TO_EMERGENCY)
     assert expert.infractions[:, column].sum() == 0
     naive = _drive(scenarios, NaiveDriver)
@@ -258,8 +260,8 @@ def test_the_robotaxi_mission_is_its_curbside_events_in_route_order() -> None:
     naive = _drive([base], NaiveDriver)
     assert naive.infractions[0, INFRACTIONS.index(Infraction.MISSED_CURBSIDE_STOP)] == 1
     expert = _drive([base], ExpertDriver)
-    st = expert.state
-    assert int(st.stop_next[0]) == int(st.stop_n[0]) == 1, "the expert served the stop"
+    sc = expert.scene
+    assert int(sc.mission.stop_next[0]) == int(sc.mission.stop_n[0]) == 1, "the expert served the stop"
     assert expert.infractions[0].sum() == 0
 
 
@@ -293,10 +295,10 @@ def test_a_vehicle_that_hit_the_ego_stands_and_the_one_crash_counts_once() -> No
                 env, actor = event.env, event.actor
                 ego = world.ego
                 if geometry.boxes_touch(ego.x_m[env], ego.y_m[env], ego.yaw_rad[env], CONFIG.ego_length_m,
-                                       CONFIG.ego_width_m, world.state.act_x[env, actor],
-                                       world.state.act_y[env, actor], world.state.act_yaw[env, actor],
-                                       world.state.act_len[env, actor], world.state.act_wid[env, actor]):
-                    contact_speeds.append(float(world.state.act_v[env, actor]))
+                                       CONFIG.ego_width_m, world.scene.actors.x_m[env, actor],
+                                       world.scene.actors.y_m[env, actor], world.scene.actors.yaw_rad[env, actor],
+                                       world.scene.actors.length_m[env, actor], world.scene.actors.width_m[env, actor]):
+                    contact_speeds.append(float(world.scene.actors.speed_mps[env, actor]))
     crashes = [(e.env, e.actor) for e in world.events if e.kind == Infraction.COLLISION_VEHICLE.value]
     assert len(set(crashes)) >= 2, "the flow hit the ego that kept going"
     assert len(crashes) == len(set(crashes)), f"each crash counted once: {crashes}"

@@ -1,6 +1,5 @@
 import numpy as np
 
-from sim.embedded.kernels.geometry import boxes_touch
 from sim.geometry import (
     convex_hull,
     cumulative_length,
@@ -10,6 +9,7 @@ from sim.geometry import (
     to_local_frame,
     wrap_angle,
 )
+from sim.scene.kernels.geometry import boxes_touch
 
 
 def test_wrap_angle() -> None:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver
-from sim.embedded.kernels import codes
-from sim.embedded.observation import Observer
 from sim.embedded.world import World, make_world
 from sim.scenarios import events as ev
+from sim.scene import codes
+from sim.scene.observation import Observer
 from tests.sim.test_events import CONFIG, MAP, _scenarios
 
 STOP_LINE, MUST_STOP = 16, 20
@@ -34,7 +34,7 @@ def _states(scenario_events: list, steps: int = 3000) -> tuple[World, np.ndarray
 def test_the_state_counts_down_to_the_curbside_stop_and_its_dwell() -> None:
     scenarios = _scenarios(lambda t: ev.CurbsidePickup(trigger_s_m=t, dwell_s=4.0))[:2]
     world, states = _states(scenarios)
-    assert (world.state.stop_next == 1).all(), "the expert served both stops"
+    assert (world.scene.mission.stop_next == 1).all(), "the expert served both stops"
     for env in range(2):
         ahead, offset, dwell = states[:, env, STOP_AHEAD], states[:, env, STOP_OFFSET], states[:, env, STOP_DWELL]
         near = np.flatnonzero(ahead < 1.0)
@@ -52,7 +52,7 @@ def test_the_state_counts_down_to_the_curbside_stop_and_its_dwell() -> None:
 def test_the_siren_is_heard_from_behind_until_the_emergency_vehicle_has_passed() -> None:
     scenarios = _scenarios(lambda t: ev.YieldToEmergencyVehicle(trigger_s_m=t))[:2]
     world, states = _states(scenarios)
-    assert world.state.emg_done.all()
+    assert world.scene.emergency.done.all()
     for env in range(2):
         heard = np.flatnonzero(states[:, env, SIREN] == 1.0)
         assert len(heard) > 0
@@ -70,11 +70,11 @@ def test_the_leader_features_are_the_gap_and_speed_of_the_actor_in_the_path() ->
     expert, observer = ExpertDriver(world), Observer(world)
     seen = 0
     for _ in range(400):
-        state, st = observer.state_vector(), world.state
-        leading = np.isfinite(st.ego_leader_gap) & (st.ego_leader_gap < 50.0)
-        expected = np.where(leading, np.clip(st.ego_leader_gap / 50.0, -0.1, 1.0), 1.0)
+        state, sc = observer.state_vector(), world.scene
+        leading = np.isfinite(sc.facts.leader_gap_m) & (sc.facts.leader_gap_m < 50.0)
+        expected = np.where(leading, np.clip(sc.facts.leader_gap_m / 50.0, -0.1, 1.0), 1.0)
         np.testing.assert_allclose(state[:, LEADER_GAP], expected, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(state[:, LEADER_SPEED], np.where(leading, st.ego_leader_speed / 10.0, 0.0),
+        np.testing.assert_allclose(state[:, LEADER_SPEED], np.where(leading, sc.facts.leader_speed_mps / 10.0, 0.0),
                                    rtol=1e-5, atol=1e-6)
         seen += int(leading.sum())
         world.step(expert.act())
@@ -88,9 +88,9 @@ def test_the_path_offset_features_follow_the_planned_path_round_an_obstacle() ->
     expert, observer = ExpertDriver(world), Observer(world)
     targets, lateral = [], []
     while world.running.any():
-        state, st = observer.state_vector(), world.state
-        np.testing.assert_allclose(state[:, PATH_OFFSET], st.ego_offset / 2.0, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(state[:, PATH_TARGET], st.ego_nudge / 2.0, rtol=1e-5, atol=1e-6)
+        state, sc = observer.state_vector(), world.scene
+        np.testing.assert_allclose(state[:, PATH_OFFSET], sc.facts.offset_m / 2.0, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(state[:, PATH_TARGET], sc.facts.nudge_m / 2.0, rtol=1e-5, atol=1e-6)
         targets.append(state[:, PATH_TARGET] * 2.0)
         lateral.append(world.lateral_m.copy())
         world.step(expert.act())
@@ -109,7 +109,7 @@ def test_the_merge_wait_feature_holds_a_car_at_the_curb_until_the_lane_is_clear(
     waited = np.zeros(2, dtype=bool)
     for _ in range(600):
         state = observer.state_vector()
-        np.testing.assert_array_equal(state[:, MERGE_WAIT], world.state.ego_merge_wait)
+        np.testing.assert_array_equal(state[:, MERGE_WAIT], world.scene.facts.merge_wait)
         waiting = state[:, MERGE_WAIT] == 1.0
         assert np.all(world.lateral_m[waiting] < -1.5), "only off the lane, at the curb"
         waited |= waiting
@@ -127,17 +127,18 @@ def test_the_give_way_feature_holds_an_ego_that_served_its_stop_sign_until_the_f
     expert, observer = ExpertDriver(world), Observer(world)
     gave_way = np.zeros(len(scenarios), dtype=bool)
     while world.running.any():
-        state, st = observer.state_vector(), world.state
-        np.testing.assert_array_equal(state[:, GIVE_WAY], st.ego_give_way)
-        entry = np.where(np.isfinite(st.ego_jdist), np.clip(st.ego_jdist / 50.0, -0.1, 1.0), 1.0)
+        state, sc = observer.state_vector(), world.scene
+        np.testing.assert_array_equal(state[:, GIVE_WAY], sc.facts.give_way)
+        entry = np.where(np.isfinite(sc.facts.junction_dist_m), np.clip(sc.facts.junction_dist_m / 50.0, -0.1, 1.0),
+                         1.0)
         np.testing.assert_allclose(state[:, JUNCTION_AHEAD], entry, rtol=1e-5, atol=1e-6)
         standing = (world.ego.speed_mps < 0.1) & (state[:, STOP_LINE] < 0.1)  # within 5 m of the line
-        giving_way = st.ego_give_way & world.running
-        unserved = ~st.ego_served & (st.ego_line_kind == codes.LINE_STOP)
+        giving_way = sc.facts.give_way & world.running
+        unserved = ~sc.junction.ego_served & (sc.facts.line_kind == codes.LINE_STOP)
         assert not np.any(giving_way & unserved), "an unserved stop sign is the line's own control"
         shown = giving_way & (state[:, STOP_LINE] < 1.0)
         assert np.all(state[shown, MUST_STOP] == 1.0), "giving way is part of 20 where a line is shown"
         assert np.all(state[giving_way, JUNCTION_AHEAD] < 0.3), "giving way near the entry"
-        gave_way |= giving_way & standing & st.ego_served
+        gave_way |= giving_way & standing & sc.junction.ego_served
         world.step(expert.act())
     assert gave_way.sum() >= 2, "the expert stood at the served stop sign, giving way to the flow"

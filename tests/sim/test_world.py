@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver
-from sim.embedded.state import INFRACTIONS, ActorKind, WorldConfig
+from sim.embedded.config import WorldConfig
 from sim.embedded.traffic import LightState, light_states
 from sim.embedded.world import World, make_world
 from sim.maps import connector_id, get_map, register_map
 from sim.metrics import Infraction, RouteStatus
 from sim.scenarios import Scenario, sample_scenario
+from sim.scene.records import INFRACTIONS, ActorKind
 
 MAP = "junction4-60"
 EAST_TO_WEST = (0, connector_id(0, 2), 5)  # inbound from the east, straight across, out to the west
@@ -45,7 +46,7 @@ def test_constant_speed_and_braking_distance() -> None:
     world = make_world(MAP, 2)
     world.reset([_scenario(start=2.0, end=130.0), _scenario(start=2.0, end=130.0)])
     x0 = world.ego.x_m.copy()
-    world.state.ego_v[:] = 20.0
+    world.scene.ego.speed_mps[:] = 20.0
     _run(world, (0.0, 0.0), 40)  # 2 s at 20 m/s, heading west
     assert x0[0] - world.ego.x_m[0] == pytest.approx(40.0, abs=1e-9)
     # full braking from 20 m/s at 8 m/s^2 stops in v^2 / 2a = 25 m (explicit mid-point integration: exact)
@@ -115,7 +116,7 @@ def test_leaving_the_route_ends_it() -> None:
     world = make_world(MAP, 1)
     # the route turns left (south) at the junction; driving straight on leaves it
     world.reset([_scenario().model_copy(update={"route": (0, connector_id(0, 3), 7), "end_s_m": 100.0})])
-    world.state.ego_v[:] = 8.0
+    world.scene.ego.speed_mps[:] = 8.0
     _run(world, (0.0, 0.0), 300)
     assert world.route_status(0) is RouteStatus.ROUTE_DEVIATION
     assert abs(world.lateral_m[0]) > 30.0
@@ -160,20 +161,20 @@ def test_background_traffic_stops_for_red_lights_and_stop_signs() -> None:
     world = make_world(town, 4, WorldConfig(max_vehicles=20))
     world.reset([sample_scenario(seed, map_name=town, traffic_vehicles=20) for seed in range(4)])
     lanes, entered, stopped_before = world.map.lanes, 0, 0
-    st = world.state
+    sc = world.scene
     slots = world.config.max_vehicles
     slowest: dict[tuple[int, int, int], float] = {}
     for _ in range(1200):
-        lane_before, s_before = st.veh_lane[:, :, 0].copy(), st.veh_s.copy()
+        lane_before, s_before = sc.vehicles.lanes[:, :, 0].copy(), sc.vehicles.lane_s_m.copy()
         lights = world.lights.copy()
         world.step(np.zeros((4, 2)))
         for env, slot in zip(*np.nonzero(world.npc_valid), strict=True):
             lane = lanes[lane_before[env, slot]]
-            half = 0.5 * st.act_len[env, slot]
+            half = 0.5 * sc.actors.length_m[env, slot]
             key = (int(env), int(slot), lane.lane_id)
-            slowest[key] = min(slowest.get(key, np.inf), float(st.act_v[env, slot]))
-            moved_on = st.veh_lane[env, slot, 0] != lane.lane_id
-            front_after = (lane.length_m if moved_on else 0.0) + st.veh_s[env, slot] + half
+            slowest[key] = min(slowest.get(key, np.inf), float(sc.actors.speed_mps[env, slot]))
+            moved_on = sc.vehicles.lanes[env, slot, 0] != lane.lane_id
+            front_after = (lane.length_m if moved_on else 0.0) + sc.vehicles.lane_s_m[env, slot] + half
             if lane.is_junction or not s_before[env, slot] + half < lane.length_m <= front_after:
                 continue  # the front bumper did not cross this lane's end (its stop line) in this step
             if lane.light_group is not None:
@@ -200,7 +201,7 @@ def test_same_seed_same_trajectory_whatever_the_batch() -> None:
         for _ in range(400):
             world.step(expert.act())
             steps.append(np.concatenate([world.ego.x_m[:, None], world.ego.y_m[:, None], world.vehicles().xy[..., 0],
-                                         world.state.act_v], axis=1))
+                                         world.scene.actors.speed_mps], axis=1))
         return np.stack(steps, axis=1)  # (B, T, features)
 
     together = trace(scenarios, 1)
@@ -216,21 +217,22 @@ def test_minimum_speed_compares_the_ego_with_surrounding_traffic_like_the_leader
     a checkpoint compares the mean speeds over the others."""
     world = make_world(MAP, 1)
     world.reset([_scenario(timeout=60.0, traffic=6)])
-    st, vehicles, radius = world.state, world.config.max_vehicles, world.config.min_speed_radius_m
-    background = st.veh_respawn[0].copy()
-    st.veh_respawn[0] = False  # no background traffic: the ego stands, and that does not count
+    sc, vehicles, radius = world.scene, world.config.max_vehicles, world.config.min_speed_radius_m
+    background = sc.vehicles.background[0].copy()
+    sc.vehicles.background[0] = False  # no background traffic: the ego stands, and that does not count
     _run(world, (0.0, 0.0), 100)
-    st.veh_respawn[0] = background
+    sc.vehicles.background[0] = background
     ego_sum = traffic_sum = 0.0
-    while st.ms_section[0] == 0:  # the first quarter, slowly
+    while sc.outcome.ms_section[0] == 0:  # the first quarter, slowly
         world.step(np.array([[0.0, 0.3]]))
-        distance = np.hypot(st.act_x[0, :vehicles] - st.ego_x[0], st.act_y[0, :vehicles] - st.ego_y[0])
-        around = st.act_valid[0, :vehicles] & ~st.veh_parked[0] & st.veh_respawn[0] & (distance < radius)
+        distance = np.hypot(sc.actors.x_m[0, :vehicles] - sc.ego.x_m[0], sc.actors.y_m[0, :vehicles] - sc.ego.y_m[0])
+        around = sc.actors.valid[0,
+                                 :vehicles] & ~sc.vehicles.parked[0] & sc.vehicles.background[0] & (distance < radius)
         if around.any():
-            ego_sum += float(st.ego_v[0])
-            traffic_sum += float(st.act_v[0, :vehicles][around].mean())
+            ego_sum += float(sc.ego.speed_mps[0])
+            traffic_sum += float(sc.actors.speed_mps[0, :vehicles][around].mean())
     assert 0.0 < ego_sum < traffic_sum
-    assert st.min_speed[0, 0] == pytest.approx(100.0 * ego_sum / traffic_sum)
+    assert sc.outcome.min_speed_pct[0, 0] == pytest.approx(100.0 * ego_sum / traffic_sum)
 
 
 def test_minimum_speed_records_the_last_checkpoint_only_near_the_route_end() -> None:
@@ -317,16 +319,17 @@ def test_a_recorded_track_replays_as_recorded_whatever_the_ego_does() -> None:
         actions[0] = (0.0, -1.0)
         world.step(actions)
         t = step * config.dt_s
-        assert world.state.act_x[:, slot] == pytest.approx(40.0 - 4.0 * t, abs=1e-9)
-        assert world.state.act_v[:, slot] == pytest.approx(4.0)
+        assert world.scene.actors.x_m[:, slot] == pytest.approx(40.0 - 4.0 * t, abs=1e-9)
+        assert world.scene.actors.speed_mps[:, slot] == pytest.approx(4.0)
         # the pedestrian is there only while the record has it
-        assert bool(world.state.act_valid[0, slot + 1]) == (2.0 - 1e-9 <= t <= 4.0 + 1e-9)
-        if world.state.act_valid[0, slot + 1]:
-            assert world.state.act_y[:, slot + 1] == pytest.approx(8.0 - (t - 2.0), abs=1e-9)
-        followed |= bool(world.state.ego_leader_gap[1] < 30.0 and abs(world.state.ego_leader_speed[1] - 4.0) < 1e-6)
+        assert bool(world.scene.actors.valid[0, slot + 1]) == (2.0 - 1e-9 <= t <= 4.0 + 1e-9)
+        if world.scene.actors.valid[0, slot + 1]:
+            assert world.scene.actors.y_m[:, slot + 1] == pytest.approx(8.0 - (t - 2.0), abs=1e-9)
+        followed |= bool(world.scene.facts.leader_gap_m[1] < 30.0 and abs(world.scene.facts.leader_speed_mps[1]
+                                                                          - 4.0) < 1e-6)
     assert followed, "the expert follows the recorded car as traffic, at its recorded speed"
     assert world.infractions.sum() == 0
-    assert world.ego.speed_mps[1] > 1.0 and world.state.ego_x[1] > world.state.act_x[1, slot] + 4.5
+    assert world.ego.speed_mps[1] > 1.0 and world.scene.ego.x_m[1] > world.scene.actors.x_m[1, slot] + 4.5
 
 
 def test_driving_into_a_recorded_vehicle_is_a_vehicle_collision() -> None:
@@ -334,14 +337,14 @@ def test_driving_into_a_recorded_vehicle_is_a_vehicle_collision() -> None:
     world = make_world(MAP, 1, config)
     world.reset([_scenario(start=10.0, end=135.0)])
     world.placement(0).place_track(0, int(ActorKind.VEHICLE), _track(0.0, 0.5, 45.0, 0.0), length_m=4.5, width_m=1.9)
-    world.state.ego_v[:] = 10.0
+    world.scene.ego.speed_mps[:] = 10.0
     _run(world, (0.0, 0.5), 20)  # the record ends at 0.5 s: the car stands there for as long as it was seen ...
-    assert not world.state.act_valid[0, config.max_vehicles + config.max_pedestrians]  # ... then it is gone
+    assert not world.scene.actors.valid[0, config.max_vehicles + config.max_pedestrians]  # ... then it is gone
     assert _count(world, Infraction.COLLISION_VEHICLE) == 0
     world.reset([_scenario(start=10.0, end=135.0)])
     standing = np.array([[0.0, 45.0, 1.75, np.pi, 0.0], [30.0, 45.0, 1.75, np.pi, 0.0]])  # seen at 0 s and 30 s
     world.placement(0).place_track(0, int(ActorKind.VEHICLE), standing, length_m=4.5, width_m=1.9)
-    world.state.ego_v[:] = 10.0
+    world.scene.ego.speed_mps[:] = 10.0
     _run(world, (0.0, 0.5), 20)
     assert _count(world, Infraction.COLLISION_VEHICLE) == 1
     with pytest.raises(ValueError, match="track_points"):

@@ -16,7 +16,10 @@ respawns) come from a counter-based hash of the scenario seed, the actor slot an
 
 Actor slots per scenario: ``[0, V)`` vehicles, ``[V, V + P)`` pedestrians, ``[V + P, N)`` static obstacles.
 
-Moving things: ``lights``, ``traffic``, ``pedestrians``, ``replay``, ``events`` (and the ego's
-:func:`sim.embedded.dynamics.bicycle`). Looking at them: ``route``, ``occupancy``, ``junction``, ``planner``
-(the privileged facts), ``infractions``. Shared: ``codes``, ``geometry``, ``draws``.
+The kernels here move things: ``physics`` (the ego's bicycle and the traffic's IDM), ``lights``, ``traffic``,
+``pedestrians``, ``replay``, ``events``, and ``occupancy`` (the lanes each actor occupies, written into the
+scene). Each takes the scene (:class:`sim.scene.records.Scene`) and the world's own state
+(:class:`sim.embedded.state.State`) side by side. Looking at the scene afterwards is the scene's own kernels'
+work (:mod:`sim.scene.kernels`: route, junction, planner facts, infractions); ``tick`` runs them all in order.
+``draws`` holds the counter-based random draws.
 """

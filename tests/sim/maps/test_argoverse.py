@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.embedded.bev import rasterize_map
 from sim.maps.argoverse import load_av2_map
+from sim.scene.bev import rasterize_map
 
 
 def _archives(shared_data: Path) -> list[Path]:

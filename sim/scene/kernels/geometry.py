@@ -7,7 +7,7 @@ from typing import Any
 
 from numba import njit
 
-from sim.embedded.compiled import MapArrays
+from sim.maps.compiled import MapArrays
 
 
 @njit(_nrt=False, cache=True)
@@ -121,8 +121,9 @@ def inside(x: float, y: float, cx: float, cy: float, yaw: float, half_length: fl
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
-def extent(w: Any, b: int, n: int, heading: float) -> tuple[float, float]:
+def extent(sc: Any, b: int, n: int, heading: float) -> tuple[float, float]:
     """Half extents of actor ``n``'s box across and along a direction ``heading``."""
-    rel = w.act_yaw[b, n] - heading
+    rel = sc.actors.yaw_rad[b, n] - heading
     c, s = abs(math.cos(rel)), abs(math.sin(rel))
-    return 0.5 * w.act_len[b, n] * s + 0.5 * w.act_wid[b, n] * c, 0.5 * w.act_len[b, n] * c + 0.5 * w.act_wid[b, n] * s
+    return 0.5 * sc.actors.length_m[b, n] * s + 0.5 * sc.actors.width_m[b, n] * c, 0.5 * sc.actors.length_m[b, n] \
+        * c + 0.5 * sc.actors.width_m[b, n] * s

@@ -15,10 +15,10 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.embedded import raster
-from sim.embedded.threads import default_threads, run_chunked
 from sim.geometry import FloatArray, resample_polyline
 from sim.maps import LaneGraph
+from sim.scene import raster
+from sim.threads import default_threads, run_chunked
 
 
 class Channel(IntEnum):

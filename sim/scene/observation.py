@@ -50,10 +50,10 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.embedded.bev import BevRenderer, BevSpec, Channel
-from sim.embedded.kernels import codes
-from sim.embedded.world import World
 from sim.geometry import interpolate_along, to_local_frame, wrap_angle
+from sim.scene import codes
+from sim.scene.bev import BevRenderer, BevSpec, Channel
+from sim.scene.source import SceneSource
 
 ROUTE_LOOKAHEAD_M = (2.0, 4.0, 7.0, 10.0, 15.0, 20.0)
 #: Speeds are divided by this, distances (stop line, actor in the path, junction entry, curbside stop, siren) by
@@ -141,87 +141,91 @@ def observation_space(spec: BevSpec = BevSpec()) -> gym.spaces.Dict:
 class Observer:
     """Turns a world's state into observations."""
 
-    def __init__(self, world: World, spec: BevSpec = BevSpec()) -> None:
+    def __init__(self, world: SceneSource, spec: BevSpec = BevSpec()) -> None:
         self.world = world
         self.renderer = BevRenderer(world.map, spec)
         self._junction_lane = world.arrays.lane_junction >= 0
 
     def observe(self) -> Observation:
         """Observations of every ego: ``bev`` ``(B, C, H, W)`` uint8 and ``state`` ``(B, STATE_SIZE)`` float32."""
-        _world, st = self.world, self.world.state
-        ego_xy = np.stack([st.ego_x, st.ego_y], axis=-1)
-        bev = self.renderer.render(ego_xy, st.ego_yaw, st.route_x, st.route_y, st.route_n, st.route_ds,
-                                   st.progress, st.act_kind, np.stack([st.act_x, st.act_y], axis=-1), st.act_yaw,
-                                   st.act_len, st.act_wid, st.act_valid, st.lights)
+        _world, sc = self.world, self.world.scene
+        ego_xy = np.stack([sc.ego.x_m, sc.ego.y_m], axis=-1)
+        bev = self.renderer.render(ego_xy, sc.ego.yaw_rad, sc.route.x_m, sc.route.y_m, sc.route.n, sc.route.ds_m,
+                                   sc.route.progress_m, sc.actors.kind, np.stack([sc.actors.x_m, sc.actors.y_m],
+                                                                                 axis=-1), sc.actors.yaw_rad,
+                                   sc.actors.length_m, sc.actors.width_m, sc.actors.valid, sc.lights)
         return {"bev": bev, "state": self.state_vector()}
 
     def state_vector(self) -> NDArray[np.float32]:
         """The ``state`` part of the observations alone."""
-        world, st = self.world, self.world.state
+        world, sc = self.world, self.world.scene
         b = world.batch_size
-        ego_xy = np.stack([st.ego_x, st.ego_y], axis=-1)
+        ego_xy = np.stack([sc.ego.x_m, sc.ego.y_m], axis=-1)
         route_xy, route_s = world.route_xy, world.route_s
-        ahead = st.progress[:, None] + np.asarray(ROUTE_LOOKAHEAD_M)[None, :]
+        ahead = sc.route.progress_m[:, None] + np.asarray(ROUTE_LOOKAHEAD_M)[None, :]
         points, _ = interpolate_along(route_xy, route_s, ahead)
-        local = to_local_frame(points, ego_xy[:, None, :], st.ego_yaw[:, None]) / ROUTE_SCALE_M
-        front = st.ego_line_dist - 0.5 * world.config.ego_length_m
-        has_line = (st.ego_line_kind != codes.LINE_NONE) & (front < 50.0)
-        light = st.ego_line_kind == codes.LINE_LIGHT
+        local = to_local_frame(points, ego_xy[:, None, :], sc.ego.yaw_rad[:, None]) / ROUTE_SCALE_M
+        front = sc.facts.line_dist_m - 0.5 * world.params.ego_length
+        has_line = (sc.facts.line_kind != codes.LINE_NONE) & (front < 50.0)
+        light = sc.facts.line_kind == codes.LINE_LIGHT
         control = np.stack([
-            has_line & light & (st.ego_line_state != codes.GREEN),
-            has_line & light & (st.ego_line_state == codes.GREEN),
-            has_line & (st.ego_line_kind == codes.LINE_STOP),
+            has_line & light & (sc.facts.line_state != codes.GREEN),
+            has_line & light & (sc.facts.line_state == codes.GREEN),
+            has_line & (sc.facts.line_kind == codes.LINE_STOP),
         ], axis=1)
         command = np.zeros((b, len(Command)))
         command[np.arange(b), self.commands()] = 1.0
         state = np.concatenate([
-            (st.ego_v / SPEED_SCALE_MPS)[:, None],
-            (st.ego_steer / world.config.bicycle.max_steer_rad)[:, None],
-            (st.ego_accel / 8.0)[:, None],
+            (sc.ego.speed_mps / SPEED_SCALE_MPS)[:, None],
+            (sc.ego.steer_rad / world.params.bicycle.max_steer_rad)[:, None],
+            (sc.ego.accel_mps2 / 8.0)[:, None],
             local.reshape(b, -1),
-            (st.ego_speed_limit / SPEED_SCALE_MPS)[:, None],
+            (sc.facts.speed_limit_mps / SPEED_SCALE_MPS)[:, None],
             _distance(np.where(has_line, front, np.inf))[:, None],
             control,
-            (has_line & st.ego_must_stop)[:, None],
+            (has_line & sc.facts.must_stop)[:, None],
             command,
             self._leader(),
             self._mission(),
             self._siren(ego_xy),
-            (st.ego_offset / OFFSET_SCALE_M)[:, None],
-            (st.ego_nudge / OFFSET_SCALE_M)[:, None],
-            st.ego_merge_wait[:, None],
-            st.ego_give_way[:, None],
-            _distance(st.ego_jdist)[:, None],
+            (sc.facts.offset_m / OFFSET_SCALE_M)[:, None],
+            (sc.facts.nudge_m / OFFSET_SCALE_M)[:, None],
+            sc.facts.merge_wait[:, None],
+            sc.facts.give_way[:, None],
+            _distance(sc.facts.junction_dist_m)[:, None],
         ], axis=1)
         vector: NDArray[np.float32] = np.clip(state, -STATE_BOUND, STATE_BOUND).astype(np.float32)
         return vector
 
     def _leader(self) -> NDArray[np.float64]:
-        st = self.world.state
-        gap = _distance(st.ego_leader_gap)
-        speed = np.where(np.isfinite(st.ego_leader_gap) & (gap < 1.0), st.ego_leader_speed / SPEED_SCALE_MPS, 0.0)
+        sc = self.world.scene
+        gap = _distance(sc.facts.leader_gap_m)
+        speed = np.where(np.isfinite(sc.facts.leader_gap_m) & (gap < 1.0),
+                         sc.facts.leader_speed_mps / SPEED_SCALE_MPS, 0.0)
         return np.stack([gap, speed], axis=1)
 
     def _mission(self) -> NDArray[np.float64]:
-        world, st = self.world, self.world.state
+        world, sc = self.world, self.world.scene
         rows = np.arange(world.batch_size)
-        pending = st.stop_next < st.stop_n
-        k = np.minimum(st.stop_next, st.stop_s.shape[1] - 1)
-        ahead = st.stop_s[rows, k] - st.progress
+        pending = sc.mission.stop_next < sc.mission.stop_n
+        k = np.minimum(sc.mission.stop_next, sc.mission.stop_s_m.shape[1] - 1)
+        ahead = sc.mission.stop_s_m[rows, k] - sc.route.progress_m
         near = pending & (ahead < 50.0)
-        standing = np.isfinite(st.stop_since)
-        dwell = st.stop_dwell[rows, k] - np.where(standing, st.time - np.where(standing, st.stop_since, 0.0), 0.0)
+        standing = np.isfinite(sc.mission.stop_since_s)
+        dwell = sc.mission.stop_dwell_s[rows, k] - np.where(standing, sc.time_s - np.where(standing,
+                                                                                           sc.mission.stop_since_s, \
+            0.0), 0.0)
         return np.stack([_distance(np.where(near, ahead, np.inf)),
-                         np.where(near, st.stop_offset[rows, k] / OFFSET_SCALE_M, 0.0),
+                         np.where(near, sc.mission.stop_offset_m[rows, k] / OFFSET_SCALE_M, 0.0),
                          np.where(near, np.maximum(dwell, 0.0) / 10.0, 0.0)], axis=1)
 
     def _siren(self, ego_xy: NDArray[np.float64]) -> NDArray[np.float64]:
-        st = self.world.state
+        sc = self.world.scene
         rows = np.arange(self.world.batch_size)
-        slot = np.maximum(st.emg_slot, 0)
-        where = np.stack([st.act_x[rows, slot], st.act_y[rows, slot]], axis=-1)
-        local = to_local_frame(where[:, None, :], ego_xy[:, None, :], st.ego_yaw[:, None])[:, 0]
-        heard = (st.emg_slot >= 0) & st.act_valid[rows, slot] & ~st.emg_done & (
+        slot = np.maximum(sc.emergency.slot, 0)
+        where = np.stack([sc.actors.x_m[rows, slot], sc.actors.y_m[rows, slot]], axis=-1)
+        local = to_local_frame(where[:, None, :], ego_xy[:, None, :], sc.ego.yaw_rad[:, None])[:, 0]
+        heard = (sc.emergency.slot >= 0) & sc.actors.valid[rows, slot] & ~sc.emergency.done & (
             np.hypot(local[:, 0], local[:, 1]) < SIREN_RANGE_M)
         return np.stack([heard, np.where(heard, local[:, 0] / DISTANCE_SCALE_M, 0.0),
                          np.where(heard, local[:, 1] / DISTANCE_SCALE_M, 0.0)], axis=1)
@@ -229,14 +233,14 @@ class Observer:
     def commands(self) -> NDArray[np.intp]:
         """:class:`Command` of every ego: the route's heading change over the next ``COMMAND_HORIZON_M``, or
         straight/follow-lane by whether a junction lies within it."""
-        world, st = self.world, self.world.state
-        samples = st.progress[:, None] + np.array([2.0, COMMAND_HORIZON_M])[None, :]
+        world, sc = self.world, self.world.scene
+        samples = sc.route.progress_m[:, None] + np.array([2.0, COMMAND_HORIZON_M])[None, :]
         _, heading = interpolate_along(world.route_xy, world.route_s, samples)
         turn = wrap_angle(heading[:, 1] - heading[:, 0])
-        pieces = np.arange(st.piece_lane.shape[1])[None, :] < st.piece_n[:, None]
-        in_reach = (st.piece_offset > st.progress[:, None] - 1.0) & (
-            st.piece_offset < st.progress[:, None] + COMMAND_HORIZON_M)
-        junction = (self._junction_lane[st.piece_lane] & pieces & in_reach).any(axis=1)
+        pieces = np.arange(sc.route.piece_lane.shape[1])[None, :] < sc.route.piece_n[:, None]
+        in_reach = (sc.route.piece_offset_m > sc.route.progress_m[:, None] - 1.0) & (
+            sc.route.piece_offset_m < sc.route.progress_m[:, None] + COMMAND_HORIZON_M)
+        junction = (self._junction_lane[sc.route.piece_lane] & pieces & in_reach).any(axis=1)
         command = np.where(junction, Command.STRAIGHT, Command.FOLLOW_LANE)
         command = np.where(turn > 0.5, Command.LEFT, np.where(turn < -0.5, Command.RIGHT, command))
         return command.astype(np.intp)

@@ -8,8 +8,9 @@ from typing import Any
 
 from numba import njit
 
-from sim.embedded.compiled import MapArrays
-from sim.embedded.kernels.codes import IGNORE_LIGHTS, IGNORE_PRIORITY, RED, VEHICLE, Params
+from sim.maps.compiled import MapArrays
+from sim.scene.codes import IGNORE_LIGHTS, IGNORE_PRIORITY, RED, VEHICLE
+from sim.scene.params import Params
 
 #: Vehicles yield to anyone who goes on (no stop sign, no red light) and reaches a conflicting junction lane first,
 #: within this time.
@@ -20,32 +21,32 @@ RUDE_MARGIN_S = 3.0
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
-def _junction_busy(m: MapArrays, w: Any, b: int, lane: int, self_actor: int) -> bool:
+def _junction_busy(m: MapArrays, sc: Any, b: int, lane: int, self_actor: int) -> bool:
     """Whether a vehicle (or the ego) occupies a junction lane that conflicts with ``lane``."""
-    for k in range(w.occ_n[b]):
-        if w.occ_actor[b, k] == self_actor or w.occ_kind[b, k] != VEHICLE:
+    for k in range(sc.occupancy.n[b]):
+        if sc.occupancy.actor[b, k] == self_actor or sc.occupancy.kind[b, k] != VEHICLE:
             continue
-        if m.conflict[lane, w.occ_lane[b, k]]:
+        if m.conflict[lane, sc.occupancy.lane[b, k]]:
             return True
     return False
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
-def _earlier_waiter(m: MapArrays, w: Any, b: int, lane: int, self_actor: int, arrival: float) -> bool:
+def _earlier_waiter(m: MapArrays, sc: Any, b: int, lane: int, self_actor: int, arrival: float) -> bool:
     """Whether someone stopped at a stop sign earlier waits to enter a junction lane conflicting with ``lane``."""
-    for v in range(w.veh_lane.shape[1]):
-        if v == self_actor or not w.act_valid[b, v] or w.veh_served[b, v] < 0:
+    for v in range(sc.vehicles.lanes.shape[1]):
+        if v == self_actor or not sc.actors.valid[b, v] or sc.vehicles.served_lane[b, v] < 0:
             continue
-        if w.veh_lane[b, v, 0] != w.veh_served[b, v] or w.veh_lane[b, v, 1] < 0:
+        if sc.vehicles.lanes[b, v, 0] != sc.vehicles.served_lane[b, v] or sc.vehicles.lanes[b, v, 1] < 0:
             continue
-        nxt = w.veh_lane[b, v, 1]
+        nxt = sc.vehicles.lanes[b, v, 1]
         if not (m.conflict[lane, nxt] or nxt == lane):
             continue
-        if w.veh_arrival[b, v] < arrival or (w.veh_arrival[b, v] == arrival and v < self_actor):
+        if sc.vehicles.arrival_s[b, v] < arrival or (sc.vehicles.arrival_s[b, v] == arrival and v < self_actor):
             return True
-    if self_actor >= 0 and w.ego_served[b] and w.ego_wait_lane[b] >= 0:
-        nxt = w.ego_wait_lane[b]
-        if (m.conflict[lane, nxt] or nxt == lane) and w.ego_arrival[b] <= arrival:
+    if self_actor >= 0 and sc.junction.ego_served[b] and sc.junction.ego_wait_lane[b] >= 0:
+        nxt = sc.junction.ego_wait_lane[b]
+        if (m.conflict[lane, nxt] or nxt == lane) and sc.junction.ego_arrival_s[b] <= arrival:
             return True
     return False
 
@@ -59,63 +60,63 @@ def box_blocked(m: MapArrays, p: Params, junction_lane: int, leader_from_entry: 
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
-def _goes_on(m: MapArrays, w: Any, b: int, approach: int) -> bool:
+def _goes_on(m: MapArrays, sc: Any, b: int, approach: int) -> bool:
     """Whether traffic on ``approach`` enters its junction without stopping: no stop sign and no red light."""
     if m.lane_stop[approach]:
         return False
     group = m.lane_light[approach]
-    return group < 0 or w.lights[b, group] != RED
+    return group < 0 or sc.lights[b, group] != RED
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
-def must_yield(m: MapArrays, w: Any, b: int, approach: int, junction_lane: int, actor: int, arrival: float,
+def must_yield(m: MapArrays, sc: Any, b: int, approach: int, junction_lane: int, actor: int, arrival: float,
                 time_to_entry: float) -> bool:
     """Whether an actor about to enter ``junction_lane`` from ``approach`` (``time_to_entry`` seconds away) must
     wait: a conflicting junction lane is occupied; or, at a stop sign, someone who stopped earlier waits for a
     conflicting lane; or someone who goes on (no stop sign, no red light) reaches a conflicting lane within
     ``APPROACH_S`` and before this actor (before it at all, if this actor has a stop sign)."""
-    if _junction_busy(m, w, b, junction_lane, actor):
+    if _junction_busy(m, sc, b, junction_lane, actor):
         return True
-    if m.lane_stop[approach] and _earlier_waiter(m, w, b, junction_lane, actor, arrival):
+    if m.lane_stop[approach] and _earlier_waiter(m, sc, b, junction_lane, actor, arrival):
         return True
     yielding = bool(m.lane_stop[approach])
-    for k in range(w.appr_n[b]):
-        other = w.appr_actor[b, k]
-        if other == actor or not m.conflict[junction_lane, w.appr_lane[b, k]]:
+    for k in range(sc.junction.n[b]):
+        other = sc.junction.actor[b, k]
+        if other == actor or not m.conflict[junction_lane, sc.junction.lane[b, k]]:
             continue
-        theirs = w.appr_tte[b, k]
+        theirs = sc.junction.tte_s[b, k]
         if yielding or theirs < time_to_entry or (theirs == time_to_entry and other < actor):
             return True
-        if actor < 0 and w.appr_rude[b, k] and theirs < time_to_entry + RUDE_MARGIN_S:
+        if actor < 0 and sc.junction.rude[b, k] and theirs < time_to_entry + RUDE_MARGIN_S:
             return True
     return False
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
-def note_approaching(m: MapArrays, w: Any, b: int) -> None:
+def note_approaching(m: MapArrays, sc: Any, b: int) -> None:
     """Who is about to enter a junction without stopping (no stop sign, no red light, moving, within
     ``APPROACH_S``): their junction lane and time to entry, for :func:`must_yield`."""
     count = 0
-    for v in range(w.veh_lane.shape[1]):
-        if not w.act_valid[b, v] or w.veh_parked[b, v]:
+    for v in range(sc.vehicles.lanes.shape[1]):
+        if not sc.actors.valid[b, v] or sc.vehicles.parked[b, v]:
             continue
-        here, nxt = w.veh_lane[b, v, 0], w.veh_lane[b, v, 1]
-        speed = w.act_v[b, v]
+        here, nxt = sc.vehicles.lanes[b, v, 0], sc.vehicles.lanes[b, v, 1]
+        speed = sc.actors.speed_mps[b, v]
         if nxt < 0 or speed < 1.0 or m.lane_junction[here] >= 0 or m.lane_junction[nxt] < 0:
             continue
-        tte = (m.lane_length[here] - w.veh_s[b, v] - 0.5 * w.act_len[b, v]) / speed
-        rude = (w.veh_flags[b, v] & (IGNORE_LIGHTS | IGNORE_PRIORITY)) != 0
+        tte = (m.lane_length[here] - sc.vehicles.lane_s_m[b, v] - 0.5 * sc.actors.length_m[b, v]) / speed
+        rude = (sc.vehicles.flags[b, v] & (IGNORE_LIGHTS | IGNORE_PRIORITY)) != 0
         # (a front already in the junction counts until the vehicle occupies its junction lane: no gap between
         # approaching and occupying in which it goes unseen)
-        if tte < APPROACH_S and (rude or _goes_on(m, w, b, here)):
-            w.appr_actor[b, count], w.appr_lane[b, count], w.appr_tte[b, count] = v, nxt, tte
-            w.appr_rude[b, count] = rude
+        if tte < APPROACH_S and (rude or _goes_on(m, sc, b, here)):
+            sc.junction.actor[b, count], sc.junction.lane[b, count], sc.junction.tte_s[b, count] = v, nxt, tte
+            sc.junction.rude[b, count] = rude
             count += 1
-    lane = w.ego_jlane[b]
-    if lane >= 0 and w.ego_v[b] >= 1.0 and _goes_on(m, w, b, w.ego_japproach[b]):
-        tte = w.ego_jdist[b] / w.ego_v[b]
+    lane = sc.facts.junction_lane[b]
+    if lane >= 0 and sc.ego.speed_mps[b] >= 1.0 and _goes_on(m, sc, b, sc.facts.junction_approach[b]):
+        tte = sc.facts.junction_dist_m[b] / sc.ego.speed_mps[b]
         if -0.5 <= tte < APPROACH_S:
-            w.appr_actor[b, count], w.appr_lane[b, count], w.appr_tte[b, count] = -1, lane, tte
-            w.appr_rude[b, count] = False
+            sc.junction.actor[b, count], sc.junction.lane[b, count], sc.junction.tte_s[b, count] = -1, lane, tte
+            sc.junction.rude[b, count] = False
             count += 1
-    w.appr_n[b] = count
+    sc.junction.n[b] = count

@@ -1,4 +1,4 @@
-"""The compiled BEV kernel (see :mod:`sim.embedded.bev` for the pixel convention and the channels).
+"""The compiled BEV kernel (see :mod:`sim.scene.bev` for the pixel convention and the channels).
 
 Compiled without numba's reference-counting runtime, like :mod:`sim.embedded.kernels` (no allocation here)."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from numba import njit
 
-# channels (sim.embedded.bev.Channel)
+# channels (sim.scene.bev.Channel)
 _DRIVABLE, _LANE_LINES, _ROUTE, _VEHICLES, _PEDESTRIANS, _OBSTACLES, _RED, _YELLOW, _GREEN = range(9)
 # actor kinds (sim.embedded.kernels)
 _VEHICLE, _PEDESTRIAN = 1, 2

@@ -1,4 +1,4 @@
-"""Numba's on-disk cache for the embedded simulator, stamped with all of its compiled sources.
+"""Numba's on-disk cache for the simulators' kernels, stamped with all of their compiled sources.
 
 Numba keys a cached function on its own file only, yet a kernel's compiled code includes every jitted function
 it calls, from other modules too: after an edit to a callee, its callers would load stale machine code. Here a
