@@ -151,12 +151,10 @@ def store_file_maps(store: EpisodeStore, map_names: Sequence[str]) -> None:
 
 def actor_snapshot(world: World) -> dict[str, NDArray[Any]]:
     """Every actor slot of every scenario now (copies), for :func:`actor_table`."""
-    sc = world.scene
-    return {"valid": sc.actors.valid.copy(), "kind": sc.actors.kind.copy(), "x_m": sc.actors.x_m.copy(),
-            "y_m": sc.actors.y_m.copy(),
-            "yaw_rad": sc.actors.yaw_rad.copy(), "length_m": sc.actors.length_m.copy(), \
-                "width_m": sc.actors.width_m.copy(),
-            "speed_mps": sc.actors.speed_mps.copy()}
+    actors = world.scene.actors
+    return {"valid": actors.valid.copy(), "kind": actors.kind.copy(), "x_m": actors.x_m.copy(),
+            "y_m": actors.y_m.copy(), "yaw_rad": actors.yaw_rad.copy(), "length_m": actors.length_m.copy(),
+            "width_m": actors.width_m.copy(), "speed_mps": actors.speed_mps.copy()}
 
 
 def actor_table(snapshots: Sequence[dict[str, NDArray[Any]]], env: int,

@@ -1,7 +1,7 @@
 """Staging scenario events (:mod:`sim.scenarios.events`) in the embedded world.
 
-At reset, each event of a scenario becomes scripted actors in slots the background traffic leaves free (the last
-vehicle and pedestrian slots), armed to go off when the ego's route progress reaches the event's trigger
+At reset, each event of a scenario becomes scripted actors in slots the background traffic leaves free (those of
+each kind right after the background's), armed to go off when the ego's route progress reaches the event's trigger
 (:meth:`Placement.arm_vehicle`, :meth:`Placement.arm_pedestrian`). Where an actor must meet the ego, the kernels time it
 from the ego's speed at the trigger, so the situation happens to whoever drives the route: a driver who keeps
 going meets the pedestrian or the crossing vehicle in its lane.
@@ -70,15 +70,16 @@ _AFTER_M = 40.0
 
 @dataclass
 class _Slots:
-    """Hands out the actor slots of each kind above those the background takes, from the top down."""
+    """Hands out the actor slots of each kind above those the background takes, from the bottom up: an event's
+    actors get the same slots whatever the world's slot counts (the kernels' random draws are keyed by slot)."""
 
     sizes: dict[str, int]  # slots per kind (PlacementConfig.max_<kind>s)
     background: dict[str, int]  # how many of them the background traffic takes
     used: dict[str, int] = field(default_factory=dict)
 
     def take(self, kind: str, event: Any) -> int:
-        slot = self.sizes[kind] - 1 - self.used.get(kind, 0)
-        if slot < self.background.get(kind, 0):
+        slot = self.background.get(kind, 0) + self.used.get(kind, 0)
+        if slot >= self.sizes[kind]:
             raise ValueError(f"{_name(event)}: no {kind} slot left (PlacementConfig.max_{kind}s={self.sizes[kind]}, "
                              f"{self.background.get(kind, 0)} taken by the background)")
         self.used[kind] = self.used.get(kind, 0) + 1

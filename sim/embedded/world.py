@@ -54,7 +54,7 @@ from sim.metrics import Infraction, RouteRecord, RouteStatus
 from sim.scenarios import Scenario
 from sim.scene import codes
 from sim.scene.records import INFRACTIONS, STATUSES, ActorKind, Ego, Scene, allocate_scene
-from sim.scene.source import route_points
+from sim.scene.source import route_s, route_xy
 from sim.threads import default_threads, run_chunked
 
 #: Vehicles spawn at least this far before the end of their lane (where a stop line may be).
@@ -141,12 +141,12 @@ class World:
     @property
     def route_xy(self) -> FloatArray:
         """``(B, P, 2)`` route polylines (points past each route's ``route_points`` repeat its last point)."""
-        return route_points(self.scene.route)[0]
+        return route_xy(self.scene.route)
 
     @property
     def route_s(self) -> FloatArray:
         """``(B, P)`` arc length of the route points."""
-        return route_points(self.scene.route)[1]
+        return route_s(self.scene.route)
 
     @property
     def npc_valid(self) -> NDArray[np.bool_]:

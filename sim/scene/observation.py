@@ -139,7 +139,7 @@ def observation_space(spec: BevSpec = BevSpec()) -> gym.spaces.Dict:
 
 
 class Observer:
-    """Turns a world's state into observations."""
+    """Turns a backend's scene into observations."""
 
     def __init__(self, world: SceneSource, spec: BevSpec = BevSpec()) -> None:
         self.world = world
@@ -148,12 +148,13 @@ class Observer:
 
     def observe(self) -> Observation:
         """Observations of every ego: ``bev`` ``(B, C, H, W)`` uint8 and ``state`` ``(B, STATE_SIZE)`` float32."""
-        _world, sc = self.world, self.world.scene
+        sc = self.world.scene
         ego_xy = np.stack([sc.ego.x_m, sc.ego.y_m], axis=-1)
-        bev = self.renderer.render(ego_xy, sc.ego.yaw_rad, sc.route.x_m, sc.route.y_m, sc.route.n, sc.route.ds_m,
-                                   sc.route.progress_m, sc.actors.kind, np.stack([sc.actors.x_m, sc.actors.y_m],
-                                                                                 axis=-1), sc.actors.yaw_rad,
-                                   sc.actors.length_m, sc.actors.width_m, sc.actors.valid, sc.lights)
+        actor_xy = np.stack([sc.actors.x_m, sc.actors.y_m], axis=-1)
+        route, actors = sc.route, sc.actors
+        bev = self.renderer.render(ego_xy, sc.ego.yaw_rad, route.x_m, route.y_m, route.n, route.ds_m,
+                                   route.progress_m, actors.kind, actor_xy, actors.yaw_rad, actors.length_m,
+                                   actors.width_m, actors.valid, sc.lights)
         return {"bev": bev, "state": self.state_vector()}
 
     def state_vector(self) -> NDArray[np.float32]:
@@ -212,9 +213,8 @@ class Observer:
         ahead = sc.mission.stop_s_m[rows, k] - sc.route.progress_m
         near = pending & (ahead < 50.0)
         standing = np.isfinite(sc.mission.stop_since_s)
-        dwell = sc.mission.stop_dwell_s[rows, k] - np.where(standing, sc.time_s - np.where(standing,
-                                                                                           sc.mission.stop_since_s, \
-            0.0), 0.0)
+        stood_s = np.where(standing, sc.time_s - np.where(standing, sc.mission.stop_since_s, 0.0), 0.0)
+        dwell = sc.mission.stop_dwell_s[rows, k] - stood_s
         return np.stack([_distance(np.where(near, ahead, np.inf)),
                          np.where(near, sc.mission.stop_offset_m[rows, k] / OFFSET_SCALE_M, 0.0),
                          np.where(near, np.maximum(dwell, 0.0) / 10.0, 0.0)], axis=1)

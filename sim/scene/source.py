@@ -41,10 +41,13 @@ class SceneSource(Protocol):
     def route_s(self) -> FloatArray: ...
 
 
-def route_points(route: Route) -> tuple[FloatArray, FloatArray]:
-    """``(B, R, 2)`` route polylines (points past each route's ``n`` repeat its last point) and ``(B, R)`` the arc
-    length of each point."""
-    xy = np.stack([route.x_m, route.y_m], axis=-1)
+def route_xy(route: Route) -> FloatArray:
+    """``(B, R, 2)`` route polylines (points past each route's ``n`` repeat its last point)."""
+    return np.stack([route.x_m, route.y_m], axis=-1)
+
+
+def route_s(route: Route) -> FloatArray:
+    """``(B, R)`` the arc length of each route point."""
     k = np.minimum(np.arange(route.x_m.shape[1])[None, :], route.n[:, None] - 1)
     s: FloatArray = k * route.ds_m[:, None]
-    return xy, s
+    return s

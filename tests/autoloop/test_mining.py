@@ -171,7 +171,7 @@ def test_every_fleet_log_replays_non_reactively_along_its_recorded_tracks(shared
         config = replay_world_config([scenario])
         world = World(graph, 1, config)
         world.reset([scenario])
-        last_slot = config.max_vehicles + config.max_pedestrians + config.max_statics - 1  # events take from the top
+        first_slot = config.max_vehicles + config.max_pedestrians  # events take the slots after the background's
         expert = ExpertDriver(world)
         steps = 0
         while world.running[0]:
@@ -181,7 +181,7 @@ def test_every_fleet_log_replays_non_reactively_along_its_recorded_tracks(shared
                 continue
             t = float(world.time_s[0])  # every actor is where its record has it, whatever the ego did
             for k, replayed in enumerate(replay.actors):
-                track, slot = np.array(replayed.track), last_slot - k
+                track, slot = np.array(replayed.track), first_slot + k
                 seen = track[0, 0] - 1e-9 <= t <= track[-1, 0] + 1e-9
                 assert bool(world.scene.actors.valid[0, slot]) == seen
                 if seen:

@@ -102,7 +102,7 @@ def test_crossing_pedestrian_is_in_the_lane_when_the_ego_gets_there() -> None:
     world = make_world(MAP, 1, CONFIG)
     world.reset([scenario])
     driver = NaiveDriver(world)
-    slot = CONFIG.max_pedestrians - 1  # events take the last pedestrian slot
+    slot = scenario.pedestrians  # events take the slots right after the background's
     actor = CONFIG.max_vehicles + slot
     st, sc = world.state, world.scene
     ego_there = ped_there = None
@@ -137,7 +137,7 @@ def test_the_event_waits_for_its_trigger() -> None:
     scenario = _scenarios(lambda t: ev.OppositeVehicleRunningRedLight(trigger_s_m=t))[0]
     world = make_world(MAP, 1, CONFIG)
     world.reset([scenario])
-    slot = CONFIG.max_vehicles - 1
+    slot = scenario.traffic_vehicles
     assert not world.scene.actors.valid[0, slot], "the red-light runner is hidden until the trigger"
     still = np.zeros((1, 2))
     for _ in range(100):  # the ego stands: nothing happens
@@ -187,8 +187,9 @@ def test_the_expert_passes_a_blocked_lane_only_once_oncoming_traffic_has_gone_by
     lanes = world.map.lanes
     sc = world.scene
     # an oncoming car in the lane the ego would pass on, beside the crash and heading for the ego
-    xy = np.array([sc.actors.x_m[0, CONFIG.max_vehicles - 2], sc.actors.y_m[0, CONFIG.max_vehicles - 2]])
-    yaw = float(sc.actors.yaw_rad[0, CONFIG.max_vehicles - 2])
+    middle = scenario.traffic_vehicles + 1  # the accident's second car
+    xy = np.array([sc.actors.x_m[0, middle], sc.actors.y_m[0, middle]])
+    yaw = float(sc.actors.yaw_rad[0, middle])
     beside = xy + 3.5 * np.array([-np.sin(yaw), np.cos(yaw)])
     out = [np.zeros(4, dtype=np.int64)] + [np.zeros(4) for _ in range(4)]
     count = geometry.locate(world.arrays, float(beside[0]), float(beside[1]), 0.0, *out)
@@ -197,16 +198,17 @@ def test_the_expert_passes_a_blocked_lane_only_once_oncoming_traffic_has_gone_by
     assert np.cos(headings[oncoming_k] - yaw) < -0.9, "the lane to the left of the crash is the oncoming one"
     oncoming = lanes[int(lane_ids[oncoming_k])]
     s = float(s_on[oncoming_k])
-    world.placement(0).place_vehicle(0, (oncoming.lane_id,), s_m=max(s - 30.0, 0.0), speed_mps=4.0,
+    car = CONFIG.max_vehicles - 1  # a slot the event leaves free
+    world.placement(0).place_vehicle(car, (oncoming.lane_id,), s_m=max(s - 30.0, 0.0), speed_mps=4.0,
                                      desired_speed_mps=4.0)
     expert = ExpertDriver(world)
     passed_by_at = started_at = None
     while world.running[0]:
         world.step(expert.act())
         t = float(sc.time_s[0])
-        to_car = np.array([sc.actors.x_m[0, 0] - sc.ego.x_m[0], sc.actors.y_m[0, 0] - sc.ego.y_m[0]])
+        to_car = np.array([sc.actors.x_m[0, car] - sc.ego.x_m[0], sc.actors.y_m[0, car] - sc.ego.y_m[0]])
         behind = to_car @ np.array([np.cos(sc.ego.yaw_rad[0]), np.sin(sc.ego.yaw_rad[0])]) < 0.0
-        if passed_by_at is None and (behind or not sc.actors.valid[0, 0]):
+        if passed_by_at is None and (behind or not sc.actors.valid[0, car]):
             passed_by_at = t
         if started_at is None and sc.facts.nudge_m[0] != 0.0:
             started_at = t

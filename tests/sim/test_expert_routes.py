@@ -14,3 +14,24 @@ def test_the_expert_drives_every_eval_route_as_recorded() -> None:
     assert driven.keys() == recorded.keys()
     changed = [f"{name}: {recorded[name]} -> {row}" for name, row in driven.items() if row != recorded[name]]
     assert not changed, "\n".join(changed)
+
+
+def test_a_route_drives_the_same_whatever_the_free_actor_slots() -> None:
+    """Random draws are keyed by actor slot: a world with more free slots must not shift any actor's slot (a
+    background pedestrian's walk, an event vehicle's turns) and so change what happens."""
+    import dataclasses
+
+    from autoloop.rollout import RouteRecorder, drive
+    from policies.expert import ExpertDriver
+    from sim.scenarios.suites import build_suite
+    from tests.sim.expert_routes import route_row
+
+    suite = build_suite("eval")
+    picked = [73, 115]  # an event vehicle that turns at random; background pedestrians choosing walkways
+    base = suite.world_config()
+    more = dataclasses.replace(base, max_vehicles=base.max_vehicles + 5, max_pedestrians=base.max_pedestrians + 3,
+                               max_statics=base.max_statics + 2)
+    rows = [[route_row(str(i), route.record) for i, route in zip(picked, drive(
+        [suite.scenarios[i] for i in picked], driver=ExpertDriver, recorder=RouteRecorder(), world=config,
+        batch_size=len(picked)), strict=True)] for config in (base, more)]
+    assert rows[0] == rows[1]

@@ -6,6 +6,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+#: Pedestrian slot ``q`` draws as actor slot ``PEDESTRIAN_DRAWS + q`` (a vehicle as its slot): keys that do not
+#: depend on how many vehicle slots the world has.
+PEDESTRIAN_DRAWS = 1 << 32
+
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
 def _mix(z: np.uint64) -> np.uint64:

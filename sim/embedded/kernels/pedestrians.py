@@ -8,7 +8,7 @@ from typing import Any
 
 from numba import njit
 
-from sim.embedded.kernels.draws import uniform
+from sim.embedded.kernels.draws import PEDESTRIAN_DRAWS, uniform
 from sim.maps.compiled import MapArrays
 from sim.scene.kernels.geometry import inside
 from sim.scene.params import Params
@@ -101,7 +101,7 @@ def move_pedestrians(m: MapArrays, sc: Any, w: Any, p: Params, b: int) -> None:
             length = m.walk_s[m.walk_offset[walk + 1] - 1]
             while s >= length:
                 first, last = m.walk_succ_offset[walk], m.walk_succ_offset[walk + 1]
-                draw = uniform(w.seed[b], n, w.pedestrians.draws[b, q])
+                draw = uniform(w.seed[b], PEDESTRIAN_DRAWS + q, w.pedestrians.draws[b, q])
                 w.pedestrians.draws[b, q] += 1
                 nxt = m.walk_succ[first + min(int(draw * (last - first)), last - first - 1)]
                 if m.walk_crossing[nxt] and not _crossing_clear(m, sc, w, b, nxt):
