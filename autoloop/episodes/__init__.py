@@ -2,6 +2,7 @@
 
 from autoloop.episodes.dataset import (
     DatasetSnapshot,
+    SnapshotPart,
     TrainingArrays,
     create_snapshot,
     load_snapshot,
@@ -17,6 +18,7 @@ __all__ = [
     "Episode",
     "EpisodeStore",
     "SchemaError",
+    "SnapshotPart",
     "TrainingArrays",
     "create_snapshot",
     "load_snapshot",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,33 @@ from sim.scene.observation import check_observation_format
 TRAINING_COLUMNS = ["obs_bev", "obs_state", "label"]
 
 
+#: The part of a snapshot's episodes that no part given to :func:`create_snapshot` names.
+BASE_PART = "base"
+
+
+@dataclass(frozen=True)
+class SnapshotPart:
+    """A named group of a snapshot's episodes.
+
+    :param name: unique among the snapshot's parts.
+    :param reason: why these episodes are in the dataset (free text: "DAgger round 2", "failures of cycle 7").
+    :param episode_ids: the part's episodes.
+    :param weight: sampling weight (> 0): training repeats each of the part's samples this many times as often as
+        a sample of weight 1 (multiplied into the repeat factors of :mod:`autoloop.training.balance`).
+    """
+
+    name: str
+    reason: str
+    episode_ids: tuple[str, ...]
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a snapshot part needs a name")
+        if not (math.isfinite(self.weight) and self.weight > 0.0):
+            raise ValueError(f"snapshot part {self.name!r}: weight {self.weight}, expected a finite number > 0")
+
+
 @dataclass(frozen=True)
 class DatasetSnapshot:
     """A stored manifest.
@@ -40,6 +68,7 @@ class DatasetSnapshot:
     :param episode_ids: episodes in the snapshot.
     :param num_steps: total steps over the episodes.
     :param filters: how the episodes were chosen.
+    :param parts: its parts, by name (empty: a snapshot made without parts, every episode of weight 1).
     """
 
     digest: str
@@ -47,6 +76,14 @@ class DatasetSnapshot:
     episode_ids: tuple[str, ...]
     num_steps: int
     filters: dict[str, Any]
+    parts: tuple[SnapshotPart, ...] = ()
+
+    def weights(self) -> dict[str, float]:
+        """Each episode's sampling weight: its part's (1 without parts)."""
+        weights = dict.fromkeys(self.episode_ids, 1.0)
+        for part in self.parts:
+            weights.update(dict.fromkeys(part.episode_ids, part.weight))
+        return weights
 
 
 def unpack_bev(packed: NDArray[np.uint8], rows: NDArray[np.intp], shape: tuple[int, int, int]) -> NDArray[np.uint8]:
@@ -74,9 +111,15 @@ class TrainingArrays:
         return unpack_bev(self.bev_packed, rows, self.bev_shape)
 
 
-def create_snapshot(store: EpisodeStore, folder: Path, episode_ids: Sequence[str],
-                    filters: dict[str, Any]) -> DatasetSnapshot:
-    """Write (or find) the snapshot of ``episode_ids`` under ``folder``."""
+def create_snapshot(store: EpisodeStore, folder: Path, episode_ids: Sequence[str], filters: dict[str, Any], *,
+                    parts: Sequence[SnapshotPart] | None = None) -> DatasetSnapshot:
+    """Write (or find) the snapshot of ``episode_ids`` under ``folder``.
+
+    :param parts: groups of ``episode_ids`` with their reasons and weights; the episodes no part names form the
+        part ``base`` (no reason, weight 1). ``None``: a snapshot without parts (every episode of weight 1).
+    :raises ValueError: for an episode of a part that is not in ``episode_ids``, in two parts, or left for
+        ``base`` when a part is already named so; for two parts of one name.
+    """
     if not episode_ids:
         raise ValueError("a dataset snapshot needs at least one episode")
     folders = store.folders()
@@ -87,7 +130,11 @@ def create_snapshot(store: EpisodeStore, folder: Path, episode_ids: Sequence[str
         marker = (folders[episode_id] / MANIFEST).read_bytes()
         entries.append({"episode_id": episode_id, "sha256": hashlib.sha256(marker).hexdigest(),
                         "steps": json.loads(marker)["num_steps"]})
-    manifest = {"schema_version": SCHEMA_VERSION, "filters": filters, "episodes": entries}
+    manifest: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "filters": filters, "episodes": entries}
+    if parts is not None:
+        manifest["parts"] = [{"name": part.name, "reason": part.reason, "weight": part.weight,
+                              "episode_ids": sorted(part.episode_ids)}
+                             for part in _complete_parts(parts, episode_ids)]
     text = json.dumps(manifest, sort_keys=True, indent=1)
     digest = hashlib.sha256(text.encode()).hexdigest()
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,6 +144,33 @@ def create_snapshot(store: EpisodeStore, folder: Path, episode_ids: Sequence[str
         temporary.write_text(text)
         os.replace(temporary, path)
     return load_snapshot(path)
+
+
+def _complete_parts(parts: Sequence[SnapshotPart], episode_ids: Sequence[str]) -> list[SnapshotPart]:
+    """``parts`` checked against ``episode_ids`` and completed by the ``base`` part, sorted by name."""
+    names = [part.name for part in parts]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"two snapshot parts are named {name!r}")
+    wanted = set(episode_ids)
+    owner: dict[str, str] = {}
+    for part in parts:
+        for episode_id in part.episode_ids:
+            if episode_id not in wanted:
+                raise ValueError(f"episode {episode_id!r} of snapshot part {part.name!r} is not among the "
+                                 "snapshot's episodes")
+            if episode_id in owner:
+                raise ValueError(f"episode {episode_id!r} is in two snapshot parts, {owner[episode_id]!r} and "
+                                 f"{part.name!r}: an episode belongs to one part")
+            owner[episode_id] = part.name
+    rest = tuple(sorted(wanted - owner.keys()))
+    complete = list(parts)
+    if rest:
+        if BASE_PART in names:
+            raise ValueError(f"episode {rest[0]!r} is in no snapshot part, and the part {BASE_PART!r} that would "
+                             "take it is given: name it in a part")
+        complete.append(SnapshotPart(name=BASE_PART, reason="", episode_ids=rest))
+    return sorted(complete, key=lambda part: part.name)
 
 
 def load_snapshot(path: Path) -> DatasetSnapshot:
@@ -112,6 +186,8 @@ def load_snapshot(path: Path) -> DatasetSnapshot:
         episode_ids=tuple(entry["episode_id"] for entry in manifest["episodes"]),
         num_steps=sum(entry["steps"] for entry in manifest["episodes"]),
         filters=manifest["filters"],
+        parts=tuple(SnapshotPart(name=part["name"], reason=part["reason"], episode_ids=tuple(part["episode_ids"]),
+                                 weight=float(part["weight"])) for part in manifest.get("parts", ())),
     )
 
 

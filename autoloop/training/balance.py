@@ -10,6 +10,9 @@ threshold ``t``, and a sample is repeated by the largest factor of its categorie
 A category is a situation the state vector shows (:mod:`sim.scene.observation`) crossed with the expert's
 longitudinal decision (its target speed against the current speed). A sample is in every situation it shows (a
 leader and a stop line, say), and in ``open road`` when it shows none.
+
+A sample's repeat factor is then multiplied by its weight (its dataset snapshot part's,
+:class:`~autoloop.episodes.SnapshotPart`): the rows of a part of weight 3 appear three times as often.
 """
 
 from __future__ import annotations
@@ -74,6 +77,20 @@ def repeat_factors(data: TrajectoryArrays, rows: NDArray[np.intp], threshold: fl
     factor = np.maximum(1.0, np.sqrt(threshold / np.maximum(frequency, 1e-12)))
     result: NDArray[np.float64] = np.where(member, factor[None], 1.0).reshape(len(rows), -1).max(axis=1)
     return result
+
+
+def epoch_rows(data: TrajectoryArrays, rows: NDArray[np.intp], *, threshold: float, seed: int) -> NDArray[np.intp]:
+    """The rows an epoch trains on: ``rows`` repeated by their repeat factors (``threshold``: see
+    :func:`repeat_factors`) times their weights (:attr:`TrajectoryArrays.weight`), drawn by :func:`repeated_rows`
+    from ``seed``; ``rows`` as they are when every factor and weight is 1."""
+    factors = repeat_factors(data, rows, threshold)
+    if data.weight is not None:
+        factors = factors * data.weight[rows]
+    repeated = repeated_rows(rows, factors, seed)
+    if np.any(factors != 1.0):
+        log.info("repeat-factor sampling: %d training rows per epoch from %d samples (factors %.2f to %.1f)",
+                 len(repeated), len(rows), factors.min(), factors.max())
+    return repeated
 
 
 def repeated_rows(rows: NDArray[np.intp], factors: NDArray[np.float64], seed: int) -> NDArray[np.intp]:

@@ -43,8 +43,9 @@ COLUMNS = ("obs_bev", "obs_state", "label", "x_m", "y_m", "yaw_rad", "speed_mps"
 @dataclass(frozen=True)
 class TrajectoryArrays:
     """Samples: packed BEVs ``(N, bytes)``, states ``(N, S)``, expert actions ``(N, 2)``, waypoints ``(N, K, 2)``
-    (ego frame, metres), target speeds ``(N,)`` (m/s), whether each sample has a trajectory target, and whether
-    it has an expert action (fleet logs have none)."""
+    (ego frame, metres), target speeds ``(N,)`` (m/s), whether each sample has a trajectory target, whether
+    it has an expert action (fleet logs have none), and each sample's sampling weight ``(N,)`` (its snapshot
+    part's: :class:`~autoloop.episodes.SnapshotPart`; ``None``: every sample weighs 1)."""
 
     bev_packed: NDArray[np.uint8]
     bev_shape: tuple[int, int, int]
@@ -54,6 +55,7 @@ class TrajectoryArrays:
     speed: NDArray[np.float32]
     has_trajectory: NDArray[np.bool_]
     has_action: NDArray[np.bool_]
+    weight: NDArray[np.float32] | None = None
 
     def __len__(self) -> int:
         return len(self.action)
@@ -83,7 +85,8 @@ def load_trajectory_arrays(store: EpisodeStore, snapshot: DatasetSnapshot, *, wa
                            waypoint_dt_s: float = 0.5, bev: BevSpec | None = None) -> TrajectoryArrays:
     """Samples of every episode of ``snapshot`` (hashes checked as the snapshot reads): those of episodes that hold
     observations, and those of fleet logs with observations rendered at ``bev`` (default: the size of the stored
-    observations, at :class:`~autoloop.config.SimConfig`'s default resolution)."""
+    observations, at :class:`~autoloop.config.SimConfig`'s default resolution); each sample weighs what its
+    episode does (:meth:`~autoloop.episodes.DatasetSnapshot.weights`)."""
     plan = ExpertParams()
     if waypoints > plan.plan_steps or not np.isclose(plan.plan_dt_s, waypoint_dt_s):
         raise ValueError(f"trajectory targets of {waypoints} waypoints {waypoint_dt_s} s apart do not match the "
@@ -97,21 +100,24 @@ def load_trajectory_arrays(store: EpisodeStore, snapshot: DatasetSnapshot, *, wa
         bev = SimConfig(bev_size_px=stored[1]).bev() if stored else SimConfig().bev()
     shape = (stored[0], stored[1], stored[2]) if stored else (len(Channel), bev.size_px, bev.size_px)
     parts = []
+    weights = snapshot.weights()
     skipped = fleet = 0
     for episode_id, (metadata, columns) in zip(snapshot.episode_ids, episodes, strict=True):
+        part: dict[str, NDArray[Any]] | None
         if "obs_bev" in columns:
-            parts.append(_episode_samples(metadata, columns, waypoints, waypoint_dt_s))
+            part = _episode_samples(metadata, columns, waypoints, waypoint_dt_s)
         elif store.manifest(episode_id)["source"] == "fleet":
             if shape != (len(Channel), bev.size_px, bev.size_px):
                 raise ValueError(f"fleet episode {episode_id}: rendered BEVs {bev} do not match the stored {shape}")
             part = _fleet_samples(store, episode_id, metadata, columns, bev, waypoints, waypoint_dt_s)
-            if part is None:
-                skipped += 1
-                continue
-            parts.append(part)
-            fleet += len(part["speed"])
+            fleet += len(part["speed"]) if part is not None else 0
         else:
+            part = None
+        if part is None:
             skipped += 1
+            continue
+        part["weight"] = np.full(len(part["speed"]), weights[episode_id], dtype=np.float32)
+        parts.append(part)
     if not parts:
         raise ValueError(f"dataset snapshot {snapshot.digest[:12]} has no episode with observations")
     if skipped:
@@ -127,6 +133,7 @@ def load_trajectory_arrays(store: EpisodeStore, snapshot: DatasetSnapshot, *, wa
         speed=np.concatenate([p["speed"] for p in parts]).astype(np.float32, copy=False),
         has_trajectory=np.concatenate([p["has_trajectory"] for p in parts]),
         has_action=np.concatenate([p["has_action"] for p in parts]),
+        weight=np.concatenate([p["weight"] for p in parts]),
     )
 
 

@@ -3,7 +3,7 @@ processes, mixed precision and ``torch.compile`` on GPUs, a checkpoint after eve
 
 Reproducibility: the network's initial weights come from ``seed`` (every rank builds the same, and DDP broadcasts
 rank 0's anyway); each epoch's order is a permutation drawn from ``(seed, epoch)``, split into one equal share per
-rank (the training rows repeated by their repeat factors first, when ``repeat_threshold`` is set:
+rank (the training rows repeated by their repeat factors and their snapshot parts' weights first:
 :mod:`autoloop.training.balance`); so a run resumed from the checkpoint of epoch ``e`` repeats epochs
 ``e + 1 ...`` exactly as an uninterrupted run does, and its final weights are equal (``torch.equal``) on the same
 hardware and thread count.
@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from autoloop.config import TrainConfig
-from autoloop.training.balance import repeat_factors, repeated_rows
+from autoloop.training.balance import epoch_rows
 from autoloop.training.data import Batch, TrajectoryArrays, batches
 from autoloop.training.distributed import SINGLE_CPU, Topology
 from sim.scene.observation import OBSERVATION_FORMAT, check_observation_format
@@ -81,11 +81,7 @@ def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainCo
         model = DistributedDataParallel(model, device_ids=[topology.device.index] if cuda else None)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and config.amp else nullcontext
     val_rows, train_rows = _split(len(data), config.seed)
-    if config.repeat_threshold > 0.0:
-        factors = repeat_factors(data, train_rows, config.repeat_threshold)
-        train_rows = repeated_rows(train_rows, factors, config.seed)
-        log.info("repeat-factor sampling: %d training rows per epoch from %d samples (largest factor %.1f)",
-                 len(train_rows), len(factors), factors.max())
+    train_rows = epoch_rows(data, train_rows, threshold=config.repeat_threshold, seed=config.seed)
     share = len(train_rows) // topology.world_size
     if share < 1:
         raise ValueError(f"{len(train_rows)} training samples cannot be shared by {topology.world_size} processes")
