@@ -40,7 +40,9 @@ HomeOption = Annotated[
 
 def _load(config: Path | None, profile: str | None, suite: str | None = None) -> AutoloopConfig:
     try:
-        return load_config(config, profile=profile, overrides={"evaluate": {"suite": suite}} if suite else None)
+        # (a suite named on the command line is driven whole)
+        return load_config(config, profile=profile,
+                           overrides={"evaluate": {"suite": suite, "routes": None}} if suite else None)
     except ConfigError as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
@@ -500,6 +502,28 @@ def bench_drive_command(
                         start_perturbation=(start_lateral_m, start_yaw_rad), validation_routes=validation_routes,
                         train=TrainConfig(epochs=epochs, batch_size=128, threads=threads))
     print(json.dumps({"benchmark": "drive", **run_study(work, study)}, indent=1))
+
+
+@bench_app.command("engine")
+def bench_engine_command(
+    work: Annotated[Path, typer.Option("--dir", help="Work folder (each arm's home, engine.json, engine.png, "
+                                       "an MLflow store); an interrupted bench goes on from it.")],
+    cycles: Annotated[int, typer.Option(help="Cycles per arm.", min=1)] = 6,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (both arms).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Base profile: quick or default.")] = None,
+    curve_routes: Annotated[int | None, typer.Option(help="Score the curve on a slice of this many eval routes "
+                                                     "(default: all 126).", min=1)] = None,
+) -> None:
+    """The data engine against random collection at the same budget: K cycles each from an empty home, every
+    cycle's champion on the held-out eval suite; both curves and the final paired difference (JSON on stdout)."""
+    import json
+
+    from autoloop.bench_engine import bench_engine
+
+    _setup_logging()
+    loaded = _load(config, profile)
+    print(json.dumps({"benchmark": "engine", **bench_engine(work, loaded, cycles=cycles, curve_routes=curve_routes)},
+                     indent=1))
 
 
 @bench_app.command("scale")

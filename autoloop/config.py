@@ -71,31 +71,37 @@ class CollectConfig(_Frozen):
     """Expert data collection.
 
     Each collection drives new scenarios: the first uses seeds ``seed .. seed + episodes - 1`` and later ones
-    continue after the highest seed already collected in the episode store.
+    continue after the highest seed already collected in the episode store. The data engine
+    (:class:`EngineConfig`) spends a share of them on what failed.
 
-    :param episodes: scenarios to drive per collection.
+    :param source: where routes are drawn: ``towns`` (procedural training towns, each route with one scenario event
+        of a type drawn by the engine's weights, or none; towns with seeds from 9000 on are held out) or ``map``
+        (random routes on ``sim.map_name``, e.g. one junction).
+    :param episodes: scenarios to drive per collection (the collection's budget).
     :param seed: first scenario seed.
     :param action_noise: standard deviation of the temporally correlated noise added to the expert's executed
         actions (the stored labels stay clean), so the data shows how to recover from mistakes.
     :param dataset_episodes: episodes in the dataset snapshot a collection produces: the new ones plus the
-        most recent earlier collected ones, up to this many.
+        most recent earlier collected ones, up to this many (unset: every collected episode: the dataset
+        accumulates).
     :param fleet_episodes: the snapshot also holds up to this many of the store's fleet episodes (the newest
         ingested; see ``autoloop ingest``), which training learns from by their recorded future (0: none).
     :param start_lateral_m: perturbed starts: each ego starts shifted sideways by up to this much (uniform)...
     :param start_yaw_rad: ... and turned by up to this much, so the expert shows how to get back to the route.
     """
 
+    source: Literal["towns", "map"] = "towns"
     episodes: int = Field(default=48, ge=1)
     seed: int = Field(default=0, ge=0)
     action_noise: float = Field(default=0.15, ge=0.0)
     start_lateral_m: float = Field(default=0.75, ge=0.0, le=1.5)
     start_yaw_rad: float = Field(default=0.15, ge=0.0, le=0.5)
-    dataset_episodes: int = Field(default=96, ge=1)
+    dataset_episodes: int | None = Field(default=None, ge=1)
     fleet_episodes: int = Field(default=64, ge=0)
 
     @model_validator(mode="after")
     def _dataset_holds_collection(self) -> Self:
-        if self.dataset_episodes < self.episodes:
+        if self.dataset_episodes is not None and self.dataset_episodes < self.episodes:
             raise ValueError(f"dataset_episodes ({self.dataset_episodes}) must be at least episodes "
                              f"({self.episodes})")
         return self
@@ -214,13 +220,24 @@ class TrainConfig(_Frozen):
     :param waypoints: future waypoints predicted, 0.5 s apart.
     :param width: channels of the encoder's first convolution.
     :param hidden: width of the encoder's projection and of the heads.
+    :param init: what training starts from: ``champion`` (warm start: the weights of the registry's ``champion``,
+        fine-tuned by ``finetune_epochs`` at ``finetune_learning_rate``; from scratch when there is no champion
+        yet or its network differs from this config's: :mod:`autoloop.training.warm`) or ``scratch`` (fresh
+        weights from ``seed``, trained by ``epochs`` at ``learning_rate``).
     :param epochs: passes over the dataset.
     :param batch_size: samples per gradient step (per process under DDP).
     :param learning_rate: Adam learning rate.
+    :param finetune_epochs: passes over the dataset when warm-starting from the champion: a fine-tune needs fewer
+        than training from scratch, and stops before it forgets what the champion knew.
+    :param finetune_learning_rate: Adam learning rate when warm-starting from the champion: lower than
+        ``learning_rate``, so the updates refine the champion's weights rather than overwrite them.
     :param weight_decay: Adam weight decay.
     :param seed: seed for initialization and shuffling.
     :param repeat_threshold: repeat-factor sampling of rare situations (:mod:`autoloop.training.balance`): a
         category of samples rarer than this share is repeated ``sqrt(threshold / share)`` times per epoch (0: off).
+    :param rows_per_epoch: an epoch trains on at most this many rows (after repeat-factor sampling and weights),
+        drawn anew each epoch from the seed, so that an epoch's cost stays bounded as the dataset accumulates over
+        cycles (unset: every row, every epoch).
     :param threads: torch CPU threads (default: torch's choice, one per core); use 1 when other work shares
         the cores.
     :param amp: mixed precision (bfloat16 autocast) when training on a GPU.
@@ -237,12 +254,16 @@ class TrainConfig(_Frozen):
     waypoints: int = Field(default=4, ge=1, le=8)
     width: int = Field(default=16, ge=1)
     hidden: int = Field(default=128, ge=2)
+    init: Literal["champion", "scratch"] = "champion"
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=256, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0.0)
+    finetune_epochs: int = Field(default=4, ge=1)
+    finetune_learning_rate: float = Field(default=3e-4, gt=0.0)
     weight_decay: float = Field(default=1e-5, ge=0.0)
     seed: int = 0
     repeat_threshold: float = Field(default=0.05, ge=0.0, le=1.0)
+    rows_per_epoch: int | None = Field(default=65_536, ge=1)
     threads: int | None = Field(default=None, ge=1)
     amp: bool = True
     compile: bool = True
@@ -256,6 +277,10 @@ class EvaluateConfig(_Frozen):
 
     :param suite: a named scenario suite (``sim.scenarios.suites``: ``smoke``, ``eval``, ``carla-towns``...); when
         unset, the held-out scenarios of :attr:`AutoloopConfig.sim` with the seeds below.
+    :param routes: with ``suite: eval``, a fixed held-out slice of it: this many routes, a type at a time
+        (:func:`sim.scenarios.suites.eval_slice`); unset: the whole suite.
+    :param regression: candidates also drive the regression suite (routes a champion once failed, fleet moments
+        used; :mod:`autoloop.engine.regression`), and the gate checks them.
     :param episodes: without ``suite``: scenarios to drive; seeds ``seed .. seed + episodes - 1``, disjoint from
         collection's.
     :param seed: without ``suite``: first scenario seed.
@@ -266,7 +291,9 @@ class EvaluateConfig(_Frozen):
     :param report_clips: animated clips of the worst routes in the evaluation report.
     """
 
-    suite: str | None = None
+    suite: str | None = "eval"
+    routes: int | None = Field(default=20, ge=1)
+    regression: bool = True
     episodes: int = Field(default=24, ge=1)
     seed: int = Field(default=1_000_000, ge=0)
     scorer: str = "lb2"
@@ -289,6 +316,13 @@ class EvaluateConfig(_Frozen):
             raise ValueError(f"unknown suite {value!r}; choose one of {', '.join(SUITE_NAMES)}")
         return value
 
+    @model_validator(mode="after")
+    def _slice_of_eval(self) -> Self:
+        if self.routes is not None and self.suite != "eval":
+            raise ValueError(f"routes: a slice is taken of the suite 'eval' only (suite is {self.suite!r}); "
+                             f"unset routes")
+        return self
+
 
 class GateConfig(_Frozen):
     """Promotion gate; scores and rates in percent like the Leaderboard.
@@ -302,6 +336,8 @@ class GateConfig(_Frozen):
         ``-champion_margin``.
     :param type_tolerance: no scenario type may regress: the candidate's mean paired driving-score difference on
         the routes of each scenario type must be at least ``-type_tolerance``.
+    :param regression_tolerance: of the regression-suite routes the champion passes, the candidate may fail at
+        most this share (percent, rounded down to routes; a route fails as :attr:`EngineConfig.failing_ds` says).
     """
 
     min_driving_score: float = Field(default=60.0, ge=0.0)
@@ -310,6 +346,47 @@ class GateConfig(_Frozen):
     max_collisions_per_km: float = Field(default=5.0, ge=0.0)
     champion_margin: float = Field(default=5.0, ge=0.0)
     type_tolerance: float = Field(default=15.0, ge=0.0)
+    regression_tolerance: float = Field(default=10.0, ge=0.0, le=100.0)
+
+
+class PerturbationConfig(_Frozen):
+    """Bounds of the scenarios generated from a fleet moment (:mod:`autoloop.engine.generate`): each recorded
+    actor's timing shifted, speed scaled and position moved, and the ego's start moved and its speed scaled, by
+    amounts drawn uniformly within these."""
+
+    time_shift_s: float = Field(default=1.0, ge=0.0)
+    speed_scale: float = Field(default=0.2, ge=0.0, lt=1.0)
+    longitudinal_m: float = Field(default=3.0, ge=0.0)
+    lateral_m: float = Field(default=0.5, ge=0.0)
+    ego_start_m: float = Field(default=5.0, ge=0.0)
+    ego_speed_scale: float = Field(default=0.2, ge=0.0, lt=1.0)
+
+
+class EngineConfig(_Frozen):
+    """The data engine: each collection spends a share of its budget on what failed (:mod:`autoloop.engine`).
+
+    :param failure_share: share of the collection's episodes spent on failures (fleet moments and generated
+        scenarios, then routes of the failing types and places); 0 turns the engine off (random collection).
+    :param floor: no scenario type or place gets a targeted weight below this.
+    :param failing_ds: an evaluated route fails below this driving score (or when it has an infraction or does not
+        complete).
+    :param fleet_moments: fleet moments (mined triggers and shadow-mode moments not used yet) per collection.
+    :param generated_per_moment: scenarios generated from each fleet moment.
+    :param shadow_episodes: fleet logs the champion drives open-loop in shadow mode per collection (0: none).
+    :param failure_weight: sampling weight of the failure parts of the dataset (breadth has 1).
+    :param perturbation: bounds of generated scenarios.
+    :param seed: seed of the generated scenarios' perturbations.
+    """
+
+    failure_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    floor: float = Field(default=0.01, ge=0.0, le=0.05)
+    failing_ds: float = Field(default=80.0, ge=0.0, le=100.0)
+    fleet_moments: int = Field(default=4, ge=0)
+    generated_per_moment: int = Field(default=2, ge=0)
+    shadow_episodes: int = Field(default=8, ge=0)
+    failure_weight: float = Field(default=2.0, gt=0.0)
+    perturbation: PerturbationConfig = PerturbationConfig()
+    seed: int = 0
 
 
 class RegistryConfig(_Frozen):
@@ -354,11 +431,14 @@ class AutoloopConfig(_Frozen):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     gate: GateConfig = GateConfig()
+    engine: EngineConfig = EngineConfig()
     registry: RegistryConfig = RegistryConfig()
     compute: ComputeConfig = ComputeConfig()
 
     @model_validator(mode="after")
     def _held_out(self) -> Self:
+        if self.collect.source != "map" or self.evaluate.suite is not None:
+            return self  # (towns from 9000 on are held out for evaluation; named suites run on those)
         collect = range(self.collect.seed, self.collect.seed + self.collect.episodes)
         evaluate = range(self.evaluate.seed, self.evaluate.seed + self.evaluate.episodes)
         if collect.start < evaluate.stop and evaluate.start < collect.stop:

@@ -7,10 +7,13 @@ Every check is kept with a sentence saying how the candidate fared, so a verdict
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from autoloop.config import GateConfig
+from autoloop.engine.failures import route_failed
 from autoloop.evaluation import SIMULATION_CRASHED, Comparison, EvaluationResult
 
 
@@ -44,13 +47,17 @@ class Verdict:
         return {**asdict(self), "reasons": list(self.reasons)}
 
 
-def decide(candidate: EvaluationResult, comparison: Comparison | None, gate: GateConfig) -> Verdict:
+def decide(candidate: EvaluationResult, comparison: Comparison | None, gate: GateConfig, *,
+           champion: EvaluationResult | None = None, regression: Sequence[int] = (),
+           failing_ds: float = 80.0) -> Verdict:
     """Apply the gate to a candidate's evaluation, and to its paired comparison with the champion if there is one.
 
     Checks: the evaluation ran every route (no simulator crash left), minimum driving score, success rate and
     route completion, maximum collisions per km; with a champion, the lower bound of the paired driving-score
-    difference above ``-champion_margin`` and no scenario type's mean paired difference below
-    ``-type_tolerance``.
+    difference above ``-champion_margin``, no scenario type's mean paired difference below ``-type_tolerance``,
+    and with ``regression`` routes (indices of the suite's regression routes; ``champion``'s evaluation of the same
+    suite), at most ``regression_tolerance`` percent of those the champion passes failed by the candidate (a route
+    fails as :func:`autoloop.engine.failures.route_failed` says, below ``failing_ds``).
     """
     crashed = sum(route.status == SIMULATION_CRASHED for route in candidate.routes)
     checks = [
@@ -77,8 +84,27 @@ def decide(candidate: EvaluationResult, comparison: Comparison | None, gate: Gat
             f"scenario type {kind}", ok,
             f"{kind}: mean paired driving-score difference {mean:+.1f} {'>=' if ok else '<'} "
             f"-{gate.type_tolerance:.1f}"))
+    if champion is not None and regression:
+        checks.append(_regressions(candidate, champion, regression, gate.regression_tolerance, failing_ds))
     return Verdict(passed=all(check.passed for check in checks), checks=tuple(checks),
                    paired_difference=difference.mean, paired_low=difference.low)
+
+
+def _regressions(candidate: EvaluationResult, champion: EvaluationResult, regression: Sequence[int],
+                 tolerance: float, failing_ds: float) -> Check:
+    """The regression-suite check: routes the champion passes and the candidate fails, against the tolerance."""
+    def failed(result: EvaluationResult, index: int) -> bool:
+        route = routes[id(result)][index]
+        return route_failed(route.status, route.driving_score, route.infraction_counts, failing_ds)
+
+    routes = {id(result): {route.index: route for route in result.routes} for result in (candidate, champion)}
+    passed = [index for index in regression if not failed(champion, index)]
+    broken = [index for index in passed if failed(candidate, index)]
+    allowed = math.floor(tolerance / 100.0 * len(passed) + 1e-9)
+    listed = f" (routes {', '.join(str(i) for i in broken[:10])}{'...' if len(broken) > 10 else ''})" if broken else ""
+    return Check("regression suite", len(broken) <= allowed,
+                 f"regression suite: the candidate fails {len(broken)} of the {len(passed)} regression routes the "
+                 f"champion passes{listed}; at most {allowed} allowed ({tolerance:.0f} %)")
 
 
 def _at_least(name: str, value: float, minimum: float) -> Check:

@@ -32,6 +32,11 @@ class Paths:
         return self.home / "datasets"
 
     @property
+    def engine(self) -> Path:
+        """The data engine's findings, used fleet moments and regression suite (see ``autoloop.engine.ledger``)."""
+        return self.home / "engine"
+
+    @property
     def checkpoints(self) -> Path:
         return self.home / "checkpoints"
 

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import logging
 import subprocess
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,9 +22,15 @@ import numpy as np
 from autoloop import tracking
 from autoloop.compute import Compute
 from autoloop.config import AutoloopConfig, dump_config
+from autoloop.engine.failures import Failure, evaluation_failures
+from autoloop.engine.generate import PerturbationBounds
+from autoloop.engine.ledger import Ledger, find
+from autoloop.engine.regression import with_regression
+from autoloop.engine.sourcing import fleet_moments, generated, shadow_pass, source
 from autoloop.episodes import (
     DatasetSnapshot,
     EpisodeStore,
+    SnapshotPart,
     create_snapshot,
     load_snapshot,
 )
@@ -39,14 +46,17 @@ from autoloop.evaluation import (
 from autoloop.evaluation.report import write_report
 from autoloop.gating import Check, Verdict, decide
 from autoloop.paths import Paths
-from autoloop.rollout import DriverFactory, PolicyDriver, RolloutOptions, expert_driver, rollout
+from autoloop.rollout import DriverFactory, PolicyDriver, expert_driver
 from autoloop.training import EpochMetrics, TrainResult, load_trajectory_arrays, train_bc
 from autoloop.training.dagger import DaggerRound
 from autoloop.training.launch import torchrun, train_processes
 from autoloop.training.loop import CHECKPOINT
 from autoloop.training.pipeline import train_pipeline
+from autoloop.training.warm import initial_policy, schedule
+from policies.base import LearnedPolicy
 from policies.checkpoint import load_policy
 from sim.metrics import score_suite
+from sim.scenarios.suites import Suite
 from sim.scene.observation import OBSERVATION_FORMAT, Observation
 
 log = logging.getLogger(__name__)
@@ -117,46 +127,111 @@ def finish_cycle(context: StageContext, *, failed: bool = False) -> None:
 
 
 def collect(context: StageContext) -> CollectResult:
-    """Drive the expert (with exploration noise) on new collection scenarios, store the episodes, and snapshot
-    them with the most recent earlier collected episodes as a dataset."""
+    """Source new episodes the data engine's way (:mod:`autoloop.engine.sourcing`: a share of the budget on what
+    failed in the last evaluations and the fleet, driven by the champion with the expert labelling; the rest drawn
+    for breadth and driven by the expert with exploration noise), store them, keep the fleet moments used in the
+    regression suite, and snapshot the accumulated dataset with a part per reason."""
     config = context.config
+    ledger = Ledger(context.paths.engine)
     earlier = _collected_seeds(context.store)
-    seeds = _next_seeds(config, earlier)
+    first = _first_seed(config, earlier)
     with tracking.stage_run("collect", experiment_id=context.experiment_id,
                             parent_run_id=context.parent_run_id) as run_id:
-        tracking.log_params({**config.collect.model_dump(), "first_seed": seeds.start,
+        tracking.log_params({**_flat(config.collect.model_dump()), "first_seed": first,
+                             **_flat(config.engine.model_dump(), "engine."),
                              **{f"sim.{k}": v for k, v in config.sim.model_dump().items()}})
-        scenarios = [config.sim.sample(seed)
-                     for seed in seeds]
-        options = RolloutOptions(labels=True, action_noise=config.collect.action_noise, noise_seed=seeds.start,
-                                 start_perturbation=(config.collect.start_lateral_m, config.collect.start_yaw_rad))
-        results = rollout(scenarios, sim=config.sim, driver=expert_driver, policy_name="expert",
-                          tags={"purpose": "collect", "mlflow_run_id": run_id}, options=options,
-                          compute=Compute.from_config(config.compute))
+        champion = _champion_driver(config)
+        shadowed = _shadow(context, ledger, champion[0]) if champion is not None else []
+        moments, skipped = fleet_moments(context.store, ledger, limit=config.engine.fleet_moments, extra=shadowed)
+        bounds = PerturbationBounds(**config.engine.perturbation.model_dump())
+        sourced = source(
+            config, context.store, ledger, first_seed=first, champion=champion, moments=moments,
+            tags={"mlflow_run_id": run_id}, compute=Compute.from_config(config.compute),
+            generate=lambda scenario, count, seed: generated(scenario, count, bounds=bounds,
+                                                         seed=config.engine.seed + seed))
+        results = list(sourced.results)
         context.store.write_many([episode for episode, _ in results])
+        ledger.mark_used(moment.key for moment in sourced.moments)
+        if config.evaluate.regression:
+            ledger.regression.add(sourced.moments)
         steps = sum(episode.num_steps for episode, _ in results)
         suite = score_suite([record for _, record in results])
-        keep = config.collect.dataset_episodes - len(results)
-        older = [earlier[seed] for seed in sorted(earlier)[max(0, len(earlier) - keep):]] if keep else []
-        fleet = _newest_fleet_episodes(context.store, config.collect.fleet_episodes)
-        episode_ids = [episode.episode_id for episode, _ in results] + older + fleet
-        snapshot = create_snapshot(
-            context.store, context.paths.datasets, episode_ids,
-            filters={"purpose": "collect", "new_seeds": [seeds.start, seeds.stop - 1],
-                     "earlier_episodes": len(older), "fleet_episodes": len(fleet)},
-        )
+        snapshot = _accumulated_snapshot(context, config)
         tracking.log_dataset(snapshot, context="collected")
-        tracking.log_dict({"episodes": [
-            {"episode_id": episode.episode_id, "scenario_seed": seed, "status": record.status.value,
-             "route_completion": record.route_completion, "steps": episode.num_steps}
-            for seed, (episode, record) in zip(seeds, results, strict=True)
-        ]}, "collection.json")
-        tracking.log_metrics({"episodes": len(results), "steps": steps, "dataset_episodes": len(episode_ids),
-                              "expert_driving_score": suite.driving_score})
+        tracking.log_dict({"weights": sourced.weights.to_json() if sourced.weights else None,
+                           "left_out": [*skipped, *sourced.notes],
+                           "episodes": [{"episode_id": episode.episode_id, "part": item.part, "reason": item.reason,
+                                         "seed": item.seed, "status": record.status.value,
+                                         "route_completion": record.route_completion, "steps": episode.num_steps}
+                                        for item, (episode, record) in zip(sourced.planned, results, strict=True)]},
+                          "collection.json")
+        parts = {part: sum(item.part == part for item in sourced.planned)
+                 for part in ("breadth", "targeted", "fleet", "generated")}
+        tracking.log_metrics({"episodes": len(results), "steps": steps, "dataset_episodes": len(snapshot.episode_ids),
+                              "expert_driving_score": suite.driving_score,
+                              **{f"{part}_episodes": count for part, count in parts.items()}})
         tracking.set_tags({"autoloop.dataset_digest": snapshot.digest})
-        log.info("collected %d episodes (%d steps); snapshot %s holds %d episodes (%d from the fleet)", len(results),
-                 steps, snapshot.digest[:12], len(episode_ids), len(fleet))
+        log.info("collected %d episodes (%d steps: %s); snapshot %s holds %d episodes", len(results), steps,
+                 ", ".join(f"{count} {part}" for part, count in parts.items() if count), snapshot.digest[:12],
+                 len(snapshot.episode_ids))
         return CollectResult(len(results), steps, suite.driving_score, snapshot, run_id)
+
+
+def _shadow(context: StageContext, ledger: Ledger, champion_uri: str) -> list[Failure]:
+    """Shadow mode of the champion on fleet logs it has not shadowed yet; the summaries go to the run."""
+    config = context.config
+    logged = tracking.logged_policy(champion_uri)
+    moments, summaries = shadow_pass(context.store, ledger, model_id=logged.model_id,
+                                     policy=tracking.load_policy(logged.model_uri), bev=config.sim.bev(),
+                                     waypoints=config.train.waypoints, episodes=config.engine.shadow_episodes)
+    if summaries:
+        tracking.log_dict({"champion": champion_uri, "logs": summaries}, "shadow.json")
+        for name in ("ade_m", "fde_m", "collision_rate", "off_road_rate", "score"):
+            values = [float(summary[name]) for summary in summaries if name in summary]
+            if values:
+                tracking.log_metrics({f"shadow_{name}": float(np.nanmean(values))})
+        log.info("shadow mode: %s drove %d fleet logs open-loop; %d moments to learn from", champion_uri,
+                 len(summaries), len(moments))
+    return moments
+
+
+def _accumulated_snapshot(context: StageContext, config: AutoloopConfig) -> DatasetSnapshot:
+    """Every collected episode (the newest ``collect.dataset_episodes`` when set) and the newest fleet episodes, a
+    part per reason: breadth and fleet logs of weight 1, what failed of weight ``engine.failure_weight``."""
+    collected = {episode_id: meta["tags"] for episode_id, meta in context.store.metadata("sim").items()
+                 if meta["tags"].get("purpose") == "collect"}
+    chosen = sorted(collected, key=lambda episode_id: (int(collected[episode_id].get("collect_seed", -1)),
+                                                       episode_id))
+    if config.collect.dataset_episodes is not None:
+        chosen = chosen[-config.collect.dataset_episodes:]
+    fleet = _newest_fleet_episodes(context.store, config.collect.fleet_episodes)
+    groups: dict[tuple[str, str], list[str]] = {}
+    for episode_id in chosen:
+        tags = collected[episode_id]
+        part = tags.get("part", "breadth")
+        groups.setdefault((part, "" if part == "breadth" else tags.get("reason", "")), []).append(episode_id)
+    if fleet:
+        groups[("fleet-logs", "fleet logs, learned from by their recorded future")] = fleet
+    parts = [SnapshotPart(name=f"{part}-{index}" if part != "breadth" else "breadth",
+                          reason=reason or "drawn uniformly over types and places", episode_ids=tuple(ids),
+                          weight=1.0 if part in ("breadth", "fleet-logs") else config.engine.failure_weight)
+             for index, ((part, reason), ids) in enumerate(sorted(groups.items()))]
+    return create_snapshot(context.store, context.paths.datasets, chosen + fleet,
+                           filters={"purpose": "collect", "collected_episodes": len(chosen),
+                                    "fleet_episodes": len(fleet)}, parts=parts)
+
+
+def _champion_driver(config: AutoloopConfig) -> tuple[str, DriverFactory] | None:
+    """The champion's URI and driver, when there is one of this code's observation format."""
+    champion = tracking.version_by_alias(config.registry.model_name)
+    if champion is None:
+        return None
+    found = tracking.observation_format(champion.uri)
+    if found != OBSERVATION_FORMAT:
+        log.warning("champion %s not used to collect: its observation format is %s (expected %s)", champion.uri,
+                    found, OBSERVATION_FORMAT)
+        return None
+    return champion.uri, resolve_driver(champion.uri)[1]
 
 
 def _newest_fleet_episodes(store: EpisodeStore, count: int) -> list[str]:
@@ -168,20 +243,23 @@ def _newest_fleet_episodes(store: EpisodeStore, count: int) -> list[str]:
     return newest[-count:]
 
 
-def _collected_seeds(store: EpisodeStore) -> dict[int, str]:
-    """Scenario seed -> episode id of every expert collection episode in the store."""
-    return {int(meta["scenario"]["traffic_seed"]): episode_id
-            for episode_id, meta in store.metadata("sim").items() if meta["tags"].get("purpose") == "collect"}
+def _collected_seeds(store: EpisodeStore) -> set[int]:
+    """Collection seeds of every collected episode in the store."""
+    return {int(meta["tags"]["collect_seed"]) for meta in store.metadata("sim").values()
+            if meta["tags"].get("purpose") == "collect" and "collect_seed" in meta["tags"]}
 
 
-def _next_seeds(config: AutoloopConfig, earlier: dict[int, str]) -> range:
+def _first_seed(config: AutoloopConfig, earlier: set[int]) -> int:
+    """The next collection's first seed: after the highest collected; on one map (``collect.source: map``), its
+    seeds must stay clear of the held-out evaluation seeds."""
     start = max(max(earlier, default=-1) + 1, config.collect.seed)
-    seeds = range(start, start + config.collect.episodes)
     held_out = config.evaluate.seed
-    if seeds.start < held_out + config.evaluate.episodes and held_out < seeds.stop:
-        raise ValueError(f"the next collection seeds {seeds.start}..{seeds.stop - 1} would reach the held-out "
-                         f"evaluation seeds from {held_out}: raise evaluate.seed or use a new AUTOLOOP_HOME")
-    return seeds
+    if config.collect.source == "map" and config.evaluate.suite is None and \
+            start < held_out + config.evaluate.episodes and held_out < start + config.collect.episodes:
+        raise ValueError(f"the next collection seeds {start}..{start + config.collect.episodes - 1} would reach "
+                         f"the held-out evaluation seeds from {held_out}: raise evaluate.seed or use a new "
+                         f"AUTOLOOP_HOME")
+    return start
 
 
 def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
@@ -199,6 +277,17 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
         tracking.log_text(dump_config(config), "config.yaml")
         data = load_trajectory_arrays(context.store, snapshot, waypoints=config.train.waypoints,
                                       bev=config.sim.bev())
+        processes = train_processes(config)
+        champion = tracking.version_by_alias(config.registry.model_name)
+        start = initial_policy(
+            config.train if processes == 1 else config.train.model_copy(update={"init": "scratch"}),
+            bev_shape=data.bev_shape, state_size=data.state.shape[1],
+            load_champion=lambda: _champion_policy(champion), champion_name=champion.uri if champion else "")
+        if processes > 1 and config.train.init == "champion":
+            log.warning("train.init champion: data-parallel training (%d processes) starts from scratch", processes)
+        settings = schedule(config.train, start.warm)
+        tracking.log_params({"init_from": champion.uri if start.warm and champion else "scratch"})
+        tracking.set_tags({"autoloop.init": start.message})
         checkpoints = context.paths.checkpoints / run_id
         epochs = {"done": 0}
 
@@ -214,7 +303,6 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
 
         def imitate() -> TrainResult:
             """Imitation, on ``compute.train_processes`` processes under ``torchrun`` when there are several."""
-            processes = train_processes(config)
             if processes > 1:
                 launched = torchrun(config, paths=context.paths, snapshot=snapshot, checkpoints=checkpoints / "bc",
                                     processes=processes)
@@ -222,7 +310,7 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
                     on_epoch("bc", metrics)
                 result = TrainResult(launched.policy, launched.history, launched.samples)
             else:
-                result = train_bc(data, config.train, checkpoint_dir=checkpoints / "bc",
+                result = train_bc(data, settings, policy=start.policy, checkpoint_dir=checkpoints / "bc",
                                   on_epoch=functools.partial(on_epoch, "bc"), on_step=on_step)
             tracking.log_artifact(checkpoints / "bc" / CHECKPOINT, "checkpoints/bc")
             return result
@@ -234,7 +322,7 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
             tracking.set_tags({"autoloop.dataset_digest": done.snapshot.digest})
 
         stages = train_pipeline(
-            snapshot, config=config.train, sim=config.sim, store=context.store, datasets=context.paths.datasets,
+            snapshot, config=settings, sim=config.sim, store=context.store, datasets=context.paths.datasets,
             folder=checkpoints, imitate=imitate,
             dagger_scenarios=lambda _round: [config.sim.sample(seed) for seed in _dagger_seeds(context)],
             tags={"mlflow_run_id": run_id}, compute=Compute.from_config(config.compute), on_epoch=on_epoch,
@@ -250,6 +338,19 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
         log.info("trained a %s driver on %d samples: val loss %.4f; model %s", policy.kind, samples, last.val_loss,
                  model.model_uri)
         return TrainOutcome(model, samples, last.train_loss, last.val_loss, snapshot.digest)
+
+
+def _champion_policy(champion: tracking.ModelVersionRef | None) -> LearnedPolicy | None:
+    """The champion's driver to warm-start from; ``None`` without one, or with one of another observation format
+    (said in the log)."""
+    if champion is None:
+        return None
+    found = tracking.observation_format(champion.uri)
+    if found != OBSERVATION_FORMAT:
+        log.warning("champion %s: observation format %s (expected %s): training from scratch", champion.uri, found,
+                    OBSERVATION_FORMAT)
+        return None
+    return tracking.load_policy(champion.uri)
 
 
 #: Per-step losses go to MLflow every this many optimizer steps.
@@ -378,10 +479,13 @@ def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: Eval
                 "promote_run_id": run_id, "verdict": "pending",
             }, description=f"Evaluation report: {candidate.report_uri}")
         promoted, before, champion, comparison = False, None, None, None
+        suite = _suite(context)
         for _ in range(PROMOTION_ATTEMPTS):
             before = tracking.version_by_alias(name)
             champion, comparison = _compare_with(context, before, result, run_id)
-            verdict = decide(result, comparison, config.gate)
+            verdict = decide(result, comparison, config.gate, champion=champion,
+                             regression=suite.regression if suite.content_hash == result.suite_hash else (),
+                             failing_ds=config.engine.failing_ds)
             if registered is None or not verdict.passed:
                 break
             promoted = tracking.promote(registered, expected_champion=before.version if before else None, lock=lock)
@@ -405,15 +509,69 @@ def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: Eval
                                   "paired_difference": comparison.difference.mean,
                                   "paired_difference_ci_low": comparison.difference.low,
                                   "paired_difference_ci_high": comparison.difference.high})
+        changes = _data_changes(context, model, before)
+        tracking.set_tags({"autoloop.data_changes": changes})
         if registered is not None:
             tracking.set_version_tags(registered, {
                 "verdict": outcome, "reasons": "; ".join(verdict.reasons) or "all checks passed",
                 "compared_with": before.version if before is not None and champion is not None else "none",
-                "promote_report": report_uri}, lock=lock)
+                "promote_report": report_uri, "data_changes": changes}, lock=lock)
+        _learn(context, suite, result, champion, promoted)
         log.info("%s %s: %s", model.model_uri, "promoted to champion" if promoted else "not promoted",
                  "; ".join(verdict.reasons) or "all checks passed")
         return PromotionResult(verdict, result, champion, comparison, before, registered, promoted, run_id,
                                report_uri)
+
+
+def _learn(context: StageContext, suite: Suite, candidate: EvaluationResult, champion: EvaluationResult | None,
+           promoted: bool) -> None:
+    """What the next cycles learn from this promotion: the failures of the candidate and the champion (the next
+    collection's findings), and the routes a champion failed (the champion's, and the candidate's when it took
+    over) kept in the regression suite."""
+    if candidate.suite_hash != suite.content_hash:
+        log.warning("the candidate's evaluation is of another suite than today's (%s): nothing learned from it",
+                    candidate.suite)
+        return
+    engine = context.config.engine
+    ledger = Ledger(context.paths.engine)
+    results = [candidate] + ([champion] if champion is not None else [])
+    findings = find(results, suite, failing_ds=engine.failing_ds)
+    ledger.write_findings(findings)
+    if context.config.evaluate.regression:
+        champions = ([champion] if champion is not None else []) + ([candidate] if promoted else [])
+        ledger.regression.add([failure for result in champions
+                               for failure in evaluation_failures(result, suite, failing_ds=engine.failing_ds)])
+    log.info("findings: %d failed routes of %d for the next collection", len(findings.failures),
+             len(candidate.routes))
+
+
+def _data_changes(context: StageContext, model: tracking.LoggedPolicy,
+                  champion: tracking.ModelVersionRef | None) -> str:
+    """What changed in the training data since the champion's, in one line: episodes added per part, and the
+    newest reasons."""
+    mine = _snapshot_of(context, _dataset_digest(model))
+    if mine is None:
+        return "unknown: the candidate's dataset snapshot is not in this home"
+    theirs = _snapshot_of(context, tracking.run_tag(champion.run_id, "autoloop.dataset_digest") or "") \
+        if champion else None
+    before = set(theirs.episode_ids) if theirs is not None else set()
+    added: Counter[str] = Counter()
+    reasons: list[str] = []
+    for part in mine.parts:
+        new = [episode_id for episode_id in part.episode_ids if episode_id not in before]
+        if new:
+            added[part.name.split("-")[0]] += len(new)
+            if part.name != "breadth" and part.reason not in reasons:
+                reasons.append(part.reason)
+    since = f"since {champion.uri}" if champion is not None else "(first champion)"
+    counts = ", ".join(f"{kind} {count}" for kind, count in sorted(added.items())) or "none"
+    shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
+    return f"+{sum(added.values())} episodes {since} ({counts})" + (f": {shown}" if shown else "")
+
+
+def _snapshot_of(context: StageContext, digest: str) -> DatasetSnapshot | None:
+    path = context.paths.datasets / f"{digest}.json"
+    return load_snapshot(path) if digest and path.is_file() else None
 
 
 def rollback(context: StageContext, *, lock: tracking.RegistryLock | None = None) -> tuple[str, str]:
@@ -450,7 +608,7 @@ def latest_snapshot(paths: Paths) -> DatasetSnapshot:
 def _evaluate(context: StageContext, model_uri: str, driver: tuple[str, DriverFactory], run_id: str
               ) -> EvaluationResult:
     config = context.config
-    suite = evaluation_suite(config)
+    suite = _suite(context)
     identity, factory = driver
     checkpoint = checkpoint_path(context.paths.evaluations, identity=identity, suite=suite, sim=config.sim,
                                  scorer=config.evaluate.scorer)
@@ -461,6 +619,15 @@ def _evaluate(context: StageContext, model_uri: str, driver: tuple[str, DriverFa
     return run_evaluation(suite, factory, policy_name=model_uri, identity=identity, sim=config.sim,
                           settings=config.evaluate, store=context.store, checkpoint=checkpoint, tags=tags,
                           compute=Compute.from_config(config.compute))
+
+
+def _suite(context: StageContext) -> Suite:
+    """What candidates drive: the evaluation suite (:func:`autoloop.evaluation.evaluation_suite`), with the
+    regression suite after it when ``evaluate.regression``."""
+    suite = evaluation_suite(context.config)
+    if not context.config.evaluate.regression:
+        return suite
+    return with_regression(suite, Ledger(context.paths.engine).regression.routes(context.store))
 
 
 def resolve_driver(spec: str) -> tuple[str, DriverFactory]:

@@ -22,7 +22,7 @@ class ParameterError(ValueError):
 
 def load(config_file: str | None, profile: str | None, *, suite: str | None = None) -> AutoloopConfig:
     """The config a flow run asks for: ``profile`` (else the file's, else ``default``), then ``config_file``'s keys,
-    then ``suite`` as ``evaluate.suite``.
+    then ``suite`` as ``evaluate.suite`` (the whole suite: no slice).
 
     :raises ParameterError: naming ``config_file``, ``profile`` or ``suite``.
     """
@@ -32,7 +32,7 @@ def load(config_file: str | None, profile: str | None, *, suite: str | None = No
         raise ParameterError(f"parameter suite={suite!r}: unknown suite; choose one of {', '.join(SUITE_NAMES)}")
     try:
         return load_config(Path(config_file) if config_file else None, profile=profile,
-                           overrides={"evaluate": {"suite": suite}} if suite else None)
+                           overrides={"evaluate": {"suite": suite, "routes": None}} if suite else None)
     except ConfigError as error:
         raise ParameterError(f"parameter config_file={config_file!r}: {error}") from None
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from autoloop.fleet.mining import replay_world_config
 from sim.embedded.world import World
 from sim.maps import get_map
 from sim.scenarios import Scenario
 from sim.scenarios.events import LogReplay, ReplayActor
+from sim.scenarios.suites import scenario_slots
 
 #: A generated scenario keeps at least this much of its route ahead of the ego's start.
 MIN_ROUTE_LEFT_M = 10.0
@@ -122,7 +122,7 @@ def generate(scenario: Scenario, count: int, *, bounds: PerturbationBounds, seed
     except (ValueError, OSError) as error:
         return [Refused(parent, seed, f"map {scenario.map_name!r} does not load: {error}") for _ in range(count)]
     drawn = [perturb(scenario, bounds, np.random.default_rng([seed, k])) for k in range(count)]
-    world = World(graph, 1, replay_world_config([scenario, *(variant for variant, _ in drawn)]))
+    world = World(graph, 1, scenario_slots([scenario, *(variant for variant, _ in drawn)]))
     results: list[Generated | Refused] = []
     for variant, applied in drawn:
         left_m = variant.end_s_m - variant.start_s_m

@@ -13,6 +13,7 @@ a checkpoint of anything else is refused rather than mixed in.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -45,7 +46,7 @@ from autoloop.rollout import DriverFactory, EpisodeRecorder, drive_shards, store
 from policies.base import Policy
 from sim.embedded.world import World
 from sim.metrics import RouteRecord, comfort, score_route
-from sim.scenarios.suites import Suite, build_suite
+from sim.scenarios.suites import Suite, build_suite, eval_slice
 from sim.scene.observation import Observation
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,12 @@ class AgentCrashError(RuntimeError):
 
 
 def evaluation_suite(config: AutoloopConfig) -> Suite:
-    """The suite ``evaluate.suite`` names, else the held-out scenarios of the config (seeds ``evaluate.seed ..
-    evaluate.seed + evaluate.episodes - 1`` on ``sim.map_name``) as an unnamed suite ``heldout``."""
+    """The suite ``evaluate.suite`` names (its slice of ``evaluate.routes`` routes when set), else the held-out
+    scenarios of the config (seeds ``evaluate.seed .. evaluate.seed + evaluate.episodes - 1`` on ``sim.map_name``)
+    as an unnamed suite ``heldout``."""
     if config.evaluate.suite is not None:
+        if config.evaluate.routes is not None:
+            return _eval_slice(config.evaluate.routes)
         return _named_suite(config.evaluate.suite)
     first = config.evaluate.seed
     seeds = range(first, first + config.evaluate.episodes)
@@ -76,6 +80,11 @@ def _named_suite(name: str) -> Suite:
     """Suites are generated deterministically, and some take a while: once per process (the candidate's and the
     champion's evaluations share it)."""
     return build_suite(name)
+
+
+@functools.cache
+def _eval_slice(routes: int) -> Suite:
+    return eval_slice(routes)
 
 
 def checkpoint_path(folder: Path, *, identity: str, suite: Suite, sim: SimConfig, scorer: str) -> Path:
@@ -119,9 +128,11 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
     episode_tags = {**(tags or {}), "purpose": "eval", "suite": suite.name, "suite_hash": suite.content_hash}
     missing = [index for index in range(len(suite.scenarios)) if index not in done]
     store_file_maps(store, [suite.scenarios[i].map_name for i in missing])  # episodes read back where files are not
-    slots = suite.world_config()
-    world = sim.model_copy(update={"traffic_vehicles": slots.max_vehicles,
-                                   "pedestrians": slots.max_pedestrians}).world_config()
+    slots, own = suite.world_config(), sim.world_config()
+    world = dataclasses.replace(own, max_vehicles=max(own.max_vehicles, slots.max_vehicles),
+                                max_pedestrians=max(own.max_pedestrians, slots.max_pedestrians),
+                                max_statics=max(own.max_statics, slots.max_statics),
+                                track_points=max(own.track_points, slots.track_points))
     shards = drive_shards([suite.scenarios[i] for i in missing], driver=_GuardedDriver(driver),
                           recorder=EpisodeRecorder(policy_name=policy_name, tags=episode_tags), world=world,
                           batch_size=sim.batch_size, bev=sim.bev(), compute=compute, on_error=_failure)

@@ -17,7 +17,7 @@ the ego's recorded path from a little before the trigger as its route (waypoints
 recorded speed, and the actors around replayed (:class:`~sim.scenarios.events.LogReplay`): reactively (from
 their state at that step on, driven by the world) or, ``reactive=False``, along their recorded tracks. It runs
 in the embedded simulator like any other scenario, scored the same way. Sizes of replay worlds come from
-:func:`replay_world_config`.
+:func:`sim.scenarios.suites.scenario_slots`.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from numpy.typing import NDArray
 
 from autoloop.episodes import Episode, EpisodeStore
 from autoloop.rollout import RouteRecorder, drive, expert_driver
-from sim.embedded.config import WorldConfig
 from sim.maps import LaneGraph
 from sim.metrics import Infraction, RouteRecord
 from sim.scenarios import Scenario
 from sim.scenarios.events import LogReplay, ReplayActor
+from sim.scenarios.suites import scenario_slots
 
 HARD_BRAKE_MPS2 = -4.0
 #: Braking and jerk count while the ego moves at least this fast (not the last jolt of coming to a standstill).
@@ -266,31 +266,11 @@ def recorded_tracks(episode: Episode, start_step: int, stop_step: int, radius_m:
     return actors
 
 
-def replay_world_config(scenarios: Sequence[Scenario]) -> WorldConfig:
-    """A world with slots for every replayed actor of ``scenarios`` (vehicles and cyclists, pedestrians, static
-    and other objects)."""
-    need = {"vehicle": 1, "pedestrian": 1, "static": 1}
-    track_points = 0
-    for scenario in scenarios:
-        counts = {"vehicle": 0, "pedestrian": 0, "static": 0}
-        for event in scenario.events:
-            if isinstance(event, LogReplay):
-                for actor in event.actors:
-                    if event.reactive:
-                        counts[{"cyclist": "vehicle", "other": "static"}.get(actor.kind, actor.kind)] += 1
-                    else:  # every actor of a non-reactive replay follows a track in a static slot
-                        counts["static"] += 1
-                        track_points = max(track_points, len(actor.track), 2)
-        need = {kind: max(need[kind], counts[kind]) for kind in need}
-    return WorldConfig(max_vehicles=need["vehicle"], max_pedestrians=need["pedestrian"], max_statics=need["static"],
-                       track_points=track_points)
-
-
 def drive_replay(scenario: Scenario) -> RouteRecord:
     """Drive a log-replay scenario with the privileged expert on its map (registered, e.g. by :func:`stored_map`);
     its Leaderboard record."""
     [route] = drive([scenario], driver=expert_driver, recorder=RouteRecorder(),
-                    world=replay_world_config([scenario]), batch_size=1)
+                    world=scenario_slots([scenario]), batch_size=1)
     return route.record
 
 

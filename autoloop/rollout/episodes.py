@@ -20,6 +20,7 @@ from autoloop.config import SimConfig
 from autoloop.episodes import Episode, EpisodeStore, new_episode_id
 from autoloop.rollout.drivers import DriverFactory
 from autoloop.rollout.runner import PLAIN, Batch, RolloutOptions, Step, drive
+from sim.embedded.config import WorldConfig
 from sim.embedded.world import Event, World
 from sim.metrics import Infraction, RouteRecord, score_route
 from sim.scenarios import Scenario
@@ -28,12 +29,12 @@ from sim.scene.records import ActorKind
 
 
 def rollout(scenarios: Sequence[Scenario], *, sim: SimConfig, driver: DriverFactory, policy_name: str,
-            tags: dict[str, str], options: RolloutOptions = PLAIN,
-            compute: Compute = IN_PROCESS) -> list[tuple[Episode, RouteRecord]]:
-    """Drive every scenario once on ``sim``'s world, batch size and BEV: each one's episode and Leaderboard record,
-    in scenario order (see :class:`EpisodeRecorder` and :func:`autoloop.rollout.drive`)."""
+            tags: dict[str, str], options: RolloutOptions = PLAIN, compute: Compute = IN_PROCESS,
+            world: WorldConfig | None = None) -> list[tuple[Episode, RouteRecord]]:
+    """Drive every scenario once on ``sim``'s world (or ``world``'s slots), batch size and BEV: each one's episode
+    and Leaderboard record, in scenario order (see :class:`EpisodeRecorder` and :func:`autoloop.rollout.drive`)."""
     return drive(scenarios, driver=driver, recorder=EpisodeRecorder(policy_name=policy_name, tags=tags),
-                 world=sim.world_config(), batch_size=sim.batch_size, bev=sim.bev(), options=options,
+                 world=world or sim.world_config(), batch_size=sim.batch_size, bev=sim.bev(), options=options,
                  compute=compute)
 
 

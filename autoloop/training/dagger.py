@@ -16,7 +16,7 @@ from pathlib import Path
 
 from autoloop.compute import IN_PROCESS, Compute
 from autoloop.config import SimConfig, TrainConfig
-from autoloop.episodes import DatasetSnapshot, EpisodeStore, create_snapshot
+from autoloop.episodes import DatasetSnapshot, EpisodeStore, SnapshotPart, create_snapshot
 from autoloop.rollout import PolicyDriver, RolloutOptions, rollout
 from autoloop.training.bc import TrainResult, train_bc
 from autoloop.training.data import load_trajectory_arrays
@@ -55,6 +55,7 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
     """
     rounds = []
     episode_ids = list(base.episode_ids)
+    parts = list(base.parts)
     for number in range(first_round, first_round + config.dagger.iterations):
         results = []
         for group in by_map(scenarios(number)):
@@ -65,7 +66,9 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
         store.write_many([episode for episode, _ in results])
         episode_ids += [episode.episode_id for episode, _ in results]
         score = score_suite([record for _, record in results]).driving_score
-        snapshot = create_snapshot(store, datasets, episode_ids,
+        parts.append(SnapshotPart(f"dagger-{number}", f"DAgger round {number}: the learner's states, labelled by "
+                                  "the expert", tuple(episode.episode_id for episode, _ in results)))
+        snapshot = create_snapshot(store, datasets, episode_ids, parts=parts,
                                    filters={"purpose": "dagger", "round": number, "base": base.digest})
         data = load_trajectory_arrays(store, snapshot, waypoints=config.waypoints)
         result = train_bc(data, config, policy=policy, epochs=config.dagger.epochs,

@@ -24,9 +24,10 @@ from numpy.typing import NDArray
 
 from autoloop.episodes import Episode, EpisodeStore
 from autoloop.episodes.store import MANIFEST
-from autoloop.fleet.mining import replay_scenario, replay_world_config, stored_map
+from autoloop.fleet.mining import replay_scenario, stored_map
 from sim.embedded.world import World
 from sim.maps import LaneGraph
+from sim.scenarios.suites import scenario_slots
 from sim.scene.bev import BevSpec
 from sim.scene.observation import OBSERVATION_FORMAT, Observer
 
@@ -64,7 +65,7 @@ def render_observations(episode: Episode, lane_graph: LaneGraph, *, bev: BevSpec
     except ValueError as error:
         raise UnreplayableLog(str(error)) from error
     dt_s = float(np.median(np.diff(time))) if count > 1 else 0.1
-    config = dataclasses.replace(replay_world_config([scenario]), dt_s=dt_s)
+    config = dataclasses.replace(scenario_slots([scenario]), dt_s=dt_s)
     world = World(lane_graph, 1, config)
     world.reset([scenario])
     observer = Observer(world, spec)

@@ -82,13 +82,16 @@ def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainCo
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and config.amp else nullcontext
     val_rows, train_rows = _split(len(data), config.seed)
     train_rows = epoch_rows(data, train_rows, threshold=config.repeat_threshold, seed=config.seed)
-    share = len(train_rows) // topology.world_size
+    per_epoch = min(len(train_rows), config.rows_per_epoch or len(train_rows))
+    if per_epoch < len(train_rows):
+        log.info("each epoch trains on %d of the %d rows, drawn anew per epoch", per_epoch, len(train_rows))
+    share = per_epoch // topology.world_size
     if share < 1:
         raise ValueError(f"{len(train_rows)} training samples cannot be shared by {topology.world_size} processes")
     batches_per_epoch = -(-share // config.batch_size)
     for epoch in range(len(history) + 1, epochs + 1):
         order = np.random.default_rng([config.seed, epoch]).permutation(train_rows)
-        mine = np.sort(order[topology.rank::topology.world_size][:share])  # this rank's equal share
+        mine = np.sort(order[:per_epoch][topology.rank::topology.world_size][:share])  # this rank's equal share
         mine = np.random.default_rng([config.seed, epoch, topology.rank]).permutation(mine)
         model.train()
         total, parts_total = 0.0, dict[str, float]()

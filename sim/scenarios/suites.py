@@ -62,6 +62,8 @@ class Suite:
     :param unstaged: per scenario index, the route file's scenarios of types we stage that did not stage on this
         route, as ``"name (type): why"``.
     :param skipped: routes of the route files left out, as ``"file: route id: why"``.
+    :param regression: indices of the routes that are regression routes (a data engine's: routes a champion once
+        failed, kept so that every candidate drives them).
     """
 
     name: str
@@ -70,6 +72,7 @@ class Suite:
     unsupported: Mapping[int, tuple[str, ...]] = field(default_factory=dict, hash=False)
     unstaged: Mapping[int, tuple[str, ...]] = field(default_factory=dict, hash=False)
     skipped: tuple[str, ...] = ()
+    regression: tuple[int, ...] = ()
 
     @property
     def content_hash(self) -> str:
@@ -80,10 +83,8 @@ class Suite:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def world_config(self) -> WorldConfig:
-        """Slots enough for every scenario of the suite (background traffic plus its events)."""
-        return WorldConfig(
-            max_vehicles=max(s.traffic_vehicles for s in self.scenarios) + EVENT_VEHICLES,
-            max_pedestrians=max(s.pedestrians for s in self.scenarios) + EVENT_PEDESTRIANS)
+        """Slots enough for every scenario of the suite (:func:`scenario_slots`)."""
+        return scenario_slots(self.scenarios)
 
     def by_map(self) -> dict[str, list[int]]:
         """Indices of the scenarios on each map (a world runs one map)."""
@@ -96,6 +97,33 @@ class Suite:
         """The scenario's event type, or ``"Route"`` for a plain route."""
         events = self.scenarios[index].events
         return events[0].type if events else "Route"
+
+
+def scenario_slots(scenarios: Sequence[Scenario]) -> WorldConfig:
+    """A world with slots for every scenario of ``scenarios``: its background traffic plus ``EVENT_VEHICLES`` and
+    ``EVENT_PEDESTRIANS`` for its events, and every actor its log replays place (reactive vehicles and cyclists
+    in vehicle slots, pedestrians in pedestrian slots, static and other objects in static slots; every actor of a
+    non-reactive replay follows its track in a static slot)."""
+    default = WorldConfig()
+    vehicles, pedestrians, statics, track_points = 1, 1, default.max_statics, 0
+    for scenario in scenarios:
+        counts = {"vehicle": 0, "pedestrian": 0, "static": 0}
+        for event in scenario.events:
+            if not isinstance(event, ev.LogReplay):
+                continue
+            for actor in event.actors:
+                if event.reactive:
+                    counts[{"cyclist": "vehicle", "other": "static"}.get(actor.kind, actor.kind)] += 1
+                else:
+                    counts["static"] += 1
+                    track_points = max(track_points, len(actor.track), 2)
+        replay = any(isinstance(event, ev.LogReplay) for event in scenario.events)
+        events = 0 if replay and len(scenario.events) == 1 else 1
+        vehicles = max(vehicles, scenario.traffic_vehicles + events * EVENT_VEHICLES + counts["vehicle"])
+        pedestrians = max(pedestrians, scenario.pedestrians + events * EVENT_PEDESTRIANS + counts["pedestrian"])
+        statics = max(statics, counts["static"])
+    return WorldConfig(max_vehicles=vehicles, max_pedestrians=pedestrians, max_statics=statics,
+                       track_points=track_points)
 
 
 EventMaker = Callable[[float, np.random.Generator], ev.ScenarioEvent]
@@ -199,24 +227,14 @@ def build_suite(name: str, *, routes: int | None = None, per_type: int = 6, seed
         options: list[str | None] = [*MAKERS, None]
         scenarios = []
         for i in range(64 if routes is None else routes):
-            town = int(rng.integers(1, 9000))
+            town = f"town-{int(rng.integers(1, 9000))}"
             kind = options[int(rng.integers(len(options)))]
-            candidates = [f"town-{town}"] + [f"town-{(town + 977 * k) % 8999 + 1}" for k in range(1, 8)]
-            scenarios.append(_generate(candidates, 10_000 * seed + i, kind, traffic_vehicles=int(rng.integers(6, 16)),
-                                       pedestrians=int(rng.integers(0, 8))))
+            scenarios.append(town_scenario(town, 10_000 * seed + i, kind, traffic_vehicles=int(rng.integers(6, 16)),
+                                           pedestrians=int(rng.integers(0, 8))))
         return Suite("train", SUITE_VERSION, tuple(scenarios))
     if name == "eval":
-        towns = ("town-9001", "town-grid-9002", "town-irregular-9003")
-        scenarios = []
-        index = 0
-        for kind in [*MAKERS, None]:
-            count = per_type if kind is not None else max(100 - per_type * len(MAKERS), 2 * per_type)
-            for _ in range(count):
-                first = index % len(towns)
-                scenarios.append(_generate(towns[first:] + towns[:first], 90_000 + index, kind, traffic_vehicles=12,
-                                           pedestrians=6))
-                index += 1
-        return Suite("eval", SUITE_VERSION, tuple(scenarios))
+        return Suite("eval", SUITE_VERSION, tuple(eval_route(index, per_type) for index in
+                                                  range(len(_eval_kinds(per_type)))))
     if name == "carla-towns":
         root = data_root()
         files = [root / file for file in CARLA_ROUTE_FILES]
@@ -228,6 +246,65 @@ def build_suite(name: str, *, routes: int | None = None, per_type: int = 6, seed
                              f"{', '.join(missing)}")
         return leaderboard_suite("carla-towns", files, routes_per_town=20 if routes is None else routes)
     raise ValueError(f"unknown suite {name!r}; known: {', '.join(SUITE_NAMES)}")
+
+
+#: ``eval``'s towns (held out: training towns have seeds below 9000).
+EVAL_TOWNS = ("town-9001", "town-grid-9002", "town-irregular-9003")
+#: Town layouts (the prefix of a procedural town's name): where a route runs, as failures are counted by place.
+TOWN_LAYOUTS = ("town", "town-grid", "town-irregular")
+#: Procedural towns with seeds from here on are held out for evaluation.
+HELD_OUT_TOWN_SEED = 9000
+
+
+def _eval_kinds(per_type: int) -> list[str | None]:
+    """The event type of each ``eval`` route, in suite order."""
+    kinds: list[str | None] = []
+    for kind in [*MAKERS, None]:
+        kinds += [kind] * (per_type if kind is not None else max(100 - per_type * len(MAKERS), 2 * per_type))
+    return kinds
+
+
+def eval_route(index: int, per_type: int = 6) -> Scenario:
+    """Route ``index`` of the ``eval`` suite (generated alone, as the suite generates it)."""
+    kinds = _eval_kinds(per_type)
+    if not 0 <= index < len(kinds):
+        raise ValueError(f"eval route {index}: the suite has routes 0..{len(kinds) - 1}")
+    first = index % len(EVAL_TOWNS)
+    return _generate(EVAL_TOWNS[first:] + EVAL_TOWNS[:first], 90_000 + index, kinds[index], traffic_vehicles=12,
+                     pedestrians=6)
+
+
+def eval_slice(routes: int, per_type: int = 6) -> Suite:
+    """A fixed held-out slice of ``eval``: ``routes`` of its routes taken a type at a time, as the suite
+    ``eval-slice-<routes>``. Round ``r`` takes one route of each event type (and of plain routes), the ``k``-th type
+    its route ``(r + k) mod n`` of ``n``, so that a short slice spreads over the towns too."""
+    kinds = _eval_kinds(per_type)
+    by_kind: dict[str | None, list[int]] = {}
+    for index, kind in enumerate(kinds):
+        by_kind.setdefault(kind, []).append(index)
+    groups = list(by_kind.values())
+    order = [group[(rank + k) % len(group)] for rank in range(max(len(g) for g in groups))
+             for k, group in enumerate(groups) if rank < len(group)]
+    if not 1 <= routes <= len(order):
+        raise ValueError(f"an eval slice takes 1..{len(order)} routes, not {routes}")
+    return Suite(f"eval-slice-{routes}", SUITE_VERSION, tuple(eval_route(i, per_type) for i in order[:routes]))
+
+
+def town_layout(map_name: str) -> str:
+    """The layout family of a procedural town (``town``, ``town-grid``, ``town-irregular``); other maps are their
+    own place (their name)."""
+    head, _, seed = map_name.rpartition("-")
+    return head if head in TOWN_LAYOUTS and seed.isdigit() else map_name
+
+
+def town_scenario(town: str, seed: int, kind: str | None, *, traffic_vehicles: int, pedestrians: int) -> Scenario:
+    """A route on the procedural town ``town`` (``<layout>-<seed>``) with one event of type ``kind`` (``None``: a
+    plain route), from ``seed``; when that town takes no such event, on the next towns of the same layout (seeds
+    977 apart below ``HELD_OUT_TOWN_SEED``, so a training route never lands on a held-out town)."""
+    layout, _, number = town.rpartition("-")
+    base = int(number)
+    candidates = [town] + [f"{layout}-{(base + 977 * k) % (HELD_OUT_TOWN_SEED - 1) + 1}" for k in range(1, 8)]
+    return _generate(candidates, seed, kind, traffic_vehicles=traffic_vehicles, pedestrians=pedestrians)
 
 
 def _generate(maps: Sequence[str], seed: int, kind: str | None, *, traffic_vehicles: int,

@@ -59,7 +59,16 @@ def test_unknown_scorer_is_rejected() -> None:
 
 def test_evaluation_must_be_held_out() -> None:
     with pytest.raises(ConfigError, match="overlap collection seeds"):
-        load_config(overrides={"evaluate": {"seed": 10}})
+        load_config(profile="quick", overrides={"evaluate": {"seed": 10}})
+    # collecting on training towns, evaluating on the held-out ones: nothing to overlap
+    assert load_config(overrides={"evaluate": {"seed": 10}}).evaluate.seed == 10
+
+
+def test_a_slice_is_of_the_eval_suite_only() -> None:
+    assert load_config().evaluate.routes == 20
+    with pytest.raises(ConfigError, match="routes: a slice is taken of the suite 'eval' only"):
+        load_config(overrides={"evaluate": {"suite": "smoke"}})
+    assert load_config(overrides={"evaluate": {"suite": "smoke", "routes": None}}).evaluate.suite == "smoke"
 
 
 def test_configs_are_frozen_and_round_trip(tmp_path: Path) -> None:

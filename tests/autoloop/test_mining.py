@@ -15,7 +15,6 @@ from autoloop.fleet.mining import (
     NEAR_MISS_TTC_S,
     mine,
     replay_scenario,
-    replay_world_config,
     stored_map,
     trigger_events,
 )
@@ -23,6 +22,7 @@ from policies.expert import ExpertDriver
 from sim.embedded.world import World
 from sim.scenarios import Scenario
 from sim.scenarios.events import LogReplay
+from sim.scenarios.suites import scenario_slots
 from tests.autoloop.av2_logs import log_map, logs
 
 
@@ -73,7 +73,7 @@ def test_every_fleet_log_mines_and_replays_closed_loop_in_the_embedded_simulator
         assert Scenario.from_yaml(scenario.to_yaml()) == scenario
         replayed = scenario.events[0]
         assert len(replayed.actors) > 5  # type: ignore[union-attr]
-        world = World(graph, 1, replay_world_config([scenario]))
+        world = World(graph, 1, scenario_slots([scenario]))
         world.reset([scenario])
         assert int(world.scene.actors.valid[0].sum()) == len(replayed.actors)  # type: ignore[union-attr]
         assert world.ego.speed_mps[0] == pytest.approx(float(episode.steps["speed_mps"][start]), abs=1e-3)
@@ -168,7 +168,7 @@ def test_every_fleet_log_replays_non_reactively_along_its_recorded_tracks(shared
         first = rows[np.argmin(table["step"][rows])]
         assert (actor.track[0][1], actor.track[0][2]) == pytest.approx((table["x_m"][first], table["y_m"][first]),
                                                                        abs=1e-3)
-        config = replay_world_config([scenario])
+        config = scenario_slots([scenario])
         world = World(graph, 1, config)
         world.reset([scenario])
         first_slot = config.max_vehicles + config.max_pedestrians  # events take the slots after the background's

@@ -19,11 +19,12 @@ from autoloop.engine.generate import (
     scenario_hash,
 )
 from autoloop.fleet.av2 import read_log
-from autoloop.fleet.mining import mine, replay_scenario, replay_world_config
+from autoloop.fleet.mining import mine, replay_scenario
 from sim.embedded.world import World
 from sim.maps import get_map
 from sim.scenarios import Scenario
 from sim.scenarios.events import LogReplay, ReplayActor
+from sim.scenarios.suites import scenario_slots
 from tests.autoloop.av2_logs import log_map
 
 BOUNDS = PerturbationBounds()
@@ -130,7 +131,7 @@ def test_each_draw_stages_or_is_refused_with_its_reason(parent: Scenario) -> Non
         assert result.reason.startswith("ego start moved") and f"{MIN_ROUTE_LEFT_M} m must remain" in result.reason
         assert (result.parent_hash, result.seed) == (scenario_hash(parent), 1)
     for kept in _generated(results):  # what generate keeps stages in a world of its own
-        World(graph, 1, replay_world_config([kept.scenario])).reset([kept.scenario])
+        World(graph, 1, scenario_slots([kept.scenario])).reset([kept.scenario])
     nowhere = parent.model_copy(update={"map_name": "no-such-map"})
     lost = generate(nowhere, 3, bounds=BOUNDS, seed=0)
     assert len(lost) == 3 and all(isinstance(r, Refused) and "'no-such-map' does not load" in r.reason for r in lost)
