@@ -211,10 +211,10 @@ def _accumulated_snapshot(context: StageContext, config: AutoloopConfig) -> Data
         part = tags.get("part", "breadth")
         groups.setdefault((part, "" if part == "breadth" else tags.get("reason", "")), []).append(episode_id)
     if fleet:
-        groups[("fleet-logs", "fleet logs, learned from by their recorded future")] = fleet
+        groups[("fleet_logs", "fleet logs, learned from by their recorded future")] = fleet
     parts = [SnapshotPart(name=f"{part}-{index}" if part != "breadth" else "breadth",
                           reason=reason or "drawn uniformly over types and places", episode_ids=tuple(ids),
-                          weight=1.0 if part in ("breadth", "fleet-logs") else config.engine.failure_weight)
+                          weight=1.0 if part in ("breadth", "fleet_logs") else config.engine.failure_weight)
              for index, ((part, reason), ids) in enumerate(sorted(groups.items()))]
     return create_snapshot(context.store, context.paths.datasets, chosen + fleet,
                            filters={"purpose": "collect", "collected_episodes": len(chosen),
