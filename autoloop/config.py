@@ -350,9 +350,21 @@ class GateConfig(_Frozen):
 
 
 class PerturbationConfig(_Frozen):
-    """Bounds of the scenarios generated from a fleet moment (:mod:`autoloop.engine.generate`): each recorded
-    actor's timing shifted, speed scaled and position moved, and the ego's start moved and its speed scaled, by
-    amounts drawn uniformly within these."""
+    """How far a scenario generated from a fleet moment (:mod:`autoloop.engine.generate`) may stray from it; every
+    amount is drawn uniformly, per actor.
+
+    :param time_shift_s: a tracked actor's track moves in time by ``U(-b, b)`` seconds (non-reactive replays). A
+        track moved to before the replay's start is cut there (its state at 0 s interpolated); one that would lie
+        wholly before it moves only as far as keeps its last sample, at 0 s.
+    :param speed_scale: an actor's speed is scaled by ``U(1 - b, 1 + b)``; along a track, so is its progression
+        (the track's samples after its first come ``1 / scale`` times as far apart in time).
+    :param longitudinal_m: an actor moves ``U(-b, b)`` metres along its heading (at its pose; a track moves
+        rigidly with it).
+    :param lateral_m: ... and ``U(-b, b)`` metres across it (to the left for positive amounts).
+    :param ego_start_m: the ego starts ``U(0, b)`` metres later along the route (a draw that leaves too little of
+        the route ahead is refused).
+    :param ego_speed_scale: the ego's start speed is scaled by ``U(1 - b, 1 + b)``.
+    """
 
     time_shift_s: float = Field(default=1.0, ge=0.0)
     speed_scale: float = Field(default=0.2, ge=0.0, lt=1.0)

@@ -23,7 +23,6 @@ from autoloop import tracking
 from autoloop.compute import Compute
 from autoloop.config import AutoloopConfig, dump_config
 from autoloop.engine.failures import Failure, evaluation_failures
-from autoloop.engine.generate import PerturbationBounds
 from autoloop.engine.ledger import Ledger, find
 from autoloop.engine.regression import with_regression
 from autoloop.engine.sourcing import fleet_moments, generated, shadow_pass, source
@@ -143,7 +142,7 @@ def collect(context: StageContext) -> CollectResult:
         champion = _champion_driver(config)
         shadowed = _shadow(context, ledger, champion[0]) if champion is not None else []
         moments, skipped = fleet_moments(context.store, ledger, limit=config.engine.fleet_moments, extra=shadowed)
-        bounds = PerturbationBounds(**config.engine.perturbation.model_dump())
+        bounds = config.engine.perturbation
         sourced = source(
             config, context.store, ledger, first_seed=first, champion=champion, moments=moments,
             tags={"mlflow_run_id": run_id}, compute=Compute.from_config(config.compute),

@@ -1,7 +1,7 @@
 """Scenarios generated from a fleet trigger: the mined moment as a log replay
 (:func:`autoloop.fleet.mining.replay_scenario`) and new scenarios drawn around it.
 
-:func:`perturb` draws one variant of a log-replay scenario within :class:`PerturbationBounds`: each recorded actor's
+:func:`perturb` draws one variant of a log-replay scenario within :class:`PerturbationConfig`: each recorded actor's
 timing (its track shifted in time), speed (scaled, and its progression along its track with it), position (moved
 along and across its heading) and the ego's start (later along the route) and start speed. The map, the route and
 its end, and the actors' ids, kinds and boxes stay the parent's. :func:`generate` draws ``count`` variants from a
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from autoloop.config import PerturbationConfig
 from sim.embedded.world import World
 from sim.maps import get_map
 from sim.scenarios import Scenario
@@ -27,40 +28,6 @@ from sim.scenarios.suites import scenario_slots
 
 #: A generated scenario keeps at least this much of its route ahead of the ego's start.
 MIN_ROUTE_LEFT_M = 10.0
-
-
-@dataclass(frozen=True)
-class PerturbationBounds:
-    """How far a generated scenario may stray from its parent; every amount is drawn uniformly, per actor.
-
-    :param time_shift_s: a tracked actor's track moves in time by ``U(-b, b)`` seconds (non-reactive replays). A
-        track moved to before the replay's start is cut there (its state at 0 s interpolated); one that would lie
-        wholly before it moves only as far as keeps its last sample, at 0 s (``applied`` has the shift applied).
-    :param speed_scale: an actor's speed is scaled by ``U(1 - b, 1 + b)``; along a track, so is its progression
-        (the track's samples after its first come ``1 / scale`` times as far apart in time).
-    :param longitudinal_m: an actor moves ``U(-b, b)`` metres along its heading (at its pose; a track moves
-        rigidly with it).
-    :param lateral_m: ... and ``U(-b, b)`` metres across it (to the left for positive amounts).
-    :param ego_start_m: the ego starts ``U(0, b)`` metres later along the route; :func:`generate` refuses a draw
-        that leaves less than ``MIN_ROUTE_LEFT_M`` of the route ahead of it.
-    :param ego_speed_scale: the ego's start speed is scaled by ``U(1 - b, 1 + b)``.
-    """
-
-    time_shift_s: float = 1.0
-    speed_scale: float = 0.2
-    longitudinal_m: float = 3.0
-    lateral_m: float = 0.5
-    ego_start_m: float = 5.0
-    ego_speed_scale: float = 0.2
-
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if not value >= 0.0:
-                raise ValueError(f"PerturbationBounds.{name}: {value} must be >= 0")
-        for name in ("speed_scale", "ego_speed_scale"):
-            if getattr(self, name) >= 1.0:
-                raise ValueError(f"PerturbationBounds.{name}: {getattr(self, name)} must be < 1 (speeds stay "
-                                 "positive)")
 
 
 @dataclass(frozen=True)
@@ -89,7 +56,7 @@ def scenario_hash(scenario: Scenario) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def perturb(scenario: Scenario, bounds: PerturbationBounds,
+def perturb(scenario: Scenario, bounds: PerturbationConfig,
             rng: np.random.Generator) -> tuple[Scenario, dict[str, float]]:
     """One variant of ``scenario`` drawn from ``rng`` within ``bounds``, and the amounts drawn (see
     :class:`Generated`). Every :class:`LogReplay` event is perturbed; other events stay as they are. The ego's
@@ -107,7 +74,7 @@ def perturb(scenario: Scenario, bounds: PerturbationBounds,
     return variant, applied
 
 
-def generate(scenario: Scenario, count: int, *, bounds: PerturbationBounds, seed: int) -> list[Generated | Refused]:
+def generate(scenario: Scenario, count: int, *, bounds: PerturbationConfig, seed: int) -> list[Generated | Refused]:
     """``count`` variants of the log-replay ``scenario``, the ``k``-th drawn by :func:`perturb` from a generator
     seeded ``[seed, k]``, each staged (reset) in a one-scenario embedded world on the scenario's map: those that
     stage are :class:`Generated`, the others :class:`Refused` with the world's reason (a map that does not load
@@ -146,14 +113,14 @@ def _require_replay(scenario: Scenario) -> None:
                          "triggers, autoloop.fleet.mining.replay_scenario) are perturbed")
 
 
-def _perturb_replay(event: LogReplay, ego_scale: float, bounds: PerturbationBounds, rng: np.random.Generator,
+def _perturb_replay(event: LogReplay, ego_scale: float, bounds: PerturbationConfig, rng: np.random.Generator,
                     applied: dict[str, float]) -> LogReplay:
     """``event`` with the ego's start speed scaled by ``ego_scale`` and each actor perturbed."""
     actors = tuple(_perturb_actor(actor, bounds, rng, applied) for actor in event.actors)
     return event.model_copy(update={"ego_speed_mps": event.ego_speed_mps * ego_scale, "actors": actors})
 
 
-def _perturb_actor(actor: ReplayActor, bounds: PerturbationBounds, rng: np.random.Generator,
+def _perturb_actor(actor: ReplayActor, bounds: PerturbationConfig, rng: np.random.Generator,
                    applied: dict[str, float]) -> ReplayActor:
     """``actor`` with drawn timing (tracks only), speed and position; the amounts go into ``applied``."""
     time_shift_s, scale, along_m, across_m = rng.uniform(

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoloop.compute import IN_PROCESS, Compute
-from autoloop.config import AutoloopConfig
+from autoloop.config import AutoloopConfig, PerturbationConfig
 from autoloop.engine.failures import Failure, moment_failures, stored_triggers
-from autoloop.engine.generate import Generated, PerturbationBounds, generate
+from autoloop.engine.generate import Generated, generate
 from autoloop.engine.ledger import Ledger
 from autoloop.engine.plan import ROUTE_TYPE, TYPES, Planned, Weights, failure_weights, plan_collection, town_draw
 from autoloop.engine.shadow import policy_predictor, shadow_scores, shadow_triggers
@@ -152,7 +152,7 @@ def shadow_pass(store: EpisodeStore, ledger: Ledger, *, model_id: str, policy: P
     return failures, summaries
 
 
-def generated(scenario: Scenario, count: int, *, bounds: PerturbationBounds, seed: int,
+def generated(scenario: Scenario, count: int, *, bounds: PerturbationConfig, seed: int,
               ) -> list[tuple[Scenario | None, str]]:
     """:func:`autoloop.engine.generate.generate` for the plan: each variant with a note of the ego's draws, or
     ``None`` with the reason it was refused."""

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autoloop.config import PerturbationConfig
 from autoloop.engine.generate import (
     MIN_ROUTE_LEFT_M,
     Generated,
-    PerturbationBounds,
     Refused,
     generate,
     perturb,
@@ -27,7 +27,7 @@ from sim.scenarios.events import LogReplay, ReplayActor
 from sim.scenarios.suites import scenario_slots
 from tests.autoloop.av2_logs import log_map
 
-BOUNDS = PerturbationBounds()
+BOUNDS = PerturbationConfig()
 TRIGGER_LOG = "forecasting/0a1e6f0a-1817-4a98-b02e-db8c9327d151"
 
 
@@ -123,7 +123,7 @@ def test_generation_is_deterministic_from_the_seed(parent: Scenario) -> None:
 
 def test_each_draw_stages_or_is_refused_with_its_reason(parent: Scenario) -> None:
     graph = get_map(parent.map_name)
-    far = PerturbationBounds(ego_start_m=parent.end_s_m)  # most draws start the ego too close to the end
+    far = PerturbationConfig(ego_start_m=parent.end_s_m)  # most draws start the ego too close to the end
     results = generate(parent, 10, bounds=far, seed=1)
     refused = [r for r in results if isinstance(r, Refused)]
     assert refused and _generated(results)
