@@ -99,7 +99,7 @@ def cycle(config: ConfigOption = None, profile: ProfileOption = None, home: Home
 
 @app.command()
 def collect(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None) -> None:
-    """Drive the expert on the collection scenarios and snapshot the episodes."""
+    """Collect new episodes the data engine's way (a share on what failed last) and snapshot the dataset."""
     arguments = _flow_arguments(config, profile, home)
     from flows.stages import collect_flow
 

@@ -199,8 +199,8 @@ def _accumulated_snapshot(context: StageContext, config: AutoloopConfig) -> Data
     part per reason: breadth and fleet logs of weight 1, what failed of weight ``engine.failure_weight``."""
     collected = {episode_id: meta["tags"] for episode_id, meta in context.store.metadata("sim").items()
                  if meta["tags"].get("purpose") == "collect"}
-    chosen = sorted(collected, key=lambda episode_id: (int(collected[episode_id].get("collect_seed", -1)),
-                                                       episode_id))
+    chosen = sorted(collected, key=lambda episode_id: (int(collected[episode_id].get("collection", -1)),
+                                                       int(collected[episode_id].get("collect_seed", -1)), episode_id))
     if config.collect.dataset_episodes is not None:
         chosen = chosen[-config.collect.dataset_episodes:]
     fleet = _newest_fleet_episodes(context.store, config.collect.fleet_episodes)

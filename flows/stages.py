@@ -104,7 +104,9 @@ def gate_and_register(context: stages.StageContext, model: tracking.LoggedPolicy
 @flow(name="collect", persist_result=True)
 def collect_flow(config_file: str | None = None, profile: Profile | None = None, home: str | None = None,
                  parent_run_id: str | None = None) -> stages.CollectResult:
-    """Roll out the privileged expert on new collection scenarios and snapshot the episodes as a dataset.
+    """Collect new episodes the data engine's way (a share of them on what failed in the last evaluations and the
+    fleet, driven by the champion with the expert labelling; the rest by the expert) and snapshot the accumulated
+    dataset.
 
     Args:
         config_file: Experiment YAML on the worker (relative to the deployment's working directory); its keys

@@ -70,7 +70,8 @@ def source(config: AutoloopConfig, store: EpisodeStore, ledger: Ledger, *, first
     """Plan ``collect.episodes`` scenarios from the findings and ``moments``, and drive them.
 
     :param champion: ``(model URI, driver)`` of the champion, which drives what failed; ``None``: the expert does.
-    :param tags: stored with every episode, besides ``purpose=collect``, its part, reason and collection seed.
+    :param tags: stored with every episode, besides ``purpose=collect``, its part, reason, seed (``collect_seed``, -1
+        for fleet moments and generated scenarios) and its collection's first seed (``collection``).
     """
     engine, collect = config.engine, config.collect
     towns = collect.source == "towns"
@@ -111,7 +112,7 @@ def source(config: AutoloopConfig, store: EpisodeStore, ledger: Ledger, *, first
     ordered = [results[i] for i in range(len(planned))]
     for item, (episode, _) in zip(planned, ordered, strict=True):
         episode.metadata["tags"] = {**episode.metadata.get("tags", {}), "part": item.part, "reason": item.reason,
-                                    "collect_seed": str(item.seed)}
+                                    "collect_seed": str(item.seed), "collection": str(first_seed)}
     used = {failure.key for failure in moments
             if any(item.reason == failure.reason for item in planned if item.part == "fleet")}
     log.info("collection plan: %s", ", ".join(f"{part} {sum(p.part == part for p in planned)}"
