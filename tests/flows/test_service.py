@@ -152,7 +152,10 @@ def test_a_cycle_failed_in_evaluate_and_retried_does_not_collect_or_train_again(
     home = Path(service.home("b"))
     home.mkdir()
     (home / "evaluations").write_text("not a folder")
-    run_id = service.run("cycle/autoloop", profile="quick", home=str(home))
+    # from scratch, as the first cycle trained (the registry's champion is the first cycle's: no warm start from it)
+    scratch = service.root / "scratch.yaml"
+    scratch.write_text("train:\n  init: scratch\n")
+    run_id = service.run("cycle/autoloop", profile="quick", home=str(home), config_file=str(scratch))
     failed = service.wait(run_id)
     assert failed["state_type"] == "FAILED" and "evaluations" in failed["state"]["message"]
     (home / "evaluations").unlink()
