@@ -292,7 +292,7 @@ class EvaluateConfig(_Frozen):
     """
 
     suite: str | None = "eval"
-    routes: int | None = Field(default=20, ge=1)
+    routes: int | None = Field(default=40, ge=1)
     regression: bool = True
     episodes: int = Field(default=24, ge=1)
     seed: int = Field(default=1_000_000, ge=0)
@@ -335,7 +335,9 @@ class GateConfig(_Frozen):
         the mean paired driving-score difference (candidate minus champion, same scenarios and seeds) must be above
         ``-champion_margin``.
     :param type_tolerance: no scenario type may regress: the candidate's mean paired driving-score difference on
-        the routes of each scenario type must be at least ``-type_tolerance``.
+        the routes of each scenario type must be at least ``-type_tolerance``...
+    :param type_min_routes: ... for the types the suite has at least this many routes of (a type's mean over one or
+        two routes is one route's luck; the paired difference over all routes counts them).
     :param regression_tolerance: of the regression-suite routes the champion passes, the candidate may fail at
         most this share (percent, rounded down to routes; a route fails as :attr:`EngineConfig.failing_ds` says).
     """
@@ -346,6 +348,7 @@ class GateConfig(_Frozen):
     max_collisions_per_km: float = Field(default=5.0, ge=0.0)
     champion_margin: float = Field(default=5.0, ge=0.0)
     type_tolerance: float = Field(default=15.0, ge=0.0)
+    type_min_routes: int = Field(default=3, ge=1)
     regression_tolerance: float = Field(default=10.0, ge=0.0, le=100.0)
 
 

@@ -8,6 +8,7 @@ Every check is kept with a sentence saying how the candidate fared, so a verdict
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -54,7 +55,8 @@ def decide(candidate: EvaluationResult, comparison: Comparison | None, gate: Gat
 
     Checks: the evaluation ran every route (no simulator crash left), minimum driving score, success rate and
     route completion, maximum collisions per km; with a champion, the lower bound of the paired driving-score
-    difference above ``-champion_margin``, no scenario type's mean paired difference below ``-type_tolerance``,
+    difference above ``-champion_margin``, no scenario type's mean paired difference below ``-type_tolerance`` (types
+    with at least ``type_min_routes`` routes),
     and with ``regression`` routes (indices of the suite's regression routes; ``champion``'s evaluation of the same
     suite), at most ``regression_tolerance`` percent of those the champion passes failed by the candidate (a route
     fails as :func:`autoloop.engine.failures.route_failed` says, below ``failing_ds``).
@@ -78,7 +80,10 @@ def decide(candidate: EvaluationResult, comparison: Comparison | None, gate: Gat
         f"paired driving-score difference to the champion {difference.mean:+.1f}, "
         f"{100 * difference.confidence:.0f} % CI [{difference.low:+.1f}, {difference.high:+.1f}]: lower bound "
         f"{'>' if ok else '<='} -{gate.champion_margin:.1f} (champion {comparison.champion_driving_score:.1f})"))
+    routes_of = Counter(route.scenario_type for route in comparison.routes)
     for kind, mean in comparison.by_type.items():
+        if routes_of[kind] < gate.type_min_routes:
+            continue  # (one or two routes say nothing about a type; the paired difference over all counts them)
         ok = mean >= -gate.type_tolerance
         checks.append(Check(
             f"scenario type {kind}", ok,

@@ -140,7 +140,7 @@ def collect(context: StageContext) -> CollectResult:
                              **_flat(config.engine.model_dump(), "engine."),
                              **{f"sim.{k}": v for k, v in config.sim.model_dump().items()}})
         champion = _champion_driver(config)
-        shadowed = _shadow(context, ledger, champion[0]) if champion is not None else []
+        shadowed, passes = _shadow(context, ledger, champion[0]) if champion is not None else ([], [])
         moments, skipped = fleet_moments(context.store, ledger, limit=config.engine.fleet_moments, extra=shadowed)
         bounds = config.engine.perturbation
         sourced = source(
@@ -150,7 +150,7 @@ def collect(context: StageContext) -> CollectResult:
                                                          seed=config.engine.seed + seed))
         results = list(sourced.results)
         context.store.write_many([episode for episode, _ in results])
-        ledger.mark_used(moment.key for moment in sourced.moments)
+        ledger.mark_used([*passes, *(moment.key for moment in sourced.moments)])
         if config.evaluate.regression:
             ledger.regression.add(sourced.moments)
         steps = sum(episode.num_steps for episode, _ in results)
@@ -176,11 +176,12 @@ def collect(context: StageContext) -> CollectResult:
         return CollectResult(len(results), steps, suite.driving_score, snapshot, run_id)
 
 
-def _shadow(context: StageContext, ledger: Ledger, champion_uri: str) -> list[Failure]:
-    """Shadow mode of the champion on fleet logs it has not shadowed yet; the summaries go to the run."""
+def _shadow(context: StageContext, ledger: Ledger, champion_uri: str) -> tuple[list[Failure], list[str]]:
+    """Shadow mode of the champion on fleet logs it has not shadowed yet: its moments and the passes to mark
+    used; the summaries go to the run."""
     config = context.config
     logged = tracking.logged_policy(champion_uri)
-    moments, summaries = shadow_pass(context.store, ledger, model_id=logged.model_id,
+    moments, summaries, passes = shadow_pass(context.store, ledger, model_id=logged.model_id,
                                      policy=tracking.load_policy(logged.model_uri), bev=config.sim.bev(),
                                      waypoints=config.train.waypoints, episodes=config.engine.shadow_episodes)
     if summaries:
@@ -191,7 +192,7 @@ def _shadow(context: StageContext, ledger: Ledger, champion_uri: str) -> list[Fa
                 tracking.log_metrics({f"shadow_{name}": float(np.nanmean(values))})
         log.info("shadow mode: %s drove %d fleet logs open-loop; %d moments to learn from", champion_uri,
                  len(summaries), len(moments))
-    return moments
+    return moments, passes
 
 
 def _accumulated_snapshot(context: StageContext, config: AutoloopConfig) -> DatasetSnapshot:

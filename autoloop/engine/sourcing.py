@@ -122,16 +122,16 @@ def source(config: AutoloopConfig, store: EpisodeStore, ledger: Ledger, *, first
 
 
 def shadow_pass(store: EpisodeStore, ledger: Ledger, *, model_id: str, policy: Policy, bev: BevSpec,
-                waypoints: int, episodes: int) -> tuple[list[Failure], list[dict[str, Any]]]:
+                waypoints: int, episodes: int) -> tuple[list[Failure], list[dict[str, Any]], list[str]]:
     """Shadow mode (:mod:`autoloop.engine.shadow`) on up to ``episodes`` fleet logs the driver ``model_id`` has not
-    shadowed yet (newest first): the worst moments as failures (source ``shadow``), and each log's summary.
-    A log that cannot be rendered or scored is skipped with the reason logged; a driver that predicts no
-    trajectory shadows nothing."""
+    shadowed yet (newest first): the worst moments as failures (source ``shadow``), each log's summary, and the
+    keys to mark used (:meth:`Ledger.mark_used`) once the moments are collected. A log that cannot be rendered or
+    scored is skipped with the reason logged; a driver that predicts no trajectory shadows nothing."""
     try:
         predict = policy_predictor(policy)
     except ValueError as error:
         log.info("no shadow mode: %s", error)
-        return [], []
+        return [], [], []
     used = ledger.used()
     todo = [episode_id for episode_id in reversed(store.episode_ids("fleet"))
             if f"shadow:{model_id}:{episode_id}" not in used][:episodes]
@@ -148,9 +148,8 @@ def shadow_pass(store: EpisodeStore, ledger: Ledger, *, model_id: str, policy: P
             continue
         summaries.append({"episode_id": episode_id, **scores.summary()})
         moments += [(episode_id, trigger) for trigger in shadow_triggers(scores, episode)]
-    ledger.mark_used(f"shadow:{model_id}:{episode_id}" for episode_id in todo)
     failures, _ = moment_failures(store, moments, source="shadow", used=sorted(used), limit=len(moments))
-    return failures, summaries
+    return failures, summaries, [f"shadow:{model_id}:{episode_id}" for episode_id in todo]
 
 
 def generated(scenario: Scenario, count: int, *, bounds: PerturbationConfig, seed: int,

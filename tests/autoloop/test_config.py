@@ -65,7 +65,7 @@ def test_evaluation_must_be_held_out() -> None:
 
 
 def test_a_slice_is_of_the_eval_suite_only() -> None:
-    assert load_config().evaluate.routes == 20
+    assert load_config().evaluate.routes == 40
     with pytest.raises(ConfigError, match="routes: a slice is taken of the suite 'eval' only"):
         load_config(overrides={"evaluate": {"suite": "smoke"}})
     assert load_config(overrides={"evaluate": {"suite": "smoke", "routes": None}}).evaluate.suite == "smoke"

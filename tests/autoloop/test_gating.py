@@ -118,6 +118,17 @@ def test_a_regressing_scenario_type_fails() -> None:
     assert result.reasons == ("B: mean paired driving-score difference -12.0 < -10.0",)
 
 
+def test_a_type_of_too_few_routes_is_judged_with_all_routes_only() -> None:
+    # one route of type C lost 40 points: the type's mean is that route's luck, below type_min_routes
+    types = ["A"] * 8 + ["B"] * 7 + ["C"]
+    champion = evaluation(types=types)
+    result = verdict(evaluation([100.0] * 15 + [60.0], types=types), champion, champion_margin=20.0)
+    assert result.passed and "scenario type C" not in [check.name for check in result.checks]
+    strict = verdict(evaluation([100.0] * 15 + [60.0], types=types), champion, champion_margin=20.0,
+                     type_min_routes=1)
+    assert failed(strict) == ["scenario type C"]
+
+
 def test_a_simulator_crash_fails_the_gate() -> None:
     routes = [route(i, 100.0) for i in range(15)] + [route(15, 0.0, status=SIMULATION_CRASHED)]
     result = verdict(result_of(routes))
