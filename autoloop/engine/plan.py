@@ -45,12 +45,14 @@ class Planned:
         (a fleet moment's replay) or ``generated`` (a scenario generated from a fleet moment).
     :param seed: the collection seed it was drawn from (breadth and targeted routes; -1 for fleet moments).
     :param reason: for people and the dataset manifest.
+    :param moment: the key of the fleet moment it replays or was generated from ("" for routes).
     """
 
     scenario: Scenario
     part: Part
     seed: int
     reason: str
+    moment: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,13 +130,14 @@ def plan_collection(*, episodes: int, first_seed: int, failures: Sequence[Failur
     for moment in moments:
         if len(planned) + 1 > moment_budget:
             break
-        planned.append(Planned(moment.scenario, "fleet", -1, moment.reason))
+        planned.append(Planned(moment.scenario, "fleet", -1, moment.reason, moment.key))
         room = min(generated_per_moment, moment_budget - len(planned))
         for scenario, note in generate(moment.scenario, room, seed) if room > 0 else []:
             if scenario is None:
                 notes.append(f"generated from {moment.key}: {note}")
                 continue
-            planned.append(Planned(scenario, "generated", -1, f"generated from {moment.reason} ({note})"))
+            planned.append(Planned(scenario, "generated", -1, f"generated from {moment.reason} ({note})",
+                                   moment.key))
         seed += 1
     rng = np.random.default_rng([first_seed, 0xE1])
     if targeted:

@@ -113,8 +113,7 @@ def source(config: AutoloopConfig, store: EpisodeStore, ledger: Ledger, *, first
     for item, (episode, _) in zip(planned, ordered, strict=True):
         episode.metadata["tags"] = {**episode.metadata.get("tags", {}), "part": item.part, "reason": item.reason,
                                     "collect_seed": str(item.seed), "collection": str(first_seed)}
-    used = {failure.key for failure in moments
-            if any(item.reason == failure.reason for item in planned if item.part == "fleet")}
+    used = {item.moment for item in planned if item.part == "fleet"}
     log.info("collection plan: %s", ", ".join(f"{part} {sum(p.part == part for p in planned)}"
                                               for part in ("breadth", "targeted", "fleet", "generated")))
     return Sourced(tuple(planned), tuple(ordered), weights,
