@@ -98,13 +98,13 @@ def decide(candidate: EvaluationResult, comparison: Comparison | None, gate: Gat
 def _regressions(candidate: EvaluationResult, champion: EvaluationResult, regression: Sequence[int],
                  tolerance: float, failing_ds: float) -> Check:
     """The regression-suite check: routes the champion passes and the candidate fails, against the tolerance."""
-    def failed(result: EvaluationResult, index: int) -> bool:
-        route = routes[id(result)][index]
-        return route_failed(route.status, route.driving_score, route.infraction_counts, failing_ds)
+    def failures(result: EvaluationResult) -> set[int]:
+        return {route.index for route in result.routes
+                if route_failed(route.status, route.driving_score, route.infraction_counts, failing_ds)}
 
-    routes = {id(result): {route.index: route for route in result.routes} for result in (candidate, champion)}
-    passed = [index for index in regression if not failed(champion, index)]
-    broken = [index for index in passed if failed(candidate, index)]
+    champion_failed, candidate_failed = failures(champion), failures(candidate)
+    passed = [index for index in regression if index not in champion_failed]
+    broken = [index for index in passed if index in candidate_failed]
     allowed = math.floor(tolerance / 100.0 * len(passed) + 1e-9)
     listed = f" (routes {', '.join(str(i) for i in broken[:10])}{'...' if len(broken) > 10 else ''})" if broken else ""
     return Check("regression suite", len(broken) <= allowed,

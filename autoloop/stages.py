@@ -52,7 +52,6 @@ from autoloop.training.launch import torchrun, train_processes
 from autoloop.training.loop import CHECKPOINT
 from autoloop.training.pipeline import train_pipeline
 from autoloop.training.warm import initial_policy, schedule
-from policies.base import LearnedPolicy
 from policies.checkpoint import load_policy
 from sim.metrics import score_suite
 from sim.scenarios.suites import Suite
@@ -223,15 +222,22 @@ def _accumulated_snapshot(context: StageContext, config: AutoloopConfig) -> Data
 
 def _champion_driver(config: AutoloopConfig) -> tuple[str, DriverFactory] | None:
     """The champion's URI and driver, when there is one of this code's observation format."""
+    champion = _usable_champion(config, "to collect")
+    return (champion.uri, resolve_driver(champion.uri)[1]) if champion is not None else None
+
+
+def _usable_champion(config: AutoloopConfig, purpose: str) -> tracking.ModelVersionRef | None:
+    """The champion, when there is one this code can drive (of its observation format; another is passed over, said
+    in the log with ``purpose``)."""
     champion = tracking.version_by_alias(config.registry.model_name)
     if champion is None:
         return None
     found = tracking.observation_format(champion.uri)
     if found != OBSERVATION_FORMAT:
-        log.warning("champion %s not used to collect: its observation format is %s (expected %s)", champion.uri,
+        log.warning("champion %s not used %s: its observation format is %s (expected %s)", champion.uri, purpose,
                     found, OBSERVATION_FORMAT)
         return None
-    return champion.uri, resolve_driver(champion.uri)[1]
+    return champion
 
 
 def _newest_fleet_episodes(store: EpisodeStore, count: int) -> list[str]:
@@ -278,11 +284,12 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
         data = load_trajectory_arrays(context.store, snapshot, waypoints=config.train.waypoints,
                                       bev=config.sim.bev())
         processes = train_processes(config)
-        champion = tracking.version_by_alias(config.registry.model_name)
+        champion = _usable_champion(config, "to warm-start from")
         start = initial_policy(
             config.train if processes == 1 else config.train.model_copy(update={"init": "scratch"}),
             bev_shape=data.bev_shape, state_size=data.state.shape[1],
-            load_champion=lambda: _champion_policy(champion), champion_name=champion.uri if champion else "")
+            load_champion=lambda: tracking.load_policy(champion.uri) if champion else None,
+            champion_name=champion.uri if champion else "")
         if processes > 1 and config.train.init == "champion":
             log.warning("train.init champion: data-parallel training (%d processes) starts from scratch", processes)
         settings = schedule(config.train, start.warm)
@@ -338,19 +345,6 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
         log.info("trained a %s driver on %d samples: val loss %.4f; model %s", policy.kind, samples, last.val_loss,
                  model.model_uri)
         return TrainOutcome(model, samples, last.train_loss, last.val_loss, snapshot.digest)
-
-
-def _champion_policy(champion: tracking.ModelVersionRef | None) -> LearnedPolicy | None:
-    """The champion's driver to warm-start from; ``None`` without one, or with one of another observation format
-    (said in the log)."""
-    if champion is None:
-        return None
-    found = tracking.observation_format(champion.uri)
-    if found != OBSERVATION_FORMAT:
-        log.warning("champion %s: observation format %s (expected %s): training from scratch", champion.uri, found,
-                    OBSERVATION_FORMAT)
-        return None
-    return tracking.load_policy(champion.uri)
 
 
 #: Per-step losses go to MLflow every this many optimizer steps.
