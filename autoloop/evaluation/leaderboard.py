@@ -88,7 +88,7 @@ from autoloop.evaluation.results import (
     aggregate,
     record_json,
 )
-from autoloop.evaluation.runner import CHECKPOINT_FORMAT, _append, _read_checkpoint
+from autoloop.evaluation.runner import CHECKPOINT_FORMAT, append_routes, read_checkpoint
 from autoloop.locks import exclusive
 from sim.maps.frames import from_carla_xy
 from sim.metrics import Infraction, RouteRecord, RouteStatus, score_route
@@ -222,10 +222,10 @@ def write_checkpoint(checkpoint: Path, routes: Sequence[RouteResult], *, header:
     As for the runner's own evaluations, a later read leaves simulator crashes out so that they run again.
     """
     with exclusive(checkpoint.with_suffix(".lock")):
-        done = _read_checkpoint(checkpoint, dict(header))
+        done = read_checkpoint(checkpoint, dict(header))
         fresh = [route for route in routes
                  if route.index not in done or _canonical(done[route.index]) != _canonical(route)]
-        _append(checkpoint, fresh)
+        append_routes(checkpoint, fresh)
     return len(fresh)
 
 

@@ -122,7 +122,7 @@ def run_evaluation(suite: Suite, driver: DriverFactory, *, policy_name: str, ide
 def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_name: str, sim: SimConfig,
          settings: EvaluateConfig, store: EpisodeStore, checkpoint: Path, tags: Mapping[str, str] | None,
          compute: Compute, on_batch: Callable[[int, int], None] | None) -> EvaluationResult:
-    done = _read_checkpoint(checkpoint, header)
+    done = read_checkpoint(checkpoint, header)
     if done:
         log.info("resuming %s: %d of %d routes already evaluated", checkpoint, len(done), len(suite.scenarios))
     episode_tags = {**(tags or {}), "purpose": "eval", "suite": suite.name, "suite_hash": suite.content_hash}
@@ -148,7 +148,7 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
         # episodes first: a route in the checkpoint always has its episode (a kill in between leaves an
         # episode that no result names, and the route runs again)
         store.write_many([result[0] for result in results if not isinstance(result, _Failure)])
-        _append(checkpoint, fresh)
+        append_routes(checkpoint, fresh)
         done.update({result.index: result for result in fresh})
         if on_batch is not None:
             on_batch(len(done), len(suite.scenarios))
@@ -240,7 +240,7 @@ def _key(identity: str, suite: Suite, sim: SimConfig, scorer: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _read_checkpoint(path: Path, header: dict[str, Any]) -> dict[int, RouteResult]:
+def read_checkpoint(path: Path, header: dict[str, Any]) -> dict[int, RouteResult]:
     """The routes already evaluated (simulator crashes left out: they run again); writes the header to a new
     file. A last line cut short by a kill is dropped."""
     if not path.exists() or path.stat().st_size == 0:
@@ -268,7 +268,8 @@ def _read_checkpoint(path: Path, header: dict[str, Any]) -> dict[int, RouteResul
     return {route.index: route for route in routes if route.status != SIMULATION_CRASHED}
 
 
-def _append(path: Path, routes: Sequence[RouteResult]) -> None:
+def append_routes(path: Path, routes: Sequence[RouteResult]) -> None:
+    """Append route results to a checkpoint :func:`read_checkpoint` opened (fsynced)."""
     _write_lines(path, [{"route": route.to_json()} for route in routes], mode="a")
 
 

@@ -25,7 +25,7 @@ from autoloop.evaluation.leaderboard import (
     route_seed,
     write_checkpoint,
 )
-from autoloop.evaluation.runner import _read_checkpoint
+from autoloop.evaluation.runner import read_checkpoint
 from sim.metrics import bench2drive_success
 
 INFRACTION_KEYS = ("collisions_layout", "collisions_pedestrian", "collisions_vehicle", "red_light", "stop_infraction",
@@ -263,7 +263,7 @@ def test_the_checkpoint_holds_the_results_for_the_runner_to_read(files: tuple[Pa
     header = leaderboard_checkpoint_header(routes, identity="model:7", scorer="lb2")
     checkpoint = tmp_path / "eval" / "routes.jsonl"
     assert write_checkpoint(checkpoint, converted, header=header) == 7
-    done = _read_checkpoint(checkpoint, header)  # the runner's reader: simulator crashes are left to run again
+    done = read_checkpoint(checkpoint, header)  # the runner's reader: simulator crashes are left to run again
     assert sorted(done) == [0, 1, 2, 4, 6]
     assert [json.dumps(done[i].to_json(), sort_keys=True) for i in sorted(done)] == [
         json.dumps(converted[i].to_json(), sort_keys=True) for i in sorted(done)]
