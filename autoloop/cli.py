@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from autoloop.config import AutoloopConfig, ConfigError, dump_config, load_config
+from autoloop.config import AutoloopConfig, Backend, ConfigError, dump_config, evaluate_overrides, load_config
 from autoloop.paths import Paths
 
 if TYPE_CHECKING:
@@ -38,11 +38,12 @@ HomeOption = Annotated[
 ]
 
 
-def _load(config: Path | None, profile: str | None, suite: str | None = None) -> AutoloopConfig:
+def _load(config: Path | None, profile: str | None, suite: str | None = None, *, backend: str | None = None,
+          carla: dict[str, Any] | None = None) -> AutoloopConfig:
     try:
         # (a suite named on the command line is driven whole)
         return load_config(config, profile=profile,
-                           overrides={"evaluate": {"suite": suite, "routes": None}} if suite else None)
+                           overrides=evaluate_overrides(suite=suite, backend=backend, carla=carla))
     except ConfigError as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
@@ -66,15 +67,41 @@ def _check_servers(config: AutoloopConfig, home: str) -> None:
         raise typer.Exit(1) from None
 
 
-def _flow_arguments(config: Path | None, profile: str | None, home: Path | None, suite: str | None = None
+def _check_backend(config: AutoloopConfig) -> None:
+    """CARLA inputs of an evaluation that cannot be used (route file, Leaderboard, CARLA or a running server): one
+    line and exit 1, before any flow run."""
+    from autoloop.stages import evaluation_backend
+
+    try:
+        evaluation_backend(config)
+    except ValueError as error:
+        _error(error)
+        raise typer.Exit(1) from None
+
+
+def _error(error: BaseException) -> None:
+    """``error: <message>`` as it is (no markup read in it, no wrapping)."""
+    console.print(Text.assemble(("error:", "red"), f" {error}"), highlight=False, soft_wrap=True)
+
+
+def _flow_arguments(config: Path | None, profile: str | None, home: Path | None, suite: str | None = None, *,
+                    evaluates: bool = False, backend: str | None = None, carla: dict[str, Any] | None = None
                     ) -> dict[str, Any]:
-    """Check the config (with ``suite`` as its ``evaluate.suite``) and the servers it names, then the parameters
+    """Check the config (with ``suite`` as its ``evaluate.suite``, ``backend`` and ``carla`` over its ``evaluate``
+    section), the servers it names and, for a command that ``evaluates``, its CARLA inputs; then the parameters
     every flow takes."""
-    cfg = _load(config, profile, suite)
+    cfg = _load(config, profile, suite, backend=backend, carla=carla)
     where = _home(home)
     _check_servers(cfg, where)
+    if evaluates:
+        _check_backend(cfg)
     _setup_logging()
     return {"config_file": str(config.resolve()) if config else None, "profile": profile, "home": where}
+
+
+def _split(values: str | None) -> list[str] | None:
+    """``a,b`` as ``["a", "b"]`` (``None`` stays ``None``)."""
+    return None if values is None else [value.strip() for value in values.split(",") if value.strip()]
 
 
 def _setup_logging() -> None:
@@ -85,7 +112,7 @@ def _setup_logging() -> None:
 @app.command()
 def cycle(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None) -> None:
     """Run one full cycle: collect, train, evaluate, promote (Prefect flow ``cycle``)."""
-    arguments = _flow_arguments(config, profile, home)
+    arguments = _flow_arguments(config, profile, home, evaluates=True)
     from flows.cycle import cycle_flow
     from sim.scene.observation import ObservationFormatError
 
@@ -130,19 +157,66 @@ SuiteOption = Annotated[str | None, typer.Option(
          "scenarios.")]
 
 
+def _carla_option(help_text: str) -> Any:
+    """An option of the CARLA backend: it overrides its ``evaluate.carla`` key."""
+    return typer.Option(help=help_text, rich_help_panel="CARLA backend (each option overrides its evaluate.carla key)")
+
+
+BackendOption = Annotated[Backend | None, typer.Option(
+    help="Where routes are driven: embedded (a suite) or carla (a route file, in the CARLA Leaderboard's "
+         "evaluator); default: the config's evaluate.backend.")]
+RoutesOption = Annotated[Path | None, _carla_option("Leaderboard route XML to drive (routes).")]
+HostsOption = Annotated[str | None, _carla_option("Running CARLA servers, HOST:PORT[,HOST:PORT...] (hosts; else "
+                                                  "$CARLA_HOST).")]
+CarlaRootOption = Annotated[Path | None, _carla_option("CARLA package to start servers from (carla_root; else "
+                                                       "$CARLA_ROOT).")]
+LeaderboardOption = Annotated[Path | None, _carla_option("Leaderboard 2.x checkout (leaderboard_root; else "
+                                                         "$LEADERBOARD_ROOT).")]
+ScenarioRunnerOption = Annotated[Path | None, _carla_option("Scenario runner checkout (scenario_runner_root; else "
+                                                            "$SCENARIO_RUNNER_ROOT).")]
+PythonOption = Annotated[str | None, _carla_option("Interpreter that runs the evaluator (python).")]
+GpusOption = Annotated[str | None, _carla_option("GPUs to start a server on, e.g. 0,1 (gpus).")]
+BasePortOption = Annotated[int | None, _carla_option("RPC port of the first started server (base_port).")]
+PortSpacingOption = Annotated[int | None, _carla_option("Ports between started servers (port_spacing).")]
+ChunkOption = Annotated[int | None, _carla_option("Routes per evaluator run (chunk_routes).")]
+HangOption = Annotated[float | None, _carla_option("Seconds without progress before an evaluator is taken for hung "
+                                                   "(hang_timeout_s).")]
+RepetitionsOption = Annotated[int | None, _carla_option("Runs of each route (repetitions).")]
+TrackOption = Annotated[str | None, _carla_option("Leaderboard track: SENSORS or MAP (track).")]
+ScorerOption = Annotated[str | None, _carla_option("Scorer: lb2, lb21 or bench2drive (scorer; else "
+                                                   "evaluate.scorer).")]
+
+
 @app.command()
 def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None,
              model: Annotated[str, typer.Option(help="Driver: 'expert', a checkpoint file, models:/NAME/VERSION or "
                                                      "models:/NAME@ALIAS.")] = "models:/autoloop-driver@champion",
-             suite: SuiteOption = None) -> None:
-    """Evaluate a driver closed-loop on a scenario suite; an interrupted evaluation resumes where it stopped."""
-    arguments = _flow_arguments(config, profile, home, suite)
+             suite: SuiteOption = None, backend: BackendOption = None, routes: RoutesOption = None,
+             carla_host: HostsOption = None, carla_root: CarlaRootOption = None,
+             leaderboard_root: LeaderboardOption = None, scenario_runner_root: ScenarioRunnerOption = None,
+             carla_python: PythonOption = None, carla_gpus: GpusOption = None, carla_base_port: BasePortOption = None,
+             carla_port_spacing: PortSpacingOption = None, carla_chunk_routes: ChunkOption = None,
+             carla_hang_timeout_s: HangOption = None, carla_repetitions: RepetitionsOption = None,
+             carla_track: TrackOption = None, carla_scorer: ScorerOption = None) -> None:
+    """Evaluate a driver closed-loop on a scenario suite, or in CARLA on a route file (--backend carla --routes
+    FILE.xml); an interrupted evaluation resumes where it stopped."""
+    carla = {key: value for key, value in {
+        "routes": str(routes.resolve()) if routes else None,
+        "hosts": _split(carla_host), "carla_root": str(carla_root.resolve()) if carla_root else None,
+        "leaderboard_root": str(leaderboard_root.resolve()) if leaderboard_root else None,
+        "scenario_runner_root": str(scenario_runner_root.resolve()) if scenario_runner_root else None,
+        "python": carla_python, "gpus": _split(carla_gpus), "base_port": carla_base_port,
+        "port_spacing": carla_port_spacing, "chunk_routes": carla_chunk_routes,
+        "hang_timeout_s": carla_hang_timeout_s, "repetitions": carla_repetitions, "track": carla_track,
+        "scorer": carla_scorer}.items() if value is not None}
+    arguments = _flow_arguments(config, profile, home, suite, evaluates=True, backend=backend, carla=carla)
+    from autoloop.carla.servers import ServerError
     from flows.stages import evaluate_flow
 
     try:
-        outcome = evaluate_flow(model_uri=model, suite=suite, **arguments)
-    except ValueError as error:  # a driver that does not exist
-        console.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+        outcome = evaluate_flow(model_uri=model, suite=suite, backend=backend, carla=carla or None, **arguments)
+    except (ValueError, ServerError) as error:  # a driver that does not exist; a CARLA server that did not start
+        _error(error)
         raise typer.Exit(1) from None
     result = outcome.result
     table = Table(title=f"{model} on {result.suite} ({result.suite_hash})", title_justify="left")
@@ -191,7 +265,8 @@ def promote(model: Annotated[str | None, typer.Option(
         raise typer.Exit(2)
     from flows.stages import promote_flow
 
-    result = promote_flow(model_uri=model, suite=suite, **_flow_arguments(config, profile, home, suite))
+    result = promote_flow(model_uri=model, suite=suite, **_flow_arguments(config, profile, home, suite,
+                                                                         evaluates=True))
     for check in result.verdict.checks:
         console.print(Text(f"{'PASS' if check.passed else 'FAIL'} {check.detail}",
                            style="green" if check.passed else "red"))

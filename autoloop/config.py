@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Self, get_args
@@ -24,6 +25,8 @@ from sim.scene.bev import BevSpec
 #: The packaged profiles (``autoloop/profiles/<name>.yaml``).
 Profile = Literal["quick", "default"]
 PROFILES: tuple[str, ...] = get_args(Profile)
+#: Where evaluation drives: the embedded simulator, or CARLA through the Leaderboard's evaluator.
+Backend = Literal["embedded", "carla"]
 
 
 class _Frozen(BaseModel):
@@ -272,9 +275,77 @@ class TrainConfig(_Frozen):
     sac: SacConfig = SacConfig()
 
 
+class CarlaConfig(_Frozen):
+    """Evaluation in CARLA (``evaluate.backend: carla``): the CARLA Leaderboard 2.x's own evaluator drives
+    ``routes`` with autoloop's agent, on CARLA servers autoloop starts (one per GPU of ``gpus``, from
+    ``carla_root``) or on servers already running (``hosts``); see :mod:`autoloop.carla.evaluate`.
+
+    Paths and servers left unset come from the environment of the process that evaluates (a Prefect worker's own),
+    when the evaluation starts.
+
+    :param routes: the Leaderboard routes XML to drive (``<routes><route id town>...``, numeric ids).
+    :param carla_root: the unpacked CARLA package (``CarlaUE4.sh``, ``PythonAPI/carla``, ``VERSION``); unset:
+        ``$CARLA_ROOT``. Without ``hosts`` autoloop starts its servers from it.
+    :param hosts: CARLA servers already running, ``HOST:PORT`` each (one evaluator each, never started or stopped
+        by autoloop); unset: ``$CARLA_HOST`` (``HOST`` or ``HOST:PORT``, the port else ``$CARLA_PORT``, else 2000)
+        when no ``carla_root`` is set here.
+    :param leaderboard_root: the checkout of carla-simulator/leaderboard (2.x) or of Bench2Drive's
+        ``leaderboard`` folder; unset: ``$LEADERBOARD_ROOT``.
+    :param scenario_runner_root: the scenario runner of that Leaderboard; unset: ``$SCENARIO_RUNNER_ROOT`` (else
+        whatever ``PYTHONPATH`` holds).
+    :param python: the interpreter that runs the evaluator (with the ``carla`` client, the Leaderboard's
+        requirements and autoloop installed); unset: this one.
+    :param gpus: GPUs to start a server on, one server each (also the evaluator's ``CUDA_VISIBLE_DEVICES``).
+    :param base_port: RPC port of the first started server; server ``i`` listens on
+        ``base_port + i * port_spacing`` and its Traffic Manager on that port + 3.
+    :param port_spacing: ports between two started servers (at least 4).
+    :param chunk_routes: routes per evaluator run (a chunk, checkpointed and resumed as one).
+    :param hang_timeout_s: an evaluator with no progress this long (its checkpoint, live results and log unchanged)
+        is taken for hung, killed with its server, and the route retried once; more than the longest route takes.
+    :param repetitions: runs of each route (the evaluator's ``--repetitions``).
+    :param track: the Leaderboard track, ``SENSORS`` or ``MAP``.
+    :param scorer: the scorer of the results (``lb2``, ``lb21``, or ``bench2drive`` for Bench2Drive's fork);
+        unset: ``evaluate.scorer``.
+    """
+
+    routes: Path | None = None
+    carla_root: Path | None = None
+    hosts: tuple[str, ...] = ()
+    leaderboard_root: Path | None = None
+    scenario_runner_root: Path | None = None
+    python: str | None = None
+    gpus: tuple[int, ...] = Field(default=(0,), min_length=1)
+    base_port: int = Field(default=2000, ge=1024, le=65535)
+    port_spacing: int = Field(default=10, ge=4)
+    chunk_routes: int = Field(default=10, ge=1)
+    hang_timeout_s: float = Field(default=900.0, gt=0.0)
+    repetitions: int = Field(default=1, ge=1)
+    track: Literal["SENSORS", "MAP"] = "SENSORS"
+    scorer: str | None = None
+
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorer(cls, value: str | None) -> str | None:
+        if value is not None and value not in SCORERS:
+            raise ValueError(f"unknown scorer {value!r}; choose one of {', '.join(SCORERS)}")
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_and_port(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"host {address!r}: expected HOST:PORT, e.g. 127.0.0.1:2000")
+        return value
+
+
 class EvaluateConfig(_Frozen):
     """Closed-loop evaluation.
 
+    :param backend: where routes are driven: ``embedded`` (the suite below, on the embedded simulator) or ``carla``
+        (the route file of :attr:`carla`, in the CARLA Leaderboard's evaluator).
+    :param carla: the CARLA evaluation's settings.
     :param suite: a named scenario suite (``sim.scenarios.suites``: ``smoke``, ``eval``, ``carla-towns``...); when
         unset, the held-out scenarios of :attr:`AutoloopConfig.sim` with the seeds below.
     :param routes: with ``suite: eval``, a fixed held-out slice of it: this many routes, a type at a time
@@ -291,6 +362,8 @@ class EvaluateConfig(_Frozen):
     :param report_clips: animated clips of the worst routes in the evaluation report.
     """
 
+    backend: Backend = "embedded"
+    carla: CarlaConfig = CarlaConfig()
     suite: str | None = "eval"
     routes: int | None = Field(default=40, ge=1)
     regression: bool = True
@@ -495,6 +568,20 @@ def load_config(path: Path | None = None, *, profile: str | None = None,
         return AutoloopConfig.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(_describe(source, error)) from None
+
+
+def evaluate_overrides(*, suite: str | None = None, backend: str | None = None,
+                       carla: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The overrides (for :func:`load_config`) a command line or a flow run gives the ``evaluate`` section: a
+    ``suite`` (driven whole: no slice of it), the ``backend``, and keys of ``evaluate.carla``."""
+    evaluate: dict[str, Any] = {}
+    if suite is not None:
+        evaluate.update(suite=suite, routes=None)
+    if backend is not None:
+        evaluate["backend"] = backend
+    if carla:
+        evaluate["carla"] = dict(carla)
+    return {"evaluate": evaluate} if evaluate else {}
 
 
 def dump_config(config: AutoloopConfig) -> str:

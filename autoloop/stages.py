@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from autoloop import tracking
+from autoloop.carla.evaluate import CarlaSetup, agent_driver, carla_setup, evaluate_in_carla
 from autoloop.compute import Compute
 from autoloop.config import AutoloopConfig, dump_config
 from autoloop.engine.failures import Failure, evaluation_failures
@@ -402,14 +403,25 @@ def evaluate(context: StageContext, model_uri: str) -> EvaluateOutcome:
     suite (``evaluate.suite``, else the held-out scenarios), resuming its checkpoint if an earlier run stopped;
     logs metrics, per-route results and the report (Markdown + HTML) to the stage's MLflow run.
 
-    :raises ValueError: when ``model_uri`` names no driver (before any MLflow run is made).
+    With ``evaluate.backend: carla`` the driver drives ``evaluate.carla.routes`` in the CARLA Leaderboard's evaluator
+    instead (:mod:`autoloop.carla.evaluate`); the run also carries the versions of CARLA and the Leaderboard and the
+    route file's name and SHA-256.
+
+    :raises ValueError: when ``model_uri`` names no driver, or the CARLA backend's inputs are unusable (before any
+        MLflow run is made).
     """
     config = context.config
-    driver = resolve_driver(model_uri)  # (a driver that does not exist fails here, before any run is made)
+    # (a driver that does not exist, or a CARLA input that is not there, fails here, before any run is made)
+    driver = resolve_driver(model_uri)
+    carla = evaluation_backend(config)
     with tracking.stage_run("evaluate", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
-                            tags={"autoloop.model_uri": model_uri}) as run_id:
-        tracking.log_params({"model_uri": model_uri, **config.evaluate.model_dump()})
-        result = _evaluate(context, model_uri, driver, run_id)
+                            tags={"autoloop.model_uri": model_uri,
+                                  "autoloop.backend": config.evaluate.backend}) as run_id:
+        settings = config.evaluate.model_dump(exclude=None if carla else {"carla"})
+        tracking.log_params({"model_uri": model_uri, **_flat(settings)})
+        if carla is not None:
+            tracking.set_tags(carla.tags())
+        result = _evaluate(context, model_uri, driver, run_id, carla=carla)
         tracking.log_metrics(result.metrics())
         tracking.log_dict(result.to_json(), "evaluation.json")
         report = write_report(result, context.paths.reports / run_id, store=context.store,
@@ -461,6 +473,7 @@ def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: Eval
     name = config.registry.model_name
     lock = lock or tracking.registry_lock(context.paths)
     result = candidate.result
+    carla = evaluation_backend(config)  # (the champion drives where the candidate did; checked before the run)
     with tracking.stage_run("promote", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
                             tags={"autoloop.model_uri": model.model_uri}) as run_id:
         tracking.log_params({**config.gate.model_dump(), "model_uri": model.model_uri})
@@ -476,7 +489,7 @@ def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: Eval
         suite = _suite(context)
         for _ in range(PROMOTION_ATTEMPTS):
             before = tracking.version_by_alias(name)
-            champion, comparison = _compare_with(context, before, result, run_id)
+            champion, comparison = _compare_with(context, before, result, run_id, carla=carla)
             verdict = decide(result, comparison, config.gate, champion=champion,
                              regression=suite.regression if suite.content_hash == result.suite_hash else (),
                              failing_ds=config.engine.failing_ds)
@@ -574,7 +587,7 @@ def rollback(context: StageContext, *, lock: tracking.RegistryLock | None = None
 
 
 def _compare_with(context: StageContext, champion: tracking.ModelVersionRef | None, candidate: EvaluationResult,
-                  run_id: str) -> tuple[EvaluationResult | None, Comparison | None]:
+                  run_id: str, *, carla: CarlaSetup | None) -> tuple[EvaluationResult | None, Comparison | None]:
     """The champion's evaluation and the paired comparison with it; ``(None, None)`` without a champion, or with
     one logged with another observation format than this autoloop's (it cannot drive here: the candidate is then
     judged alone)."""
@@ -585,7 +598,7 @@ def _compare_with(context: StageContext, champion: tracking.ModelVersionRef | No
         log.warning("champion %s skipped: its observation format is %s (expected %s); the candidate is judged "
                     "without a comparison", champion.uri, "none" if found is None else found, OBSERVATION_FORMAT)
         return None, None
-    result = _evaluate(context, champion.uri, resolve_driver(champion.uri), run_id)
+    result = _evaluate(context, champion.uri, resolve_driver(champion.uri), run_id, carla=carla)
     settings = context.config.evaluate
     return result, compare(candidate, result, resamples=settings.bootstrap_resamples, confidence=settings.confidence,
                            seed=settings.bootstrap_seed)
@@ -599,17 +612,31 @@ def latest_snapshot(paths: Paths) -> DatasetSnapshot:
     return load_snapshot(manifests[-1])
 
 
-def _evaluate(context: StageContext, model_uri: str, driver: tuple[str, DriverFactory], run_id: str
-              ) -> EvaluationResult:
+def evaluation_backend(config: AutoloopConfig) -> CarlaSetup | None:
+    """The checked inputs of a CARLA evaluation (``evaluate.backend: carla``), or ``None`` for the embedded
+    simulator.
+
+    :raises ValueError: one line naming the setting or file that cannot be used.
+    """
+    return carla_setup(config.evaluate) if config.evaluate.backend == "carla" else None
+
+
+def _evaluate(context: StageContext, model_uri: str, driver: tuple[str, DriverFactory], run_id: str, *,
+              carla: CarlaSetup | None) -> EvaluationResult:
+    """The evaluation of ``model_uri``: on the embedded simulator, or in CARLA with ``carla``; either resumes or
+    reuses its checkpoint."""
     config = context.config
-    suite = _suite(context)
     identity, factory = driver
-    checkpoint = checkpoint_path(context.paths.evaluations, identity=identity, suite=suite, sim=config.sim,
-                                 scorer=config.evaluate.scorer)
     tags = {"model_uri": model_uri, "model_identity": identity, "mlflow_run_id": run_id}
     version = tracking.registered_version(model_uri)
     if version is not None:
         tags["model_version"] = version.uri
+    if carla is not None:
+        return evaluate_in_carla(carla, driver=agent_driver(model_uri, identity), identity=identity,
+                                 policy_name=model_uri, config=config, paths=context.paths, tags=tags)
+    suite = _suite(context)
+    checkpoint = checkpoint_path(context.paths.evaluations, identity=identity, suite=suite, sim=config.sim,
+                                 scorer=config.evaluate.scorer)
     return run_evaluation(suite, factory, policy_name=model_uri, identity=identity, sim=config.sim,
                           settings=config.evaluate, store=context.store, checkpoint=checkpoint, tags=tags,
                           compute=Compute.from_config(config.compute))

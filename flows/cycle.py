@@ -68,6 +68,7 @@ def cycle_flow(config_file: str | None = None, profile: Profile | None = None, h
             flow/deployment; empty: train in the cycle's own process.
     """
     config = parameters.load(config_file, profile)
+    parameters.carla_servers(config)  # (CARLA inputs that cannot be used fail before the cycle starts)
     context = start_cycle(connect(config, home, None), str(_flow_run().id))
     common: dict[str, Any] = {"config_file": config_file, "profile": profile, "home": str(context.paths.home),
                               "parent_run_id": context.parent_run_id}

@@ -5,10 +5,11 @@
   lock (:func:`autoloop.tracking.registry_lock`) is held inside it.
 - ``gpu`` (slots: the GPUs of the training pool): a training run holds one per GPU it trains on (one on a machine
   without GPUs), so runs beyond the pool's GPUs wait.
-- ``carla-server`` (slots: the CARLA servers): held by what talks to a CARLA server (the CARLA backend to come).
+- ``carla-server`` (slots: the CARLA servers of the pool): an evaluation in CARLA holds one per server it uses (one
+  per GPU it starts a server on, or per running server it is given), so evaluations beyond the servers wait.
 
-A missing ``autoloop-registry`` or ``gpu`` limit is created on first use (registry: one slot; gpu: the slots this
-run asks for); create them beforehand to choose the slots (README: "Run it as a service"). Without a Prefect server
+A missing limit is created on first use (registry: one slot; gpu and carla-server: the slots this run asks for);
+create them beforehand to choose the slots (README: "Run it as a service"). Without a Prefect server
 (a local run on Prefect's ephemeral API) only the file lock is held: one process on one machine needs no more.
 """
 
@@ -28,6 +29,7 @@ from autoloop.paths import Paths
 
 REGISTRY_LIMIT = "autoloop-registry"
 GPU_LIMIT = "gpu"
+CARLA_LIMIT = "carla-server"
 
 
 def on_server() -> bool:
@@ -57,6 +59,16 @@ def gpu_slots(count: int) -> AbstractContextManager[object]:
         return nullcontext()
     _ensure(GPU_LIMIT, slots=count, advice=f"set it to the GPUs of the pool: prefect gcl update {GPU_LIMIT} --limit N")
     return concurrency(GPU_LIMIT, occupy=count, strict=True)
+
+
+def carla_servers(count: int) -> AbstractContextManager[object]:
+    """Hold ``count`` slots of the server's ``carla-server`` limit for the block (nothing without a server, or for
+    ``count`` 0: an evaluation on the embedded simulator)."""
+    if count == 0 or not on_server():
+        return nullcontext()
+    _ensure(CARLA_LIMIT, slots=count,
+            advice=f"set it to the CARLA servers of the pool: prefect gcl update {CARLA_LIMIT} --limit N")
+    return concurrency(CARLA_LIMIT, occupy=count, strict=True)
 
 
 def _ensure(name: str, *, slots: int, advice: str) -> None:

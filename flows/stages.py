@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
 from autoloop import stages, tracking
-from autoloop.config import AutoloopConfig, Profile
+from autoloop.config import AutoloopConfig, Backend, Profile
 from autoloop.episodes import load_snapshot
 from autoloop.reports import evaluation_markdown, promotion_markdown
 from autoloop.training.launch import gpu_slots
@@ -66,13 +66,21 @@ def train_policy(context: stages.StageContext, snapshot_path: str | None) -> sta
 
 @task(**CACHED, **RETRYING)
 def evaluate_policy(context: stages.StageContext, model_uri: str) -> stages.EvaluateOutcome:
-    return stages.evaluate(context, model_uri)
+    """The evaluate stage; in CARLA it holds a slot of the `carla-server` limit per server it uses."""
+    with locks.carla_servers(parameters.carla_servers(context.config)):
+        return stages.evaluate(context, model_uri)
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
 def check_driver(context: stages.StageContext, model_uri: str) -> None:
     """Fail at once (no run started, nothing registered) when ``model_uri`` names no driver."""
     parameters.driver(model_uri)
+
+
+@task(cache_policy=NO_CACHE)
+def check_backend(context: stages.StageContext) -> None:
+    """Fail at once (no run started, nothing registered) when the CARLA backend's inputs cannot be used."""
+    parameters.carla_servers(context.config)
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
@@ -96,7 +104,10 @@ def load_evaluation(context: stages.StageContext, run_id: str, model: tracking.L
 @task(cache_policy=NO_CACHE, **RETRYING)
 def gate_and_register(context: stages.StageContext, model: tracking.LoggedPolicy,
                       evaluation: stages.EvaluateOutcome) -> stages.PromotionResult:
-    result = stages.promote(context, model, evaluation, lock=locks.registry_lock(context.paths))
+    """The promote stage; in CARLA (where the champion drives for the comparison) it holds a slot of the
+    `carla-server` limit per server it uses."""
+    with locks.carla_servers(parameters.carla_servers(context.config)):
+        result = stages.promote(context, model, evaluation, lock=locks.registry_lock(context.paths))
     events.promoted(result)
     return result
 
@@ -155,9 +166,11 @@ def train_flow(config_file: str | None = None, profile: Profile | None = None, h
 
 @flow(name="evaluate", persist_result=True)
 def evaluate_flow(model_uri: str = "models:/autoloop-driver@champion", config_file: str | None = None,
-                  profile: Profile | None = None, suite: str | None = None, home: str | None = None,
+                  profile: Profile | None = None, suite: str | None = None, backend: Backend | None = None,
+                  routes: str | None = None, carla: dict[str, Any] | None = None, home: str | None = None,
                   parent_run_id: str | None = None) -> stages.EvaluateOutcome:
-    """Evaluate a driver closed-loop on a scenario suite (resuming an interrupted evaluation of the same driver).
+    """Evaluate a driver closed-loop on a scenario suite, or in CARLA on a route file (resuming an interrupted
+    evaluation of the same driver); in CARLA, holds a slot of the `carla-server` limit per server.
 
     Args:
         model_uri: The driver: expert, a checkpoint file on the worker, models:/NAME/VERSION, models:/NAME@ALIAS or
@@ -167,12 +180,20 @@ def evaluate_flow(model_uri: str = "models:/autoloop-driver@champion", config_fi
         profile: Base profile: quick (CI-sized) or default (the file's own profile key, else default).
         suite: Scenario suite: smoke, train, eval or carla-towns; default: the config's evaluate.suite, else its
             held-out scenarios.
+        backend: Where routes are driven: embedded (the suite, on the embedded simulator) or carla (a route file,
+            in the CARLA Leaderboard's evaluator); default: the config's evaluate.backend.
+        routes: With backend carla: the Leaderboard route XML on the worker; default: the config's
+            evaluate.carla.routes.
+        carla: With backend carla: keys of the config's evaluate.carla to override, e.g. {"hosts":
+            ["carla-0:2000"]} or {"gpus": [0, 1]}; CARLA_ROOT, CARLA_HOST, LEADERBOARD_ROOT and
+            SCENARIO_RUNNER_ROOT of the worker fill what is unset.
         home: autoloop home on the worker (default $AUTOLOOP_HOME); a folder every worker sees.
         parent_run_id: MLflow run to nest this stage's run under (the cycle sets it).
     """
-    config = parameters.load(config_file, profile, suite=suite)
+    config = parameters.load(config_file, profile, suite=suite, backend=backend, routes=routes, carla=carla)
     context = connect(config, home, parent_run_id)
     check_driver(context, model_uri)
+    check_backend(context)
     outcome = evaluate_policy(context, model_uri)
     create_markdown_artifact(key="evaluate-summary", markdown=evaluation_markdown(model_uri, outcome),
                              description="autoloop evaluation summary")
@@ -200,6 +221,7 @@ def promote_flow(model_uri: str, config_file: str | None = None, profile: Profil
     """
     config = parameters.load(config_file, profile, suite=suite)
     context = connect(config, home, parent_run_id)
+    check_backend(context)
     model = resolve_model(context, model_uri)
     evaluation = (load_evaluation(context, evaluation_run_id, model) if evaluation_run_id
                   else evaluate_policy(context, model.model_uri))

@@ -165,7 +165,8 @@ def route_seed(route_id: str) -> int:
 
 
 def read_leaderboard_results(results_files: Sequence[Path], *, route_file: Path, scorer: str = "lb2",
-                             repetitions: int = 1) -> tuple[RouteResult, ...]:
+                             repetitions: int = 1, given_up: Mapping[str, str] | None = None
+                             ) -> tuple[RouteResult, ...]:
     """Every route the evaluator was given (``route_file`` x ``repetitions``), in its order, as a result.
 
     Route ``i``'s repetition ``r`` has index ``i * repetitions + r`` (the evaluator's ``config.index``).
@@ -173,6 +174,8 @@ def read_leaderboard_results(results_files: Sequence[Path], *, route_file: Path,
     :param results_files: the evaluator's ``--checkpoint`` files for this route file (together, each route at most
         once).
     :param scorer: the :data:`sim.metrics.SCORERS` version that scores the routes.
+    :param given_up: routes (route-file ids) that whoever ran the evaluator gave up after their runs crashed, and
+        why: each repetition with no record, or a failure's, is ``Failed - Simulation crashed`` with that reason.
     :raises ValueError: one line naming the file and the field, for a malformed file, a record of no route of
         ``route_file``, a route in two records, or an unknown status or infraction.
     """
@@ -190,7 +193,8 @@ def read_leaderboard_results(results_files: Sequence[Path], *, route_file: Path,
                                  f"{other.where}")
             records[route_id] = record
     names = ", ".join(Path(file).name for file in results_files)
-    return tuple(_route_result(index, spec, records.get(route_id), scorer=scorer, files=names)
+    return tuple(_route_result(index, spec, records.get(route_id), scorer=scorer, files=names,
+                               given_up=(given_up or {}).get(spec.route_id))
                  for index, (route_id, spec) in enumerate(planned.items()))
 
 
@@ -230,18 +234,24 @@ def write_checkpoint(checkpoint: Path, routes: Sequence[RouteResult], *, header:
 
 
 def leaderboard_evaluation(results_files: Sequence[Path], *, route_file: Path, checkpoint: Path, policy_name: str,
-                           identity: str, settings: EvaluateConfig, repetitions: int = 1) -> EvaluationResult:
+                           identity: str, settings: EvaluateConfig, repetitions: int = 1,
+                           given_up: Mapping[str, str] | None = None,
+                           episode_tags: Mapping[str, str] | None = None) -> EvaluationResult:
     """Read the evaluator's results, record them in ``checkpoint`` and aggregate every planned route, scored with
     ``settings.scorer`` and with ``settings``' bootstrap (the result :func:`~autoloop.evaluation.run_evaluation`
-    gives for an embedded evaluation)."""
+    gives for an embedded evaluation).
+
+    :param given_up: routes given up after crashes, and why (:func:`read_leaderboard_results`).
+    :param episode_tags: the tags the agent stored its episodes with.
+    """
     routes = read_leaderboard_results(results_files, route_file=route_file, scorer=settings.scorer,
-                                      repetitions=repetitions)
+                                      repetitions=repetitions, given_up=given_up)
     header = leaderboard_checkpoint_header(route_file, identity=identity, scorer=settings.scorer,
                                            repetitions=repetitions)
     write_checkpoint(checkpoint, routes, header=header)
     return aggregate(routes, policy=policy_name, suite=header["suite"], suite_hash=header["suite_hash"],
                      scorer=settings.scorer, resamples=settings.bootstrap_resamples, confidence=settings.confidence,
-                     seed=settings.bootstrap_seed, checkpoint=str(checkpoint))
+                     seed=settings.bootstrap_seed, checkpoint=str(checkpoint), episode_tags=episode_tags)
 
 
 def _planned(route_file: Path, repetitions: int) -> dict[str, RouteSpec]:
@@ -258,11 +268,14 @@ def _planned(route_file: Path, repetitions: int) -> dict[str, RouteSpec]:
     return planned
 
 
-def _route_result(index: int, spec: RouteSpec, record: _Record | None, *, scorer: str, files: str) -> RouteResult:
+def _route_result(index: int, spec: RouteSpec, record: _Record | None, *, scorer: str, files: str,
+                  given_up: str | None) -> RouteResult:
     seed = route_seed(spec.route_id)
     kind = spec.scenarios[0].type if spec.scenarios else "Route"
     if record is None or record.scores.status in RUN_FAILURE_STATUSES:
-        if record is None:
+        if given_up is not None:
+            status, error = SIMULATION_CRASHED, f"given up: {given_up}"
+        elif record is None:
             status, error = SIMULATION_CRASHED, f"not in {files}: the evaluator never drove it"
         else:
             lb = record.scores

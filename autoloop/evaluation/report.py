@@ -23,7 +23,7 @@ from autoloop.episodes import EpisodeStore
 from autoloop.evaluation.compare import Comparison, episode_link
 from autoloop.evaluation.results import EvaluationResult, RouteResult
 from autoloop.evaluation.stats import Interval
-from sim.maps import get_map
+from sim.maps import Lane, get_map
 
 #: Clips: frame size (px), metres shown around the ego, frames per clip, milliseconds per frame.
 CLIP_PX, CLIP_VIEW_M, CLIP_FRAMES, CLIP_FRAME_MS = 160, 70.0, 24, 120
@@ -216,7 +216,7 @@ def _infraction_map(result: EvaluationResult, folder: Path) -> Path | None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(towns), figsize=(4.0 * len(towns), 4.0), dpi=80, squeeze=False)
     for ax, town in zip(axes[0], towns, strict=True):
-        for lane in get_map(town).lanes:
+        for lane in _lanes(town):
             ax.plot(lane.centerline[:, 0], lane.centerline[:, 1], color="#cccccc", linewidth=0.5)
         events = [event for route in result.routes if route.town == town for event in route.infractions]
         kinds = sorted({event.kind for event in events})
@@ -232,6 +232,15 @@ def _infraction_map(result: EvaluationResult, folder: Path) -> Path | None:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _lanes(town: str) -> tuple[Lane, ...]:
+    """The lanes of ``town`` to draw under its infractions; none for a town autoloop has no map of (a CARLA town
+    of an evaluation in CARLA: its lane graph came from the server)."""
+    try:
+        return tuple(get_map(town).lanes)
+    except (ValueError, OSError):
+        return ()
 
 
 def worst_routes(result: EvaluationResult, count: int) -> list[RouteResult]:

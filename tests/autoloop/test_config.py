@@ -87,3 +87,28 @@ def test_sac_entropy_coefficient_is_a_number_or_sb3s_auto() -> None:
         load_config(overrides={"train": {"sac": {"ent_coef": "automatic"}}})
     with pytest.raises(ConfigError, match=r"train\.sac\.ent_coef: .*positive"):
         load_config(overrides={"train": {"sac": {"ent_coef": -0.1}}})
+
+
+def test_the_carla_backend_is_chosen_and_its_section_checked(tmp_path: Path) -> None:
+    assert load_config().evaluate.backend == "embedded"
+    path = tmp_path / "carla.yaml"
+    path.write_text("evaluate:\n  backend: carla\n  carla:\n    routes: routes.xml\n    gpus: [0, 1]\n"
+                    "    hosts: ['carla-0:2000']\n    scorer: bench2drive\n")
+    carla = load_config(path).evaluate
+    assert (carla.backend, carla.carla.routes, carla.carla.gpus, carla.carla.hosts, carla.carla.scorer) == (
+        "carla", Path("routes.xml"), (0, 1), ("carla-0:2000",), "bench2drive")
+    assert load_config(path) == load_config(_written(tmp_path, dump_config(load_config(path))))
+    for key, value, message in [("hots", ["a:1"], "unknown key 'evaluate.carla.hots'"),
+                                ("hosts", ["carla-0"], "expected HOST:PORT"),
+                                ("scorer", "lb3", "unknown scorer 'lb3'"),
+                                ("port_spacing", 2, "evaluate.carla.port_spacing")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(overrides={"evaluate": {"carla": {key: value}}})
+    with pytest.raises(ConfigError, match=r"evaluate\.backend"):
+        load_config(overrides={"evaluate": {"backend": "carl"}})
+
+
+def _written(folder: Path, text: str) -> Path:
+    path = folder / "dumped.yaml"
+    path.write_text(text)
+    return path

@@ -1,9 +1,19 @@
 """A stand-in for the Leaderboard's evaluator process, for testing how autoloop runs it: it takes the real
 evaluator's arguments, connects once to the server's port (and binds the Traffic Manager's port, as the Traffic
 Manager in the real evaluator's process does), "drives" each route of its ``--routes-subset`` in the routes file's
-order (sleeping), and writes a checkpoint in the Leaderboard's records format (``_checkpoint.records`` with
-``route_id``/``status``/``index``, ``_checkpoint.progress``, ``entry_status``), honouring ``--resume`` by skipping
-recorded routes. It does not speak CARLA's protocol.
+order (sleeping), and writes a checkpoint in the Leaderboard 2.x's format (``_checkpoint.records`` of full records:
+``index``, ``route_id``, ``status``, ``num_infractions``, ``infractions``, ``scores``, ``meta``;
+``_checkpoint.progress``, ``entry_status``), honouring ``--resume`` by skipping recorded routes. It does not speak
+CARLA's protocol.
+
+How a route ends, from the environment:
+
+- ``STANDIN_OUTCOMES``: a JSON file ``{driver: {route_id: outcome}}`` (driver: the ``driver`` of the
+  ``--agent-config`` JSON file, or the bare spec; ``*`` for any), an outcome ``{"score_route": %, "score_penalty":
+  [0, 1], "infractions": {key: [message, ...]}, "route_length": m, "status": str}``, each key optional (default: the
+  route completed, 100 m, no infraction: ``Perfect``; with infractions ``Completed``).
+- ``STANDIN_CALLS``: a file that gets a JSON line per run: its arguments and the environment variables the
+  evaluator reads (``MLFLOW_TRACKING_URI``, ``AUTOLOOP_HOME``, ``PYTHONPATH``, ``CUDA_VISIBLE_DEVICES``, the roots).
 
 Faults, from the environment:
 
@@ -29,6 +39,13 @@ from pathlib import Path
 from typing import Any
 
 CRASHED = "Failed - Simulation crashed"
+#: The infraction lists of a Leaderboard 2.x record.
+INFRACTIONS = ("collisions_layout", "collisions_pedestrian", "collisions_vehicle", "red_light", "stop_infraction",
+               "outside_route_lanes", "min_speed_infractions", "yield_emergency_vehicle_infractions",
+               "scenario_timeouts", "route_dev", "vehicle_blocked", "route_timeout")
+#: The environment variables a run reports in ``STANDIN_CALLS``.
+REPORTED = ("MLFLOW_TRACKING_URI", "AUTOLOOP_HOME", "PYTHONPATH", "CUDA_VISIBLE_DEVICES", "CARLA_ROOT",
+            "LEADERBOARD_ROOT", "SCENARIO_RUNNER_ROOT")
 
 
 def main() -> None:
@@ -50,6 +67,12 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=str, default="./simulation_results.json")
     parser.add_argument("--debug-checkpoint", type=str, default="./live_results.txt")
     args = parser.parse_args()
+    calls = os.environ.get("STANDIN_CALLS")
+    if calls:
+        with open(calls, "a") as log:
+            log.write(json.dumps({"argv": sys.argv[1:], "env": {name: os.environ.get(name) for name in REPORTED}})
+                      + "\n")
+    outcomes = _outcomes(args.agent_config)
 
     try:
         socket.create_connection((args.host, args.port), timeout=2.0).close()
@@ -80,7 +103,7 @@ def main() -> None:
         print(f"> Running route {entry}", flush=True)
         fault = _fault(route_id)
         if fault == "exit":
-            _record(data, records, index, entry, CRASHED, checkpoint)
+            _record(data, records, index, entry, {"status": CRASHED, "score_route": 0.0}, checkpoint)
             data["entry_status"] = "Crashed"
             _write(checkpoint, data)
             print("Error during the simulation", flush=True)
@@ -92,7 +115,7 @@ def main() -> None:
             while True:
                 time.sleep(1)
         time.sleep(float(os.environ.get("STANDIN_ROUTE_S", "0.05")))
-        _record(data, records, index, entry, "Completed", checkpoint)
+        _record(data, records, index, entry, outcomes.get(route_id, {}), checkpoint)
         driven = os.environ.get("STANDIN_DRIVEN")
         if driven:
             with open(driven, "a") as log:
@@ -102,9 +125,29 @@ def main() -> None:
     print("> Registering the global statistics", flush=True)
 
 
-def _record(data: dict[str, Any], records: list[dict[str, Any]], index: int, entry: str, status: str,
+def _outcomes(agent_config: str) -> dict[str, Any]:
+    """The outcomes ``STANDIN_OUTCOMES`` gives the driver of ``agent_config``, by route id."""
+    path = os.environ.get("STANDIN_OUTCOMES")
+    if not path:
+        return {}
+    driver = agent_config
+    if agent_config.endswith(".json") and os.path.isfile(agent_config):
+        driver = json.loads(Path(agent_config).read_text())["driver"]
+    table = json.loads(Path(path).read_text())
+    return {**table.get("*", {}), **table.get(driver, {})}
+
+
+def _record(data: dict[str, Any], records: list[dict[str, Any]], index: int, entry: str, outcome: dict[str, Any],
             checkpoint: Path) -> None:
-    record = {"index": index, "route_id": entry, "status": status}
+    infractions = {key: list(outcome.get("infractions", {}).get(key, [])) for key in INFRACTIONS}
+    count = sum(len(messages) for messages in infractions.values())
+    status = outcome.get("status", "Completed" if count else "Perfect")
+    route, penalty = float(outcome.get("score_route", 100.0)), float(outcome.get("score_penalty", 1.0))
+    record = {"index": index, "route_id": entry, "status": status, "num_infractions": count,
+              "infractions": infractions,
+              "scores": {"score_route": route, "score_penalty": penalty, "score_composed": route * penalty},
+              "meta": {"route_length": float(outcome.get("route_length", 100.0)), "duration_game": 10.0,
+                       "duration_system": 1.0}}
     position = next((i for i, old in enumerate(records) if old["route_id"] == entry), None)
     if position is None:
         records.append(record)
