@@ -44,10 +44,10 @@ from autoloop.evaluation.results import (
 from autoloop.locks import exclusive
 from autoloop.rollout import DriverFactory, EpisodeRecorder, drive_shards, store_file_maps
 from policies.base import Policy
-from sim.embedded.world import World
 from sim.metrics import RouteRecord, comfort, score_route
 from sim.scenarios.suites import Suite, build_suite, eval_slice
 from sim.scene.observation import Observation
+from sim.scene.source import SceneSource
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class _GuardedDriver:
     def __init__(self, driver: DriverFactory) -> None:
         self._driver = driver
 
-    def __call__(self, world: World) -> Policy:
+    def __call__(self, world: SceneSource) -> Policy:
         try:
             policy = self._driver(world)
         except Exception as error:

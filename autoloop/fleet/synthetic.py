@@ -116,7 +116,7 @@ class _FleetRecording:
         if self.steps % self.every == 0:
             self.alive.append(step.running)
             self.ego.append(_ego_row(self.batch.world, self.driver.intervening))
-            self.actors.append(actor_snapshot(self.batch.world))
+            self.actors.append(actor_snapshot(self.batch.world.scene))
         self.steps += 1
 
     def finish(self) -> list[Episode]:

@@ -14,11 +14,11 @@ from numpy.typing import NDArray
 
 from policies.base import Policy
 from policies.expert import ExpertDriver
-from sim.embedded.world import World
 from sim.scene.observation import Observation
+from sim.scene.source import SceneSource
 
-#: Builds the driver of a batch's world.
-DriverFactory = Callable[[World], Policy]
+#: Builds the driver of a batch's world (any backend's scene: the embedded world, a CARLA scene).
+DriverFactory = Callable[[SceneSource], Policy]
 
 
 @runtime_checkable
@@ -26,7 +26,7 @@ class WorldDriver(Protocol):
     """A driver that reads the world it drives (its ``world``), like the privileged expert: the runner renders no
     observations for it."""
 
-    world: World
+    world: SceneSource
 
     def act(self, observation: Observation | None = None) -> NDArray[np.float32]:
         ...
@@ -35,7 +35,7 @@ class WorldDriver(Protocol):
         ...
 
 
-def expert_driver(world: World) -> Policy:
+def expert_driver(world: SceneSource) -> Policy:
     """The privileged expert on ``world``."""
     return ExpertDriver(world)
 
@@ -57,7 +57,7 @@ class PolicyDriver:
         driver._policy = policy
         return driver
 
-    def __call__(self, world: World) -> Policy:
+    def __call__(self, world: SceneSource) -> Policy:
         return self.policy()
 
     def policy(self) -> Policy:

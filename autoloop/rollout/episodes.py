@@ -21,11 +21,11 @@ from autoloop.episodes import Episode, EpisodeStore, new_episode_id
 from autoloop.rollout.drivers import DriverFactory
 from autoloop.rollout.runner import PLAIN, Batch, RolloutOptions, Step, drive
 from sim.embedded.config import WorldConfig
-from sim.embedded.world import Event, World
 from sim.metrics import Infraction, RouteRecord, score_route
 from sim.scenarios import Scenario
 from sim.scene.observation import observation_space
-from sim.scene.records import ActorKind
+from sim.scene.outcome import Event
+from sim.scene.records import ActorKind, Scene
 
 
 def rollout(scenarios: Sequence[Scenario], *, sim: SimConfig, driver: DriverFactory, policy_name: str,
@@ -69,19 +69,7 @@ class _EpisodeRecording:
     def before_step(self, step: Step) -> None:
         world = self.batch.world
         n = world.batch_size
-        columns: dict[str, NDArray[Any]] = {
-            "time_s": world.time_s.astype(np.float32),
-            "x_m": world.ego.x_m.copy(),
-            "y_m": world.ego.y_m.copy(),
-            "yaw_rad": world.ego.yaw_rad.astype(np.float32),
-            "speed_mps": world.ego.speed_mps.astype(np.float32),
-            "steer_rad": world.ego.steer_rad.astype(np.float32),
-            "accel_mps2": world.ego_accel_mps2.astype(np.float32),
-            "route_progress_m": world.progress_s.astype(np.float32),
-            "action": step.action,
-        }
-        if world.lights.shape[1]:
-            columns["light_states"] = world.lights.astype(np.float32)  # the viewer draws the lights in their state
+        columns = {**scene_columns(world.scene), "action": step.action}
         if step.expert_drives is not None:
             columns["expert_drives"] = step.expert_drives
             self.takeovers = step.takeovers
@@ -96,7 +84,7 @@ class _EpisodeRecording:
         for name, values in columns.items():
             self.columns.setdefault(name, []).append(values)
         self.running.append(step.running)
-        self.actors.append(actor_snapshot(world))
+        self.actors.append(actor_snapshot(world.scene))
 
     def after_step(self, step: Step) -> None:
         pass
@@ -130,7 +118,7 @@ class _EpisodeRecording:
             # ids sort by scenario seed, so snapshots (which order episodes by id) are reproducible
             episode_id = new_episode_id(f"{tags.get('purpose', 'episode')}-{scenario.traffic_seed:08d}")
             events = [event for event in world.events if event.env == slot and event.kind in _INFRACTIONS]
-            episode = Episode(episode_id, "sim", steps, metadata, events=_events_table(events),
+            episode = Episode(episode_id, "sim", steps, metadata, events=events_table(events),
                               actors=actor_table(self.actors, slot, np.flatnonzero(rows)))
             results.append((episode, record))
         return results
@@ -150,9 +138,28 @@ def store_file_maps(store: EpisodeStore, map_names: Sequence[str]) -> None:
             store.put_map(get_map(name))
 
 
-def actor_snapshot(world: World) -> dict[str, NDArray[Any]]:
+def scene_columns(scene: Scene) -> dict[str, NDArray[Any]]:
+    """The ego table's columns of every scenario now (copies): time, the ego's state, its route progress, and the
+    lights' states on maps with lights (the viewer draws the lights in their state)."""
+    ego = scene.ego
+    columns: dict[str, NDArray[Any]] = {
+        "time_s": scene.time_s.astype(np.float32),
+        "x_m": ego.x_m.copy(),
+        "y_m": ego.y_m.copy(),
+        "yaw_rad": ego.yaw_rad.astype(np.float32),
+        "speed_mps": ego.speed_mps.astype(np.float32),
+        "steer_rad": ego.steer_rad.astype(np.float32),
+        "accel_mps2": ego.accel_mps2.astype(np.float32),
+        "route_progress_m": scene.route.progress_m.astype(np.float32),
+    }
+    if scene.lights.shape[1]:
+        columns["light_states"] = scene.lights.astype(np.float32)
+    return columns
+
+
+def actor_snapshot(scene: Scene) -> dict[str, NDArray[Any]]:
     """Every actor slot of every scenario now (copies), for :func:`actor_table`."""
-    actors = world.scene.actors
+    actors = scene.actors
     return {"valid": actors.valid.copy(), "kind": actors.kind.copy(), "x_m": actors.x_m.copy(),
             "y_m": actors.y_m.copy(), "yaw_rad": actors.yaw_rad.copy(), "length_m": actors.length_m.copy(),
             "width_m": actors.width_m.copy(), "speed_mps": actors.speed_mps.copy()}
@@ -183,7 +190,7 @@ def actor_table(snapshots: Sequence[dict[str, NDArray[Any]]], env: int,
     return table
 
 
-def _events_table(events: list[Event]) -> dict[str, NDArray[Any]]:
+def events_table(events: list[Event]) -> dict[str, NDArray[Any]]:
     """The episode's infractions as its events table (the route's end is in its record)."""
     return {
         "time_s": np.array([event.time_s for event in events], dtype=np.float32),

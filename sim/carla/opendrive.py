@@ -118,6 +118,7 @@ def load_opendrive(path: Path, *, name: str | None = None, spacing_m: float = 1.
         drivable_polygons=polygons,
         light_groups=len(light_groups),
         crosswalks=crosswalks,
+        light_sources=tuple(light_groups),
     )
 
 

@@ -1,4 +1,5 @@
-"""Gymnasium environments over the embedded world: a native ``VectorEnv`` and a single ``Env``.
+"""Gymnasium environments over the embedded world: a native ``VectorEnv`` and a single ``Env``. Reward and info are
+the scene's (:mod:`sim.scene.outcome`), the same in CARLA (:class:`sim.carla.env.CarlaEnv`).
 
 ==================  =============================================================================================
 Action              ``Box(-1, 1, (2,), float32)``: ``[steer, accel]``; steer > 0 turns left, accel < 0 brakes
@@ -9,7 +10,7 @@ Reward              ``0.1 * route progress (m)`` minus ``1 - coefficient`` for e
 Terminated          the route is completed, or failed (deviation from the route, agent blocked)
 Truncated           the scenario's timeout is reached
 Info                ``route_completion`` [0, 1], ``status`` ("" while running), ``infractions`` (counts so far, one
-                    per :data:`sim.embedded.world.INFRACTIONS`), ``running_score`` (driving score so far: completion
+                    per :data:`sim.scene.records.INFRACTIONS`), ``running_score`` (driving score so far: completion
                     so far x penalty so far, LB 2.0); ``driving_score`` [0, 100] of routes that have ended, scored
                     once by :func:`sim.metrics.score_route` (the vector env marks which in ``_driving_score``,
                     Gymnasium's convention)
@@ -36,13 +37,12 @@ from numpy.typing import NDArray
 from sim.embedded.config import WorldConfig
 from sim.embedded.world import World
 from sim.maps import get_map
-from sim.metrics import LB2_PENALTIES, SCORERS, RouteStatus, score_route
+from sim.metrics import RouteStatus, score_route
 from sim.scenarios import Scenario, sample_scenario
+from sim.scene import outcome
 from sim.scene.bev import BevSpec
 from sim.scene.observation import Observation, Observer, observation_space
-from sim.scene.records import INFRACTIONS
 
-_COST = np.array([1.0 - LB2_PENALTIES.get(kind, 1.0) for kind in INFRACTIONS])
 ACTION_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
 
 
@@ -107,10 +107,7 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
         before_infractions = world.infractions.copy()
         world.step(np.asarray(actions, dtype=np.float64), mask=~self._needs_reset)
         ended = was_running & ~world.running
-        reward = 0.1 * (world.progress_s - before_progress)
-        reward -= (world.infractions - before_infractions) @ _COST
-        failed = ended & ~world.ended_with(RouteStatus.COMPLETED)
-        reward -= failed.astype(np.float64)
+        reward = outcome.reward(world.scene, before_progress, before_infractions, ended)
         truncated = ended & world.ended_with(RouteStatus.ROUTE_TIMEOUT)
         terminated = ended & ~truncated
         for env in np.flatnonzero(ended):  # score each route once, when it ends
@@ -136,16 +133,7 @@ class DrivingVectorEnv(VectorEnv[Observation, NDArray[np.float32], NDArray[Any]]
 
     def _info(self) -> dict[str, Any]:
         world = self.world
-        sc = world.scene
-        completion = world.route_completion()
-        outside = sc.outcome.outside_m / np.maximum(sc.route.end_m - sc.route.start_m, 1e-9)
-        penalty = SCORERS["lb2"].penalties(sc.outcome.infractions, sc.outcome.min_speed_pct, outside)
-        info: dict[str, Any] = {
-            "route_completion": completion,
-            "status": world.status_names(),
-            "infractions": sc.outcome.infractions.copy(),
-            "running_score": 100.0 * completion * penalty,
-        }
+        info: dict[str, Any] = outcome.info(world.scene)
         ended = ~world.running
         if ended.any():
             info["driving_score"], info["_driving_score"] = np.where(ended, self._final_score, 0.0), ended

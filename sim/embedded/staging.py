@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from sim.embedded.placement import Placement
-from sim.embedded.route_path import RoutePath
 from sim.embedded.traffic import LightState
 from sim.geometry import FloatArray, cumulative_length, interpolate_along, wrap_angle
 from sim.scenarios import Scenario
@@ -49,6 +48,7 @@ from sim.scenarios.events import (
 from sim.scene import codes
 from sim.scene.kernels import planner
 from sim.scene.kernels.geometry import locate
+from sim.scene.route_path import RoutePath
 
 #: A pedestrian who crosses starts this far beyond the edge of the ego's lane.
 _CURB_M = 2.0

@@ -44,16 +44,17 @@ from numpy.typing import NDArray
 from sim.embedded.config import WorldConfig
 from sim.embedded.kernels import tick
 from sim.embedded.placement import Placement, random_successor
-from sim.embedded.route_path import RoutePath, lane_point
 from sim.embedded.staging import stage_events
 from sim.embedded.state import State, allocate
 from sim.geometry import FloatArray, cumulative_length, interpolate_along
 from sim.maps import LaneGraph, get_map
 from sim.maps.compiled import MapArrays, compile_map
-from sim.metrics import Infraction, RouteRecord, RouteStatus
+from sim.metrics import RouteRecord, RouteStatus
 from sim.scenarios import Scenario
-from sim.scene import codes
-from sim.scene.records import INFRACTIONS, STATUSES, ActorKind, Ego, Scene, allocate_scene
+from sim.scene import codes, outcome
+from sim.scene.outcome import Event
+from sim.scene.records import STATUSES, ActorKind, Ego, Scene, allocate_scene
+from sim.scene.route_path import RoutePath, lane_point, write_route
 from sim.scene.source import route_s, route_xy
 from sim.threads import default_threads, run_chunked
 
@@ -61,17 +62,6 @@ from sim.threads import default_threads, run_chunked
 _SPAWN_CLEARANCE_M = 15.0
 #: Fewest scenarios worth a thread of their own.
 _MIN_CHUNK = 16
-
-
-class Event(NamedTuple):
-    """An infraction or route end, as it happened."""
-
-    env: int
-    time_s: float
-    kind: str
-    x_m: float
-    y_m: float
-    actor: int
 
 
 class Vehicles(NamedTuple):
@@ -225,24 +215,7 @@ class World:
             raise ValueError(f"scenario route spans 0..{length:.1f} m; start {scenario.start_s_m} and end "
                              f"{scenario.end_s_m} must satisfy start < end <= length")
         self.scenarios[env] = scenario
-        count = len(route.points)
-        sc.route.x_m[env, :count], sc.route.y_m[env, :count] = route.points[:, 0], route.points[:, 1]
-        sc.route.x_m[env, count:], sc.route.y_m[env, count:] = route.points[-1, 0], route.points[-1, 1]
-        sc.route.n[env], sc.route.ds_m[env] = count, route.spacing_m
-        sc.route.start_m[env] = sc.route.progress_m[env] = scenario.start_s_m
-        sc.route.end_m[env] = scenario.end_s_m
-        sc.route.lateral_m[env] = 0.0
-        pieces = route.pieces
-        sc.route.piece_n[env] = len(pieces)
-        sc.route.piece_lane[env, : len(pieces)] = [p.lane for p in pieces]
-        sc.route.piece_start_m[env, : len(pieces)] = [p.start_s_m for p in pieces]
-        sc.route.piece_end_m[env, : len(pieces)] = [p.end_s_m for p in pieces]
-        sc.route.piece_offset_m[env, : len(pieces)] = route.offsets
-        lines = [line for line in route.lines if line[0] > scenario.start_s_m]
-        sc.route.line_n[env], sc.route.line_next[env] = len(lines), 0
-        for k, (s, lane, junction_lane) in enumerate(lines):
-            sc.route.line_s_m[env, k], sc.route.line_lane[env, k], sc.route.line_junction_lane[env, k] = s, lane, \
-                junction_lane
+        write_route(sc, env, route, scenario.start_s_m, scenario.end_s_m)
         sc.junction.ego_served[env], sc.junction.ego_arrival_s[env], sc.junction.ego_wait_lane[env] = False, 0.0, -1
         start_xy, start_yaw = interpolate_along(route.points[None], cumulative_length(route.points)[None],
                                                 np.array([[scenario.start_s_m]]))
@@ -361,24 +334,12 @@ class World:
             self._collect_events(np.flatnonzero(sc.outcome.ev_n), np.flatnonzero(ended))
 
     def _collect_events(self, with_events: NDArray[np.intp], ended: NDArray[np.intp]) -> None:
-        sc = self.scene
-        for env in with_events:
-            for k in range(int(sc.outcome.ev_n[env])):
-                self.events.append(Event(int(env), float(sc.time_s[env]), INFRACTIONS[int(sc.outcome.ev_kind[env,
-                                                                                                             k])].value,
-                                         float(sc.ego.x_m[env]), float(sc.ego.y_m[env]), int(sc.outcome.ev_actor[env,
-                                                                                                                 k])))
-        for env in ended:
-            status = STATUSES[int(sc.outcome.status[env])]
-            self.events.append(Event(int(env), float(sc.time_s[env]), status.value, float(sc.ego.x_m[env]),
-                                     float(sc.ego.y_m[env]), -1))
+        self.events += outcome.step_events(self.scene, with_events, ended)
 
     # ------------------------------------------------------------------ results
     def route_completion(self) -> FloatArray:
         """Fraction of each route completed, in [0, 1] (1 once completed, within the completion tolerance)."""
-        sc = self.scene
-        fraction = np.clip((sc.route.progress_m - sc.route.start_m) / (sc.route.end_m - sc.route.start_m), 0.0, 1.0)
-        return np.where(self.ended_with(RouteStatus.COMPLETED), 1.0, fraction)
+        return outcome.route_completion(self.scene)
 
     def ended_with(self, status: RouteStatus) -> NDArray[np.bool_]:
         """Which routes ended with ``status``."""
@@ -387,32 +348,15 @@ class World:
 
     def status_names(self) -> NDArray[np.str_]:
         """``(B,)`` how each route ended (:class:`~sim.metrics.RouteStatus` values), ``""`` while it runs."""
-        names = np.array([status.value for status in STATUSES] + [""])
-        return names[np.where(self.running, len(STATUSES), self.scene.outcome.status)]
+        return outcome.status_names(self.scene)
 
     def route_status(self, env: int) -> RouteStatus | None:
         """How the route in slot ``env`` ended, or ``None`` while it runs."""
-        status = int(self.scene.outcome.status[env])
-        return None if status == codes.RUNNING else STATUSES[status]
+        return outcome.route_status(self.scene, env)
 
     def route_record(self, env: int) -> RouteRecord:
         """The Leaderboard record of the route in slot ``env`` (so far, if it still runs)."""
-        sc = self.scene
-        route_length = float(sc.route.end_m[env] - sc.route.start_m[env])
-        status = self.route_status(env)
-        min_speed = sc.outcome.min_speed_pct[env]
-        infractions = {kind: int(n) for kind, n in zip(INFRACTIONS, sc.outcome.infractions[env], strict=True) if n}
-        if np.isfinite(min_speed).any():
-            infractions[Infraction.MIN_SPEED] = int(np.isfinite(min_speed).sum())
-        return RouteRecord(
-            route_completion=float(self.route_completion()[env]),
-            infractions=infractions,
-            outside_lanes_share=float(min(sc.outcome.outside_m[env] / route_length, 1.0)),
-            status=RouteStatus.ROUTE_TIMEOUT if status is None else status,
-            driven_m=float(sc.outcome.driven_m[env]),
-            route_length_m=route_length,
-            min_speed_percentages=tuple(float(x) for x in min_speed[np.isfinite(min_speed)]),
-        )
+        return outcome.route_record(self.scene, env)
 
 
 def make_world(map_name: str, batch_size: int, config: WorldConfig = WorldConfig()) -> World:

@@ -24,7 +24,7 @@ LANE_CHANGE_M = 10.0
 #: Extra cost of a lane change when searching for shortest lane paths, in metres of driving.
 LANE_CHANGE_COST_M = 10.0
 #: Format tag (and version) of :meth:`LaneGraph.to_dict`.
-MAP_FORMAT = "autoloop-lane-graph-1"
+MAP_FORMAT = "autoloop-lane-graph-2"
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,8 @@ class LaneGraph:
     :param curbside_stops: pick-up/drop-off zones.
     :param light_junctions: the junction each light group belongs to (empty: derived from the lanes it controls).
         Light groups of one junction turn green one after another (split phasing).
+    :param light_sources: the map source's id of each light group (an OpenDRIVE signal id, which a CARLA server's
+        ``TrafficLight.get_opendrive_id()`` gives; empty where the source has none).
     """
 
     name: str
@@ -172,6 +174,7 @@ class LaneGraph:
     walkways: tuple[Walkway, ...] = ()
     curbside_stops: tuple[CurbsideStop, ...] = ()
     light_junctions: tuple[int, ...] = ()
+    light_sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for index, lane in enumerate(self.lanes):
@@ -185,6 +188,9 @@ class LaneGraph:
                 raise ValueError(f"map {self.name!r}: walkway {index} has an unknown successor")
         if self.light_junctions and len(self.light_junctions) != self.light_groups:
             raise ValueError(f"map {self.name!r}: {len(self.light_junctions)} light_junctions for "
+                             f"{self.light_groups} light groups")
+        if self.light_sources and len(self.light_sources) != self.light_groups:
+            raise ValueError(f"map {self.name!r}: {len(self.light_sources)} light_sources for "
                              f"{self.light_groups} light groups")
 
     def light_group_junctions(self) -> tuple[int, ...]:
@@ -302,7 +308,7 @@ class LaneGraph:
             walkways=tuple(Walkway(centerline=_points(walkway["centerline"]), successors=tuple(walkway["successors"]),
                                    crossing=walkway["crossing"]) for walkway in data["walkways"]),
             curbside_stops=tuple(CurbsideStop(**stop) for stop in data["curbside_stops"]),
-            light_junctions=tuple(data["light_junctions"]),
+            light_junctions=tuple(data["light_junctions"]), light_sources=tuple(data["light_sources"]),
         )
 
     # ------------------------------------------------------------------ spatial queries

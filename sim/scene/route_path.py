@@ -1,5 +1,5 @@
-"""A scenario's route as the world holds it: a resampled polyline, the lane pieces it drives with their offsets
-along it, and the control lines (lights, stop signs) it crosses."""
+"""A scenario's route as a backend writes it into the scene: a resampled polyline, the lane pieces it drives with
+their offsets along it, and the control lines (lights, stop signs) it crosses."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import numpy as np
 
 from sim.geometry import FloatArray, cumulative_length, interpolate_along, resample_polyline
 from sim.maps import LaneGraph
+from sim.scene.records import Scene
 
 
 @dataclass(frozen=True)
 class RoutePath:
-    """A scenario's route, ready for the state arrays."""
+    """A scenario's route, ready for the scene's route record."""
 
     points: FloatArray
     spacing_m: float
@@ -61,3 +62,27 @@ def lane_point(points: FloatArray, s: float) -> FloatArray:
     xy, _ = interpolate_along(points[None], cumulative_length(points)[None], np.array([[s]]))
     point: FloatArray = xy[0, 0]
     return point
+
+
+def write_route(scene: Scene, env: int, route: RoutePath, start_m: float, end_m: float) -> None:
+    """Put ``route`` into the scene's route record of scenario ``env``, the ego starting at ``start_m`` along it and
+    the scenario ending at ``end_m`` (the record must have room for its points, pieces and lines)."""
+    sc = scene
+    count = len(route.points)
+    sc.route.x_m[env, :count], sc.route.y_m[env, :count] = route.points[:, 0], route.points[:, 1]
+    sc.route.x_m[env, count:], sc.route.y_m[env, count:] = route.points[-1, 0], route.points[-1, 1]
+    sc.route.n[env], sc.route.ds_m[env] = count, route.spacing_m
+    sc.route.start_m[env] = sc.route.progress_m[env] = start_m
+    sc.route.end_m[env] = end_m
+    sc.route.lateral_m[env] = 0.0
+    pieces = route.pieces
+    sc.route.piece_n[env] = len(pieces)
+    sc.route.piece_lane[env, : len(pieces)] = [p.lane for p in pieces]
+    sc.route.piece_start_m[env, : len(pieces)] = [p.start_s_m for p in pieces]
+    sc.route.piece_end_m[env, : len(pieces)] = [p.end_s_m for p in pieces]
+    sc.route.piece_offset_m[env, : len(pieces)] = route.offsets
+    lines = [line for line in route.lines if line[0] > start_m]
+    sc.route.line_n[env], sc.route.line_next[env] = len(lines), 0
+    for k, (s, lane, junction_lane) in enumerate(lines):
+        sc.route.line_s_m[env, k], sc.route.line_lane[env, k], sc.route.line_junction_lane[env, k] = s, lane, \
+            junction_lane

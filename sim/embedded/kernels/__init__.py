@@ -17,9 +17,8 @@ respawns) come from a counter-based hash of the scenario seed, the actor slot an
 Actor slots per scenario: ``[0, V)`` vehicles, ``[V, V + P)`` pedestrians, ``[V + P, N)`` static obstacles.
 
 The kernels here move things: ``physics`` (the ego's bicycle and the traffic's IDM), ``lights``, ``traffic``,
-``pedestrians``, ``replay``, ``events``, and ``occupancy`` (the lanes each actor occupies, written into the
-scene). Each takes the scene (:class:`sim.scene.records.Scene`) and the world's own state
-(:class:`sim.embedded.state.State`) side by side. Looking at the scene afterwards is the scene's own kernels'
-work (:mod:`sim.scene.kernels`: route, junction, planner facts, infractions); ``tick`` runs them all in order.
-``draws`` holds the counter-based random draws.
+``pedestrians``, ``replay`` and ``events``. Each takes the scene (:class:`sim.scene.records.Scene`) and the world's
+own state (:class:`sim.embedded.state.State`) side by side. Looking at the scene afterwards is the scene's own
+kernels' work (:mod:`sim.scene.kernels.view`: route, occupancy, junction, planner facts, infractions), the same for
+every backend; ``tick`` runs them all in order. ``draws`` holds the counter-based random draws.
 """

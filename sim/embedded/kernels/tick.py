@@ -8,17 +8,13 @@ from numba import njit
 
 from sim.embedded.kernels.events import set_off_events
 from sim.embedded.kernels.lights import update_lights
-from sim.embedded.kernels.occupancy import occupy_lanes
 from sim.embedded.kernels.pedestrians import move_pedestrians, pedestrian_pose
 from sim.embedded.kernels.physics import bicycle
 from sim.embedded.kernels.replay import follow_tracks
 from sim.embedded.kernels.traffic import move_vehicles, respawn_vehicles, vehicle_pose
 from sim.geometry import FloatArray
 from sim.maps.compiled import MapArrays
-from sim.scene.kernels.infractions import count_infractions
-from sim.scene.kernels.junction import note_approaching
-from sim.scene.kernels.planner import ego_facts, plan_path
-from sim.scene.kernels.route import project_ego
+from sim.scene.kernels.view import look, look_and_judge
 from sim.scene.params import Params
 
 
@@ -52,12 +48,7 @@ def _step_one(m: MapArrays, sc: Any, w: Any, p: Params, steer: float, accel: flo
     move_pedestrians(m, sc, w, p, b)
     follow_tracks(sc, w, b)
     respawn_vehicles(m, sc, w, p, b)
-    project_ego(sc, b)
-    occupy_lanes(m, sc, w, p, b)
-    plan_path(m, sc, p, b)
-    ego_facts(m, sc, p, b)
-    note_approaching(m, sc, b)
-    count_infractions(m, sc, p, b)
+    look_and_judge(m, sc, p, b)
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
@@ -70,11 +61,7 @@ def _refresh_one(m: MapArrays, sc: Any, w: Any, p: Params, b: int) -> None:
         if sc.actors.valid[b, sc.vehicles.lanes.shape[1] + q]:
             pedestrian_pose(m, sc, w, b, q)
     follow_tracks(sc, w, b)
-    project_ego(sc, b)
-    occupy_lanes(m, sc, w, p, b)
-    plan_path(m, sc, p, b)
-    ego_facts(m, sc, p, b)
-    note_approaching(m, sc, b)
+    look(m, sc, p, b)
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
