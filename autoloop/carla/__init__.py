@@ -1,8 +1,11 @@
-"""CARLA servers and the CARLA Leaderboard's evaluator as processes autoloop owns: started, watched, killed,
-restarted, retried and resumed (:func:`run_leaderboard`).
+"""autoloop in CARLA: CARLA servers and the CARLA Leaderboard's evaluator as processes autoloop owns (started,
+watched, killed, restarted, retried and resumed: :func:`run_leaderboard`), and the Leaderboard agent that drives
+autoloop's drivers there (``leaderboard_agent``, doing :class:`~autoloop.carla.driving.CarlaDriving`'s work, set up
+by ``agent_config``).
 
-Nothing here imports the ``carla`` package (only ``sim/carla`` does): servers are programs with ports, and the
-evaluator is a program with a command line and a checkpoint file.
+Nothing here imports the ``carla`` package (only ``sim/carla`` does): servers are programs with ports, the
+evaluator is a program with a command line and a checkpoint file, and the agent reads the world through
+``sim.carla``.
 """
 
 from autoloop.carla.evaluator import (

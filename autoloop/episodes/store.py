@@ -8,13 +8,14 @@ Layout (schema version 2)::
                                                 /episode.json     the commit marker: the episode's manifest
     <root>/maps/<map id>.json                                     lane graphs, stored once by id
 
-``source`` is ``sim`` or ``fleet``; ``date`` is the UTC day the episode was written. A writer stages every file in
-a hidden folder (``.<episode_id>.<pid>.<random>.tmp``) beside the final one, fsyncs each file, writes the
-manifest ``episode.json`` last, then renames the folder into place: the rename is atomic and fails when the
-episode's folder already exists, so of several processes writing one episode id exactly one wins (the others get
-``FileExistsError``) and a reader (which lists only folders holding ``episode.json`` and skips hidden ones) never
-sees a half-written episode. An id is refused when any partition already holds it; two writers racing with one
-id on different days (around midnight UTC) are not excluded.
+``source`` is ``sim`` (the embedded simulator), ``fleet`` (real logs) or ``carla`` (driven in a CARLA server);
+``date`` is the UTC day the episode was written. A writer stages every file in a hidden folder
+(``.<episode_id>.<pid>.<random>.tmp``) beside the final one, fsyncs each file, writes the manifest ``episode.json``
+last, then renames the folder into place: the rename is atomic and fails when the episode's folder already exists,
+so of several processes writing one episode id exactly one wins (the others get ``FileExistsError``) and a reader
+(which lists only folders holding ``episode.json`` and skips hidden ones) never sees a half-written episode. An id
+is refused when any partition already holds it; two writers racing with one id on different days (around midnight
+UTC) are not excluded.
 
 The manifest ``episode.json`` holds ``schema_version``, ``episode_id``, ``source``, ``date``, ``num_steps``,
 ``tables`` (per table: ``file``, ``rows``, ``sha256`` of the file), ``metadata`` (the episode's metadata) and, for an
@@ -92,7 +93,7 @@ from sim.scene.observation import OBSERVATION_FORMAT
 if TYPE_CHECKING:
     from sim.maps import LaneGraph
 
-SOURCES = ("sim", "fleet")
+SOURCES = ("sim", "fleet", "carla")
 MANIFEST = "episode.json"
 #: The ego columns that hold observations, whose format the manifest records.
 OBSERVATION_COLUMNS = ("obs_state", "obs_bev")
@@ -104,7 +105,7 @@ class Episode:
     """One episode in memory: per-step ego columns, optional actors and events, and metadata.
 
     :param episode_id: unique id (letters, digits, ``_ . -``).
-    :param source: ``sim`` or ``fleet``.
+    :param source: ``sim``, ``fleet`` or ``carla``.
     :param steps: the ego table: column name -> per-step array (see the module's schema table).
     :param metadata: JSON-serializable episode metadata.
     :param actors: long format, one row per (step, actor) where the actor is known (``step``, ``actor_id``,
