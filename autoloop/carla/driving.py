@@ -68,11 +68,14 @@ class CarlaDriving:
 
     @classmethod
     def from_config(cls, settings: AgentConfig, lane_graph: LaneGraph, sim: SimConfig | None = None) -> CarlaDriving:
-        """The driver an agent config names, on a scene of ``lane_graph``, recording into its home's store."""
+        """The driver an agent config names, on a scene of ``lane_graph``, recording into its home's store; ``sim``
+        defaults to the agent config's autoloop config's, else the defaults."""
+        from autoloop.config import load_config
         from autoloop.paths import Paths
         from autoloop.stages import resolve_driver
 
-        sim = sim or SimConfig()
+        if sim is None:
+            sim = load_config(settings.config).sim if settings.config is not None else SimConfig()
         scene = CarlaScene(lane_graph, sim.world_config().params())
         _, factory = resolve_driver(settings.driver)
         store = None if settings.home is None else EpisodeStore(Paths(settings.home).episodes)

@@ -84,3 +84,12 @@ def test_the_agent_drives_the_expert_on_the_carla_scene_and_keeps_a_carla_episod
     assert stored.actors is not None and set(stored.actors["kind"]) >= {"vehicle", "pedestrian"}
     assert store.get_map(MAP).name == MAP  # the viewer draws the town from the store
     assert driving.finish() is None  # nothing driven since
+
+
+def test_the_agent_reads_its_drivers_simulator_settings_from_the_config_it_names(tmp_path: Path,
+                                                                                 shared_data: Path) -> None:
+    config = tmp_path / "autoloop.yaml"
+    config.write_text("sim:\n  bev_size_px: 32\n")
+    driving = CarlaDriving.from_config(AgentConfig(driver="expert", config=config), get_map(MAP))
+    assert driving.sim.bev_size_px == 32 and driving.observer.renderer.spec.size_px == 32
+    assert driving.store is None  # no home: nothing recorded
