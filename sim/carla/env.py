@@ -184,10 +184,11 @@ class CarlaEnv(gym.Env[Observation, NDArray[np.float32]]):
             controller.go_to_location(self.world.get_random_location_from_navigation())
             controller.set_max_speed(1.4)
         self._steer_deg = max_steer_angle_deg(self._ego.get_physics_control())
-        self.scene = CarlaScene(graph, self.params)
+        if self.scene is None or self.scene.map is not graph:  # one scene and observer per town (its BEV raster)
+            self.scene = CarlaScene(graph, self.params)
+            self._observer = Observer(self.scene, self.bev)
         self.scene.start(route, timeout_s=route_timeout_s(graph, lanes, end_m - start_m), start_m=start_m,
                          end_m=end_m)
-        self._observer = Observer(self.scene, self.bev)
         self._reader = WorldReader(self.world, self._ego, self.traffic_manager)
         self._time_s = 0.0
         self.scene.update(self._reader.snapshot(0.0))
@@ -253,12 +254,12 @@ class CarlaEnv(gym.Env[Observation, NDArray[np.float32]]):
         self._sensors, self._controllers, self._actors = [], [], []
         if doomed:
             self.client.apply_batch_sync([carla.command.DestroyActor(actor_id) for actor_id in doomed], True)
-        self._ego, self.scene, self._observer, self._reader = None, None, None, None
+        self._ego, self._reader = None, None
 
     # ------------------------------------------------------------------ reading
     def _scene(self) -> CarlaScene:
-        if self.scene is None:
-            raise RuntimeError("CarlaEnv.step before reset")
+        if self.scene is None or self._reader is None:
+            raise RuntimeError("CarlaEnv.step before reset (or after a reset that failed)")
         return self.scene
 
     def _observe(self) -> tuple[Observation, dict[str, Any]]:

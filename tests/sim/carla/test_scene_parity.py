@@ -55,6 +55,7 @@ def test_carla_scenes_of_embedded_runs_give_the_embedded_observation(map_name: s
         for field in scene.scene.mission._fields:  # the robotaxi mission comes with the scenario, not the server
             getattr(scene.scene.mission, field)[0] = getattr(world.scene.mission, field)[env]
         carla_scenes.append(scene)
+    observers = [Observer(scene) for scene in carla_scenes]
     assert ("CurbsideDropoff" not in MAPS[map_name]) or world.scene.mission.stop_n.any(), "a curbside stop"
     seen_lights, seen = set(), {"pedestrian": 0, "leader": 0, "must_stop": 0}
     for step in range(STEPS):
@@ -63,7 +64,7 @@ def test_carla_scenes_of_embedded_runs_give_the_embedded_observation(map_name: s
             if not world.running[env]:
                 continue
             scene.update(snapshot(world, env))
-            got = Observer(scene).observe()
+            got = observers[env].observe()
             where = f"{town} env {env} step {step}"
             differs = np.count_nonzero(got["bev"][0] != expected["bev"][env])
             assert differs <= 12, f"{where}: {differs} BEV pixels differ"  # float32 poses: pixels on edges
