@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,3 +22,12 @@ def no_leftovers(tmp_path: Path) -> Iterator[None]:
         left = processes_mentioning(str(tmp_path))
     kill_all(left)
     assert not left, f"processes left behind: {left}"
+
+
+@pytest.fixture(autouse=True)
+def _tracking_uri_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mlflow.set_tracking_uri`` writes ``MLFLOW_TRACKING_URI`` into the environment: put back what was there, so
+    no later test finds this one's tracking store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", os.environ.get("MLFLOW_TRACKING_URI", ""))
+    if not os.environ["MLFLOW_TRACKING_URI"]:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI")
