@@ -20,7 +20,8 @@ TINY = {"profile": "quick", "collect": {"episodes": 4, "dataset_episodes": None}
 
 
 @pytest.mark.timeout(1500)
-def test_bench_engine_runs_both_arms_and_resumes(tmp_path: Path) -> None:
+def test_bench_engine_runs_both_arms_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # a local store: one model name for both arms
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     work = tmp_path / "bench"
