@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from sim.geometry import FloatArray
 from sim.maps import LaneGraph
 from sim.maps.compiled import MapArrays, compile_map
 from sim.maps.frames import from_carla_yaw
@@ -43,9 +42,9 @@ from sim.scene import codes
 from sim.scene.kernels.geometry import locate
 from sim.scene.kernels.view import read_scene
 from sim.scene.params import Params
-from sim.scene.records import ActorKind, Ego, Scene, allocate_scene
+from sim.scene.records import ActorKind, Scene, allocate_scene
 from sim.scene.route_path import RoutePath, write_route
-from sim.scene.source import route_s, route_xy
+from sim.scene.source import SceneViews
 
 #: A vehicle standing still farther than this from its lane's centre (or on no lane) is parked.
 PARKED_OFFSET_M = 1.0
@@ -122,7 +121,7 @@ def _along(vector: Any, yaw_rad: float) -> float:
     return float(vector.x) * math.cos(yaw_rad) - float(vector.y) * math.sin(yaw_rad)
 
 
-class CarlaScene:
+class CarlaScene(SceneViews):
     """The scene of one ego in a CARLA world: a :class:`~sim.scene.source.SceneSource` the observation and the expert
     read, filled from :class:`Snapshot` s.
 
@@ -146,27 +145,6 @@ class CarlaScene:
         self._lane_of: dict[int, tuple[int, int, float, float]] = {}  # actor id: lane, next lane, where, when
         self._started = False
         self._looked = False
-
-    # ------------------------------------------------------------------ SceneSource
-    @property
-    def ego(self) -> Ego:
-        return self.scene.ego
-
-    @property
-    def progress_s(self) -> FloatArray:
-        return self.scene.route.progress_m
-
-    @property
-    def lateral_m(self) -> FloatArray:
-        return self.scene.route.lateral_m
-
-    @property
-    def route_xy(self) -> FloatArray:
-        return route_xy(self.scene.route)
-
-    @property
-    def route_s(self) -> FloatArray:
-        return route_s(self.scene.route)
 
     # ------------------------------------------------------------------ a route
     def start(self, route: RoutePath, *, timeout_s: float, start_m: float = 0.0, end_m: float | None = None) -> None:

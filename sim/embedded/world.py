@@ -53,9 +53,9 @@ from sim.metrics import RouteRecord, RouteStatus
 from sim.scenarios import Scenario
 from sim.scene import codes, outcome
 from sim.scene.outcome import Event
-from sim.scene.records import STATUSES, ActorKind, Ego, Scene, allocate_scene
+from sim.scene.records import STATUSES, ActorKind, Scene, allocate_scene
 from sim.scene.route_path import RoutePath, lane_point, write_route
-from sim.scene.source import route_s, route_xy
+from sim.scene.source import SceneViews
 from sim.threads import default_threads, run_chunked
 
 #: Vehicles spawn at least this far before the end of their lane (where a stop line may be).
@@ -75,7 +75,7 @@ class Vehicles(NamedTuple):
     valid: NDArray[np.bool_]
 
 
-class World:
+class World(SceneViews):
     """A batch of scenarios on one map.
 
     :param lane_graph: the map every scenario in the batch uses.
@@ -105,20 +105,8 @@ class World:
         return self.scene.time_s
 
     @property
-    def ego(self) -> Ego:
-        return self.scene.ego
-
-    @property
     def ego_accel_mps2(self) -> FloatArray:
         return self.scene.ego.accel_mps2
-
-    @property
-    def progress_s(self) -> FloatArray:
-        return self.scene.route.progress_m
-
-    @property
-    def lateral_m(self) -> FloatArray:
-        return self.scene.route.lateral_m
 
     @property
     def lights(self) -> NDArray[np.int8]:
@@ -127,16 +115,6 @@ class World:
     @property
     def infractions(self) -> NDArray[np.int64]:
         return self.scene.outcome.infractions
-
-    @property
-    def route_xy(self) -> FloatArray:
-        """``(B, P, 2)`` route polylines (points past each route's ``route_points`` repeat its last point)."""
-        return route_xy(self.scene.route)
-
-    @property
-    def route_s(self) -> FloatArray:
-        """``(B, P)`` arc length of the route points."""
-        return route_s(self.scene.route)
 
     @property
     def npc_valid(self) -> NDArray[np.bool_]:

@@ -51,3 +51,31 @@ def route_s(route: Route) -> FloatArray:
     k = np.minimum(np.arange(route.x_m.shape[1])[None, :], route.n[:, None] - 1)
     s: FloatArray = k * route.ds_m[:, None]
     return s
+
+
+class SceneViews:
+    """The :class:`SceneSource` views every backend derives the same way from its ``scene``."""
+
+    scene: Scene
+
+    @property
+    def ego(self) -> Ego:
+        return self.scene.ego
+
+    @property
+    def progress_s(self) -> FloatArray:
+        return self.scene.route.progress_m
+
+    @property
+    def lateral_m(self) -> FloatArray:
+        return self.scene.route.lateral_m
+
+    @property
+    def route_xy(self) -> FloatArray:
+        """``(B, R, 2)`` route polylines (points past each route's ``n`` repeat its last point)."""
+        return route_xy(self.scene.route)
+
+    @property
+    def route_s(self) -> FloatArray:
+        """``(B, R)`` arc length of the route points."""
+        return route_s(self.scene.route)
