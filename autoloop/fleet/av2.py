@@ -3,13 +3,15 @@
 Both are read in the **city frame** of their vector map (right-handed, metres), which is the map frame of the
 lane graph that :func:`read_map` builds, so ego and actors lie on ``read_map(log_dir)`` as they do in the log.
 
-**Sensor logs** (``<log id>/city_SE3_egovehicle.feather``, ``annotations.feather``, ``map/log_map_archive_*.json``):
+**Sensor logs** (``<log id>/city_SE3_egovehicle.feather``, ``annotations.feather`` or its variant
+``annotations_with_ego.feather``, ``map/log_map_archive_*.json``):
 the ego pose (≈100 Hz, a quaternion and a translation city <- ego) is resampled to a 10 Hz grid (x, y and the
 unwrapped yaw interpolated linearly); the grid is aligned with the 10 Hz lidar sweeps that the annotations are
 taken at. Speed, acceleration and yaw rate are finite differences on the grid, smoothed over 0.5 s. The
 annotations are 3D cuboids in the ego frame at their sweep's timestamp; they are moved into the city frame with
-the ego pose of that timestamp and matched to the nearest ego step. An actor's speed is the finite difference of
-its own track. AV2 has no takeover flag: ``intervention`` is False throughout.
+the ego pose of that timestamp and matched to the nearest ego step. The ego's own cuboid (category
+``EGO_VEHICLE``, in the ``annotations_with_ego`` variant) is the ego, never an actor. An actor's speed is the
+finite difference of its own track. AV2 has no takeover flag: ``intervention`` is False throughout.
 
 **Forecasting scenarios** (``<scenario id>/scenario_<id>.parquet``, ``log_map_archive_<id>.json``): 110 steps at
 10 Hz of tracked agents; the track ``"AV"`` is the ego (position, heading and velocity as given), every other
@@ -36,7 +38,11 @@ from sim.maps.lane_graph import LaneGraph
 
 DT_S = 0.1
 SENSOR, FORECASTING = "av2-sensor", "av2-forecasting"
-EGO_POSE_FILE, ANNOTATIONS_FILE = "city_SE3_egovehicle.feather", "annotations.feather"
+EGO_POSE_FILE = "city_SE3_egovehicle.feather"
+#: A sensor log's annotations, by the names the Argoverse 2 tooling writes them under (the first found is read).
+ANNOTATIONS_FILES = ("annotations.feather", "annotations_with_ego.feather")
+#: The annotation category of the ego's own cuboid.
+EGO_CATEGORY = "EGO_VEHICLE"
 MAP_PATTERN, SCENARIO_PATTERN = "log_map_archive_*.json", "scenario_*.parquet"
 _NS = 1_000_000_000
 _SMOOTHING_STEPS = 5  # 0.5 s moving average on the finite differences
@@ -72,7 +78,7 @@ _SCENARIO_COLUMNS = {"track_id": "str", "object_type": "str", "timestep": "int",
 def dataset_of(log_dir: Path) -> str | None:
     """``"av2-sensor"``, ``"av2-forecasting"`` or None for a folder that is neither."""
     log_dir = Path(log_dir)
-    if (log_dir / EGO_POSE_FILE).exists() or (log_dir / ANNOTATIONS_FILE).exists():
+    if (log_dir / EGO_POSE_FILE).exists() or any((log_dir / name).exists() for name in ANNOTATIONS_FILES):
         return SENSOR
     if any(log_dir.glob(SCENARIO_PATTERN)):
         return FORECASTING
@@ -83,10 +89,16 @@ def log_files(log_dir: Path) -> list[Path]:
     """The files the importer reads for a log (those that exist), in a fixed order."""
     log_dir = Path(log_dir)
     if dataset_of(log_dir) == SENSOR:
-        found = [log_dir / EGO_POSE_FILE, log_dir / ANNOTATIONS_FILE, *sorted((log_dir / "map").glob(MAP_PATTERN))]
+        found = [log_dir / EGO_POSE_FILE, annotations_file(log_dir), *sorted((log_dir / "map").glob(MAP_PATTERN))]
     else:
         found = [*sorted(log_dir.glob(SCENARIO_PATTERN)), *sorted(log_dir.glob(MAP_PATTERN))]
     return [path for path in found if path.is_file()]
+
+
+def annotations_file(log_dir: Path) -> Path:
+    """The sensor log's annotations: the first of :data:`ANNOTATIONS_FILES` that exists (else the first name)."""
+    return next((Path(log_dir) / name for name in ANNOTATIONS_FILES if (Path(log_dir) / name).is_file()),
+                Path(log_dir) / ANNOTATIONS_FILES[0])
 
 
 def read_log(log_dir: Path) -> Episode:
@@ -114,12 +126,16 @@ def read_map(log_dir: Path) -> LaneGraph:
 def read_sensor_log(log_dir: Path) -> Episode:
     """An AV2 sensor-dataset log as an episode ``av2s-<log id>`` (see the module docstring)."""
     log_dir = Path(log_dir)
-    pose_path, annotations_path = log_dir / EGO_POSE_FILE, log_dir / ANNOTATIONS_FILE
+    pose_path, annotations_path = log_dir / EGO_POSE_FILE, annotations_file(log_dir)
     pose = read_table(pose_path, _EGO_COLUMNS)
     require_finite(pose_path, pose, (*_QUATERNION, "tx_m", "ty_m"))
     _require_unit_quaternions(pose_path, pose)
     require_increasing(pose_path, "timestamp_ns", pose["timestamp_ns"])
+    if not annotations_path.is_file():
+        raise FleetLogError(annotations_path, WHOLE_FILE, f"the file is missing (and so is {ANNOTATIONS_FILES[1]})")
     boxes = read_table(annotations_path, _ANNOTATION_COLUMNS)
+    others = boxes["category"] != EGO_CATEGORY  # the ego's own cuboid is the ego, not an actor
+    boxes = {name: column[others] for name, column in boxes.items()}
     require_finite(annotations_path, boxes, tuple(k for k, v in _ANNOTATION_COLUMNS.items() if v == "float"))
     _require_unit_quaternions(annotations_path, boxes)
     require_increasing(annotations_path, "timestamp_ns", boxes["timestamp_ns"], boxes["track_uuid"])

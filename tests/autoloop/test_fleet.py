@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from autoloop.cli import app
 from autoloop.episodes import EpisodeStore
 from autoloop.fleet import FleetLogError, ingest, read_log, read_map, read_sensor_log
-from autoloop.fleet.av2 import yaw_from_quaternion
+from autoloop.fleet.av2 import dataset_of, log_files, yaw_from_quaternion
 from tests.autoloop.av2_logs import logs
 
 KINDS = {"vehicle", "pedestrian", "cyclist", "static", "other"}
@@ -100,9 +100,11 @@ def test_yaw_from_quaternion() -> None:
     np.testing.assert_allclose(yaw_from_quaternion(np.cos(yaw / 2), zero, zero, np.sin(yaw / 2)), yaw)
 
 
-def _write_sensor_log(folder: Path, *, ego_yaw_rad: float = np.pi / 2) -> Path:
+def _write_sensor_log(folder: Path, *, ego_yaw_rad: float = np.pi / 2, annotations: str = "annotations.feather",
+                      ego_box: bool = False) -> Path:
     """A 2 s log: the ego drives at 10 m/s along its heading from (100, 50) with poses at 100 Hz; one car sits 5 m
-    ahead of it in the ego frame, facing left of the ego (+90°), at every 10 Hz sweep."""
+    ahead of it in the ego frame, facing left of the ego (+90°), at every 10 Hz sweep. With ``ego_box``, the ego's
+    own cuboid (category EGO_VEHICLE, at the ego frame's origin) is annotated at every sweep too."""
     folder.mkdir(parents=True)
     time_ns = 1_000_000_000 + np.arange(201, dtype=np.int64) * 10_000_000
     travelled = 10.0 * (time_ns - time_ns[0]) / 1e9
@@ -114,12 +116,21 @@ def _write_sensor_log(folder: Path, *, ego_yaw_rad: float = np.pi / 2) -> Path:
     }), folder / "city_SE3_egovehicle.feather")
     sweeps = time_ns[5::10]
     ones = np.ones(len(sweeps))
-    feather.write_feather(pa.table({
+    table = pa.table({
         "timestamp_ns": sweeps, "track_uuid": ["car"] * len(sweeps), "category": ["REGULAR_VEHICLE"] * len(sweeps),
         "length_m": 4.5 * ones, "width_m": 1.9 * ones, "height_m": 1.5 * ones,
         "qw": np.cos(np.pi / 4) * ones, "qx": 0 * ones, "qy": 0 * ones, "qz": np.sin(np.pi / 4) * ones,
         "tx_m": 5 * ones, "ty_m": 0 * ones, "tz_m": 0 * ones, "num_interior_pts": np.full(len(sweeps), 100),
-    }), folder / "annotations.feather")
+    })
+    if ego_box:
+        ego = pa.table({
+            "timestamp_ns": sweeps, "track_uuid": ["ego"] * len(sweeps), "category": ["EGO_VEHICLE"] * len(sweeps),
+            "length_m": 4.9 * ones, "width_m": 2.0 * ones, "height_m": 1.7 * ones,
+            "qw": ones, "qx": 0 * ones, "qy": 0 * ones, "qz": 0 * ones,
+            "tx_m": 0.001 * ones, "ty_m": 0 * ones, "tz_m": 0 * ones, "num_interior_pts": np.full(len(sweeps), 0),
+        })
+        table = pa.concat_tables([table, ego]).sort_by([("timestamp_ns", "ascending")])
+    feather.write_feather(table, folder / annotations)
     return folder
 
 
@@ -142,6 +153,17 @@ def test_sensor_log_resampling_and_frames_worked_out_by_hand(tmp_path: Path) -> 
     np.testing.assert_allclose(np.abs(actors["yaw_rad"]), np.pi, atol=1e-6)
     np.testing.assert_allclose(actors["speed_mps"], 10.0, atol=1e-4)  # it moves with the ego
     assert set(actors["kind"]) == {"vehicle"} and actors["length_m"][0] == pytest.approx(4.5)
+
+
+@pytest.mark.parametrize("annotations", ["annotations.feather", "annotations_with_ego.feather"])
+def test_the_egos_own_cuboid_is_never_an_actor(tmp_path: Path, annotations: str) -> None:
+    log = _write_sensor_log(tmp_path / "log-1", annotations=annotations, ego_box=True)
+    assert dataset_of(log) == "av2-sensor" and log / annotations in log_files(log)
+    episode = read_sensor_log(log)
+    actors = episode.actors
+    assert actors is not None and set(actors["actor_id"]) == {"car"} and len(actors["step"]) == 20
+    nearest_m = np.min(np.hypot(actors["x_m"] - episode.steps["x_m"], actors["y_m"] - episode.steps["y_m"]))
+    assert nearest_m == pytest.approx(5.0, abs=1e-6)  # the car ahead, not the ego's own box at 0.001 m
 
 
 def test_bad_files_raise_naming_file_and_field(tmp_path: Path) -> None:
