@@ -141,8 +141,9 @@ class Loop:
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     folder = tmp_path_factory.mktemp("carla-loop")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        for name in CARLA_VARIABLES:
-            monkeypatch.delenv(name, raising=False)
+        for name in CARLA_VARIABLES:  # (set first, so that leaving the context removes what the loop sets)
+            monkeypatch.setenv(name, "")
+            monkeypatch.delenv(name)
         home = folder / "home"
         config = carla_config(folder / "town01_devtest.xml", free_base_port())
         context = stages.open_context(config, paths=Paths(home))
