@@ -79,7 +79,7 @@ def _check_backend(config: AutoloopConfig) -> None:
         raise typer.Exit(1) from None
 
 
-def _error(error: BaseException) -> None:
+def _error(error: BaseException | str) -> None:
     """``error: <message>`` as it is (no markup read in it, no wrapping)."""
     console.print(Text.assemble(("error:", "red"), f" {error}"), highlight=False, soft_wrap=True)
 
@@ -437,9 +437,14 @@ def ui(home: HomeOption = None, port: int = 5000) -> None:
 def replay_command(
     store: Annotated[Path | None, typer.Option("--store", help="Episode store (default: the home's episodes, "
                                                "$AUTOLOOP_HOME/episodes or ./.autoloop/episodes).")] = None,
-    host: Annotated[str, typer.Option(help="Address to bind; anything but a loopback address exposes the store "
-                                      "to the network.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to bind: a loopback address, or any other with --public.")
+                    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind (0: any free port).")] = 8765,
+    public: Annotated[bool, typer.Option("--public", help="Allow a non-loopback --host: anyone who can reach it "
+                                         "reads every episode and map in the store.")] = False,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", help="With --public: a further host name the viewer answers to, e.g. a reverse proxy's "
+                             "(repeat the option; '*': any).")] = None,
     open_episode: Annotated[str | None, typer.Option("--open", help="Episode id to show first (deep link).")] = None,
 ) -> None:
     """Open the replay viewer: a local web app over the episode store (list, filter, replay, compare)."""
@@ -450,13 +455,22 @@ def replay_command(
     import uvicorn
 
     from autoloop.viewer import create_app
+    from autoloop.viewer.app import LOOPBACK_HOSTS
 
+    if host not in LOOPBACK_HOSTS and not public:
+        _error(f"--host {host}: not a loopback address; add --public to expose the store to whoever can reach it")
+        raise typer.Exit(2)
+    if allow_host and not public:
+        _error("--allow-host: further host names are for a --public viewer")
+        raise typer.Exit(2)
     root = store.resolve() if store else Paths.from_env().episodes
     if not root.is_dir():
         console.print(f"[yellow]note:[/] no episode store at {root} yet; the viewer lists episodes as they land")
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    if public:
+        hosts += (host, socket.gethostname(), socket.getfqdn(), *_addresses(socket.gethostname()), *(allow_host or []))
         console.print(f"[yellow]warning:[/] binding {host}: anyone who can reach this address can read the store")
-    viewer = create_app(root)
+    viewer = create_app(root, allowed_hosts=hosts)
     # index the store while the server starts (the first list request waits for it)
     threading.Thread(target=viewer.state.index.refresh, kwargs={"force": True}, daemon=True).start()
     listener = socket.create_server((host, port))
@@ -465,6 +479,16 @@ def replay_command(
     url = f"http://{shown}:{bound}/" + (f"#/episode/{quote(open_episode, safe='')}" if open_episode else "")
     print(f"autoloop replay: {root} at {url}", flush=True)
     uvicorn.Server(uvicorn.Config(viewer, log_level="warning")).run(sockets=[listener])
+
+
+def _addresses(name: str) -> list[str]:
+    """The addresses ``name`` resolves to (none when it does not)."""
+    import socket
+
+    try:
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(name, None)})
+    except OSError:
+        return []
 
 
 @bench_app.command("sim")

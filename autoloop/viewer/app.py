@@ -16,7 +16,12 @@ Routes (all ``GET``):
 =================================  =====================================================================
 
 Errors answer ``{"error": message}`` with 400 (malformed id or query), 403 (a path out of the store), 404, 422 (an
-episode file that is unreadable or lacks a column: the message names the file) or 500 (logged).
+episode file that is unreadable or lacks a column: the message names the file) or 500 (logged). A map is served
+only when some episode in the store drives on it.
+
+Every response carries the page's Content-Security-Policy and ``X-Content-Type-Options: nosniff``; a request whose
+``Host`` header names none of the app's allowed hosts (by default the loopback names) is refused with 400, so that
+a web page the user visits cannot reach the viewer by rebinding its own domain name to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -38,21 +43,69 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autoloop.episodes.schema import SchemaError
 from autoloop.episodes.store import EpisodeStore
 from autoloop.viewer.index import FILTERS, EpisodeIndex, FilterError
-from autoloop.viewer.payload import BadRequest, NotFound, OutsideStore, episode_payload, load_map, map_payload
+from autoloop.viewer.payload import (
+    MAP_ID,
+    BadRequest,
+    NotFound,
+    OutsideStore,
+    episode_payload,
+    load_map,
+    map_payload,
+)
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-#: The page runs no inline or third-party script, and loads nothing from elsewhere.
-_PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+_HEADERS = {"Cache-Control": "no-store"}
+#: The page runs no inline or third-party script, and loads nothing from elsewhere; no response is sniffed.
+_SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
+    "x-content-type-options": "nosniff",
 }
+#: The names a viewer bound to a loopback address answers to.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header value, without its port (``[::1]:8765`` -> ``::1``), lower case."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class _Guard:
+    """Refuses requests for hosts the viewer does not serve, and adds the security headers to every response."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...]) -> None:
+        self.app, self.allowed = app, {host.lower().strip("[]") for host in allowed_hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        host = host_name(headers.get(b"host", b"").decode("latin-1"))
+        if "*" not in self.allowed and host not in self.allowed:
+            response = JSONResponse({"error": f"host {host[:100]!r} is not served here"}, status_code=400,
+                                    headers={**_HEADERS, **_SECURITY_HEADERS})
+            await response(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *((name.encode(), value.encode()) for name, value in _SECURITY_HEADERS.items()
+                                        if name.encode() not in present)]
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
 
 
 class _JSON(Response):
@@ -61,10 +114,12 @@ class _JSON(Response):
     media_type = "application/json"
 
 
-def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
+def create_app(store_root: Path, *, map_cache_size: int = 16,
+               allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> Starlette:
     """The viewer over the episode store at ``store_root`` (which need not exist yet).
 
     :param map_cache_size: serialized maps kept in memory.
+    :param allowed_hosts: the host names (``Host`` header, port aside) it answers; ``"*"``: any.
     """
     store = EpisodeStore(Path(store_root))
     index = EpisodeIndex(store)
@@ -72,7 +127,7 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
     maps_lock = threading.Lock()
 
     async def page(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
+        return FileResponse(STATIC / "index.html")
 
     async def list_episodes(request: Request) -> Response:
         params = request.query_params
@@ -109,6 +164,7 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
         with maps_lock:
             cached = maps.get(map_id)
         if cached is None:
+            await _threaded(servable, map_id)
             cached = await _threaded(lambda: json.dumps(map_payload(load_map(store, map_id)),
                                                         separators=(",", ":")).encode())
             with maps_lock:
@@ -119,6 +175,15 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
             with maps_lock:
                 maps.move_to_end(map_id)
         return _JSON(cached, headers=_HEADERS)
+
+    def servable(map_id: str) -> None:
+        """A map stored in the store, or a built-in one that some episode drives on (built-in maps are built on
+        request: any other name would cost memory for nothing)."""
+        if not MAP_ID.fullmatch(map_id):
+            raise BadRequest(f"invalid map id {map_id[:200]!r}: expected letters, digits and '_.:-'")
+        stored = store.root / "maps" / f"{map_id}.json"
+        if not (stored.is_file() or stored.is_symlink()) and not index.uses_map(map_id):
+            raise NotFound(f"no episode in the store drives on map {map_id!r}")
 
     def error(status: int) -> Any:
         async def handle(request: Request, exc: Exception) -> Response:
@@ -146,6 +211,7 @@ def create_app(store_root: Path, *, map_cache_size: int = 16) -> Starlette:
         NotFound: error(404), SchemaError: error(422), Exception: error(500),
     }
     app = Starlette(routes=routes, exception_handlers=handlers)
+    app.add_middleware(_Guard, allowed_hosts=tuple(allowed_hosts))
     app.state.index = index
     return app
 

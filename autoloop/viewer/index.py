@@ -44,6 +44,8 @@ FILTERS: Mapping[str, tuple[str, bool]] = {
 SORTABLE = ("episode_id", "date", "source", "map_name", "model", "outcome", "driving_score", "route_completion",
             "duration_s", "num_steps", "infraction_count", "traffic_seed")
 MAX_PAGE_SIZE = 500
+#: The last page number a request may ask for (its offset stays far inside DuckDB's integers).
+MAX_PAGE = 1_000_000
 _SCHEMA = pa.schema([
     ("episode_id", pa.string()), ("source", pa.string()), ("date", pa.string()), ("num_steps", pa.int64()),
     ("duration_s", pa.float64()), ("map_name", pa.string()), ("model", pa.string()), ("policy_alias", pa.string()),
@@ -212,8 +214,9 @@ class EpisodeIndex:
             raise FilterError(f"unknown filter(s) {unknown}; expected some of {sorted(FILTERS)}")
         if sort not in SORTABLE:
             raise FilterError(f"sort: unknown column {sort!r}; expected one of {SORTABLE}")
-        if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise FilterError(f"page must be >= 1 and page_size in 1..{MAX_PAGE_SIZE} (got {page}, {page_size})")
+        if not 1 <= page <= MAX_PAGE or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise FilterError(f"page must be in 1..{MAX_PAGE} and page_size in 1..{MAX_PAGE_SIZE} "
+                              f"(got {page}, {page_size})")
         where: list[str] = []
         parameters: list[str | int] = []
         for name, value in filters.items():
@@ -243,6 +246,14 @@ class EpisodeIndex:
                            [*parameters, page_size, (page - 1) * page_size])
             rows = _dicts(cursor)
         return Page(total=int(total), rows=rows)
+
+    def uses_map(self, map_name: str) -> bool:
+        """Whether some episode in the store drives on ``map_name`` (refreshing first)."""
+        self.refresh()
+        with self._lock:
+            cursor = self._connection.cursor()
+            found = cursor.execute("SELECT 1 FROM episodes WHERE map_name = ? LIMIT 1", [map_name]).fetchone()
+        return found is not None
 
     def get(self, episode_id: str) -> dict[str, Any] | None:
         """The index row of one episode (refreshing first), or ``None``."""

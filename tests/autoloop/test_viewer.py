@@ -25,6 +25,10 @@ from tests.autoloop.viewer_store import HOSTILE_POLICY, build_viewer_store
 from tests.conftest import SHARED_DATA
 
 
+#: What a browser on this machine sends (the test client's default host, "testserver", is not served).
+LOCAL = "http://127.0.0.1:8765"
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> EpisodeStore:
     forecasting = SHARED_DATA / "av2" / "forecasting"
@@ -34,7 +38,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> EpisodeStore:
 
 @pytest.fixture()
 def client(store: EpisodeStore) -> Iterator[TestClient]:
-    with TestClient(create_app(store.root)) as test_client:
+    with TestClient(create_app(store.root), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -281,7 +285,7 @@ def test_a_source_folder_linked_out_of_the_store_is_neither_listed_nor_served(st
     other = EpisodeStore(tmp_path / "store")
     other.root.mkdir()
     (other.root / "sim").symlink_to(elsewhere, target_is_directory=True)
-    with TestClient(create_app(other.root)) as client:
+    with TestClient(create_app(other.root), base_url=LOCAL) as client:
         assert client.get("/api/episodes").json()["total"] == 0
         assert client.get(f"/api/episodes/{episode_id}").status_code == 403
 
@@ -310,9 +314,60 @@ def test_damaged_episodes_answer_errors_that_name_the_file(client: TestClient, s
 def test_the_page_and_its_assets_are_served_with_a_strict_policy(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    for path in ("/static/index.html", "/static/viewer.js", "/api/info", "/api/episodes/nope-0000"):
+        response = client.get(path)
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
     assert "<script src=\"/static/viewer.js\"" in page.text
     script = client.get("/static/viewer.js").text
     assert "innerHTML" not in script and "eval(" not in script and "new Function" not in script
+
+
+@pytest.mark.parametrize("host", ["evil.example.com", "evil.example.com:8765", "127.0.0.1.evil.example.com",
+                                  "testserver", ""])
+def test_hosts_it_is_not_bound_to_are_refused(client: TestClient, store: EpisodeStore, host: str) -> None:
+    """A page on another site that rebinds its name to 127.0.0.1 sends its own name as the Host."""
+    response = client.get("/api/info", headers={"host": host})
+    assert response.status_code == 400 and str(store.root) not in response.text
+    assert "is not served here" in response.json()["error"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765"])
+def test_the_loopback_names_are_served(client: TestClient, host: str) -> None:
+    assert client.get("/api/info", headers={"host": host}).status_code == 200
+
+
+def test_a_public_viewer_answers_the_names_it_is_given(store: EpisodeStore) -> None:
+    with TestClient(create_app(store.root, allowed_hosts=("viewer.example.com",))) as client:
+        assert client.get("/api/info", headers={"host": "viewer.example.com"}).status_code == 200
+        assert client.get("/api/info", headers={"host": "other.example.com"}).status_code == 400
+
+
+@pytest.mark.parametrize("query", ["page=9223372036854775807", "page=1000001", "page=0", "page_size=501",
+                                   "page_size=99999999999999999999", "page=-1"])
+def test_numeric_parameters_are_bounded(client: TestClient, query: str) -> None:
+    response = client.get(f"/api/episodes?{query}")
+    assert response.status_code == 400, response.text
+    assert "page must be in 1..1000000 and page_size in 1..500" in response.json()["error"]
+
+
+def test_only_maps_that_an_episode_drives_on_are_built(client: TestClient) -> None:
+    assert client.get("/api/maps/junction4-60").status_code == 200  # the store's episodes drive on it
+    for unused in ("town-5", "town-grid-77", "junction4-61"):
+        response = client.get(f"/api/maps/{unused}")
+        assert response.status_code == 404 and "no episode in the store drives on map" in response.json()["error"]
+
+
+def test_a_non_loopback_address_needs_public(store: EpisodeStore) -> None:
+    import subprocess
+    import sys
+
+    for arguments, message in ((["--host", "0.0.0.0"], "--host 0.0.0.0: not a loopback address; add --public"),
+                               (["--allow-host", "x.example.com"], "--allow-host: further host names are for a")):
+        done = subprocess.run([sys.executable, "-c", "from autoloop.cli import app; app()", "replay", "--store",
+                               str(store.root), "--port", "0", *arguments], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+        assert done.returncode == 2 and message in done.stdout and len(done.stdout.strip().splitlines()) == 1
 
 
 def test_links_name_the_views_the_page_opens(store: EpisodeStore) -> None:
@@ -330,7 +385,7 @@ def test_links_name_the_views_the_page_opens(store: EpisodeStore) -> None:
 
 
 def test_a_missing_store_lists_nothing(tmp_path: Path) -> None:
-    with TestClient(create_app(tmp_path / "nowhere")) as client:
+    with TestClient(create_app(tmp_path / "nowhere"), base_url=LOCAL) as client:
         assert client.get("/api/episodes").json() == {"total": 0, "page": 1, "page_size": 50, "rows": []}
         assert client.get("/api/episodes/anything").status_code == 404
 
