@@ -718,8 +718,9 @@ def episodes_query(
     home: HomeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as a JSON list.")] = False,
 ) -> None:
-    """Query the episode store with SQL (DuckDB), e.g.
-    `autoloop episodes query "SELECT map_name, count(*) FROM episodes GROUP BY 1"`."""
+    """Query the episode store with one SELECT (DuckDB SQL), e.g.
+    `autoloop episodes query "SELECT map_name, count(*) FROM episodes GROUP BY 1"`. It reads only the store's
+    files and writes nothing: COPY, ATTACH, SET, INSTALL and the like are refused."""
     import json
 
     from autoloop.episodes import EpisodeStore, SchemaError

@@ -15,6 +15,10 @@ Views (built from the committed episodes only, so a half-written episode never s
   ``kind``, ``step``, ``time_s``, ``x_m``, ``y_m``, ``value``, ``actor_id``, ``replay`` (the exported scenario).
 
 Example: ``SELECT e.map_name, avg(g.speed_mps) FROM ego g JOIN episodes e USING (episode_id) GROUP BY 1``.
+
+:func:`query` runs one ``SELECT`` (or ``EXPLAIN``) and nothing else: no ``COPY``, ``ATTACH``, ``SET``,
+``INSTALL`` or ``CREATE``; the connection reads files only inside the store (DuckDB's external access is off and
+its configuration locked), so a query can neither write anywhere nor read ``/etc/...``.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ def query(store: EpisodeStore, sql: str) -> pa.Table:
 
     connection = connect(store)
     try:
+        statements = connection.extract_statements(sql)
+        kinds = [statement.type for statement in statements]
+        if kinds not in ([duckdb.StatementType.SELECT], [duckdb.StatementType.EXPLAIN]):
+            found = ", ".join(kind.name for kind in kinds) or "nothing"
+            raise QueryError(f"expected one SELECT query, got {found}")
         return connection.sql(sql).to_arrow_table()
     except duckdb.Error as error:
         raise QueryError(str(error)) from None
@@ -54,7 +63,7 @@ def query(store: EpisodeStore, sql: str) -> pa.Table:
 
 def connect(store: EpisodeStore) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the views ``episodes``, ``ego``, ``actors``, ``events`` and
-    ``triggers``."""
+    ``triggers``, that reads files only inside the store (its configuration locked)."""
     import duckdb
 
     manifests = store.manifests()
@@ -70,6 +79,9 @@ def connect(store: EpisodeStore) -> duckdb.DuckDBPyConnection:
     else:
         connection.execute("CREATE VIEW triggers AS SELECT NULL::VARCHAR AS episode_id, NULL::VARCHAR AS kind, "
                            "NULL::INTEGER AS step, NULL::FLOAT AS time_s WHERE false")
+    connection.execute("SET allowed_directories = ?", [[str(store.root.resolve()) + "/"]])
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET lock_configuration = true")
     return connection
 
 

@@ -76,3 +76,28 @@ def test_maps_are_stored_once_by_id(tmp_path: Path) -> None:
         store.put_map(dataclasses.replace(get_map("junction4-60"), name="town-1"))
     with pytest.raises(KeyError, match="no map 'av2:x'"):
         store.get_map("av2:x")
+
+
+@pytest.mark.parametrize("sql", [
+    "COPY (SELECT * FROM episodes) TO '{out}'", "ATTACH '{out}' AS other", "SET enable_external_access = true",
+    "INSTALL httpfs", "CREATE TABLE t AS SELECT 1", "SELECT 1; COPY (SELECT 1) TO '{out}'", "",
+])
+def test_only_one_select_runs(store: EpisodeStore, tmp_path: Path, sql: str) -> None:
+    out = tmp_path.parent / f"{tmp_path.name}-out.csv"
+    with pytest.raises(QueryError, match="expected one SELECT query"):
+        store.query(sql.format(out=out))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM read_text('/etc/hostname')",
+                                 "SELECT * FROM read_csv('/etc/passwd')",
+                                 "SELECT * FROM read_parquet('{outside}')"])
+def test_a_query_reads_nothing_outside_the_store(store: EpisodeStore, tmp_path: Path, sql: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.parquet"
+    pq.write_table(pa.table({"secret": [1]}), outside)
+    with pytest.raises(QueryError, match="disabled by config"):
+        store.query(sql.format(outside=outside))
+    assert store.query("SELECT count(*) AS n FROM ego").to_pylist()[0]["n"] > 0  # the store's own files are read
