@@ -72,6 +72,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -93,8 +94,11 @@ from sim.scene.observation import OBSERVATION_FORMAT
 if TYPE_CHECKING:
     from sim.maps import LaneGraph
 
+log = logging.getLogger(__name__)
 SOURCES = ("sim", "fleet", "carla")
 MANIFEST = "episode.json"
+#: What every manifest holds.
+_MANIFEST_KEYS = ("schema_version", "episode_id", "source", "date", "num_steps", "metadata", "tables")
 #: The ego columns that hold observations, whose format the manifest records.
 OBSERVATION_COLUMNS = ("obs_state", "obs_bev")
 _EPISODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -201,8 +205,15 @@ class EpisodeStore:
         return {folder.name: folder for folder in self._folders(source)}
 
     def manifests(self, source: str | None = None) -> dict[str, dict[str, Any]]:
-        """Episode id -> manifest (``episode.json``) of every complete episode."""
-        return {folder.name: _read_manifest(folder / MANIFEST) for folder in self._folders(source)}
+        """Episode id -> manifest (``episode.json``) of every complete episode; an episode whose manifest does not
+        read is left out, with a warning naming its file."""
+        found = {}
+        for folder in self._folders(source):
+            try:
+                found[folder.name] = _read_manifest(folder / MANIFEST)
+            except (SchemaError, OSError) as error:
+                log.warning("skipped a damaged episode: %s", error)
+        return found
 
     def metadata(self, source: str | None = None) -> dict[str, dict[str, Any]]:
         """Episode id -> metadata of every complete episode (reads only the manifests)."""
@@ -356,10 +367,20 @@ def subfolders(folder: Path) -> list[Path]:
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
-    manifest: dict[str, Any] = json.loads(path.read_text())
+    """A manifest, checked for what every reader needs.
+
+    :raises SchemaError: naming the file, when it is not JSON, not a manifest, or of another schema version.
+    """
+    try:
+        manifest: Any = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SchemaError(f"{path}: not valid JSON ({error})") from None
+    missing = [key for key in _MANIFEST_KEYS if key not in manifest] if isinstance(manifest, dict) else ["(all)"]
+    if missing:
+        raise SchemaError(f"{path}: not an episode manifest (lacks {', '.join(missing)})")
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise SchemaError(f"{path}: schema_version {manifest.get('schema_version')!r}, expected {SCHEMA_VERSION}")
-    return manifest
+    return dict(manifest)
 
 
 def _write_parquet(table: pa.Table, path: Path) -> dict[str, Any]:

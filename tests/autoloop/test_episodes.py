@@ -1,5 +1,6 @@
 import json
 import multiprocessing
+import re
 import shutil
 import subprocess
 import sys
@@ -323,3 +324,20 @@ def test_snapshot_is_content_addressed_and_detects_changes(tmp_path: Path) -> No
     first.path.write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="does not match its name"):
         load_snapshot(first.path)
+
+
+@pytest.mark.parametrize("damage", [b'{"schema_version": 2, "episode_id": ', b"[]", b"\xff\xfe",
+                                    b'{"schema_version": 2}'])
+def test_a_damaged_manifest_is_skipped_and_named_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                             damage: bytes) -> None:
+    store = EpisodeStore(tmp_path)
+    for name in ("sim-good", "sim-bad"):
+        store.write(_episode(name))
+    bad = store.file("sim-bad")
+    bad.write_bytes(damage)
+    with caplog.at_level("WARNING", logger="autoloop.episodes.store"):
+        assert list(store.manifests()) == ["sim-good"] and list(store.metadata("sim")) == ["sim-good"]
+    assert str(bad) in caplog.text
+    assert store.query("SELECT episode_id FROM episodes").to_pylist() == [{"episode_id": "sim-good"}]
+    with pytest.raises(SchemaError, match=re.escape(str(bad))):
+        store.read("sim-bad")
