@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import reprlib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Literal, Self, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sim.bounded_yaml import MAX_BYTES, load_yaml
 from sim.embedded.config import WorldConfig
 from sim.metrics import SCORERS
 from sim.scenarios import Scenario, sample_scenario
@@ -550,11 +552,13 @@ def load_config(path: Path | None = None, *, profile: str | None = None,
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text())
+            with Path(path).open("rb") as file:
+                text = file.read(MAX_BYTES + 1)
+            loaded = load_yaml(text, source=f"config {source}")
         except OSError as error:
             raise ConfigError(f"config {source}: cannot read it ({error.strerror})") from error
-        except yaml.YAMLError as error:
-            raise ConfigError(f"config {source}: not valid YAML ({error})") from error
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config {source}: expected a mapping of sections at the top level")
         data = loaded or {}
@@ -604,6 +608,14 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value for an error message: its repr, cut short."""
+    shortened = reprlib.Repr()
+    shortened.maxlevel, shortened.maxstring, shortened.maxother = 2, limit, limit
+    text = shortened.repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _describe(source: str, error: ValidationError) -> str:
     lines = [f"config {source} is invalid:"]
     for problem in error.errors():
@@ -611,5 +623,5 @@ def _describe(source: str, error: ValidationError) -> str:
         if problem["type"] == "extra_forbidden":
             lines.append(f"  unknown key '{key}'")
         else:
-            lines.append(f"  {key}: {problem['msg']} (got {problem.get('input')!r})")
+            lines.append(f"  {key}: {problem['msg']} (got {_shown(problem.get('input'))})")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim.bounded_yaml import load_yaml
 from sim.embedded.traffic import LightTiming
 from sim.maps import LaneGraph, connector_id, get_map
 from sim.scenarios.events import CurbsideDropoff, CurbsidePickup, ScenarioEvent, describe
@@ -114,10 +115,7 @@ class Scenario(BaseModel):
 
         :raises ValueError: naming ``source`` and the offending field when the YAML or a field is invalid.
         """
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ValueError(f"{source}: not valid YAML ({error})") from error
+        data = load_yaml(text, source=str(source))
         try:
             return cls.model_validate(data)
         except ValidationError as error:

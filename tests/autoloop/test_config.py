@@ -51,6 +51,37 @@ def test_unknown_profile_and_malformed_files(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml")
 
 
+def _alias_bomb(levels: int = 9) -> str:
+    """A "billion laughs" document in a typed field: 9 nested levels of 9 aliases each (9**9 leaves)."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]")
+    return "train:\n  epochs: {" + ", ".join(f"{line.split(':')[0]}: {line.split(': ', 1)[1]}" for line in lines) \
+        + "}\n"
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb())
+    assert len(path.read_bytes()) < 1000
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert message.startswith(f"config {path}: the YAML's aliases expand to more than 100000 nodes")
+    assert len(message) < 300
+
+
+def test_a_huge_config_file_is_not_read_and_a_bad_value_is_shown_short(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("train:\n  epochs: 1\n" + "# padding\n" * 120_000)
+    with pytest.raises(ConfigError, match=r"more than 1048576 bytes of YAML; a larger file is not read"):
+        load_config(path)
+    path.write_text("train:\n  epochs: [" + ", ".join(["12345678"] * 5000) + "]\n")  # 50 KB, no aliases
+    with pytest.raises(ConfigError, match=r"train\.epochs: ") as error:
+        load_config(path)
+    assert len(str(error.value)) < 400
+
+
 def test_unknown_scorer_is_rejected() -> None:
     with pytest.raises(ConfigError, match=r"evaluate\.scorer: .*unknown scorer 'lb3'"):
         load_config(overrides={"evaluate": {"scorer": "lb3"}})
