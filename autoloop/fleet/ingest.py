@@ -1,8 +1,10 @@
 """Ingest fleet logs into the episode store: validate, land, or quarantine with a reason.
 
 Each path given is an AV2 sensor log folder, a forecasting scenario folder, or a folder holding several (searched
-recursively). For each log:
+recursively; links to folders are not followed, so a link loop cannot hang the search). For each log:
 
+0. a file that is a link to somewhere outside the paths given sends the log to quarantine with that reason, and
+   the linked file is neither read nor copied;
 1. its **content hash** (sha256 over the relative names and bytes of the files the importer reads) is computed;
    a log whose hash is already some fleet episode's ``origin_sha256`` is *skipped*, so re-ingesting is idempotent;
 2. it is read and validated (:mod:`autoloop.fleet.av2`): a :class:`~autoloop.fleet.tables.FleetLogError` sends it
@@ -70,11 +72,19 @@ def ingest(paths: Iterable[Path], store: EpisodeStore, quarantine_dir: Path) -> 
     """Import every AV2 log under ``paths`` into ``store``; bad logs go to ``quarantine_dir`` (see the module)."""
     report = IngestReport()
     known = {meta.get("origin_sha256"): episode_id for episode_id, meta in store.metadata("fleet").items()}
+    paths = [Path(path) for path in paths]
+    roots = [path.resolve() for path in paths]
     for path in paths:
-        logs = find_logs(Path(path))
+        logs = find_logs(path)
         if not logs:
-            report.not_found.append(Path(path))
+            report.not_found.append(path)
         for log_dir in logs:
+            outside = _linked_outside(log_dir, roots)
+            if outside is not None:
+                digest = hashlib.sha256(f"{log_dir.resolve()}\0{outside.problem}".encode()).hexdigest()
+                report.quarantined.append(quarantine(log_dir, outside, digest=digest, quarantine_dir=quarantine_dir,
+                                                     roots=roots))
+                continue
             digest = content_hash(log_dir)
             if digest in known:
                 report.skipped.append(known[digest])
@@ -95,13 +105,25 @@ def ingest(paths: Iterable[Path], store: EpisodeStore, quarantine_dir: Path) -> 
 
 
 def find_logs(path: Path) -> list[Path]:
-    """The AV2 log folders at or under ``path`` (sorted; hidden folders are not searched)."""
+    """The AV2 log folders at or under ``path`` (sorted; hidden folders and links to folders are not searched)."""
     if dataset_of(path):
         return [path]
     if not path.is_dir():
         return []
-    return [log for child in sorted(path.iterdir()) if child.is_dir() and not child.name.startswith(".")
+    return [log for child in sorted(path.iterdir())
+            if child.is_dir() and not child.is_symlink() and not child.name.startswith(".")
             for log in find_logs(child)]
+
+
+def _linked_outside(log_dir: Path, roots: list[Path]) -> FleetLogError | None:
+    """The first file of the log that resolves outside every folder given to :func:`ingest`, as the reason to
+    quarantine the log (``None``: all inside)."""
+    for path in log_files(log_dir):
+        target = path.resolve()
+        if not any(target.is_relative_to(root) for root in roots):
+            return FleetLogError(path, WHOLE_FILE, f"a link to {target}, outside the folders given to ingest "
+                                                   "(not read)")
+    return None
 
 
 def content_hash(log_dir: Path) -> str:
@@ -116,8 +138,10 @@ def content_hash(log_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def quarantine(log_dir: Path, error: FleetLogError, *, digest: str, quarantine_dir: Path) -> Quarantined:
-    """Copy the log's files and write ``reason.json`` to ``quarantine_dir/<name>-<hash8>/`` (atomically)."""
+def quarantine(log_dir: Path, error: FleetLogError, *, digest: str, quarantine_dir: Path,
+               roots: list[Path] | None = None) -> Quarantined:
+    """Copy the log's files and write ``reason.json`` to ``quarantine_dir/<name>-<hash8>/`` (atomically); with
+    ``roots``, only the files that resolve inside them are copied."""
     folder = Path(quarantine_dir) / f"{log_dir.name}-{digest[:8]}"
     record = Quarantined(log=log_dir, folder=folder, file=str(error.path), field=error.field, problem=error.problem)
     logger.warning("quarantined %s: %s", log_dir, error)
@@ -127,6 +151,8 @@ def quarantine(log_dir: Path, error: FleetLogError, *, digest: str, quarantine_d
     temporary = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         for path in log_files(log_dir):
+            if roots is not None and not any(path.resolve().is_relative_to(root) for root in roots):
+                continue
             target = temporary / path.relative_to(log_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)

@@ -2,6 +2,7 @@
 of the quarantine on mutated copies of the real files."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -311,3 +312,40 @@ def test_cli_ingest(shared_data: Path, tmp_path: Path, monkeypatch: pytest.Monke
     result = runner.invoke(app, ["ingest", str(tmp_path / "nothing-here"), "--home", str(tmp_path)])
     assert result.exit_code == 1
     assert "0 landed, 0 skipped, 0 quarantined, 1 paths without logs" in result.output
+
+
+def test_links_to_folders_are_not_followed_so_a_link_loop_cannot_hang_the_search(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    batch = tmp_path / "batch"
+    _write_sensor_log(batch / "log-1")
+    (batch / "s1").symlink_to(".")
+    (batch / "s2").symlink_to(".")
+    (batch / "log-1" / "back").symlink_to("..")
+    code = ("from pathlib import Path; from autoloop.fleet.ingest import find_logs; "
+            f"print(find_logs(Path({str(batch)!r})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert done.returncode == 0 and done.stdout.strip() == f"[PosixPath('{batch / 'log-1'}')]", done.stderr
+    report = ingest([batch], EpisodeStore(tmp_path / "episodes"), tmp_path / "quarantine")
+    [found] = report.quarantined  # (the test's log has no map)
+    assert found.log == batch / "log-1" and "log_map_archive" in found.problem
+
+
+def test_a_file_linked_outside_the_given_folders_is_quarantined_unread(tmp_path: Path) -> None:
+    secret = tmp_path / "elsewhere" / "secret.feather"
+    secret.parent.mkdir()
+    log = _write_sensor_log(tmp_path / "batch" / "log-1")
+    (log / "city_SE3_egovehicle.feather").rename(secret)
+    (log / "city_SE3_egovehicle.feather").symlink_to(secret)
+    report = ingest([tmp_path / "batch"], EpisodeStore(tmp_path / "episodes"), tmp_path / "quarantine")
+    [found] = report.quarantined
+    assert not report.landed and found.problem == f"a link to {secret}, outside the folders given to ingest (not read)"
+    copied = {path.name for path in found.folder.rglob("*") if path.is_file()}
+    assert copied == {"annotations.feather", "reason.json"}
+    # the same link into a folder that is given too is read like any file (the test's log has no map)
+    report = ingest([tmp_path / "batch", tmp_path / "elsewhere"], EpisodeStore(tmp_path / "episodes"),
+                    tmp_path / "quarantine")
+    [found] = report.quarantined
+    assert "log_map_archive" in found.problem
