@@ -50,7 +50,16 @@ def _load(config: Path | None, profile: str | None, suite: str | None = None, *,
 
 
 def _home(home: Path | None) -> str:
+    """The home folder (created, and checked to be writable: one line and exit 2 otherwise), also as
+    ``$AUTOLOOP_HOME`` for what runs next."""
+    from autoloop.paths import UnwritableHome
+
     paths = Paths(home.resolve()) if home else Paths.from_env()
+    try:
+        paths.check_writable()
+    except UnwritableHome as error:
+        _error(error)
+        raise typer.Exit(2) from None
     os.environ["AUTOLOOP_HOME"] = str(paths.home)
     return str(paths.home)
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+
+class UnwritableHome(ValueError):
+    """A home folder autoloop cannot create or write in."""
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,19 @@ class Paths:
     def from_env(cls) -> Paths:
         """``$AUTOLOOP_HOME`` if set, else ``.autoloop`` in the working directory."""
         return cls(Path(os.environ.get("AUTOLOOP_HOME") or Path.cwd() / ".autoloop").resolve())
+
+    def check_writable(self) -> None:
+        """Create the home folder if need be and check that a file can be written in it: a home that cannot take
+        the tracking store or an episode fails here at once, not after minutes of retries.
+
+        :raises UnwritableHome: naming the folder and why.
+        """
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.home, prefix=".write-check-"):
+                pass
+        except OSError as error:
+            raise UnwritableHome(f"home {self.home}: cannot write there ({error.strerror or error})") from None
 
     @property
     def episodes(self) -> Path:

@@ -97,6 +97,7 @@ def open_context(config: AutoloopConfig, *, paths: Paths | None = None,
                  parent_run_id: str | None = None) -> StageContext:
     """Connect to the tracking store (creating the experiment) and build the stage context."""
     paths = paths or Paths.from_env()
+    paths.check_writable()
     experiment_id = tracking.configure(paths, config.registry.experiment)
     return StageContext(config=config, paths=paths, experiment_id=experiment_id, parent_run_id=parent_run_id)
 

@@ -113,3 +113,14 @@ def test_evaluate_runs_the_flow_and_prints_the_table(tmp_path: Path) -> None:
     assert len(list((tmp_path / "evaluations").glob("smoke-*.jsonl"))) == 1
     typo = runner.invoke(app, ["evaluate", "--model", "expert", "--suite", "smokey", "--home", str(tmp_path)])
     assert typo.exit_code == 2 and "unknown suite 'smokey'" in typo.output
+
+
+@pytest.mark.parametrize("command", [["collect"], ["train"], ["evaluate", "--model", "expert"], ["cycle"]])
+def test_an_unwritable_home_fails_at_once_in_one_line(tmp_path: Path, command: list[str]) -> None:
+    occupied = tmp_path / "a-file"
+    occupied.write_text("not a folder")
+    for home in (occupied, occupied / "below", Path("/proc/self")):
+        result = CliRunner().invoke(app, [*command, "--profile", "quick", "--home", str(home)])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("error: home ") and "cannot write there" in result.output
+        assert len(result.output.strip().splitlines()) == 1
