@@ -222,6 +222,15 @@ def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: H
     from autoloop.carla.servers import ServerError
     from flows.stages import evaluate_flow
 
+    if not model.startswith("models:/"):  # a driver file that does not load: one line, before any flow run
+        from autoloop.stages import resolve_driver
+
+        try:
+            resolve_driver(model)
+        except ValueError as error:
+            _error(f"--model: {error}")
+            raise typer.Exit(2) from None
+
     try:
         outcome = evaluate_flow(model_uri=model, suite=suite, backend=backend, carla=carla or None, **arguments)
     except (ValueError, ServerError) as error:  # a driver that does not exist; a CARLA server that did not start

@@ -668,6 +668,7 @@ def resolve_driver(spec: str) -> tuple[str, DriverFactory]:
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"driver {spec!r} is neither 'expert', a models:/ URI nor a checkpoint file")
+    load_policy(path)  # (a file that is not a driver checkpoint fails here, naming itself, before any work)
     identity = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
     return identity, PolicyDriver(functools.partial(load_policy, path))
 

@@ -30,12 +30,26 @@ def load_policy(path: Path) -> LearnedPolicy:
     """
     from importlib import import_module
 
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises what its unpickler meets: UnpicklingError, EOFError, RuntimeError...
+        raise ValueError(f"{path}: not a driver checkpoint (torch cannot load it: {_first_line(error)})") from None
     checkpoint: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
     kind = checkpoint.get("kind")
     if kind not in KINDS:
         raise ValueError(f"{path}: not a driver checkpoint (kind {kind!r}; known: {', '.join(KINDS)})")
     check_observation_format(checkpoint.get("observation_format"), what=f"driver checkpoint {path}",
                              remedy="retrain it (`autoloop train`)")
-    policy: LearnedPolicy = import_module(KINDS[kind]).from_checkpoint(checkpoint)
+    try:
+        policy: LearnedPolicy = import_module(KINDS[kind]).from_checkpoint(checkpoint)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        raise ValueError(f"{path}: a {kind} checkpoint that does not load ({type(error).__name__}: "
+                         f"{_first_line(error)})") from None
     return policy
+
+
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's message: its first line, cut short (torch's run to paragraphs)."""
+    lines = str(error).strip().splitlines()
+    line = lines[0] if lines else type(error).__name__
+    return line if len(line) <= limit else line[:limit] + "…"

@@ -124,3 +124,25 @@ def test_an_unwritable_home_fails_at_once_in_one_line(tmp_path: Path, command: l
         assert result.exit_code == 2, result.output
         assert result.output.startswith("error: home ") and "cannot write there" in result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_driver_file_that_does_not_load_is_refused_before_any_work(tmp_path: Path) -> None:
+    import torch
+
+    from sim.scene.observation import OBSERVATION_FORMAT
+
+    files = {"old-format": tmp_path / "old.pt", "text": tmp_path / "hostname", "bytes": tmp_path / "random.pt", "no-config": tmp_path / "bc.pt",
+             "no-kind": tmp_path / "weights.pt"}
+    files["text"].write_text("myhost\n")
+    files["bytes"].write_bytes(os.urandom(4096))
+    torch.save({"kind": "bc", "observation_format": OBSERVATION_FORMAT}, files["no-config"])
+    torch.save({"kind": "bc", "observation_format": OBSERVATION_FORMAT + 1}, files["old-format"])
+    torch.save({"weights": torch.zeros(3)}, files["no-kind"])
+    for name, path in files.items():
+        home = tmp_path / f"home-{name}"
+        result = CliRunner().invoke(app, ["evaluate", "--model", str(path), "--suite", "smoke", "--profile", "quick",
+                                          "--home", str(home)])
+        assert result.exit_code == 2, (name, result.output)
+        assert result.output.startswith("error: --model: ") and str(path) in result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert sorted(p.name for p in home.iterdir()) == [], name  # no run, checkpoint or report left behind
