@@ -133,8 +133,7 @@ def collect(context: StageContext) -> CollectResult:
     regression suite, and snapshot the accumulated dataset with a part per reason."""
     config = context.config
     ledger = Ledger(context.paths.engine)
-    earlier = _collected_seeds(context.store)
-    first = _first_seed(config, earlier)
+    first = reserve_seeds(context.paths, config, _collected_seeds(context.store))
     with tracking.stage_run("collect", experiment_id=context.experiment_id,
                             parent_run_id=context.parent_run_id) as run_id:
         tracking.log_params({**_flat(config.collect.model_dump()), "first_seed": first,
@@ -255,6 +254,35 @@ def _collected_seeds(store: EpisodeStore) -> set[int]:
     """Collection seeds of every collected episode in the store."""
     return {int(meta["tags"]["collect_seed"]) for meta in store.metadata("sim").values()
             if meta["tags"].get("purpose") == "collect" and "collect_seed" in meta["tags"]}
+
+
+#: The home's record of the collection seeds handed out (``{"next": <first seed not yet handed out>}``).
+SEEDS_FILE = "collect-seeds.json"
+
+
+def reserve_seeds(paths: Paths, config: AutoloopConfig, earlier: set[int]) -> int:
+    """Hand out the next collection's seeds (``collect.episodes`` of them from the returned first one), exclusively:
+    under a lock on the home, after every seed collected (``earlier``) and every seed handed out before, so that
+    collections started at once on one home never drive the same seeds (seeds of a collection that stopped early
+    stay unused)."""
+    import fcntl
+    import json
+    import os
+
+    record = paths.home / SEEDS_FILE
+    paths.home.mkdir(parents=True, exist_ok=True)
+    with open(paths.home / f".{SEEDS_FILE}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            handed_out = int(json.loads(record.read_text())["next"]) if record.is_file() else 0
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{record}: not a seed record (delete it: seeds then start after the stored "
+                             "episodes' seeds)") from None
+        first = _first_seed(config, earlier | ({handed_out - 1} if handed_out > 0 else set()))
+        temporary = record.with_name(f".{SEEDS_FILE}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"next": first + config.collect.episodes}) + "\n")
+        os.replace(temporary, record)
+        return first
 
 
 def _first_seed(config: AutoloopConfig, earlier: set[int]) -> int:
