@@ -27,6 +27,20 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
   :class:`NonSignalizedJunctionLeftTurn` — a flow of vehicles with the right of way crosses (left turns) or joins
   (right turn) the ego's path at a junction where the route turns; at signalized ones the event sets the lights
   (the ego's and the flow's green) as the Leaderboard's scenarios do.
+- :class:`NonSignalizedJunctionRightTurn` — the same flow from the left into the ego's right turn at an
+  unsignalized junction; :class:`SignalizedJunctionLeftTurnEnterFlow`, :class:`NonSignalizedJunctionLeftTurnEnterFlow`
+  (Bench2Drive) — an oncoming flow turns right into the lane the ego turns left into;
+  :class:`InterurbanActorFlow` — the ego turns left off a main road across an oncoming flow;
+  :class:`InterurbanAdvancedActorFlow` — the ego turns left onto a main road across one flow and into another;
+  :class:`CrossingBicycleFlow` — a flow of bicycles at the lane's edge crosses the ego's turn.
+- :class:`VehicleTurningRoute` — a bicycle crosses the lane the ego turns into (moved as crossing pedestrians
+  are: hitting it counts as ``collision_pedestrian``).
+- :class:`BlockedIntersection` — a vehicle stands just past the junction the ego turns through; the ego waits.
+- :class:`PriorityAtJunction`, :class:`VanillaSignalizedTurnEncounterGreenLight` — the ego's light held green (the
+  rest red) as it gets to the junction; :class:`VanillaSignalizedTurnEncounterRedLight` — the junction all red as
+  the ego comes; :class:`VanillaNonSignalizedTurn`, :class:`VanillaNonSignalizedTurnEncounterStopsign`,
+  :class:`T_Junction` (Bench2Drive) — a turn at an uncontrolled junction, at a stop sign, a T junction: nothing is
+  staged, the route's place is checked (the Leaderboard's stage nothing either).
 - :class:`YieldToEmergencyVehicle` — an emergency vehicle comes from behind; the ego must pull over and let it
   pass (``yield_to_emergency_vehicle`` when it is held up behind the ego).
 - :class:`InvadingTurn` — oncoming vehicles cut into the ego's lane; the ego must keep right.
@@ -191,6 +205,126 @@ class NonSignalizedJunctionLeftTurn(_Flow):
     type: Literal["NonSignalizedJunctionLeftTurn"] = "NonSignalizedJunctionLeftTurn"
 
 
+class NonSignalizedJunctionRightTurn(_Flow):
+    """At the first unsignalized junction past the trigger where the route turns right, a flow from the left with
+    the right of way goes straight into the lane the ego turns into: the ego must merge into a gap."""
+
+    type: Literal["NonSignalizedJunctionRightTurn"] = "NonSignalizedJunctionRightTurn"
+
+
+class SignalizedJunctionLeftTurnEnterFlow(_Flow):
+    """At the first signalized junction past the trigger where the route turns left, the ego's light and the
+    oncoming approach's turn green together (the rest red) and a flow of oncoming vehicles turns right into the
+    lane the ego turns into: the ego must find a gap in it (Bench2Drive)."""
+
+    type: Literal["SignalizedJunctionLeftTurnEnterFlow"] = "SignalizedJunctionLeftTurnEnterFlow"
+
+
+class NonSignalizedJunctionLeftTurnEnterFlow(_Flow):
+    """At the first unsignalized junction past the trigger where the route turns left, a flow of oncoming
+    vehicles with the right of way turns right into the lane the ego turns into (Bench2Drive)."""
+
+    type: Literal["NonSignalizedJunctionLeftTurnEnterFlow"] = "NonSignalizedJunctionLeftTurnEnterFlow"
+
+
+class InterurbanActorFlow(_Flow):
+    """At the first unsignalized junction past the trigger where the route turns left, a flow of oncoming vehicles
+    with the right of way goes straight on: the ego must turn across it through a gap. (The Leaderboard's ego
+    turns off an interurban main road, with no stop sign; the junctions of our maps where roads cross without
+    lights are all-way stops, where the ego stops first.)"""
+
+    type: Literal["InterurbanActorFlow"] = "InterurbanActorFlow"
+    flow_speed_mps: float = Field(default=10.0, gt=0.0)
+
+
+class InterurbanAdvancedActorFlow(_Flow):
+    """At the first unsignalized junction past the trigger where the route turns left (onto a main road), two
+    flows go straight on along it: ``flow_vehicles`` from the left across the ego's path and as many from the
+    right into the lane the ego turns into: the ego must cross the one and merge into the other."""
+
+    type: Literal["InterurbanAdvancedActorFlow"] = "InterurbanAdvancedActorFlow"
+    flow_speed_mps: float = Field(default=10.0, gt=0.0)
+    flow_vehicles: int = Field(default=2, ge=1, le=2)
+
+
+class CrossingBicycleFlow(_Flow):
+    """At the first junction past the trigger where the route turns, a flow of bicycles at the right edge of
+    their lane goes straight through it across the ego's turn (from ahead when it turns left, from the left when
+    it turns right), ignoring lights and priority; at a signalized junction the ego's light turns green (the rest
+    red). The Leaderboard's flow rides a bike lane; our maps have none, so the bicycles ride the lane's edge."""
+
+    type: Literal["CrossingBicycleFlow"] = "CrossingBicycleFlow"
+    flow_speed_mps: float = Field(default=10.0, gt=0.0)
+    source_dist_interval_m: tuple[float, float] = (20.0, 50.0)
+
+
+class VehicleTurningRoute(_Event):
+    """A bicycle crosses the lane the ego turns into at the first junction past the trigger, ``distance_m`` past
+    the junction's exit, from the right at ``speed_mps``, timed to be in the lane when the ego gets there. The
+    world moves it on its path as it moves crossing pedestrians: hitting it counts as ``collision_pedestrian``
+    (the Leaderboard counts a bicycle as a vehicle)."""
+
+    type: Literal["VehicleTurningRoute"] = "VehicleTurningRoute"
+    distance_m: float = Field(default=11.0, gt=0.0)
+    speed_mps: float = Field(default=1.8, gt=0.0)
+
+
+class BlockedIntersection(_Event):
+    """A vehicle stands in the route's lane ``distance_m`` past the exit of the first junction past the trigger,
+    where the ego only sees it once it turns: the ego must stop (before the junction, not to block it) and wait.
+    It stands from when the ego is ``BLOCKER_NOTICE_M`` (40 m) away until ``stop_s`` later, then drives on. (The
+    Leaderboard's stands until ``stop_s`` after the ego comes within 13 m, then vanishes.)"""
+
+    type: Literal["BlockedIntersection"] = "BlockedIntersection"
+    distance_m: float = Field(default=5.0, gt=0.0)
+    stop_s: float = Field(default=10.0, ge=0.0)
+
+
+class PriorityAtJunction(_Event):
+    """At the first signalized junction past the trigger, the ego's light turns green and the junction's others
+    red while the ego passes: it should keep going (nothing to provoke)."""
+
+    type: Literal["PriorityAtJunction"] = "PriorityAtJunction"
+
+
+class VanillaSignalizedTurnEncounterGreenLight(_Event):
+    """At the first signalized junction past the trigger where the route turns, the ego's light is green and the
+    junction's others red while the ego gets there: it should turn without stopping (Bench2Drive; its light
+    turns all red 5 s after the trigger, ours stays green while the ego passes)."""
+
+    type: Literal["VanillaSignalizedTurnEncounterGreenLight"] = "VanillaSignalizedTurnEncounterGreenLight"
+
+
+class VanillaSignalizedTurnEncounterRedLight(_Event):
+    """At the first signalized junction past the trigger where the route turns, every light of the junction is
+    red for ``red_s`` from 35 m before it: the ego must stop (Bench2Drive; its ego light then turns green and
+    stays so, ours go back to the junction's program)."""
+
+    type: Literal["VanillaSignalizedTurnEncounterRedLight"] = "VanillaSignalizedTurnEncounterRedLight"
+    red_s: float = Field(default=5.0, gt=0.0)
+
+
+class VanillaNonSignalizedTurn(_Event):
+    """The route turns at an uncontrolled junction (no light, no stop sign) past the trigger; nothing else
+    happens (Bench2Drive: the ego must take the turn on its own)."""
+
+    type: Literal["VanillaNonSignalizedTurn"] = "VanillaNonSignalizedTurn"
+
+
+class VanillaNonSignalizedTurnEncounterStopsign(_Event):
+    """The route turns at a stop sign past the trigger: the ego must stop at the line before turning
+    (Bench2Drive)."""
+
+    type: Literal["VanillaNonSignalizedTurnEncounterStopsign"] = "VanillaNonSignalizedTurnEncounterStopsign"
+
+
+class T_Junction(_Event):
+    """The route passes a T junction (three approaches) past the trigger; nothing else happens (Bench2Drive: the
+    ego drives through it by the junction's rules)."""
+
+    type: Literal["T_Junction"] = "T_Junction"
+
+
 class YieldToEmergencyVehicle(_Event):
     """An emergency vehicle appears ``distance_m`` behind the ego at the trigger, driving the ego's route at
     ``speed_mps``: the ego must pull over to the right and let it pass."""
@@ -305,7 +439,11 @@ ScenarioEvent = Annotated[
     PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
     | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkingCutIn | ParkedObstacle | Accident
     | ConstructionObstacle | StaticCutIn | SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
-    | NonSignalizedJunctionLeftTurn | YieldToEmergencyVehicle | InvadingTurn | ParkingExit | CurbsidePickup
+    | NonSignalizedJunctionLeftTurn | NonSignalizedJunctionRightTurn | SignalizedJunctionLeftTurnEnterFlow
+    | NonSignalizedJunctionLeftTurnEnterFlow | InterurbanActorFlow | InterurbanAdvancedActorFlow | CrossingBicycleFlow
+    | VehicleTurningRoute | BlockedIntersection | PriorityAtJunction | VanillaSignalizedTurnEncounterGreenLight
+    | VanillaSignalizedTurnEncounterRedLight | VanillaNonSignalizedTurn | VanillaNonSignalizedTurnEncounterStopsign
+    | T_Junction | YieldToEmergencyVehicle | InvadingTurn | ParkingExit | CurbsidePickup
     | CurbsideDropoff | LogReplay,
     Field(discriminator="type"),
 ]
@@ -315,7 +453,12 @@ EVENT_TYPES: dict[str, type[_Event]] = {
     for cls in (PedestrianCrossing, DynamicObjectCrossing, VehicleTurningRoutePedestrian, HardBreakRoute,
                 OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkingCutIn, ParkedObstacle,
                 Accident, ConstructionObstacle, StaticCutIn, SignalizedJunctionLeftTurn, SignalizedJunctionRightTurn,
-                NonSignalizedJunctionLeftTurn, YieldToEmergencyVehicle, InvadingTurn, ParkingExit, CurbsidePickup,
+                NonSignalizedJunctionLeftTurn, NonSignalizedJunctionRightTurn, SignalizedJunctionLeftTurnEnterFlow,
+                NonSignalizedJunctionLeftTurnEnterFlow, InterurbanActorFlow, InterurbanAdvancedActorFlow,
+                CrossingBicycleFlow, VehicleTurningRoute, BlockedIntersection, PriorityAtJunction,
+                VanillaSignalizedTurnEncounterGreenLight, VanillaSignalizedTurnEncounterRedLight,
+                VanillaNonSignalizedTurn, VanillaNonSignalizedTurnEncounterStopsign, T_Junction,
+                YieldToEmergencyVehicle, InvadingTurn, ParkingExit, CurbsidePickup,
                 CurbsideDropoff, LogReplay)
 }
 """Every staged event type by its Leaderboard name."""

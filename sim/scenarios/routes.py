@@ -176,6 +176,9 @@ def _read_scenario(path: Path, route_id: str, element: ET.Element) -> RouteScena
     return RouteScenario(name, kind, xy, yaw, params)
 
 
+#: A flow's route-XML parameters (the Leaderboard's flows also give their source and sink points, which we place
+#: by the junction's lanes instead).
+_FLOW = {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"}
 #: Route-XML parameters of the staged types, and the event fields they set.
 _PARAMETERS: dict[str, dict[str, str]] = {
     "PedestrianCrossing": {},
@@ -193,6 +196,20 @@ _PARAMETERS: dict[str, dict[str, str]] = {
     "SignalizedJunctionRightTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
     "NonSignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps",
                                       "source_dist_interval": "source_dist_interval_m"},
+    "NonSignalizedJunctionRightTurn": _FLOW,
+    "SignalizedJunctionLeftTurnEnterFlow": _FLOW,
+    "NonSignalizedJunctionLeftTurnEnterFlow": _FLOW,
+    "InterurbanActorFlow": _FLOW,
+    "InterurbanAdvancedActorFlow": _FLOW,
+    "CrossingBicycleFlow": _FLOW,
+    "VehicleTurningRoute": {},
+    "BlockedIntersection": {},
+    "PriorityAtJunction": {},
+    "VanillaSignalizedTurnEncounterGreenLight": {},
+    "VanillaSignalizedTurnEncounterRedLight": {},
+    "VanillaNonSignalizedTurn": {},
+    "VanillaNonSignalizedTurnEncounterStopsign": {},
+    "T_Junction": {},
     "YieldToEmergencyVehicle": {"distance": "distance_m"},
     "InvadingTurn": {"distance": "distance_m", "offset": "offset"},
     "ParkingExit": {"direction": "direction", "front_vehicle_distance": "front_vehicle_distance_m",
@@ -201,7 +218,11 @@ _PARAMETERS: dict[str, dict[str, str]] = {
 #: Leaderboard types staged as another (the ``…TwoWays`` variants pass through the oncoming lane, which our
 #: obstacle events do wherever the lane to the left is the oncoming one).
 _ALIASES = {"ParkedObstacleTwoWays": "ParkedObstacle", "AccidentTwoWays": "Accident",
-            "ConstructionObstacleTwoWays": "ConstructionObstacle"}
+            "ConstructionObstacleTwoWays": "ConstructionObstacle",
+            # Bench2Drive's ``…Long`` variants are the same situations on longer routes
+            "VanillaSignalizedTurnEncounterGreenLightLong": "VanillaSignalizedTurnEncounterGreenLight",
+            "VanillaSignalizedTurnEncounterRedLightLong": "VanillaSignalizedTurnEncounterRedLight",
+            "VanillaNonSignalizedTurnEncounterStopsignLong": "VanillaNonSignalizedTurnEncounterStopsign"}
 
 
 def route_events(route: RouteSpec, polyline: FloatArray) -> tuple[tuple[ScenarioEvent, ...], tuple[str, ...]]:

@@ -160,6 +160,30 @@ MAKERS: dict[str, EventMaker] = {
         trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
     "NonSignalizedJunctionLeftTurn": lambda t, rng: ev.NonSignalizedJunctionLeftTurn(
         trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
+    "NonSignalizedJunctionRightTurn": lambda t, rng: ev.NonSignalizedJunctionRightTurn(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
+    "SignalizedJunctionLeftTurnEnterFlow": lambda t, rng: ev.SignalizedJunctionLeftTurnEnterFlow(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
+    "NonSignalizedJunctionLeftTurnEnterFlow": lambda t, rng: ev.NonSignalizedJunctionLeftTurnEnterFlow(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
+    "InterurbanActorFlow": lambda t, rng: ev.InterurbanActorFlow(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(8.0, 12.0)), 1)),
+    "InterurbanAdvancedActorFlow": lambda t, rng: ev.InterurbanAdvancedActorFlow(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(8.0, 12.0)), 1)),
+    "CrossingBicycleFlow": lambda t, rng: ev.CrossingBicycleFlow(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(4.0, 10.0)), 1)),
+    "VehicleTurningRoute": lambda t, rng: ev.VehicleTurningRoute(
+        trigger_s_m=t, speed_mps=round(float(rng.uniform(1.5, 3.0)), 2)),
+    "BlockedIntersection": lambda t, rng: ev.BlockedIntersection(
+        trigger_s_m=t, stop_s=round(float(rng.uniform(5.0, 15.0)), 1)),
+    "PriorityAtJunction": lambda t, rng: ev.PriorityAtJunction(trigger_s_m=t),
+    "VanillaSignalizedTurnEncounterGreenLight": lambda t, rng: ev.VanillaSignalizedTurnEncounterGreenLight(
+        trigger_s_m=t),
+    "VanillaSignalizedTurnEncounterRedLight": lambda t, rng: ev.VanillaSignalizedTurnEncounterRedLight(trigger_s_m=t),
+    "VanillaNonSignalizedTurn": lambda t, rng: ev.VanillaNonSignalizedTurn(trigger_s_m=t),
+    "VanillaNonSignalizedTurnEncounterStopsign": lambda t, rng: ev.VanillaNonSignalizedTurnEncounterStopsign(
+        trigger_s_m=t),
+    "T_Junction": lambda t, rng: ev.T_Junction(trigger_s_m=t),
     "YieldToEmergencyVehicle": lambda t, rng: ev.YieldToEmergencyVehicle(
         trigger_s_m=t, speed_mps=round(float(rng.uniform(12.0, 15.0)), 1)),
     "InvadingTurn": lambda t, rng: ev.InvadingTurn(trigger_s_m=t, offset=round(float(rng.uniform(0.6, 1.0)), 2)),

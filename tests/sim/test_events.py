@@ -156,7 +156,7 @@ def test_an_event_that_does_not_fit_its_route_names_itself() -> None:
     base = sample_scenario(3, map_name=MAP)
     late = base.model_copy(update={"events": (ev.OppositeVehicleRunningRedLight(trigger_s_m=base.end_s_m,
                                                                                  name="RedLight_7"),)})
-    with pytest.raises(ValueError, match=r"OppositeVehicleRunningRedLight 'RedLight_7'.*no signalized junction"):
+    with pytest.raises(ValueError, match=r"OppositeVehicleRunningRedLight 'RedLight_7'.*no junction after the trigger"):
         make_world(MAP, 1, CONFIG).reset([late])
     crowded = base.model_copy(update={"traffic_vehicles": CONFIG.max_vehicles,
                                       "events": (ev.HardBreakRoute(trigger_s_m=base.start_s_m + 10.0),)})

@@ -65,12 +65,12 @@ def test_route_scenarios_land_on_the_route_with_their_parameters(tmp_path: Path)
           <trigger_point x="30.4" y="-1.5" z="0" yaw="0"/><distance value="18"/><direction value="left"/>
           <blocker_model value="static.prop.advertisement"/>
         </scenario>
-        <scenario name="BlockedIntersection_1" type="BlockedIntersection">
+        <scenario name="BackgroundActivityParametrizer_1" type="BackgroundActivityParametrizer">
           <trigger_point x="5" y="0" z="0" yaw="0"/></scenario>
       </scenarios></route></routes>""")
     route = read_routes(path)[0]
     events, unsupported = route_events(route, route.waypoints)
-    assert unsupported == ("BlockedIntersection_1 (BlockedIntersection)",)
+    assert unsupported == ("BackgroundActivityParametrizer_1 (BackgroundActivityParametrizer)",)
     (event,) = events
     assert isinstance(event, DynamicObjectCrossing)
     assert event.trigger_s_m == pytest.approx(30.4)

@@ -83,7 +83,7 @@ _LB2_ROUTES = """<routes>
   </waypoints>
   <scenarios>
     <scenario name="HardBreakRoute_1" type="HardBreakRoute"><trigger_point x="283.69" y="194.78" z="0"/></scenario>
-    <scenario name="BlockedIntersection_1" type="BlockedIntersection">
+    <scenario name="BackgroundActivityParametrizer_1" type="BackgroundActivityParametrizer">
       <trigger_point x="321.99" y="194.67" z="0"/></scenario>
     <scenario name="OppositeVehicleRunningRedLight_1" type="OppositeVehicleRunningRedLight">
       <trigger_point x="110" y="195.30" z="0"/><direction value="left"/></scenario>
@@ -110,11 +110,11 @@ def test_route_file_scenarios_become_events_or_are_listed_with_the_reason(shared
     assert scenario.start_s_m < scenario.events[0].trigger_s_m < scenario.end_s_m
     plain_s = route_timeout_s(get_map(scenario.map_name), scenario.route, scenario.end_s_m - scenario.start_s_m)
     assert scenario.timeout_s == pytest.approx(plain_s + EVENT_TIME_S)
-    assert suite.unsupported == {0: ("BlockedIntersection_1 (BlockedIntersection)",)}
+    assert suite.unsupported == {0: ("BackgroundActivityParametrizer_1 (BackgroundActivityParametrizer)",)}
     far, refused = suite.unstaged[0]
     assert far.startswith("Accident_1 (Accident): its trigger is not on the ")
     assert refused.startswith("OppositeVehicleRunningRedLight_1 (OppositeVehicleRunningRedLight): ")
-    assert refused.endswith("the route passes no signalized junction after the trigger")
+    assert refused.endswith("the route passes no junction after the trigger")
     (skipped,) = suite.skipped
     assert skipped.startswith("routes.xml: route 9: ") and "waypoint 1 at (1000.0, -1000.0) is off map" in skipped
 
