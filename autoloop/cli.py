@@ -31,6 +31,15 @@ models_app = typer.Typer(help="The model registry: versions, aliases, lineage.")
 app.add_typer(models_app, name="models")
 console = Console()
 
+
+@app.callback()
+def _hold_children() -> None:
+    """Whatever a command starts (Prefect's temporary server, Ray nodes, training workers) dies with it, even when
+    it is killed with SIGKILL (:mod:`autoloop.lifeline`)."""
+    from autoloop import lifeline
+
+    lifeline.hold_once()
+
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.", exists=False)]
 ProfileOption = Annotated[str | None, typer.Option("--profile", "-p", help="Base profile: quick or default.")]
 HomeOption = Annotated[
