@@ -153,7 +153,7 @@ def _stage_blocked_intersection(placement: Placement, event: BlockedIntersection
 
 
 def _light_trigger(event: Any, geometry: RouteGeometry, entry: int) -> float:
-    return max(event.trigger_s_m, geometry.route.offsets[entry] - REVEAL_M)
+    return float(max(event.trigger_s_m, geometry.route.offsets[entry] - REVEAL_M))
 
 
 def _stage_green_light(placement: Placement, event: PriorityAtJunction | VanillaSignalizedTurnEncounterGreenLight,

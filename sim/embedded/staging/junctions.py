@@ -24,6 +24,7 @@ from sim.embedded.staging.route_geometry import (
 )
 from sim.embedded.traffic import LightState
 from sim.geometry import wrap_angle
+from sim.maps import Lane
 from sim.scenarios.events import (
     NonSignalizedJunctionLeftTurn,
     OppositeVehicleRunningRedLight,
@@ -34,16 +35,15 @@ from sim.scenarios.events import (
 
 #: A route piece turning more than this (radians) turns; less, it goes straight.
 TURN_RAD = 0.6
-#: How a junction's approach on the route is controlled (``find_junction``'s ``control``).
-CONTROLS = {
-    "light": lambda lane: lane.light_group is not None,
-    "stop": lambda lane: lane.light_group is None and lane.stop_sign,
-    "none": lambda lane: lane.light_group is None and not lane.stop_sign,
-    "unsignalized": lambda lane: lane.light_group is None,
-    "any": lambda lane: True,
-}
-_CONTROL_WORDS = {"light": "signalized", "stop": "all-way-stop", "none": "uncontrolled",
-                  "unsignalized": "unsignalized", "any": ""}
+#: How a junction's approach on the route may be controlled (``find_junction``'s ``control``), in words.
+CONTROLS = {"light": "signalized", "stop": "all-way-stop", "none": "uncontrolled", "unsignalized": "unsignalized",
+            "any": ""}
+
+
+def _controlled(lane: Lane, control: str) -> bool:
+    light, stop = lane.light_group is not None, lane.stop_sign
+    return {"light": light, "stop": not light and stop, "none": not light and not stop, "unsignalized": not light,
+            "any": True}[control]
 
 
 def find_junction(geometry: RouteGeometry, event: Any, *, control: str = "any", turn: str = "any") -> int:
@@ -56,10 +56,10 @@ def find_junction(geometry: RouteGeometry, event: Any, *, control: str = "any", 
         bend = turn_of(lanes[route.pieces[entry].lane].centerline)
         turns = {"left": bend > TURN_RAD, "right": bend < -TURN_RAD, "straight": abs(bend) <= TURN_RAD,
                  "turning": abs(bend) > TURN_RAD, "any": True}[turn]
-        if CONTROLS[control](lanes[route.pieces[entry - 1].lane]) and turns:
+        if _controlled(lanes[route.pieces[entry - 1].lane], control) and turns:
             return entry
         entry = geometry.junction_entry(route.offsets[entry] + 1e-3)
-    what = " ".join(w for w in (_CONTROL_WORDS[control], "junction") if w)
+    what = " ".join(w for w in (CONTROLS[control], "junction") if w)
     where = {"any": "", "straight": " where it goes straight", "turning": " where it turns"}.get(
         turn, f" where it turns {turn}")
     raise ValueError(f"{event_name(event)}: the route passes no {what}{where} after the trigger")
@@ -116,7 +116,7 @@ def place_flow(placement: Placement, event: Any, geometry: RouteGeometry, slots:
                               ignore_priority=True, meet_s_m=max(meet_s - behind, 0.0), meet_route_s_m=meet_route,
                               keep_offset=offset_m != 0.0, leave_at_s_m=meet_route + AFTER_M)
         behind += float(rng.uniform(low, high))
-    return trigger
+    return float(trigger)
 
 
 def hold_green(placement: Placement, event: Any, geometry: RouteGeometry, entry: int, greens: tuple[int, ...],
