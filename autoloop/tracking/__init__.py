@@ -26,6 +26,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from autoloop.episodes import DatasetSnapshot
 from autoloop.network import check_reachable
 from autoloop.paths import Paths
+from autoloop.tracking.local_store import ensure_local_store
 from autoloop.tracking.pyfunc import signature
 from autoloop.tracking.registry import (
     CHALLENGER,
@@ -80,11 +81,16 @@ class LoggedPolicy:
 def configure(paths: Paths, experiment: str) -> str:
     """Point MLflow at the tracking store and make sure the experiment exists; returns its id.
 
-    With the default SQLite store the experiment's artifacts go to ``<home>/mlartifacts``; with
-    ``MLFLOW_TRACKING_URI`` set, the server decides.
+    With the default SQLite store the experiment's artifacts go to ``<home>/mlartifacts``, and the store is created
+    whole or not at all (:mod:`autoloop.tracking.local_store`); with ``MLFLOW_TRACKING_URI`` set, the server
+    decides.
+
+    :raises autoloop.tracking.local_store.IncompleteStore: for a half-created home store that holds runs.
     """
     uri = paths.tracking_uri
-    if uri.startswith("sqlite:///"):
+    if uri == f"sqlite:///{paths.mlflow_db}":
+        ensure_local_store(paths.mlflow_db, paths.mlflow_artifacts)
+    elif uri.startswith("sqlite:///"):
         paths.home.mkdir(parents=True, exist_ok=True)
     check_store(paths)
     mlflow.set_tracking_uri(uri)

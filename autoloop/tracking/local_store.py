@@ -1,0 +1,89 @@
+"""The home's SQLite tracking store, created whole or not at all.
+
+MLflow creates its tables on the first connection, through a few dozen Alembic migrations (seconds on a small
+machine). A process killed in the middle, or two commands started at once on an empty home, would leave a store
+that every later command refuses (``table _alembic_tmp_experiments already exists``). So the store is created under
+an exclusive lock on the home, in a temporary file that is renamed into place once MLflow has created every table;
+a store found incomplete (no Alembic version, or a migration's temporary table left) is set aside and created
+again when it holds no run, and refused with a message saying what to do when it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class IncompleteStore(ValueError):
+    """A tracking store left half-created that holds runs (so it is not rebuilt)."""
+
+
+def ensure_local_store(database: Path, artifacts: Path) -> None:
+    """Make sure ``database`` is a complete MLflow store, creating it (or setting aside an incomplete one that holds
+    no run) under an exclusive lock.
+
+    :raises IncompleteStore: naming the file, when it is incomplete and holds runs.
+    """
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(f".{database.name}.lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in database.parent.glob(f".{database.name}.*.tmp*"):  # a creation that was killed (and its journal)
+            stale.unlink(missing_ok=True)
+        if database.exists():
+            problem = incomplete(database)
+            if problem is None:
+                return
+            if _holds_runs(database):
+                raise IncompleteStore(f"{database}: the tracking store is incomplete ({problem}) and holds runs; "
+                                      f"upgrade it with `mlflow db upgrade sqlite:///{database}` or move it away")
+            aside = database.with_name(f"{database.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(database, aside)
+            log.warning("%s was incomplete (%s) and held no run: set aside as %s, created anew", database, problem,
+                        aside.name)
+        temporary = database.with_name(f".{database.name}.{os.getpid()}.tmp")
+        _create(temporary, artifacts)
+        os.replace(temporary, database)
+
+
+def incomplete(database: Path) -> str | None:
+    """What is missing from an MLflow store (``None``: nothing): an Alembic version, or a migration finished (its
+    temporary tables gone)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            left = sorted(name for name in tables if name.startswith("_alembic_tmp_"))
+            if left:
+                return f"a migration did not finish: {', '.join(left)}"
+            if "alembic_version" not in tables:
+                return "no alembic_version table"
+            if connection.execute("SELECT count(*) FROM alembic_version").fetchone() != (1,):
+                return "no schema version"
+    except sqlite3.DatabaseError as error:
+        return f"not a readable SQLite database: {error}"
+    return None
+
+
+def _holds_runs(database: Path) -> bool:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            return bool(connection.execute("SELECT count(*) FROM runs").fetchone()[0])
+    except sqlite3.DatabaseError:  # no runs table, or not a database at all
+        return False
+
+
+def _create(path: Path, artifacts: Path) -> None:
+    """An MLflow store with every table, at ``path``."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.unlink(missing_ok=True)
+    store = SqlAlchemyStore(f"sqlite:///{path}", artifacts.as_uri())  # type: ignore[no-untyped-call]
+    store.engine.dispose()
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
