@@ -115,7 +115,9 @@ class HardBreakRoute(_Event):
 
 class OppositeVehicleRunningRedLight(_Event):
     """At the first signalized junction past the trigger, a vehicle from the ``direction`` side runs its red
-    light across the ego's path at ``speed_mps``, timed to meet the ego in the junction."""
+    light across the ego's path at ``speed_mps``, timed to meet the ego in the junction. Where no signalized
+    junction follows the trigger, it does so at the first junction, ignoring its stop sign and priority there (as
+    the Leaderboard's scenario does at a junction without lights)."""
 
     type: Literal["OppositeVehicleRunningRedLight"] = "OppositeVehicleRunningRedLight"
     direction: Side = "left"
@@ -215,7 +217,8 @@ class NonSignalizedJunctionRightTurn(_Flow):
 class SignalizedJunctionLeftTurnEnterFlow(_Flow):
     """At the first signalized junction past the trigger where the route turns left, the ego's light and the
     oncoming approach's turn green together (the rest red) and a flow of oncoming vehicles turns right into the
-    lane the ego turns into: the ego must find a gap in it (Bench2Drive)."""
+    lane the ego turns into: the ego must find a gap in it (Bench2Drive, whose ego light stays red for the first
+    5 s while the flow's is green)."""
 
     type: Literal["SignalizedJunctionLeftTurnEnterFlow"] = "SignalizedJunctionLeftTurnEnterFlow"
 
