@@ -31,6 +31,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 HISTORY_TAG = "champion_history"
+#: The version tag naming the logged model a version was registered from.
+MODEL_URI_TAG = "model_uri"
 #: MLflow's limit on a tag value (longer verdict reasons are cut; ``verdict.json`` of the promote run has them all).
 TAG_VALUE_LIMIT = 5000
 
@@ -70,17 +72,38 @@ class VersionInfo:
 
 def register(model_uri: str, name: str, *, lock: RegistryLock, tags: Mapping[str, str], description: str = "",
              alias: str | None = CHALLENGER) -> ModelVersionRef:
-    """Register ``model_uri`` as a new version of ``name`` with ``tags`` and ``description``, and point ``alias``
-    at it (``challenger`` by default)."""
+    """Register ``model_uri`` as a version of ``name`` with ``tags`` and ``description``, and point ``alias`` at it
+    (``challenger`` by default).
+
+    Registering is idempotent: a model already registered as a version of ``name`` (a promotion that was killed
+    and runs again) keeps that version, which takes the new tags and description, instead of becoming a second
+    version."""
     client = MlflowClient()
     with lock():
-        version = mlflow.register_model(model_uri, name, tags=dict(tags))
+        version = registered_version(name, model_uri)
+        if version is None:
+            version = mlflow.register_model(model_uri, name, tags={**tags, MODEL_URI_TAG: model_uri})
+        else:
+            for key, value in tags.items():
+                client.set_model_version_tag(name, str(version.version), key, str(value)[:TAG_VALUE_LIMIT])
         ref = ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
         if description:
             client.update_model_version(name, ref.version, description=description)
         if alias:
             client.set_registered_model_alias(name, alias, ref.version)
     return ref
+
+
+def registered_version(name: str, model_uri: str) -> Any:
+    """The version of ``name`` that ``model_uri`` was registered as (``None``: none, or no such model)."""
+    try:
+        versions = MlflowClient().search_model_versions(f"name = '{name}'")
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    found = [v for v in versions if v.tags.get(MODEL_URI_TAG) == model_uri or v.source == model_uri]
+    return min(found, key=lambda v: int(v.version)) if found else None
 
 
 def version_by_alias(name: str, alias: str = CHAMPION) -> ModelVersionRef | None:

@@ -324,3 +324,28 @@ def test_a_champion_of_another_observation_format_is_skipped_and_the_candidate_j
     assert registry.client.get_model_version(name, "2").tags["compared_with"] == "none"
     assert (f"champion models:/{name}/1 skipped: its observation format is {'none' if recorded is None else recorded} "
             f"(expected {OBSERVATION_FORMAT}); the candidate is judged without a comparison") in caplog.messages
+
+
+def test_a_promotion_killed_after_registering_registers_nothing_twice_when_run_again(registry: Registry) -> None:
+    name, model = "killed-promotion", registry.models[2]
+    code = f"""
+import os, signal, sys
+from pathlib import Path
+from autoloop import tracking
+from autoloop.paths import Paths
+
+paths = Paths(Path(sys.argv[1]))
+tracking.configure(paths, "autoloop")
+tracking.register(sys.argv[2], {name!r}, lock=tracking.registry_lock(paths), tags={{"verdict": "pending"}})
+os.kill(os.getpid(), signal.SIGKILL)  # killed before its verdict
+"""
+    killed = subprocess.run([sys.executable, "-c", code, str(registry.home), model.model_uri], cwd=ROOT,
+                            env={**_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    [left] = registry.client.search_model_versions(f"name = '{name}'")
+    assert left.tags["verdict"] == "pending"
+    again = tracking.register(model.model_uri, name, lock=registry.lock, tags={"verdict": "passed"})
+    [version] = registry.client.search_model_versions(f"name = '{name}'")
+    assert again.version == str(version.version) == "1" and version.tags["verdict"] == "passed"
+    other = tracking.register(registry.models[0].model_uri, name, lock=registry.lock, tags={})
+    assert other.version == "2"  # another model is another version
