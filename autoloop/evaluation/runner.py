@@ -2,10 +2,12 @@
 
 Like the CARLA Leaderboard's ``--resume``: each batch's route results are appended to a JSON-lines checkpoint
 (flushed and fsynced) as soon as the batch ends, after its episodes are in the episode store. A later run with
-the same checkpoint reads what is there and drives only the routes still missing, so an evaluation killed after
-any batch finishes with the numbers an uninterrupted run gives (the simulator is deterministic for a seed, and a
-route drives the same in any batch: :mod:`autoloop.rollout.runner`). Routes whose batch crashed the simulator are
-driven again on resume; an agent that crashed stays crashed (it would again).
+the same checkpoint reads what is there, deletes the evaluation's episodes no checkpointed route names (a kill
+between a batch's episodes and its checkpoint lines leaves them) and drives only the routes still missing, so an
+evaluation killed after any batch finishes with the numbers an uninterrupted run gives, one episode per route (the
+simulator is deterministic for a seed, and a route drives the same in any batch: :mod:`autoloop.rollout.runner`).
+Routes whose batch crashed the simulator are driven again on resume; an agent that crashed stays crashed (it would
+again).
 
 The checkpoint's first line names what is evaluated (driver identity, suite hash, simulator settings, scorer);
 a checkpoint of anything else is refused rather than mixed in.
@@ -125,7 +127,9 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
     done = read_checkpoint(checkpoint, header)
     if done:
         log.info("resuming %s: %d of %d routes already evaluated", checkpoint, len(done), len(suite.scenarios))
-    episode_tags = {**(tags or {}), "purpose": "eval", "suite": suite.name, "suite_hash": suite.content_hash}
+    episode_tags = {**(tags or {}), "purpose": "eval", "suite": suite.name, "suite_hash": suite.content_hash,
+                    "evaluation": header["key"]}
+    _drop_unnamed_episodes(store, header["key"], done)
     missing = [index for index in range(len(suite.scenarios)) if index not in done]
     store_file_maps(store, [suite.scenarios[i].map_name for i in missing])  # episodes read back where files are not
     slots, own = suite.world_config(), sim.world_config()
@@ -146,7 +150,7 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
             else:
                 fresh.append(_route_result(suite, index, *result, settings.scorer))
         # episodes first: a route in the checkpoint always has its episode (a kill in between leaves an
-        # episode that no result names, and the route runs again)
+        # episode that no result names: the resume deletes it, and the route runs again)
         store.write_many([result[0] for result in results if not isinstance(result, _Failure)])
         append_routes(checkpoint, fresh)
         done.update({result.index: result for result in fresh})
@@ -156,6 +160,16 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
                      scorer=settings.scorer, resamples=settings.bootstrap_resamples,
                      confidence=settings.confidence, seed=settings.bootstrap_seed, checkpoint=str(checkpoint),
                      episode_tags=episode_tags)
+
+
+def _drop_unnamed_episodes(store: EpisodeStore, key: str, done: Mapping[int, RouteResult]) -> None:
+    """Delete this evaluation's episodes that no checkpointed route names: a batch killed between writing its
+    episodes and checkpointing its routes left them, and those routes run again (one episode per route)."""
+    named = {result.episode_id for result in done.values()}
+    for episode_id, metadata in store.metadata("sim").items():
+        if (metadata.get("tags") or {}).get("evaluation") == key and episode_id not in named:
+            log.info("deleting episode %s: its route was not checkpointed and runs again", episode_id)
+            store.delete(episode_id)
 
 
 @dataclass(frozen=True)

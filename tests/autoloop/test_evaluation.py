@@ -302,6 +302,45 @@ evaluate(build_suite("smoke"), config, Path({str(tmp_path)!r}), on_batch=kill)
     assert without_episode_ids(resumed.result) == without_episode_ids(clean.result)
 
 
+def test_a_kill_between_a_batchs_episodes_and_its_checkpoint_leaves_one_episode_per_route(
+        smoke: Suite, config: AutoloopConfig, clean: Run, tmp_path: Path) -> None:
+    """The process is killed (SIGKILL) after its second batch's episodes are in the store and before its routes
+    are in the checkpoint: the resume drives those routes again and leaves exactly one episode per route."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = f"""
+import os, signal
+from pathlib import Path
+from autoloop.evaluation import runner
+from tests.autoloop.test_evaluation import evaluate
+from autoloop.config import load_config
+from sim.scenarios.suites import build_suite
+
+config = load_config(profile="quick", overrides={config.model_dump(mode="json")!r})
+append, calls = runner.append_routes, []
+def killed_on_the_second_batch(path, routes):
+    calls.append(len(routes))
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    append(path, routes)
+runner.append_routes = killed_on_the_second_batch
+evaluate(build_suite("smoke"), config, Path({str(tmp_path)!r}))
+"""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    store = EpisodeStore(tmp_path / "episodes")
+    assert len(store.episode_ids()) == 4  # batches 1 and 2 wrote their episodes; only batch 1 is checkpointed
+    resumed = evaluate(smoke, config, tmp_path)
+    assert without_episode_ids(resumed.result) == without_episode_ids(clean.result)
+    named = sorted(str(route.episode_id) for route in resumed.result.routes)
+    assert resumed.store.episode_ids() == named and len(named) == len(smoke.scenarios)
+
+
 def test_a_last_line_cut_short_by_a_kill_is_driven_again(smoke: Suite, config: AutoloopConfig, clean: Run,
                                                          tmp_path: Path) -> None:
     lines = clean.checkpoint.read_text().splitlines(keepends=True)
