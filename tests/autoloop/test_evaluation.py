@@ -189,10 +189,10 @@ def test_route_results_carry_status_scores_infractions_and_tagged_episodes(smoke
     assert result.driving_score == pytest.approx(np.mean([r.driving_score for r in result.routes]))
     metadata = clean.store.metadata("sim")
     assert set(metadata) == {r.episode_id for r in result.routes}
+    header = json.loads(clean.checkpoint.read_text().splitlines()[0])
     for meta in metadata.values():
         assert meta["tags"] == {"purpose": "eval", "suite": "smoke", "suite_hash": smoke.content_hash,
-                                "model_version": "7"}
-    header = json.loads(clean.checkpoint.read_text().splitlines()[0])
+                                "model_version": "7", "evaluation": header["key"]}
     assert header["suite_hash"] == smoke.content_hash and header["routes"] == 5
 
 
