@@ -33,8 +33,8 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
   :class:`InterurbanActorFlow` — the ego turns left off a main road across an oncoming flow;
   :class:`InterurbanAdvancedActorFlow` — the ego turns left onto a main road across one flow and into another;
   :class:`CrossingBicycleFlow` — a flow of bicycles at the lane's edge crosses the ego's turn.
-- :class:`VehicleTurningRoute` — a bicycle crosses the lane the ego turns into (moved as crossing pedestrians
-  are: hitting it counts as ``collision_pedestrian``).
+- :class:`VehicleTurningRoute` — a bicycle crosses the lane the ego turns into (moved along its path as crossing
+  pedestrians are; a vehicle to hit).
 - :class:`BlockedIntersection` — a vehicle stands just past the junction the ego turns through; the ego waits.
 - :class:`PriorityAtJunction`, :class:`VanillaSignalizedTurnEncounterGreenLight` — the ego's light held green (the
   rest red) as it gets to the junction; :class:`VanillaSignalizedTurnEncounterRedLight` — the junction all red as
@@ -264,8 +264,8 @@ class CrossingBicycleFlow(_Flow):
 class VehicleTurningRoute(_Event):
     """A bicycle crosses the lane the ego turns into at the first junction past the trigger, ``distance_m`` past
     the junction's exit, from the right at ``speed_mps``, timed to be in the lane when the ego gets there. The
-    world moves it on its path as it moves crossing pedestrians: hitting it counts as ``collision_pedestrian``
-    (the Leaderboard counts a bicycle as a vehicle)."""
+    world moves it along its path across the road as it moves crossing pedestrians; it is a vehicle (hitting it
+    is ``collision_vehicle``, as the Leaderboard counts bicycles)."""
 
     type: Literal["VehicleTurningRoute"] = "VehicleTurningRoute"
     distance_m: float = Field(default=11.0, gt=0.0)

@@ -33,7 +33,7 @@ PROVOKED = {
     "InterurbanActorFlow": ("town-1", Infraction.COLLISION_VEHICLE),
     "InterurbanAdvancedActorFlow": ("town-irregular-3", Infraction.COLLISION_VEHICLE),
     "CrossingBicycleFlow": ("town-1", Infraction.COLLISION_VEHICLE),
-    "VehicleTurningRoute": ("town-1", Infraction.COLLISION_PEDESTRIAN),
+    "VehicleTurningRoute": ("town-1", Infraction.COLLISION_VEHICLE),
     "BlockedIntersection": ("town-1", Infraction.COLLISION_VEHICLE),
     "VanillaSignalizedTurnEncounterRedLight": ("town-1", Infraction.RED_LIGHT),
     "VanillaNonSignalizedTurnEncounterStopsign": ("town-1", Infraction.STOP_SIGN),

@@ -40,6 +40,7 @@ from sim.scenarios.events import (
     VehicleTurningRoute,
 )
 from sim.scene.kernels.planner import NUDGE_LOOKAHEAD_M
+from sim.scene.records import ActorKind
 
 #: A bicycle's box (metres).
 BICYCLE_LENGTH_M, BICYCLE_WIDTH_M = 1.8, 0.7
@@ -133,6 +134,7 @@ def _stage_turning_bicycle(placement: Placement, event: VehicleTurningRoute, geo
     actor = placement.config.max_vehicles + slot
     placement.scene.actors.length_m[placement.env, actor] = BICYCLE_LENGTH_M
     placement.scene.actors.width_m[placement.env, actor] = BICYCLE_WIDTH_M
+    placement.scene.actors.kind[placement.env, actor] = ActorKind.VEHICLE
 
 
 def _stage_blocked_intersection(placement: Placement, event: BlockedIntersection, geometry: RouteGeometry,
