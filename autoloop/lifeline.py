@@ -19,22 +19,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from autoloop.proc import all_stats, running, start_ticks
 
 #: How often the watcher looks at the command's descendants.
 POLL_S = 0.2
 #: How long descendants have to end after SIGTERM before they get SIGKILL.
 GRACE_S = 5.0
-
-
-def start_ticks(pid: int) -> int | None:
-    """When a process started (clock ticks after boot, ``/proc/<pid>/stat`` field 22), or ``None`` when there is
-    no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def hold() -> subprocess.Popen[bytes] | None:
@@ -60,16 +51,9 @@ def descendants(pid: int) -> dict[int, int]:
     """The descendants of ``pid`` now, as pid -> start ticks."""
     parents: dict[int, list[int]] = {}
     ticks: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        child = int(entry.name)
-        parents.setdefault(int(fields[1]), []).append(child)
-        ticks[child] = int(fields[19])
+    for child, fields in all_stats().items():
+        parents.setdefault(int(fields[3]), []).append(child)
+        ticks[child] = int(fields[21])
     found: dict[int, int] = {}
     frontier = [pid]
     while frontier:
@@ -98,7 +82,7 @@ def watch(pid: int, ticks: int) -> None:
 
 
 def _alive(processes: dict[int, int]) -> dict[int, int]:
-    return {pid: ticks for pid, ticks in processes.items() if start_ticks(pid) == ticks}
+    return {pid: ticks for pid, ticks in processes.items() if running(pid, ticks)}
 
 
 def _signal(processes: dict[int, int], sig: signal.Signals) -> None:

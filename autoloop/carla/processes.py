@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoloop.proc import all_stats, start_ticks
+
 log = logging.getLogger(__name__)
 
 #: How long a group has to end after SIGTERM before it gets SIGKILL.
@@ -66,7 +68,7 @@ class ProcessGroup:
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=output,
                                             stderr=subprocess.STDOUT, env=None if env is None else dict(env),
                                             cwd=cwd, start_new_session=True)
-        self.record = GroupRecord(pgid=self.process.pid, start_ticks=_start_ticks(self.process.pid) or 0,
+        self.record = GroupRecord(pgid=self.process.pid, start_ticks=start_ticks(self.process.pid) or 0,
                                   command=" ".join(self.command))
 
     @property
@@ -113,7 +115,7 @@ class ProcessGroup:
 def stop_recorded_group(record: GroupRecord, *, grace_s: float = STOP_GRACE_S) -> bool:
     """Stop a group started by an earlier process (one that was killed before it could stop it), if it is still
     there and still ours. Returns whether there was anything to stop."""
-    leader_ticks = _start_ticks(record.pgid)
+    leader_ticks = start_ticks(record.pgid)
     if leader_ticks is not None and leader_ticks != record.start_ticks:
         return False  # the pid now belongs to another process: not ours
     if not _members(record.pgid):
@@ -136,26 +138,4 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 def _members(pgid: int) -> list[int]:
     """The live (not zombie) processes of group ``pgid``, from ``/proc``."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(int(entry.name))
-        if fields is not None and fields[2] != "Z" and int(fields[4]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
-def _start_ticks(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return None if fields is None else int(fields[21])
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """``/proc/<pid>/stat`` split into its fields (the command name, field 2, may hold spaces and parentheses)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    head, _, tail = text.rpartition(")")
-    return [head.split(" (", 1)[0], head.split(" (", 1)[-1], *tail.split()]
+    return [pid for pid, fields in all_stats().items() if fields[2] != "Z" and int(fields[4]) == pgid]

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from autoloop.lifeline import descendants, start_ticks
+from autoloop.lifeline import descendants
+from autoloop.proc import running
 
 
 def _answers(port: int) -> bool:
@@ -17,21 +18,12 @@ def _answers(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _running(pid: int, ticks: int) -> bool:
-    """Whether the process is still the one that started at ``ticks`` and has not exited (a zombie has)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return start_ticks(pid) == ticks and state != "Z"
-
-
 def _gone(processes: dict[int, int], timeout_s: float) -> dict[int, int]:
     deadline = time.monotonic() + timeout_s
     alive = processes
     while alive and time.monotonic() < deadline:
         time.sleep(0.2)
-        alive = {pid: ticks for pid, ticks in alive.items() if _running(pid, ticks)}
+        alive = {pid: ticks for pid, ticks in alive.items() if running(pid, ticks)}
     return alive
 
 
