@@ -7,6 +7,7 @@ time (clock ticks after boot, ``/proc/<pid>/stat`` field 22), which no later pro
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -42,6 +43,22 @@ def started_at_s(pid: int) -> float | None:
         return None
     uptime_s = float(Path("/proc/uptime").read_text().split()[0])
     return time.time() - uptime_s + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def identity(pid: int | None = None) -> str:
+    """A process named across machines and pid reuse: ``<host>/<pid>/<start ticks>`` (this process by default)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}/{pid}/{start_ticks(pid)}"
+
+
+def gone(identity_: str) -> bool:
+    """Whether the process an :func:`identity` names ran on this host and is gone (``False`` for another host's,
+    or a malformed name: not ours to judge)."""
+    host, _, rest = identity_.partition("/")
+    pid, _, ticks = rest.partition("/")
+    if host != socket.gethostname() or not pid.isdigit() or not ticks.isdigit():
+        return False
+    return not running(int(pid), int(ticks))
 
 
 def all_stats() -> dict[int, list[str]]:

@@ -6,6 +6,7 @@ plain functions, usable without Prefect.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from autoloop import tracking
+from autoloop import leftovers, tracking
 from autoloop.carla.evaluate import CarlaSetup, agent_driver, carla_setup, evaluate_in_carla
 from autoloop.compute import Compute
 from autoloop.config import AutoloopConfig, dump_config
@@ -99,6 +100,11 @@ def open_context(config: AutoloopConfig, *, paths: Paths | None = None,
     paths = paths or Paths.from_env()
     paths.check_writable()
     experiment_id = tracking.configure(paths, config.registry.experiment)
+    cleared = leftovers.clear(paths, experiment_id, config.registry.model_name)
+    if any(dataclasses.astuple(cleared)):
+        log.info("cleared what killed runs left: %d temporaries, %d runs marked killed, %d models failed, "
+                 "%d checkpoint folders, %d pending verdicts", len(cleared.temporaries), len(cleared.runs),
+                 len(cleared.models), len(cleared.checkpoints), len(cleared.versions))
     return StageContext(config=config, paths=paths, experiment_id=experiment_id, parent_run_id=parent_run_id)
 
 

@@ -191,7 +191,7 @@ class EpisodeStore:
     def delete(self, episode_id: str) -> None:
         """Remove an episode (it disappears at once: its folder is renamed to a hidden name, then removed)."""
         folder = self.folder(episode_id)
-        hidden = folder.with_name(f".{episode_id}.{uuid.uuid4().hex[:8]}.deleted")
+        hidden = folder.with_name(f".{episode_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}.deleted")
         os.rename(folder, hidden)
         shutil.rmtree(hidden)
 

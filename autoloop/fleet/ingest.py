@@ -148,7 +148,7 @@ def quarantine(log_dir: Path, error: FleetLogError, *, digest: str, quarantine_d
     if folder.exists():  # the same content was quarantined before, with the same reason
         return record
     folder.parent.mkdir(parents=True, exist_ok=True)
-    temporary = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary = folder.with_name(f".{folder.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         for path in log_files(log_dir):
             if roots is not None and not any(path.resolve().is_relative_to(root) for root in roots):

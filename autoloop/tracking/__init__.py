@@ -26,6 +26,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from autoloop.episodes import DatasetSnapshot
 from autoloop.network import check_reachable
 from autoloop.paths import Paths
+from autoloop.proc import identity
 from autoloop.tracking.local_store import ensure_local_store
 from autoloop.tracking.pyfunc import signature
 from autoloop.tracking.registry import (
@@ -66,6 +67,9 @@ __all__ = [
 ]
 
 MODEL_NAME_IN_RUN = "driver"
+#: The run tag naming the process that runs it (:func:`autoloop.proc.identity`), so that a run a killed process
+#: left RUNNING can be told from one still running (:mod:`autoloop.leftovers`).
+PROCESS_TAG = "autoloop.process"
 _MODEL_CODE = Path(__file__).with_name("model_code.py")
 
 
@@ -121,7 +125,8 @@ def check_store(paths: Paths) -> None:
 
 def create_run(name: str, *, experiment_id: str, tags: Mapping[str, str] | None = None) -> str:
     """Create a run that is not bound to the calling thread (e.g. a cycle's parent run); returns its id."""
-    run = MlflowClient().create_run(experiment_id, tags={MLFLOW_RUN_NAME: name, **(tags or {})})
+    tags = {MLFLOW_RUN_NAME: name, PROCESS_TAG: identity(), **(tags or {})}
+    run = MlflowClient().create_run(experiment_id, tags=tags)
     return str(run.info.run_id)
 
 
@@ -136,7 +141,7 @@ def stage_run(name: str, *, experiment_id: str, parent_run_id: str | None,
 
     The run is marked failed if the stage raises.
     """
-    all_tags = {"autoloop.stage": name, **(tags or {})}
+    all_tags = {"autoloop.stage": name, PROCESS_TAG: identity(), **(tags or {})}
     if parent_run_id:
         all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=all_tags, nested=True) as run:
