@@ -231,15 +231,20 @@ class Placement:
         """Start the ego at this speed (a replayed log's ego is under way)."""
         self.scene.ego.speed_mps[self.env] = speed_mps
 
-    def hold_lights(self, states: dict[int, int], *, trigger_s_m: float, hold_s: float) -> None:
+    def hold_lights(self, states: dict[int, int], *, trigger_s_m: float, hold_s: float,
+                    then: dict[int, int] | None = None, then_s: float = 0.0) -> None:
         """From when the ego's route progress reaches ``trigger_s_m`` and for ``hold_s`` seconds, light groups
         ``states`` keys show the given states (:class:`sim.embedded.traffic.LightState` values) instead of their
-        program's (as the Leaderboard's junction scenarios set a junction's lights); then the program resumes."""
+        program's (as the Leaderboard's junction scenarios set a junction's lights); then, for ``then_s`` seconds,
+        those ``then`` gives; then the program resumes."""
         env = self.env
         st = self.state
-        st.program.force[env] = -1
+        st.program.force[env] = st.program.then[env] = -1
         for group, state in states.items():
             st.program.force[env, group] = state
+        for group, state in (then or {}).items():
+            st.program.then[env, group] = state
+        st.program.then_hold_s[env] = then_s
         st.program.force_pending[env], st.program.force_trigger_m[env], st.program.force_hold_s[env] = True, \
             trigger_s_m, hold_s
         st.program.force_until_s[env] = -np.inf

@@ -60,6 +60,8 @@ class LightProgram(NamedTuple):
     force_trigger_m: FloatArray
     force_hold_s: FloatArray  # ... for this long
     force_until_s: FloatArray
+    then: NDArray[np.int8]  # (B, G) the states held next (-1: the program's) ...
+    then_hold_s: FloatArray  # (B,) ... for this long after force_until_s
 
 
 class Tracks(NamedTuple):
@@ -113,7 +115,8 @@ def allocate(b: int, junctions: int, lights: int, config: WorldConfig) -> State:
                                 meet_route_m=f(b, p), meet_walk_m=f(b, p)),
         program=LightProgram(offset_s=f(b, max(junctions, 1)), force=np.full((b, lights), -1, dtype=np.int8),
                              force_pending=z(b), force_trigger_m=f(b), force_hold_s=f(b),
-                             force_until_s=f(b, fill=-np.inf)),
+                             force_until_s=f(b, fill=-np.inf), then=np.full((b, lights), -1, dtype=np.int8),
+                             then_hold_s=f(b)),
         tracks=Tracks(n=i(b, s), i=i(b, s), t_s=f(b, s, t), x_m=f(b, s, t), y_m=f(b, s, t), yaw_rad=f(b, s, t),
                       speed_mps=f(b, s, t)),
     )

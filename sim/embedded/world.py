@@ -234,6 +234,7 @@ class World(SceneViews):
         st.traffic.brake_decel_mps2[env], st.traffic.brake_until_s[env] = 0.0, -np.inf
         st.traffic.reveal_at_s[env] = st.traffic.expire_m[env] = np.inf
         st.program.force[env], st.program.force_pending[env], st.program.force_until_s[env] = -1, False, -np.inf
+        st.program.then[env], st.program.then_hold_s[env] = -1, 0.0
         sc.emergency.slot[env], sc.emergency.since_s[env], sc.emergency.done[env], sc.facts.yield_emergency[env] \
             = -1, np.inf, False, False
         sc.mission.stop_n[env], sc.mission.stop_next[env], sc.mission.stop_since_s[env], \

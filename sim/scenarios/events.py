@@ -38,9 +38,10 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
 - :class:`BlockedIntersection` — a vehicle stands just past the junction the ego turns through; the ego waits.
 - :class:`PriorityAtJunction`, :class:`VanillaSignalizedTurnEncounterGreenLight` — the ego's light held green (the
   rest red) as it gets to the junction; :class:`VanillaSignalizedTurnEncounterRedLight` — the junction all red as
-  the ego comes; :class:`VanillaNonSignalizedTurn`, :class:`VanillaNonSignalizedTurnEncounterStopsign`,
-  :class:`T_Junction` (Bench2Drive) — a turn at an uncontrolled junction, at a stop sign, a T junction: nothing is
-  staged, the route's place is checked (the Leaderboard's stage nothing either).
+  the ego comes, then its light green; :class:`VanillaNonSignalizedTurn`,
+  :class:`VanillaNonSignalizedTurnEncounterStopsign`, :class:`T_Junction` (Bench2Drive) — a turn at an uncontrolled
+  junction, at a stop sign, a T junction: nothing is staged, the route's place is checked (the Leaderboard's stage
+  nothing either).
 - :class:`YieldToEmergencyVehicle` — an emergency vehicle comes from behind; the ego must pull over and let it
   pass (``yield_to_emergency_vehicle`` when it is held up behind the ego).
 - :class:`InvadingTurn` — oncoming vehicles cut into the ego's lane; the ego must keep right.
@@ -215,10 +216,9 @@ class NonSignalizedJunctionRightTurn(_Flow):
 
 
 class SignalizedJunctionLeftTurnEnterFlow(_Flow):
-    """At the first signalized junction past the trigger where the route turns left, the ego's light and the
-    oncoming approach's turn green together (the rest red) and a flow of oncoming vehicles turns right into the
-    lane the ego turns into: the ego must find a gap in it (Bench2Drive, whose ego light stays red for the first
-    5 s while the flow's is green)."""
+    """At the first signalized junction past the trigger where the route turns left, a flow of oncoming vehicles
+    turns right into the lane the ego turns into, on a green light; the ego's light is red for 5 s, then green
+    too (the junction's others red): the ego must find a gap in the flow (Bench2Drive)."""
 
     type: Literal["SignalizedJunctionLeftTurnEnterFlow"] = "SignalizedJunctionLeftTurnEnterFlow"
 
@@ -253,8 +253,9 @@ class InterurbanAdvancedActorFlow(_Flow):
 class CrossingBicycleFlow(_Flow):
     """At the first junction past the trigger where the route turns, a flow of bicycles at the right edge of
     their lane goes straight through it across the ego's turn (from ahead when it turns left, from the left when
-    it turns right), ignoring lights and priority; at a signalized junction the ego's light turns green (the rest
-    red). The Leaderboard's flow rides a bike lane; our maps have none, so the bicycles ride the lane's edge."""
+    it turns right), ignoring lights and priority; at a signalized junction the lights are all red for 5 s, then
+    the ego's turns green (the rest red). The Leaderboard's flow rides a bike lane; our maps have none, so the
+    bicycles ride the lane's edge."""
 
     type: Literal["CrossingBicycleFlow"] = "CrossingBicycleFlow"
     flow_speed_mps: float = Field(default=10.0, gt=0.0)
@@ -300,8 +301,8 @@ class VanillaSignalizedTurnEncounterGreenLight(_Event):
 
 class VanillaSignalizedTurnEncounterRedLight(_Event):
     """At the first signalized junction past the trigger where the route turns, every light of the junction is
-    red for ``red_s`` from 35 m before it: the ego must stop (Bench2Drive; its ego light then turns green and
-    stays so, ours go back to the junction's program)."""
+    red for ``red_s`` from 35 m before it, then the ego's turns green (the rest red): the ego must stop, then go
+    (Bench2Drive)."""
 
     type: Literal["VanillaSignalizedTurnEncounterRedLight"] = "VanillaSignalizedTurnEncounterRedLight"
     red_s: float = Field(default=5.0, gt=0.0)

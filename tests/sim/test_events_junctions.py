@@ -157,3 +157,33 @@ def test_route_files_give_the_junction_types_with_their_parameters(tmp_path: Pat
     assert (bicycles.flow_speed_mps, bicycles.source_dist_interval_m) == (5.0, (20.0, 50.0))  # (the default)
     assert isinstance(stop, ev.VanillaNonSignalizedTurnEncounterStopsign)  # the Long variant: the same situation
     assert isinstance(tee, ev.T_Junction) and tee.trigger_s_m == 120.0
+
+
+def test_the_red_light_turns_green_for_the_ego_after_its_time() -> None:
+    scenarios = base._scenarios(lambda t: ev.VanillaSignalizedTurnEncounterRedLight(trigger_s_m=t))[:4]
+    world = make_world(base.MAP, len(scenarios), base.CONFIG)
+    world.reset(scenarios)
+    st, sc = world.state, world.scene
+    ego_groups = []
+    for env, scenario in enumerate(scenarios):
+        geometry = RouteGeometry(world.placement(env), RoutePath.build(world.map, scenario.route), scenario.start_s_m)
+        entry = find_junction(geometry, scenario.events[0], control="light", turn="turning")
+        ego_groups.append(world.map.lanes[geometry.route.pieces[entry - 1].lane].light_group)
+    held = [np.flatnonzero(st.program.force[env] >= 0) for env in range(len(scenarios))]
+    driver = ExpertDriver(world)
+    red_s = scenarios[0].events[0].red_s  # type: ignore[union-attr]
+    seen: dict[int, list[tuple[float, int, bool]]] = {env: [] for env in range(len(scenarios))}
+    done = np.zeros(len(scenarios), dtype=bool)
+    while world.running.any() and not done.all():
+        world.step(driver.act())
+        for env, group in enumerate(ego_groups):
+            until = float(st.program.force_until_s[env])  # (-inf until the trigger)
+            done[env] = np.isfinite(until) and float(sc.time_s[env]) >= until + 5.0
+            since = float(sc.time_s[env]) - (float(st.program.force_until_s[env]) - red_s)
+            if np.isfinite(since) and since < red_s + 5.0:
+                others_red = bool(np.all(sc.lights[env, [g for g in held[env] if g != group]] == codes.RED))
+                seen[env].append((since, int(sc.lights[env, group]), others_red))
+    for env, samples in seen.items():
+        assert samples, f"route {env}: the lights were never held"
+        assert all(light == codes.RED and red for t, light, red in samples if t < red_s), env
+        assert all(light == codes.GREEN and red for t, light, red in samples if t >= red_s), env

@@ -15,9 +15,13 @@ from sim.scene.params import Params
 def update_lights(m: MapArrays, sc: Any, w: Any, p: Params, b: int) -> None:
     phase_s = p.green_s + p.yellow_s + p.all_red_s
     forced = sc.time_s[b] < w.program.force_until_s[b]
+    then = not forced and sc.time_s[b] < w.program.force_until_s[b] + w.program.then_hold_s[b]
     for g in range(sc.lights.shape[1]):
         if forced and w.program.force[b, g] >= 0:  # a scenario event sets this junction's lights
             sc.lights[b, g] = w.program.force[b, g]
+            continue
+        if then and w.program.then[b, g] >= 0:  # ... and then others
+            sc.lights[b, g] = w.program.then[b, g]
             continue
         j = m.light_junction[g]
         cycle = phase_s * m.junction_phases[j]

@@ -9,10 +9,11 @@ from typing import Any
 
 from sim.embedded.placement import Placement
 from sim.embedded.staging.crossings import crossing
-from sim.embedded.staging.junctions import find_junction, hold_green, merging_flow, place_flow
+from sim.embedded.staging.junctions import find_junction, green_only, hold_green, merging_flow, place_flow
 from sim.embedded.staging.route_geometry import (
     AFTER_M,
     CURB_M,
+    LIGHT_HOLD_S,
     REVEAL_M,
     RouteGeometry,
     Slots,
@@ -49,6 +50,9 @@ BICYCLE_EDGE_M = 0.8
 #: The vehicle blocking a junction's exit stands from when the ego is this far from it: beyond where the ego
 #: would plan to pass it as a parked obstacle (it stands in traffic, to be waited for).
 BLOCKER_NOTICE_M = NUDGE_LOOKAHEAD_M + 5.0
+#: Bench2Drive's turns at signalized junctions keep the ego's light red this long from their trigger before it
+#: turns green.
+RED_FIRST_S = 5.0
 #: The blocker drives on at this share of its lane's speed limit.
 BLOCKER_SPEED_SHARE = 0.6
 
@@ -79,8 +83,11 @@ def _stage_enter_flow(placement: Placement,
     trigger = place_flow(placement, event, geometry, slots, entry, *found, count=event.flow_vehicles,
                          speed_mps=event.flow_speed_mps, interval_m=event.source_dist_interval_m,
                          obeys_lights=signalized)
-    if signalized:
-        hold_green(placement, event, geometry, entry, (geometry.route.pieces[entry - 1].lane, found[1]), trigger)
+    if signalized:  # the flow's light green, the ego's red for RED_FIRST_S, then both green
+        ego = geometry.route.pieces[entry - 1].lane
+        placement.hold_lights(green_only(event, geometry, entry, (found[1],)), trigger_s_m=trigger,
+                              hold_s=RED_FIRST_S, then=green_only(event, geometry, entry, (ego, found[1])),
+                              then_s=LIGHT_HOLD_S)
 
 
 def _stage_interurban(placement: Placement, event: InterurbanActorFlow, geometry: RouteGeometry,
@@ -118,8 +125,10 @@ def _stage_bicycle_flow(placement: Placement, event: CrossingBicycleFlow, geomet
     trigger = place_flow(placement, event, geometry, slots, entry, *found, count=event.flow_vehicles,
                          speed_mps=event.flow_speed_mps, interval_m=event.source_dist_interval_m, obeys_lights=False,
                          length_m=BICYCLE_LENGTH_M, width_m=BICYCLE_WIDTH_M, offset_m=-edge)
-    if lanes[route.pieces[entry - 1].lane].light_group is not None:
-        hold_green(placement, event, geometry, entry, (route.pieces[entry - 1].lane,), trigger)
+    if lanes[route.pieces[entry - 1].lane].light_group is not None:  # all red for RED_FIRST_S, then the ego's green
+        placement.hold_lights(green_only(event, geometry, entry, ()), trigger_s_m=trigger, hold_s=RED_FIRST_S,
+                              then=green_only(event, geometry, entry, (route.pieces[entry - 1].lane,)),
+                              then_s=LIGHT_HOLD_S)
 
 
 def _stage_turning_bicycle(placement: Placement, event: VehicleTurningRoute, geometry: RouteGeometry,
@@ -169,7 +178,10 @@ def _stage_green_light(placement: Placement, event: PriorityAtJunction | Vanilla
 def _stage_red_light(placement: Placement, event: VanillaSignalizedTurnEncounterRedLight, geometry: RouteGeometry,
                      slots: Slots) -> None:
     entry = find_junction(geometry, event, control="light", turn="turning")
-    hold_green(placement, event, geometry, entry, (), _light_trigger(event, geometry, entry), hold_s=event.red_s)
+    placement.hold_lights(green_only(event, geometry, entry, ()), trigger_s_m=_light_trigger(event, geometry, entry),
+                          hold_s=event.red_s,
+                          then=green_only(event, geometry, entry, (geometry.route.pieces[entry - 1].lane,)),
+                          then_s=LIGHT_HOLD_S)
 
 
 def _stage_plain_turn(placement: Placement, event: VanillaNonSignalizedTurn | VanillaNonSignalizedTurnEncounterStopsign,

@@ -119,10 +119,9 @@ def place_flow(placement: Placement, event: Any, geometry: RouteGeometry, slots:
     return float(trigger)
 
 
-def hold_green(placement: Placement, event: Any, geometry: RouteGeometry, entry: int, greens: tuple[int, ...],
-               trigger_s_m: float, hold_s: float = LIGHT_HOLD_S) -> None:
-    """From ``trigger_s_m`` on, for ``hold_s``, the lights of the approaches ``greens`` (lanes) at the junction of
-    route piece ``entry`` show green and the junction's others red (all red for no ``greens``)."""
+def green_only(event: Any, geometry: RouteGeometry, entry: int, greens: tuple[int, ...]) -> dict[int, int]:
+    """Light states at the junction of route piece ``entry``: the approaches ``greens`` (lanes) green, the
+    junction's others red (all red for no ``greens``)."""
     lanes, arrays = geometry.lanes, geometry.arrays
     ego_group = lanes[geometry.route.pieces[entry - 1].lane].light_group
     groups = [lanes[lane].light_group for lane in greens]
@@ -134,7 +133,14 @@ def hold_green(placement: Placement, event: Any, geometry: RouteGeometry, entry:
     for group in groups:
         assert group is not None
         states[group] = int(LightState.GREEN)
-    placement.hold_lights(states, trigger_s_m=trigger_s_m, hold_s=hold_s)
+    return states
+
+
+def hold_green(placement: Placement, event: Any, geometry: RouteGeometry, entry: int, greens: tuple[int, ...],
+               trigger_s_m: float, hold_s: float = LIGHT_HOLD_S) -> None:
+    """From ``trigger_s_m`` on, for ``hold_s``, the lights of the approaches ``greens`` (lanes) at the junction of
+    route piece ``entry`` show green and the junction's others red (:func:`green_only`)."""
+    placement.hold_lights(green_only(event, geometry, entry, greens), trigger_s_m=trigger_s_m, hold_s=hold_s)
 
 
 def _stage_opposite_vehicle(placement: Placement,
