@@ -159,9 +159,18 @@ def train(config: ConfigOption = None, profile: ProfileOption = None, home: Home
     """Train a driver on a dataset snapshot: imitation (`train.policy`: waypoints or bc), then optional DAgger, PPO,
     SAC."""
     arguments = _flow_arguments(config, profile, home)
+    from autoloop.stages import latest_snapshot
     from flows.stages import train_flow
     from sim.scene.observation import ObservationFormatError
 
+    try:  # (no dataset to train on: one line, before any flow run)
+        if dataset is None:
+            latest_snapshot(Paths(Path(arguments["home"])))
+        elif not dataset.is_file():
+            raise FileNotFoundError(f"--dataset {dataset}: no such snapshot manifest")
+    except FileNotFoundError as error:
+        _error(error)
+        raise typer.Exit(2) from None
     try:
         result = train_flow(**arguments, dataset=str(dataset.resolve()) if dataset else None)
     except ObservationFormatError as error:  # a dataset or checkpoint of another observation format
@@ -228,17 +237,18 @@ def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: H
         "hang_timeout_s": carla_hang_timeout_s, "repetitions": carla_repetitions, "track": carla_track,
         "scorer": carla_scorer}.items() if value is not None}
     arguments = _flow_arguments(config, profile, home, suite, evaluates=True, backend=backend, carla=carla)
+    from autoloop import tracking
     from autoloop.carla.servers import ServerError
+    from autoloop.stages import resolve_driver
     from flows.stages import evaluate_flow
 
-    if not model.startswith("models:/"):  # a driver file that does not load: one line, before any flow run
-        from autoloop.stages import resolve_driver
-
-        try:
-            resolve_driver(model)
-        except ValueError as error:
-            _error(f"--model: {error}")
-            raise typer.Exit(2) from None
+    try:  # a driver that does not exist or does not load: one line, before any flow run
+        if model.startswith("models:/"):
+            tracking.configure(Paths(Path(arguments["home"])), _load(config, profile).registry.experiment)
+        resolve_driver(model)
+    except ValueError as error:
+        _error(f"--model: {error}")
+        raise typer.Exit(2) from None
 
     try:
         outcome = evaluate_flow(model_uri=model, suite=suite, backend=backend, carla=carla or None, **arguments)
@@ -453,7 +463,14 @@ def mine_command(
 @app.command()
 def ui(home: HomeOption = None, port: int = 5000) -> None:
     """Open the MLflow UI on this home's tracking store."""
+    import socket
+
     paths = Paths(Path(_home(home)))
+    try:
+        socket.create_server(("127.0.0.1", port)).close()
+    except OSError as error:
+        _error(f"--port {port}: cannot listen there ({os.strerror(error.errno or 0)}); choose another port")
+        raise typer.Exit(2) from None
     executable = Path(sys.executable).with_name("mlflow")
     args = [str(executable), "ui", "--backend-store-uri", paths.tracking_uri, "--port", str(port)]
     console.print(" ".join(args))

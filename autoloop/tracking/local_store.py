@@ -48,6 +48,7 @@ def ensure_local_store(database: Path, artifacts: Path) -> None:
             log.warning("%s was incomplete (%s) and held no run: set aside as %s, created anew", database, problem,
                         aside.name)
         temporary = database.with_name(f".{database.name}.{os.getpid()}.tmp")
+        log.debug("creating the tracking store %s", database)
         _create(temporary, artifacts)
         os.replace(temporary, database)
 
@@ -83,6 +84,7 @@ def _create(path: Path, artifacts: Path) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     path.unlink(missing_ok=True)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # (its table-creation lines, to stderr)
     store = SqlAlchemyStore(f"sqlite:///{path}", artifacts.as_uri())  # type: ignore[no-untyped-call]
     store.engine.dispose()
     with open(path, "rb") as handle:

@@ -131,7 +131,8 @@ def test_a_driver_file_that_does_not_load_is_refused_before_any_work(tmp_path: P
 
     from sim.scene.observation import OBSERVATION_FORMAT
 
-    files = {"old-format": tmp_path / "old.pt", "text": tmp_path / "hostname", "bytes": tmp_path / "random.pt", "no-config": tmp_path / "bc.pt",
+    files = {"old-format": tmp_path / "old.pt", "text": tmp_path / "hostname", "bytes": tmp_path / "random.pt",
+             "no-config": tmp_path / "bc.pt",
              "no-kind": tmp_path / "weights.pt"}
     files["text"].write_text("myhost\n")
     files["bytes"].write_bytes(os.urandom(4096))
@@ -146,3 +147,23 @@ def test_a_driver_file_that_does_not_load_is_refused_before_any_work(tmp_path: P
         assert result.output.startswith("error: --model: ") and str(path) in result.output
         assert len(result.output.strip().splitlines()) == 1
         assert sorted(p.name for p in home.iterdir()) == [], name  # no run, checkpoint or report left behind
+
+
+def test_input_errors_are_one_line_before_any_work(tmp_path: Path) -> None:
+    """A stage with nothing to work on, a model that is not there, a busy port: one line, exit 2, nothing run."""
+    import socket
+
+    cases = [(["train", "--home", str(tmp_path / "a")], "no dataset snapshots under "),
+             (["train", "--home", str(tmp_path / "b"), "--dataset", str(tmp_path / "nope.json")],
+              "no such snapshot manifest"),
+             (["evaluate", "--home", str(tmp_path / "c")], "--model: models:/autoloop-driver@champion: Registered "
+                                                           "Model with name=autoloop-driver not found")]
+    for arguments, message in cases:
+        result = CliRunner().invoke(app, [*arguments, "--profile", "quick"])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert not list(Path(arguments[2]).glob("mlruns")) and not (Path(arguments[2]) / "evaluations").exists()
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["ui", "--home", str(tmp_path / "d"), "--port", str(port)])
+    assert result.exit_code == 2 and f"--port {port}: cannot listen there (Address already in use)" in result.output
