@@ -167,3 +167,21 @@ def test_input_errors_are_one_line_before_any_work(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         result = CliRunner().invoke(app, ["ui", "--home", str(tmp_path / "d"), "--port", str(port)])
     assert result.exit_code == 2 and f"--port {port}: cannot listen there (Address already in use)" in result.output
+
+
+def test_the_pipeline_commands_take_the_options_the_readme_names() -> None:
+    """The README: "The pipeline commands (`cycle` to `mine` above) take `--config FILE`, `--profile
+    quick|default` and `--home DIR`"."""
+    import typer.main
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "The pipeline commands (`cycle` to `mine` above) take `--config FILE`, `--profile quick|default` and" \
+           in readme
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    pipeline = [commands[name] for name in ("cycle", "collect", "train", "evaluate", "promote", "ingest", "mine")]
+    pipeline.append(commands["models"].commands["show"])
+    for command in pipeline:
+        options = {option for param in command.params for option in getattr(param, "opts", [])}
+        assert {"--config", "--profile", "--home"} <= options, command.name
+        profile = next(param for param in command.params if "--profile" in getattr(param, "opts", []))
+        assert "quick" in (profile.help or "") and "default" in (profile.help or ""), command.name
