@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from sim.geometry import FloatArray, cumulative_length, resample_polyline
 from sim.maps.lane_graph import LaneGraph
+from sim.maps.walkways import crosswalk_axis, walk_network
 
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
@@ -240,13 +241,8 @@ def _light_programs(lane_graph: LaneGraph) -> tuple[IntArray, IntArray, IntArray
 
 def _walkways(lane_graph: LaneGraph) -> dict[str, NDArray[np.generic]]:
     walkways = list(lane_graph.walkways)
-    if not walkways:  # maps without a pedestrian network: walk each crosswalk both ways, along its long axis
-        from sim.maps.lane_graph import Walkway
-
-        for polygon in lane_graph.crosswalks:
-            line = _crosswalk_axis(lane_graph, polygon)
-            index = len(walkways)
-            walkways += [Walkway(line, (index + 1,), True), Walkway(line[::-1].copy(), (index,), True)]
+    if not walkways:  # maps without a pedestrian network: each crosswalk between kerbs (sim.maps.walkways)
+        walkways = list(walk_network([], [crosswalk_axis(lane_graph.lanes, p) for p in lane_graph.crosswalks]))
     if not walkways:
         return {"walk_offset": np.zeros(1, dtype=np.int64), "walk_x": np.zeros(1), "walk_y": np.zeros(1),
                 "walk_s": np.zeros(1), "walk_crossing": np.zeros(0, dtype=bool),
@@ -261,25 +257,3 @@ def _walkways(lane_graph: LaneGraph) -> dict[str, NDArray[np.generic]]:
         "walk_succ_offset": np.concatenate([[0], np.cumsum([len(w.successors) for w in walkways])]).astype(np.int64),
         "walk_succ": np.array([s for w in walkways for s in w.successors] or [0], dtype=np.int64),
     }
-
-
-def _crosswalk_axis(lane_graph: LaneGraph, polygon: FloatArray) -> FloatArray:
-    """The line a pedestrian walks across a crosswalk polygon: through its centre, across the nearest road lane
-    (junction lanes run every way), from one end of the polygon to the other."""
-    centre = polygon.mean(axis=0)
-    best, along = np.inf, np.array([1.0, 0.0])
-    for lane in lane_graph.lanes:
-        if lane.is_junction:
-            continue
-        points = lane.centerline
-        seg = np.diff(points, axis=0)
-        t = np.clip(np.sum((centre - points[:-1]) * seg, axis=1) / np.maximum(np.sum(seg * seg, axis=1), 1e-12),
-                    0.0, 1.0)
-        dist = np.linalg.norm(points[:-1] + seg * t[:, None] - centre, axis=1)
-        k = int(np.argmin(dist))
-        if dist[k] < best:
-            best, along = float(dist[k]), seg[k]
-    across = np.array([-along[1], along[0]]) / max(float(np.linalg.norm(along)), 1e-9)
-    reach = (polygon - centre) @ across
-    line: FloatArray = np.stack([centre + across * reach.min(), centre + across * reach.max()])
-    return line

@@ -1,5 +1,5 @@
-"""Pedestrians: walking the map's walkways (waiting at crossings, stepping around standing vehicles) or a
-scenario's own path."""
+"""Pedestrians: walking the map's walkways (waiting at crossings off the crosswalk, leaving a crossing onto
+pavement, stepping around standing vehicles) or a scenario's own path."""
 
 from __future__ import annotations
 
@@ -52,6 +52,26 @@ def _crossing_clear(m: MapArrays, sc: Any, w: Any, b: int, walk: int) -> bool:
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _onward(m: MapArrays, walk: int, draw: float) -> int:
+    """The successor of ``walk`` that ``draw`` (uniform in [0, 1)) picks; off a crossing, only walkways that are
+    not crossings (pedestrians leave a crosswalk rather than turn around or cross on from it) where there are any."""
+    first, last = m.walk_succ_offset[walk], m.walk_succ_offset[walk + 1]
+    count = last - first
+    if m.walk_crossing[walk]:
+        pavement = 0
+        for k in range(first, last):
+            pavement += not m.walk_crossing[m.walk_succ[k]]
+        if pavement > 0:
+            pick = min(int(draw * pavement), pavement - 1)
+            for k in range(first, last):
+                if not m.walk_crossing[m.walk_succ[k]]:
+                    if pick == 0:
+                        return int(m.walk_succ[k])
+                    pick -= 1
+    return int(m.walk_succ[first + min(int(draw * count), count - 1)])
+
+
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def _in_the_way(sc: Any, w: Any, p: Params, b: int, n: int) -> bool:
     """Whether pedestrian ``n``'s next metre runs into a moving vehicle's (or the ego's) body. Standing vehicles
     are walked around (passed through: a vehicle may well be standing because it waits for this pedestrian)."""
@@ -100,10 +120,9 @@ def move_pedestrians(m: MapArrays, sc: Any, w: Any, p: Params, b: int) -> None:
         if walk >= 0:
             length = m.walk_s[m.walk_offset[walk + 1] - 1]
             while s >= length:
-                first, last = m.walk_succ_offset[walk], m.walk_succ_offset[walk + 1]
                 draw = uniform(w.seed[b], PEDESTRIAN_DRAWS + q, w.pedestrians.draws[b, q])
                 w.pedestrians.draws[b, q] += 1
-                nxt = m.walk_succ[first + min(int(draw * (last - first)), last - first - 1)]
+                nxt = _onward(m, walk, draw)
                 if m.walk_crossing[nxt] and not _crossing_clear(m, sc, w, b, nxt):
                     w.pedestrians.next[b, q] = nxt
                     s = length
