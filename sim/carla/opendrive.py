@@ -8,7 +8,8 @@ mid-lane, which are lane changes, not successions); neighbours come from
 ``get_left_lane``/``get_right_lane``; speed limits from speed-sign landmarks (type 274, km/h), inherited along
 successors where a road has none; traffic lights (type 1000001) and stop signs (type 206) control the lanes they
 are valid for: the lane's own end, or, when the sign stands on a junction connector, the ends of the lanes that
-lead into it. Crosswalks come from ``get_crosswalks``; the drivable area is the union of the lanes' quads.
+lead into it. Crosswalks come from ``get_crosswalks``; the drivable area is the union of the lanes' quads; the
+pedestrian network is the town's sidewalk lanes joined across its crosswalks (:mod:`sim.carla.sidewalks`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from sim.carla import import_carla
+from sim.carla.sidewalks import sidewalk_walkways
 from sim.geometry import FloatArray
 from sim.maps.frames import from_carla_xy
 from sim.maps.lane_graph import Lane, LaneGraph
@@ -118,6 +120,7 @@ def load_opendrive(path: Path, *, name: str | None = None, spacing_m: float = 1.
         drivable_polygons=polygons,
         light_groups=len(light_groups),
         crosswalks=crosswalks,
+        walkways=sidewalk_walkways(carla_map, tuple(lanes), crosswalks, spacing_m),
         light_sources=tuple(light_groups),
     )
 
