@@ -62,6 +62,16 @@ def test_interval_of_a_known_mean_sample() -> None:
         bootstrap_mean([])
 
 
+def test_the_interval_of_skewed_route_scores_leans_towards_the_failures() -> None:
+    """Twelve routes, most near 100 and two failures far below: the bias-corrected interval reaches further down
+    than up from the mean (twice as far; the percentile interval leans less and misses low)."""
+    values = np.array([98.0, 99.0, 100.0, 97.0, 100.0, 99.0, 96.0, 100.0, 98.0, 99.0, 20.0, 35.0])
+    interval = bootstrap_mean(values, resamples=4000, seed=0)
+    assert interval.mean == pytest.approx(values.mean())
+    assert interval.mean - interval.low > 1.7 * (interval.high - interval.mean)  # (percentile: 1.4)
+    assert interval.high <= 100.0
+
+
 # ---------------------------------------------------------------------------------------------- aggregation
 
 
