@@ -327,15 +327,21 @@ def models(ctx: typer.Context, config: ConfigOption = None, profile: ProfileOpti
 
     name = stages.open_context(cfg, paths=Paths(Path(_home(home)))).config.registry.model_name
     versions = tracking.list_versions(name)
-    table = Table(title=f"registered model {name}", title_justify="left")
-    for column in ("version", "aliases", "verdict", "DS", "DS 95 % CI", "success %", "coll/km", "suite", "dataset"):
-        table.add_column(column)
+    # scores are comparable only on one suite: a table per suite the versions were evaluated on
+    by_suite: dict[tuple[str, str], list[Any]] = {}
     for info in versions:
-        tags = info.tags
-        table.add_row(info.version, ", ".join(info.aliases), tags.get("verdict", ""), tags.get("driving_score", ""),
-                      tags.get("driving_score_ci", ""), tags.get("success_rate", ""),
-                      tags.get("collisions_per_km", ""), tags.get("suite", ""), tags.get("dataset_digest", "")[:12])
-    console.print(table)
+        by_suite.setdefault((info.tags.get("suite", "?"), info.tags.get("suite_hash", "?")), []).append(info)
+    for (suite, suite_hash), group in by_suite.items():
+        table = Table(title=f"registered model {name}: evaluated on suite {suite} ({suite_hash})",
+                      title_justify="left")
+        for column in ("version", "aliases", "verdict", "DS", "DS 95 % CI", "success %", "coll/km", "dataset"):
+            table.add_column(column)
+        for info in group:
+            tags = info.tags
+            table.add_row(info.version, ", ".join(info.aliases), tags.get("verdict", ""),
+                          tags.get("driving_score", ""), tags.get("driving_score_ci", ""), tags.get("success_rate", ""),
+                          tags.get("collisions_per_km", ""), tags.get("dataset_digest", "")[:12])
+        console.print(table)
     if not versions:
         console.print(f"no versions of {name} yet: run `autoloop cycle`")
 

@@ -349,3 +349,25 @@ os.kill(os.getpid(), signal.SIGKILL)  # killed before its verdict
     assert again.version == str(version.version) == "1" and version.tags["verdict"] == "passed"
     other = tracking.register(registry.models[0].model_uri, name, lock=registry.lock, tags={})
     assert other.version == "2"  # another model is another version
+
+
+def test_models_lists_scores_of_different_suites_apart(registry: Registry, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from autoloop.cli import console
+
+    monkeypatch.setattr(console, "width", 240)
+    name = "suites-apart"
+    for model, suite, suite_hash, score in ((registry.models[0], "smoke", "aaaa1111", "91.0"),
+                                            (registry.models[1], "eval", "bbbb2222", "62.5"),
+                                            (registry.models[2], "smoke", "aaaa1111", "88.0")):
+        tracking.register(model.model_uri, name, lock=registry.lock,
+                          tags={"suite": suite, "suite_hash": suite_hash, "driving_score": score})
+    config = tmp_path / "config.yaml"
+    config.write_text(f"registry:\n  model_name: {name}\n")
+    listing = CliRunner().invoke(app, ["models", "--home", str(registry.home), "--profile", "quick",
+                                       "--config", str(config)])
+    assert listing.exit_code == 0, listing.output
+    smoke = listing.output.index(f"registered model {name}: evaluated on suite smoke (aaaa1111)")
+    other = listing.output.index(f"registered model {name}: evaluated on suite eval (bbbb2222)")
+    smoke_table = listing.output[smoke:other] if smoke < other else listing.output[smoke:]
+    assert "91.0" in smoke_table and "88.0" in smoke_table and "62.5" not in smoke_table
