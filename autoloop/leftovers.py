@@ -4,10 +4,9 @@
   (episodes, maps, snapshots, the ledger, checkpoints) and renames them into place; a write killed in between
   leaves one. An entry whose writer is gone (its pid not running, or running since after the entry was last
   written: a reused pid) is removed; so is ``.<name>.<pid>.<suffix>.deleted``, an episode deletion killed midway.
-- **Runs**: every run autoloop starts carries ``autoloop.process`` (host, pid and the process's start time). A run
-  still RUNNING whose process on this host is gone is marked KILLED; the models logged in it and still PENDING are
-  marked FAILED; a training run's checkpoint folder without its model is removed; and a registered version whose
-  verdict is still ``pending`` after its promotion run ended gets the verdict ``failed`` with that reason.
+- **Runs** (:mod:`autoloop.tracking.leftovers`): a run still RUNNING whose process on this host is gone is marked
+  KILLED, with what it left in the tracking store; here, a killed training run's checkpoint folder without its
+  model is removed.
 """
 
 from __future__ import annotations
@@ -19,13 +18,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow import MlflowClient
-from mlflow.entities import LoggedModelStatus, RunStatus
-from mlflow.exceptions import MlflowException
-
 from autoloop.paths import Paths
-from autoloop.proc import gone, running, started_at_s
-from autoloop.tracking import PROCESS_TAG
+from autoloop.proc import running, started_at_s
+from autoloop.tracking.leftovers import clear_dead_runs
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +49,12 @@ def clear(paths: Paths, experiment_id: str, model_name: str) -> Cleared:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-    client = MlflowClient()
-    cleared.runs = _close_dead_runs(client, experiment_id)
-    cleared.models = _fail_pending_models(client, experiment_id)
+    cleared.runs, cleared.models, cleared.versions = clear_dead_runs(experiment_id, model_name)
     for run_id in cleared.runs:
         folder = paths.checkpoints / run_id
         if folder.is_dir() and not (paths.checkpoints / f"{run_id}.pt").exists():
             shutil.rmtree(folder, ignore_errors=True)
             cleared.checkpoints.append(folder)
-    cleared.versions = _fail_pending_verdicts(client, model_name)
     return cleared
 
 
@@ -92,49 +84,3 @@ def _writer_gone(pid: int, path: Path) -> bool:
     except OSError:
         return False
     return started is not None and started > written + 1.0  # the pid was reused by a process started since
-
-
-def _close_dead_runs(client: MlflowClient, experiment_id: str) -> list[str]:
-    closed = []
-    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
-        if gone(run.data.tags.get(PROCESS_TAG, "")):
-            log.warning("run %s (%s) was left RUNNING by a process that is gone: marked KILLED", run.info.run_id,
-                        run.data.tags.get("autoloop.stage", "?"))
-            client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
-            closed.append(str(run.info.run_id))
-    return closed
-
-
-def _fail_pending_models(client: MlflowClient, experiment_id: str) -> list[str]:
-    failed = []
-    for model in client.search_logged_models([experiment_id], max_results=1000):
-        if model.status != LoggedModelStatus.PENDING:
-            continue
-        run_id = model.source_run_id
-        status = client.get_run(run_id).info.status if run_id else None
-        if status is not None and status != "RUNNING":
-            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
-            failed.append(str(model.model_id))
-    return failed
-
-
-def _fail_pending_verdicts(client: MlflowClient, model_name: str) -> list[str]:
-    try:
-        versions = client.search_model_versions(f"name = '{model_name}'")
-    except MlflowException:
-        return []
-    failed = []
-    for version in versions:
-        run_id = version.tags.get("promote_run_id")
-        if version.tags.get("verdict") != "pending" or not run_id:
-            continue
-        try:
-            status = client.get_run(run_id).info.status
-        except MlflowException:
-            status = "DELETED"
-        if status != "RUNNING":
-            client.set_model_version_tag(model_name, str(version.version), "verdict", "failed")
-            client.set_model_version_tag(model_name, str(version.version), "reasons",
-                                         f"the promotion stopped before its verdict (run {run_id} {status.lower()})")
-            failed.append(str(version.version))
-    return failed

@@ -27,6 +27,7 @@ from autoloop.episodes import DatasetSnapshot
 from autoloop.network import check_reachable
 from autoloop.paths import Paths
 from autoloop.proc import identity
+from autoloop.tracking.leftovers import PROCESS_TAG
 from autoloop.tracking.local_store import ensure_local_store
 from autoloop.tracking.pyfunc import signature
 from autoloop.tracking.registry import (
@@ -67,9 +68,6 @@ __all__ = [
 ]
 
 MODEL_NAME_IN_RUN = "driver"
-#: The run tag naming the process that runs it (:func:`autoloop.proc.identity`), so that a run a killed process
-#: left RUNNING can be told from one still running (:mod:`autoloop.leftovers`).
-PROCESS_TAG = "autoloop.process"
 _MODEL_CODE = Path(__file__).with_name("model_code.py")
 
 
