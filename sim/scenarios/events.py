@@ -23,6 +23,13 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
   of cones): the ego must pass on the left (the next lane, or the oncoming one) when it is clear. The Leaderboard's
   ``…TwoWays`` variants are these events on roads where the lane to the left is the oncoming one.
 - :class:`StaticCutIn` — a vehicle standing in the next lane cuts into the ego's.
+- :class:`ParkingCrossingPedestrian` — a pedestrian crosses the ego's lane from in front of a vehicle parked at
+  the curb.
+- :class:`VehicleOpensDoorTwoWays` — a vehicle parked at the curb has its door open into the ego's lane; the ego
+  passes on the oncoming lane when it is clear.
+- :class:`HazardAtSideLane` — two slow bicycles ride at the right edge of the ego's lane; the ego keeps behind
+  them or passes them with clearance (``HazardAtSideLaneTwoWays``: the same where the lane to the left is the
+  oncoming one).
 - :class:`SignalizedJunctionLeftTurn`, :class:`SignalizedJunctionRightTurn`,
   :class:`NonSignalizedJunctionLeftTurn` — a flow of vehicles with the right of way crosses (left turns) or joins
   (right turn) the ego's path at a junction where the route turns; at signalized ones the event sets the lights
@@ -174,6 +181,38 @@ class StaticCutIn(_Event):
     distance_m: float = Field(default=20.0, gt=0.0)
     direction: Side = "right"
     speed_mps: float = Field(default=5.0, gt=0.0)
+
+
+class ParkingCrossingPedestrian(_Event):
+    """A pedestrian steps out just in front of a vehicle parked at the ``direction`` curb ``distance_m`` past the
+    trigger and crosses the ego's lane at ``speed_mps``, timed to be in the lane when the ego gets there."""
+
+    type: Literal["ParkingCrossingPedestrian"] = "ParkingCrossingPedestrian"
+    distance_m: float = Field(default=12.0, gt=0.0)
+    direction: Side = "right"
+    speed_mps: float = Field(default=3.0, gt=0.0)
+
+
+class VehicleOpensDoorTwoWays(_Event):
+    """A vehicle parked at the ``direction`` curb ``distance_m`` past the trigger has its door open into the ego's
+    lane: the ego must pass on the left (the oncoming lane) when it is clear. (The Leaderboard's door opens when
+    the ego is 3 s away; ours stands open from the start, and the oncoming traffic is the background's.)"""
+
+    type: Literal["VehicleOpensDoorTwoWays"] = "VehicleOpensDoorTwoWays"
+    distance_m: float = Field(default=50.0, gt=0.0)
+    direction: Side = "right"
+
+
+class HazardAtSideLane(_Event):
+    """Two bicycles, 9 m apart, at the right edge of the ego's lane (``0.55 * lane width / 2`` right of its centre)
+    ``distance_m`` past the trigger ride along it at ``bicycle_speed_kmh`` (the Leaderboard's unit) from the
+    trigger for ``bicycle_drive_distance_m``, then leave: the ego must keep behind them or pass them with
+    clearance. (The Leaderboard's bicycles stop at the end of their ride until the ego is past.)"""
+
+    type: Literal["HazardAtSideLane"] = "HazardAtSideLane"
+    distance_m: float = Field(default=100.0, gt=0.0)
+    bicycle_speed_kmh: float = Field(default=10.0, gt=0.0)
+    bicycle_drive_distance_m: float = Field(default=50.0, gt=0.0)
 
 
 class _Flow(_Event):
@@ -442,7 +481,8 @@ class LogReplay(_Event):
 ScenarioEvent = Annotated[
     PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
     | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkingCutIn | ParkedObstacle | Accident
-    | ConstructionObstacle | StaticCutIn | SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
+    | ConstructionObstacle | StaticCutIn | ParkingCrossingPedestrian | VehicleOpensDoorTwoWays | HazardAtSideLane
+    | SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
     | NonSignalizedJunctionLeftTurn | NonSignalizedJunctionRightTurn | SignalizedJunctionLeftTurnEnterFlow
     | NonSignalizedJunctionLeftTurnEnterFlow | InterurbanActorFlow | InterurbanAdvancedActorFlow | CrossingBicycleFlow
     | VehicleTurningRoute | BlockedIntersection | PriorityAtJunction | VanillaSignalizedTurnEncounterGreenLight
@@ -456,7 +496,8 @@ EVENT_TYPES: dict[str, type[_Event]] = {
     cls.model_fields["type"].default: cls
     for cls in (PedestrianCrossing, DynamicObjectCrossing, VehicleTurningRoutePedestrian, HardBreakRoute,
                 OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkingCutIn, ParkedObstacle,
-                Accident, ConstructionObstacle, StaticCutIn, SignalizedJunctionLeftTurn, SignalizedJunctionRightTurn,
+                Accident, ConstructionObstacle, StaticCutIn, ParkingCrossingPedestrian, VehicleOpensDoorTwoWays,
+                HazardAtSideLane, SignalizedJunctionLeftTurn, SignalizedJunctionRightTurn,
                 NonSignalizedJunctionLeftTurn, NonSignalizedJunctionRightTurn, SignalizedJunctionLeftTurnEnterFlow,
                 NonSignalizedJunctionLeftTurnEnterFlow, InterurbanActorFlow, InterurbanAdvancedActorFlow,
                 CrossingBicycleFlow, VehicleTurningRoute, BlockedIntersection, PriorityAtJunction,

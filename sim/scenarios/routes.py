@@ -192,6 +192,10 @@ _PARAMETERS: dict[str, dict[str, str]] = {
     "Accident": {"distance": "distance_m"},
     "ConstructionObstacle": {"distance": "distance_m"},
     "StaticCutIn": {"distance": "distance_m", "direction": "direction"},
+    "ParkingCrossingPedestrian": {"distance": "distance_m", "direction": "direction"},
+    "VehicleOpensDoorTwoWays": {"distance": "distance_m", "direction": "direction"},
+    "HazardAtSideLane": {"distance": "distance_m", "bicycle_speed": "bicycle_speed_kmh",
+                         "bicycle_drive_distance": "bicycle_drive_distance_m"},
     "SignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
     "SignalizedJunctionRightTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
     "NonSignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps",
@@ -219,6 +223,8 @@ _PARAMETERS: dict[str, dict[str, str]] = {
 #: obstacle events do wherever the lane to the left is the oncoming one).
 _ALIASES = {"ParkedObstacleTwoWays": "ParkedObstacle", "AccidentTwoWays": "Accident",
             "ConstructionObstacleTwoWays": "ConstructionObstacle",
+            # the bicycles are the same; the ego keeps behind them or passes them where the road lets it
+            "HazardAtSideLaneTwoWays": "HazardAtSideLane",
             # Bench2Drive's ``…Long`` variants are the same situations on longer routes
             "VanillaSignalizedTurnEncounterGreenLightLong": "VanillaSignalizedTurnEncounterGreenLight",
             "VanillaSignalizedTurnEncounterRedLightLong": "VanillaSignalizedTurnEncounterRedLight",

@@ -154,6 +154,14 @@ MAKERS: dict[str, EventMaker] = {
     "ConstructionObstacle": lambda t, rng: ev.ConstructionObstacle(trigger_s_m=t),
     "StaticCutIn": lambda t, rng: ev.StaticCutIn(trigger_s_m=t, direction=_side(rng),
                                                  speed_mps=round(float(rng.uniform(4.0, 6.0)), 1)),
+    "ParkingCrossingPedestrian": lambda t, rng: ev.ParkingCrossingPedestrian(
+        trigger_s_m=t, distance_m=round(float(rng.uniform(10.0, 15.0)), 1)),
+    "VehicleOpensDoorTwoWays": lambda t, rng: ev.VehicleOpensDoorTwoWays(
+        trigger_s_m=t, distance_m=round(float(rng.uniform(25.0, 50.0)), 1)),
+    "HazardAtSideLane": lambda t, rng: ev.HazardAtSideLane(
+        trigger_s_m=t, distance_m=round(float(rng.uniform(30.0, 60.0)), 1),
+        bicycle_speed_kmh=round(float(rng.uniform(8.0, 12.0)), 1),
+        bicycle_drive_distance_m=round(float(rng.uniform(30.0, 60.0)), 1)),
     "SignalizedJunctionLeftTurn": lambda t, rng: ev.SignalizedJunctionLeftTurn(
         trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
     "SignalizedJunctionRightTurn": lambda t, rng: ev.SignalizedJunctionRightTurn(

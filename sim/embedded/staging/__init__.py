@@ -13,7 +13,16 @@ enough slots) raises ``ValueError`` naming the event and why.
 from __future__ import annotations
 
 from sim.embedded.placement import Placement
-from sim.embedded.staging import blocked_lanes, crossings, curb, junction_turns, junctions, lane_traffic, replay
+from sim.embedded.staging import (
+    blocked_lanes,
+    crossings,
+    curb,
+    junction_turns,
+    junctions,
+    lane_traffic,
+    replay,
+    side_hazards,
+)
 from sim.embedded.staging.route_geometry import RouteGeometry, Slots, Stager
 from sim.scenarios import Scenario
 from sim.scene.route_path import RoutePath
@@ -23,6 +32,7 @@ STAGERS: dict[str, Stager] = {
     **crossings.STAGERS, **lane_traffic.STAGERS, **blocked_lanes.STAGERS, **junctions.STAGERS, **curb.STAGERS,
     **replay.STAGERS,
     **junction_turns.STAGERS,
+    **side_hazards.STAGERS,
 }
 
 

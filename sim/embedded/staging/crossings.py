@@ -22,6 +22,7 @@ from sim.embedded.staging.route_geometry import (
 )
 from sim.scenarios.events import (
     DynamicObjectCrossing,
+    ParkingCrossingPedestrian,
     PedestrianCrossing,
     VehicleTurningRoutePedestrian,
 )
@@ -29,9 +30,9 @@ from sim.scenarios.events import (
 
 def crossing(placement: Placement, event: Any, geometry: RouteGeometry, slots: Slots, *, meet_s_m: float,
               side: str, speed_mps: float, start_m: float, trigger_s_m: float | None = None,
-              mid_block: bool = True) -> int:
+              mid_block: bool = True, past_m: float = 0.0) -> int:
     """A pedestrian ``start_m`` to the ``side`` of the route at ``meet_s_m`` who crosses the whole road, timed to be
-    on the route there when the ego is; returns its slot."""
+    on the route there (``past_m`` beyond it) when the ego is; returns its slot."""
     route = geometry.route
     if not route.offsets[0] <= meet_s_m <= geometry.s[-1]:
         raise ValueError(f"{event_name(event)}: the crossing point {meet_s_m:.1f} m is off the route "
@@ -48,7 +49,7 @@ def crossing(placement: Placement, event: Any, geometry: RouteGeometry, slots: S
     placement.place_pedestrian(slot, np.stack([start, xy - far * toward]), speed_mps=speed_mps,
                            start_time_s=np.inf)
     trigger = event.trigger_s_m if trigger_s_m is None else trigger_s_m
-    placement.arm_pedestrian(slot, trigger_s_m=trigger, meet_route_s_m=meet_s_m, meet_walk_m=start_m)
+    placement.arm_pedestrian(slot, trigger_s_m=trigger, meet_route_s_m=meet_s_m, meet_walk_m=start_m + past_m)
     return slot
 
 
@@ -59,23 +60,39 @@ def _stage_pedestrian_crossing(placement: Placement, event: PedestrianCrossing, 
               start_m=0.5 * geometry.lane_width(meet) + CURB_M)
 
 
-def _stage_dynamic_object_crossing(placement: Placement, event: DynamicObjectCrossing,
-                                   geometry: RouteGeometry, slots: Slots) -> None:
-    meet = event.trigger_s_m + event.distance_m
-    width = geometry.lane_width(meet)
-    blocker_offset = 0.5 * width + 1.3  # a parked car just off the lane, hiding the pedestrian
-    if not geometry.clear_of_junctions(meet - 4.0 - BLOCKER_CLEARANCE_M, meet + 4.0 + BLOCKER_CLEARANCE_M):
-        raise ValueError(f"{event_name(event)}: the car parked before the crossing at {meet:.1f} m would stand within "
-                         f"{BLOCKER_CLEARANCE_M:.0f} m of a junction (where turning traffic cuts the corner)")
-    crossing(placement, event, geometry, slots, meet_s_m=meet, side=event.direction, speed_mps=event.speed_mps,
-              start_m=blocker_offset)
-    blocker_s = meet - 4.0
+def _behind_parked_car(placement: Placement, event: DynamicObjectCrossing | ParkingCrossingPedestrian,
+                       geometry: RouteGeometry, slots: Slots, meet_s_m: float, car_back_m: float,
+                       past_m: float = 0.0) -> None:
+    """A pedestrian who crosses the ego's lane at ``meet_s_m`` from the ``event.direction`` curb, out from beside
+    a car parked there (just off the lane) ``car_back_m`` before the crossing, which hides them (``past_m``: see
+    :func:`crossing`)."""
+    width = geometry.lane_width(meet_s_m)
+    blocker_offset = 0.5 * width + 1.3
+    blocker_s = meet_s_m - car_back_m
+    if not geometry.clear_of_junctions(blocker_s - BLOCKER_CLEARANCE_M, meet_s_m + BLOCKER_CLEARANCE_M):
+        raise ValueError(f"{event_name(event)}: the car parked before the crossing at {meet_s_m:.1f} m would stand "
+                         f"within {BLOCKER_CLEARANCE_M:.0f} m of a junction (where turning traffic cuts the corner)")
+    crossing(placement, event, geometry, slots, meet_s_m=meet_s_m, side=event.direction, speed_mps=event.speed_mps,
+              start_m=blocker_offset, past_m=past_m)
     piece = geometry.piece_at(blocker_s)
     lanes = tuple(p.lane for p in geometry.route.pieces[piece:piece + 3])
     slot = slots.take("vehicle", event)
     placement.place_vehicle(slot, lanes, s_m=geometry.lane_s(piece, blocker_s), speed_mps=0.0,
                         desired_speed_mps=0.0,
                         lateral_offset_m=blocker_offset if event.direction == "left" else -blocker_offset)
+
+
+def _stage_dynamic_object_crossing(placement: Placement, event: DynamicObjectCrossing,
+                                   geometry: RouteGeometry, slots: Slots) -> None:
+    _behind_parked_car(placement, event, geometry, slots, event.trigger_s_m + event.distance_m, 4.0)
+
+
+def _stage_parking_crossing(placement: Placement, event: ParkingCrossingPedestrian, geometry: RouteGeometry,
+                            slots: Slots) -> None:
+    # the car parked ``distance_m`` past the trigger; the pedestrian steps out just in front of it (as the
+    # Leaderboard's: half a car length and 0.5 m on), early enough to be 1.2 m past the middle of the ego's path when
+    # the ego gets there at its speed (the Leaderboard's sets off 1.9 s before the ego would get there)
+    _behind_parked_car(placement, event, geometry, slots, event.trigger_s_m + event.distance_m + 2.75, 2.75, 1.2)
 
 
 def _stage_turning_route_pedestrian(placement: Placement, event: VehicleTurningRoutePedestrian,
@@ -96,4 +113,5 @@ STAGERS: dict[str, Stager] = {
     "PedestrianCrossing": _stage_pedestrian_crossing,
     "DynamicObjectCrossing": _stage_dynamic_object_crossing,
     "VehicleTurningRoutePedestrian": _stage_turning_route_pedestrian,
+    "ParkingCrossingPedestrian": _stage_parking_crossing,
 }

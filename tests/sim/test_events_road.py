@@ -1,0 +1,78 @@
+"""Road, side-hazard and obstacle events (a pedestrian from between parked cars, an open door, slow bicycles, a
+blocked lane on a bend, a crossing by a junction): each situation happens, a naive driver runs into it, the expert
+does not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from policies.expert import ExpertDriver, NaiveDriver
+from sim.metrics import Infraction
+from sim.scenarios import events as ev
+from sim.scenarios.routes import read_routes, route_events
+from sim.scene.records import INFRACTIONS
+from tests.sim.test_events import ROUTES, _drive, _scenarios
+
+#: The event of each type the pair test stages (shorter than the Leaderboard's defaults where the routes of
+#: town-1 have no room for those), and the infraction it provokes in a driver that keeps going.
+CASES: dict[str, tuple[Callable[[float], object], Infraction]] = {
+    "ParkingCrossingPedestrian": (lambda t: ev.ParkingCrossingPedestrian(trigger_s_m=t),
+                                  Infraction.COLLISION_PEDESTRIAN),
+    "VehicleOpensDoorTwoWays": (lambda t: ev.VehicleOpensDoorTwoWays(trigger_s_m=t, distance_m=30.0),
+                                Infraction.COLLISION_STATIC),
+    "HazardAtSideLane": (lambda t: ev.HazardAtSideLane(trigger_s_m=t, distance_m=30.0,
+                                                        bicycle_drive_distance_m=30.0),
+                         Infraction.COLLISION_VEHICLE),
+}
+
+_COLLISIONS = [INFRACTIONS.index(k) for k in (Infraction.COLLISION_PEDESTRIAN, Infraction.COLLISION_VEHICLE,
+                                              Infraction.COLLISION_STATIC)]
+
+
+def _pair(make: Callable[[float], object], provoked: Infraction, name: str) -> None:
+    scenarios = _scenarios(make)
+    column = INFRACTIONS.index(provoked)
+    naive = _drive(scenarios, NaiveDriver).infractions[:, column]
+    expert_world = _drive(scenarios, ExpertDriver)
+    assert (naive > 0).sum() >= 0.75 * ROUTES, f"{name}: the naive driver hit it on {(naive > 0).sum()} routes"
+    assert expert_world.infractions[:, column].sum() == 0, \
+        f"{name}: the expert committed {provoked.value} on {np.flatnonzero(expert_world.infractions[:, column])}"
+    assert expert_world.infractions[:, _COLLISIONS].sum() == 0
+    assert list(expert_world.status_names()) == ["completed"] * ROUTES
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_naive_driver_runs_into_the_road_event_and_the_expert_does_not(name: str) -> None:
+    make, provoked = CASES[name]
+    _pair(make, provoked, name)
+
+
+_ROUTE_XML = """<routes><route id="7" town="Town01"><waypoints>
+<position x="0" y="0" z="0"/><position x="100" y="0" z="0"/></waypoints><scenarios>
+<scenario name="ParkingCrossingPedestrian_1" type="ParkingCrossingPedestrian">
+  <trigger_point x="10" y="0" z="0" yaw="0"/><distance value="15"/><direction value="left"/></scenario>
+<scenario name="VehicleOpensDoorTwoWays_1" type="VehicleOpensDoorTwoWays">
+  <trigger_point x="20" y="0" z="0" yaw="0"/><distance value="40"/><frequency from="40" to="90"/></scenario>
+<scenario name="HazardAtSideLaneTwoWays_1" type="HazardAtSideLaneTwoWays">
+  <trigger_point x="30" y="0" z="0" yaw="0"/><distance value="50"/><bicycle_drive_distance value="80"/>
+  <bicycle_speed value="8"/><frequency value="100"/></scenario>
+</scenarios></route></routes>"""
+
+
+def test_a_route_file_stages_the_road_events_with_its_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "routes.xml"
+    path.write_text(_ROUTE_XML)
+    route = read_routes(path)[0]
+    polyline = np.array([[x, 0.0] for x in np.arange(0.0, 101.0, 1.0)])
+    events, unsupported = route_events(route, polyline)
+    assert unsupported == ()
+    crossing, door, bicycles = events
+    assert crossing == ev.ParkingCrossingPedestrian(trigger_s_m=10.0, name="ParkingCrossingPedestrian_1",
+                                                    distance_m=15.0, direction="left")
+    assert door == ev.VehicleOpensDoorTwoWays(trigger_s_m=20.0, name="VehicleOpensDoorTwoWays_1", distance_m=40.0)
+    assert bicycles == ev.HazardAtSideLane(trigger_s_m=30.0, name="HazardAtSideLaneTwoWays_1", distance_m=50.0,
+                                           bicycle_drive_distance_m=80.0, bicycle_speed_kmh=8.0)
