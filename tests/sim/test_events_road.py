@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 
 from policies.expert import ExpertDriver, NaiveDriver
+from sim.embedded.world import make_world
+from sim.geometry import cumulative_length, interpolate_along, wrap_angle
 from sim.metrics import Infraction
+from sim.scenarios import Scenario, sample_scenario
 from sim.scenarios import events as ev
 from sim.scenarios.routes import read_routes, route_events
 from sim.scene.records import INFRACTIONS
-from tests.sim.test_events import ROUTES, _drive, _scenarios
+from tests.sim.test_events import CONFIG, MAP, ROUTES, _drive, _scenarios
 
 #: The event of each type the pair test stages (shorter than the Leaderboard's defaults where the routes of
 #: town-1 have no room for those), and the infraction it provokes in a driver that keeps going.
@@ -33,8 +36,7 @@ _COLLISIONS = [INFRACTIONS.index(k) for k in (Infraction.COLLISION_PEDESTRIAN, I
                                               Infraction.COLLISION_STATIC)]
 
 
-def _pair(make: Callable[[float], object], provoked: Infraction, name: str) -> None:
-    scenarios = _scenarios(make)
+def _pair(scenarios: list[Scenario], provoked: Infraction, name: str) -> None:
     column = INFRACTIONS.index(provoked)
     naive = _drive(scenarios, NaiveDriver).infractions[:, column]
     expert_world = _drive(scenarios, ExpertDriver)
@@ -48,7 +50,68 @@ def _pair(make: Callable[[float], object], provoked: Infraction, name: str) -> N
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_naive_driver_runs_into_the_road_event_and_the_expert_does_not(name: str) -> None:
     make, provoked = CASES[name]
-    _pair(make, provoked, name)
+    _pair(_scenarios(make), provoked, name)
+
+
+def _bend_scenarios(make: Callable[[float], object]) -> list[Scenario]:
+    """``ROUTES`` routes from fixed seeds, each with the event at the first trigger where it stages with its place
+    (``distance_m`` past the trigger) in a bend: the route passes a junction lane there and turns more than 0.3 rad
+    over the 40 m around it."""
+    world = make_world(MAP, 1, CONFIG)
+    found = []
+    for seed in range(300):
+        base = sample_scenario(seed, map_name=MAP, traffic_vehicles=0)
+        for trigger in np.arange(base.start_s_m + 30.0, base.end_s_m - 30.0, 5.0):
+            event = make(float(trigger))
+            scenario = base.model_copy(update={"events": (event,)})
+            try:
+                world.reset([scenario])
+            except ValueError:
+                continue
+            at = float(trigger) + event.distance_m  # type: ignore[attr-defined]
+            route = world.scene.route
+            lengths = route.piece_end_m[0] - route.piece_start_m[0]
+            in_junction = any(world.map.lanes[int(route.piece_lane[0, k])].is_junction
+                              and route.piece_offset_m[0, k] < at + 20.0
+                              and route.piece_offset_m[0, k] + lengths[k] > at - 10.0
+                              for k in range(int(route.piece_n[0])))
+            points = np.asarray(world.route_xy[0])
+            s = cumulative_length(points)
+            _, headings = interpolate_along(points[None], s[None], np.array([[at - 15.0, at + 25.0]]))
+            if in_junction and abs(float(wrap_angle(headings[0, 1] - headings[0, 0]))) > 0.3:
+                found.append(scenario)
+                break
+        if len(found) == ROUTES:
+            return found
+    raise AssertionError("too few routes stage the event in a bend")
+
+
+#: The blocked-lane events staged in bends, and the infraction each provokes.
+BLOCKED: dict[str, tuple[Callable[[float], object], Infraction]] = {
+    "ParkedObstacle": (lambda t: ev.ParkedObstacle(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
+    "Accident": (lambda t: ev.Accident(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
+    "ConstructionObstacle": (lambda t: ev.ConstructionObstacle(trigger_s_m=t), Infraction.COLLISION_STATIC),
+    "VehicleOpensDoorTwoWays": CASES["VehicleOpensDoorTwoWays"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKED))
+def test_a_blocked_lane_in_a_bend_is_passed_by_the_expert_and_hit_by_the_naive_driver(name: str) -> None:
+    make, provoked = BLOCKED[name]
+    _pair(_bend_scenarios(make), provoked, name)
+
+
+def test_a_blocked_lane_in_a_corner_does_not_stage() -> None:
+    base = _bend_scenarios(lambda t: ev.Accident(trigger_s_m=t))[0]
+    corners = 0
+    world = make_world(MAP, 1, CONFIG)
+    for trigger in np.arange(base.start_s_m + 30.0, base.end_s_m - 30.0, 2.0):
+        scenario = base.model_copy(update={"events": (ev.Accident(trigger_s_m=float(trigger), name="Accident_3"),)})
+        try:
+            world.reset([scenario])
+        except ValueError as error:
+            corners += "degrees at the blocked stretch" in str(error) and "Accident 'Accident_3'" in str(error)
+    assert corners > 0, "some place on the route is a corner sharper than a bend"
 
 
 _ROUTE_XML = """<routes><route id="7" town="Town01"><waypoints>
