@@ -1,8 +1,10 @@
 """Import OpenDRIVE maps (CARLA towns) into the lane graph through CARLA's offline parser.
 
-``carla.Map(name, xodr_text)`` parses the file without a server. Each driving lane (a lane of one road section),
-found from CARLA's topology and followed with ``Waypoint.next`` across lane ends, becomes a :class:`~sim.maps.Lane`
-whose centreline is sampled from CARLA's waypoints, converted to the map frame (:mod:`sim.maps.frames`).
+``carla.Map(name, xodr_text)`` parses the file without a server, in a child process (a map that crashes the native
+parser is an error, not the caller's death). Each driving lane (a lane of one road section),
+found from CARLA's topology and waypoints and followed with ``Waypoint.next`` across lane ends
+(:mod:`sim.carla.lane_walk`), becomes a :class:`~sim.maps.Lane` whose centreline is sampled from CARLA's
+waypoints, converted to the map frame (:mod:`sim.maps.frames`).
 Successors are the lanes ``next`` reaches from a lane's end (CARLA's topology pairs also link lanes that split
 mid-lane, which are lane changes, not successions); neighbours come from
 ``get_left_lane``/``get_right_lane``; speed limits from speed-sign landmarks (type 274, km/h), inherited along
@@ -21,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from sim.carla import import_carla
+from sim.carla.crash_guard import run_guarded
+from sim.carla.lane_walk import LaneKey, following_lanes, lane_key, lane_start, lane_walk
 from sim.carla.sidewalks import sidewalk_walkways
 from sim.geometry import FloatArray
 from sim.maps.frames import from_carla_xy
@@ -28,16 +32,21 @@ from sim.maps.lane_graph import Lane, LaneGraph
 
 LIGHT, STOP, SPEED = "1000001", "206", "274"
 DEFAULT_SPEED_LIMIT_MPS = 30.0 / 3.6
-_Key = tuple[int, int, int]  # road, section, lane
 
 
 def load_opendrive(path: Path, *, name: str | None = None, spacing_m: float = 1.0) -> LaneGraph:
-    """Read an ``.xodr`` file into a lane graph (``name`` defaults to the file's stem).
+    """Read an ``.xodr`` file into a lane graph (``name`` defaults to the file's stem), in a child process
+    (:func:`sim.carla.crash_guard.run_guarded`): a map that crashes CARLA's native parser fails with an error.
 
-    :raises ValueError: naming the file when CARLA cannot parse it or it has no driving lanes.
+    :raises ValueError: naming the file when CARLA cannot parse it, crashes on it, or it has no driving lanes.
     """
-    carla = import_carla()
     path = Path(path)
+    return run_guarded(f"the carla parser crashed on {path}", _read_opendrive, path, name=name, spacing_m=spacing_m)
+
+
+def _read_opendrive(path: Path, *, name: str | None, spacing_m: float) -> LaneGraph:
+    """:func:`load_opendrive` in this process."""
+    carla = import_carla()
     name = name or path.stem
     try:
         carla_map = carla.Map(name, path.read_text())
@@ -47,25 +56,21 @@ def load_opendrive(path: Path, *, name: str | None = None, spacing_m: float = 1.
     if not topology:
         raise ValueError(f"{path}: no driving lanes in the OpenDRIVE map")
 
-    # every driving lane (one road section's lane) from its start, following CARLA's own `next` at lane ends
-    starts: dict[_Key, Any] = {}
-    points: dict[_Key, list[Any]] = {}
-    following: dict[_Key, set[_Key]] = {}
-    queue = deque(waypoint for pair in topology for waypoint in pair)
+    # every driving lane (one road section's lane) from its start, following CARLA's own `next` at lane ends; the
+    # topology leaves out lanes that neither start nor end one of its pairs, the sampled waypoints list every lane
+    starts: dict[LaneKey, Any] = {}
+    points: dict[LaneKey, list[Any]] = {}
+    following: dict[LaneKey, set[LaneKey]] = {}
+    queue = deque([*(waypoint for pair in topology for waypoint in pair), *carla_map.generate_waypoints(spacing_m)])
     while queue:
         waypoint = queue.popleft()
-        key = _key(waypoint)
+        key = lane_key(waypoint)
         if key in starts:
             continue
-        back = waypoint.previous_until_lane_start(spacing_m)
-        start = back[-1] if back and _key(back[-1]) == key else waypoint
-        starts[key] = start
-        walk = [start, *start.next_until_lane_end(spacing_m)]
-        # `next_until_lane_end` runs on across lane sections where the lane continues under another id
-        changes = [i for i, w in enumerate(walk) if _key(w) != key]
-        points[key] = walk[:changes[0]] if changes else walk
-        ahead = [walk[changes[0]]] if changes else _next_lanes(walk[-1], key, spacing_m)
-        following[key] = {_key(w) for w in ahead}
+        starts[key] = lane_start(waypoint, spacing_m)
+        points[key] = lane_walk(starts[key], spacing_m)
+        ahead = following_lanes(points[key][-1])
+        following[key] = {lane_key(w) for w in ahead}
         queue.extend(ahead)
     keys = sorted(starts)
     index = {key: i for i, key in enumerate(keys)}
@@ -74,10 +79,13 @@ def load_opendrive(path: Path, *, name: str | None = None, spacing_m: float = 1.
     centerlines, widths = [], []
     for key in keys:
         waypoints = points[key]
-        # end each lane where its successors start (the last sample may lie up to one spacing short of it)
+        # end each lane where its successors start: that point replaces the walk's end (within millimetres of it)
         ends = [starts[other] for other in following[key]]
-        tail = [ends[0]] if ends and all(_gap(ends[0], w) < 0.1 for w in ends) else []
-        xy = from_carla_xy(np.array([[w.transform.location.x, w.transform.location.y] for w in waypoints + tail]))
+        if ends and all(_gap(ends[0], w) < 0.1 for w in ends):
+            line = [*waypoints[:max(len(waypoints) - 1, 1)], ends[0]]
+        else:
+            line = waypoints
+        xy = from_carla_xy(np.array([[w.transform.location.x, w.transform.location.y] for w in line]))
         keep = np.concatenate([[True], np.linalg.norm(np.diff(xy, axis=0), axis=1) > 1e-3])
         xy = xy[keep]
         if len(xy) < 2:  # a lane shorter than the spacing: extend along its heading
@@ -125,37 +133,17 @@ def load_opendrive(path: Path, *, name: str | None = None, spacing_m: float = 1.
     )
 
 
-def _next_lanes(end: Any, key: _Key, spacing_m: float) -> list[Any]:
-    """Waypoints on the lanes that follow the lane ``key``, from (near) its ``end``.
-
-    Small steps, so that a lane shorter than the sampling spacing is not stepped over.
-    """
-    step = 0.1
-    found, frontier = [], [end]
-    for _ in range(int(spacing_m / step) + 5):  # the last sampled waypoint may lie short of the lane's end
-        ahead = [w for point in frontier for w in point.next(step)]
-        found += [w for w in ahead if _key(w) != key]
-        frontier = [w for w in ahead if _key(w) == key][:1]
-        if not frontier:
-            break
-    return found
-
-
 def _gap(a: Any, b: Any) -> float:
     return float(a.transform.location.distance(b.transform.location))
 
 
-def _key(waypoint: Any) -> _Key:
-    return int(waypoint.road_id), int(waypoint.section_id), int(waypoint.lane_id)
-
-
-def _neighbor(waypoint: Any, index: dict[_Key, int]) -> int | None:
+def _neighbor(waypoint: Any, index: dict[LaneKey, int]) -> int | None:
     if waypoint is None:
         return None
-    return index.get(_key(waypoint))
+    return index.get(lane_key(waypoint))
 
 
-def _speed_limits(carla_map: Any, keys: list[_Key], successors: list[set[int]]) -> list[float]:
+def _speed_limits(carla_map: Any, keys: list[LaneKey], successors: list[set[int]]) -> list[float]:
     """Per lane: the speed sign on its road, else the nearest upstream lane's limit, else 30 km/h."""
     by_road: dict[int, float] = {}
     for landmark in carla_map.get_all_landmarks_of_type(SPEED):
@@ -171,7 +159,7 @@ def _speed_limits(carla_map: Any, keys: list[_Key], successors: list[set[int]]) 
     return [DEFAULT_SPEED_LIMIT_MPS if value is None else value for value in speed]
 
 
-def _controls(carla_map: Any, keys: list[_Key], index: dict[_Key, int], starts: dict[_Key, Any],
+def _controls(carla_map: Any, keys: list[LaneKey], index: dict[LaneKey, int], starts: dict[LaneKey, Any],
               successors: list[set[int]]) -> tuple[dict[int, str], set[int]]:
     """Lanes whose end a traffic light controls (lane -> light landmark id), and lanes ending at a stop sign."""
     predecessors: list[list[int]] = [[] for _ in keys]
@@ -190,7 +178,7 @@ def _controls(carla_map: Any, keys: list[_Key], index: dict[_Key, int], starts: 
     return light_of, stop_at
 
 
-def _controlled_lanes(carla_map: Any, landmark: Any, index: dict[_Key, int], starts: dict[_Key, Any],
+def _controlled_lanes(carla_map: Any, landmark: Any, index: dict[LaneKey, int], starts: dict[LaneKey, Any],
                       predecessors: list[list[int]]) -> list[int]:
     lanes = []
     for low, high in landmark.get_lane_validities():
@@ -198,10 +186,10 @@ def _controlled_lanes(carla_map: Any, landmark: Any, index: dict[_Key, int], sta
             if lane_id == 0:
                 continue
             waypoint = carla_map.get_waypoint_xodr(int(landmark.road_id), lane_id, float(landmark.s))
-            if waypoint is None or _key(waypoint) not in index:
+            if waypoint is None or lane_key(waypoint) not in index:
                 continue
-            lane = index[_key(waypoint)]
-            lanes += predecessors[lane] if starts[_key(waypoint)].is_junction else [lane]
+            lane = index[lane_key(waypoint)]
+            lanes += predecessors[lane] if starts[lane_key(waypoint)].is_junction else [lane]
     return lanes
 
 
