@@ -139,3 +139,40 @@ def test_a_route_file_stages_the_road_events_with_its_parameters(tmp_path: Path)
     assert door == ev.VehicleOpensDoorTwoWays(trigger_s_m=20.0, name="VehicleOpensDoorTwoWays_1", distance_m=40.0)
     assert bicycles == ev.HazardAtSideLane(trigger_s_m=30.0, name="HazardAtSideLaneTwoWays_1", distance_m=50.0,
                                            bicycle_drive_distance_m=80.0, bicycle_speed_kmh=8.0)
+
+
+def _near_junction_scenarios(where: str) -> list[Scenario]:
+    """``ROUTES`` routes from fixed seeds with a pedestrian crossing at the first trigger where it stages with its
+    crossing point ``where`` a junction: ``before`` (within 8 m of its entry), ``inside`` or ``after`` (within 8 m
+    of its exit)."""
+    world = make_world(MAP, 1, CONFIG)
+    found = []
+    for seed in range(300):
+        base = sample_scenario(seed, map_name=MAP, traffic_vehicles=0)
+        for trigger in np.arange(base.start_s_m + 30.0, base.end_s_m - 30.0, 3.0):
+            event = ev.PedestrianCrossing(trigger_s_m=float(trigger))
+            scenario = base.model_copy(update={"events": (event,)})
+            try:
+                world.reset([scenario])
+            except ValueError:
+                continue
+            at = event.trigger_s_m + event.distance_m
+            route = world.scene.route
+            for k in range(int(route.piece_n[0])):
+                if not world.map.lanes[int(route.piece_lane[0, k])].is_junction:
+                    continue
+                start = float(route.piece_offset_m[0, k])
+                end = start + float(route.piece_end_m[0, k] - route.piece_start_m[0, k])
+                if {"before": 0.0 < start - at < 8.0, "inside": start < at < end, "after": 0.0 < at - end < 8.0}[where]:
+                    found.append(scenario)
+                    break
+            if found and found[-1] is scenario:
+                break
+        if len(found) == ROUTES:
+            return found
+    raise AssertionError(f"too few routes stage a crossing {where} a junction")
+
+
+@pytest.mark.parametrize("where", ["before", "inside", "after"])
+def test_a_pedestrian_crossing_by_a_junction_is_hit_by_the_naive_driver_and_not_by_the_expert(where: str) -> None:
+    _pair(_near_junction_scenarios(where), Infraction.COLLISION_PEDESTRIAN, f"PedestrianCrossing {where} a junction")

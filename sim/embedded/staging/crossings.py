@@ -11,7 +11,6 @@ from sim.embedded.staging.route_geometry import (
     BLOCKER_CLEARANCE_M,
     CURB_M,
     EXIT_CROSSING_M,
-    JUNCTION_CLEARANCE_M,
     REVEAL_M,
     RouteGeometry,
     Slots,
@@ -30,17 +29,14 @@ from sim.scenarios.events import (
 
 def crossing(placement: Placement, event: Any, geometry: RouteGeometry, slots: Slots, *, meet_s_m: float,
               side: str, speed_mps: float, start_m: float, trigger_s_m: float | None = None,
-              mid_block: bool = True, past_m: float = 0.0) -> int:
-    """A pedestrian ``start_m`` to the ``side`` of the route at ``meet_s_m`` who crosses the whole road, timed to be
-    on the route there (``past_m`` beyond it) when the ego is; returns its slot."""
+              past_m: float = 0.0) -> int:
+    """A pedestrian ``start_m`` to the ``side`` of the route at ``meet_s_m`` (mid-block or by a junction, in it
+    too) who crosses the whole road, timed to be on the route there (``past_m`` beyond it) when the ego is; returns
+    its slot."""
     route = geometry.route
     if not route.offsets[0] <= meet_s_m <= geometry.s[-1]:
         raise ValueError(f"{event_name(event)}: the crossing point {meet_s_m:.1f} m is off the route "
                          f"(0..{geometry.s[-1]:.1f} m)")
-    clearance = JUNCTION_CLEARANCE_M
-    if mid_block and not geometry.clear_of_junctions(meet_s_m - clearance, meet_s_m + clearance):
-        raise ValueError(f"{event_name(event)}: the crossing point {meet_s_m:.1f} m lies within "
-                         f"{JUNCTION_CLEARANCE_M:.0f} m of a junction")
     xy, heading = geometry.pose(meet_s_m)
     toward = side_normal(heading, side)
     start = xy + start_m * toward
@@ -104,8 +100,7 @@ def _stage_turning_route_pedestrian(placement: Placement, event: VehicleTurningR
     turn = turn_of(geometry.lanes[geometry.route.pieces[entry].lane].centerline)
     side = "left" if turn > 0 else "right"  # the pedestrian comes from the side the ego turns to
     crossing(placement, event, geometry, slots, meet_s_m=meet, side=side, speed_mps=event.speed_mps,
-              start_m=0.5 * geometry.lane_width(meet) + CURB_M, trigger_s_m=max(event.trigger_s_m, meet - REVEAL_M),
-              mid_block=False)
+              start_m=0.5 * geometry.lane_width(meet) + CURB_M, trigger_s_m=max(event.trigger_s_m, meet - REVEAL_M))
 
 
 #: The stager of each event type this module stages.

@@ -139,7 +139,7 @@ def _stage_turning_bicycle(placement: Placement, event: VehicleTurningRoute, geo
     meet = geometry.route.offsets[entry + 1] + event.distance_m
     slot = crossing(placement, event, geometry, slots, meet_s_m=meet, side="right", speed_mps=event.speed_mps,
                     start_m=0.5 * geometry.lane_width(meet) + CURB_M,
-                    trigger_s_m=max(event.trigger_s_m, meet - REVEAL_M), mid_block=False)
+                    trigger_s_m=max(event.trigger_s_m, meet - REVEAL_M))
     actor = placement.config.max_vehicles + slot
     placement.scene.actors.length_m[placement.env, actor] = BICYCLE_LENGTH_M
     placement.scene.actors.width_m[placement.env, actor] = BICYCLE_WIDTH_M

@@ -21,8 +21,6 @@ CURB_M = 2.0
 #: An actor timed to meet the ego at a junction sets off no earlier than this far before the meeting point (the
 #: trigger may lie further back), so that the ego's speed at the trigger still predicts its arrival.
 REVEAL_M = 35.0
-#: A mid-block crossing (and the car parked before it) keeps this far from junctions.
-JUNCTION_CLEARANCE_M = 8.0
 #: A car parked at the curb keeps this far from junctions.
 BLOCKER_CLEARANCE_M = 15.0
 #: How far past the junction's exit a pedestrian crosses the lane the ego turns into.
