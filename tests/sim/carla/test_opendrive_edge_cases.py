@@ -1,8 +1,9 @@
 """OpenDRIVE lanes that crash CARLA's own lane walks, and the child process every OpenDRIVE import runs in.
 
 The map here is written as text: a road whose second lane section adds a lane with width 0 at its start (no
-predecessor), roads at the map's edge (lanes with no predecessor, dead ends), a junction where two connectors merge
-onto one lane (they overlap), and a road that links to nothing (CARLA's topology leaves its lane out).
+predecessor), a road whose lane narrows to width 0 and ends mid-road (no successor), roads at the map's edge (lanes
+with no predecessor, dead ends), a junction where two connectors merge onto one lane (they overlap), and a road that
+links to nothing (CARLA's topology leaves its lane out).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sim.carla.opendrive import load_opendrive  # noqa: E402
 W = ((0.0, 3.5, 0.0, 0.0, 0.0),)  # width records: sOffset, a, b, c, d (metres)
 # width 0 at the section's start, 3.5 m from 20 m on (a cubic with zero slope at both ends)
 GROWING = ((0.0, 0.0, 0.0, 3 * 3.5 / 20**2, -2 * 3.5 / 20**3), (20.0, 3.5, 0.0, 0.0, 0.0))
+SHRINKING = ((0.0, 3.5, 0.0, -3 * 3.5 / 50**2, 2 * 3.5 / 50**3),)  # 3.5 m to 0 over 50 m
 
 
 def _lane(lane_id: int, widths: tuple[tuple[float, ...], ...], *, before: int | None = None,
@@ -57,15 +59,17 @@ def _connector(road_id: int, x: float, y: float, hdg: float, length: float, befo
 def edge_case_map() -> str:
     """Road 1 (x 0..100 along +x): lanes 1 and -1; from s = 50 lane -2 appears with width 0. Junction 100 joins
     its end to road 2 (x 120..220): road 10 takes lane -1 and road 11 lane -2, both onto road 2's lane -1; road 12
-    takes road 2's lane 1 back onto road 1's lane 1. Road 1 has no predecessor and road 2 no successor. Road 3
-    (y -30) links to nothing."""
+    takes road 2's lane 1 back onto road 1's lane 1. Road 2's lane -2 narrows to 0 and ends at s = 50, where its
+    second section starts. Road 1 has no predecessor and road 2 no successor. Road 3 (y -30) links to nothing."""
     roads = (
         _road(1, 0, 0, 0, 100, (
             _section(0, (_lane(1, W, after=1),), (_lane(-1, W, after=-1),)),
             _section(50, (_lane(1, W, before=1),), (_lane(-1, W, before=-1), _lane(-2, GROWING))),
         ), link='<successor elementType="junction" elementId="100"/>'),
-        _road(2, 120, 0, 0, 100, (_section(0, (_lane(1, W),), (_lane(-1, W),)),),
-              link='<predecessor elementType="junction" elementId="100"/>'),
+        _road(2, 120, 0, 0, 100, (
+            _section(0, (_lane(1, W, after=1),), (_lane(-1, W, after=-1), _lane(-2, SHRINKING))),
+            _section(50, (_lane(1, W, before=1),), (_lane(-1, W, before=-1),)),
+        ), link='<predecessor elementType="junction" elementId="100"/>'),
         _road(3, 0, -30, 0, 30, (_section(0, right=(_lane(-1, W),)),)),
         _connector(10, 100, 0, 0, 20, -1, -1, from_road=1, from_end="end", to_road=2, to_end="start"),
         _connector(11, 100, -3.5, math.atan2(3.5, 20), math.hypot(20, 3.5), -2, -1,
@@ -93,7 +97,10 @@ EXPECTED_SUCCESSORS = {
     _id(1, 0, 1): set(),  # road 1 has no predecessor: its lane 1 ends there
     _id(10, 0, -1): {_id(2, 0, -1)},
     _id(11, 0, -1): {_id(2, 0, -1)},
-    _id(2, 0, -1): set(),  # road 2 has no successor
+    _id(2, 0, -1): {_id(2, 1, -1)},
+    _id(2, 1, -1): set(),  # road 2 has no successor
+    _id(2, 0, -2): set(),  # ends mid-road
+    _id(2, 1, 1): {_id(2, 0, 1)},
     _id(2, 0, 1): {_id(12, 0, -1)},
     _id(12, 0, -1): {_id(1, 1, 1)},
     _id(3, 0, -1): set(),
@@ -107,11 +114,11 @@ def edge_map_file(tmp_path: Path) -> Path:
     return path
 
 
-def walk_back_from_lane_starts(path: Path) -> int:
-    """CARLA's own walk back to the lane start (``previous_until_lane_start``) from every lane start of the
-    topology; returns how many it walked (it does not return on this map: it dies)."""
+def walk_with_carla(path: Path, walk: str) -> int:
+    """CARLA's own walk to a lane's start or end (``previous_until_lane_start``, ``next_until_lane_end``) from
+    waypoints every 5 m of every lane; returns how many waypoints it walked (on this map it dies instead)."""
     carla_map = carla.Map("edge", path.read_text())
-    return sum(len(start.previous_until_lane_start(1.0)) for start, _ in carla_map.get_topology())
+    return sum(len(getattr(waypoint, walk)(1.0)) for waypoint in carla_map.generate_waypoints(5.0))
 
 
 def die_by_segfault() -> None:
@@ -122,10 +129,12 @@ def raise_key_error() -> None:
     raise KeyError("no such lane")
 
 
-def test_carlas_walk_back_dies_on_this_map(edge_map_file: Path) -> None:
-    """The map reaches the case that kills CARLA (a lane whose road has no predecessor), caught by the guard."""
-    with pytest.raises(ChildCrashed, match=r"^walking back crashed on .*edge\.xodr \(signal 11, SIGSEGV\)$"):
-        run_guarded(f"walking back crashed on {edge_map_file}", walk_back_from_lane_starts, edge_map_file)
+@pytest.mark.parametrize("walk", ["previous_until_lane_start", "next_until_lane_end"])
+def test_carlas_own_lane_walks_die_on_this_map(edge_map_file: Path, walk: str) -> None:
+    """The map reaches the cases that kill CARLA (walking back to a road without predecessor, on to the end of a lane
+    that ends mid-road), caught by the guard."""
+    with pytest.raises(ChildCrashed, match=rf"^{walk} crashed on .*edge\.xodr \(signal 11, SIGSEGV\)$"):
+        run_guarded(f"{walk} crashed on {edge_map_file}", walk_with_carla, edge_map_file, walk)
 
 
 def test_every_lane_imports_with_the_successors_the_file_gives(edge_map_file: Path) -> None:
@@ -135,8 +144,10 @@ def test_every_lane_imports_with_the_successors_the_file_gives(edge_map_file: Pa
         EXPECTED_SUCCESSORS)
     lengths_m = {source: lane.length_m for source, lane in by_id.items()}
     assert lengths_m[_id(1, 0, 1)] == pytest.approx(50.0, abs=0.01)  # the dead ends run to the road's end
-    assert lengths_m[_id(2, 0, -1)] == pytest.approx(100.0, abs=0.01)
-    assert lengths_m[_id(2, 0, 1)] == pytest.approx(100.0, abs=0.01)  # from its start, which nothing leads into
+    assert lengths_m[_id(2, 1, -1)] == pytest.approx(50.0, abs=0.01)
+    assert lengths_m[_id(2, 1, 1)] == pytest.approx(50.0, abs=0.01)  # from its start, which nothing leads into
+    assert lengths_m[_id(2, 0, -2)] == pytest.approx(50.0, abs=0.1)  # to where it ends, mid-road, width 0
+    np.testing.assert_allclose(by_id[_id(2, 0, -2)].centerline[-1], [170.0, -3.5], atol=0.01)
     assert lengths_m[_id(3, 0, -1)] == pytest.approx(30.0, abs=0.01)
     assert lengths_m[_id(10, 0, -1)] == pytest.approx(20.0, abs=0.01)
     assert lengths_m[_id(11, 0, -1)] == pytest.approx(20.0, abs=0.1)
