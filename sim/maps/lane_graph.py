@@ -324,32 +324,65 @@ class LaneGraph:
             s0.append(cumulative_length(points)[:-1])
         return np.concatenate(starts), np.concatenate(ends), np.concatenate(lane_of), np.concatenate(s0)
 
+    def _project(self, point: FloatArray, yaw_rad: float | None,
+                 max_heading_error_rad: float) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """One point ``(2,)`` projected onto every centreline segment: squared distance (infinite for segments more
+        than ``max_heading_error_rad`` off ``yaw_rad``), arc length of the foot along its lane, signed lateral
+        offset (left +), the segment's heading."""
+        starts, _, _, s0 = self._segments
+        seg, seg_len2, seg_length, heading_rad = self._segment_shapes
+        rel = point - starts
+        t = np.clip(np.einsum("ij,ij->i", rel, seg) / seg_len2, 0.0, 1.0)
+        off = rel - seg * t[:, None]
+        dist2 = np.einsum("ij,ij->i", off, off)
+        if yaw_rad is not None:
+            wrong_way = np.abs(wrap_angle(heading_rad - yaw_rad)) > max_heading_error_rad
+            dist2[wrong_way] = np.inf
+        cross = seg[:, 0] * rel[:, 1] - seg[:, 1] * rel[:, 0]
+        return dist2, s0 + t * seg_length, np.sqrt(dist2) * np.sign(cross), heading_rad
+
+    @functools.cached_property
+    def _segment_shapes(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Each centreline segment's vector, squared length (at least 1e-12), length and heading."""
+        starts, ends, _, _ = self._segments
+        seg = ends - starts
+        seg_len2 = np.maximum(np.sum(seg * seg, axis=-1), 1e-12)
+        return seg, seg_len2, np.sqrt(seg_len2), np.arctan2(seg[:, 1], seg[:, 0])
+
     def locate(self, xy: FloatArray, yaw_rad: FloatArray | None = None, *,
                max_heading_error_rad: float = np.pi / 2) -> LanePosition:
         """The lane each point ``(Q, 2)`` lies on: the nearest centreline, among lanes whose direction is within
         ``max_heading_error_rad`` of ``yaw_rad`` when headings are given."""
-        starts, ends, lane_of, s0 = self._segments
+        lane_of = self._segments[2]
         xy = np.atleast_2d(np.asarray(xy, dtype=np.float64))
         best_lane = np.zeros(len(xy), dtype=np.intp)
         best_s, best_lateral = np.zeros(len(xy)), np.zeros(len(xy))
-        seg = ends - starts
-        seg_len2 = np.maximum(np.sum(seg * seg, axis=-1), 1e-12)
-        seg_heading = np.arctan2(seg[:, 1], seg[:, 0])
         for q, point in enumerate(xy):  # a loop over queries: each is a vectorized pass over all segments
-            rel = point - starts
-            t = np.clip(np.sum(rel * seg, axis=-1) / seg_len2, 0.0, 1.0)
-            dist2 = np.sum((rel - seg * t[:, None]) ** 2, axis=-1)
-            if yaw_rad is not None:
-                wrong_way = np.abs(wrap_angle(seg_heading - np.atleast_1d(yaw_rad)[q])) > max_heading_error_rad
-                dist2 = np.where(wrong_way, np.inf, dist2)
+            yaw = None if yaw_rad is None else float(np.atleast_1d(yaw_rad)[q])
+            dist2, s_m, lateral_m, _ = self._project(point, yaw, max_heading_error_rad)
             k = int(np.argmin(dist2))
-            best_lane[q] = lane_of[k]
-            best_s[q] = s0[k] + t[k] * np.sqrt(seg_len2[k])
-            cross = seg[k, 0] * rel[k, 1] - seg[k, 1] * rel[k, 0]
-            best_lateral[q] = np.sqrt(dist2[k]) * np.sign(cross)
+            best_lane[q], best_s[q], best_lateral[q] = lane_of[k], s_m[k], lateral_m[k]
         return LanePosition(best_lane, best_s, best_lateral)
 
+    def lanes_near(self, point: FloatArray, yaw_rad: float | None = None, *, within_m: float,
+                   max_heading_error_rad: float = np.pi / 2) -> tuple[LanePosition, FloatArray]:
+        """Every lane whose centreline passes within ``within_m`` of ``point`` ``(2,)`` (among lanes whose
+        direction there is within ``max_heading_error_rad`` of ``yaw_rad`` when it is given), at its nearest point,
+        nearest lane first, each lane once; and each lane's heading there."""
+        dist2, s_m, lateral_m, heading_rad = self._project(np.asarray(point, dtype=np.float64), yaw_rad,
+                                                           max_heading_error_rad)
+        lane_of = self._segments[2]
+        near = np.flatnonzero(dist2 <= within_m**2)
+        near = near[np.argsort(dist2[near], kind="stable")]
+        _, first = np.unique(lane_of[near], return_index=True)
+        near = near[np.sort(first)]
+        return LanePosition(lane_of[near], s_m[near], lateral_m[near]), heading_rad[near]
+
     # ------------------------------------------------------------------ routing
+    @functools.cached_property
+    def _lengths_m(self) -> tuple[float, ...]:
+        return tuple(lane.length_m for lane in self.lanes)
+
     def shortest_path(self, start_lane: int, goal_lane: int, *, start_s_m: float = 0.0,
                       goal_s_m: float | None = None, lane_changes: bool = True) -> list[int]:
         """Shortest lane sequence from ``start_s_m`` on ``start_lane`` to ``goal_s_m`` on ``goal_lane`` (Dijkstra
@@ -359,37 +392,57 @@ class LaneGraph:
         When both are the same lane and the goal lies ahead of the start, the path is that lane alone.
         :raises ValueError: if the goal cannot be reached.
         """
-        if start_lane == goal_lane and (goal_s_m is None or goal_s_m >= start_s_m):
-            return [start_lane]
-        lengths = [lane.length_m for lane in self.lanes]
-        arrive = lengths[goal_lane] if goal_s_m is None else goal_s_m
-        goal = -1  # a node for "entered the goal lane"
-        best = {start_lane: lengths[start_lane] - start_s_m}  # distance driven to the end of each lane
+        goal = (goal_lane, self.lanes[goal_lane].length_m if goal_s_m is None else goal_s_m)
+        (found,) = self.shortest_paths(start_lane, [goal], start_s_m=start_s_m, lane_changes=lane_changes)
+        if found is None:
+            raise ValueError(f"map {self.name!r}: lane {goal_lane} cannot be reached from lane {start_lane}")
+        return found[1]
+
+    def shortest_paths(self, start_lane: int, goals: Sequence[tuple[int, float]], *, start_s_m: float = 0.0,
+                       lane_changes: bool = True) -> list[tuple[float, list[int]] | None]:
+        """:meth:`shortest_path` from ``start_s_m`` on ``start_lane`` to each goal ``(lane, s_m)`` in one search:
+        per goal, the distance driven (lane changes at ``LANE_CHANGE_COST_M``) and the lane sequence, or ``None``
+        where it cannot be reached."""
+        lengths = self._lengths_m
+        found: list[tuple[float, list[int]] | None] = [None] * len(goals)
+        goals_on: dict[int, list[int]] = {}  # lane -> goals on it still to search for
+        for k, (lane, s_m) in enumerate(goals):
+            if lane == start_lane and s_m >= start_s_m:
+                found[k] = (s_m - start_s_m, [start_lane])
+            else:
+                goals_on.setdefault(lane, []).append(k)
+        left = sum(len(ks) for ks in goals_on.values())
+        # nodes: a lane id (cost at its end) or -1 - k (goal k reached); the start lane never gets a parent:
+        # re-entering it costs more
+        best = {start_lane: lengths[start_lane] - start_s_m}
         parent: dict[int, int] = {}
         queue = [(best[start_lane], start_lane)]
-        while queue:
-            cost, lane = heapq.heappop(queue)
-            if lane == goal:
-                path = [goal_lane]
-                node = parent[goal]
-                while node != start_lane:  # the start lane never gets a parent: re-entering it costs more
-                    path.append(node)
-                    node = parent[node]
-                path.append(start_lane)
-                return path[::-1]
-            if cost > best.get(lane, np.inf):
+        while queue and left:
+            cost, node = heapq.heappop(queue)
+            if cost > best.get(node, np.inf):
                 continue
-            # (next lane, cost at its end, cost on arriving at the goal if it is the goal lane)
-            moves = [(succ, cost + lengths[succ], cost + arrive) for succ in self.lanes[lane].successors]
+            if node < 0:
+                path = [goals[-1 - node][0]]
+                lane = parent[node]
+                while lane != start_lane:
+                    path.append(lane)
+                    lane = parent[lane]
+                path.append(start_lane)
+                found[-1 - node] = (cost, path[::-1])
+                left -= 1
+                continue
+            # (next lane, cost at its end, cost at its start: arriving at ``s_m`` on it costs that plus ``s_m``)
+            moves = [(succ, cost + lengths[succ], cost) for succ in self.lanes[node].successors]
             if lane_changes:  # a same-direction neighbour runs parallel and ends where this lane ends
-                moves += [(other, cost + LANE_CHANGE_COST_M, cost + LANE_CHANGE_COST_M - (lengths[other] - arrive))
-                          for other in self.lane_changes(lane)]
-            for succ, end_cost, arrival_cost in moves:
-                node, new_cost = (goal, arrival_cost) if succ == goal_lane else (succ, end_cost)
-                if new_cost < best.get(node, np.inf):
-                    best[node], parent[node] = new_cost, lane
-                    heapq.heappush(queue, (new_cost, node))
-        raise ValueError(f"map {self.name!r}: lane {goal_lane} cannot be reached from lane {start_lane}")
+                moves += [(other, cost + LANE_CHANGE_COST_M, cost + LANE_CHANGE_COST_M - lengths[other])
+                          for other in self.lane_changes(node)]
+            for succ, end_cost, start_cost in moves:
+                arrivals = [(-1 - k, start_cost + goals[k][1]) for k in goals_on.get(succ, ())]
+                for target, new_cost in [(succ, end_cost), *arrivals]:
+                    if new_cost < best.get(target, np.inf):
+                        best[target], parent[target] = new_cost, node
+                        heapq.heappush(queue, (new_cost, target))
+        return found
 
 
 def _plain(value: Any) -> Any:

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from sim.geometry import FloatArray, cumulative_length
 from sim.maps.frames import from_carla_xy, from_carla_yaw
-from sim.maps.lane_graph import LaneGraph, LanePath, LanePiece
+from sim.maps.lane_graph import LaneGraph, LanePath, LanePiece, LanePosition
 from sim.scenarios.events import EVENT_TYPES, ScenarioEvent, describe
 
 
@@ -94,14 +94,25 @@ def densify(graph: LaneGraph, route: RouteSpec) -> LanePath:
 
 #: A waypoint farther than this from every lane's centreline (among lanes in its direction) is off the map.
 OFF_MAP_M = 5.0
+#: What placing a waypoint on a lane whose centreline passes beside it costs, in metres of driving per metre to
+#: the side, and on a lane running against its heading, in metres (half that for a lane across it): they decide
+#: between the lanes a waypoint lies on where these lead on equally well.
+LATERAL_COST = 5.0
+HEADING_COST_M = 20.0
 
 
 def densify_waypoints(graph: LaneGraph, waypoints: FloatArray, headings_rad: FloatArray | None = None, *,
                       where: str = "waypoints") -> LanePath:
     """Join waypoints ``(N, 2)`` (map frame, metres) by shortest lane paths on ``graph`` (lane changes allowed).
 
-    Each waypoint goes on the nearest lane whose direction is within 90 degrees of its heading: ``headings_rad``
-    ``(N,)`` where given, else the direction to the next waypoint.
+    Each waypoint goes on the nearest lane whose direction is within 90 degrees of its heading (``headings_rad``
+    ``(N,)`` where given, else the direction to the next waypoint) or on another lane it lies on (within half the
+    lane's width of its centreline). Which one is chosen with the whole route in mind, as CARLA's route planner
+    does: the lanes of the shortest path through all the waypoints, each metre from a waypoint to its lane's
+    centreline costing ``LATERAL_COST`` metres and a lane against its heading ``HEADING_COST_M`` (a Viterbi
+    choice). Where junction connectors overlap, a waypoint goes on the one the route comes from the previous
+    waypoint and goes on to the next by, not on the nearest; where roads cross without meeting (an overpass), on
+    the one the route drives even when the file's heading names the other.
 
     :raises ValueError: starting with ``where``, naming the waypoint by its index when it lies more than
         ``OFF_MAP_M`` from such a lane or cannot be reached from the waypoint before it.
@@ -111,26 +122,61 @@ def densify_waypoints(graph: LaneGraph, waypoints: FloatArray, headings_rad: Flo
         chords = np.diff(points, axis=0)
         headings_rad = np.arctan2(chords[:, 1], chords[:, 0])
         headings_rad = np.concatenate([headings_rad, headings_rad[-1:]])
-    located = graph.locate(points, headings_rad)
-    off_map = np.flatnonzero(np.abs(located.lateral_m) > OFF_MAP_M)
-    if len(off_map):
-        i = int(off_map[0])
-        raise ValueError(f"{where}: waypoint {i} at ({points[i, 0]:.1f}, {points[i, 1]:.1f}) is off map "
-                         f"{graph.name!r}: {abs(located.lateral_m[i]):.1f} m from the nearest lane in its "
-                         f"direction (at most {OFF_MAP_M} m)")
-    pieces = [LanePiece(int(located.lane[0]), float(located.s_m[0]), float(located.s_m[0]))]
+    candidates, placing = zip(*(_lanes_under(graph, points, headings_rad, i, where) for i in range(len(points))),
+                              strict=True)
+    # cost: the cheapest path to each candidate of the waypoint; links: for each waypoint after the first, the
+    # candidate before that cheapest path comes from and the lanes from there to each candidate
+    cost = placing[0]
+    links: list[list[tuple[int, list[int]]]] = []
+    for i in range(1, len(points)):
+        before, here = candidates[i - 1], candidates[i]
+        goals = [(int(lane), float(s_m)) for lane, s_m in zip(here.lane, here.s_m, strict=True)]
+        reached = np.full(len(goals), np.inf)
+        link: list[tuple[int, list[int]]] = [(-1, [])] * len(goals)
+        for j in np.flatnonzero(np.isfinite(cost)):
+            paths = graph.shortest_paths(int(before.lane[j]), goals, start_s_m=float(before.s_m[j]))
+            for k, found in enumerate(paths):
+                if found is not None and cost[j] + found[0] < reached[k]:
+                    reached[k], link[k] = cost[j] + found[0], (int(j), found[1])
+        if not np.isfinite(reached).any():
+            raise ValueError(f"{where}: waypoint {i} cannot be reached from waypoint {i - 1} on map "
+                             f"{graph.name!r}")
+        cost = reached + placing[i]
+        links.append(link)
+    chosen = [int(np.argmin(cost))]
+    for link in reversed(links):
+        chosen.append(link[chosen[-1]][0])
+    chosen.reverse()
+    first = candidates[0]
+    pieces = [LanePiece(int(first.lane[chosen[0]]), float(first.s_m[chosen[0]]), float(first.s_m[chosen[0]]))]
     for i in range(1, len(points)):
         last = pieces[-1]
-        try:
-            lanes = graph.shortest_path(last.lane, int(located.lane[i]), start_s_m=last.end_s_m,
-                                        goal_s_m=float(located.s_m[i]))
-        except ValueError as error:
-            raise ValueError(f"{where}: waypoint {i} cannot be reached from waypoint {i - 1} on map "
-                             f"{graph.name!r}") from error
-        leg = graph.leg(lanes, last.end_s_m, float(located.s_m[i]))
+        lanes = links[i - 1][chosen[i]][1]
+        leg = graph.leg(lanes, last.end_s_m, float(candidates[i].s_m[chosen[i]]))
         pieces[-1] = LanePiece(last.lane, last.start_s_m, leg[0].end_s_m)  # the leg starts where the last ended
         pieces += leg[1:]
     return LanePath(tuple(pieces))
+
+
+def _lanes_under(graph: LaneGraph, points: FloatArray, headings_rad: FloatArray, i: int,
+                 where: str) -> tuple[LanePosition, FloatArray]:
+    """The lanes waypoint ``i`` may go on (:func:`densify_waypoints`), and what placing it on each costs.
+
+    :raises ValueError: when it is off the map.
+    """
+    point, heading_rad = points[i], float(headings_rad[i])
+    ahead, ahead_heading_rad = graph.lanes_near(point, heading_rad, within_m=OFF_MAP_M)
+    if not len(ahead.lane):
+        distance_m = abs(float(graph.locate(points[i : i + 1], headings_rad[i : i + 1]).lateral_m[0]))
+        raise ValueError(f"{where}: waypoint {i} at ({point[0]:.1f}, {point[1]:.1f}) is off map {graph.name!r}: "
+                         f"{distance_m:.1f} m from the nearest lane in its direction (at most {OFF_MAP_M} m)")
+    near, near_heading_rad = graph.lanes_near(point, within_m=OFF_MAP_M)
+    half_width_m = np.array([graph.lanes[lane].width_m / 2 for lane in near.lane])
+    under = (np.abs(near.lateral_m) <= half_width_m) & (near.lane != ahead.lane[0])
+    lanes = LanePosition(*(np.concatenate([a[:1], b[under]]) for a, b in zip(ahead, near, strict=True)))
+    lane_heading_rad = np.concatenate([ahead_heading_rad[:1], near_heading_rad[under]])
+    cost = LATERAL_COST * np.abs(lanes.lateral_m) + HEADING_COST_M * (1 - np.cos(lane_heading_rad - heading_rad)) / 2
+    return lanes, cost
 
 
 def lane_route(graph: LaneGraph, path: LanePath) -> tuple[tuple[int, ...], float, float]:
