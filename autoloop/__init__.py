@@ -1,7 +1,8 @@
 """autoloop: an open data engine for driving policies.
 
-Importing the package switches MLflow's and Prefect's telemetry off and gives Prefect's ephemeral API server
-time to start on small machines, unless the environment already says otherwise.
+Importing the package switches MLflow's and Prefect's telemetry off, gives Prefect's ephemeral API server time to
+start on small machines and sends autoloop's log lines to the Prefect run they belong to, unless the environment
+already says otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ _RUNTIME_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    # autoloop's own log lines reach the Prefect UI: the run logger's handler is attached to these loggers too
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "autoloop",
 }
 for _key, _value in _RUNTIME_DEFAULTS.items():
     os.environ.setdefault(_key, _value)

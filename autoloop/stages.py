@@ -70,6 +70,8 @@ class StageContext:
     paths: Paths
     experiment_id: str
     parent_run_id: str | None = None
+    #: tags every run of the stages carries besides their own (e.g. the Prefect flow run that runs them)
+    run_tags: tuple[tuple[str, str], ...] = ()
 
     @property
     def store(self) -> EpisodeStore:
@@ -94,18 +96,23 @@ class TrainOutcome:
     dataset_digest: str
 
 
-def open_context(config: AutoloopConfig, *, paths: Paths | None = None,
-                 parent_run_id: str | None = None) -> StageContext:
-    """Connect to the tracking store (creating the experiment) and build the stage context."""
+def open_context(config: AutoloopConfig, *, paths: Paths | None = None, parent_run_id: str | None = None,
+                 run_tags: Mapping[str, str] | None = None) -> StageContext:
+    """Connect to the tracking store (creating the experiment) and build the stage context (its runs carry
+    ``run_tags``)."""
     paths = paths or Paths.from_env()
     paths.check_writable()
     experiment_id = tracking.configure(paths, config.registry.experiment)
     cleared = leftovers.clear(paths, experiment_id, config.registry.model_name)
+    revision = git_revision()
+    run_tags = {**({"mlflow.source.git.commit": revision.removesuffix("-dirty")} if revision != "unknown" else {}),
+                **(run_tags or {})}
     if any(dataclasses.astuple(cleared)):
         log.info("cleared what killed runs left: %d temporaries, %d runs marked killed, %d models failed, "
                  "%d checkpoint folders, %d pending verdicts", len(cleared.temporaries), len(cleared.runs),
                  len(cleared.models), len(cleared.checkpoints), len(cleared.versions))
-    return StageContext(config=config, paths=paths, experiment_id=experiment_id, parent_run_id=parent_run_id)
+    return StageContext(config=config, paths=paths, experiment_id=experiment_id, parent_run_id=parent_run_id,
+                        run_tags=tuple(sorted((run_tags or {}).items())))
 
 
 def check_servers(config: AutoloopConfig, paths: Paths) -> None:
@@ -122,9 +129,10 @@ def start_cycle(context: StageContext, *, tags: Mapping[str, str] | None = None)
     returned context nest under it."""
     run_id = tracking.create_run(
         f"cycle-{datetime.now(UTC):%Y%m%d-%H%M%S}", experiment_id=context.experiment_id,
-        tags={"autoloop.stage": "cycle", "autoloop.profile": context.config.profile, **(tags or {})},
+        tags={**dict(context.run_tags), "autoloop.stage": "cycle", "autoloop.profile": context.config.profile,
+              **(tags or {})},
     )
-    return StageContext(context.config, context.paths, context.experiment_id, parent_run_id=run_id)
+    return dataclasses.replace(context, parent_run_id=run_id)
 
 
 def finish_cycle(context: StageContext, *, failed: bool = False) -> None:
@@ -140,8 +148,8 @@ def collect(context: StageContext) -> CollectResult:
     config = context.config
     ledger = Ledger(context.paths.engine)
     first = reserve_seeds(context.paths, config, _collected_seeds(context.store))
-    with tracking.stage_run("collect", experiment_id=context.experiment_id,
-                            parent_run_id=context.parent_run_id) as run_id:
+    with tracking.stage_run("collect", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
+                            tags=dict(context.run_tags)) as run_id:
         tracking.log_params({**_flat(config.collect.model_dump()), "first_seed": first,
                              **_flat(config.engine.model_dump(), "engine."),
                              **{f"sim.{k}": v for k, v in config.sim.model_dump().items()}})
@@ -311,8 +319,8 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
     of SAC fine-tuning, each starting from the driver before it) and log it as an MLflow model, with its per-step
     and per-epoch losses, its per-epoch checkpoint and every dataset snapshot it saw."""
     config = context.config
-    with tracking.stage_run("train", experiment_id=context.experiment_id,
-                            parent_run_id=context.parent_run_id) as run_id:
+    with tracking.stage_run("train", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
+                            tags=dict(context.run_tags)) as run_id:
         tracking.log_params(_flat(config.train.model_dump()))
         tracking.log_dataset(snapshot)
         tracking.set_tags({"autoloop.dataset_digest": snapshot.digest})
@@ -342,7 +350,8 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
 
         def on_step(step: int, losses: dict[str, float]) -> None:
             if step % STEP_METRICS_EVERY == 0:
-                tracking.log_metrics({f"step_{key}_loss": value for key, value in losses.items()}, step=step)
+                tracking.log_metrics({"step_loss" if key == "loss" else f"step_{key}_loss": value
+                                      for key, value in losses.items()}, step=step)
 
         def imitate() -> TrainResult:
             """Imitation, on ``compute.train_processes`` processes under ``torchrun`` when there are several."""
@@ -450,10 +459,14 @@ def evaluate(context: StageContext, model_uri: str) -> EvaluateOutcome:
     driver = resolve_driver(model_uri)
     carla = evaluation_backend(config)
     with tracking.stage_run("evaluate", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
-                            tags={"autoloop.model_uri": model_uri,
+                            tags={**dict(context.run_tags), "autoloop.model_uri": model_uri,
                                   "autoloop.backend": config.evaluate.backend}) as run_id:
         settings = config.evaluate.model_dump(exclude=None if carla else {"carla"})
         tracking.log_params({"model_uri": model_uri, **_flat(settings)})
+        if carla is None:  # (the suite is the held-out scenarios when evaluate.suite is unset)
+            suite = _suite(context)
+            tracking.log_params({"suite": suite.name})
+            tracking.log_suite(suite.name, suite.content_hash, len(suite.scenarios))
         if carla is not None:
             tracking.set_tags(carla.tags())
         result = _evaluate(context, model_uri, driver, run_id, carla=carla)
@@ -510,7 +523,7 @@ def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: Eval
     result = candidate.result
     carla = evaluation_backend(config)  # (the champion drives where the candidate did; checked before the run)
     with tracking.stage_run("promote", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
-                            tags={"autoloop.model_uri": model.model_uri}) as run_id:
+                            tags={**dict(context.run_tags), "autoloop.model_uri": model.model_uri}) as run_id:
         tracking.log_params({**config.gate.model_dump(), "model_uri": model.model_uri})
         tracking.log_model_metrics(result.metrics(), model=model)
         registered = None
@@ -519,7 +532,8 @@ def promote(context: StageContext, model: tracking.LoggedPolicy, candidate: Eval
                 **result.headline(), "dataset_digest": _dataset_digest(model), "suite": result.suite,
                 "suite_hash": result.suite_hash, "git_sha": git_revision(), "evaluation_run_id": candidate.run_id,
                 "promote_run_id": run_id, "verdict": "pending",
-            }, description=f"Evaluation report: {candidate.report_uri}")
+            }, description=f"Evaluation report: the artifact `report/report.html` of the evaluation run "
+               f"[{candidate.run_id}](#/experiments/{context.experiment_id}/runs/{candidate.run_id}).")
         promoted, before, champion, comparison = False, None, None, None
         suite = _suite(context)
         for _ in range(PROMOTION_ATTEMPTS):

@@ -30,7 +30,7 @@ from autoloop.config import Profile
 from autoloop.reports import cycle_markdown
 from flows import parameters
 from flows.retries import RETRYING
-from flows.stages import collect_flow, connect, evaluate_flow, promote_flow, train_flow
+from flows.stages import collect_flow, connect, evaluate_flow, promote_flow, run_name, train_flow
 
 #: The MLflow cycle run's tag that names its Prefect flow run.
 FLOW_RUN_TAG = "prefect.flow_run_id"
@@ -53,7 +53,7 @@ def finish_cycle(context: stages.StageContext, failed: bool) -> None:
     stages.finish_cycle(context, failed=failed)
 
 
-@flow(name="cycle", persist_result=True)
+@flow(name="cycle", persist_result=True, flow_run_name=run_name("cycle", "profile"))
 def cycle_flow(config_file: str | None = None, profile: Profile | None = None, home: str | None = None,
                train_deployment: str | None = TRAIN_DEPLOYMENT) -> stages.CycleSummary:
     """One full cycle: collect, train, evaluate, promote; the stages' MLflow runs nest under one cycle run.

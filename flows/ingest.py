@@ -14,9 +14,10 @@ from prefect.artifacts import create_markdown_artifact
 from autoloop.episodes import EpisodeStore
 from autoloop.fleet import ingest
 from flows import events, parameters
+from flows.stages import run_name
 
 
-@flow(name="ingest")
+@flow(name="ingest", flow_run_name=run_name("ingest", "paths"))
 def ingest_flow(paths: list[str], home: str | None = None) -> dict[str, Any]:
     """Import the Argoverse 2 logs under `paths` (sensor logs or motion-forecasting scenarios, or folders holding
     several) into the episode store; a log that fails validation goes to quarantine with its reason.

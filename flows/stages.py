@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,26 @@ CACHED: dict[str, Any] = {"cache_key_fn": stage_key, "persist_result": True}
 
 @task(cache_policy=NO_CACHE, **RETRYING)
 def connect(config: AutoloopConfig, home: str | None, parent_run_id: str | None) -> stages.StageContext:
-    """Open the tracking store (I/O: retried)."""
-    return stages.open_context(config, paths=parameters.home(home), parent_run_id=parent_run_id)
+    """Open the tracking store (I/O: retried); the stage's MLflow runs name the flow run that runs them."""
+    from prefect.runtime import flow_run
+
+    tags = {"prefect.flow_run_id": str(flow_run.id), "prefect.flow_run_name": str(flow_run.name)} \
+        if flow_run.id else {}
+    return stages.open_context(config, paths=parameters.home(home), parent_run_id=parent_run_id, run_tags=tags)
+
+
+def run_name(stage: str, *shown: str) -> Callable[[], str]:
+    """A flow run's name: the stage and the parameters ``shown`` that were given (``evaluate
+    models:/autoloop-driver@champion smoke``), so that the UI's list says what each run did."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        given = flow_run.parameters
+        values = [given[key] for key in shown if given.get(key)]
+        return " ".join([stage, *(", ".join(map(str, v)) if isinstance(v, list) else str(v) for v in values)])
+
+    return name
 
 
 @task(**CACHED, **RETRYING)
@@ -112,7 +131,7 @@ def gate_and_register(context: stages.StageContext, model: tracking.LoggedPolicy
     return result
 
 
-@flow(name="collect", persist_result=True)
+@flow(name="collect", persist_result=True, flow_run_name=run_name("collect", "profile"))
 def collect_flow(config_file: str | None = None, profile: Profile | None = None, home: str | None = None,
                  parent_run_id: str | None = None) -> stages.CollectResult:
     """Collect new episodes the data engine's way (a share of them on what failed in the last evaluations and the
@@ -138,7 +157,7 @@ def collect_flow(config_file: str | None = None, profile: Profile | None = None,
     return result
 
 
-@flow(name="train", persist_result=True)
+@flow(name="train", persist_result=True, flow_run_name=run_name("train", "profile"))
 def train_flow(config_file: str | None = None, profile: Profile | None = None, home: str | None = None,
                dataset: str | None = None, parent_run_id: str | None = None) -> stages.TrainOutcome:
     """Train a driver on a dataset snapshot: imitation (on every GPU of the worker), then DAgger, PPO and SAC as
@@ -164,7 +183,7 @@ def train_flow(config_file: str | None = None, profile: Profile | None = None, h
     return result
 
 
-@flow(name="evaluate", persist_result=True)
+@flow(name="evaluate", persist_result=True, flow_run_name=run_name("evaluate", "model_uri", "suite", "backend"))
 def evaluate_flow(model_uri: str = "models:/autoloop-driver@champion", config_file: str | None = None,
                   profile: Profile | None = None, suite: str | None = None, backend: Backend | None = None,
                   routes: str | None = None, carla: dict[str, Any] | None = None, home: str | None = None,
@@ -200,7 +219,7 @@ def evaluate_flow(model_uri: str = "models:/autoloop-driver@champion", config_fi
     return outcome
 
 
-@flow(name="promote", persist_result=True)
+@flow(name="promote", persist_result=True, flow_run_name=run_name("promote", "model_uri", "suite"))
 def promote_flow(model_uri: str, config_file: str | None = None, profile: Profile | None = None,
                  suite: str | None = None, evaluation_run_id: str | None = None, home: str | None = None,
                  parent_run_id: str | None = None) -> stages.PromotionResult:

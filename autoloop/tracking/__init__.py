@@ -206,6 +206,16 @@ def log_dataset(snapshot: DatasetSnapshot, *, context: str = "training") -> None
                                                       "sha256": snapshot.digest})
 
 
+def log_suite(name: str, content_hash: str, routes: int) -> None:
+    """Record the scenario suite an evaluation drove as an input of the active run (context ``evaluation``)."""
+    dataset = MetaDataset(  # type: ignore[abstract]
+        source=get_dataset_source_from_json(json.dumps({"uri": f"autoloop-suite:{name}@{content_hash}"}), "local"),
+        name=f"suite-{name}",
+        digest=content_hash[:32],
+    )
+    mlflow.log_input(dataset, context="evaluation", tags={"routes": str(routes), "suite_hash": content_hash})
+
+
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:
     """Log a file (e.g. a training checkpoint) to the active run."""
     mlflow.log_artifact(str(path), artifact_path)

@@ -31,6 +31,11 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 HISTORY_TAG = "champion_history"
+#: What the registered model is, for its page in the MLflow UI.
+MODEL_DESCRIPTION = ("The driving policy autoloop trains and promotes. `champion` is the version that drives, "
+                     "`challenger` the latest candidate evaluated, `previous-champion` what `autoloop promote "
+                     "--rollback` goes back to. Each version's tags hold its evaluation suite and scores and the "
+                     "gate's verdict; `autoloop models show VERSION` prints its lineage.")
 #: The version tag naming the logged model a version was registered from.
 MODEL_URI_TAG = "model_uri"
 #: MLflow's limit on a tag value (longer verdict reasons are cut; ``verdict.json`` of the promote run has them all).
@@ -87,6 +92,8 @@ def register(model_uri: str, name: str, *, lock: RegistryLock, tags: Mapping[str
             for key, value in tags.items():
                 client.set_model_version_tag(name, str(version.version), key, str(value)[:TAG_VALUE_LIMIT])
         ref = ModelVersionRef(name=name, version=str(version.version), run_id=str(version.run_id))
+        if not client.get_registered_model(name).description:
+            client.update_registered_model(name, description=MODEL_DESCRIPTION)
         if description:
             client.update_model_version(name, ref.version, description=description)
         if alias:

@@ -162,8 +162,9 @@ def test_promote_stage_tags_versions_and_compares_with_the_champion(registry: Re
     assert tags["dataset_digest"] == "4" * 64
     assert len(tags["git_sha"].removesuffix("-dirty")) == 40
     assert float(tags["driving_score"]) == pytest.approx(second.candidate.driving_score, abs=0.01)
-    assert version.description.startswith("Evaluation report: ") and version.description.endswith("report.html")
-    report = Path(version.description.removeprefix("Evaluation report: ").removeprefix("file://"))
+    assert version.description.startswith("Evaluation report: the artifact `report/report.html` of the evaluation "
+                                           f"run [{tags['evaluation_run_id']}](#/experiments/")
+    report = Path(registry.client.download_artifacts(tags["evaluation_run_id"], "report/report.html"))
     assert report.is_file() and "<img" in report.read_text()
     run = registry.client.get_run(second.run_id)
     assert run.data.tags["autoloop.verdict"] == "passed"
@@ -371,3 +372,19 @@ def test_models_lists_scores_of_different_suites_apart(registry: Registry, tmp_p
     other = listing.output.index(f"registered model {name}: evaluated on suite eval (bbbb2222)")
     smoke_table = listing.output[smoke:other] if smoke < other else listing.output[smoke:]
     assert "91.0" in smoke_table and "88.0" in smoke_table and "62.5" not in smoke_table
+
+
+def test_the_registry_and_runs_read_well_in_the_mlflow_ui(registry: Registry,
+                                                          promoted: list[stages.PromotionResult]) -> None:
+    first = promoted[0]
+    assert first.registered is not None
+    model = registry.client.get_registered_model(MODEL)
+    assert "`champion` is the version that drives" in model.description
+    version = registry.client.get_model_version(MODEL, first.registered.version)
+    assert "file://" not in version.description and "`report/report.html`" in version.description
+    evaluation = registry.client.get_run(version.tags["evaluation_run_id"])
+    assert evaluation.data.params["suite"] == "smoke"
+    inputs = [d.dataset for d in evaluation.inputs.dataset_inputs]
+    assert [d.name for d in inputs] == ["suite-smoke"] and inputs[0].digest == version.tags["suite_hash"][:32]
+    for run in (evaluation, registry.client.get_run(first.run_id)):
+        assert len(run.data.tags["mlflow.source.git.commit"]) == 40

@@ -85,6 +85,21 @@ def test_stage_runs_nest_under_their_cycle_run(loop: Loop) -> None:
         assert loop.client.get_run(summary.cycle_run_id).info.status == "FINISHED"
 
 
+def test_mlflow_runs_name_the_prefect_flow_runs_that_ran_them(loop: Loop) -> None:
+    from prefect.client.orchestration import get_client
+
+    experiment = loop.client.get_experiment_by_name(loop.config.registry.experiment)
+    runs = loop.client.search_runs([experiment.experiment_id], f"tags.`{MLFLOW_PARENT_RUN_ID}` = "
+                                                               f"'{loop.first.cycle_run_id}'")
+    runs.append(loop.client.get_run(loop.first.cycle_run_id))
+    with get_client(sync_client=True) as client:
+        for run in runs:
+            flow_run = client.read_flow_run(run.data.tags["prefect.flow_run_id"])
+            stage = run.data.tags["autoloop.stage"]
+            assert flow_run.name == run.data.tags["prefect.flow_run_name"]
+            assert flow_run.name.startswith(stage), (stage, flow_run.name)
+
+
 def test_champion_loads_by_alias_and_drives(loop: Loop) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{loop.home}/mlflow.db")
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
