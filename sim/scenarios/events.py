@@ -30,6 +30,11 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
 - :class:`HazardAtSideLane` — two slow bicycles ride at the right edge of the ego's lane; the ego keeps behind
   them or passes them with clearance (``HazardAtSideLaneTwoWays``: the same where the lane to the left is the
   oncoming one).
+- :class:`EnterActorFlow` — the ego turns onto a road with a flow in the lane it enters and must merge into a
+  gap (``EnterActorFlowV2``, ``MergerIntoSlowTraffic``, ``MergerIntoSlowTrafficV2``: the same, slow or in one
+  lane); :class:`HighwayExit` — the ego leaves its road across a flow; :class:`HighwayCutIn` — a vehicle joins
+  the ego's lane from a side road just in front of it. (The Leaderboard's are highway entries, exits and on-ramps;
+  our towns have none, so they happen at junctions.)
 - :class:`SignalizedJunctionLeftTurn`, :class:`SignalizedJunctionRightTurn`,
   :class:`NonSignalizedJunctionLeftTurn` — a flow of vehicles with the right of way crosses (left turns) or joins
   (right turn) the ego's path at a junction where the route turns; at signalized ones the event sets the lights
@@ -222,6 +227,38 @@ class _Flow(_Event):
     flow_speed_mps: float = Field(default=8.0, gt=0.0)
     source_dist_interval_m: tuple[float, float] = (20.0, 30.0)
     flow_vehicles: int = Field(default=3, ge=1, le=4)
+
+
+class EnterActorFlow(_Flow):
+    """At the first unsignalized junction past the trigger where the route turns, a flow with the right of way goes
+    straight along the road the ego turns onto, in the lane it enters (from the left when it turns right, from the
+    right when it turns left): the ego must merge into a gap. (The Leaderboard's ego enters a highway from an
+    on-ramp; our towns have none, so it enters a road at a junction.)"""
+
+    type: Literal["EnterActorFlow"] = "EnterActorFlow"
+    flow_speed_mps: float = Field(default=10.0, gt=0.0)
+    source_dist_interval_m: tuple[float, float] = (20.0, 50.0)
+
+
+class HighwayExit(_Flow):
+    """At the first unsignalized junction past the trigger where the route turns left, a flow with the right of way
+    goes straight on in the oncoming lane the ego must cross to leave its road: the ego must cross through a gap.
+    (The Leaderboard's ego leaves a highway by an exit on the right, across a flow in the lane beside it that runs
+    its way; our towns have no exit lanes, so it leaves by a turn across the oncoming flow.)"""
+
+    type: Literal["HighwayExit"] = "HighwayExit"
+    flow_speed_mps: float = Field(default=10.0, gt=0.0)
+    source_dist_interval_m: tuple[float, float] = (20.0, 50.0)
+
+
+class HighwayCutIn(_Event):
+    """At the first unsignalized junction past the trigger where the route goes straight, a vehicle from the right
+    turns into the ego's lane at ``speed_mps``, taking the ego's priority, timed to get where it joins the ego's
+    path when the ego does: the ego must let it in. (The Leaderboard's comes from a highway on-ramp; our towns
+    have none, so it joins from a side road.)"""
+
+    type: Literal["HighwayCutIn"] = "HighwayCutIn"
+    speed_mps: float = Field(default=8.0, gt=0.0)
 
 
 class SignalizedJunctionLeftTurn(_Flow):
@@ -482,7 +519,7 @@ ScenarioEvent = Annotated[
     PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
     | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkingCutIn | ParkedObstacle | Accident
     | ConstructionObstacle | StaticCutIn | ParkingCrossingPedestrian | VehicleOpensDoorTwoWays | HazardAtSideLane
-    | SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
+    | EnterActorFlow | HighwayExit | HighwayCutIn | SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
     | NonSignalizedJunctionLeftTurn | NonSignalizedJunctionRightTurn | SignalizedJunctionLeftTurnEnterFlow
     | NonSignalizedJunctionLeftTurnEnterFlow | InterurbanActorFlow | InterurbanAdvancedActorFlow | CrossingBicycleFlow
     | VehicleTurningRoute | BlockedIntersection | PriorityAtJunction | VanillaSignalizedTurnEncounterGreenLight
@@ -497,7 +534,8 @@ EVENT_TYPES: dict[str, type[_Event]] = {
     for cls in (PedestrianCrossing, DynamicObjectCrossing, VehicleTurningRoutePedestrian, HardBreakRoute,
                 OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkingCutIn, ParkedObstacle,
                 Accident, ConstructionObstacle, StaticCutIn, ParkingCrossingPedestrian, VehicleOpensDoorTwoWays,
-                HazardAtSideLane, SignalizedJunctionLeftTurn, SignalizedJunctionRightTurn,
+                HazardAtSideLane, EnterActorFlow, HighwayExit, HighwayCutIn, SignalizedJunctionLeftTurn,
+                SignalizedJunctionRightTurn,
                 NonSignalizedJunctionLeftTurn, NonSignalizedJunctionRightTurn, SignalizedJunctionLeftTurnEnterFlow,
                 NonSignalizedJunctionLeftTurnEnterFlow, InterurbanActorFlow, InterurbanAdvancedActorFlow,
                 CrossingBicycleFlow, VehicleTurningRoute, BlockedIntersection, PriorityAtJunction,

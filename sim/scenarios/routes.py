@@ -242,6 +242,9 @@ _PARAMETERS: dict[str, dict[str, str]] = {
     "VehicleOpensDoorTwoWays": {"distance": "distance_m", "direction": "direction"},
     "HazardAtSideLane": {"distance": "distance_m", "bicycle_speed": "bicycle_speed_kmh",
                          "bicycle_drive_distance": "bicycle_drive_distance_m"},
+    "EnterActorFlow": _FLOW,
+    "HighwayExit": _FLOW,
+    "HighwayCutIn": {},
     "SignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
     "SignalizedJunctionRightTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
     "NonSignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps",
@@ -271,6 +274,10 @@ _ALIASES = {"ParkedObstacleTwoWays": "ParkedObstacle", "AccidentTwoWays": "Accid
             "ConstructionObstacleTwoWays": "ConstructionObstacle",
             # the bicycles are the same; the ego keeps behind them or passes them where the road lets it
             "HazardAtSideLaneTwoWays": "HazardAtSideLane",
+            # a flow in the lane the ego enters, whatever its speed (the files give it) and however many lanes run
+            # beside it (ours flow in one)
+            "EnterActorFlowV2": "EnterActorFlow", "MergerIntoSlowTraffic": "EnterActorFlow",
+            "MergerIntoSlowTrafficV2": "EnterActorFlow",
             # Bench2Drive's ``…Long`` variants are the same situations on longer routes
             "VanillaSignalizedTurnEncounterGreenLightLong": "VanillaSignalizedTurnEncounterGreenLight",
             "VanillaSignalizedTurnEncounterRedLightLong": "VanillaSignalizedTurnEncounterRedLight",

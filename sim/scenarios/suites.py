@@ -162,6 +162,11 @@ MAKERS: dict[str, EventMaker] = {
         trigger_s_m=t, distance_m=round(float(rng.uniform(30.0, 60.0)), 1),
         bicycle_speed_kmh=round(float(rng.uniform(8.0, 12.0)), 1),
         bicycle_drive_distance_m=round(float(rng.uniform(30.0, 60.0)), 1)),
+    "EnterActorFlow": lambda t, rng: ev.EnterActorFlow(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(6.0, 10.0)), 1), flow_vehicles=int(rng.integers(3, 5))),
+    "HighwayExit": lambda t, rng: ev.HighwayExit(
+        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(8.0, 10.0)), 1), flow_vehicles=int(rng.integers(3, 5))),
+    "HighwayCutIn": lambda t, rng: ev.HighwayCutIn(trigger_s_m=t, speed_mps=round(float(rng.uniform(6.0, 9.0)), 1)),
     "SignalizedJunctionLeftTurn": lambda t, rng: ev.SignalizedJunctionLeftTurn(
         trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
     "SignalizedJunctionRightTurn": lambda t, rng: ev.SignalizedJunctionRightTurn(

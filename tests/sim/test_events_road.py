@@ -30,6 +30,9 @@ CASES: dict[str, tuple[Callable[[float], object], Infraction]] = {
     "HazardAtSideLane": (lambda t: ev.HazardAtSideLane(trigger_s_m=t, distance_m=30.0,
                                                         bicycle_drive_distance_m=30.0),
                          Infraction.COLLISION_VEHICLE),
+    "EnterActorFlow": (lambda t: ev.EnterActorFlow(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
+    "HighwayExit": (lambda t: ev.HighwayExit(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
+    "HighwayCutIn": (lambda t: ev.HighwayCutIn(trigger_s_m=t), Infraction.COLLISION_VEHICLE),
 }
 
 _COLLISIONS = [INFRACTIONS.index(k) for k in (Infraction.COLLISION_PEDESTRIAN, Infraction.COLLISION_VEHICLE,
@@ -123,6 +126,14 @@ _ROUTE_XML = """<routes><route id="7" town="Town01"><waypoints>
 <scenario name="HazardAtSideLaneTwoWays_1" type="HazardAtSideLaneTwoWays">
   <trigger_point x="30" y="0" z="0" yaw="0"/><distance value="50"/><bicycle_drive_distance value="80"/>
   <bicycle_speed value="8"/><frequency value="100"/></scenario>
+<scenario name="MergerIntoSlowTraffic_1" type="MergerIntoSlowTraffic">
+  <trigger_point x="40" y="0" z="0" yaw="0"/><start_actor_flow x="1" y="2" z="0"/><end_actor_flow x="3" y="4" z="0"/>
+  <flow_speed value="4"/><source_dist_interval from="10" to="25"/></scenario>
+<scenario name="HighwayExit_1" type="HighwayExit">
+  <trigger_point x="50" y="0" z="0" yaw="0"/><flow_speed value="9"/></scenario>
+<scenario name="HighwayCutIn_1" type="HighwayCutIn">
+  <trigger_point x="60" y="0" z="0" yaw="0"/><other_actor_location x="1" y="2" z="0"/></scenario>
+<scenario name="EnterActorFlowV2_1" type="EnterActorFlowV2"><trigger_point x="70" y="0" z="0" yaw="0"/></scenario>
 </scenarios></route></routes>"""
 
 
@@ -133,12 +144,17 @@ def test_a_route_file_stages_the_road_events_with_its_parameters(tmp_path: Path)
     polyline = np.array([[x, 0.0] for x in np.arange(0.0, 101.0, 1.0)])
     events, unsupported = route_events(route, polyline)
     assert unsupported == ()
-    crossing, door, bicycles = events
+    crossing, door, bicycles, merger, exit_flow, cut_in, enter = events
     assert crossing == ev.ParkingCrossingPedestrian(trigger_s_m=10.0, name="ParkingCrossingPedestrian_1",
                                                     distance_m=15.0, direction="left")
     assert door == ev.VehicleOpensDoorTwoWays(trigger_s_m=20.0, name="VehicleOpensDoorTwoWays_1", distance_m=40.0)
     assert bicycles == ev.HazardAtSideLane(trigger_s_m=30.0, name="HazardAtSideLaneTwoWays_1", distance_m=50.0,
                                            bicycle_drive_distance_m=80.0, bicycle_speed_kmh=8.0)
+    assert merger == ev.EnterActorFlow(trigger_s_m=40.0, name="MergerIntoSlowTraffic_1", flow_speed_mps=4.0,
+                                       source_dist_interval_m=(10.0, 25.0))
+    assert exit_flow == ev.HighwayExit(trigger_s_m=50.0, name="HighwayExit_1", flow_speed_mps=9.0)
+    assert cut_in == ev.HighwayCutIn(trigger_s_m=60.0, name="HighwayCutIn_1")
+    assert enter == ev.EnterActorFlow(trigger_s_m=70.0, name="EnterActorFlowV2_1")
 
 
 def _near_junction_scenarios(where: str) -> list[Scenario]:

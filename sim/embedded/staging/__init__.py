@@ -20,6 +20,7 @@ from sim.embedded.staging import (
     junction_turns,
     junctions,
     lane_traffic,
+    merges,
     replay,
     side_hazards,
 )
@@ -32,7 +33,7 @@ STAGERS: dict[str, Stager] = {
     **crossings.STAGERS, **lane_traffic.STAGERS, **blocked_lanes.STAGERS, **junctions.STAGERS, **curb.STAGERS,
     **replay.STAGERS,
     **junction_turns.STAGERS,
-    **side_hazards.STAGERS,
+    **side_hazards.STAGERS, **merges.STAGERS,
 }
 
 
