@@ -50,18 +50,20 @@ def _read_opendrive(path: Path, *, name: str | None, spacing_m: float) -> LaneGr
     name = name or path.stem
     try:
         carla_map = carla.Map(name, path.read_text())
-        topology = carla_map.get_topology()
+        # the topology's pairs start and end lanes, but leave out a lane that leads nowhere and that no pair ends;
+        # waypoints sampled along every lane list those
+        seeds = [*(waypoint for pair in carla_map.get_topology() for waypoint in pair),
+                 *carla_map.generate_waypoints(spacing_m)]
     except (RuntimeError, OSError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: CARLA could not parse the OpenDRIVE map ({error})") from error
-    if not topology:
+    if not seeds:
         raise ValueError(f"{path}: no driving lanes in the OpenDRIVE map")
 
-    # every driving lane (one road section's lane) from its start, following CARLA's own `next` at lane ends; the
-    # topology leaves out lanes that neither start nor end one of its pairs, the sampled waypoints list every lane
+    # every driving lane (one road section's lane) from its start, following CARLA's own `next` at lane ends
     starts: dict[LaneKey, Any] = {}
     points: dict[LaneKey, list[Any]] = {}
     following: dict[LaneKey, set[LaneKey]] = {}
-    queue = deque([*(waypoint for pair in topology for waypoint in pair), *carla_map.generate_waypoints(spacing_m)])
+    queue = deque(seeds)
     while queue:
         waypoint = queue.popleft()
         key = lane_key(waypoint)

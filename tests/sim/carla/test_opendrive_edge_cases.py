@@ -166,6 +166,17 @@ def test_every_lane_imports_with_the_successors_the_file_gives(edge_map_file: Pa
         _id(10, 0, -1), _id(11, 0, -1), _id(12, 0, -1)]
 
 
+def test_a_map_whose_only_lane_links_to_nothing_imports_it(tmp_path: Path) -> None:
+    """CARLA's topology of this map is empty; the lane is still there."""
+    path = tmp_path / "one_road.xodr"
+    road = _road(3, 0, -30, 0, 30, (_section(0, right=(_lane(-1, W),)),))
+    path.write_text(f'<?xml version="1.0"?><OpenDRIVE><header revMajor="1" revMinor="4"/>{road}</OpenDRIVE>')
+    assert not carla.Map("one_road", path.read_text()).get_topology()
+    (lane,) = load_opendrive(path).lanes
+    assert (lane.source_id, lane.successors) == (_id(3, 0, -1), ())
+    np.testing.assert_allclose(lane.centerline[[0, -1]], [[0.0, -31.75], [30.0, -31.75]], atol=0.01)
+
+
 def test_a_child_killed_by_a_signal_is_a_one_line_error_and_the_caller_lives_on(edge_map_file: Path) -> None:
     with pytest.raises(ChildCrashed, match=r"^the carla parser crashed on .*edge\.xodr \(signal 11, SIGSEGV\)$"):
         run_guarded(f"the carla parser crashed on {edge_map_file}", die_by_segfault)
