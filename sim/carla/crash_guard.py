@@ -35,8 +35,9 @@ try:
     function, args, kwargs = pickle.loads(call)
     outcome = pickle.dumps((True, function(*args, **kwargs)))
 except BaseException as error:
-    try:
+    try:  # an exception class whose arguments do not round-trip fails on loading: the caller gets its text
         outcome = pickle.dumps((False, (error, traceback.format_exc())))
+        pickle.loads(outcome)
     except Exception:
         outcome = pickle.dumps((False, (RuntimeError(f"{type(error).__name__}: {error}"), traceback.format_exc())))
 with open(sys.argv[1] + ".part", "wb") as file:

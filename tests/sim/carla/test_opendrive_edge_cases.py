@@ -189,3 +189,17 @@ def test_an_exception_in_the_child_is_raised_again_with_the_childs_traceback() -
         run_guarded("never shown", raise_key_error)
     assert isinstance(raised.value.__cause__, ChildTraceback)
     assert "raise_key_error" in str(raised.value.__cause__)
+
+
+class TwoPartError(Exception):
+    def __init__(self, part: str, other: str) -> None:
+        super().__init__(f"{part} {other}")
+
+
+def raise_two_part_error() -> None:
+    raise TwoPartError("lane", "lost")
+
+
+def test_an_exception_that_does_not_unpickle_comes_back_as_its_text() -> None:
+    with pytest.raises(RuntimeError, match=r"^TwoPartError: lane lost$"):
+        run_guarded("never shown", raise_two_part_error)
