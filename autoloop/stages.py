@@ -765,6 +765,26 @@ class CycleSummary:
     report_uri: str = ""
 
 
+def record_cycle(context: StageContext, summary: CycleSummary) -> None:
+    """Put the cycle's summary on its parent run: what it collected and trained on as params, its scores as
+    metrics (a run list of cycles then compares cycles)."""
+    if context.parent_run_id is None:
+        return
+    tracking.log_params({"profile": context.config.profile, "dataset_digest": summary.dataset_digest,
+                         "candidate_uri": summary.candidate_uri, "champion_before": summary.champion_before or "none",
+                         "registered_version": summary.registered_version or "none",
+                         "verdict": "passed" if summary.passed else "failed"}, run_id=context.parent_run_id)
+    metrics = {"episodes": summary.episodes, "steps": summary.steps, "samples": summary.samples,
+               "expert_driving_score": summary.expert_driving_score, "train_loss": summary.train_loss,
+               "val_loss": summary.val_loss, "driving_score": summary.driving_score,
+               "route_completion": summary.route_completion, "promoted": float(summary.promoted)}
+    if summary.champion_driving_score is not None:
+        metrics["champion_driving_score"] = summary.champion_driving_score
+    if summary.paired_difference is not None:
+        metrics["paired_difference"] = summary.paired_difference
+    tracking.log_metrics(metrics, run_id=context.parent_run_id)
+
+
 def summarize(context: StageContext, collected: CollectResult, trained: TrainOutcome,
               promotion: PromotionResult) -> CycleSummary:
     name = context.config.registry.model_name

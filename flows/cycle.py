@@ -84,8 +84,9 @@ def cycle_flow(config_file: str | None = None, profile: Profile | None = None, h
     except BaseException:
         finish_cycle(context, True)
         raise
-    finish_cycle(context, False)
     summary = stages.summarize(context, collected, trained, promotion)
+    stages.record_cycle(context, summary)
+    finish_cycle(context, False)
     create_markdown_artifact(key="cycle-summary", markdown=cycle_markdown(summary),
                              description="autoloop cycle summary")
     return summary

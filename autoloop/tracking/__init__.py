@@ -146,8 +146,8 @@ def stage_run(name: str, *, experiment_id: str, parent_run_id: str | None,
         yield str(run.info.run_id)
 
 
-def log_params(params: Mapping[str, Any]) -> None:
-    mlflow.log_params({key: str(value) for key, value in params.items()})
+def log_params(params: Mapping[str, Any], *, run_id: str | None = None) -> None:
+    mlflow.log_params({key: str(value) for key, value in params.items()}, run_id=run_id)
 
 
 def log_metrics(metrics: Mapping[str, float], *, step: int | None = None, run_id: str | None = None) -> None:

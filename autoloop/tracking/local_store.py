@@ -6,6 +6,11 @@ that every later command refuses (``table _alembic_tmp_experiments already exist
 an exclusive lock on the home, in a temporary file that is renamed into place once MLflow has created every table;
 a store found incomplete (no Alembic version, or a migration's temporary table left) is set aside and created
 again when it holds no run, and refused with a message saying what to do when it does.
+
+MLflow writes absolute paths into the store (each experiment's and run's artifact location, logged models', tags
+such as a report's URI). The home notes where it was last used (``.home-path``); a home copied or moved to another
+folder has its store's paths rewritten to the new folder on first use, so new runs write into the copy and old
+artifacts are read from it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def ensure_local_store(database: Path, artifacts: Path) -> None:
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.with_name(f".{database.name}.lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        _follow_a_move(database)
         for stale in database.parent.glob(f".{database.name}.*.tmp*"):  # a creation that was killed (and its journal)
             stale.unlink(missing_ok=True)
         if database.exists():
@@ -51,6 +57,39 @@ def ensure_local_store(database: Path, artifacts: Path) -> None:
         log.debug("creating the tracking store %s", database)
         _create(temporary, artifacts)
         os.replace(temporary, database)
+
+
+#: Where a home notes the folder it was last used in.
+HOME_PATH_FILE = ".home-path"
+
+
+def _follow_a_move(database: Path) -> None:
+    """Rewrite the store's paths of the folder the home was last used in to the folder it is in now."""
+    home = database.parent.resolve()
+    note = home / HOME_PATH_FILE
+    before = note.read_text().strip() if note.is_file() else None
+    if before and before != str(home) and database.exists() and incomplete(database) is None:
+        changed = _replace_everywhere(database, before.rstrip("/") + "/", str(home) + "/")
+        log.warning("this home was at %s: %d paths in its tracking store now point into %s", before, changed, home)
+    if before != str(home):
+        temporary = home / f".{HOME_PATH_FILE}.{os.getpid()}.tmp"
+        temporary.write_text(f"{home}\n")
+        os.replace(temporary, note)
+
+
+def _replace_everywhere(database: Path, old: str, new: str) -> int:
+    """Replace ``old`` by ``new`` in every text column of every table; returns the values changed."""
+    changed = 0
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            columns = [row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')
+                       if row[2].upper() in ("TEXT", "VARCHAR", "") or row[2].upper().startswith("VARCHAR")]
+            for column in columns:
+                cursor = connection.execute(f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                                            f'WHERE instr("{column}", ?) > 0', (old, new, old))
+                changed += cursor.rowcount
+    return changed
 
 
 def incomplete(database: Path) -> str | None:

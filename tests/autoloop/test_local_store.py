@@ -91,3 +91,33 @@ def test_a_half_created_store_with_runs_is_refused_naming_the_file(tmp_path: Pat
     _half_created(tmp_path / "mlflow.db", runs=True)
     with pytest.raises(IncompleteStore, match=rf"{tmp_path / 'mlflow.db'}: the tracking store is incomplete"):
         configure(Paths(tmp_path), "exp")
+
+
+def test_a_home_moved_to_another_folder_keeps_working(tmp_path: Path) -> None:
+    import shutil
+
+    import mlflow
+
+    from autoloop import stages, tracking
+    from autoloop.config import load_config
+    from tests.autoloop.test_registry import constant_policy, example_observation
+
+    config = load_config(profile="quick")
+    original, moved = tmp_path / "original", tmp_path / "moved"
+    context = stages.open_context(config, paths=Paths(original))
+    with tracking.stage_run("train", experiment_id=context.experiment_id, parent_run_id=None):
+        model = tracking.log_policy(constant_policy(0.0, 0.5, config), original / "policy.pt",
+                                    example_observation(config))
+    tracking.register(model.model_uri, "moved-driver", lock=tracking.registry_lock(context.paths), tags={})
+    shutil.copytree(original, moved)
+    shutil.rmtree(original)
+
+    os.environ.pop("MLFLOW_TRACKING_URI")  # (configure set it to the original home's store, as a new process would not)
+    context = stages.open_context(config, paths=Paths(moved))
+    with tracking.stage_run("evaluate", experiment_id=context.experiment_id, parent_run_id=None) as run_id:
+        tracking.log_dict({"k": 1}, "check.json")
+    assert mlflow.get_run(run_id).info.artifact_uri.startswith(moved.as_uri())
+    assert (moved / "mlartifacts").is_dir() and not original.exists()
+    policy = tracking.load_policy("models:/moved-driver/1")  # its files are read from the moved home
+    observation = example_observation(config)
+    assert policy.act(observation).shape == (1, 2)

@@ -100,6 +100,15 @@ def test_mlflow_runs_name_the_prefect_flow_runs_that_ran_them(loop: Loop) -> Non
             assert flow_run.name.startswith(stage), (stage, flow_run.name)
 
 
+def test_the_cycle_run_carries_its_summary(loop: Loop) -> None:
+    for summary in (loop.first, loop.second):
+        run = loop.client.get_run(summary.cycle_run_id)
+        assert run.data.params["dataset_digest"] == summary.dataset_digest
+        assert run.data.params["verdict"] == ("passed" if summary.passed else "failed")
+        assert run.data.metrics["driving_score"] == pytest.approx(summary.driving_score)
+        assert run.data.metrics["episodes"] == summary.episodes
+
+
 def test_champion_loads_by_alias_and_drives(loop: Loop) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{loop.home}/mlflow.db")
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
