@@ -261,6 +261,17 @@ class Placement:
         sc.mission.zone_start_m[env, count], sc.mission.zone_end_m[env, count] = start_s_m, end_s_m
         sc.mission.zone_n[env] = count + 1
 
+    def add_control_loss(self, start_s_m: float, end_s_m: float, *, steer: float, accel: float) -> None:
+        """Make the ego's controls slip while its route progress is between these arc lengths (bad road): ``steer``
+        and ``accel`` (in the actions' units) are added to its commands there."""
+        cl = self.state.control_loss
+        free = np.flatnonzero(~np.isfinite(cl.start_m[self.env]))
+        if not len(free):
+            raise ValueError(f"at most {cl.start_m.shape[1]} control-loss stretches per scenario")
+        k = int(free[0])
+        cl.start_m[self.env, k], cl.end_m[self.env, k] = start_s_m, end_s_m
+        cl.steer[self.env, k], cl.accel[self.env, k] = steer, accel
+
     def place_static(self, slot: int, xy: tuple[float, float], yaw_rad: float, *, length_m: float,
                      width_m: float) -> None:
         """Put a static obstacle (cone, barrier, debris) in static ``slot`` of this scenario."""

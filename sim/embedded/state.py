@@ -76,6 +76,19 @@ class Tracks(NamedTuple):
     speed_mps: FloatArray
 
 
+class ControlLoss(NamedTuple):
+    """Stretches of the ego's route where its controls slip (a scenario event's bad road), ``(B, CONTROL_LOSS_ZONES)``:
+    while the ego's route progress is in ``[start_m, end_m)``, ``steer`` and ``accel`` are added to its commands."""
+
+    start_m: FloatArray
+    end_m: FloatArray
+    steer: FloatArray
+    accel: FloatArray
+
+
+CONTROL_LOSS_ZONES = 3
+
+
 class State(NamedTuple):
     """What the embedded world moves things by, beside the scene it shows (see :mod:`sim.embedded.kernels`)."""
 
@@ -84,6 +97,7 @@ class State(NamedTuple):
     pedestrians: Pedestrians
     program: LightProgram
     tracks: Tracks
+    control_loss: ControlLoss
 
 
 PED_PATH_POINTS = 8
@@ -119,4 +133,7 @@ def allocate(b: int, junctions: int, lights: int, config: WorldConfig) -> State:
                              then_hold_s=f(b)),
         tracks=Tracks(n=i(b, s), i=i(b, s), t_s=f(b, s, t), x_m=f(b, s, t), y_m=f(b, s, t), yaw_rad=f(b, s, t),
                       speed_mps=f(b, s, t)),
+        control_loss=ControlLoss(start_m=f(b, CONTROL_LOSS_ZONES, fill=np.inf),
+                                 end_m=f(b, CONTROL_LOSS_ZONES, fill=np.inf), steer=f(b, CONTROL_LOSS_ZONES),
+                                 accel=f(b, CONTROL_LOSS_ZONES)),
     )

@@ -235,6 +235,7 @@ class World(SceneViews):
         st.traffic.reveal_at_s[env] = st.traffic.expire_m[env] = np.inf
         st.program.force[env], st.program.force_pending[env], st.program.force_until_s[env] = -1, False, -np.inf
         st.program.then[env], st.program.then_hold_s[env] = -1, 0.0
+        st.control_loss.start_m[env] = st.control_loss.end_m[env] = np.inf
         sc.emergency.slot[env], sc.emergency.since_s[env], sc.emergency.done[env], sc.facts.yield_emergency[env] \
             = -1, np.inf, False, False
         sc.mission.stop_n[env], sc.mission.stop_next[env], sc.mission.stop_since_s[env], \

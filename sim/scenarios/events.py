@@ -23,6 +23,7 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
   of cones): the ego must pass on the left (the next lane, or the oncoming one) when it is clear. The Leaderboard's
   ``…TwoWays`` variants are these events on roads where the lane to the left is the oncoming one.
 - :class:`StaticCutIn` — a vehicle standing in the next lane cuts into the ego's.
+- :class:`ControlLoss` — the ego's controls slip on three short stretches of bad road.
 - :class:`ParkingCrossingPedestrian` — a pedestrian crosses the ego's lane from in front of a vehicle parked at
   the curb.
 - :class:`VehicleOpensDoorTwoWays` — a vehicle parked at the curb has its door open into the ego's lane; the ego
@@ -186,6 +187,15 @@ class StaticCutIn(_Event):
     distance_m: float = Field(default=20.0, gt=0.0)
     direction: Side = "right"
     speed_mps: float = Field(default=5.0, gt=0.0)
+
+
+class ControlLoss(_Event):
+    """The ego's controls slip (bad road) on three short stretches, 14, 48 and 74 m past the trigger: a steering
+    and an acceleration offset of random sign are added to its commands there; the ego must keep its lane. (The
+    Leaderboard's marks the stretches with debris that does not collide, which ours leaves out: our static
+    objects collide.)"""
+
+    type: Literal["ControlLoss"] = "ControlLoss"
 
 
 class ParkingCrossingPedestrian(_Event):
@@ -518,8 +528,9 @@ class LogReplay(_Event):
 ScenarioEvent = Annotated[
     PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
     | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkingCutIn | ParkedObstacle | Accident
-    | ConstructionObstacle | StaticCutIn | ParkingCrossingPedestrian | VehicleOpensDoorTwoWays | HazardAtSideLane
-    | EnterActorFlow | HighwayExit | HighwayCutIn | SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
+    | ConstructionObstacle | StaticCutIn | ControlLoss | ParkingCrossingPedestrian | VehicleOpensDoorTwoWays
+    | HazardAtSideLane | EnterActorFlow | HighwayExit | HighwayCutIn | SignalizedJunctionLeftTurn
+    | SignalizedJunctionRightTurn
     | NonSignalizedJunctionLeftTurn | NonSignalizedJunctionRightTurn | SignalizedJunctionLeftTurnEnterFlow
     | NonSignalizedJunctionLeftTurnEnterFlow | InterurbanActorFlow | InterurbanAdvancedActorFlow | CrossingBicycleFlow
     | VehicleTurningRoute | BlockedIntersection | PriorityAtJunction | VanillaSignalizedTurnEncounterGreenLight
@@ -533,9 +544,9 @@ EVENT_TYPES: dict[str, type[_Event]] = {
     cls.model_fields["type"].default: cls
     for cls in (PedestrianCrossing, DynamicObjectCrossing, VehicleTurningRoutePedestrian, HardBreakRoute,
                 OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkingCutIn, ParkedObstacle,
-                Accident, ConstructionObstacle, StaticCutIn, ParkingCrossingPedestrian, VehicleOpensDoorTwoWays,
-                HazardAtSideLane, EnterActorFlow, HighwayExit, HighwayCutIn, SignalizedJunctionLeftTurn,
-                SignalizedJunctionRightTurn,
+                Accident, ConstructionObstacle, StaticCutIn, ControlLoss, ParkingCrossingPedestrian,
+                VehicleOpensDoorTwoWays, HazardAtSideLane, EnterActorFlow, HighwayExit, HighwayCutIn,
+                SignalizedJunctionLeftTurn, SignalizedJunctionRightTurn,
                 NonSignalizedJunctionLeftTurn, NonSignalizedJunctionRightTurn, SignalizedJunctionLeftTurnEnterFlow,
                 NonSignalizedJunctionLeftTurnEnterFlow, InterurbanActorFlow, InterurbanAdvancedActorFlow,
                 CrossingBicycleFlow, VehicleTurningRoute, BlockedIntersection, PriorityAtJunction,

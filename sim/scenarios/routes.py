@@ -245,6 +245,7 @@ _PARAMETERS: dict[str, dict[str, str]] = {
     "EnterActorFlow": _FLOW,
     "HighwayExit": _FLOW,
     "HighwayCutIn": {},
+    "ControlLoss": {},
     "SignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
     "SignalizedJunctionRightTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
     "NonSignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps",

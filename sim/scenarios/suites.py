@@ -167,6 +167,7 @@ MAKERS: dict[str, EventMaker] = {
     "HighwayExit": lambda t, rng: ev.HighwayExit(
         trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(8.0, 10.0)), 1), flow_vehicles=int(rng.integers(3, 5))),
     "HighwayCutIn": lambda t, rng: ev.HighwayCutIn(trigger_s_m=t, speed_mps=round(float(rng.uniform(6.0, 9.0)), 1)),
+    "ControlLoss": lambda t, rng: ev.ControlLoss(trigger_s_m=t),
     "SignalizedJunctionLeftTurn": lambda t, rng: ev.SignalizedJunctionLeftTurn(
         trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
     "SignalizedJunctionRightTurn": lambda t, rng: ev.SignalizedJunctionRightTurn(

@@ -134,6 +134,7 @@ _ROUTE_XML = """<routes><route id="7" town="Town01"><waypoints>
 <scenario name="HighwayCutIn_1" type="HighwayCutIn">
   <trigger_point x="60" y="0" z="0" yaw="0"/><other_actor_location x="1" y="2" z="0"/></scenario>
 <scenario name="EnterActorFlowV2_1" type="EnterActorFlowV2"><trigger_point x="70" y="0" z="0" yaw="0"/></scenario>
+<scenario name="ControlLoss_1" type="ControlLoss"><trigger_point x="80" y="0" z="0" yaw="0"/></scenario>
 </scenarios></route></routes>"""
 
 
@@ -144,7 +145,7 @@ def test_a_route_file_stages_the_road_events_with_its_parameters(tmp_path: Path)
     polyline = np.array([[x, 0.0] for x in np.arange(0.0, 101.0, 1.0)])
     events, unsupported = route_events(route, polyline)
     assert unsupported == ()
-    crossing, door, bicycles, merger, exit_flow, cut_in, enter = events
+    crossing, door, bicycles, merger, exit_flow, cut_in, enter, slip = events
     assert crossing == ev.ParkingCrossingPedestrian(trigger_s_m=10.0, name="ParkingCrossingPedestrian_1",
                                                     distance_m=15.0, direction="left")
     assert door == ev.VehicleOpensDoorTwoWays(trigger_s_m=20.0, name="VehicleOpensDoorTwoWays_1", distance_m=40.0)
@@ -155,6 +156,7 @@ def test_a_route_file_stages_the_road_events_with_its_parameters(tmp_path: Path)
     assert exit_flow == ev.HighwayExit(trigger_s_m=50.0, name="HighwayExit_1", flow_speed_mps=9.0)
     assert cut_in == ev.HighwayCutIn(trigger_s_m=60.0, name="HighwayCutIn_1")
     assert enter == ev.EnterActorFlow(trigger_s_m=70.0, name="EnterActorFlowV2_1")
+    assert slip == ev.ControlLoss(trigger_s_m=80.0, name="ControlLoss_1")
 
 
 def _near_junction_scenarios(where: str) -> list[Scenario]:
@@ -192,3 +194,30 @@ def _near_junction_scenarios(where: str) -> list[Scenario]:
 @pytest.mark.parametrize("where", ["before", "inside", "after"])
 def test_a_pedestrian_crossing_by_a_junction_is_hit_by_the_naive_driver_and_not_by_the_expert(where: str) -> None:
     _pair(_near_junction_scenarios(where), Infraction.COLLISION_PEDESTRIAN, f"PedestrianCrossing {where} a junction")
+
+
+def test_the_controls_slip_on_the_bad_road_and_the_expert_keeps_its_lane() -> None:
+    scenarios = _scenarios(lambda t: ev.ControlLoss(trigger_s_m=t))
+    plain = [s.model_copy(update={"events": ()}) for s in scenarios]
+    # the same driver on the same routes, with and without the event: the ego goes where it went until the first
+    # slippery stretch (14 m past the trigger, 2 m either side), and elsewhere there
+    world, without = make_world(MAP, ROUTES, CONFIG), make_world(MAP, ROUTES, CONFIG)
+    world.reset(scenarios)
+    without.reset(plain)
+    driver, plain_driver = NaiveDriver(world), NaiveDriver(without)
+    first = np.array([s.events[0].trigger_s_m + 12.0 for s in scenarios])
+    before_apart = after_apart = np.zeros(ROUTES, dtype=bool)
+    for _ in range(400):
+        world.step(driver.act())
+        without.step(plain_driver.act())
+        apart = np.hypot(world.ego.x_m - without.ego.x_m, world.ego.y_m - without.ego.y_m) > 1e-6
+        before = world.progress_s < first
+        before_apart = before_apart | (apart & before)
+        after_apart = after_apart | (apart & ~before)
+    assert not before_apart.any(), "nothing slips before the first stretch"
+    assert after_apart.all(), "the controls slipped on every route"
+    expert = _drive(scenarios, ExpertDriver)
+    assert expert.infractions.sum() == 0
+    assert list(expert.status_names()) == ["completed"] * ROUTES
+    naive = _drive(scenarios, NaiveDriver)  # the slips are small: the naive driver keeps its lane too
+    assert naive.infractions[:, INFRACTIONS.index(Infraction.OUTSIDE_ROUTE_LANES)].sum() == 0

@@ -40,6 +40,11 @@ def _step_one(m: MapArrays, sc: Any, w: Any, p: Params, steer: float, accel: flo
     sc.outcome.ev_n[b] = 0
     if not active:
         return
+    progress = sc.route.progress_m[b]
+    for k in range(w.control_loss.start_m.shape[1]):  # a stretch of bad road: the controls slip
+        if w.control_loss.start_m[b, k] <= progress < w.control_loss.end_m[b, k]:
+            steer += w.control_loss.steer[b, k]
+            accel += w.control_loss.accel[b, k]
     _move_ego(sc, w, p, b, steer, accel)
     sc.time_s[b] += p.dt
     set_off_events(m, sc, w, b)

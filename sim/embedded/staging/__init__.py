@@ -15,6 +15,7 @@ from __future__ import annotations
 from sim.embedded.placement import Placement
 from sim.embedded.staging import (
     blocked_lanes,
+    control_loss,
     crossings,
     curb,
     junction_turns,
@@ -33,7 +34,7 @@ STAGERS: dict[str, Stager] = {
     **crossings.STAGERS, **lane_traffic.STAGERS, **blocked_lanes.STAGERS, **junctions.STAGERS, **curb.STAGERS,
     **replay.STAGERS,
     **junction_turns.STAGERS,
-    **side_hazards.STAGERS, **merges.STAGERS,
+    **side_hazards.STAGERS, **merges.STAGERS, **control_loss.STAGERS,
 }
 
 
