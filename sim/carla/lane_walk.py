@@ -1,12 +1,13 @@
 """Walking one lane of a CARLA map (one road section's lane) with ``Waypoint.next`` and ``Waypoint.previous`` only.
 
 The ``carla`` wheel's ``Waypoint.previous_until_lane_start`` ends with a step back that it assumes exists: walking
-back to the start of a road that has no predecessor (a lane added mid-road, a road at the edge of the map) it
-dereferences an empty list and the process dies (SIGSEGV). ``next(d)`` and ``previous(d)`` return an empty list
-there instead, so lanes are walked with them: whole steps of the sampling spacing, then halved steps to the lane's
-end, which is reached within :data:`END_TOLERANCE_M`. A step stays on the lane when it keeps the road, section and
-lane id and moves the station ``s`` the way the lane drives (up the road for negative lane ids, down it for
-positive ones, as CARLA's ``next`` does), so a lane that leads into itself ends where it wraps.
+back to the start of a road that has no predecessor (a road at the edge of the map, or one whose lane was added
+mid-road) it dereferences an empty list and the process dies (SIGSEGV); ``next_until_lane_end`` does the same on a
+lane that ends mid-road. ``next(d)`` and ``previous(d)`` return an empty list there instead, so lanes are walked
+with them: whole steps of the sampling spacing, then halved steps to the lane's end, which is reached within
+:data:`END_TOLERANCE_M`. A step stays on the lane when it keeps the road, section and lane id and moves the station
+``s`` the way the lane drives (up the road for negative lane ids, down it for positive ones, as CARLA's ``next``
+does), so a lane that leads into itself ends where it wraps.
 """
 
 from __future__ import annotations
