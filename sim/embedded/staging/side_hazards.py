@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from sim.embedded.placement import Placement
 from sim.embedded.staging.blocked_lanes import blocked_lane
+from sim.embedded.staging.junction_turns import BICYCLE_LENGTH_M, BICYCLE_WIDTH_M
 from sim.embedded.staging.route_geometry import RouteGeometry, Slots, Stager, event_name, park_on_route, side_normal
 from sim.scenarios.events import HazardAtSideLane, VehicleOpensDoorTwoWays
 
 #: How far an open door reaches out from the side of its car, and how long it is along the car.
 DOOR_REACH_M = 1.2
 DOOR_LENGTH_M = 0.4
-#: A bicycle's box, and how far apart the event's two ride (the Leaderboard's).
-BICYCLE_LENGTH_M = 1.8
-BICYCLE_WIDTH_M = 0.7
+#: How far apart the event's two bicycles ride (the Leaderboard's).
 BICYCLE_GAP_M = 9.0
 
 
