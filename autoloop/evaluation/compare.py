@@ -14,13 +14,14 @@ from autoloop.viewer.links import replay_url
 
 
 def episode_link(episode_id: str) -> str:
-    """The replay viewer's page of one episode (where ``autoloop replay`` serves by default)."""
+    """The replay viewer's page of one episode (:func:`autoloop.viewer.links.replay_url`)."""
     return replay_url(episode_id)
 
 
 def compare_link(candidate_episode: str, champion_episode: str) -> str:
-    """The replay viewer's side-by-side page of two episodes."""
-    return replay_url(candidate_episode, compare_with=champion_episode)
+    """The replay viewer's side-by-side page of the champion's episode (A) and the candidate's (B): the viewer's
+    ``B − A`` is then the report's difference, candidate minus champion."""
+    return replay_url(champion_episode, compare_with=candidate_episode)
 
 
 @dataclass(frozen=True)

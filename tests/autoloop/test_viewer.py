@@ -24,7 +24,6 @@ from sim.maps import get_map
 from tests.autoloop.viewer_store import HOSTILE_POLICY, build_viewer_store
 from tests.conftest import SHARED_DATA
 
-
 #: What a browser on this machine sends (the test client's default host, "testserver", is not served).
 LOCAL = "http://127.0.0.1:8765"
 
@@ -409,3 +408,11 @@ def test_replay_command_serves_the_store(store: EpisodeStore) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_report_links_follow_the_viewers_address_and_put_the_champion_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autoloop.evaluation import compare_link, episode_link
+
+    assert compare_link("candidate-1", "champion-1") == "http://127.0.0.1:8765/#/compare/champion-1/candidate-1"
+    monkeypatch.setenv("AUTOLOOP_VIEWER_URL", "http://viewer.example.com:9000/")
+    assert episode_link("eval-1") == "http://viewer.example.com:9000/#/episode/eval-1"
