@@ -149,10 +149,13 @@ def test_a_failing_gate_promotes_nothing_and_says_why(loop: Loop, tmp_path: Path
     result = promote_flow(loop.second.candidate_uri, config_file=str(impossible), home=str(loop.home))
     assert not result.verdict.passed and not result.promoted
     assert any(reason.startswith("driving score") and "< minimum 101.0" in reason for reason in result.verdict.reasons)
-    # registered as a new version, the challenger, with the verdict; the champion stays
-    assert result.registered is not None and result.registered.version == str(versions + 1)
+    # the model keeps the version it was registered as (registering is idempotent), now the challenger with the
+    # new verdict; the champion stays
+    assert result.registered is not None and result.registered.version == loop.second.registered_version
+    assert len(loop.client.search_model_versions(f"name = '{MODEL}'")) == versions
     after = loop.client.get_registered_model(MODEL).aliases
-    assert after["champion"] == before.aliases["champion"] and str(after["challenger"]) == str(versions + 1)
+    assert after["champion"] == before.aliases["champion"]
+    assert str(after["challenger"]) == loop.second.registered_version
     tags = loop.client.get_model_version(MODEL, result.registered.version).tags
     assert tags["verdict"] == "failed" and "minimum 101.0" in tags["reasons"]
     run = loop.client.get_run(result.run_id)
