@@ -36,6 +36,8 @@ Staged by the embedded world (see :mod:`sim.embedded.staging`):
   lane); :class:`HighwayExit` — the ego leaves its road across a flow; :class:`HighwayCutIn` — a vehicle joins
   the ego's lane from a side road just in front of it. (The Leaderboard's are highway entries, exits and on-ramps;
   our towns have none, so they happen at junctions.)
+- :class:`SequentialLaneChange` (Bench2Drive) — the route changes lanes past the trigger: nothing is staged, the
+  route's place is checked.
 - :class:`SignalizedJunctionLeftTurn`, :class:`SignalizedJunctionRightTurn`,
   :class:`NonSignalizedJunctionLeftTurn` — a flow of vehicles with the right of way crosses (left turns) or joins
   (right turn) the ego's path at a junction where the route turns; at signalized ones the event sets the lights
@@ -269,6 +271,13 @@ class HighwayCutIn(_Event):
 
     type: Literal["HighwayCutIn"] = "HighwayCutIn"
     speed_mps: float = Field(default=8.0, gt=0.0)
+
+
+class SequentialLaneChange(_Event):
+    """The route changes lanes within 200 m past the trigger; nothing else happens (Bench2Drive: the ego must change
+    lanes as its route does; its scenario stages nothing and ends 200 m on)."""
+
+    type: Literal["SequentialLaneChange"] = "SequentialLaneChange"
 
 
 class SignalizedJunctionLeftTurn(_Flow):
@@ -529,8 +538,8 @@ ScenarioEvent = Annotated[
     PedestrianCrossing | DynamicObjectCrossing | VehicleTurningRoutePedestrian | HardBreakRoute
     | OppositeVehicleRunningRedLight | OppositeVehicleTakingPriority | ParkingCutIn | ParkedObstacle | Accident
     | ConstructionObstacle | StaticCutIn | ControlLoss | ParkingCrossingPedestrian | VehicleOpensDoorTwoWays
-    | HazardAtSideLane | EnterActorFlow | HighwayExit | HighwayCutIn | SignalizedJunctionLeftTurn
-    | SignalizedJunctionRightTurn
+    | HazardAtSideLane | EnterActorFlow | HighwayExit | HighwayCutIn | SequentialLaneChange
+    | SignalizedJunctionLeftTurn | SignalizedJunctionRightTurn
     | NonSignalizedJunctionLeftTurn | NonSignalizedJunctionRightTurn | SignalizedJunctionLeftTurnEnterFlow
     | NonSignalizedJunctionLeftTurnEnterFlow | InterurbanActorFlow | InterurbanAdvancedActorFlow | CrossingBicycleFlow
     | VehicleTurningRoute | BlockedIntersection | PriorityAtJunction | VanillaSignalizedTurnEncounterGreenLight
@@ -546,7 +555,7 @@ EVENT_TYPES: dict[str, type[_Event]] = {
                 OppositeVehicleRunningRedLight, OppositeVehicleTakingPriority, ParkingCutIn, ParkedObstacle,
                 Accident, ConstructionObstacle, StaticCutIn, ControlLoss, ParkingCrossingPedestrian,
                 VehicleOpensDoorTwoWays, HazardAtSideLane, EnterActorFlow, HighwayExit, HighwayCutIn,
-                SignalizedJunctionLeftTurn, SignalizedJunctionRightTurn,
+                SequentialLaneChange, SignalizedJunctionLeftTurn, SignalizedJunctionRightTurn,
                 NonSignalizedJunctionLeftTurn, NonSignalizedJunctionRightTurn, SignalizedJunctionLeftTurnEnterFlow,
                 NonSignalizedJunctionLeftTurnEnterFlow, InterurbanActorFlow, InterurbanAdvancedActorFlow,
                 CrossingBicycleFlow, VehicleTurningRoute, BlockedIntersection, PriorityAtJunction,

@@ -246,6 +246,7 @@ _PARAMETERS: dict[str, dict[str, str]] = {
     "HighwayExit": _FLOW,
     "HighwayCutIn": {},
     "ControlLoss": {},
+    "SequentialLaneChange": {},
     "SignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
     "SignalizedJunctionRightTurn": {"flow_speed": "flow_speed_mps", "source_dist_interval": "source_dist_interval_m"},
     "NonSignalizedJunctionLeftTurn": {"flow_speed": "flow_speed_mps",

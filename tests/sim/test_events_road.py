@@ -135,6 +135,8 @@ _ROUTE_XML = """<routes><route id="7" town="Town01"><waypoints>
   <trigger_point x="60" y="0" z="0" yaw="0"/><other_actor_location x="1" y="2" z="0"/></scenario>
 <scenario name="EnterActorFlowV2_1" type="EnterActorFlowV2"><trigger_point x="70" y="0" z="0" yaw="0"/></scenario>
 <scenario name="ControlLoss_1" type="ControlLoss"><trigger_point x="80" y="0" z="0" yaw="0"/></scenario>
+<scenario name="SequentialLaneChange_1" type="SequentialLaneChange"><trigger_point x="90" y="0" z="0" yaw="0"/>
+</scenario>
 </scenarios></route></routes>"""
 
 
@@ -145,7 +147,7 @@ def test_a_route_file_stages_the_road_events_with_its_parameters(tmp_path: Path)
     polyline = np.array([[x, 0.0] for x in np.arange(0.0, 101.0, 1.0)])
     events, unsupported = route_events(route, polyline)
     assert unsupported == ()
-    crossing, door, bicycles, merger, exit_flow, cut_in, enter, slip = events
+    crossing, door, bicycles, merger, exit_flow, cut_in, enter, slip, lane_change = events
     assert crossing == ev.ParkingCrossingPedestrian(trigger_s_m=10.0, name="ParkingCrossingPedestrian_1",
                                                     distance_m=15.0, direction="left")
     assert door == ev.VehicleOpensDoorTwoWays(trigger_s_m=20.0, name="VehicleOpensDoorTwoWays_1", distance_m=40.0)
@@ -157,6 +159,7 @@ def test_a_route_file_stages_the_road_events_with_its_parameters(tmp_path: Path)
     assert cut_in == ev.HighwayCutIn(trigger_s_m=60.0, name="HighwayCutIn_1")
     assert enter == ev.EnterActorFlow(trigger_s_m=70.0, name="EnterActorFlowV2_1")
     assert slip == ev.ControlLoss(trigger_s_m=80.0, name="ControlLoss_1")
+    assert lane_change == ev.SequentialLaneChange(trigger_s_m=90.0, name="SequentialLaneChange_1")
 
 
 def _near_junction_scenarios(where: str) -> list[Scenario]:
@@ -221,3 +224,39 @@ def test_the_controls_slip_on_the_bad_road_and_the_expert_keeps_its_lane() -> No
     assert list(expert.status_names()) == ["completed"] * ROUTES
     naive = _drive(scenarios, NaiveDriver)  # the slips are small: the naive driver keeps its lane too
     assert naive.infractions[:, INFRACTIONS.index(Infraction.OUTSIDE_ROUTE_LANES)].sum() == 0
+
+
+def _lane_change_routes() -> list[Scenario]:
+    """``ROUTES`` routes on town-1 that start on a lane and change to the lane beside it (running the same way),
+    then drive on, with the lane-change event at their start."""
+    graph = make_world(MAP, 1, CONFIG).map
+    found: list[Scenario] = []
+    for lane in graph.lanes:
+        beside = graph.lane_changes(lane.lane_id)
+        if lane.is_junction or not beside:
+            continue
+        route = [lane.lane_id, beside[0]]
+        while len(route) < 5 and graph.lanes[route[-1]].successors:
+            route.append(graph.lanes[route[-1]].successors[0])
+        length = float(cumulative_length(graph.route_path(route).polyline(graph))[-1])
+        found.append(Scenario(map_name=MAP, route=tuple(route), start_s_m=2.0, end_s_m=round(length - 5.0, 2),
+                              traffic_vehicles=0, traffic_seed=len(found), timeout_s=round(length / 4.0 + 60.0, 1),
+                              events=(ev.SequentialLaneChange(trigger_s_m=2.0),)))
+        if len(found) == ROUTES:
+            return found
+    raise AssertionError("too few lanes with a lane beside them on " + MAP)
+
+
+def test_the_expert_changes_lanes_with_its_route() -> None:
+    scenarios = _lane_change_routes()
+    expert = _drive(scenarios, ExpertDriver)
+    assert expert.infractions.sum() == 0
+    assert list(expert.status_names()) == ["completed"] * ROUTES
+    naive = _drive(scenarios, NaiveDriver)  # it follows the route through the lane change too
+    assert naive.infractions[:, [INFRACTIONS.index(Infraction.OUTSIDE_ROUTE_LANES), *_COLLISIONS]].sum() == 0
+    assert list(naive.status_names()) == ["completed"] * ROUTES
+    straight = sample_scenario(3, map_name=MAP, traffic_vehicles=0)  # successor lanes only: no lane change
+    unchanged = straight.model_copy(update={"events": (ev.SequentialLaneChange(trigger_s_m=straight.start_s_m,
+                                                                               name="SequentialLaneChange_1"),)})
+    with pytest.raises(ValueError, match=r"SequentialLaneChange 'SequentialLaneChange_1'.*changes no lanes"):
+        make_world(MAP, 1, CONFIG).reset([unchanged])

@@ -1,5 +1,6 @@
 """The Leaderboard's highway entries, exits and cut-ins, staged where our towns have them: the ego turning onto a
-road into a flow, leaving its road across one, a vehicle joining the ego's lane from a side road."""
+road into a flow, leaving its road across one, a vehicle joining the ego's lane from a side road; and Bench2Drive's
+lane changes along the route."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import math
 from sim.embedded.placement import Placement
 from sim.embedded.staging.junctions import find_junction, merging_flow, place_flow
 from sim.embedded.staging.route_geometry import RouteGeometry, Slots, Stager, event_name, turn_of
-from sim.scenarios.events import EnterActorFlow, HighwayCutIn, HighwayExit
+from sim.scenarios.events import EnterActorFlow, HighwayCutIn, HighwayExit, SequentialLaneChange
+
+#: A lane-change event's route changes lanes within this far past its trigger (Bench2Drive's scenario ends there).
+LANE_CHANGE_WITHIN_M = 200.0
 
 
 def _stage_enter_flow(placement: Placement, event: EnterActorFlow, geometry: RouteGeometry, slots: Slots) -> None:
@@ -43,9 +47,21 @@ def _stage_highway_cut_in(placement: Placement, event: HighwayCutIn, geometry: R
                interval_m=(0.0, 0.0), obeys_lights=False)
 
 
+def _check_lane_change(placement: Placement, event: SequentialLaneChange, geometry: RouteGeometry,
+                       slots: Slots) -> None:
+    pieces, offsets, lanes = geometry.route.pieces, geometry.route.offsets, geometry.lanes
+    last = event.trigger_s_m + LANE_CHANGE_WITHIN_M
+    changes = [offsets[r + 1] for r in range(len(pieces) - 1)
+               if pieces[r + 1].lane not in lanes[pieces[r].lane].successors]
+    if not any(event.trigger_s_m <= s <= last for s in changes):
+        raise ValueError(f"{event_name(event)}: the route changes no lanes between {event.trigger_s_m:.1f} and "
+                         f"{last:.1f} m")
+
+
 #: The stager of each event type this module stages.
 STAGERS: dict[str, Stager] = {
     "EnterActorFlow": _stage_enter_flow,
     "HighwayExit": _stage_highway_exit,
     "HighwayCutIn": _stage_highway_cut_in,
+    "SequentialLaneChange": _check_lane_change,
 }
