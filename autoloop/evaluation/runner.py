@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from autoloop.evaluation.results import (
     record_json,
 )
 from autoloop.locks import exclusive
+from autoloop.progress import Progress
 from autoloop.rollout import DriverFactory, EpisodeRecorder, drive_shards, store_file_maps
 from policies.base import Policy
 from sim.metrics import RouteRecord, comfort, score_route
@@ -140,6 +141,20 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
     shards = drive_shards([suite.scenarios[i] for i in missing], driver=_GuardedDriver(driver),
                           recorder=EpisodeRecorder(policy_name=policy_name, tags=episode_tags), world=world,
                           batch_size=sim.batch_size, bev=sim.bev(), compute=compute, on_error=_failure)
+    progress = Progress(f"evaluate {suite.name}", len(suite.scenarios), "routes", done=len(done))
+    with progress:
+        _checkpoint_shards(shards, missing, suite, done, store=store, checkpoint=checkpoint, scorer=settings.scorer,
+                           progress=progress, on_batch=on_batch)
+    return aggregate(list(done.values()), policy=policy_name, suite=suite.name, suite_hash=suite.content_hash,
+                     scorer=settings.scorer, resamples=settings.bootstrap_resamples,
+                     confidence=settings.confidence, seed=settings.bootstrap_seed, checkpoint=str(checkpoint),
+                     episode_tags=episode_tags)
+
+
+def _checkpoint_shards(shards: Iterator[tuple[list[int], list[Any]]], missing: list[int], suite: Suite,
+                       done: dict[int, RouteResult], *, store: EpisodeStore, checkpoint: Path, scorer: str,
+                       progress: Progress, on_batch: Callable[[int, int], None] | None) -> None:
+    """Store each shard's episodes, then checkpoint its routes, as it finishes."""
     for positions, results in shards:
         indices = [missing[position] for position in positions]
         fresh = []
@@ -148,18 +163,16 @@ def _run(suite: Suite, driver: DriverFactory, *, header: dict[str, Any], policy_
                 log.warning("route %d: %s: %s", index, result.status, result.error)
                 fresh.append(_failed(suite, index, result.status, result.error))
             else:
-                fresh.append(_route_result(suite, index, *result, settings.scorer))
+                episode, record = result
+                fresh.append(_route_result(suite, index, episode, record, scorer))
         # episodes first: a route in the checkpoint always has its episode (a kill in between leaves an
         # episode that no result names: the resume deletes it, and the route runs again)
         store.write_many([result[0] for result in results if not isinstance(result, _Failure)])
         append_routes(checkpoint, fresh)
         done.update({result.index: result for result in fresh})
+        progress.update(len(done))
         if on_batch is not None:
             on_batch(len(done), len(suite.scenarios))
-    return aggregate(list(done.values()), policy=policy_name, suite=suite.name, suite_hash=suite.content_hash,
-                     scorer=settings.scorer, resamples=settings.bootstrap_resamples,
-                     confidence=settings.confidence, seed=settings.bootstrap_seed, checkpoint=str(checkpoint),
-                     episode_tags=episode_tags)
 
 
 def _drop_unnamed_episodes(store: EpisodeStore, key: str, done: Mapping[int, RouteResult]) -> None:

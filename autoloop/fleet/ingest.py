@@ -31,6 +31,7 @@ from pathlib import Path
 from autoloop.episodes.store import EpisodeStore
 from autoloop.fleet.av2 import dataset_of, log_files, read_log, read_map
 from autoloop.fleet.tables import WHOLE_FILE, FleetLogError
+from autoloop.progress import Progress
 
 logger = logging.getLogger(__name__)
 REASON_FILE = "reason.json"
@@ -74,11 +75,12 @@ def ingest(paths: Iterable[Path], store: EpisodeStore, quarantine_dir: Path) -> 
     known = {meta.get("origin_sha256"): episode_id for episode_id, meta in store.metadata("fleet").items()}
     paths = [Path(path) for path in paths]
     roots = [path.resolve() for path in paths]
-    for path in paths:
-        logs = find_logs(path)
-        if not logs:
-            report.not_found.append(path)
-        for log_dir in logs:
+    found = {path: find_logs(path) for path in paths}
+    report.not_found = [path for path, logs in found.items() if not logs]
+    every = [log_dir for logs in found.values() for log_dir in logs]
+    with Progress("ingest", len(every), "logs") as progress:
+        for log_dir in every:
+            progress.update(report.logs)
             outside = _linked_outside(log_dir, roots)
             if outside is not None:
                 digest = hashlib.sha256(f"{log_dir.resolve()}\0{outside.problem}".encode()).hexdigest()
@@ -101,6 +103,7 @@ def ingest(paths: Iterable[Path], store: EpisodeStore, quarantine_dir: Path) -> 
             else:
                 known[digest] = episode_id
                 report.landed.append(episode_id)
+        progress.update(report.logs)
     return report
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from autoloop.compute import IN_PROCESS, Compute
+from autoloop.progress import Progress
 from autoloop.rollout.drivers import DriverFactory, WorldDriver
 from policies.base import Policy
 from policies.expert import ExpertDriver
@@ -161,10 +162,11 @@ def drive(scenarios: Sequence[Scenario], *, driver: DriverFactory, recorder: Rec
     :param compute: where the shards run (:mod:`autoloop.compute`: this process, or a Ray cluster).
     """
     results: dict[int, R] = {}
-    for positions, shard in drive_shards(scenarios, driver=driver, recorder=recorder, world=world,
-                                         batch_size=batch_size, bev=bev, options=options, compute=compute):
-        results.update(zip(positions, shard, strict=True))
-        log.info("rolled out %d/%d scenarios", len(results), len(scenarios))
+    with Progress("drive", len(scenarios), "scenarios") as progress:
+        for positions, shard in drive_shards(scenarios, driver=driver, recorder=recorder, world=world,
+                                             batch_size=batch_size, bev=bev, options=options, compute=compute):
+            results.update(zip(positions, shard, strict=True))
+            progress.update(len(results))
     return [results[position] for position in range(len(scenarios))]
 
 

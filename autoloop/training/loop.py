@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from autoloop.config import TrainConfig
+from autoloop.progress import Progress
 from autoloop.training.balance import epoch_rows
 from autoloop.training.data import Batch, TrajectoryArrays, batches
 from autoloop.training.distributed import SINGLE_CPU, Topology
@@ -89,36 +90,41 @@ def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainCo
     if share < 1:
         raise ValueError(f"{len(train_rows)} training samples cannot be shared by {topology.world_size} processes")
     batches_per_epoch = -(-share // config.batch_size)
-    for epoch in range(len(history) + 1, epochs + 1):
-        order = np.random.default_rng([config.seed, epoch]).permutation(train_rows)
-        mine = np.sort(order[:per_epoch][topology.rank::topology.world_size][:share])  # this rank's equal share
-        mine = np.random.default_rng([config.seed, epoch, topology.rank]).permutation(mine)
-        model.train()
-        total, parts_total = 0.0, dict[str, float]()
-        row_batches = [np.sort(mine[i:i + config.batch_size]) for i in range(0, share, config.batch_size)]
-        for index, batch in enumerate(batches(data, row_batches, topology.device)):
-            with autocast():
-                value, parts = loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            total += value.item() * len(batch)
-            for key, part in parts.items():
-                parts_total[key] = parts_total.get(key, 0.0) + part * len(batch)
-            if on_step is not None and topology.is_main:
-                on_step((epoch - 1) * batches_per_epoch + index + 1, {"loss": value.item(), **parts})
-        val = _validate(net, data, val_rows, loss, topology.device, autocast)
-        metrics = EpochMetrics(epoch=epoch, train_loss=_mean_over_ranks(total, share, topology), val_loss=val,
-                               parts={key: _mean_over_ranks(part, share, topology)
-                                      for key, part in sorted(parts_total.items())})
-        history.append(metrics)
-        if path is not None:
-            if topology.is_main:
-                _save(path, net, optimizer, history)
-            if topology.distributed:
-                dist.barrier()
-        if on_epoch is not None and topology.is_main:
-            on_epoch(metrics)
+    progress = Progress("train", epochs * batches_per_epoch, "steps", done=len(history) * batches_per_epoch,
+                        bar=None if topology.is_main else False)
+    with progress:
+        for epoch in range(len(history) + 1, epochs + 1):
+            order = np.random.default_rng([config.seed, epoch]).permutation(train_rows)
+            mine = np.sort(order[:per_epoch][topology.rank::topology.world_size][:share])  # this rank's equal share
+            mine = np.random.default_rng([config.seed, epoch, topology.rank]).permutation(mine)
+            model.train()
+            total, parts_total = 0.0, dict[str, float]()
+            row_batches = [np.sort(mine[i:i + config.batch_size]) for i in range(0, share, config.batch_size)]
+            for index, batch in enumerate(batches(data, row_batches, topology.device)):
+                with autocast():
+                    value, parts = loss(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                value.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+                total += value.item() * len(batch)
+                for key, part in parts.items():
+                    parts_total[key] = parts_total.get(key, 0.0) + part * len(batch)
+                if on_step is not None and topology.is_main:
+                    on_step((epoch - 1) * batches_per_epoch + index + 1, {"loss": value.item(), **parts})
+                if topology.is_main:
+                    progress.advance()
+            val = _validate(net, data, val_rows, loss, topology.device, autocast)
+            metrics = EpochMetrics(epoch=epoch, train_loss=_mean_over_ranks(total, share, topology), val_loss=val,
+                                   parts={key: _mean_over_ranks(part, share, topology)
+                                          for key, part in sorted(parts_total.items())})
+            history.append(metrics)
+            if path is not None:
+                if topology.is_main:
+                    _save(path, net, optimizer, history)
+                if topology.distributed:
+                    dist.barrier()
+            if on_epoch is not None and topology.is_main:
+                on_epoch(metrics)
     net.eval()
     return tuple(history)
 

@@ -117,7 +117,7 @@ def test_paired_comparison_lists_regressed_routes_with_viewer_links() -> None:
     assert comparison.by_type == {"A": pytest.approx(5.0), "B": pytest.approx(-30.0)}
     [regressed] = comparison.regressed()
     assert regressed.index == 2 and regressed.difference == pytest.approx(-30.0)
-    assert regressed.link == "http://127.0.0.1:8765/#/compare/ca-2/ch-2"
+    assert regressed.link == "http://127.0.0.1:8765/#/compare/ch-2/ca-2"  # champion (A), then candidate (B)
     with pytest.raises(ValueError, match="different scenarios"):
         compare(candidate, result_of(list(champion.routes), suite_hash="other"))
 
