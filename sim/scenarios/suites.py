@@ -46,7 +46,7 @@ from sim.scenarios.routes import (
 )
 
 #: Suite generator version: bump it when a generator changes what it produces.
-SUITE_VERSION = 2
+SUITE_VERSION = 3
 #: Slots the events of one scenario may need beyond its background traffic.
 EVENT_VEHICLES, EVENT_PEDESTRIANS = 4, 1
 #: Extra time a route with an event gets (waiting for pedestrians, passing obstacles).
@@ -271,8 +271,7 @@ def build_suite(name: str, *, routes: int | None = None, per_type: int = 6, seed
                                            pedestrians=int(rng.integers(0, 8))))
         return Suite("train", SUITE_VERSION, tuple(scenarios))
     if name == "eval":
-        return Suite("eval", SUITE_VERSION, tuple(eval_route(index, per_type) for index in
-                                                  range(len(_eval_kinds(per_type)))))
+        return _eval_suite(per_type)
     if name == "carla-towns":
         root = data_root()
         files = [root / file for file in CARLA_ROUTE_FILES]
@@ -284,6 +283,13 @@ def build_suite(name: str, *, routes: int | None = None, per_type: int = 6, seed
                              f"{', '.join(missing)}")
         return leaderboard_suite("carla-towns", files, routes_per_town=20 if routes is None else routes)
     raise ValueError(f"unknown suite {name!r}; known: {', '.join(SUITE_NAMES)}")
+
+
+@cache
+def _eval_suite(per_type: int) -> Suite:
+    """``eval``, generated once per process (a few hundred routes, each placed where its event stages)."""
+    return Suite("eval", SUITE_VERSION, tuple(eval_route(index, per_type) for index in
+                                              range(len(_eval_kinds(per_type)))))
 
 
 #: ``eval``'s towns (held out: training towns have seeds below 9000).
