@@ -27,7 +27,9 @@ def test_a_route_drives_the_same_whatever_the_free_actor_slots() -> None:
     from tests.sim.expert_routes import route_row
 
     suite = build_suite("eval")
-    picked = [73, 115]  # an event vehicle that turns at random; background pedestrians choosing walkways
+    kinds = [suite.event_type(i) for i in range(len(suite.scenarios))]
+    # an event vehicle that turns at random; background pedestrians choosing walkways
+    picked = [kinds.index("SignalizedJunctionRightTurn") + 1, kinds.index("Route") + 1]
     base = suite.world_config()
     more = dataclasses.replace(base, max_vehicles=base.max_vehicles + 5, max_pedestrians=base.max_pedestrians + 3,
                                max_statics=base.max_statics + 2)
