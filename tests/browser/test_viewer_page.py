@@ -228,3 +228,16 @@ def test_episode_data_is_shown_as_text_and_errors_are_shown(page: Any, viewer_st
     page.locator("#error").wait_for(state="visible")
     assert "404" in page.locator("#error-text").text_content()
     assert "no-such-episode" in page.locator("#error-text").text_content()
+
+
+def test_a_bad_episode_id_after_a_good_one_leaves_nothing_of_the_good_one(page: Any,
+                                                                         viewer_store: EpisodeStore) -> None:
+    good = _sim(viewer_store)[0]
+    page.goto(f"/#/episode/{good}")
+    page.wait_for_function("() => document.querySelectorAll('#panels .panel').length > 0")
+    page.evaluate("location.hash = '#/episode/no-such-episode'")
+    page.locator("#stages .stage h2", has_text="no-such-episode: not loaded").wait_for()
+    assert page.locator("#error").is_visible() and "no-such-episode" in page.locator("#error-text").text_content()
+    assert page.locator("#panels .panel").count() == 0 and page.locator("#markers button").count() == 0
+    heading = page.locator("#stages .stage h2").text_content()
+    assert heading == "no-such-episode: not loaded" and "loading" not in page.locator("#stages").text_content()

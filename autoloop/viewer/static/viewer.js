@@ -562,6 +562,7 @@ async function sameScenario(episode) {
       ` · ${fmt(row.model)} · DS ${fmt(row.driving_score)}`));
   }
   if (!others.length) list.append(el('li', { class: 'future', text: 'no other episode of this map and seed' }));
+  if (!player.scenes.length || player.scenes[0].episode !== episode) return;  // another view is shown by now
   $('#panels').append(el('section', { class: 'panel' }, el('h3', { text: `same scenario (seed ${seed}): compare with` }), list));
 }
 
@@ -640,8 +641,17 @@ async function showReplay(route) {
   $('#breadcrumb').textContent = route.view === 'compare' ? `compare ${ids[0]} vs ${ids[1]}` : ids[0];
   const stages = $('#stages');
   stages.replaceChildren(...ids.map((id) => el('div', { class: 'stage', dataset: { episodeId: id } }, el('h2', { text: `loading ${id}…` }))));
-  const scenes = await Promise.all(ids.map((id, k) => loadScene(id, stages.children[k])));
-  player.load(scenes, route, route.params);
+  // (what the last episode showed goes at once: a load that fails must not leave it beside the error)
+  $('#panels').replaceChildren();
+  $('#markers').replaceChildren();
+  player.scenes = [];
+  const loaded = await Promise.allSettled(ids.map((id, k) => loadScene(id, stages.children[k])));
+  const failed = loaded.map((result, k) => [result, ids[k], stages.children[k]]).filter(([result]) => result.status === 'rejected');
+  for (const [result, id, stage] of failed) {
+    stage.replaceChildren(el('h2', { text: `${id}: not loaded` }), el('p', { class: 'failed', text: result.reason.message }));
+  }
+  if (failed.length) throw failed[0][0].reason;
+  player.load(loaded.map((result) => result.value), route, route.params);
 }
 
 // ------------------------------------------------------------------ routing and wiring
