@@ -623,7 +623,7 @@ def bench_drive_command(
     work: Annotated[Path, typer.Option("--dir", help="Work folder (episodes, snapshots, drivers); an interrupted "
                                        "study resumes from it.")],
     train_routes: Annotated[int, typer.Option(help="Train-suite routes the expert drives.")] = 32,
-    eval_every: Annotated[int, typer.Option(help="Evaluate every n-th eval-suite route (1: all 126).")] = 1,
+    eval_every: Annotated[int, typer.Option(help="Evaluate every n-th eval-suite route (1: all).")] = 1,
     dagger_rounds: Annotated[int, typer.Option(help="DAgger rounds.")] = 2,
     dagger_routes: Annotated[int, typer.Option(help="Routes the learner drives per DAgger round.")] = 16,
     ppo_timesteps: Annotated[int, typer.Option(help="PPO fine-tuning steps (0: none).")] = 4096,
@@ -661,7 +661,7 @@ def bench_engine_command(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (both arms).")] = None,
     profile: Annotated[str | None, typer.Option("--profile", "-p", help="Base profile: quick or default.")] = None,
     curve_routes: Annotated[int | None, typer.Option(help="Score the curve on a slice of this many eval routes "
-                                                     "(default: all 126).", min=1)] = None,
+                                                     "(default: all).", min=1)] = None,
 ) -> None:
     """The data engine against random collection at the same budget: K cycles each from an empty home, every
     cycle's champion on the held-out eval suite; both curves and the final paired difference (JSON on stdout)."""

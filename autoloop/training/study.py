@@ -42,7 +42,7 @@ class StudyConfig:
     """Sizes of the study.
 
     :param train_routes: routes of the train suite the expert drives.
-    :param eval_every: evaluate every n-th route of the eval suite (1: all 126).
+    :param eval_every: evaluate every n-th route of the eval suite (1: all).
     :param dagger_rounds: DAgger rounds.
     :param dagger_routes: train-suite routes the learner drives per round.
     :param ppo_timesteps: PPO environment steps (0: none).
