@@ -156,8 +156,8 @@ class LaneGraph:
     :param drivable_polygons: drivable area as simple polygons ``(V, 2)`` whose union is the road surface.
     :param light_groups: number of traffic-light groups.
     :param crosswalks: crosswalk polygons ``(V, 2)``.
-    :param walkways: the pedestrian network (sidewalks, corners, crosswalks); maps without sidewalks give only
-        their crosswalks, walked both ways.
+    :param walkways: the pedestrian network (sidewalks, corners, crosswalks); maps without one give none, and
+        the world walks their crosswalks between kerbs (:func:`sim.maps.walkways.walk_network`).
     :param curbside_stops: pick-up/drop-off zones.
     :param light_junctions: the junction each light group belongs to (empty: derived from the lanes it controls).
         Light groups of one junction turn green one after another (split phasing).
