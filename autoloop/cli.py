@@ -159,13 +159,13 @@ def train(config: ConfigOption = None, profile: ProfileOption = None, home: Home
     """Train a driver on a dataset snapshot: imitation (`train.policy`: waypoints or bc), then optional DAgger, PPO,
     SAC."""
     arguments = _flow_arguments(config, profile, home)
-    from autoloop.stages import latest_snapshot
+    from autoloop.stages import latest_snapshot_path
     from flows.stages import train_flow
     from sim.scene.observation import ObservationFormatError
 
     try:  # (no dataset to train on: one line, before any flow run)
         if dataset is None:
-            latest_snapshot(Paths(Path(arguments["home"])))
+            latest_snapshot_path(Paths(Path(arguments["home"])))
         elif not dataset.is_file():
             raise FileNotFoundError(f"--dataset {dataset}: no such snapshot manifest")
     except FileNotFoundError as error:

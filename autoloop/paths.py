@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -24,17 +25,23 @@ class Paths:
         return cls(Path(os.environ.get("AUTOLOOP_HOME") or Path.cwd() / ".autoloop").resolve())
 
     def check_writable(self) -> None:
-        """Create the home folder if need be and check that a file can be written in it: a home that cannot take
-        the tracking store or an episode fails here at once, not after minutes of retries.
+        """Check that the home folder can be created and written in (by doing it, then removing what the check
+        made): a home that cannot take the tracking store or an episode fails here at once, not after minutes of
+        retries.
 
         :raises UnwritableHome: naming the folder and why.
         """
+        missing = [folder for folder in (self.home, *self.home.parents) if not folder.exists()]
         try:
             self.home.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.home, prefix=".write-check-"):
                 pass
         except OSError as error:
             raise UnwritableHome(f"home {self.home}: cannot write there ({error.strerror or error})") from None
+        finally:  # (made again by the first command that writes there: a check leaves nothing behind)
+            for folder in missing:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     @property
     def episodes(self) -> Path:

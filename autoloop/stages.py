@@ -462,10 +462,9 @@ def evaluate(context: StageContext, model_uri: str) -> EvaluateOutcome:
                             tags={**dict(context.run_tags), "autoloop.model_uri": model_uri,
                                   "autoloop.backend": config.evaluate.backend}) as run_id:
         settings = config.evaluate.model_dump(exclude=None if carla else {"carla"})
-        tracking.log_params({"model_uri": model_uri, **_flat(settings)})
-        if carla is None:  # (the suite is the held-out scenarios when evaluate.suite is unset)
-            suite = _suite(context)
-            tracking.log_params({"suite": suite.name})
+        suite = _suite(context) if carla is None else None  # (the held-out scenarios when evaluate.suite is unset)
+        tracking.log_params({"model_uri": model_uri, **_flat(settings), **({"suite": suite.name} if suite else {})})
+        if suite is not None:
             tracking.log_suite(suite.name, suite.content_hash, len(suite.scenarios))
         if carla is not None:
             tracking.set_tags(carla.tags())
@@ -653,12 +652,20 @@ def _compare_with(context: StageContext, champion: tracking.ModelVersionRef | No
                            seed=settings.bootstrap_seed)
 
 
-def latest_snapshot(paths: Paths) -> DatasetSnapshot:
-    """The most recently written dataset snapshot."""
+def latest_snapshot_path(paths: Paths) -> Path:
+    """The manifest of the most recently written dataset snapshot.
+
+    :raises FileNotFoundError: when there is none, saying what to run.
+    """
     manifests = sorted(paths.datasets.glob("*.json"), key=lambda p: p.stat().st_mtime)
     if not manifests:
         raise FileNotFoundError(f"no dataset snapshots under {paths.datasets}: run `autoloop collect` first")
-    return load_snapshot(manifests[-1])
+    return manifests[-1]
+
+
+def latest_snapshot(paths: Paths) -> DatasetSnapshot:
+    """The most recently written dataset snapshot."""
+    return load_snapshot(latest_snapshot_path(paths))
 
 
 def evaluation_backend(config: AutoloopConfig) -> CarlaSetup | None:

@@ -279,8 +279,8 @@ def test_a_crashed_route_counts_as_a_zero_scoring_simulation_crash_through_the_c
                      "at a checkout of carla-simulator/leaderboard"),
     ("no server", "error: evaluate.carla: no CARLA server: set carla_root (or $CARLA_ROOT) to start servers from a "
                   "CARLA package, or hosts (or $CARLA_HOST) to use running ones"),
-    ("unknown driver", "error: parameter model_uri='{tmp}/missing.pt': driver '{tmp}/missing.pt' is neither "
-                       "'expert', a models:/ URI nor a checkpoint file"),
+    ("unknown driver", "error: --model: driver '{tmp}/missing.pt' is neither 'expert', a models:/ URI nor a "
+                       "checkpoint file"),
 ])
 def test_inputs_that_cannot_be_used_fail_in_one_line_before_any_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     case: str, message: str) -> None:
@@ -299,12 +299,12 @@ def test_inputs_that_cannot_be_used_fail_in_one_line_before_any_run(tmp_path: Pa
         monkeypatch.delenv("CARLA_ROOT")
     else:
         arguments[-1] = str(tmp_path / "missing.pt")
-    if case == "unknown driver":  # found in the flow: in a process of its own, which starts Prefect's API
+    if case == "unknown driver":  # found before the flow starts: an input error (exit 2)
         code, output = autoloop(arguments)
     else:
         result = CliRunner().invoke(app, arguments)
         code, output = result.exit_code, result.stdout
-    assert code == 1, output
+    assert code == (2 if case == "unknown driver" else 1), output
     assert message.format(tmp=tmp_path) + "\n" in output
     assert not (tmp_path / "home" / "evaluations").exists()
     database = tmp_path / "home" / "mlflow.db"
