@@ -151,9 +151,12 @@ def test_a_driver_file_that_does_not_load_is_refused_before_any_work(tmp_path: P
         assert not home.exists() or sorted(p.name for p in home.iterdir()) == [], name  # nothing left behind
 
 
-def test_input_errors_are_one_line_before_any_work(tmp_path: Path) -> None:
+def test_input_errors_are_one_line_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stage with nothing to work on, a model that is not there, a busy port: one line, exit 2, nothing run."""
     import socket
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # (the home's own store, whatever an earlier test left set)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
 
     cases = [(["train", "--home", str(tmp_path / "a")], "no dataset snapshots under "),
              (["train", "--home", str(tmp_path / "b"), "--dataset", str(tmp_path / "nope.json")],
