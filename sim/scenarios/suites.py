@@ -133,6 +133,11 @@ def _side(rng: np.random.Generator) -> ev.Side:
     return "left" if rng.random() < 0.5 else "right"
 
 
+def _flow(kind: Callable[..., ev.ScenarioEvent], low_mps: float, high_mps: float) -> EventMaker:
+    """A flow event whose vehicles drive at a speed drawn from ``low_mps..high_mps``."""
+    return lambda t, rng: kind(trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(low_mps, high_mps)), 1))
+
+
 #: How each staged event type is drawn (trigger, random parameters).
 MAKERS: dict[str, EventMaker] = {
     "PedestrianCrossing": lambda t, rng: ev.PedestrianCrossing(
@@ -168,24 +173,15 @@ MAKERS: dict[str, EventMaker] = {
         trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(8.0, 10.0)), 1), flow_vehicles=int(rng.integers(3, 5))),
     "HighwayCutIn": lambda t, rng: ev.HighwayCutIn(trigger_s_m=t, speed_mps=round(float(rng.uniform(6.0, 9.0)), 1)),
     "ControlLoss": lambda t, rng: ev.ControlLoss(trigger_s_m=t),
-    "SignalizedJunctionLeftTurn": lambda t, rng: ev.SignalizedJunctionLeftTurn(
-        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
-    "SignalizedJunctionRightTurn": lambda t, rng: ev.SignalizedJunctionRightTurn(
-        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
-    "NonSignalizedJunctionLeftTurn": lambda t, rng: ev.NonSignalizedJunctionLeftTurn(
-        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
-    "NonSignalizedJunctionRightTurn": lambda t, rng: ev.NonSignalizedJunctionRightTurn(
-        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
-    "SignalizedJunctionLeftTurnEnterFlow": lambda t, rng: ev.SignalizedJunctionLeftTurnEnterFlow(
-        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
-    "NonSignalizedJunctionLeftTurnEnterFlow": lambda t, rng: ev.NonSignalizedJunctionLeftTurnEnterFlow(
-        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(7.0, 9.0)), 1)),
-    "InterurbanActorFlow": lambda t, rng: ev.InterurbanActorFlow(
-        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(8.0, 12.0)), 1)),
-    "InterurbanAdvancedActorFlow": lambda t, rng: ev.InterurbanAdvancedActorFlow(
-        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(8.0, 12.0)), 1)),
-    "CrossingBicycleFlow": lambda t, rng: ev.CrossingBicycleFlow(
-        trigger_s_m=t, flow_speed_mps=round(float(rng.uniform(4.0, 10.0)), 1)),
+    "SignalizedJunctionLeftTurn": _flow(ev.SignalizedJunctionLeftTurn, 7.0, 9.0),
+    "SignalizedJunctionRightTurn": _flow(ev.SignalizedJunctionRightTurn, 7.0, 9.0),
+    "NonSignalizedJunctionLeftTurn": _flow(ev.NonSignalizedJunctionLeftTurn, 7.0, 9.0),
+    "NonSignalizedJunctionRightTurn": _flow(ev.NonSignalizedJunctionRightTurn, 7.0, 9.0),
+    "SignalizedJunctionLeftTurnEnterFlow": _flow(ev.SignalizedJunctionLeftTurnEnterFlow, 7.0, 9.0),
+    "NonSignalizedJunctionLeftTurnEnterFlow": _flow(ev.NonSignalizedJunctionLeftTurnEnterFlow, 7.0, 9.0),
+    "InterurbanActorFlow": _flow(ev.InterurbanActorFlow, 8.0, 12.0),
+    "InterurbanAdvancedActorFlow": _flow(ev.InterurbanAdvancedActorFlow, 8.0, 12.0),
+    "CrossingBicycleFlow": _flow(ev.CrossingBicycleFlow, 4.0, 10.0),
     "VehicleTurningRoute": lambda t, rng: ev.VehicleTurningRoute(
         trigger_s_m=t, speed_mps=round(float(rng.uniform(1.5, 3.0)), 2)),
     "BlockedIntersection": lambda t, rng: ev.BlockedIntersection(
