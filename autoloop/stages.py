@@ -46,6 +46,7 @@ from autoloop.evaluation import (
 )
 from autoloop.evaluation.report import write_report
 from autoloop.gating import Check, Verdict, decide
+from autoloop.locks import exclusive
 from autoloop.paths import Paths
 from autoloop.rollout import DriverFactory, PolicyDriver, expert_driver
 from autoloop.training import EpochMetrics, TrainResult, load_trajectory_arrays, train_bc
@@ -279,14 +280,11 @@ def reserve_seeds(paths: Paths, config: AutoloopConfig, earlier: set[int]) -> in
     under a lock on the home, after every seed collected (``earlier``) and every seed handed out before, so that
     collections started at once on one home never drive the same seeds (seeds of a collection that stopped early
     stay unused)."""
-    import fcntl
     import json
     import os
 
     record = paths.home / SEEDS_FILE
-    paths.home.mkdir(parents=True, exist_ok=True)
-    with open(paths.home / f".{SEEDS_FILE}.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(paths.home / f".{SEEDS_FILE}.lock"):
         try:
             handed_out = int(json.loads(record.read_text())["next"]) if record.is_file() else 0
         except (ValueError, KeyError, TypeError):

@@ -16,12 +16,13 @@ artifacts are read from it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import sqlite3
 import time
 from pathlib import Path
+
+from autoloop.locks import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,7 @@ def ensure_local_store(database: Path, artifacts: Path) -> None:
 
     :raises IncompleteStore: naming the file, when it is incomplete and holds runs.
     """
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with open(database.with_name(f".{database.name}.lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(database.with_name(f".{database.name}.lock")):
         _follow_a_move(database)
         for stale in database.parent.glob(f".{database.name}.*.tmp*"):  # a creation that was killed (and its journal)
             stale.unlink(missing_ok=True)
