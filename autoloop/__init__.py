@@ -18,6 +18,8 @@ _RUNTIME_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     # autoloop's own log lines reach the Prefect UI: the run logger's handler is attached to these loggers too
     "PREFECT_LOGGING_EXTRA_LOGGERS": "autoloop",
+    # and outside any flow run (a stage run from the CLI, a library call) they go to the console only, unwarned
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 for _key, _value in _RUNTIME_DEFAULTS.items():
     os.environ.setdefault(_key, _value)

@@ -204,9 +204,29 @@ with concurrency("autoloop-registry", occupy=1, strict=True):
 """
 
 
+#: A training run logs its driver once more: a new candidate with the same weights and lineage, not registered yet.
+LOG_AGAIN = """
+import sys
+from pathlib import Path
+import mlflow
+from autoloop import tracking
+from autoloop.config import load_config
+from tests.autoloop.test_registry import example_observation
+version = mlflow.MlflowClient().get_model_version(sys.argv[1], sys.argv[2])
+policy = tracking.load_policy(version.source)
+with mlflow.start_run(run_id=version.run_id):
+    logged = tracking.log_policy(policy, Path(sys.argv[3]), example_observation(load_config(profile="quick")))
+print(logged.model_uri)
+"""
+
+
 def test_two_workers_promoting_at_once_keep_one_champion_and_its_history(service: Service) -> None:
-    candidates = {home: service.mlflow.get_model_version(MODEL, version).source
+    # two new candidates (the first two cycles' drivers logged again), as two cycles would have trained them
+    candidates = {home: subprocess.run([sys.executable, "-c", LOG_AGAIN, MODEL, version,
+                                        str(service.root / f"again-{version}.pt")], env=service.env, check=True,
+                                       capture_output=True, text=True).stdout.strip().splitlines()[-1]
                   for home, version in (("a", "1"), ("b", "2"))}
+    history_before = json.loads(service.mlflow.get_registered_model(MODEL).tags["champion_history"])
     versions = len(service.mlflow.search_model_versions(f"name = '{MODEL}'"))
     holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_REGISTRY], env=service.env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
@@ -231,9 +251,11 @@ def test_two_workers_promoting_at_once_keep_one_champion_and_its_history(service
     model = service.mlflow.get_registered_model(MODEL)
     history = [str(v) for v in json.loads(model.tags["champion_history"])]
     everything = service.mlflow.search_model_versions(f"name = '{MODEL}'")
-    assert len(everything) == versions  # registering is idempotent: each candidate keeps its version
-    promoted = sorted(v.version for v in everything if v.tags.get("verdict") == "passed")
-    assert sorted(history) == promoted  # every version that passed became champion once, none was lost
+    assert len(everything) == versions + 2  # each candidate registered once
+    raced = [v for v in everything if v.tags.get("model_uri") in candidates.values()]
+    promoted = sorted(v.version for v in raced if v.tags.get("verdict") == "passed")
+    assert history[:len(history_before)] == [str(v) for v in history_before]
+    assert sorted(history[len(history_before):]) == promoted  # every one that passed became champion, none lost
     for before, after in itertools.pairwise(history):
         assert service.mlflow.get_model_version(MODEL, after).tags["compared_with"] == before
     assert model.aliases["champion"] == history[-1] and model.aliases["previous-champion"] == history[-2]
