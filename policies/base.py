@@ -37,3 +37,12 @@ class LearnedPolicy(Policy, Protocol):
     def save(self, path: Path) -> None:
         """Write everything needed to act again (architecture, weights, controller settings) to one file."""
         ...
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """A driver that plans where it drives: after each :meth:`Policy.act`, ``plan_xy`` holds the waypoints it
+    planned, ``(B, K, 2)`` metres in the ego frame of the observation it acted on (x forward, y left). Rollouts
+    store them with each step (the ``plan_xy`` column, map frame) and the replay viewer draws them."""
+
+    plan_xy: NDArray[np.float64]

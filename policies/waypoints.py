@@ -282,18 +282,21 @@ def route_steer(state: NDArray[np.float64], speed_mps: NDArray[np.float64],
 
 
 class WaypointPolicy:
-    """A :class:`~policies.base.LearnedPolicy`: a :class:`WaypointNet` and its controller."""
+    """A :class:`~policies.base.LearnedPolicy` and :class:`~policies.base.Planner`: a :class:`WaypointNet` and its
+    controller; ``plan_xy`` holds the waypoints the network predicted at the last :meth:`act`."""
 
     kind = "waypoints"
 
     def __init__(self, net: WaypointNet, params: ControllerParams = ControllerParams()) -> None:
         self.net = net.eval()
         self.params = params
+        self.plan_xy: NDArray[np.float64] = np.zeros((0, net.config.waypoints, 2))
 
     def act(self, observation: Observation) -> NDArray[np.float32]:
         with torch.inference_mode():
             prediction: Prediction = self.net(*torch_inputs(self.net, observation))
         waypoints = prediction.waypoints.double().cpu().numpy()
+        self.plan_xy = waypoints
         target = prediction.speed.double().cpu().numpy()
         head: NDArray[np.float32] = prediction.control.float().cpu().numpy()
         if self.params.mode == "head":

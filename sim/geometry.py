@@ -73,6 +73,15 @@ def to_local_frame(xy: FloatArray, origin_xy: FloatArray, origin_yaw: FloatArray
     return np.stack([forward, left], axis=-1)
 
 
+def to_map_frame(local: FloatArray, origin_xy: FloatArray, origin_yaw: FloatArray) -> FloatArray:
+    """Map-frame points of points in a local frame (x forward, y left) at ``origin`` (the inverse of
+    :func:`to_local_frame`); shapes broadcast."""
+    cos, sin = np.cos(origin_yaw), np.sin(origin_yaw)
+    x = origin_xy[..., 0] + local[..., 0] * cos - local[..., 1] * sin
+    y = origin_xy[..., 1] + local[..., 0] * sin + local[..., 1] * cos
+    return np.stack([x, y], axis=-1)
+
+
 def convex_hull(points: FloatArray) -> FloatArray:
     """Convex hull ``(V, 2)`` of points ``(N, 2)``, counter-clockwise (Andrew's monotone chain)."""
     unique = np.unique(np.asarray(points, dtype=np.float64), axis=0)

@@ -46,8 +46,9 @@ light_states        fixed_size_list<float32>[G]    sim: state of each traffic-li
                                                    (``sim.embedded.traffic.LightState``: 0 green, 1 yellow,
                                                    2 red), indexed like ``LaneGraph.stop_lines()``'s groups
                                                    (optional; maps without lights have none)
-plan_xy             fixed_size_list<float32>[2K]   the policy's planned waypoints, map frame, flattened
-                                                   ``x0, y0, x1, y1, ...`` (optional; the viewer draws them)
+plan_xy             fixed_size_list<float32>[2K]   the driver's planned waypoints, map frame, flattened
+                                                   ``x0, y0, x1, y1, ...`` (rollouts of a driver that plans,
+                                                   ``policies.base.Planner``; the viewer draws them)
 ==================  =============================  ===================================================
 
 ``actors`` — per (step, actor): ``step`` int32 (index into ``ego``), ``actor_id`` string, ``kind`` string

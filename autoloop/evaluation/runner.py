@@ -46,7 +46,7 @@ from autoloop.evaluation.results import (
 from autoloop.locks import exclusive
 from autoloop.progress import Progress
 from autoloop.rollout import DriverFactory, EpisodeRecorder, drive_shards, store_file_maps
-from policies.base import Policy
+from policies.base import Planner, Policy
 from sim.metrics import RouteRecord, comfort, score_route
 from sim.scenarios.suites import Suite, build_suite, eval_slice
 from sim.scene.observation import Observation
@@ -247,6 +247,18 @@ class _GuardedPolicy:
             raise AgentCrashError(f"the driver's reset raised {error!r}") from error
 
 
+class _GuardedPlanner(_GuardedPolicy):
+    """A guarded :class:`~policies.base.Planner`: its plan is recorded with each step."""
+
+    def __init__(self, policy: Policy, planner: Planner) -> None:
+        super().__init__(policy)
+        self._planner = planner
+
+    @property
+    def plan_xy(self) -> NDArray[np.float64]:
+        return self._planner.plan_xy
+
+
 class _GuardedDriver:
     """A driver factory whose failures, and its drivers', are told apart from the simulator's."""
 
@@ -258,7 +270,7 @@ class _GuardedDriver:
             policy = self._driver(world)
         except Exception as error:
             raise AgentSetupError(f"building the driver raised {error!r}") from error
-        return _GuardedPolicy(policy)
+        return _GuardedPlanner(policy, policy) if isinstance(policy, Planner) else _GuardedPolicy(policy)
 
 
 def _key(identity: str, suite: Suite, sim: SimConfig, scorer: str) -> str:

@@ -21,6 +21,7 @@ from autoloop.episodes import Episode, EpisodeStore, new_episode_id
 from autoloop.rollout.drivers import DriverFactory
 from autoloop.rollout.runner import PLAIN, Batch, RolloutOptions, Step, drive
 from sim.embedded.config import WorldConfig
+from sim.geometry import to_map_frame
 from sim.metrics import Infraction, RouteRecord, score_route
 from sim.scenarios import Scenario
 from sim.scene.observation import observation_space
@@ -48,7 +49,8 @@ class EpisodeRecorder:
     Columns: ``time_s``, the ego's ``x_m``, ``y_m``, ``yaw_rad``, ``speed_mps``, ``steer_rad``, ``accel_mps2``,
     ``route_progress_m`` and the executed ``action``; ``light_states`` on maps with lights; with labels ``label``,
     ``label_plan_xy``, ``label_plan_speed`` (see :attr:`policies.expert.ExpertDriver.plan_xy`), ``obs_state`` and
-    ``obs_bev`` (bits packed); with takeovers ``expert_drives`` (and ``takeovers`` in the metadata).
+    ``obs_bev`` (bits packed); with takeovers ``expert_drives`` (and ``takeovers`` in the metadata); for a driver
+    that plans (``Step.plan``), its waypoints ``plan_xy`` (map frame).
     """
 
     policy_name: str
@@ -70,6 +72,11 @@ class _EpisodeRecording:
         world = self.batch.world
         n = world.batch_size
         columns = {**scene_columns(world.scene), "action": step.action}
+        if step.plan is not None:
+            ego = world.scene.ego
+            origin = np.stack([ego.x_m, ego.y_m], axis=-1)[:, None]
+            columns["plan_xy"] = to_map_frame(step.plan, origin, ego.yaw_rad[:, None]).reshape(n, -1).astype(
+                np.float32)
         if step.expert_drives is not None:
             columns["expert_drives"] = step.expert_drives
             self.takeovers = step.takeovers

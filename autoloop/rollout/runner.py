@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from autoloop.compute import IN_PROCESS, Compute
 from autoloop.progress import Progress
 from autoloop.rollout.drivers import DriverFactory, WorldDriver
-from policies.base import Policy
+from policies.base import Planner, Policy
 from policies.expert import ExpertDriver
 from sim.embedded.config import WorldConfig
 from sim.embedded.world import World
@@ -114,6 +114,9 @@ class Step:
     :param labeller: the expert that labelled, for its plan (with ``options.labels``).
     :param expert_drives: the slots the expert drives at this step (with ``options.takeover_s``).
     :param takeovers: takeovers so far per slot (with ``options.takeover_s``).
+    :param plan: ``(n, K, 2)`` the waypoints the driver planned for this step, ego frame (x forward, y left,
+        metres), when it plans (a :class:`~policies.base.Planner`: a trajectory network, the expert); where the
+        expert took over, still the driver's.
     """
 
     running: NDArray[np.bool_]
@@ -123,6 +126,7 @@ class Step:
     labeller: ExpertDriver | None = None
     expert_drives: NDArray[np.bool_] | None = None
     takeovers: NDArray[np.intp] | None = None
+    plan: NDArray[np.float64] | None = None
 
 
 class Recording(Protocol[R]):
@@ -239,6 +243,7 @@ def _drive_batch(scenarios: list[Scenario], positions: list[int], *, driver: Dri
             assert observer is not None
             observation = observer.observe()
             action = policy.act(observation)
+        plan = np.array(policy.plan_xy) if isinstance(policy, Planner) else None
         label = None
         if labeller is not None:
             label = action if labeller is policy else labeller.act(observation)
@@ -251,7 +256,7 @@ def _drive_batch(scenarios: list[Scenario], positions: list[int], *, driver: Dri
         executed = np.clip(action + noise, -1.0, 1.0).astype(np.float32)
         step = Step(running, executed, observation, label, labeller,
                     takeover.expert_drives.copy() if takeover is not None else None,
-                    takeover.count.copy() if takeover is not None else None)
+                    takeover.count.copy() if takeover is not None else None, plan)
         recording.before_step(step)
         sim.step(executed.astype(np.float64))
         recording.after_step(step)

@@ -12,6 +12,9 @@ Routes (all ``GET``):
 ``/api/facets``                    filter name -> values it can take
 ``/api/info``                      the store's folder and its number of episodes
 ``/api/episodes/<episode_id>``     one episode (:func:`autoloop.viewer.payload.episode_payload`)
+``/api/episodes/<episode_id>/bev`` the policy's input of steps ``start`` .. ``start + count - 1``
+                                   (:func:`autoloop.viewer.payload.bev_frames`; ``count`` at most
+                                   :data:`~autoloop.viewer.payload.MAX_BEV_FRAMES`)
 ``/api/maps/<map_id>``             one map (:func:`autoloop.viewer.payload.map_payload`)
 =================================  =====================================================================
 
@@ -53,6 +56,7 @@ from autoloop.viewer.payload import (
     BadRequest,
     NotFound,
     OutsideStore,
+    bev_frames,
     episode_payload,
     load_map,
     map_payload,
@@ -159,6 +163,19 @@ def create_app(store_root: Path, *, map_cache_size: int = 16,
         text = await _threaded(lambda: json.dumps(episode_payload(store, episode_id), separators=(",", ":")))
         return _JSON(text, headers=_HEADERS)
 
+    async def bev(request: Request) -> Response:
+        episode_id, params = request.path_params["episode_id"], request.query_params
+        unknown = sorted(set(params) - {"start", "count"})
+        if unknown:
+            raise HTTPException(400, f"unknown query parameter(s) {unknown}")
+        try:
+            start, count = int(params.get("start", "0")), int(params.get("count", "1"))
+        except ValueError:
+            raise HTTPException(400, "start and count must be integers") from None
+        text = await _threaded(lambda: json.dumps(bev_frames(store, episode_id, start=start, count=count),
+                                                  separators=(",", ":")))
+        return _JSON(text, headers=_HEADERS)
+
     async def map_(request: Request) -> Response:
         map_id = request.path_params["map_id"]
         with maps_lock:
@@ -203,6 +220,7 @@ def create_app(store_root: Path, *, map_cache_size: int = 16,
         Route("/api/facets", facets),
         Route("/api/info", info),
         Route("/api/episodes/{episode_id}", episode),
+        Route("/api/episodes/{episode_id}/bev", bev),
         Route("/api/maps/{map_id}", map_),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -30,6 +30,8 @@ from autoloop.episodes.schema import SchemaError, from_table, read_table
 from autoloop.episodes.store import MANIFEST, EpisodeStore
 from sim.maps import LaneGraph
 from sim.metrics import LB2_PENALTIES, Infraction
+from sim.scene.bev import Channel
+from sim.scene.observation import OBSERVATION_FORMAT
 
 #: Valid episode ids (as the store writes them).
 EPISODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -40,6 +42,8 @@ _BUILTIN_MAP = re.compile(r"junction4-\d+(\.\d+)?|town-((grid|irregular)-)?\d+")
 EGO_COLUMNS = ("step", "time_s", "x_m", "y_m", "yaw_rad", "speed_mps", "accel_mps2", "steer_rad", "route_progress_m",
                "action", "intervention", "light_states", "plan_xy")
 ACTOR_KIND_CODES = ("vehicle", "pedestrian", "cyclist", "static", "other")
+#: The most BEV frames one request for them answers (:func:`bev_frames`).
+MAX_BEV_FRAMES = 64
 _TYPES = {"f32": "<f4", "i32": "<i4", "u8": "u1"}
 
 
@@ -145,7 +149,13 @@ def episode_payload(store: EpisodeStore, episode_id: str) -> dict[str, Any]:
     """One episode for the page: metadata and summary, ego columns, actors, events and markers, and (for sim
     episodes) the route, the route completion and the running driving score per step (completion so far times the
     Leaderboard 2.0 penalties of the infractions so far; the last step shows the recorded score, which also counts
-    minimum speed and driving off the route's lanes). See :func:`episode_files` for what it raises."""
+    minimum speed and driving off the route's lanes).
+
+    The ego columns the page plots under the scene are those the episode has: ``speed``, ``accel``, ``steer``,
+    ``action`` (the executed ``[steer, accel]``) and ``running_ds``; ``plan`` holds the driver's planned waypoints
+    ``(steps, K, 2)`` where it stored them. ``bev`` describes the policy's input where the episode stores it
+    (``shape`` ``[C, H, W]``, channel ``names``; the frames come from :func:`bev_frames`), else is ``None``.
+    See :func:`episode_files` for what it raises."""
     files = episode_files(store, episode_id)
     manifest = files.manifest
     metadata: dict[str, Any] = manifest["metadata"]
@@ -181,7 +191,53 @@ def episode_payload(store: EpisodeStore, episode_id: str) -> dict[str, Any]:
         "summary": summary(metadata, steps=steps, dt_s=dt_s), "metadata": metadata, "ego": columns,
         "actors": _actors(files.tables.get("actors"), origin), "events": events,
         "route": encode(route - origin, "f32") if route is not None else None,
+        "bev": _bev_layout(files),
     }
+
+
+def bev_frames(store: EpisodeStore, episode_id: str, *, start: int, count: int) -> dict[str, Any]:
+    """The policy's input of steps ``start .. start + count - 1`` (cut at the episode's end): ``{"start", "count",
+    "shape", "frames"}``, ``frames`` ``(count, bytes)`` uint8, each row ``numpy.packbits`` of a ``(C, H, W)`` 0/1
+    BEV (most significant bit first), as the store keeps ``obs_bev``.
+
+    :raises BadRequest: when ``start`` is not a step of the episode or ``count`` not in ``1..MAX_BEV_FRAMES``.
+    :raises NotFound: when the episode stores no BEV. See :func:`episode_files` for the rest.
+    """
+    files = episode_files(store, episode_id)
+    layout = _bev_layout(files)
+    if layout is None:
+        raise NotFound(f"episode {episode_id} stores no BEV (no obs_bev column): only rollouts with labels keep the "
+                       "policy's input")
+    if not 1 <= count <= MAX_BEV_FRAMES:
+        raise BadRequest(f"count must be in 1..{MAX_BEV_FRAMES}")
+    packed = _read(files.tables["ego"], ("obs_bev",), required=("obs_bev",))["obs_bev"]
+    if not 0 <= start < len(packed):
+        raise BadRequest(f"start must be in 0..{len(packed) - 1}: the steps of episode {episode_id}")
+    rows = packed[start:start + count]
+    return {"start": start, "count": len(rows), "shape": layout["shape"], "frames": encode(rows, "u8")}
+
+
+def _bev_layout(files: EpisodeFiles) -> dict[str, Any] | None:
+    """``{"shape": [C, H, W], "names": [...], "frames_per_request"}`` of the BEVs an episode stores, ``None`` when it
+    stores none.
+
+    :raises SchemaError: naming the file, when the stored rows do not hold BEVs of the metadata's ``bev_shape``.
+    """
+    path = files.tables["ego"]
+    try:
+        schema = pq.ParquetFile(path).schema_arrow
+    except (pa.ArrowException, OSError) as error:
+        raise SchemaError(f"{path}: unreadable ({error})") from None
+    if "obs_bev" not in schema.names:
+        return None
+    shape = files.manifest["metadata"].get("bev_shape")
+    column = schema.field("obs_bev").type
+    valid = isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)
+    if not valid or not pa.types.is_fixed_size_binary(column) or column.byte_width != -(-int(np.prod(shape)) // 8):
+        raise SchemaError(f"{path}: column obs_bev ({column}) does not hold BEVs of the metadata's bev_shape {shape}")
+    known = files.manifest.get("observation_format") == OBSERVATION_FORMAT and shape[0] == len(Channel)
+    names = [channel.name.lower() for channel in Channel] if known else [f"channel {k}" for k in range(shape[0])]
+    return {"shape": shape, "names": names, "frames_per_request": MAX_BEV_FRAMES}
 
 
 def _read(path: Path, columns: Sequence[str], *, required: Sequence[str]) -> dict[str, NDArray[Any]]:

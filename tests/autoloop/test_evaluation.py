@@ -366,3 +366,26 @@ def test_a_last_line_cut_short_by_a_kill_is_driven_again(smoke: Suite, config: A
     checkpoint.write_text("".join(lines[:2]) + "not json\n" + "".join(lines[2:]))
     with pytest.raises(ValueError, match="line 3 is not JSON"):
         evaluate(smoke, config, tmp_path)
+
+
+def test_an_evaluated_trajectory_driver_keeps_its_planned_waypoints(smoke: Suite, config: AutoloopConfig,
+                                                                    tmp_path: Path) -> None:
+    import torch
+
+    from autoloop.rollout import PolicyDriver
+    from policies.waypoints import WaypointNet, WaypointNetConfig, WaypointPolicy
+    from sim.scene.bev import Channel
+    from sim.scene.observation import STATE_SIZE
+
+    torch.manual_seed(0)
+    size = config.sim.bev().size_px
+    learner = WaypointPolicy(WaypointNet(WaypointNetConfig(len(Channel), size, STATE_SIZE, width=4, hidden=16)))
+    short = replace(smoke, scenarios=[smoke.scenarios[0].model_copy(update={"timeout_s": 2.0})])
+    run = evaluate(short, config, tmp_path, driver=PolicyDriver.of(learner))
+    (route,) = run.result.routes
+    episode = run.store.read(route.episode_id)
+    plan = episode.steps["plan_xy"].reshape(episode.num_steps, 4, 2)
+    # the last step's plan is what the driver planned last, in the map frame around the ego
+    assert np.all(np.isfinite(plan))
+    distance = np.linalg.norm(plan[-1] - [episode.steps["x_m"][-1], episode.steps["y_m"][-1]], axis=-1)
+    assert distance.max() == pytest.approx(np.linalg.norm(learner.plan_xy[0], axis=-1).max(), abs=1e-3)

@@ -142,3 +142,42 @@ def test_the_expert_takes_over_a_learner_that_stands_where_it_would_drive() -> N
         np.testing.assert_allclose(episode.steps["action"][drives], episode.steps["label"][drives], atol=1e-6)
         np.testing.assert_array_equal(episode.steps["action"][~drives][:, 1], -1.0)
         assert episode.steps["route_progress_m"].max() - episode.steps["route_progress_m"][0] > 10.0
+
+
+def test_a_driver_that_plans_keeps_its_waypoints_in_the_map_frame_with_each_step() -> None:
+    import torch
+
+    from autoloop.episodes.dataset import unpack_bev
+    from autoloop.rollout import PolicyDriver
+    from policies.waypoints import WaypointNet, WaypointNetConfig, WaypointPolicy
+    from sim.geometry import to_map_frame
+
+    torch.manual_seed(0)
+    sim = SimConfig(traffic_vehicles=2, pedestrians=0, batch_size=2)
+    bev = sim.bev()
+    learner = WaypointPolicy(WaypointNet(WaypointNetConfig(len(Channel), bev.size_px, STATE_SIZE, width=4, hidden=16)))
+    scenarios = [sample_scenario(seed, traffic_vehicles=2).model_copy(update={"timeout_s": 3.0}) for seed in (12, 3)]
+    options = RolloutOptions(labels=True)
+    for (episode, _) in rollout(scenarios, sim=sim, driver=PolicyDriver.of(learner), policy_name="waypoints",
+                                tags={"purpose": "eval"}, options=options):
+        steps = episode.num_steps
+        plan = episode.steps["plan_xy"].reshape(steps, 4, 2)
+        # what the network predicts from the observations it acted on, put in the map frame at each step
+        learner.act({"bev": unpack_bev(episode.steps["obs_bev"], np.arange(steps), (len(Channel), bev.size_px,
+                                                                                     bev.size_px)),
+                     "state": episode.steps["obs_state"]})
+        ego = np.stack([episode.steps["x_m"], episode.steps["y_m"]], axis=-1)[:, None]
+        expected = to_map_frame(learner.plan_xy, ego, episode.steps["yaw_rad"].astype(np.float64)[:, None])
+        np.testing.assert_allclose(plan, expected, atol=2e-3)
+        assert np.abs(learner.plan_xy).max() > 0.01, "an untrained network still predicts some waypoints"
+    # the expert plans too: its stored plan is its label trajectory, in the map frame
+    [(expert, _)] = rollout(scenarios[:1], sim=sim, driver=expert_driver, policy_name="expert",
+                            tags={"purpose": "collect"}, options=options)
+    ego = np.stack([expert.steps["x_m"], expert.steps["y_m"]], axis=-1)[:, None]
+    labelled = to_map_frame(expert.steps["label_plan_xy"].reshape(expert.num_steps, -1, 2).astype(np.float64), ego,
+                            expert.steps["yaw_rad"].astype(np.float64)[:, None])
+    np.testing.assert_allclose(expert.steps["plan_xy"].reshape(labelled.shape), labelled, atol=2e-3)
+    # a driver that does not plan stores none
+    [(standing, _)] = rollout(scenarios[:1], sim=sim, driver=lambda world: _Standing(), policy_name="standing",
+                              tags={"purpose": "eval"})
+    assert "plan_xy" not in standing.steps

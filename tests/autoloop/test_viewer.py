@@ -84,6 +84,8 @@ def test_fleet_logs_are_listed_with_their_dataset(client: TestClient, store: Epi
     assert rows[0]["scenario_types"] == ["av2-forecasting"] and rows[0]["map_name"].startswith("av2:")
     payload = client.get(f"/api/episodes/{fleet[0]}").json()
     assert payload["route"] is None and payload["num_steps"] == store.num_steps(fleet[0])
+    # a log has no controls, score, plan or policy input to plot
+    assert payload["bev"] is None and not {"action", "running_ds", "plan"} & set(payload["ego"])
     assert client.get(f"/api/maps/{payload['map_name']}").status_code == 200
 
 
@@ -180,16 +182,62 @@ def test_mined_triggers_are_filters_and_markers(client: TestClient, store: Episo
 def test_planned_waypoints_travel_when_stored(client: TestClient, store: EpisodeStore) -> None:
     original = store.read(_sim_ids(store)[0])
     steps = original.num_steps
+    stored = original.steps["plan_xy"].reshape(steps, -1, 2)  # the expert's plan, kept by the rollout
+    payload = client.get(f"/api/episodes/{original.episode_id}").json()
+    np.testing.assert_allclose(decode(payload["ego"]["plan"]) + np.array(payload["origin"]), stored, atol=1e-2)
     plan = np.stack([original.steps["x_m"], original.steps["y_m"]], axis=1)[:, None, :] + np.arange(4)[None, :, None]
     store.write(replace(original, episode_id="planned", steps={**original.steps, "plan_xy": plan.reshape(steps, 8)}))
+    unplanned = {name: values for name, values in original.steps.items() if name != "plan_xy"}
+    store.write(replace(original, episode_id="unplanned", steps=unplanned))
     try:
         payload = client.get("/api/episodes/planned").json()
         sent = decode(payload["ego"]["plan"]) + np.array(payload["origin"])
         assert sent.shape == (steps, 4, 2)
         np.testing.assert_allclose(sent, plan, atol=1e-2)
-        assert "plan" not in client.get(f"/api/episodes/{original.episode_id}").json()["ego"]
+        assert "plan" not in client.get("/api/episodes/unplanned").json()["ego"]
     finally:
         store.delete("planned")
+        store.delete("unplanned")
+
+
+def test_the_payload_carries_the_series_and_the_policy_input(client: TestClient, store: EpisodeStore) -> None:
+    from sim.scene.bev import Channel
+
+    episode_id = _sim_ids(store)[0]
+    stored = store.read(episode_id)
+    payload = client.get(f"/api/episodes/{episode_id}").json()
+    ego = payload["ego"]
+    for sent, column in (("speed", "speed_mps"), ("accel", "accel_mps2"), ("steer", "steer_rad")):
+        np.testing.assert_array_equal(decode(ego[sent]), stored.steps[column])
+    assert decode(ego["action"]).shape == (stored.num_steps, 2) and decode(ego["running_ds"]).shape == (
+        stored.num_steps,)
+    # the BEV the expert saw: its layout in the payload, its frames in blocks from their own route
+    shape = stored.metadata["bev_shape"]
+    assert payload["bev"] == {"shape": shape, "names": [c.name.lower() for c in Channel], "frames_per_request": 64}
+    answer = client.get(f"/api/episodes/{episode_id}/bev", params={"start": "60", "count": "64"}).json()
+    frames = decode(answer["frames"])
+    assert (answer["start"], answer["count"], answer["shape"]) == (60, 64, shape)
+    np.testing.assert_array_equal(frames, stored.steps["obs_bev"][60:124])
+    last = client.get(f"/api/episodes/{episode_id}/bev", params={"start": str(stored.num_steps - 2),
+                                                                 "count": "64"}).json()
+    assert last["count"] == 2, "a block is cut at the episode's end"
+    for bad, message in (({"count": "0"}, "count must be in 1..64"), ({"count": "65"}, "count must be in 1..64"),
+                         ({"start": "-1"}, "start must be in 0.."), ({"start": str(stored.num_steps)}, "start must"),
+                         ({"start": "9" * 40}, "start must"), ({"start": "x"}, "must be integers"),
+                         ({"rows": "1"}, "unknown query parameter")):
+        response = client.get(f"/api/episodes/{episode_id}/bev", params=bad)
+        assert response.status_code == 400 and message in response.json()["error"], (bad, response.text)
+    # an episode that does not keep the policy's input says so
+    unobserved = {name: values for name, values in stored.steps.items() if not name.startswith("obs_")}
+    store.write(replace(stored, episode_id="unobserved", steps=unobserved))
+    try:
+        assert client.get("/api/episodes/unobserved").json()["bev"] is None
+        response = client.get("/api/episodes/unobserved/bev")
+        assert response.status_code == 404 and "stores no BEV" in response.json()["error"]
+    finally:
+        store.delete("unobserved")
+    for path in ("/api/episodes/..%2F..%2Fetc/bev", "/api/episodes/.hidden/bev", "/api/episodes/nope-0000/bev"):
+        assert client.get(path).status_code in (400, 404), path
 
 
 def test_the_viewer_benchmark_reports_each_case(tmp_path: Path) -> None:
@@ -263,6 +311,7 @@ def test_symbolic_links_out_of_the_store_are_refused(client: TestClient, store: 
         for episode_id in ("outsider", "linked-table", "escaping-manifest"):
             response = client.get(f"/api/episodes/{episode_id}")
             assert response.status_code == 403, (episode_id, response.text)
+            assert client.get(f"/api/episodes/{episode_id}/bev").status_code == 403, episode_id
             assert "outside the store" in response.json()["error"] or "not a file name" in response.json()["error"]
         assert client.get("/api/maps/stolen-map").status_code == 403
         index.refresh(force=True)

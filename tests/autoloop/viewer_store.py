@@ -20,13 +20,14 @@ HOSTILE_POLICY = '<img src=x onerror="window.__pwned=1">'
 
 
 def build_viewer_store(root: Path, *, av2_forecasting: Path | None) -> EpisodeStore:
-    """Two noisy expert rollouts on ``junction4-60`` (seeds 12 and 3, so that seed 12 collides), a copy of the first
+    """Two noisy expert rollouts on ``junction4-60`` (seeds 12 and 3, so that seed 12 collides; labelled, so that
+    they keep the expert's input, and with its planned waypoints), a copy of the first
     with :data:`HOSTILE_POLICY` as its policy, and the AV2 forecasting log(s) under ``av2_forecasting``."""
     store = EpisodeStore(root)
     scenarios = [sample_scenario(seed, traffic_vehicles=4) for seed in (12, 3)]
     results = rollout(scenarios, sim=SimConfig(traffic_vehicles=4, batch_size=2), driver=expert_driver,
                       policy_name="expert", tags={"purpose": "eval", "suite": "viewer-test"},
-                      options=RolloutOptions(action_noise=0.6, noise_seed=5))
+                      options=RolloutOptions(action_noise=0.6, noise_seed=5, labels=True))
     for episode, _ in results:
         store.write(episode)
     first = results[0][0]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from autoloop.episodes import EpisodeStore
+from sim.geometry import resample_polyline
 from sim.maps import LaneGraph, get_map
 from tests.autoloop.viewer_store import HOSTILE_POLICY
 
@@ -185,8 +186,8 @@ def _check_scene(page: Any, graph: LaneGraph) -> None:
     # the ego (followed: at the centre) is drawn in its colour
     centre = image[height // 2 - 1:height // 2 + 2, width // 2 - 1:width // 2 + 2].reshape(-1, 3)
     assert any(abs(r - 0xF0) < 40 and abs(g - 0x88) < 40 and abs(b - 0x3E) < 40 for r, g, b in centre), centre
-    # the lanes: every lane centre-line point in view is on drawn road
-    points = np.concatenate([lane.centerline for lane in graph.lanes])
+    # the lanes: every lane centre-line point in view (a point every 2 m) is on drawn road
+    points = np.concatenate([resample_polyline(lane.centerline, 2.0) for lane in graph.lanes])
     px = width / 2 + (points[:, 0] - view["cx"]) * view["scale"]
     py = height / 2 - (points[:, 1] - view["cy"]) * view["scale"]
     inside = (px > 10) & (px < width - 10) & (py > 10) & (py < height - 10)
@@ -241,3 +242,80 @@ def test_a_bad_episode_id_after_a_good_one_leaves_nothing_of_the_good_one(page: 
     assert page.locator("#panels .panel").count() == 0 and page.locator("#markers button").count() == 0
     heading = page.locator("#stages .stage h2").text_content()
     assert heading == "no-such-episode: not loaded" and "loading" not in page.locator("#stages").text_content()
+
+
+def _canvas_rgb(page: Any, selector: str) -> np.ndarray:
+    """The pixels ``(H, W, 3)`` of a canvas as drawn (its own resolution)."""
+    width, height, data = page.evaluate(
+        "(selector) => { const c = document.querySelector(selector); const ctx = c.getContext('2d');"
+        " return [c.width, c.height, Array.from(ctx.getImageData(0, 0, c.width, c.height).data)]; }", selector)
+    return np.array(data, dtype=int).reshape(height, width, 4)[..., :3]
+
+
+def test_the_series_the_policy_input_and_the_planned_waypoints_are_drawn(page: Any,
+                                                                        viewer_store: EpisodeStore) -> None:
+    from autoloop.episodes.dataset import unpack_bev
+    from sim.scene.bev import Channel
+
+    episode_id = _sim(viewer_store)[0]
+    stored = viewer_store.read(episode_id)
+    steps, t = stored.num_steps, stored.steps["time_s"]
+    page.goto(f"/#/episode/{episode_id}?f=60")
+    page.locator("canvas.bev[data-frame='60']").wait_for()
+    # one chart per quantity, a point per step, the cursor at the frame's time
+    charts = page.locator("#series figure.chart")
+    assert [charts.nth(k).get_attribute("data-series") for k in range(charts.count())] == [
+        "speed", "accel", "steer", "controls", "running_ds"]
+    for series, lines in (("speed", 1), ("controls", 2), ("running_ds", 1)):
+        polylines = page.locator(f"#series [data-series={series}] polyline")
+        assert polylines.count() == lines
+        for k in range(lines):
+            assert len(polylines.nth(k).get_attribute("points").split()) == steps, series
+    speed = page.locator("#series [data-series=speed] polyline").get_attribute("points").split()
+    ys = np.array([float(point.split(",")[1]) for point in speed])
+    fastest = int(np.argmax(stored.steps["speed_mps"]))
+    assert ys[fastest] == pytest.approx(ys.min(), abs=1e-6) and ys.min() == pytest.approx(0.0, abs=0.01)
+    cursor = page.locator("#series [data-series=speed] line.cursor")
+    assert float(cursor.get_attribute("x1")) == pytest.approx(1000 * (t[60] - t[0]) / (t[-1] - t[0]), abs=0.01)
+    assert f"{stored.steps['speed_mps'][60]:.2f}" in page.locator("#series [data-series=speed] .value").text_content()
+    # clicking a chart seeks to the time under the click
+    box = page.locator("#series [data-series=speed] svg").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
+    target = int(np.searchsorted(t, t[0] + 0.75 * (t[-1] - t[0]) + 1e-6) - 1)
+    assert abs(_frame(page) - target) <= 1
+    frame = _frame(page)
+    page.locator(f"canvas.bev[data-frame='{frame}']").wait_for()
+    # the BEV: a box per channel, and with one channel on, exactly its stored bits lit
+    labels = page.locator(".bev-panel .channels label")
+    assert [labels.nth(k).text_content() for k in range(labels.count())] == [c.name.lower() for c in Channel]
+    bev = unpack_bev(stored.steps["obs_bev"], np.array([frame]), tuple(stored.metadata["bev_shape"]))[0]
+    for channel in (Channel.DRIVABLE, Channel.ROUTE):
+        for k in range(len(Channel)):
+            page.locator(f".bev-panel input[data-channel='{k}']").set_checked(k == channel)
+        page.locator(f"canvas.bev[data-channels='{int(channel)}']").wait_for()
+        lit = np.abs(_canvas_rgb(page, "canvas.bev") - np.array(BACKGROUND)).sum(axis=-1) > 0
+        assert bev[channel].any()
+        np.testing.assert_array_equal(lit, bev[channel].astype(bool))
+    # the planned waypoints, where they lie on the scene (those clear of the ego's box)
+    image, view = _scene_pixels(page)
+    height, width = image.shape[:2]
+    plan = stored.steps["plan_xy"][frame].reshape(-1, 2)
+    px = width / 2 + (plan[:, 0] - view["cx"]) * view["scale"]
+    py = height / 2 - (plan[:, 1] - view["cy"]) * view["scale"]
+    ego = np.array([stored.steps["x_m"][frame], stored.steps["y_m"][frame]])
+    clear = (np.linalg.norm(plan - ego, axis=1) > 3.5) & (px > 5) & (px < width - 5) & (py > 5) & (py < height - 5)
+    assert clear.sum() >= 3
+    cyan = [np.abs(image[int(y), int(x)] - np.array([0x39, 0xC5, 0xCF])).sum() < 60
+            for x, y in zip(px[clear], py[clear], strict=True)]
+    assert np.mean(cyan) >= 0.8, cyan
+
+
+def test_compare_plots_both_episodes_and_shows_both_inputs(page: Any, viewer_store: EpisodeStore) -> None:
+    first, second = _sim(viewer_store)
+    page.goto(f"/#/compare/{first}/{second}?f=10")
+    page.wait_for_function("() => document.querySelectorAll('canvas.bev[data-frame]').length === 2")
+    assert page.locator("#series [data-series=speed] polyline.s1").count() == 1
+    steps = viewer_store.num_steps(second)
+    assert len(page.locator("#series [data-series=speed] polyline.s1").get_attribute("points").split()) == steps
+    titles = page.locator(".bev-panel h3")
+    assert titles.nth(0).text_content().startswith("A: ") and titles.nth(1).text_content().startswith("B: ")

@@ -7,6 +7,7 @@ from sim.geometry import (
     project_to_polylines,
     resample_polyline,
     to_local_frame,
+    to_map_frame,
     wrap_angle,
 )
 from sim.scene.kernels.geometry import boxes_touch
@@ -54,6 +55,15 @@ def test_local_frame_is_forward_left() -> None:
     np.testing.assert_allclose(local, [5.0, 0.0], atol=1e-12)
     local = to_local_frame(np.array([-3.0, 0.0]), np.array([0.0, 0.0]), np.array(np.pi / 2))
     np.testing.assert_allclose(local, [0.0, 3.0], atol=1e-12)
+
+
+def test_map_frame_undoes_the_local_frame() -> None:
+    # facing north from (10, 20): 5 m ahead and 3 m to the left is (7, 25)
+    np.testing.assert_allclose(to_map_frame(np.array([5.0, 3.0]), np.array([10.0, 20.0]), np.array(np.pi / 2)),
+                               [7.0, 25.0], atol=1e-12)
+    rng = np.random.default_rng(0)
+    points, origin, yaw = rng.normal(size=(4, 6, 2)) * 50, rng.normal(size=(4, 1, 2)) * 50, rng.normal(size=(4, 1))
+    np.testing.assert_allclose(to_map_frame(to_local_frame(points, origin, yaw), origin, yaw), points, atol=1e-9)
 
 
 def test_box_overlap_separating_axes() -> None:

@@ -8,6 +8,14 @@ const TYPES = { f32: Float32Array, i32: Int32Array, u8: Uint8Array };
 const KIND_COLORS = { vehicle: '#58a6ff', pedestrian: '#f778ba', cyclist: '#56d364', static: '#a0a7b0', other: '#d2a8ff' };
 const LIGHT_COLORS = ['#3fb950', '#e3b341', '#f85149'];
 const BACKGROUND = '#15181d';
+const PLAN_COLOR = '#39c5cf';
+const SVG = 'http://www.w3.org/2000/svg';
+// the BEV's channels (sim.scene.bev.Channel), drawn in this order, each over the ones before
+const BEV_COLORS = {
+  drivable: '#373e47', lane_lines: '#768390', route: '#8957e5', vehicles: '#58a6ff', pedestrians: '#f778ba',
+  obstacles: '#a0a7b0', light_red: '#f85149', light_yellow: '#e3b341', light_green: '#3fb950',
+};
+const BEV_OTHER = ['#d2a8ff', '#56d364', '#ffa657', '#79c0ff'];
 const FILTER_NAMES = ['source', 'purpose', 'suite', 'scenario_type', 'map', 'model', 'outcome', 'infraction', 'trigger',
   'tag', 'seed', 'q'];
 
@@ -252,14 +260,6 @@ class Scene {
     ctx.beginPath();
     for (let k = 0; k <= frame; k++) { if (k === 0) ctx.moveTo(this.x[k], this.y[k]); else ctx.lineTo(this.x[k], this.y[k]); }
     ctx.strokeStyle = 'rgba(240,136,62,0.8)'; ctx.lineWidth = 2 * px; ctx.stroke();
-    if (this.plan) {
-      const points = this.plan.shape[1];
-      ctx.fillStyle = '#39c5cf';
-      for (let k = 0; k < points; k++) {
-        const i = (frame * points + k) * 2;
-        ctx.beginPath(); ctx.arc(this.plan[i], this.plan[i + 1], 3 * px, 0, 2 * Math.PI); ctx.fill();
-      }
-    }
     const labels = [];
     if (this.actors) {
       const a = this.actors;
@@ -279,6 +279,7 @@ class Scene {
         labels.push([a.x[r], a.y[r], a.ids[id]]);
       }
     }
+    if (this.plan && this.frames) this.drawPlan(ctx, frame, px);
     for (const event of this.episode.events) {
       if (event.step > frame) break;
       drawCross(ctx, event.x, event.y, event.kind.startsWith('trigger:') ? '#c297ff' : '#e5534b', 6 * px);
@@ -299,6 +300,19 @@ class Scene {
     canvas.dataset.cx = String(cx + this.episode.origin[0]);
     canvas.dataset.cy = String(cy + this.episode.origin[1]);
     canvas.dataset.scale = String(scale);
+  }
+
+  drawPlan(ctx, frame, px) {  // the driver's planned waypoints at this frame, joined from the ego on
+    const points = this.plan.shape[1];
+    const at = (k) => [this.plan[(frame * points + k) * 2], this.plan[(frame * points + k) * 2 + 1]];
+    ctx.beginPath(); ctx.moveTo(this.x[frame], this.y[frame]);
+    for (let k = 0; k < points; k++) ctx.lineTo(...at(k));
+    ctx.strokeStyle = 'rgba(57,197,207,0.6)'; ctx.lineWidth = 1.5 * px; ctx.stroke();
+    ctx.fillStyle = PLAN_COLOR;
+    for (let k = 0; k < points; k++) {
+      const [x, y] = at(k);
+      ctx.beginPath(); ctx.arc(x, y, 3 * px, 0, 2 * Math.PI); ctx.fill();
+    }
   }
 
   drawMap(ctx, frame, px) {
@@ -378,9 +392,159 @@ function drawCross(ctx, x, y, color, size) {
   ctx.strokeStyle = color; ctx.lineWidth = size / 3; ctx.stroke();
 }
 
+// ------------------------------------------------------------------ time series under the scene
+const CHART_W = 1000; const CHART_H = 100;
+const column = (pairs, k) => pairs.filter((_, i) => i % 2 === k);
+const SERIES = [
+  { key: 'speed', label: 'speed (m/s)', lines: (s) => s.speed && [s.speed] },
+  { key: 'accel', label: 'acceleration (m/s²)', lines: (s) => s.accel && [s.accel] },
+  { key: 'steer', label: 'steering (°)', lines: (s) => s.steer && [s.steer.map((v) => (v * 180) / Math.PI)] },
+  { key: 'controls', label: 'controls', range: [-1, 1], names: ['steer', 'accel'],
+    title: 'executed [steer, accel] in [−1, 1]; accel > 0 is throttle, < 0 brake',
+    lines: (s) => s.action && [column(s.action, 0), column(s.action, 1)] },
+  { key: 'running_ds', label: 'running driving score', range: [0, 100], lines: (s) => s.runningDs && [s.runningDs] },
+];
+
+function svgEl(tag, attributes = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+  return node;
+}
+
+// One chart per quantity some scene has, over the time of the longest scene (B dashed in compare mode).
+function renderSeries(scenes) {
+  const box = $('#series');
+  box.replaceChildren();
+  const start = Math.min(...scenes.map((scene) => scene.t[0] || 0));
+  const end = Math.max(...scenes.map((scene) => scene.t[scene.frames - 1] || 0), start + 1e-6);
+  const toX = (time) => (CHART_W * (time - start)) / (end - start);
+  const charts = [];
+  for (const spec of SERIES) {
+    const sets = scenes.map((scene) => spec.lines(scene) || null);
+    if (sets.every((lines) => !lines)) continue;
+    let [lo, hi] = spec.range || [Infinity, -Infinity];
+    if (!spec.range) {
+      for (const lines of sets) for (const values of lines || []) for (const v of values) if (Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      if (!(hi > lo)) { lo = (Number.isFinite(lo) ? lo : 0) - 1; hi = lo + 2; }
+    }
+    const toY = (v) => CHART_H - (CHART_H * (Math.min(Math.max(v, lo), hi) - lo)) / (hi - lo);
+    const svg = svgEl('svg', { viewBox: `0 0 ${CHART_W} ${CHART_H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': spec.label });
+    if (lo < 0 && hi > 0) svg.append(svgEl('line', { class: 'zero', x1: 0, x2: CHART_W, y1: toY(0), y2: toY(0), 'vector-effect': 'non-scaling-stroke' }));
+    sets.forEach((lines, k) => (lines || []).forEach((values, j) => {
+      const t = scenes[k].t;
+      const points = [];
+      for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i])) points.push(`${toX(t[i]).toFixed(2)},${toY(values[i]).toFixed(2)}`);
+      svg.append(svgEl('polyline', { class: `s${k} l${j}`, points: points.join(' '), 'vector-effect': 'non-scaling-stroke', 'data-scene': k, 'data-line': j }));
+    }));
+    const cursor = svgEl('line', { class: 'cursor', x1: 0, x2: 0, y1: 0, y2: CHART_H, 'vector-effect': 'non-scaling-stroke' });
+    svg.append(cursor);
+    svg.addEventListener('click', (event) => {
+      const rect = svg.getBoundingClientRect();
+      player.stop();
+      player.seek(scenes[0].frameAt(start + ((event.clientX - rect.left) / rect.width) * (end - start)));
+    });
+    const value = el('span', { class: 'value' });
+    box.append(el('figure', { class: 'chart', title: spec.title || spec.label, dataset: { series: spec.key } },
+      el('figcaption', {}, el('span', { text: spec.label }), value), svg));
+    charts.push({ spec, sets, cursor, value, toX });
+  }
+  return charts;
+}
+
+function updateSeries(charts, scenes, time) {
+  for (const chart of charts) {
+    const x = chart.toX(time).toFixed(2);
+    chart.cursor.setAttribute('x1', x); chart.cursor.setAttribute('x2', x);
+    chart.cursor.dataset.time = String(time);
+    chart.value.replaceChildren();
+    chart.sets.forEach((lines, k) => {
+      if (!lines) return;
+      const f = scenes[k].frame;
+      if (scenes.length > 1) chart.value.append(el('span', { text: k ? ' B ' : 'A ' }));
+      lines.forEach((values, j) => {
+        const name = chart.spec.names ? `${chart.spec.names[j]} ` : '';
+        chart.value.append(el('span', { class: `l${j}`, text: `${name}${Number.isFinite(values[f]) ? values[f].toFixed(2) : '—'} ` }));
+      });
+    });
+  }
+}
+
+// ------------------------------------------------------------------ the policy's input: its BEV, per channel
+// Frames come from /api/episodes/<id>/bev in blocks, packed as the store keeps them (numpy.packbits, MSB first).
+class BevView {
+  constructor(episode) {
+    this.episode = episode;
+    this.layout = episode.bev;
+    this.block = this.layout.frames_per_request;
+    this.blocks = new Map(); this.pending = new Set();
+    this.enabled = this.layout.names.map(() => true);
+    const [, height, width] = this.layout.shape;
+    this.canvas = el('canvas', { class: 'bev', width, height, 'aria-label': `BEV input of ${episode.episode_id}` });
+    this.frame = 0;
+  }
+
+  panel(prefix) {
+    const channels = el('div', { class: 'channels', role: 'group', 'aria-label': 'BEV channels' });
+    this.layout.names.forEach((name, c) => {
+      const box = el('input', { type: 'checkbox', dataset: { channel: String(c) } });
+      box.checked = true;
+      box.addEventListener('change', () => { this.enabled[c] = box.checked; this.draw(this.frame); });
+      const swatch = el('span', { class: 'swatch' });
+      swatch.style.background = this.color(c);
+      channels.append(el('label', {}, box, swatch, name));
+    });
+    const [channelCount, height, width] = this.layout.shape;
+    return el('section', { class: 'panel bev-panel' },
+      el('h3', { text: `${prefix}policy input: BEV ${channelCount}×${height}×${width}` }), this.canvas, channels);
+  }
+
+  color(c) { return BEV_COLORS[this.layout.names[c]] || BEV_OTHER[c % BEV_OTHER.length]; }
+
+  draw(frame) {
+    this.frame = frame;
+    const first = frame - (frame % this.block);
+    if (first + this.block < this.episode.num_steps && (frame % this.block) >= this.block / 2) this.fetch(first + this.block);
+    const packed = this.blocks.get(first);
+    if (!packed) { this.fetch(first); return; }
+    const [channels, height, width] = this.layout.shape;
+    const plane = height * width;
+    const bytes = Math.ceil((channels * plane) / 8);
+    const base = (frame - first) * bytes;
+    const ctx = this.canvas.getContext('2d');
+    const image = ctx.createImageData(width, height);
+    const data = image.data;
+    const rgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+    const background = rgb(BACKGROUND);
+    for (let p = 0; p < plane; p++) { data.set(background, 4 * p); data[4 * p + 3] = 255; }
+    for (let c = 0; c < channels; c++) {
+      if (!this.enabled[c]) continue;
+      const color = rgb(this.color(c));
+      for (let p = 0; p < plane; p++) {
+        const bit = c * plane + p;
+        if ((packed[base + (bit >> 3)] >> (7 - (bit & 7))) & 1) data.set(color, 4 * p);
+      }
+    }
+    ctx.putImageData(image, 0, 0);
+    this.canvas.dataset.frame = String(frame);
+    this.canvas.dataset.channels = this.enabled.map((on, c) => (on ? c : null)).filter((c) => c !== null).join(',');
+  }
+
+  fetch(first) {
+    if (this.blocks.has(first) || this.pending.has(first)) return;
+    this.pending.add(first);
+    const id = encodeURIComponent(this.episode.episode_id);
+    api(`/api/episodes/${id}/bev?start=${first}&count=${this.block}`).then((answer) => {
+      this.blocks.set(first, decode(answer.frames));
+      while (this.blocks.size > 8) this.blocks.delete(this.blocks.keys().next().value);
+      const wanted = this.frame - (this.frame % this.block);
+      if (wanted === first && player.scenes.some((scene) => scene.bev === this)) this.draw(this.frame);
+    }).catch((error) => showError(error.message)).finally(() => this.pending.delete(first));
+  }
+}
+
 // ------------------------------------------------------------------ player: one clock for one or two scenes
 const player = {
-  scenes: [], frame: 0, playing: false, speed: 1, time: 0, last: null, request: null, route: null,
+  scenes: [], charts: [], frame: 0, playing: false, speed: 1, time: 0, last: null, request: null, route: null,
 
   load(scenes, route, params) {
     this.stop();
@@ -400,6 +564,7 @@ const player = {
     $('#scrubber').max = String(Math.max(primary.frames - 1, 0));
     renderMarkers(scenes);
     renderPanels(scenes);
+    this.charts = renderSeries(scenes);
     this.seek(Math.min(Math.max(Number(params.get('f')) || 0, 0), primary.frames - 1));
   },
 
@@ -422,6 +587,8 @@ const player = {
     const others = this.scenes.slice(1).map((scene) => ` | ${scene.frame + 1} / ${scene.frames}`).join('');
     counter.textContent = `frame ${this.frame + 1} / ${primary.frames}${others} · ${this.time.toFixed(2)} s`;
     updatePanels(this.scenes);
+    updateSeries(this.charts, this.scenes, this.time);
+    for (const scene of this.scenes) if (scene.bev) scene.bev.draw(scene.frame);
   },
 
   saveUrl() {
@@ -543,6 +710,8 @@ function renderPanels(scenes) {
       about, el('h3', { text: 'now' }), live, controls, el('h3', { text: 'events' }), events,
       el('details', {}, el('summary', { text: 'metadata' }), el('pre', { class: 'metadata', text: JSON.stringify(episode.metadata, null, 1) }))));
     scene.panel = { live, controls, events };
+    scene.bev = episode.bev ? new BevView(episode) : null;
+    if (scene.bev) panels.append(scene.bev.panel(scenes.length > 1 ? (index ? 'B: ' : 'A: ') : ''));
   });
   if (scenes.length === 2) panels.prepend(compareTable(scenes[0].episode, scenes[1].episode));
   else sameScenario(scenes[0].episode).catch((error) => showError(error.message));
@@ -644,7 +813,8 @@ async function showReplay(route) {
   // (what the last episode showed goes at once: a load that fails must not leave it beside the error)
   $('#panels').replaceChildren();
   $('#markers').replaceChildren();
-  player.scenes = [];
+  $('#series').replaceChildren();
+  player.scenes = []; player.charts = [];
   const loaded = await Promise.allSettled(ids.map((id, k) => loadScene(id, stages.children[k])));
   const failed = loaded.map((result, k) => [result, ids[k], stages.children[k]]).filter(([result]) => result.status === 'rejected');
   for (const [result, id, stage] of failed) {
