@@ -60,8 +60,9 @@ plan_xy             fixed_size_list<float32>[2K]   the driver's planned waypoint
 ``detail`` string (JSON text or ``""``).
 
 Metadata (JSON): sim episodes carry ``map_name``, ``scenario`` (the scenario as data), ``policy``, ``tags``,
-``dt_s``, ``bev_shape``, ``record`` (the Leaderboard route record, with how the route ended) and ``score``, and
-an ``events`` table of their infractions; fleet episodes
+``dt_s``, ``bev_shape`` (with ``bev_resolution_m`` and ``bev_ego_row``: where the ego is in it), ``record`` (the
+Leaderboard route record, with how the route ended) and ``score``, and an ``events`` table of their infractions;
+fleet episodes
 ``map_name``, ``origin``, ``origin_sha256``, ``dataset``, ``dt_s``, ``duration_s``, ``tags``, ``synthetic``.
 
 Schema version 1 stored one file per episode (``<root>/<source>/<episode_id>.parquet``, metadata in the file);

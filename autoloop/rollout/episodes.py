@@ -114,6 +114,8 @@ class _EpisodeRecording:
                 "tags": tags,
                 "dt_s": world.config.dt_s,
                 "bev_shape": bev_shape,
+                "bev_resolution_m": batch.bev.resolution_m,
+                "bev_ego_row": batch.bev.ego_row,
                 "record": {**asdict(record), "infractions": {k.value: v for k, v in record.infractions.items()}},
                 "score": asdict(score_route(record)),
             }

@@ -218,8 +218,9 @@ def bev_frames(store: EpisodeStore, episode_id: str, *, start: int, count: int) 
 
 
 def _bev_layout(files: EpisodeFiles) -> dict[str, Any] | None:
-    """``{"shape": [C, H, W], "names": [...], "frames_per_request"}`` of the BEVs an episode stores, ``None`` when it
-    stores none.
+    """``{"shape": [C, H, W], "names": [...], "frames_per_request", "resolution_m", "ego_row"}`` of the BEVs an
+    episode stores (the ego's pixel row and the metres per pixel ``None`` where the episode does not say), ``None``
+    when it stores none.
 
     :raises SchemaError: naming the file, when the stored rows do not hold BEVs of the metadata's ``bev_shape``.
     """
@@ -237,7 +238,11 @@ def _bev_layout(files: EpisodeFiles) -> dict[str, Any] | None:
         raise SchemaError(f"{path}: column obs_bev ({column}) does not hold BEVs of the metadata's bev_shape {shape}")
     known = files.manifest.get("observation_format") == OBSERVATION_FORMAT and shape[0] == len(Channel)
     names = [channel.name.lower() for channel in Channel] if known else [f"channel {k}" for k in range(shape[0])]
-    return {"shape": shape, "names": names, "frames_per_request": MAX_BEV_FRAMES}
+    metadata = files.manifest["metadata"]
+    resolution, row = metadata.get("bev_resolution_m"), metadata.get("bev_ego_row")
+    placed = isinstance(resolution, int | float) and resolution > 0 and isinstance(row, int) and 0 <= row < shape[1]
+    return {"shape": shape, "names": names, "frames_per_request": MAX_BEV_FRAMES,
+            "resolution_m": float(resolution) if placed else None, "ego_row": row if placed else None}
 
 
 def _read(path: Path, columns: Sequence[str], *, required: Sequence[str]) -> dict[str, NDArray[Any]]:

@@ -201,6 +201,7 @@ def test_planned_waypoints_travel_when_stored(client: TestClient, store: Episode
 
 
 def test_the_payload_carries_the_series_and_the_policy_input(client: TestClient, store: EpisodeStore) -> None:
+    from autoloop.config import SimConfig
     from sim.scene.bev import Channel
 
     episode_id = _sim_ids(store)[0]
@@ -212,8 +213,9 @@ def test_the_payload_carries_the_series_and_the_policy_input(client: TestClient,
     assert decode(ego["action"]).shape == (stored.num_steps, 2) and decode(ego["running_ds"]).shape == (
         stored.num_steps,)
     # the BEV the expert saw: its layout in the payload, its frames in blocks from their own route
-    shape = stored.metadata["bev_shape"]
-    assert payload["bev"] == {"shape": shape, "names": [c.name.lower() for c in Channel], "frames_per_request": 64}
+    shape, bev = stored.metadata["bev_shape"], SimConfig().bev()
+    assert payload["bev"] == {"shape": shape, "names": [c.name.lower() for c in Channel], "frames_per_request": 64,
+                              "resolution_m": bev.resolution_m, "ego_row": bev.ego_row}
     answer = client.get(f"/api/episodes/{episode_id}/bev", params={"start": "60", "count": "64"}).json()
     frames = decode(answer["frames"])
     assert (answer["start"], answer["count"], answer["shape"]) == (60, 64, shape)

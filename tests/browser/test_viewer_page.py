@@ -255,6 +255,7 @@ def _canvas_rgb(page: Any, selector: str) -> np.ndarray:
 def test_the_series_the_policy_input_and_the_planned_waypoints_are_drawn(page: Any,
                                                                         viewer_store: EpisodeStore) -> None:
     from autoloop.episodes.dataset import unpack_bev
+    from sim.geometry import to_local_frame
     from sim.scene.bev import Channel
 
     episode_id = _sim(viewer_store)[0]
@@ -287,8 +288,10 @@ def test_the_series_the_policy_input_and_the_planned_waypoints_are_drawn(page: A
     page.locator(f"canvas.bev[data-frame='{frame}']").wait_for()
     # the BEV: a box per channel, and with one channel on, exactly its stored bits lit
     labels = page.locator(".bev-panel .channels label")
-    assert [labels.nth(k).text_content() for k in range(labels.count())] == [c.name.lower() for c in Channel]
+    assert [labels.nth(k).text_content() for k in range(labels.count())] == [
+        *(c.name.lower() for c in Channel), "ego and plan"]
     bev = unpack_bev(stored.steps["obs_bev"], np.array([frame]), tuple(stored.metadata["bev_shape"]))[0]
+    page.locator(".bev-panel input[data-overlay=plan]").set_checked(False)
     for channel in (Channel.DRIVABLE, Channel.ROUTE):
         for k in range(len(Channel)):
             page.locator(f".bev-panel input[data-channel='{k}']").set_checked(k == channel)
@@ -296,14 +299,31 @@ def test_the_series_the_policy_input_and_the_planned_waypoints_are_drawn(page: A
         lit = np.abs(_canvas_rgb(page, "canvas.bev") - np.array(BACKGROUND)).sum(axis=-1) > 0
         assert bev[channel].any()
         np.testing.assert_array_equal(lit, bev[channel].astype(bool))
-    # the planned waypoints, where they lie on the scene (those clear of the ego's box)
+    # over it, the driver's plan where the BEV puts it: (ego_row - ahead / resolution, width / 2 - 0.5 - left / ...),
+    # at the frame where most of the plan lies on the raster clear of the ego
+    size, resolution, ego_row = bev.shape[1], stored.metadata["bev_resolution_m"], stored.metadata["bev_ego_row"]
+    plan = stored.steps["plan_xy"].reshape(steps, -1, 2).astype(np.float64)
+    local = to_local_frame(plan, np.stack([stored.steps["x_m"], stored.steps["y_m"]], axis=-1)[:, None],
+                           stored.steps["yaw_rad"].astype(np.float64)[:, None])
+    rows = np.round(ego_row - local[..., 0] / resolution).astype(int)
+    cols = np.round(size / 2 - 0.5 - local[..., 1] / resolution).astype(int)
+    on = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size) & (np.abs(rows - ego_row) > 2)
+    shown = int(np.argmax(on.sum(axis=1)))
+    assert on[shown].sum() >= 3
+    page.evaluate(f"location.hash = '#/episode/{episode_id}?f={shown}'")
+    page.locator(f"canvas.bev[data-frame='{shown}'][data-overlay='1']").wait_for()
+    cyan_bev = np.all(_canvas_rgb(page, "canvas.bev") == (0x39, 0xC5, 0xCF), axis=-1)  # no channel's colour
+    for row, col in zip(rows[shown][on[shown]], cols[shown][on[shown]], strict=True):
+        assert cyan_bev[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2].any(), (row, col)  # (float32 rounding)
+    assert cyan_bev.sum() <= plan.shape[1]
+    # and on the scene, where they lie (those clear of the ego's box)
     image, view = _scene_pixels(page)
     height, width = image.shape[:2]
-    plan = stored.steps["plan_xy"][frame].reshape(-1, 2)
-    px = width / 2 + (plan[:, 0] - view["cx"]) * view["scale"]
-    py = height / 2 - (plan[:, 1] - view["cy"]) * view["scale"]
-    ego = np.array([stored.steps["x_m"][frame], stored.steps["y_m"][frame]])
-    clear = (np.linalg.norm(plan - ego, axis=1) > 3.5) & (px > 5) & (px < width - 5) & (py > 5) & (py < height - 5)
+    px = width / 2 + (plan[shown, :, 0] - view["cx"]) * view["scale"]
+    py = height / 2 - (plan[shown, :, 1] - view["cy"]) * view["scale"]
+    ego = np.array([stored.steps["x_m"][shown], stored.steps["y_m"][shown]])
+    clear = (np.linalg.norm(plan[shown] - ego, axis=1) > 3.5) & (px > 5) & (px < width - 5) & (py > 5) & (
+        py < height - 5)
     assert clear.sum() >= 3
     cyan = [np.abs(image[int(y), int(x)] - np.array([0x39, 0xC5, 0xCF])).sum() < 60
             for x, y in zip(px[clear], py[clear], strict=True)]

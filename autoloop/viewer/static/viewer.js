@@ -472,9 +472,12 @@ function updateSeries(charts, scenes, time) {
 // ------------------------------------------------------------------ the policy's input: its BEV, per channel
 // Frames come from /api/episodes/<id>/bev in blocks, packed as the store keeps them (numpy.packbits, MSB first).
 class BevView {
-  constructor(episode) {
-    this.episode = episode;
+  constructor(scene) {
+    const episode = scene.episode;
+    this.scene = scene; this.episode = episode;
     this.layout = episode.bev;
+    // the ego and the driver's plan over the BEV, where the episode says where the ego is in it
+    this.overlay = this.layout.resolution_m !== null && this.layout.ego_row !== null;
     this.block = this.layout.frames_per_request;
     this.blocks = new Map(); this.pending = new Set();
     this.enabled = this.layout.names.map(() => true);
@@ -493,6 +496,14 @@ class BevView {
       swatch.style.background = this.color(c);
       channels.append(el('label', {}, box, swatch, name));
     });
+    if (this.overlay) {
+      const box = el('input', { type: 'checkbox', dataset: { overlay: 'plan' } });
+      box.checked = true;
+      box.addEventListener('change', () => { this.overlay = box.checked; this.draw(this.frame); });
+      const swatch = el('span', { class: 'swatch' });
+      swatch.style.background = PLAN_COLOR;
+      channels.append(el('label', {}, box, swatch, this.scene.plan ? 'ego and plan' : 'ego'));
+    }
     const [channelCount, height, width] = this.layout.shape;
     return el('section', { class: 'panel bev-panel' },
       el('h3', { text: `${prefix}policy input: BEV ${channelCount}×${height}×${width}` }), this.canvas, channels);
@@ -525,8 +536,30 @@ class BevView {
       }
     }
     ctx.putImageData(image, 0, 0);
+    if (this.overlay) this.drawOverlay(ctx, frame, width);
+    this.canvas.dataset.overlay = this.overlay ? '1' : '0';
     this.canvas.dataset.frame = String(frame);
     this.canvas.dataset.channels = this.enabled.map((on, c) => (on ? c : null)).filter((c) => c !== null).join(',');
+  }
+
+  // Pixel (row, col) lies (ego_row - row) * resolution ahead of the ego and (width / 2 - 0.5 - col) * resolution
+  // to its left (sim.scene.bev): the ego as a small box of pixels, the plan's waypoints one pixel each.
+  drawOverlay(ctx, frame, width) {
+    const { resolution_m: resolution, ego_row: egoRow } = this.layout;
+    const scene = this.scene;
+    ctx.fillStyle = '#f0883e';
+    ctx.fillRect(width / 2 - 1, egoRow - 2, 2, 4);
+    if (!scene.plan || !scene.yaw) return;
+    const points = scene.plan.shape[1];
+    const cos = Math.cos(scene.yaw[frame]); const sin = Math.sin(scene.yaw[frame]);
+    ctx.fillStyle = PLAN_COLOR;
+    for (let k = 0; k < points; k++) {
+      const dx = scene.plan[(frame * points + k) * 2] - scene.x[frame];
+      const dy = scene.plan[(frame * points + k) * 2 + 1] - scene.y[frame];
+      const row = Math.round(egoRow - (dx * cos + dy * sin) / resolution);
+      const col = Math.round(width / 2 - 0.5 - (-dx * sin + dy * cos) / resolution);
+      ctx.fillRect(col, row, 1, 1);
+    }
   }
 
   fetch(first) {
@@ -710,7 +743,7 @@ function renderPanels(scenes) {
       about, el('h3', { text: 'now' }), live, controls, el('h3', { text: 'events' }), events,
       el('details', {}, el('summary', { text: 'metadata' }), el('pre', { class: 'metadata', text: JSON.stringify(episode.metadata, null, 1) }))));
     scene.panel = { live, controls, events };
-    scene.bev = episode.bev ? new BevView(episode) : null;
+    scene.bev = episode.bev ? new BevView(scene) : null;
     if (scene.bev) panels.append(scene.bev.panel(scenes.length > 1 ? (index ? 'B: ' : 'A: ') : ''));
   });
   if (scenes.length === 2) panels.prepend(compareTable(scenes[0].episode, scenes[1].episode));
