@@ -3,8 +3,10 @@
 It follows the route with pure pursuit, drives at the lane's speed limit and slows down in time for curves, lower
 limits and stop points ahead, follows whatever occupies its route ahead (vehicles, pedestrians, obstacles) with the
 Intelligent Driver Model, stops for red lights (and yellow ones it can stop for), comes to a full stop at stop
-signs, and waits while the junction ahead is not clear or someone who stopped earlier goes first, yields to vehicles
-that ignore their light or priority (or have the right of way over its turn), passes obstacles blocking its lane on
+signs, and waits while the junction ahead is not clear or someone who stopped earlier goes first (creeping in past
+vehicles that stand in the junction when they and the expert wait for each other), yields to vehicles that ignore
+their light or priority (or have the right of way over its turn), slows down to pass an oncoming vehicle close by,
+passes obstacles blocking its lane on
 the left once that corridor is clear, keeps right of oncoming vehicles that invade its lane, pulls over for
 emergency vehicles, stops at the curb for the robotaxi mission's pick-ups and drop-offs, and pulls in from the curb
 through a gap in the traffic. The world computes the privileged facts (leader on the route, the next stop line and
@@ -44,6 +46,11 @@ class ExpertParams:
         in time; closer, it drives on (a yellow light lasts a couple of seconds).
     :param passing_speed_mps: speed while moving sideways around an obstacle.
     :param pull_over_speed_mps: speed while pulling over for an emergency vehicle (it then stops).
+    :param creep_speed_mps: speed while creeping into a junction past vehicles that stand there waiting for the
+        ego (which waited for them: ``creep_lane``).
+    :param oncoming_gap_m: passing an oncoming vehicle closer than this side to side, the expert slows down ...
+    :param oncoming_speed_mps: ... to this speed plus ...
+    :param oncoming_speed_per_m: ... this much per metre of gap.
     :param plan_steps: points of the intended future trajectory the expert emits, ...
     :param plan_dt_s: ... this far apart in time.
     :param idm: car following (the desired speed is the speed profile's).
@@ -58,6 +65,10 @@ class ExpertParams:
     yellow_brake_mps2: float = 5.0
     passing_speed_mps: float = 6.0
     pull_over_speed_mps: float = 3.0
+    creep_speed_mps: float = 1.5
+    oncoming_gap_m: float = 1.0
+    oncoming_speed_mps: float = 1.5
+    oncoming_speed_per_m: float = 5.0
     plan_steps: int = 8
     plan_dt_s: float = 0.5
     idm: IdmParams = IdmParams(max_accel_mps2=3.0, comfort_decel_mps2=3.0, min_gap_m=3.0, time_headway_s=1.2)
@@ -177,6 +188,14 @@ class ExpertDriver:
         # here: the present limit, and the passing speed while moving sideways
         sideways = (np.abs(sc.facts.offset_m) > 0.2) | (sc.facts.nudge_need_m != 0.0)
         here_v = np.minimum(sc.facts.speed_limit_mps, np.where(sideways, p.passing_speed_mps, np.inf))
+        here_v = np.where(sc.facts.creep_lane >= 0, np.minimum(here_v, p.creep_speed_mps), here_v)
+        # an oncoming vehicle passing close: slow down to meet it at a speed for the gap
+        close = sc.facts.oncoming_gap_m < p.oncoming_gap_m
+        ego_v = world.ego.speed_mps.astype(np.float64)
+        meet_s = np.where(close, sc.facts.oncoming_dist_m, 0.0) * ego_v \
+            / np.maximum(ego_v + sc.facts.oncoming_speed_mps, 0.1)
+        gap = np.where(close, sc.facts.oncoming_gap_m, 0.0)
+        meet_v = np.where(close, p.oncoming_speed_mps + p.oncoming_speed_per_m * gap, np.inf)
         half = 0.5 * world.params.ego_length
         front = sc.facts.stop_dist_m - half
         # (standing with the front past the line, its centre not yet: it stays)
@@ -202,8 +221,8 @@ class ExpertDriver:
         short = at_curb & (np.abs(to_curb) <= reach) & (world.ego.speed_mps < _CURB_STAND_MPS)
         stop_s = np.where(short, 0.0, stop_s)
         stop_s = np.where(pulled_over | sc.facts.merge_wait, 0.0, stop_s)
-        limit_s = np.concatenate([curve_s, piece_s, np.zeros((batch, 1)), stop_s[:, None]], axis=1)
-        limit_v = np.concatenate([curve_v, piece_v, here_v[:, None], np.zeros((batch, 1))], axis=1)
+        limit_s = np.concatenate([curve_s, piece_s, np.zeros((batch, 1)), meet_s[:, None], stop_s[:, None]], axis=1)
+        limit_v = np.concatenate([curve_v, piece_v, here_v[:, None], meet_v[:, None], np.zeros((batch, 1))], axis=1)
         return limit_s, limit_v, stop_s
 
     def _accel(self, speed: NDArray[np.float64], travelled: NDArray[np.float64], gap: NDArray[np.float64],

@@ -243,6 +243,7 @@ class World(SceneViews):
         sc.facts.merge_wait[env], sc.mission.curb_until_m[env] = False, -np.inf
         st.pedestrians.pending[env] = st.pedestrians.careless[env] = False
         sc.facts.nudge_m[env] = sc.facts.offset_m[env] = sc.facts.nudge_need_m[env] = 0.0
+        sc.facts.creep_lane[env] = -1
         sc.mission.zone_n[env] = 0
         sc.facts.pass_need_m[env] = 0.0
         taken = np.empty((scenario.traffic_vehicles + 1, 2))

@@ -162,6 +162,10 @@ class Facts(NamedTuple):
     junction_lane: IntArray  # the junction lane the route takes next (-1: none) ...
     junction_approach: IntArray  # ... the lane that leads into it ...
     junction_dist_m: FloatArray  # ... and the distance to its entry
+    creep_lane: IntArray  # the junction lane the ego creeps into past vehicles that stand there waiting (-1: none)
+    oncoming_gap_m: FloatArray  # side to side, the ego's path to the nearest oncoming vehicle ahead (inf: none) ...
+    oncoming_dist_m: FloatArray  # ... bumper to bumper along the route ...
+    oncoming_speed_mps: FloatArray  # ... and its speed
 
 
 class Junction(NamedTuple):
@@ -279,7 +283,9 @@ def allocate_scene(b: int, vehicles: int, pedestrians: int, statics: int, lights
                     give_way=z(b), nudge_m=f(b), offset_m=f(b), nudge_need_m=f(b), nudge_end_m=f(b),
                     pass_need_m=f(b, n), side_gap_m=f(b, fill=np.inf), side_speed_mps=f(b), yield_emergency=z(b),
                     stop_target_m=f(b, fill=np.inf), merge_wait=z(b), stop_dist_m=f(b, fill=np.inf),
-                    junction_lane=i(b, fill=-1), junction_approach=i(b, fill=-1), junction_dist_m=f(b, fill=np.inf)),
+                    junction_lane=i(b, fill=-1), junction_approach=i(b, fill=-1), junction_dist_m=f(b, fill=np.inf),
+                    creep_lane=i(b, fill=-1), oncoming_gap_m=f(b, fill=np.inf), oncoming_dist_m=f(b, fill=np.inf),
+                    oncoming_speed_mps=f(b)),
         junction=Junction(ego_served=z(b), ego_arrival_s=f(b), ego_wait_lane=i(b, fill=-1), actor=i(b, v + 1),
                           lane=i(b, v + 1), tte_s=f(b, v + 1), rude=z(b, v + 1), n=i(b)),
         occupancy=Occupancy(lane=i(b, occ), s_m=f(b, occ), half_m=f(b, occ), speed_mps=f(b, occ),

@@ -20,11 +20,19 @@ APPROACH_S = 3.0
 RUDE_MARGIN_S = 3.0
 
 
+#: A vehicle slower than this stands.
+STANDING_MPS = 0.1
+
+
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True, inline="always")
-def _junction_busy(m: MapArrays, sc: Any, b: int, lane: int, self_actor: int) -> bool:
-    """Whether a vehicle (or the ego) occupies a junction lane that conflicts with ``lane``."""
+def _junction_busy(m: MapArrays, sc: Any, b: int, lane: int, self_actor: int, standing: bool) -> bool:
+    """Whether a vehicle (or the ego) occupies a junction lane that conflicts with ``lane`` (counting those that
+    stand there only with ``standing``)."""
     for k in range(sc.occupancy.n[b]):
-        if sc.occupancy.actor[b, k] == self_actor or sc.occupancy.kind[b, k] != VEHICLE:
+        actor = sc.occupancy.actor[b, k]
+        if actor == self_actor or sc.occupancy.kind[b, k] != VEHICLE:
+            continue
+        if not standing and actor >= 0 and sc.actors.speed_mps[b, actor] < STANDING_MPS:
             continue
         if m.conflict[lane, sc.occupancy.lane[b, k]]:
             return True
@@ -70,12 +78,13 @@ def _goes_on(m: MapArrays, sc: Any, b: int, approach: int) -> bool:
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
 def must_yield(m: MapArrays, sc: Any, b: int, approach: int, junction_lane: int, actor: int, arrival: float,
-                time_to_entry: float) -> bool:
+                time_to_entry: float, standing: bool = True) -> bool:
     """Whether an actor about to enter ``junction_lane`` from ``approach`` (``time_to_entry`` seconds away) must
-    wait: a conflicting junction lane is occupied; or, at a stop sign, someone who stopped earlier waits for a
-    conflicting lane; or someone who goes on (no stop sign, no red light) reaches a conflicting lane within
-    ``APPROACH_S`` and before this actor (before it at all, if this actor has a stop sign)."""
-    if _junction_busy(m, sc, b, junction_lane, actor):
+    wait: a conflicting junction lane is occupied (by a vehicle on the move, or also by one standing there with
+    ``standing``); or, at a stop sign, someone who stopped earlier waits for a conflicting lane; or someone who goes
+    on (no stop sign, no red light) reaches a conflicting lane within ``APPROACH_S`` and before this actor (before
+    it at all, if this actor has a stop sign)."""
+    if _junction_busy(m, sc, b, junction_lane, actor, standing):
         return True
     if m.lane_stop[approach] and _earlier_waiter(m, sc, b, junction_lane, actor, arrival):
         return True

@@ -47,6 +47,12 @@ MERGE_GAP_S = 4.5
 MERGE_GAP_M = 12.0
 #: The ego keeps this much room to oncoming vehicles that invade its lane, moving right (within its lane) for them.
 INVADER_CLEARANCE_M = 0.3
+#: Having stood this long giving way at a junction entry only to vehicles that stand in the junction (waiting, in
+#: turn, for the ego), the ego creeps in past them, when its path clears each by this much.
+DEADLOCK_WAIT_S = 4.0
+CREEP_CLEARANCE_M = 0.5
+#: Oncoming vehicles this far ahead are passed with the side-to-side gap the facts report.
+ONCOMING_LOOKAHEAD_M = 40.0
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
@@ -124,20 +130,77 @@ def ego_facts(m: MapArrays, sc: Any, p: Params, b: int) -> None:
             sc.facts.stop_dist_m[b] = dist
     else:
         sc.facts.line_kind[b], sc.facts.line_state[b], sc.facts.line_dist_m[b] = LINE_NONE, -1, INF
-    # yield at the junction entry
+    # yield at the junction entry; when the ego and the vehicles standing in the junction wait for each other,
+    # creep in past them
     front = sc.facts.junction_dist_m[b]
     near = front < max(sc.ego.speed_mps[b] ** 2 / (2.0 * p.idm.comfort_decel_mps2) + 6.0, 8.0)
     give_way = False
-    if not must and sc.facts.junction_lane[b] >= 0 and near:
+    lane = sc.facts.junction_lane[b]
+    if sc.facts.creep_lane[b] != lane:
+        sc.facts.creep_lane[b] = -1
+    if not must and lane >= 0 and near:
         entry_s = max(front, 0.0) / max(sc.ego.speed_mps[b], 0.1)
-        if must_yield(m, sc, b, sc.facts.junction_approach[b], sc.facts.junction_lane[b], -1,
-                      sc.junction.ego_arrival_s[b], entry_s) or \
-                (lead_kind == VEHICLE and box_blocked(m, p, sc.facts.junction_lane[b], gap - front, lead_v,
-                                                      p.ego_length)):
+        approach, arrival = sc.facts.junction_approach[b], sc.junction.ego_arrival_s[b]
+        if sc.facts.creep_lane[b] < 0 and sc.outcome.still_s[b] >= DEADLOCK_WAIT_S \
+                and must_yield(m, sc, b, approach, lane, -1, arrival, entry_s) \
+                and not must_yield(m, sc, b, approach, lane, -1, arrival, entry_s, False):
+            sc.facts.creep_lane[b] = lane
+        if sc.facts.creep_lane[b] >= 0 and not _standing_clear(m, sc, p, b, lane):
+            sc.facts.creep_lane[b] = -1
+        creeping = sc.facts.creep_lane[b] >= 0
+        if must_yield(m, sc, b, approach, lane, -1, arrival, entry_s, not creeping) or \
+                (lead_kind == VEHICLE and box_blocked(m, p, lane, gap - front, lead_v, p.ego_length)):
             must = give_way = True
             sc.facts.stop_dist_m[b] = front + half
     sc.facts.must_stop[b] = must
     sc.facts.give_way[b] = give_way
+    _oncoming(sc, p, b)
+
+
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _standing_clear(m: MapArrays, sc: Any, p: Params, b: int, lane: int) -> bool:
+    """Whether the ego's path ahead keeps ``CREEP_CLEARANCE_M`` from every vehicle standing on a junction lane
+    that conflicts with ``lane``."""
+    progress = sc.route.progress_m[b]
+    for k in range(sc.occupancy.n[b]):
+        n = sc.occupancy.actor[b, k]
+        if n < 0 or sc.occupancy.kind[b, k] != VEHICLE or not m.conflict[lane, sc.occupancy.lane[b, k]]:
+            continue
+        s, lat, _, heading = route_frame(sc, b, sc.actors.x_m[b, n], sc.actors.y_m[b, n], progress - p.ego_length,
+                                         progress + p.horizon)
+        across, along = extent(sc, b, n, heading)
+        if s + along < progress - 0.5 * p.ego_length:
+            continue  # behind the ego
+        if abs(lat - _path_offset(sc, b, s)) < across + 0.5 * p.ego_width + CREEP_CLEARANCE_M:
+            return False
+    return True
+
+
+@njit(_nrt=False, cache=True, no_cpython_wrapper=True)
+def _oncoming(sc: Any, p: Params, b: int) -> None:
+    """The oncoming vehicle ahead that the ego's path passes closest, side to side: the gap, how far ahead it is
+    (bumper to bumper along the route) and its speed. A vehicle on the path itself (a gap below 0) is the
+    leader's business, not a pass."""
+    progress = sc.route.progress_m[b]
+    half = 0.5 * p.ego_length
+    ego_half = 0.5 * p.ego_width
+    best, ahead, speed = INF, INF, 0.0
+    vehicles = sc.vehicles.lanes.shape[1]
+    for n in range(sc.actors.valid.shape[1]):
+        if not sc.actors.valid[b, n] or sc.actors.kind[b, n] != VEHICLE or (n < vehicles and sc.vehicles.parked[b, n]):
+            continue
+        x, y = sc.actors.x_m[b, n], sc.actors.y_m[b, n]
+        if (x - sc.ego.x_m[b]) ** 2 + (y - sc.ego.y_m[b]) ** 2 > (ONCOMING_LOOKAHEAD_M + 10.0) ** 2 or \
+                math.cos(sc.actors.yaw_rad[b, n] - sc.ego.yaw_rad[b]) > -0.5:
+            continue
+        s, lat, _, heading = route_frame(sc, b, x, y, progress, progress + ONCOMING_LOOKAHEAD_M)
+        if s <= progress or math.cos(sc.actors.yaw_rad[b, n] - heading) > -0.85:
+            continue
+        across, along = extent(sc, b, n, heading)
+        gap = abs(lat - _path_offset(sc, b, s)) - across - ego_half
+        if 0.0 <= gap < best:
+            best, ahead, speed = gap, max(s - progress - half - along, 0.0), sc.actors.speed_mps[b, n]
+    sc.facts.oncoming_gap_m[b], sc.facts.oncoming_dist_m[b], sc.facts.oncoming_speed_mps[b] = best, ahead, speed
 
 
 @njit(_nrt=False, cache=True, no_cpython_wrapper=True)
