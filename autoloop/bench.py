@@ -170,6 +170,7 @@ class StoreBenchResult:
     steps_per_episode: int
     ego_steps: int
     state_size: int
+    bev_shape: tuple[int, int, int]
     bev_bytes_per_step: int
     store_mb: float
     write_seconds: float
@@ -180,33 +181,27 @@ class StoreBenchResult:
     query: str
 
 
-def bench_store(root: Path, *, episodes: int = 1000, steps: int = 1000, state_size: int = 25,
-                bev_shape: tuple[int, int, int] = (1, 8, 8), seed: int = 0) -> StoreBenchResult:
-    """Write ``episodes`` sim episodes of ``steps`` steps (the ego columns a rollout records, the state vector, a
-    small BEV and the expert's labels) into a store under ``root``, snapshot them, read them back into training
-    arrays as training does (:func:`~autoloop.episodes.load_training_arrays`, hashes checked), and time one DuckDB
-    aggregate per episode over the ``ego`` view. Episodes are generated before the clock starts, and one episode
-    is written and read before it (in a store of its own) so that the rates leave out one-time costs."""
-    from autoloop.episodes import Episode, EpisodeStore, create_snapshot, load_training_arrays
+def bench_store(root: Path, *, episodes: int = 100, steps: int = 1000, bev_size_px: int = 64,
+                seed: int = 0) -> StoreBenchResult:
+    """Write ``episodes`` real-format sim episodes of ``steps`` steps (every column a labelled rollout records: the
+    ``STATE_SIZE``-float state, the bit-packed ``9 x bev_size_px x bev_size_px`` BEV, the expert's labels and
+    planned waypoints: :func:`autoloop.bench_data.real_format_episode`) into a store under ``root``, snapshot them,
+    read them back into training arrays as training does (:func:`~autoloop.episodes.load_training_arrays`, hashes
+    checked), and time one DuckDB aggregate per episode over the ``ego`` view. Episodes are generated before the
+    clock starts, and one episode is written and read before it (in a store of its own) so that the rates leave out
+    one-time costs."""
+    from autoloop.bench_data import bev_shape as stored_shape
+    from autoloop.bench_data import real_format_episode
+    from autoloop.episodes import EpisodeStore, create_snapshot, load_training_arrays
+    from sim.scene.observation import STATE_SIZE
 
     rng = np.random.default_rng(seed)
-    bev_bytes = int(np.prod(bev_shape)) // 8
+    bev_shape = stored_shape(bev_size_px)
+    bev_bytes = -(-int(np.prod(bev_shape)) // 8)
     store = EpisodeStore(root / "episodes")
     batch = []
     for index in range(episodes):
-        columns: dict[str, Any] = {"step": np.arange(steps, dtype=np.int32),
-                                   "time_s": np.arange(steps, dtype=np.float32) * 0.05}
-        for name in ("x_m", "y_m"):
-            columns[name] = np.cumsum(rng.standard_normal(steps))
-        for name in ("yaw_rad", "speed_mps", "steer_rad", "accel_mps2", "route_progress_m"):
-            columns[name] = rng.standard_normal(steps).astype(np.float32)
-        for name in ("action", "label"):
-            columns[name] = rng.uniform(-1, 1, (steps, 2)).astype(np.float32)
-        columns["obs_state"] = rng.standard_normal((steps, state_size)).astype(np.float32)
-        columns["obs_bev"] = rng.integers(0, 256, (steps, bev_bytes), dtype=np.uint8)
-        batch.append(Episode(f"bench-{index:06d}", "sim", columns,
-                             {"map_name": "town-1", "policy": "bench", "dt_s": 0.05, "tags": {"purpose": "bench"},
-                              "bev_shape": list(bev_shape)}))
+        batch.append(real_format_episode(f"bench-{index:06d}", steps, bev_shape, rng))
     # warm-up: one episode through a store of its own pays the one-time costs (lazy imports, first allocations)
     warmup = EpisodeStore(root / "warmup")
     warmup.write(batch[0])
@@ -227,7 +222,7 @@ def bench_store(root: Path, *, episodes: int = 1000, steps: int = 1000, state_si
     size = sum(path.stat().st_size for path in store.root.rglob("*") if path.is_file())
     total = episodes * steps
     return StoreBenchResult(
-        episodes=episodes, steps_per_episode=steps, ego_steps=total, state_size=state_size,
+        episodes=episodes, steps_per_episode=steps, ego_steps=total, state_size=STATE_SIZE, bev_shape=bev_shape,
         bev_bytes_per_step=bev_bytes, store_mb=round(size / 2**20, 1), write_seconds=round(write_seconds, 3),
         write_steps_per_s=round(total / write_seconds), read_seconds=round(read_seconds, 3),
         read_steps_per_s=round(total / read_seconds), query_seconds=round(query_seconds, 3), query=sql)

@@ -44,5 +44,7 @@ def test_bench_store_prints_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{"):])
     assert report["benchmark"] == "store" and report["ego_steps"] == 60
+    # the real format: autoloop's state vector and a 9-channel 64 x 64 BEV, bit-packed
+    assert report["state_size"] == 38 and report["bev_shape"] == [9, 64, 64] and report["bev_bytes_per_step"] == 4608
     assert report["write_steps_per_s"] > 0 and report["read_steps_per_s"] > 0 and report["query_seconds"] > 0
     assert len(EpisodeStore(tmp_path / "episodes").episode_ids()) == 3
