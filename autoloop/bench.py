@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from autoloop.progress import counted
 from autoloop.rollout import DrivenRoute, DriverFactory, RouteRecorder, drive
 from sim.embedded.config import WorldConfig
 from sim.embedded.world import World
@@ -57,10 +58,10 @@ def bench_sim(*, batch_sizes: Sequence[int] = (1, 64, 1024), vehicles: int = 30,
     first. Vehicle-steps count the background vehicles actually on the map at each step.
     """
     results = []
-    for batch_size in batch_sizes:
-        for bev in (False, True):
-            spec = BevSpec(size_px=bev_size_px, ego_row=3 * bev_size_px // 4) if bev else None
-            results.append(_measure(batch_size, vehicles, pedestrians, map_name, spec, min_seconds, max_steps))
+    for batch_size, bev in counted([(size, bev) for size in batch_sizes for bev in (False, True)], "bench sim",
+                                   "configurations"):
+        spec = BevSpec(size_px=bev_size_px, ego_row=3 * bev_size_px // 4) if bev else None
+        results.append(_measure(batch_size, vehicles, pedestrians, map_name, spec, min_seconds, max_steps))
     return results
 
 
@@ -200,7 +201,7 @@ def bench_store(root: Path, *, episodes: int = 100, steps: int = 1000, bev_size_
     bev_bytes = -(-int(np.prod(bev_shape)) // 8)
     store = EpisodeStore(root / "episodes")
     batch = []
-    for index in range(episodes):
+    for index in counted(range(episodes), "bench store", "episodes"):
         batch.append(real_format_episode(f"bench-{index:06d}", steps, bev_shape, rng))
     # warm-up: one episode through a store of its own pays the one-time costs (lazy imports, first allocations)
     warmup = EpisodeStore(root / "warmup")
@@ -295,28 +296,32 @@ def bench_train(*, samples: int = 2048, batch_size: int = 128, bev_size_px: int 
                     batch_size=128, n_epochs=1)
     warmup = ppo.n_steps * ppo.num_envs
     native = _rl_rate(make_vec_env(sim, ppo_envs), lambda env: make_ppo(env, ppo, width=16, hidden=128), warmup,
-                      ppo_timesteps)
+                      ppo_timesteps, "bench train: ppo native")
     single = [lambda: DrivingEnv(map_name=sim.map_name, traffic_vehicles=sim.traffic_vehicles, bev=sim.bev())
               for _ in range(ppo_envs)]
     sync = _rl_rate(GymVectorVecEnv(SyncVectorEnv(single, autoreset_mode="SameStep")),
-                    lambda env: make_ppo(env, ppo, width=16, hidden=128), warmup, ppo_timesteps)
+                    lambda env: make_ppo(env, ppo, width=16, hidden=128), warmup, ppo_timesteps,
+                    "bench train: ppo sync vector")
     # SAC: the warm-up fills the replay buffer past learning_starts, so every timed step has its gradient step
     sac = SacConfig(timesteps=sac_timesteps, num_envs=sac_envs, learning_starts=sac_envs, batch_size=128)
     sac_native = _rl_rate(make_vec_env(sim, sac_envs), lambda env: make_sac(env, sac, width=16, hidden=128),
-                          4 * sac_envs, sac_timesteps)
+                          4 * sac_envs, sac_timesteps, "bench train: sac native")
     return TrainBenchResult(device=device, threads=threads, bev_shape=shape, samples=samples,
                             bc_samples_per_s=rates, ppo_num_envs=ppo_envs, ppo_timesteps=ppo_timesteps,
                             ppo_env_steps_per_s_native=native, ppo_env_steps_per_s_sync_vector=sync,
                             sac_num_envs=sac_envs, sac_timesteps=sac_timesteps, sac_env_steps_per_s_native=sac_native)
 
 
-def _rl_rate(env: Any, make: Callable[[Any], Any], warmup: int, timesteps: int) -> float:
-    """Environment steps/s of ``make(env)`` learning ``timesteps`` steps, after ``warmup`` steps."""
+def _rl_rate(env: Any, make: Callable[[Any], Any], warmup: int, timesteps: int, what: str) -> float:
+    """Environment steps/s of ``make(env)`` learning ``timesteps`` steps, after ``warmup`` steps (both shown as
+    progress: ``what``)."""
+    from autoloop.training.rl import learn_steps
+
     env.seed(0)
     model = make(env)
-    model.learn(total_timesteps=warmup)
+    learn_steps(model, warmup, what=what)
     start = time.perf_counter()
-    model.learn(total_timesteps=timesteps, reset_num_timesteps=False)
+    learn_steps(model, timesteps, what=what, reset_num_timesteps=False)
     rate = round(float(timesteps) / (time.perf_counter() - start), 1)
     env.close()
     return rate

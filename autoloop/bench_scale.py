@@ -1,6 +1,6 @@
 """``autoloop bench scale``: an evaluation suite driven by the privileged expert in this process, then sharded over
 local Ray clusters with 1, 2, ... worker processes; routes per second, what each shard costs on Ray, and whether
-every route's numbers came out the same."""
+every route's numbers came out the same. The runs show as progress (``bench scale``), each evaluation as its own."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from autoloop.compute import IN_PROCESS, Compute, connect, local_cluster
 from autoloop.config import EvaluateConfig, SimConfig
 from autoloop.episodes import EpisodeStore
 from autoloop.evaluation import EvaluationResult, checkpoint_path, run_evaluation
+from autoloop.progress import Progress
 from autoloop.rollout import expert_driver
 from sim.scenarios.suites import Suite, build_suite
 
@@ -52,19 +53,21 @@ def bench_scale(*, suite_name: str = "eval", workers: Sequence[int] = (1, 2), sh
     suite = build_suite(suite_name)
     if routes is not None:
         suite = Suite(suite.name, suite.version, suite.scenarios[:routes])
-    settings = EvaluateConfig(suite=suite.name)
+    settings = EvaluateConfig(suite=suite.name, routes=None)  # (the suite is cut here)
 
     def shards(compute: Compute) -> int:
         return sum(len(compute.shards(len(indices), sim.batch_size)) for indices in suite.by_map().values())
 
     batches = shards(Compute(shard_scenarios=shard_scenarios))
-    with tempfile.TemporaryDirectory(prefix="autoloop-bench-scale-") as temporary:
+    with (tempfile.TemporaryDirectory(prefix="autoloop-bench-scale-") as temporary,
+          Progress("bench scale", 1 + len(workers), "runs") as progress):
         root = Path(temporary)
         started = time.perf_counter()
         reference = _evaluate(suite, sim, settings, root / "in-process", IN_PROCESS)
         base_s = time.perf_counter() - started
         results = [ScaleResult("in-process", 0, len(suite.scenarios), shards(IN_PROCESS), base_s,
                                len(suite.scenarios) / base_s, None, None, True)]
+        progress.advance()
         for count in workers:
             with local_cluster(count, folder=root) as address:
                 compute = Compute(ray_address=address, shard_scenarios=shard_scenarios)
@@ -78,6 +81,7 @@ def bench_scale(*, suite_name: str = "eval", workers: Sequence[int] = (1, 2), sh
             results.append(ScaleResult("ray", count, len(suite.scenarios), batches, wall_s,
                                        len(suite.scenarios) / wall_s, (wall_s * count - base_s) / batches, empty_s,
                                        _routes(result) == _routes(reference)))
+            progress.advance()
     return results
 
 

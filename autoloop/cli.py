@@ -427,6 +427,7 @@ def mine_command(
     _setup_logging()
     from autoloop.episodes import EpisodeStore
     from autoloop.fleet.mining import drive_replay, mine, replay_scenario, save_triggers, stored_map
+    from autoloop.progress import counted
     from sim.metrics import score_route
 
     paths_ = Paths(Path(_home(home)))
@@ -436,7 +437,7 @@ def mine_command(
     table = Table(title=f"triggers in {paths_.episodes}", title_justify="left")
     for column in ("episode", "trigger", "time s", "value", "actor", "replay", "expert DS"):
         table.add_column(column, overflow="fold")
-    for episode_id in store.episode_ids(None if source == "all" else source):
+    for episode_id in counted(store.episode_ids(None if source == "all" else source), "mine", "episodes"):
         episode = store.read(episode_id)
         map_name = str(episode.metadata.get("map_name", ""))
         try:

@@ -2,7 +2,8 @@
 
 The log lines (``evaluate smoke: 48/126 routes, 3.1 routes/s, 0:00:15``) go to autoloop's logger, hence to the
 console when no terminal shows a bar, and to the Prefect run's log in the UI; one is written at most every
-:data:`EVERY_S` seconds and one at the end. Nested work (a rollout inside an evaluation) shows its own bar.
+:data:`EVERY_S` seconds and one at the end. Nested work (a rollout inside an evaluation) shows its own bar. A loop over
+a known list of items shows through :func:`counted`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from types import TracebackType
+from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bars
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Seconds between two log lines of one piece of work (its last line is always written).
 EVERY_S = 10.0
@@ -75,3 +80,12 @@ class Progress:
     def _log(self) -> None:
         self._logged = time.monotonic()
         log.info("%s", self.line())
+
+
+def counted(items: Sequence[T], what: str, unit: str) -> Iterator[T]:
+    """Each of ``items`` in turn, shown as :class:`Progress` (``what``: done/``len(items)`` ``unit``); an item is
+    done when the loop asks for the next one, or ends."""
+    with Progress(what, len(items), unit) as progress:
+        for item in items:
+            yield item
+            progress.advance()

@@ -1,4 +1,5 @@
-"""Sourcing: plan the next collection from the findings and the fleet, and drive it.
+"""Sourcing: plan the next collection from the findings and the fleet, and drive it (shown as progress:
+``collect``, episodes driven against the plan, with each group's rollout as its own).
 
 Breadth routes are driven by the expert with exploration noise (as without the engine). What failed — targeted
 routes, fleet moments and the scenarios generated from them — is driven by the champion with the expert labelling
@@ -22,6 +23,7 @@ from autoloop.engine.plan import ROUTE_TYPE, TYPES, Planned, Weights, failure_we
 from autoloop.engine.shadow import policy_predictor, shadow_scores, shadow_triggers
 from autoloop.episodes import Episode, EpisodeStore
 from autoloop.fleet.mining import Trigger, mine, save_triggers, stored_map
+from autoloop.progress import Progress, counted
 from autoloop.rollout import DriverFactory, RolloutOptions, expert_driver, rollout
 from autoloop.training.fleet import cached_observations
 from policies.base import Policy
@@ -53,9 +55,8 @@ def fleet_moments(store: EpisodeStore, ledger: Ledger, *, limit: int,
     if limit == 0:
         return [], []
     mined = {path.stem for path in (store.root / "triggers").glob("*.parquet")}
-    for episode_id in store.episode_ids("fleet"):
-        if episode_id not in mined:
-            save_triggers(store, episode_id, mine(store.read(episode_id)))
+    for episode_id in counted([e for e in store.episode_ids("fleet") if e not in mined], "mine", "episodes"):
+        save_triggers(store, episode_id, mine(store.read(episode_id)))
     used = ledger.used()
     moments = [failure for failure in extra if failure.key not in used][:limit]
     more, skipped = moment_failures(store, stored_triggers(store), source="fleet",
@@ -99,16 +100,18 @@ def source(config: AutoloopConfig, store: EpisodeStore, ledger: Ledger, *, first
     for index, item in enumerate(planned):
         groups.setdefault("breadth" if item.part == "breadth" or champion is None else "failures", []).append(index)
     results: dict[int, tuple[Episode, RouteRecord]] = {}
-    for group, indices in groups.items():
-        name, driver = ("expert", expert_driver) if group == "breadth" or champion is None else champion
-        options = noisy if name == "expert" else dagger
-        scenarios = [planned[i].scenario for i in indices]
-        # (fleet moments run on the store's maps, which only this process has registered)
-        replays = any(item.part in ("fleet", "generated") for item in (planned[i] for i in indices))
-        driven = rollout(scenarios, sim=config.sim, driver=driver, policy_name=name, options=options,
-                         compute=IN_PROCESS if replays else compute, world=scenario_slots(scenarios),
-                         tags={**tags, "purpose": "collect"})
-        results.update(zip(indices, driven, strict=True))
+    with Progress("collect", len(planned), "episodes") as progress:
+        for group, indices in groups.items():
+            name, driver = ("expert", expert_driver) if group == "breadth" or champion is None else champion
+            options = noisy if name == "expert" else dagger
+            scenarios = [planned[i].scenario for i in indices]
+            # (fleet moments run on the store's maps, which only this process has registered)
+            replays = any(item.part in ("fleet", "generated") for item in (planned[i] for i in indices))
+            driven = rollout(scenarios, sim=config.sim, driver=driver, policy_name=name, options=options,
+                             compute=IN_PROCESS if replays else compute, world=scenario_slots(scenarios),
+                             tags={**tags, "purpose": "collect"})
+            results.update(zip(indices, driven, strict=True))
+            progress.advance(len(indices))
     ordered = [results[i] for i in range(len(planned))]
     for item, (episode, _) in zip(planned, ordered, strict=True):
         episode.metadata["tags"] = {**episode.metadata.get("tags", {}), "part": item.part, "reason": item.reason,

@@ -3,7 +3,8 @@ training continues on all of it — the closed loop that fixes compounding error
 
 Each round stores its rollouts as episodes (``purpose: dagger``; the expert runs alongside on the same world state
 and records its action and intended trajectory, see :class:`autoloop.rollout.RolloutOptions`) and writes a new dataset
-snapshot: the base snapshot's episodes plus every DAgger episode so far.
+snapshot: the base snapshot's episodes plus every DAgger episode so far. The rounds show as progress (``dagger``,
+counted from round 1 when continuing earlier rounds), each round's rollouts and retraining as their own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from autoloop.compute import IN_PROCESS, Compute
 from autoloop.config import SimConfig, TrainConfig
 from autoloop.episodes import DatasetSnapshot, EpisodeStore, SnapshotPart, create_snapshot
+from autoloop.progress import Progress
 from autoloop.rollout import PolicyDriver, RolloutOptions, rollout
 from autoloop.training.bc import TrainResult, train_bc
 from autoloop.training.data import load_trajectory_arrays
@@ -56,30 +58,32 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
     rounds = []
     episode_ids = list(base.episode_ids)
     parts = list(base.parts)
-    for number in range(first_round, first_round + config.dagger.iterations):
-        results = []
-        for group in by_map(scenarios(number)):
-            results += rollout(group, sim=sim_for(sim, group), driver=PolicyDriver.of(policy),
-                               policy_name=f"dagger-{number}", tags={"purpose": "dagger", **(tags or {})},
-                               options=RolloutOptions(labels=True, takeover_s=config.dagger.takeover_s),
-                               compute=compute)
-        store.write_many([episode for episode, _ in results])
-        episode_ids += [episode.episode_id for episode, _ in results]
-        score = score_suite([record for _, record in results]).driving_score
-        parts.append(SnapshotPart(f"dagger-{number}", f"DAgger round {number}: the learner's states, labelled by "
-                                  "the expert", tuple(episode.episode_id for episode, _ in results)))
-        snapshot = create_snapshot(store, datasets, episode_ids, parts=parts,
-                                   filters={"purpose": "dagger", "round": number, "base": base.digest})
-        data = load_trajectory_arrays(store, snapshot, waypoints=config.waypoints)
-        result = train_bc(data, config, policy=policy, epochs=config.dagger.epochs,
-                          on_epoch=functools.partial(on_epoch, number) if on_epoch else None)
-        policy = result.policy
-        done = DaggerRound(number, score, len(results), snapshot, result)
-        log.info("DAgger round %d: learner DS %.1f on %d routes; retrained on %d samples (snapshot %s)", number,
-                 score, len(results), result.samples, snapshot.digest[:12])
-        rounds.append(done)
-        if on_round is not None:
-            on_round(done)
+    with Progress("dagger", first_round - 1 + config.dagger.iterations, "rounds", done=first_round - 1) as progress:
+        for number in range(first_round, first_round + config.dagger.iterations):
+            results = []
+            for group in by_map(scenarios(number)):
+                results += rollout(group, sim=sim_for(sim, group), driver=PolicyDriver.of(policy),
+                                   policy_name=f"dagger-{number}", tags={"purpose": "dagger", **(tags or {})},
+                                   options=RolloutOptions(labels=True, takeover_s=config.dagger.takeover_s),
+                                   compute=compute)
+            store.write_many([episode for episode, _ in results])
+            episode_ids += [episode.episode_id for episode, _ in results]
+            score = score_suite([record for _, record in results]).driving_score
+            parts.append(SnapshotPart(f"dagger-{number}", f"DAgger round {number}: the learner's states, labelled by "
+                                      "the expert", tuple(episode.episode_id for episode, _ in results)))
+            snapshot = create_snapshot(store, datasets, episode_ids, parts=parts,
+                                       filters={"purpose": "dagger", "round": number, "base": base.digest})
+            data = load_trajectory_arrays(store, snapshot, waypoints=config.waypoints)
+            result = train_bc(data, config, policy=policy, epochs=config.dagger.epochs,
+                              on_epoch=functools.partial(on_epoch, number) if on_epoch else None)
+            policy = result.policy
+            done = DaggerRound(number, score, len(results), snapshot, result)
+            log.info("DAgger round %d: learner DS %.1f on %d routes; retrained on %d samples (snapshot %s)", number,
+                     score, len(results), result.samples, snapshot.digest[:12])
+            rounds.append(done)
+            if on_round is not None:
+                on_round(done)
+            progress.advance()
     return rounds
 
 

@@ -1,6 +1,6 @@
 """What the SB3 fine-tunings share (:mod:`autoloop.training.ppo`, :mod:`autoloop.training.sac`): the native
 batched simulator as an SB3 ``VecEnv``, a callback reporting the driving scores of the routes that end, and the
-learning run with its result."""
+learning run (its environment steps shown as :class:`~autoloop.progress.Progress`) with its result."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 
 from autoloop.config import SimConfig
+from autoloop.progress import Progress
 from policies.sb3 import Sb3Policy
 from sim.embedded.sb3 import Sb3VecEnv
 
@@ -83,10 +87,51 @@ class FineTuneResult:
 
 
 def learn(model: BaseAlgorithm, env: Sb3VecEnv, timesteps: int, tracker: RouteTracker) -> FineTuneResult:
-    """Let ``model`` learn ``timesteps`` environment steps on ``env`` (closed afterwards), ``tracker`` watching."""
-    model.learn(total_timesteps=timesteps, callback=tracker)
+    """Let ``model`` learn ``timesteps`` environment steps on ``env`` (closed afterwards), ``tracker`` watching;
+    the steps show as progress named after the tracker's prefix."""
+    learn_steps(model, timesteps, what=tracker.prefix, callback=tracker)
     env.close()
     scores = tracker.all_scores
     return FineTuneResult(policy=Sb3Policy(model.policy), timesteps=int(model.num_timesteps),
                           finished_routes=len(scores),
                           mean_driving_score=float(np.mean(scores)) if scores else float("nan"))
+
+
+def learn_steps(model: BaseAlgorithm, timesteps: int, *, what: str, callback: BaseCallback | None = None,
+                reset_num_timesteps: bool = True) -> None:
+    """``model.learn(timesteps)`` with its environment steps shown as :class:`~autoloop.progress.Progress` (``what``)
+    against the steps it takes (:func:`planned_timesteps`).
+
+    :param callback: also watches the run.
+    :param reset_num_timesteps: as SB3's; ``False`` counts on from the steps already taken.
+    """
+    start = 0 if reset_num_timesteps else model.num_timesteps
+    with Progress(what, start + planned_timesteps(model, timesteps), "steps", done=start) as progress:
+        model.learn(total_timesteps=timesteps, callback=[*([callback] if callback else []), _Advance(progress)],
+                    reset_num_timesteps=reset_num_timesteps)
+
+
+def planned_timesteps(model: BaseAlgorithm, timesteps: int) -> int:
+    """The environment steps ``model.learn(timesteps)`` takes: ``timesteps`` rounded up to whole rollouts of every
+    env at once (PPO's: ``n_steps`` per env; SAC's: ``train_freq`` vector steps; rollouts counted in episodes:
+    vector steps)."""
+    if isinstance(model, OnPolicyAlgorithm):
+        chunk = model.n_steps * model.n_envs
+    elif isinstance(model, OffPolicyAlgorithm) and isinstance(model.train_freq, TrainFreq) \
+            and model.train_freq.unit == TrainFrequencyUnit.STEP:
+        chunk = model.train_freq.frequency * model.n_envs
+    else:
+        chunk = model.n_envs
+    return -(-timesteps // chunk) * chunk
+
+
+class _Advance(BaseCallback):
+    """Moves a :class:`~autoloop.progress.Progress` to the run's step count after each vector step."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def _on_step(self) -> bool:
+        self.progress.update(self.num_timesteps)
+        return True

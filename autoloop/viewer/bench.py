@@ -3,7 +3,8 @@
 Per episode (an Argoverse 2 log; a synthesized long sim episode written with the store's writer): building and
 serializing its payload as the API does, and, where Debian's Chromium and Playwright are installed, the whole open
 in a headless browser (fetch, decode, first drawn frame). For the list: the first scan of a store of N episodes,
-a refresh after one more lands, and one filtered, sorted page.
+a refresh after one more lands, and one filtered, sorted page. Each episode's timed opens show as progress
+(``bench viewer: <episode>``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from autoloop.episodes import Episode, EpisodeStore
+from autoloop.progress import counted
 from autoloop.viewer.index import EpisodeIndex
 from autoloop.viewer.payload import decode, episode_payload, load_map, map_payload
 from sim.maps import get_map
@@ -96,7 +98,7 @@ def bench_viewer(root: Path, *, av2_log: Path | None, minutes: float = 5.0, acto
     for name, episode_id in cases:
         timings: list[float] = []
         map_text = ""
-        for _ in range(repeats + 1):
+        for _ in counted(range(repeats + 1), f"bench viewer: {name}", "opens"):
             start = time.perf_counter()
             payload = episode_payload(store, episode_id)
             text = json.dumps(payload, separators=(",", ":"))
