@@ -7,7 +7,7 @@ each cycle the arm's champion drives the curve suite (the whole held-out ``eval`
 did not change reuses its evaluation). The result is both curves (champion driving score with its interval,
 collisions per km, success rate, steps collected, wall time per cycle) and the final paired difference, engine minus
 control, route by route with its bootstrap interval; as JSON (``engine.json``), a plot (``engine.png``) and an MLflow
-run in ``<folder>/mlflow.db``.
+run in ``<folder>/mlflow.db``. The cycles of both arms show as progress (``bench engine``), each stage as its own.
 
 Every cycle's point is written to ``engine.json`` as soon as it is measured; run again on the same folder, the
 bench goes on from the first point missing. A cycle interrupted midway runs again from its start (what its
@@ -28,6 +28,7 @@ from autoloop import stages, tracking
 from autoloop.config import AutoloopConfig, dump_config
 from autoloop.evaluation import EvaluationResult, compare
 from autoloop.paths import Paths
+from autoloop.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +86,21 @@ def bench_engine(folder: Path, config: AutoloopConfig, *, cycles: int = 6,
     state = {**state, "settings": settings, "points": state.get("points", [])}
     points = [Point(**point) for point in state["points"]]
     server = os.environ.get("MLFLOW_TRACKING_URI")
+    measured = sum(p.cycle <= cycles for p in points)
     try:
-        for arm in ARMS:
-            paths = Paths(folder / arm)
-            for cycle in range(1, cycles + 1):
-                if any(p.arm == arm and p.cycle == cycle for p in points):
-                    continue
-                _track(paths, server)
-                points.append(_cycle(paths, arm_config(config, arm, server), arm, cycle, curve_routes))
-                state["points"] = [asdict(point) for point in points]
-                _write(state_path, state)
-                log.info("bench engine: %s cycle %d/%d: champion DS %.1f", arm, cycle, cycles,
-                         points[-1].driving_score)
+        with Progress("bench engine", len(ARMS) * cycles, "cycles", done=measured) as progress:
+            for arm in ARMS:
+                paths = Paths(folder / arm)
+                for cycle in range(1, cycles + 1):
+                    if any(p.arm == arm and p.cycle == cycle for p in points):
+                        continue
+                    _track(paths, server)
+                    points.append(_cycle(paths, arm_config(config, arm, server), arm, cycle, curve_routes))
+                    state["points"] = [asdict(point) for point in points]
+                    _write(state_path, state)
+                    log.info("bench engine: %s cycle %d/%d: champion DS %.1f", arm, cycle, cycles,
+                             points[-1].driving_score)
+                    progress.advance()
         state["final"] = _final(folder, points, cycles, config, curve_routes, server)
         _write(state_path, state)
         _plot(points, folder / "engine.png")

@@ -1,5 +1,6 @@
 """``autoloop bench engine`` end to end on tiny budgets: two arms, two cycles each, curves, the final paired
-difference, a plot, an MLflow run, and a second run that goes on from what is there."""
+difference, a plot, an MLflow run, the cycles shown as progress, and a second run that goes on from what is
+there."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from autoloop import progress
 from autoloop.cli import app
 
 TINY = {"profile": "quick", "collect": {"episodes": 4, "dataset_episodes": None},
@@ -20,15 +22,19 @@ TINY = {"profile": "quick", "collect": {"episodes": 4, "dataset_episodes": None}
 
 
 @pytest.mark.timeout(1500)
-def test_bench_engine_runs_both_arms_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bench_engine_runs_both_arms_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # a local store: one model name for both arms
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)  # a progress line at every update
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     work = tmp_path / "bench"
     command = ["bench", "engine", "--dir", str(work), "--cycles", "2", "--config", str(config),
                "--curve-routes", "2"]
-    result = CliRunner().invoke(app, command)
+    with caplog.at_level("INFO"):
+        result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
+    assert _progress(caplog) == [f"bench engine: {n}/4 cycles" for n in (1, 2, 3, 4)]
     report = json.loads(result.stdout[result.stdout.index("{"):])
     assert report["benchmark"] == "engine"
     points = report["points"]
@@ -54,9 +60,20 @@ def test_bench_engine_runs_both_arms_and_resumes(tmp_path: Path, monkeypatch: py
     history = client.get_metric_history(run.info.run_id, "engine_driving_score")
     assert sorted(m.step for m in history) == [1, 2]
 
-    again = CliRunner().invoke(app, command)  # (nothing left to run: the same points, read back)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        again = CliRunner().invoke(app, command)  # (nothing left to run: the same points, read back)
     assert again.exit_code == 0, again.output
+    assert _progress(caplog) == []  # (4/4 from the start: nothing done, no line)
     assert json.loads(again.stdout[again.stdout.index("{"):])["points"] == points
+
+
+def _progress(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The counts of the bench's progress lines (each has a rate)."""
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "autoloop.progress" and r.getMessage().startswith("bench engine: ")]
+    assert all(" cycles/s, " in line for line in lines), lines
+    return [line.split(",")[0] for line in lines]
 
 
 def _collection(home: Path, *, cycle: int) -> list[dict[str, object]]:
