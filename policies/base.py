@@ -26,7 +26,7 @@ class Policy(Protocol):
 
 @runtime_checkable
 class LearnedPolicy(Policy, Protocol):
-    """A driver that lives in a file: what MLflow logs (the pyfunc of :mod:`autoloop.tracking.pyfunc` loads it
+    """A driver that lives in a file: what MLflow logs (the pyfunc model of :mod:`autoloop.tracking.model_code` loads it
     back with :func:`policies.checkpoint.load_policy`), and what training, DAgger and PPO hand on.
 
     ``kind`` names the implementation in the checkpoint (:data:`policies.checkpoint.KINDS`).

@@ -1,7 +1,8 @@
 """MLflow tracking and model registry: the only module of autoloop that imports ``mlflow``.
 
-Runs: one per cycle, with one nested run per stage (``parent_run_id``). Models: the pyfunc flavour of
-:mod:`autoloop.tracking.pyfunc`, logged from code with a signature and an input example. Registry: versions of
+Runs: one per cycle, with one nested run per stage (``parent_run_id``). Models: the pyfunc model of
+:mod:`autoloop.tracking.model_code`, logged from code with a signature, an input example, the code it needs and
+the exact pins of what that code imports (it loads where autoloop is not installed). Registry: versions of
 one registered model, promoted with aliases (never stages).
 """
 
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 from mlflow import MlflowClient
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.meta_dataset import MetaDataset
@@ -23,6 +23,8 @@ from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+import policies
+import sim
 from autoloop.episodes import DatasetSnapshot
 from autoloop.network import check_reachable
 from autoloop.paths import Paths
@@ -69,6 +71,13 @@ __all__ = [
 
 MODEL_NAME_IN_RUN = "driver"
 _MODEL_CODE = Path(__file__).with_name("model_code.py")
+#: The packages a driver model carries (its ``code`` folder): what :mod:`autoloop.tracking.model_code` and the
+#: drivers' checkpoints import of ours, so the model loads where autoloop is not installed.
+DRIVER_CODE = (Path(policies.__file__).parent, Path(sim.__file__).parent)
+#: The distributions that code imports (every kind of driver), pinned in a model's requirements ...
+_DRIVER_DISTRIBUTIONS = ("mlflow", "numpy", "torch", "numba", "gymnasium")
+#: ... and those of the drivers of some kinds.
+_KIND_DISTRIBUTIONS = {"ppo": ("stable-baselines3",), "sac": ("stable-baselines3",)}
 
 
 @dataclass(frozen=True)
@@ -234,15 +243,18 @@ def log_policy(policy: LearnedPolicy, checkpoint: Path, example: Observation) ->
         artifacts={"checkpoint": str(checkpoint)},
         signature=signature(tuple(bev.shape[1:]), int(state.shape[1])),
         input_example={"bev": bev, "state": state},
-        # autoloop itself must be installed where the model loads; it is named in the metadata, not in the
-        # requirements, because the package is not published on PyPI.
-        pip_requirements=[f"torch=={_version('torch')}", f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}",
-                          *([f"stable-baselines3=={_version('stable-baselines3')}"]
-                            if policy.kind in ("ppo", "sac") else [])],
+        code_paths=[str(path) for path in DRIVER_CODE],
+        pip_requirements=driver_requirements(policy.kind),
         metadata={"autoloop_version": _version("autoloop"), "driver_kind": policy.kind,
                   "observation_format": OBSERVATION_FORMAT},
     )
     return LoggedPolicy(model_uri=info.model_uri, model_id=str(info.model_id), run_id=active.info.run_id)
+
+
+def driver_requirements(kind: str) -> list[str]:
+    """The pip requirements of a driver model of ``kind``: exact versions (those installed here) of the
+    distributions its code imports."""
+    return [f"{name}=={_version(name)}" for name in (*_DRIVER_DISTRIBUTIONS, *_KIND_DISTRIBUTIONS.get(kind, ()))]
 
 
 def log_model_metrics(metrics: Mapping[str, float], *, model: LoggedPolicy) -> None:
