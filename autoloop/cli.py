@@ -75,8 +75,8 @@ def _home(home: Path | None) -> str:
 
 def _check_servers(config: AutoloopConfig, home: str) -> None:
     """A tracking server or Ray cluster that does not answer: one line and exit 1, before any flow run."""
+    from autoloop.context import check_servers
     from autoloop.network import Unreachable
-    from autoloop.stages import check_servers
 
     try:
         check_servers(config, Paths(Path(home)))
@@ -104,17 +104,26 @@ def _error(error: BaseException | str) -> None:
 
 def _flow_arguments(config: Path | None, profile: str | None, home: Path | None, suite: str | None = None, *,
                     evaluates: bool = False, backend: str | None = None, carla: dict[str, Any] | None = None
-                    ) -> dict[str, Any]:
+                    ) -> tuple[AutoloopConfig, dict[str, Any]]:
     """Check the config (with ``suite`` as its ``evaluate.suite``, ``backend`` and ``carla`` over its ``evaluate``
-    section), the servers it names and, for a command that ``evaluates``, its CARLA inputs; then the parameters
-    every flow takes."""
+    section), the servers it names and, for a command that ``evaluates``, its CARLA inputs; then the config and the
+    parameters every flow takes."""
     cfg = _load(config, profile, suite, backend=backend, carla=carla)
     where = _home(home)
     _check_servers(cfg, where)
     if evaluates:
         _check_backend(cfg)
     _setup_logging()
-    return {"config_file": str(config.resolve()) if config else None, "profile": profile, "home": where}
+    return cfg, {"config_file": str(config.resolve()) if config else None, "profile": profile, "home": where}
+
+
+def _as_flow_run() -> bool:
+    """Whether a stage command runs its Prefect flow: when a Prefect API is configured (its UI, deployments and
+    concurrency limits see the run). Else it runs the stage directly (:mod:`autoloop.direct`), where a flow run
+    would start a temporary API server only to record itself there."""
+    from flows.api import configured
+
+    return configured()
 
 
 def _split(values: str | None) -> list[str] | None:
@@ -130,7 +139,7 @@ def _setup_logging() -> None:
 @app.command()
 def cycle(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None) -> None:
     """Run one full cycle: collect, train, evaluate, promote (Prefect flow ``cycle``)."""
-    arguments = _flow_arguments(config, profile, home, evaluates=True)
+    _, arguments = _flow_arguments(config, profile, home, evaluates=True)
     from flows.cycle import cycle_flow
     from sim.scene.observation import ObservationFormatError
 
@@ -145,10 +154,15 @@ def cycle(config: ConfigOption = None, profile: ProfileOption = None, home: Home
 @app.command()
 def collect(config: ConfigOption = None, profile: ProfileOption = None, home: HomeOption = None) -> None:
     """Collect new episodes the data engine's way (a share on what failed last) and snapshot the dataset."""
-    arguments = _flow_arguments(config, profile, home)
-    from flows.stages import collect_flow
+    cfg, arguments = _flow_arguments(config, profile, home)
+    if _as_flow_run():
+        from flows.stages import collect_flow
 
-    result = collect_flow(**arguments)
+        result = collect_flow(**arguments)
+    else:
+        from autoloop import direct
+
+        result = direct.collect(cfg, Paths(Path(arguments["home"])))
     console.print(f"collected {result.episodes} episodes ({result.steps} steps); dataset {result.snapshot.path}")
 
 
@@ -158,9 +172,8 @@ def train(config: ConfigOption = None, profile: ProfileOption = None, home: Home
           ) -> None:
     """Train a driver on a dataset snapshot: imitation (`train.policy`: waypoints or bc), then optional DAgger, PPO,
     SAC."""
-    arguments = _flow_arguments(config, profile, home)
+    cfg, arguments = _flow_arguments(config, profile, home)
     from autoloop.stages import latest_snapshot_path
-    from flows.stages import train_flow
     from sim.scene.observation import ObservationFormatError
 
     try:  # (no dataset to train on: one line, before any flow run)
@@ -171,8 +184,16 @@ def train(config: ConfigOption = None, profile: ProfileOption = None, home: Home
     except FileNotFoundError as error:
         _error(error)
         raise typer.Exit(2) from None
+    manifest = str(dataset.resolve()) if dataset else None
     try:
-        result = train_flow(**arguments, dataset=str(dataset.resolve()) if dataset else None)
+        if _as_flow_run():
+            from flows.stages import train_flow
+
+            result = train_flow(**arguments, dataset=manifest)
+        else:
+            from autoloop import direct
+
+            result = direct.train(cfg, Paths(Path(arguments["home"])), manifest)
     except ObservationFormatError as error:  # a dataset or checkpoint of another observation format
         console.print(f"[red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -236,11 +257,10 @@ def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: H
         "port_spacing": carla_port_spacing, "chunk_routes": carla_chunk_routes,
         "hang_timeout_s": carla_hang_timeout_s, "repetitions": carla_repetitions, "track": carla_track,
         "scorer": carla_scorer}.items() if value is not None}
-    arguments = _flow_arguments(config, profile, home, suite, evaluates=True, backend=backend, carla=carla)
+    cfg, arguments = _flow_arguments(config, profile, home, suite, evaluates=True, backend=backend, carla=carla)
     from autoloop import tracking
     from autoloop.carla.servers import ServerError
     from autoloop.stages import resolve_driver
-    from flows.stages import evaluate_flow
 
     try:  # a driver that does not exist or does not load: one line, before any flow run
         if model.startswith("models:/"):
@@ -251,7 +271,14 @@ def evaluate(config: ConfigOption = None, profile: ProfileOption = None, home: H
         raise typer.Exit(2) from None
 
     try:
-        outcome = evaluate_flow(model_uri=model, suite=suite, backend=backend, carla=carla or None, **arguments)
+        if _as_flow_run():
+            from flows.stages import evaluate_flow
+
+            outcome = evaluate_flow(model_uri=model, suite=suite, backend=backend, carla=carla or None, **arguments)
+        else:
+            from autoloop import direct
+
+            outcome = direct.evaluate(cfg, Paths(Path(arguments["home"])), model)
     except (ValueError, ServerError) as error:  # a driver that does not exist; a CARLA server that did not start
         _error(error)
         raise typer.Exit(1) from None
@@ -300,10 +327,23 @@ def promote(model: Annotated[str | None, typer.Option(
     if model is None:
         console.print("[red]error:[/] give --model (a candidate) or --rollback")
         raise typer.Exit(2)
-    from flows.stages import promote_flow
+    cfg, arguments = _flow_arguments(config, profile, home, suite, evaluates=True)
+    from autoloop import tracking
 
-    result = promote_flow(model_uri=model, suite=suite, **_flow_arguments(config, profile, home, suite,
-                                                                         evaluates=True))
+    try:  # a candidate that does not exist: one line, before any flow run
+        tracking.configure(Paths(Path(arguments["home"])), cfg.registry.experiment)
+        tracking.logged_policy(model)
+    except ValueError as error:
+        _error(f"--model: {error}")
+        raise typer.Exit(2) from None
+    if _as_flow_run():
+        from flows.stages import promote_flow
+
+        result = promote_flow(model_uri=model, suite=suite, **arguments)
+    else:
+        from autoloop import direct
+
+        result = direct.promote(cfg, Paths(Path(arguments["home"])), model)
     for check in result.verdict.checks:
         console.print(Text(f"{'PASS' if check.passed else 'FAIL'} {check.detail}",
                            style="green" if check.passed else "red"))
@@ -323,9 +363,10 @@ def models(ctx: typer.Context, config: ConfigOption = None, profile: ProfileOpti
     if ctx.invoked_subcommand is not None:
         return
     cfg = _load(config, profile)
-    from autoloop import stages, tracking
+    from autoloop import tracking
+    from autoloop.context import open_context
 
-    name = stages.open_context(cfg, paths=Paths(Path(_home(home)))).config.registry.model_name
+    name = open_context(cfg, paths=Paths(Path(_home(home)))).config.registry.model_name
     versions = tracking.list_versions(name)
     # scores are comparable only on one suite: a table per suite the versions were evaluated on
     by_suite: dict[tuple[str, str], list[Any]] = {}
@@ -351,9 +392,10 @@ def models_show(version: Annotated[str, typer.Argument(help="Version number.")],
                 profile: ProfileOption = None, home: HomeOption = None) -> None:
     """Print a version's lineage: dataset snapshot -> training run -> evaluation run -> gate verdict."""
     cfg = _load(config, profile)
-    from autoloop import stages, tracking
+    from autoloop import tracking
+    from autoloop.context import open_context
 
-    name = stages.open_context(cfg, paths=Paths(Path(_home(home)))).config.registry.model_name
+    name = open_context(cfg, paths=Paths(Path(_home(home)))).config.registry.model_name
     try:
         lineage = tracking.lineage(name, version)
     except ValueError as error:
@@ -702,6 +744,38 @@ def bench_scale_command(
                       "" if r.empty_shard_s is None else f"{r.empty_shard_s:.3f}", "yes" if r.same_results else "NO")
     Console(stderr=True).print(table)
     print(json.dumps({"benchmark": "scale", "suite": suite, "results": [asdict(r) for r in results]}, indent=1))
+
+
+@bench_app.command("cli")
+def bench_cli_command(
+    repeat: Annotated[int, typer.Option(help="Runs of each command (the first evaluation runs once).", min=1)] = 3,
+    folder: Annotated[Path | None, typer.Option("--dir", help="Home folder of the timed commands (default: a "
+                                                "temporary folder, removed afterwards).")] = None,
+) -> None:
+    """Measure what a command costs besides its work: the import of the CLI, help, config show, an evaluation of
+    the expert on the smoke suite (driving the routes, then re-reading the finished evaluation) and models, each in
+    a fresh process (JSON on stdout, a table on stderr)."""
+    import json
+    import tempfile
+    from dataclasses import asdict
+
+    from autoloop.bench_cli import bench_cli
+    from flows.api import configured
+
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="autoloop-bench-cli-") as temporary:
+            imported, results = bench_cli(Path(temporary), repeat=repeat)
+    else:
+        imported, results = bench_cli(folder.resolve(), repeat=repeat)
+    table = Table(title=f"autoloop commands, each in a fresh process (import of the CLI: {imported.seconds:.2f} s, "
+                        f"loads {', '.join(imported.heavy) or 'no heavy package'})", title_justify="left")
+    for column in ("command", "runs", "median s", "min s"):
+        table.add_column(column, justify="left" if column == "command" else "right")
+    for r in results:
+        table.add_row(r.name, str(len(r.seconds)), f"{r.median_s:.2f}", f"{r.min_s:.2f}")
+    Console(stderr=True).print(table)
+    print(json.dumps({"benchmark": "cli", "prefect_api": configured(), "import": asdict(imported),
+                      "results": [asdict(r) for r in results]}, indent=1))
 
 
 @bench_app.command("store")

@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import subprocess
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,14 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from autoloop import leftovers, tracking
+from autoloop import tracking
 from autoloop.carla.evaluate import CarlaSetup, agent_driver, carla_setup, evaluate_in_carla
 from autoloop.compute import Compute
 from autoloop.config import AutoloopConfig, dump_config
+from autoloop.context import StageContext as StageContext
+from autoloop.context import check_servers as check_servers
+from autoloop.context import git_revision as git_revision
+from autoloop.context import open_context as open_context
 from autoloop.engine.failures import Failure, evaluation_failures
 from autoloop.engine.ledger import Ledger, find
 from autoloop.engine.regression import with_regression
-from autoloop.engine.sourcing import fleet_moments, generated, shadow_pass, source
 from autoloop.episodes import (
     DatasetSnapshot,
     EpisodeStore,
@@ -49,34 +51,11 @@ from autoloop.gating import Check, Verdict, decide
 from autoloop.locks import exclusive
 from autoloop.paths import Paths
 from autoloop.rollout import DriverFactory, PolicyDriver, expert_driver
-from autoloop.training import EpochMetrics, TrainResult, load_trajectory_arrays, train_bc
-from autoloop.training.dagger import DaggerRound
-from autoloop.training.launch import torchrun, train_processes
-from autoloop.training.loop import CHECKPOINT
-from autoloop.training.pipeline import train_pipeline
-from autoloop.training.warm import initial_policy, schedule
-from policies.checkpoint import load_policy
 from sim.metrics import score_suite
 from sim.scenarios.suites import Suite
 from sim.scene.observation import OBSERVATION_FORMAT, Observation
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StageContext:
-    """What every stage needs: the config, where to write, and which MLflow runs to nest under."""
-
-    config: AutoloopConfig
-    paths: Paths
-    experiment_id: str
-    parent_run_id: str | None = None
-    #: tags every run of the stages carries besides their own (e.g. the Prefect flow run that runs them)
-    run_tags: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def store(self) -> EpisodeStore:
-        return EpisodeStore(self.paths.episodes)
 
 
 @dataclass(frozen=True)
@@ -95,34 +74,6 @@ class TrainOutcome:
     train_loss: float
     val_loss: float
     dataset_digest: str
-
-
-def open_context(config: AutoloopConfig, *, paths: Paths | None = None, parent_run_id: str | None = None,
-                 run_tags: Mapping[str, str] | None = None) -> StageContext:
-    """Connect to the tracking store (creating the experiment) and build the stage context (its runs carry
-    ``run_tags``)."""
-    paths = paths or Paths.from_env()
-    paths.check_writable()
-    experiment_id = tracking.configure(paths, config.registry.experiment)
-    cleared = leftovers.clear(paths, experiment_id, config.registry.model_name)
-    revision = git_revision()
-    run_tags = {**({"mlflow.source.git.commit": revision.removesuffix("-dirty")} if revision != "unknown" else {}),
-                **(run_tags or {})}
-    if any(dataclasses.astuple(cleared)):
-        log.info("cleared what killed runs left: %d temporaries, %d runs marked killed, %d models failed, "
-                 "%d checkpoint folders, %d pending verdicts", len(cleared.temporaries), len(cleared.runs),
-                 len(cleared.models), len(cleared.checkpoints), len(cleared.versions))
-    return StageContext(config=config, paths=paths, experiment_id=experiment_id, parent_run_id=parent_run_id,
-                        run_tags=tuple(sorted((run_tags or {}).items())))
-
-
-def check_servers(config: AutoloopConfig, paths: Paths) -> None:
-    """Fail within seconds, before any work, when the tracking server or the Ray cluster does not answer.
-
-    :raises autoloop.network.Unreachable: naming the address (never a password).
-    """
-    tracking.check_store(paths)
-    Compute.from_config(config.compute).check()
 
 
 def start_cycle(context: StageContext, *, tags: Mapping[str, str] | None = None) -> StageContext:
@@ -146,6 +97,8 @@ def collect(context: StageContext) -> CollectResult:
     failed in the last evaluations and the fleet, driven by the champion with the expert labelling; the rest drawn
     for breadth and driven by the expert with exploration noise), store them, keep the fleet moments used in the
     regression suite, and snapshot the accumulated dataset with a part per reason."""
+    from autoloop.engine.sourcing import fleet_moments, generated, source  # (torch: imported where it is used)
+
     config = context.config
     ledger = Ledger(context.paths.engine)
     first = reserve_seeds(context.paths, config, _collected_seeds(context.store))
@@ -194,6 +147,8 @@ def collect(context: StageContext) -> CollectResult:
 def _shadow(context: StageContext, ledger: Ledger, champion_uri: str) -> tuple[list[Failure], list[str]]:
     """Shadow mode of the champion on fleet logs it has not shadowed yet: its moments and the passes to mark
     used; the summaries go to the run."""
+    from autoloop.engine.sourcing import shadow_pass
+
     config = context.config
     logged = tracking.logged_policy(champion_uri)
     moments, summaries, passes = shadow_pass(context.store, ledger, model_id=logged.model_id,
@@ -316,6 +271,13 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
     ``train.dagger.iterations`` DAgger rounds, ``train.ppo.timesteps`` of PPO fine-tuning and ``train.sac.timesteps``
     of SAC fine-tuning, each starting from the driver before it) and log it as an MLflow model, with its per-step
     and per-epoch losses, its per-epoch checkpoint and every dataset snapshot it saw."""
+    from autoloop.training import EpochMetrics, TrainResult, load_trajectory_arrays, train_bc
+    from autoloop.training.dagger import DaggerRound
+    from autoloop.training.launch import torchrun, train_processes
+    from autoloop.training.loop import CHECKPOINT
+    from autoloop.training.pipeline import train_pipeline
+    from autoloop.training.warm import initial_policy, schedule
+
     config = context.config
     with tracking.stage_run("train", experiment_id=context.experiment_id, parent_run_id=context.parent_run_id,
                             tags=dict(context.run_tags)) as run_id:
@@ -666,6 +628,11 @@ def latest_snapshot(paths: Paths) -> DatasetSnapshot:
     return load_snapshot(latest_snapshot_path(paths))
 
 
+def training_snapshot(paths: Paths, manifest: str | None) -> DatasetSnapshot:
+    """The snapshot a training run reads: ``manifest``'s, else the most recent one under ``paths``."""
+    return load_snapshot(Path(manifest)) if manifest else latest_snapshot(paths)
+
+
 def evaluation_backend(config: AutoloopConfig) -> CarlaSetup | None:
     """The checked inputs of a CARLA evaluation (``evaluate.backend: carla``), or ``None`` for the embedded
     simulator.
@@ -721,22 +688,11 @@ def resolve_driver(spec: str) -> tuple[str, DriverFactory]:
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"driver {spec!r} is neither 'expert', a models:/ URI nor a checkpoint file")
+    from policies.checkpoint import load_policy
+
     load_policy(path)  # (a file that is not a driver checkpoint fails here, naming itself, before any work)
     identity = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
     return identity, PolicyDriver(functools.partial(load_policy, path))
-
-
-def git_revision() -> str:
-    """The code revision (git SHA, ``-dirty`` with uncommitted changes), or ``unknown`` outside a checkout."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{sha}-dirty" if dirty else sha
 
 
 def _dataset_digest(model: tracking.LoggedPolicy) -> str:

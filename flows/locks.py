@@ -22,10 +22,10 @@ from prefect import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_run_logger
-from prefect.settings import PREFECT_API_URL
 
 from autoloop import tracking
 from autoloop.paths import Paths
+from flows import api
 
 REGISTRY_LIMIT = "autoloop-registry"
 GPU_LIMIT = "gpu"
@@ -34,7 +34,7 @@ CARLA_LIMIT = "carla-server"
 
 def on_server() -> bool:
     """Whether flows talk to a Prefect server (``PREFECT_API_URL``), not to an ephemeral API of their own."""
-    return PREFECT_API_URL.value() is not None
+    return api.configured()
 
 
 def registry_lock(paths: Paths) -> tracking.RegistryLock:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -25,7 +24,6 @@ from prefect.context import TaskRunContext
 
 from autoloop import stages, tracking
 from autoloop.config import AutoloopConfig, Backend, Profile
-from autoloop.episodes import load_snapshot
 from autoloop.reports import evaluation_markdown, promotion_markdown
 from autoloop.training.launch import gpu_slots
 from flows import events, locks, parameters
@@ -78,7 +76,7 @@ def collect_episodes(context: stages.StageContext) -> stages.CollectResult:
 
 @task(**CACHED, **RETRYING)
 def train_policy(context: stages.StageContext, snapshot_path: str | None) -> stages.TrainOutcome:
-    snapshot = load_snapshot(Path(snapshot_path)) if snapshot_path else stages.latest_snapshot(context.paths)
+    snapshot = stages.training_snapshot(context.paths, snapshot_path)
     with locks.gpu_slots(gpu_slots(context.config)):
         return stages.train(context, snapshot)
 

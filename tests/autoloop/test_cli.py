@@ -30,20 +30,38 @@ def test_bad_config_exits_with_a_clear_error(tmp_path: Path) -> None:
 
 def test_train_refuses_data_of_another_observation_format_in_one_line(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import flows.stages
+    from autoloop import direct
     from sim.scene.observation import OBSERVATION_FORMAT, check_observation_format
 
-    def train_flow(**_: object) -> None:  # as the flow does on reading such a dataset
+    def train(*_: object) -> None:  # as the stage does on reading such a dataset
         check_observation_format(None, what="episode ep-1", remedy="collect a new dataset (`autoloop collect`)")
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(flows.stages, "train_flow", train_flow)
+    _without_a_prefect_api(monkeypatch, tmp_path)
+    monkeypatch.setattr(direct, "train", train)
     (tmp_path / "datasets").mkdir()
     (tmp_path / "datasets" / "snapshot.json").write_text("{}")  # (a snapshot is there: the flow reads it)
     result = runner.invoke(app, ["train", "--profile", "quick", "--home", str(tmp_path)])
     assert result.exit_code == 1, result.output
     assert (f"error: episode ep-1 records no observation format, this autoloop reads observation format "
             f"{OBSERVATION_FORMAT}: collect a new dataset (`autoloop collect`)\n") in result.output
+
+
+def test_importing_the_cli_loads_no_heavy_package() -> None:
+    """The CLI imports torch, Prefect and MLflow only inside the commands that use them."""
+    code = ("import sys, autoloop.cli\n"
+            "print(sorted(m for m in ('torch', 'prefect', 'mlflow', 'scipy.stats', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_models_imports_neither_prefect_nor_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_a_prefect_api(monkeypatch, tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = subprocess.run([sys.executable, "-c", IMPORTED_BY, "models", "--profile", "quick", "--home",
+                             str(tmp_path / "home")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "no versions of autoloop-driver yet" in result.stdout and "imported: ['mlflow']" in result.stdout
 
 
 def test_help_lists_the_subcommands() -> None:
@@ -105,14 +123,41 @@ def test_episodes_query_help_names_every_view(tmp_path: Path) -> None:
     assert set(help_text.removeprefix("DuckDB SQL over the views ").removesuffix(".").split(", ")) == views
 
 
-def test_evaluate_runs_the_flow_and_prints_the_table(tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
-    autoloop = str(Path(sys.executable).with_name("autoloop"))
-    result = subprocess.run([autoloop, "evaluate", "--model", "expert", "--suite", "smoke", "--profile", "quick",
-                             "--home", str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+def _without_a_prefect_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ``PREFECT_API_URL`` in the environment and a Prefect home without profiles (whatever the machine's)."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_PROFILES_PATH", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+
+
+#: Runs the CLI with the arguments after ``-c``, then prints the heavy packages the command imported.
+IMPORTED_BY = ("import sys\nfrom autoloop.cli import app\ntry:\n    app(sys.argv[1:], prog_name='autoloop')\n"
+               "except SystemExit as end:\n    assert not end.code, end.code\n"
+               "print('imported:', sorted(m for m in ('prefect', 'torch', 'mlflow') if m in sys.modules))")
+
+
+def test_evaluate_runs_the_stage_without_a_prefect_server_and_prints_the_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no Prefect API configured, a stage command runs the stage in its process: no flow run, no temporary API
+    server (Prefect is never imported), no prefect.* tags on its run; an expert's evaluation imports no torch."""
+    from mlflow import MlflowClient
+
+    from autoloop.paths import Paths
+
+    _without_a_prefect_api(monkeypatch, tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = tmp_path / "home"
+    result = subprocess.run([sys.executable, "-c", IMPORTED_BY, "evaluate", "--model", "expert", "--suite", "smoke",
+                             "--profile", "quick", "--home", str(home)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "expert on smoke" in result.stdout and "report.html" in result.stdout
-    assert len(list((tmp_path / "evaluations").glob("smoke-*.jsonl"))) == 1
+    assert "imported: ['mlflow']" in result.stdout and "temporary server" not in result.stdout + result.stderr
+    assert len(list((home / "evaluations").glob("smoke-*.jsonl"))) == 1
+    [run] = MlflowClient(tracking_uri=Paths(home).tracking_uri).search_runs(
+        [experiment.experiment_id for experiment in MlflowClient(tracking_uri=Paths(home).tracking_uri)
+         .search_experiments()], "tags.`autoloop.stage` = 'evaluate'")
+    assert run.data.tags["autoloop.stage"] == "evaluate"
+    assert not [tag for tag in run.data.tags if tag.startswith("prefect.")], run.data.tags
     typo = runner.invoke(app, ["evaluate", "--model", "expert", "--suite", "smokey", "--home", str(tmp_path)])
     assert typo.exit_code == 2 and "unknown suite 'smokey'" in typo.output
 

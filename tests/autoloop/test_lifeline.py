@@ -28,9 +28,10 @@ def _gone(processes: dict[int, int], timeout_s: float) -> dict[int, int]:
 
 
 def test_a_killed_command_takes_prefects_temporary_server_with_it(tmp_path: Path) -> None:
+    # (the cycle is a Prefect flow run: without an API of its own, it starts a temporary server)
     env = {key: value for key, value in os.environ.items() if key not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
     command = subprocess.Popen(
-        [str(Path(sys.executable).with_name("autoloop")), "collect", "--profile", "quick", "--home", str(tmp_path)],
+        [str(Path(sys.executable).with_name("autoloop")), "cycle", "--profile", "quick", "--home", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
     try:
         assert command.stdout is not None
