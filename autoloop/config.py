@@ -245,6 +245,10 @@ class TrainConfig(_Frozen):
         cycles (unset: every row, every epoch).
     :param threads: torch CPU threads (default: torch's choice, one per core); use 1 when other work shares
         the cores.
+    :param loader_workers: processes that read and collate training samples beside the training process (0: it
+        reads them itself): :mod:`autoloop.training.stream`.
+    :param shuffle_buffer: samples held at once to shuffle (per loader process): an epoch's order is shuffled
+        within windows of this many rows of episodes in an order drawn per epoch.
     :param amp: mixed precision (bfloat16 autocast) when training on a GPU.
     :param compile: ``torch.compile`` the network when training on a GPU.
     :param dagger: DAgger rounds after behaviour cloning.
@@ -270,6 +274,8 @@ class TrainConfig(_Frozen):
     repeat_threshold: float = Field(default=0.05, ge=0.0, le=1.0)
     rows_per_epoch: int | None = Field(default=65_536, ge=1)
     threads: int | None = Field(default=None, ge=1)
+    loader_workers: int = Field(default=0, ge=0)
+    shuffle_buffer: int = Field(default=16_384, ge=1)
     amp: bool = True
     compile: bool = True
     dagger: DaggerConfig = DaggerConfig()

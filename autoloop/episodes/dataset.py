@@ -9,6 +9,7 @@ trained on, and refuses observations of another observation format than this cod
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -224,6 +225,25 @@ def read_snapshot_columns(store: EpisodeStore, snapshot: DatasetSnapshot, column
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         return list(pool.map(lambda entry: _episode_columns(folders[entry["episode_id"]], entry, snapshot,
                                                             list(columns)), manifest["episodes"]))
+
+
+def read_episode_columns(store: EpisodeStore, snapshot: DatasetSnapshot, position: int, columns: Sequence[str],
+                         ) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+    """The metadata and ego ``columns`` (those it has) of the snapshot's ``position``-th episode, checked as
+    :func:`read_snapshot_columns` checks each."""
+    entry = _snapshot_entries(snapshot.path)[position]
+    return _episode_columns(store.folder(entry["episode_id"]), entry, snapshot, list(columns))
+
+
+@functools.lru_cache(maxsize=8)
+def _snapshot_entries(path: Path) -> list[dict[str, Any]]:
+    """The episode entries of a snapshot manifest (immutable: its name is its hash)."""
+    manifest = json.loads(path.read_text())
+    if manifest["schema_version"] != SCHEMA_VERSION:
+        raise ValueError(f"dataset snapshot {path}: schema version {manifest['schema_version']}, this "
+                         f"autoloop reads {SCHEMA_VERSION}: collect a new dataset (`autoloop collect`)")
+    entries: list[dict[str, Any]] = manifest["episodes"]
+    return entries
 
 
 def _bev_shape(episodes: Sequence[tuple[dict[str, Any], dict[str, NDArray[Any]]]]) -> tuple[int, int, int]:

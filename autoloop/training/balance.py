@@ -18,12 +18,16 @@ A sample's repeat factor is then multiplied by its weight (its dataset snapshot 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from autoloop.training.data import TrajectoryArrays
 from sim.scene.observation import SPEED_SCALE_MPS, STATE_SIZE, Feature
+
+if TYPE_CHECKING:
+    from autoloop.training.data import TrajectoryArrays
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +67,66 @@ def categories(state: NDArray[np.float32], target_speed_mps: NDArray[np.float32]
     return result
 
 
-def repeat_factors(data: TrajectoryArrays, rows: NDArray[np.intp], threshold: float) -> NDArray[np.float64]:
+#: Number of categories (situations x decisions); a sample's categories are the bits of one ``uint32``.
+CATEGORIES = len(SITUATIONS) * len(DECISIONS)
+
+
+@dataclass(frozen=True)
+class SampleIndex:
+    """What sampling needs of each sample of a dataset, a few bytes per sample: the samples are grouped in units
+    (episodes, in order), each has its categories as bits (``None``: states that are not autoloop's vector) and
+    its weight (``None``: every sample weighs 1)."""
+
+    unit_sizes: NDArray[np.intp]
+    categories: NDArray[np.uint32] | None
+    weight: NDArray[np.float32] | None
+
+    def __len__(self) -> int:
+        return int(self.unit_sizes.sum())
+
+
+def sample_index(state: NDArray[np.float32], speed: NDArray[np.float32], has_trajectory: NDArray[np.bool_],
+                 weight: NDArray[np.float32] | None, unit_sizes: NDArray[np.intp]) -> SampleIndex:
+    """The :class:`SampleIndex` of samples with these states ``(N, S)``, target speeds and targets."""
+    bits = None
+    if state.shape[1] == STATE_SIZE:
+        member = categories(state, speed, has_trajectory).reshape(len(state), CATEGORIES)
+        bits = (member.astype(np.uint32) << np.arange(CATEGORIES, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
+    return SampleIndex(unit_sizes=np.asarray(unit_sizes, dtype=np.intp), categories=bits, weight=weight)
+
+
+def repeat_factors(data: TrajectoryArrays | SampleIndex, rows: NDArray[np.intp], threshold: float,
+                   ) -> NDArray[np.float64]:
     """Repeat factors ``(len(rows),)`` of ``rows`` of ``data``, the frequencies counted over ``rows``; all 1 for
     states that are not autoloop's vector (situations cannot be read off them)."""
     if threshold <= 0.0:
         return np.ones(len(rows))
-    if data.state.shape[1] != STATE_SIZE:
-        log.warning("no repeat-factor sampling: states of %d features, not autoloop's %d", data.state.shape[1],
-                    STATE_SIZE)
+    index = data if isinstance(data, SampleIndex) else data.index()
+    if index.categories is None:
+        log.warning("no repeat-factor sampling: states are not autoloop's %d features", STATE_SIZE)
         return np.ones(len(rows))
-    member = categories(data.state[rows], data.speed[rows], data.has_trajectory[rows])
-    frequency = member.mean(axis=0)
-    factor = np.maximum(1.0, np.sqrt(threshold / np.maximum(frequency, 1e-12)))
-    result: NDArray[np.float64] = np.where(member, factor[None], 1.0).reshape(len(rows), -1).max(axis=1)
+    bits = index.categories[rows]
+    shifts = np.arange(CATEGORIES, dtype=np.uint32)
+    counts = np.zeros(CATEGORIES)
+    for start in range(0, len(bits), 1 << 20):  # (in chunks: an index may hold millions of samples)
+        counts += ((bits[start:start + (1 << 20), None] >> shifts) & 1).sum(axis=0)
+    factor = np.maximum(1.0, np.sqrt(threshold / np.maximum(counts / max(len(rows), 1), 1e-12)))
+    result = np.ones(len(rows))
+    for category in np.flatnonzero(factor > 1.0):
+        member = ((bits >> np.uint32(category)) & 1).astype(bool)
+        result[member] = np.maximum(result[member], factor[category])
     return result
 
 
-def epoch_rows(data: TrajectoryArrays, rows: NDArray[np.intp], *, threshold: float, seed: int) -> NDArray[np.intp]:
+def epoch_rows(data: TrajectoryArrays | SampleIndex, rows: NDArray[np.intp], *, threshold: float, seed: int,
+               ) -> NDArray[np.intp]:
     """The rows an epoch trains on: ``rows`` repeated by their repeat factors (``threshold``: see
-    :func:`repeat_factors`) times their weights (:attr:`TrajectoryArrays.weight`), drawn by :func:`repeated_rows`
+    :func:`repeat_factors`) times their weights (:attr:`SampleIndex.weight`), drawn by :func:`repeated_rows`
     from ``seed``; ``rows`` as they are when every factor and weight is 1."""
-    factors = repeat_factors(data, rows, threshold)
-    if data.weight is not None:
-        factors = factors * data.weight[rows]
+    index = data if isinstance(data, SampleIndex) else data.index()
+    factors = repeat_factors(index, rows, threshold)
+    if index.weight is not None:
+        factors = factors * index.weight[rows]
     repeated = repeated_rows(rows, factors, seed)
     if np.any(factors != 1.0):
         log.info("repeat-factor sampling: %d training rows per epoch from %d samples (factors %.2f to %.1f)",

@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from autoloop.config import TrainConfig
-from autoloop.training.data import Batch, TrajectoryArrays
+from autoloop.training.data import Batch
 from autoloop.training.distributed import SINGLE_CPU, Topology
 from autoloop.training.loop import EpochMetrics, fit
+from autoloop.training.stream import SampleSource
 from policies.base import LearnedPolicy
 from policies.bc import BcNet, BcNetConfig, BcPolicy
 from policies.waypoints import ControllerParams, WaypointNet, WaypointNetConfig, WaypointPolicy
@@ -53,14 +54,16 @@ def network(policy: LearnedPolicy) -> nn.Module:
     return policy.net
 
 
-def train_bc(data: TrajectoryArrays, config: TrainConfig, *, policy: LearnedPolicy | None = None,
+def train_bc(data: SampleSource, config: TrainConfig, *, policy: LearnedPolicy | None = None,
              epochs: int | None = None, topology: Topology = SINGLE_CPU,
              checkpoint_dir: Path | None = None, on_epoch: Callable[[EpochMetrics], None] | None = None,
              on_step: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
-    """Train a driver on ``data`` (a new one of ``config.policy``, or continue ``policy``'s weights) for
-    ``epochs`` (default ``config.epochs``); see :func:`autoloop.training.loop.fit` for checkpoints and DDP."""
+    """Train a driver on ``data`` (samples in memory, :class:`~autoloop.training.data.TrajectoryArrays`, or
+    streamed from the store, :class:`~autoloop.training.stream.StreamedSnapshot`) — a new one of ``config.policy``,
+    or continue ``policy``'s weights — for ``epochs`` (default ``config.epochs``); see
+    :func:`autoloop.training.loop.fit` for checkpoints and DDP."""
     if policy is None:
-        policy = build_policy(config, data.bev_shape, data.state.shape[1])
+        policy = build_policy(config, data.bev_shape, data.state_size)
     net = network(policy)
     loss = waypoint_loss if isinstance(net, WaypointNet) else action_loss
     history = fit(net, data, loss, config=config, epochs=epochs or config.epochs, topology=topology,

@@ -17,24 +17,30 @@ trajectory alone (``has_action`` false), and the steps whose future the log does
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from autoloop.config import SimConfig
-from autoloop.episodes import DatasetSnapshot, EpisodeStore, read_snapshot_columns
-from autoloop.episodes.dataset import unpack_bev
+from autoloop.episodes import DatasetSnapshot, EpisodeStore
+from autoloop.episodes.dataset import read_episode_columns, unpack_bev
 from autoloop.training.fleet import UnreplayableLog, cached_observations
 from policies.expert import ExpertParams
 from sim.geometry import to_local_frame
 from sim.scene.bev import BevSpec, Channel
 
+if TYPE_CHECKING:
+    from autoloop.training.balance import SampleIndex
+
 log = logging.getLogger(__name__)
+
+#: One episode's (or unit's) samples by name: ``bev`` (packed), ``state``, ``action``, ``waypoints``, ``speed``,
+#: ``has_trajectory``, ``has_action`` (and ``weight``).
+Samples = dict[str, NDArray[Any]]
 
 COLUMNS = ("obs_bev", "obs_state", "label", "x_m", "y_m", "yaw_rad", "speed_mps", "label_plan_xy",
            "label_plan_speed")
@@ -56,6 +62,7 @@ class TrajectoryArrays:
     has_trajectory: NDArray[np.bool_]
     has_action: NDArray[np.bool_]
     weight: NDArray[np.float32] | None = None
+    episode_sizes: NDArray[np.intp] | None = None
 
     def __len__(self) -> int:
         return len(self.action)
@@ -63,6 +70,27 @@ class TrajectoryArrays:
     def bev(self, rows: NDArray[np.intp]) -> NDArray[np.uint8]:
         """Unpacked BEVs ``(len(rows), C, H, W)``."""
         return unpack_bev(self.bev_packed, rows, self.bev_shape)
+
+    @property
+    def state_size(self) -> int:
+        return int(self.state.shape[1])
+
+    def index(self) -> SampleIndex:
+        """The samples' :class:`~autoloop.training.balance.SampleIndex`: one unit per episode
+        (:attr:`episode_sizes`; one unit of every sample when unknown)."""
+        from autoloop.training.balance import sample_index
+
+        sizes = self.episode_sizes if self.episode_sizes is not None else np.array([len(self)])
+        return sample_index(self.state, self.speed, self.has_trajectory, self.weight, sizes)
+
+    def read(self, unit: int) -> Samples:
+        """The samples of one unit of :meth:`index`."""
+        sizes = self.episode_sizes if self.episode_sizes is not None else np.array([len(self)])
+        start = int(np.sum(sizes[:unit]))
+        rows = slice(start, start + int(sizes[unit]))
+        return {"bev": self.bev_packed[rows], "state": self.state[rows], "action": self.action[rows],
+                "waypoints": self.waypoints[rows], "speed": self.speed[rows],
+                "has_trajectory": self.has_trajectory[rows], "has_action": self.has_action[rows]}
 
 
 @dataclass(frozen=True)
@@ -81,52 +109,74 @@ class Batch:
         return len(self.action)
 
 
-def load_trajectory_arrays(store: EpisodeStore, snapshot: DatasetSnapshot, *, waypoints: int = 4,
-                           waypoint_dt_s: float = 0.5, bev: BevSpec | None = None) -> TrajectoryArrays:
-    """Samples of every episode of ``snapshot`` (hashes checked as the snapshot reads): those of episodes that hold
-    observations, and those of fleet logs with observations rendered at ``bev`` (default: the size of the stored
-    observations, at :class:`~autoloop.config.SimConfig`'s default resolution); each sample weighs what its
-    episode does (:meth:`~autoloop.episodes.DatasetSnapshot.weights`)."""
-    plan = ExpertParams()
-    if waypoints > plan.plan_steps or not np.isclose(plan.plan_dt_s, waypoint_dt_s):
-        raise ValueError(f"trajectory targets of {waypoints} waypoints {waypoint_dt_s} s apart do not match the "
-                         f"expert's plan ({plan.plan_steps} points {plan.plan_dt_s} s apart)")
-    episodes = read_snapshot_columns(store, snapshot, COLUMNS)
-    shapes = {tuple(int(n) for n in metadata["bev_shape"]) for metadata, columns in episodes if "obs_bev" in columns}
-    if len(shapes) > 1:
-        raise ValueError(f"episodes of snapshot {snapshot.digest[:12]} have different BEV shapes {sorted(shapes)}")
-    stored = shapes.pop() if shapes else None
-    if bev is None:
-        bev = SimConfig(bev_size_px=stored[1]).bev() if stored else SimConfig().bev()
-    shape = (stored[0], stored[1], stored[2]) if stored else (len(Channel), bev.size_px, bev.size_px)
-    parts = []
-    weights = snapshot.weights()
-    skipped = fleet = 0
-    for episode_id, (metadata, columns) in zip(snapshot.episode_ids, episodes, strict=True):
-        part: dict[str, NDArray[Any]] | None
-        if "obs_bev" in columns:
-            part = _episode_samples(metadata, columns, waypoints, waypoint_dt_s)
-        elif store.manifest(episode_id)["source"] == "fleet":
-            if shape != (len(Channel), bev.size_px, bev.size_px):
-                raise ValueError(f"fleet episode {episode_id}: rendered BEVs {bev} do not match the stored {shape}")
-            part = _fleet_samples(store, episode_id, metadata, columns, bev, waypoints, waypoint_dt_s)
-            fleet += len(part["speed"]) if part is not None else 0
+class SnapshotSamples:
+    """The samples of a snapshot's episodes, one episode at a time: those of episodes that hold observations, and
+    those of fleet logs with observations rendered at ``bev`` (default: the size of the stored observations, at
+    :class:`~autoloop.config.SimConfig`'s default resolution; cached under the store). Every read checks the
+    episode's manifest against the snapshot and its ego file against the manifest."""
+
+    def __init__(self, store: EpisodeStore, snapshot: DatasetSnapshot, *, waypoints: int = 4,
+                 waypoint_dt_s: float = 0.5, bev: BevSpec | None = None) -> None:
+        plan = ExpertParams()
+        if waypoints > plan.plan_steps or not np.isclose(plan.plan_dt_s, waypoint_dt_s):
+            raise ValueError(f"trajectory targets of {waypoints} waypoints {waypoint_dt_s} s apart do not match "
+                             f"the expert's plan ({plan.plan_steps} points {plan.plan_dt_s} s apart)")
+        self.store, self.snapshot, self.waypoints, self.waypoint_dt_s = store, snapshot, waypoints, waypoint_dt_s
+        manifests = [store.manifest(episode_id) for episode_id in snapshot.episode_ids]
+        shapes = {tuple(int(n) for n in m["metadata"]["bev_shape"]) for m in manifests
+                  if "observation_format" in m and "bev_shape" in m["metadata"]}
+        if len(shapes) > 1:
+            raise ValueError(f"episodes of snapshot {snapshot.digest[:12]} have different BEV shapes "
+                             f"{sorted(shapes)}")
+        stored = shapes.pop() if shapes else None
+        self.bev = bev if bev is not None else SimConfig(bev_size_px=stored[1]).bev() if stored else SimConfig().bev()
+        self.bev_shape = (stored[0], stored[1], stored[2]) if stored else (len(Channel), self.bev.size_px,
+                                                                           self.bev.size_px)
+        self.sources = [m["source"] for m in manifests]
+        self.weights = snapshot.weights()
+
+    def episode(self, position: int, *, light: bool = False) -> Samples | None:
+        """The samples of the snapshot's ``position``-th episode (None: it has none), weighted by its part;
+        ``light``: without the BEVs of episodes that store them (what an index needs)."""
+        episode_id = self.snapshot.episode_ids[position]
+        wanted = [name for name in COLUMNS if not (light and name == "obs_bev")]
+        metadata, columns = read_episode_columns(self.store, self.snapshot, position, wanted)
+        part: Samples | None
+        if "obs_state" in columns:
+            part = _episode_samples(metadata, columns, self.waypoints, self.waypoint_dt_s)
+        elif self.sources[position] == "fleet":
+            if self.bev_shape != (len(Channel), self.bev.size_px, self.bev.size_px):
+                raise ValueError(f"fleet episode {episode_id}: rendered BEVs {self.bev} do not match the stored "
+                                 f"{self.bev_shape}")
+            part = _fleet_samples(self.store, episode_id, metadata, columns, self.bev, self.waypoints,
+                                  self.waypoint_dt_s)
         else:
             part = None
-        if part is None:
-            skipped += 1
-            continue
-        part["weight"] = np.full(len(part["speed"]), weights[episode_id], dtype=np.float32)
-        parts.append(part)
+        if part is not None:
+            part["weight"] = np.full(len(part["speed"]), self.weights[episode_id], dtype=np.float32)
+        return part
+
+
+def load_trajectory_arrays(store: EpisodeStore, snapshot: DatasetSnapshot, *, waypoints: int = 4,
+                           waypoint_dt_s: float = 0.5, bev: BevSpec | None = None) -> TrajectoryArrays:
+    """Samples of every episode of ``snapshot`` in memory (:class:`SnapshotSamples`, which says which); each sample
+    weighs what its episode does (:meth:`~autoloop.episodes.DatasetSnapshot.weights`). Training streams them
+    instead (:class:`autoloop.training.stream.StreamedSnapshot`) when a snapshot is larger than memory."""
+    samples = SnapshotSamples(store, snapshot, waypoints=waypoints, waypoint_dt_s=waypoint_dt_s, bev=bev)
+    with ThreadPoolExecutor(max_workers=4) as pool:  # (hashing and Parquet decoding release the GIL)
+        read = list(pool.map(samples.episode, range(len(snapshot.episode_ids))))
+    parts = [part for part in read if part is not None]
     if not parts:
         raise ValueError(f"dataset snapshot {snapshot.digest[:12]} has no episode with observations")
-    if skipped:
-        log.info("left out %d episodes without observations", skipped)
+    if len(parts) < len(read):
+        log.info("left out %d episodes without observations", len(read) - len(parts))
+    fleet = sum(len(part["speed"]) for part, source in zip(read, samples.sources, strict=True)
+                if part is not None and source == "fleet")
     if fleet:
         log.info("%d samples from fleet logs (observations rendered)", fleet)
     return TrajectoryArrays(
         bev_packed=np.concatenate([p["bev"] for p in parts]),
-        bev_shape=shape,
+        bev_shape=samples.bev_shape,
         state=np.concatenate([p["state"] for p in parts]).astype(np.float32, copy=False),
         action=np.concatenate([p["action"] for p in parts]).astype(np.float32, copy=False),
         waypoints=np.concatenate([p["waypoints"] for p in parts]).astype(np.float32, copy=False),
@@ -134,6 +184,7 @@ def load_trajectory_arrays(store: EpisodeStore, snapshot: DatasetSnapshot, *, wa
         has_trajectory=np.concatenate([p["has_trajectory"] for p in parts]),
         has_action=np.concatenate([p["has_action"] for p in parts]),
         weight=np.concatenate([p["weight"] for p in parts]),
+        episode_sizes=np.array([len(p["speed"]) for p in parts], dtype=np.intp),
     )
 
 
@@ -162,8 +213,11 @@ def _episode_samples(metadata: dict[str, Any], columns: dict[str, NDArray[Any]],
         plan, speed, valid = future_waypoints(columns["x_m"], columns["y_m"], columns["yaw_rad"],
                                               columns["speed_mps"], dt_s=float(metadata["dt_s"]),
                                               waypoints=waypoints, waypoint_dt_s=waypoint_dt_s)
-    return {"bev": columns["obs_bev"], "state": columns["obs_state"], "action": columns["label"],
-            "waypoints": plan, "speed": speed, "has_trajectory": valid, "has_action": np.ones(steps, dtype=bool)}
+    samples = {"state": columns["obs_state"], "action": columns["label"], "waypoints": plan, "speed": speed,
+               "has_trajectory": valid, "has_action": np.ones(steps, dtype=bool)}
+    if "obs_bev" in columns:
+        samples["bev"] = columns["obs_bev"]
+    return samples
 
 
 def _fleet_samples(store: EpisodeStore, episode_id: str, metadata: dict[str, Any], columns: dict[str, NDArray[Any]],
@@ -184,27 +238,3 @@ def _fleet_samples(store: EpisodeStore, episode_id: str, metadata: dict[str, Any
             "waypoints": plan[rows], "speed": speed[rows], "has_trajectory": np.ones(len(rows), dtype=bool),
             "has_action": np.zeros(len(rows), dtype=bool)}
 
-
-def batches(data: TrajectoryArrays, row_batches: Sequence[NDArray[np.intp]], device: torch.device,
-            ) -> Iterator[Batch]:
-    """The batches of ``row_batches`` in order, each unpacked (and copied to ``device``) on a background thread
-    while the previous one trains, so the device does not wait for the BEV unpacking."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = [pool.submit(_batch, data, rows, device) for rows in row_batches[:2]]
-        for index in range(len(row_batches)):
-            batch = pending.pop(0).result()
-            if index + 2 < len(row_batches):
-                pending.append(pool.submit(_batch, data, row_batches[index + 2], device))
-            yield batch
-
-
-def _batch(data: TrajectoryArrays, rows: NDArray[np.intp], device: torch.device) -> Batch:
-    pin = device.type == "cuda"
-
-    def tensor(array: NDArray[Any]) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(array))
-        return t.pin_memory().to(device, non_blocking=True) if pin else t
-
-    return Batch(bev=tensor(data.bev(rows)), state=tensor(data.state[rows]), action=tensor(data.action[rows]),
-                 waypoints=tensor(data.waypoints[rows]), speed=tensor(data.speed[rows]),
-                 has_trajectory=tensor(data.has_trajectory[rows]), has_action=tensor(data.has_action[rows]))

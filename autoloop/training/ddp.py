@@ -7,7 +7,8 @@ On a cluster::
 
 Alone: ``python -m autoloop.training.ddp ...`` (one process), or ``--nproc N`` to spawn N local processes without
 ``torchrun`` (gloo on CPUs). Killed and started again with the same ``--checkpoints``, it resumes after the last
-finished epoch. Rank 0 writes the trained driver to ``--output``.
+finished epoch. Rank 0 writes the trained driver to ``--output``. Each rank streams its share of the snapshot from
+the store (:mod:`autoloop.training.stream`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from autoloop.config import load_config
 from autoloop.episodes import EpisodeStore, load_snapshot
 from autoloop.paths import Paths
 from autoloop.training.bc import train_bc
-from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.distributed import process_group
+from autoloop.training.stream import StreamedSnapshot
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -40,8 +41,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = load_config(args.config, profile=args.profile)
     paths = Paths(home=Path(args.home))
     with process_group() as topology:
-        data = load_trajectory_arrays(EpisodeStore(paths.episodes), load_snapshot(Path(args.dataset)),
-                                      waypoints=config.train.waypoints, bev=config.sim.bev())
+        data = StreamedSnapshot(EpisodeStore(paths.episodes), load_snapshot(Path(args.dataset)),
+                                waypoints=config.train.waypoints, bev=config.sim.bev())
         result = train_bc(data, config.train, topology=topology, checkpoint_dir=Path(args.checkpoints))
         output = Path(args.output)
         if topology.is_main:

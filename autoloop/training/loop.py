@@ -2,11 +2,12 @@
 processes, mixed precision and ``torch.compile`` on GPUs, a checkpoint after every epoch and exact resume.
 
 Reproducibility: the network's initial weights come from ``seed`` (every rank builds the same, and DDP broadcasts
-rank 0's anyway); each epoch's order is a permutation drawn from ``(seed, epoch)``, split into one equal share per
-rank (the training rows repeated by their repeat factors and their snapshot parts' weights first:
-:mod:`autoloop.training.balance`); so a run resumed from the checkpoint of epoch ``e`` repeats epochs
-``e + 1 ...`` exactly as an uninterrupted run does, and its final weights are equal (``torch.equal``) on the same
-hardware and thread count.
+rank 0's anyway); each epoch's order is drawn from ``(seed, epoch)`` and split into one equal share per rank (the
+training rows repeated by their repeat factors and their snapshot parts' weights first:
+:mod:`autoloop.training.balance`; the order: :mod:`autoloop.training.stream`, which reads the samples, from memory
+or streamed from the store, with ``loader_workers`` processes); so a run resumed from the checkpoint of epoch ``e``
+repeats epochs ``e + 1 ...`` exactly as an uninterrupted run does, and its final weights are equal
+(``torch.equal``) on the same hardware, thread count and ``loader_workers``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from torch.nn.parallel import DistributedDataParallel
 from autoloop.config import TrainConfig
 from autoloop.progress import Progress
 from autoloop.training.balance import epoch_rows
-from autoloop.training.data import Batch, TrajectoryArrays, batches
+from autoloop.training.data import Batch
 from autoloop.training.distributed import SINGLE_CPU, Topology
+from autoloop.training.stream import EpochPlan, SampleSource, epoch_windows, loader, to_batch
 from sim.scene.observation import OBSERVATION_FORMAT, check_observation_format
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ class EpochMetrics:
     parts: dict[str, float]
 
 
-def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainConfig, epochs: int,
+def fit(net: nn.Module, data: SampleSource, loss: LossFn, *, config: TrainConfig, epochs: int,
         topology: Topology = SINGLE_CPU, checkpoint_dir: Path | None = None,
         on_epoch: Callable[[EpochMetrics], None] | None = None,
         on_step: Callable[[int, dict[str, float]], None] | None = None) -> tuple[EpochMetrics, ...]:
@@ -63,8 +65,9 @@ def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainCo
     :param on_epoch: sees each epoch's metrics (on rank 0).
     :param on_step: sees the global step and the batch's losses after each optimizer step (on rank 0).
     """
-    if len(data) < 2:
-        raise ValueError(f"training needs at least 2 samples, got {len(data)}")
+    index = data.index()
+    if len(index) < 2:
+        raise ValueError(f"training needs at least 2 samples, got {len(index)}")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     cuda = topology.device.type == "cuda"
@@ -81,26 +84,32 @@ def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainCo
     if topology.distributed:
         model = DistributedDataParallel(model, device_ids=[topology.device.index] if cuda else None)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and config.amp else nullcontext
-    val_rows, train_rows = _split(len(data), config.seed)
-    train_rows = epoch_rows(data, train_rows, threshold=config.repeat_threshold, seed=config.seed)
+    val_rows, train_rows = _split(len(index), config.seed)
+    train_rows = epoch_rows(index, train_rows, threshold=config.repeat_threshold, seed=config.seed)
     per_epoch = min(len(train_rows), config.rows_per_epoch or len(train_rows))
     if per_epoch < len(train_rows):
         log.info("each epoch trains on %d of the %d rows, drawn anew per epoch", per_epoch, len(train_rows))
     share = per_epoch // topology.world_size
     if share < 1:
         raise ValueError(f"{len(train_rows)} training samples cannot be shared by {topology.world_size} processes")
-    batches_per_epoch = -(-share // config.batch_size)
+
+    def plan(epoch: int) -> EpochPlan:
+        return epoch_windows(index, train_rows, seed=config.seed, epoch=epoch, per_epoch=per_epoch,
+                             rank=topology.rank, world_size=topology.world_size, window=config.shuffle_buffer,
+                             batch_size=config.batch_size)
+
+    batches_per_epoch = plan(1).batches(config.loader_workers)
+    val_plan = epoch_windows(index, val_rows, seed=config.seed, epoch=0, per_epoch=len(val_rows), rank=0,
+                             world_size=1, window=1024, batch_size=1024, shuffle=False)
     progress = Progress("train", epochs * batches_per_epoch, "steps", done=len(history) * batches_per_epoch,
                         bar=None if topology.is_main else False)
     with progress:
         for epoch in range(len(history) + 1, epochs + 1):
-            order = np.random.default_rng([config.seed, epoch]).permutation(train_rows)
-            mine = np.sort(order[:per_epoch][topology.rank::topology.world_size][:share])  # this rank's equal share
-            mine = np.random.default_rng([config.seed, epoch, topology.rank]).permutation(mine)
             model.train()
             total, parts_total = 0.0, dict[str, float]()
-            row_batches = [np.sort(mine[i:i + config.batch_size]) for i in range(0, share, config.batch_size)]
-            for index, batch in enumerate(batches(data, row_batches, topology.device)):
+            stream = loader(data, plan(epoch), workers=config.loader_workers, pin_memory=cuda)
+            for step, tensors in enumerate(stream):
+                batch = to_batch(tensors, data.bev_shape, topology.device)
                 with autocast():
                     value, parts = loss(model, batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -110,10 +119,10 @@ def fit(net: nn.Module, data: TrajectoryArrays, loss: LossFn, *, config: TrainCo
                 for key, part in parts.items():
                     parts_total[key] = parts_total.get(key, 0.0) + part * len(batch)
                 if on_step is not None and topology.is_main:
-                    on_step((epoch - 1) * batches_per_epoch + index + 1, {"loss": value.item(), **parts})
+                    on_step((epoch - 1) * batches_per_epoch + step + 1, {"loss": value.item(), **parts})
                 if topology.is_main:
                     progress.advance()
-            val = _validate(net, data, val_rows, loss, topology.device, autocast)
+            val = _validate(net, data, val_plan, loss, topology.device, autocast, config.loader_workers)
             metrics = EpochMetrics(epoch=epoch, train_loss=_mean_over_ranks(total, share, topology), val_loss=val,
                                    parts={key: _mean_over_ranks(part, share, topology)
                                           for key, part in sorted(parts_total.items())})
@@ -136,14 +145,16 @@ def _split(samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[:n_val]), np.sort(order[n_val:])
 
 
-def _validate(net: nn.Module, data: TrajectoryArrays, rows: np.ndarray, loss: LossFn, device: torch.device,
-              autocast: Callable[[], Any]) -> float:
+def _validate(net: nn.Module, data: SampleSource, plan: EpochPlan, loss: LossFn, device: torch.device,
+              autocast: Callable[[], Any], workers: int) -> float:
     net.eval()
-    total = 0.0
+    total, count = 0.0, 0
     with torch.no_grad(), autocast():
-        for batch in batches(data, [rows[i:i + 1024] for i in range(0, len(rows), 1024)], device):
+        for tensors in loader(data, plan, workers=workers, pin_memory=device.type == "cuda"):
+            batch = to_batch(tensors, data.bev_shape, device)
             total += loss(net, batch)[0].item() * len(batch)
-    return total / len(rows)
+            count += len(batch)
+    return total / count
 
 
 def _mean_over_ranks(total: float, count: int, topology: Topology) -> float:

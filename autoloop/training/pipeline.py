@@ -21,10 +21,10 @@ from autoloop.config import SimConfig, TrainConfig
 from autoloop.episodes import DatasetSnapshot, EpisodeStore, load_snapshot
 from autoloop.training.bc import TrainResult, train_bc
 from autoloop.training.dagger import DaggerRound, dagger
-from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.loop import EpochMetrics
 from autoloop.training.ppo import train_ppo
 from autoloop.training.sac import train_sac
+from autoloop.training.stream import StreamedSnapshot
 from policies.base import LearnedPolicy
 from policies.checkpoint import load_policy
 from sim.scenarios import Scenario
@@ -85,7 +85,7 @@ def train_pipeline(snapshot: DatasetSnapshot, *, config: TrainConfig, sim: SimCo
         stage = done(Stage("bc", load_policy(folder / "bc.pt"), snapshot))
     else:
         if imitate is None:
-            data = load_trajectory_arrays(store, snapshot, waypoints=config.waypoints, bev=sim.bev())
+            data = StreamedSnapshot(store, snapshot, waypoints=config.waypoints, bev=sim.bev())
             imitate = functools.partial(train_bc, data, config, checkpoint_dir=folder / "bc",
                                         on_epoch=functools.partial(on_epoch, "bc") if on_epoch else None)
         result = imitate()
