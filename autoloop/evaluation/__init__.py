@@ -2,7 +2,14 @@
 scored like the CARLA Leaderboard with bootstrap intervals, compared with the champion route by route, and
 reported (Markdown and HTML with charts and clips)."""
 
-from autoloop.evaluation.compare import Comparison, RouteDifference, compare, compare_link, episode_link
+from autoloop.evaluation.compare import (
+    Comparison,
+    MetricComparison,
+    RouteDifference,
+    compare,
+    compare_link,
+    episode_link,
+)
 from autoloop.evaluation.results import (
     AGENT_CRASHED,
     AGENT_SETUP_FAILED,
@@ -29,6 +36,7 @@ __all__ = [
     "EvaluationResult",
     "InfractionEvent",
     "Interval",
+    "MetricComparison",
     "RouteDifference",
     "RouteResult",
     "aggregate",

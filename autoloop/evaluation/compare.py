@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoloop.evaluation.results import EvaluationResult
+import numpy as np
+
+from autoloop.evaluation.results import ROUTE_METRICS, EvaluationResult, route_metrics
 from autoloop.evaluation.stats import Interval, bootstrap_mean
 from autoloop.viewer.links import replay_url
 
@@ -51,18 +53,34 @@ class RouteDifference:
 
 
 @dataclass(frozen=True)
+class MetricComparison:
+    """One per-route metric (:data:`~autoloop.evaluation.results.ROUTE_METRICS`) of both drivers on the same
+    routes: each driver's mean with its bootstrap interval, and the mean paired difference (candidate minus
+    champion) with its own."""
+
+    champion: Interval
+    candidate: Interval
+    difference: Interval
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Candidate minus champion, route by route.
 
-    :param difference: bootstrap interval of the mean per-route driving-score difference.
-    :param by_type: mean difference per scenario type.
+    :param metrics: each per-route metric compared (:class:`MetricComparison`), by name.
+    :param by_type: mean driving-score difference per scenario type.
     """
 
     routes: tuple[RouteDifference, ...]
-    difference: Interval
+    metrics: dict[str, MetricComparison]
     by_type: dict[str, float]
     champion_policy: str
     champion_driving_score: float
+
+    @property
+    def difference(self) -> Interval:
+        """Bootstrap interval of the mean per-route driving-score difference."""
+        return self.metrics["driving_score"].difference
 
     def regressed(self, *, tolerance: float = 0.0) -> list[RouteDifference]:
         """Routes where the candidate scored more than ``tolerance`` points below the champion, worst first."""
@@ -93,10 +111,16 @@ def compare(candidate: EvaluationResult, champion: EvaluationResult, *, resample
     by_type: dict[str, list[float]] = {}
     for pair in pairs:
         by_type.setdefault(pair.scenario_type, []).append(pair.difference)
+    keys = sorted(ours)
+    candidate_values = route_metrics([ours[key] for key in keys])
+    champion_values = route_metrics([theirs[key] for key in keys])
+    metrics = {name: MetricComparison(
+        champion=champion.intervals[name], candidate=candidate.intervals[name],
+        difference=bootstrap_mean(np.subtract(candidate_values[name], champion_values[name]), resamples=resamples,
+                                  confidence=confidence, seed=seed)) for name in ROUTE_METRICS}
     return Comparison(
         routes=pairs,
-        difference=bootstrap_mean([pair.difference for pair in pairs], resamples=resamples, confidence=confidence,
-                                  seed=seed),
+        metrics=metrics,
         by_type={kind: sum(values) / len(values) for kind, values in sorted(by_type.items())},
         champion_policy=champion.policy,
         champion_driving_score=champion.driving_score,

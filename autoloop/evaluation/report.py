@@ -1,8 +1,11 @@
 """The evaluation report: Markdown beside its figures, and one self-contained HTML page (images inline as base64).
 
-Contents: the summary with bootstrap intervals, per-scenario-type and per-town tables and bar charts, infractions
-per km, a map of where infractions happened, the comparison with the champion (regressed routes linked in the
-replay viewer), and animated top-down clips of the worst routes rendered from the stored episodes.
+Contents: the summary with bootstrap intervals, per-scenario-type and per-town tables, infractions per km, the
+comparison with the champion (champion first, each metric's paired difference with its interval; regressed routes
+linked in the replay viewer), the charts (:mod:`autoloop.evaluation.charts`: one quantity each, every bar with its
+interval; their data in ``figures/charts.json`` and on each chart's ``<figure data-chart>`` in the page), a map of
+where infractions happened, and animated clips of the worst routes (:mod:`autoloop.evaluation.clips`: the
+simulator's bird's-eye view with the route and each infraction marked).
 
 matplotlib (Agg) and Pillow are imported when a report is written, not with the package.
 """
@@ -11,22 +14,20 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from autoloop.episodes import EpisodeStore
+from autoloop.evaluation.charts import Chart, comparison_charts, pyplot, result_charts, save
+from autoloop.evaluation.clips import Clip, render_clip
 from autoloop.evaluation.compare import Comparison, episode_link
 from autoloop.evaluation.results import EvaluationResult, RouteResult
 from autoloop.evaluation.stats import Interval
 from sim.maps import Lane, get_map
-
-#: Clips: frame size (px), metres shown around the ego, frames per clip, milliseconds per frame.
-CLIP_PX, CLIP_VIEW_M, CLIP_FRAMES, CLIP_FRAME_MS = 160, 70.0, 24, 120
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class ReportFiles:
 
 
 Table = tuple[list[str], list[list[str]]]
+#: A figure of the report: caption, image file, and the chart it draws (``None`` for the map and the clips).
+Figure = tuple[str, Path, Chart | None]
 
 
 def write_report(result: EvaluationResult, folder: Path, *, store: EpisodeStore, comparison: Comparison | None = None,
@@ -47,24 +50,23 @@ def write_report(result: EvaluationResult, folder: Path, *, store: EpisodeStore,
     """Write the report of ``result`` (and its ``comparison`` with the champion) into ``folder``."""
     (folder / "figures").mkdir(parents=True, exist_ok=True)
     (folder / "clips").mkdir(parents=True, exist_ok=True)
-    figures: list[tuple[str, Path]] = [("Driving score per scenario type", _bar_chart(result, folder, "type")),
-                                       ("Driving score per town", _bar_chart(result, folder, "town"))]
+    charts = (comparison_charts(comparison) if comparison is not None else []) + result_charts(result)
+    figures: list[Figure] = [(chart.title, save(chart, folder / "figures"), chart) for chart in charts]
+    (folder / "figures" / "charts.json").write_text(json.dumps([chart.to_json() for chart in charts], indent=1))
     infraction_map = _infraction_map(result, folder)
     if infraction_map is not None:
-        figures.append(("Where infractions happened", infraction_map))
-    if comparison is not None:
-        figures.append(("Paired driving-score difference to the champion per scenario type",
-                        _difference_chart(comparison, folder)))
-    clip_files = [(f"Route {route.index} ({route.scenario_type}, {route.town}): DS {route.driving_score:.1f}, "
-                   f"{route.status}", path)
-                  for route, path in _clips(result, store, folder, clips)]
+        figures.append(("Where infractions happened", infraction_map, None))
+    clip_files: list[Figure] = [
+        (f"Route {route.index} ({route.scenario_type}, {route.town}): DS {route.driving_score:.1f}, {route.status}"
+         + "".join(f"; {event.kind} at {event.time_s:.1f} s" for event in route.infractions), clip.path, None)
+        for route, clip in _clips(result, store, folder, clips)]
     sections = _sections(result, comparison)
     markdown = _markdown(title, result, sections, figures, clip_files, folder)
     page = _html(title, result, sections, figures, clip_files)
     (folder / "report.md").write_text(markdown)
     (folder / "report.html").write_text(page)
     return ReportFiles(folder, folder / "report.md", folder / "report.html",
-                       tuple(path for _, path in figures + clip_files))
+                       tuple(path for _, path, _ in figures + clip_files))
 
 
 def _sections(result: EvaluationResult, comparison: Comparison | None) -> list[tuple[str, str, Table]]:
@@ -94,9 +96,15 @@ def _sections(result: EvaluationResult, comparison: Comparison | None) -> list[t
     if comparison is not None:
         d = comparison.difference
         sections.append(("Versus the champion",
-                         f"Candidate minus `{comparison.champion_policy}` (DS {comparison.champion_driving_score:.1f})"
-                         f" on the same routes and seeds: mean paired DS difference {d.mean:+.2f}, "
+                         f"Champion `{comparison.champion_policy}` and the candidate on the same routes and seeds: "
+                         f"mean paired DS difference (candidate minus champion) {d.mean:+.2f}, "
                          f"{100 * d.confidence:.0f} % CI [{d.low:+.2f}, {d.high:+.2f}].",
+                         (["metric", "champion", "candidate", "difference"], [
+                             [name.replace("_", " "), f"{m.champion.mean:.2f} {_ci(m.champion)}",
+                              f"{m.candidate.mean:.2f} {_ci(m.candidate)}",
+                              f"{m.difference.mean:+.2f} {_ci(m.difference)}"]
+                             for name, m in comparison.metrics.items()])))
+        sections.append(("Versus the champion per scenario type", "",
                          (["scenario type", "mean DS difference"],
                           [[kind, f"{mean:+.1f}"] for kind, mean in comparison.by_type.items()])))
         sections.append(("Regressed routes", "Routes where the candidate scored below the champion, worst first "
@@ -117,30 +125,32 @@ def _ci(interval: Interval, digits: int = 2) -> str:
 
 
 def _markdown(title: str, result: EvaluationResult, sections: list[tuple[str, str, Table]],
-              figures: Sequence[tuple[str, Path]], clips: Sequence[tuple[str, Path]], folder: Path) -> str:
+              figures: Sequence[Figure], clips: Sequence[Figure], folder: Path) -> str:
     lines = [f"# {title}", ""]
     for heading, note, (header, rows) in sections:
         lines += [f"## {heading}", ""] + ([note, ""] if note else [])
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows] + [""]
-    lines += ["## Figures", ""] + [f"![{caption}]({path.relative_to(folder)})" for caption, path in figures] + [""]
+    lines += ["## Figures", "", "(each chart's data: `figures/charts.json`)", ""]
+    lines += [f"![{caption}]({path.relative_to(folder)})" for caption, path, _ in figures] + [""]
     if clips:
         lines += ["## Worst routes", ""] + [f"{caption}\n\n![{caption}]({path.relative_to(folder)})\n"
-                                            for caption, path in clips]
+                                            for caption, path, _ in clips]
     return "\n".join(lines) + "\n"
 
 
 def _html(title: str, result: EvaluationResult, sections: list[tuple[str, str, Table]],
-          figures: Sequence[tuple[str, Path]], clips: Sequence[tuple[str, Path]]) -> str:
+          figures: Sequence[Figure], clips: Sequence[Figure]) -> str:
     def cell(text: str) -> str:
         if text.startswith("http://") or text.startswith("https://"):
             return f'<a href="{html.escape(text)}">replay</a>'
         return html.escape(text)
 
-    def image(caption: str, path: Path) -> str:
+    def image(caption: str, path: Path, chart: Chart | None) -> str:
         kind = "gif" if path.suffix == ".gif" else "png"
         data = base64.b64encode(path.read_bytes()).decode()
-        return (f'<figure><img alt="{html.escape(caption)}" src="data:image/{kind};base64,{data}">'
+        attribute = f' data-chart="{html.escape(json.dumps(chart.to_json()))}"' if chart is not None else ""
+        return (f'<figure{attribute}><img alt="{html.escape(caption)}" src="data:image/{kind};base64,{data}">'
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
     body = [f"<h1>{html.escape(title)}</h1>"]
@@ -151,9 +161,9 @@ def _html(title: str, result: EvaluationResult, sections: list[tuple[str, str, T
         body.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
                     + "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in rows)
                     + "</table>")
-    body.append("<h2>Figures</h2>" + "".join(image(caption, path) for caption, path in figures))
+    body.append("<h2>Figures</h2>" + "".join(image(*figure) for figure in figures))
     if clips:
-        body.append("<h2>Worst routes</h2>" + "".join(image(caption, path) for caption, path in clips))
+        body.append("<h2>Worst routes</h2>" + "".join(image(*clip) for clip in clips))
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
              "margin-bottom:1em}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}"
              "figure{display:inline-block;margin:0.5em}")
@@ -161,59 +171,12 @@ def _html(title: str, result: EvaluationResult, sections: list[tuple[str, str, T
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _bar_chart(result: EvaluationResult, folder: Path, by: str) -> Path:
-    """Mean driving score per scenario type (``by="type"``) or town, with the route counts."""
-    plt = _pyplot()
-    breakdown = result.by_type if by == "type" else result.by_town
-    names = list(breakdown)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(names) + 2), 3.2), dpi=80)
-    ax.bar(range(len(names)), [b.driving_score for b in breakdown.values()], color="#4477aa", label="driving score")
-    ax.bar(range(len(names)), [b.success_rate for b in breakdown.values()], color="#88ccee", width=0.4,
-           label="success %")
-    ax.set_xticks(range(len(names)), [f"{n} ({b.routes})" for n, b in breakdown.items()], rotation=60, ha="right",
-                  fontsize=7)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("driving score")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = folder / "figures" / f"ds_by_{by}.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _difference_chart(comparison: Comparison, folder: Path) -> Path:
-    """Mean paired driving-score difference (candidate minus champion) per scenario type; red below zero."""
-    plt = _pyplot()
-    names = list(comparison.by_type)
-    values = [comparison.by_type[name] for name in names]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(names) + 2), 3.2), dpi=80)
-    ax.bar(range(len(names)), values, color=["#cc3311" if v < 0 else "#009988" for v in values])
-    ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("DS difference (points)")
-    fig.tight_layout()
-    path = folder / "figures" / "difference_by_type.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 def _infraction_map(result: EvaluationResult, folder: Path) -> Path | None:
     """Infraction locations over the lanes of each town (one panel per town, at most three)."""
     towns = sorted({route.town for route in result.routes if route.infractions})[:3]
     if not towns:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(towns), figsize=(4.0 * len(towns), 4.0), dpi=80, squeeze=False)
     for ax, town in zip(axes[0], towns, strict=True):
         for lane in _lanes(town):
@@ -249,65 +212,10 @@ def worst_routes(result: EvaluationResult, count: int) -> list[RouteResult]:
     return sorted(ran, key=lambda route: (route.driving_score, route.index))[:count]
 
 
-def _clips(result: EvaluationResult, store: EpisodeStore, folder: Path, count: int) -> list[tuple[RouteResult, Path]]:
+def _clips(result: EvaluationResult, store: EpisodeStore, folder: Path, count: int) -> list[tuple[RouteResult, Clip]]:
     clips = []
     for route in worst_routes(result, count):
         assert route.episode_id is not None
-        path = folder / "clips" / f"route_{route.index:03d}.gif"
-        render_clip(store, route.episode_id, route.town, path,
-                    marks=[(event.x_m, event.y_m) for event in route.infractions])
-        clips.append((route, path))
+        clips.append((route, render_clip(store, route.episode_id, folder / "clips" / f"route_{route.index:03d}.gif",
+                                         infractions=route.infractions)))
     return clips
-
-
-def render_clip(store: EpisodeStore, episode_id: str, town: str, path: Path,
-                marks: Sequence[tuple[float, float]] = ()) -> None:
-    """An animated top-down GIF of a stored episode: lanes, the ego (red), vehicles (blue), pedestrians (green),
-    static obstacles (grey), ``marks`` (infraction places, map frame) as orange crosses; centred on the ego,
-    north up, ``CLIP_FRAMES`` frames spread over the episode."""
-    from PIL import Image, ImageDraw
-
-    episode = store.read(episode_id)
-    steps, actors = episode.steps, episode.actors or {}
-    count = len(steps["x_m"])
-    frames = np.unique(np.linspace(0, count - 1, min(CLIP_FRAMES, count)).astype(int))
-    lanes = [lane.centerline for lane in get_map(town).lanes]
-    scale = CLIP_PX / CLIP_VIEW_M
-    colours = {"vehicle": (60, 100, 200), "pedestrian": (40, 160, 60), "static": (130, 130, 130)}
-    images = []
-    for frame in frames:
-        cx, cy = float(steps["x_m"][frame]), float(steps["y_m"][frame])
-
-        def px(x: Any, y: Any, cx: float = cx, cy: float = cy) -> Any:
-            return np.stack([(np.asarray(x) - cx) * scale + CLIP_PX / 2,
-                             CLIP_PX / 2 - (np.asarray(y) - cy) * scale], axis=-1)
-
-        image = Image.new("RGB", (CLIP_PX, CLIP_PX), (250, 250, 250))
-        draw = ImageDraw.Draw(image)
-        for centre in lanes:
-            near = np.abs(centre - (cx, cy)).max(axis=1) < CLIP_VIEW_M
-            if near.any():
-                draw.line([tuple(p) for p in px(centre[:, 0], centre[:, 1])], fill=(200, 200, 200), width=1)
-        rows = np.flatnonzero(actors["step"] == frame) if "step" in actors else np.zeros(0, dtype=np.intp)
-        for row in rows:
-            box = _box(actors["x_m"][row], actors["y_m"][row], actors["yaw_rad"][row], actors["length_m"][row],
-                       actors["width_m"][row])
-            draw.polygon([tuple(p) for p in px(box[:, 0], box[:, 1])],
-                         fill=colours.get(str(actors["kind"][row]), (120, 120, 120)))
-        for mark in px(*np.array(marks, dtype=np.float64).reshape(-1, 2).T):
-            x, y = float(mark[0]), float(mark[1])
-            draw.line([(x - 4, y - 4), (x + 4, y + 4)], fill=(255, 140, 0), width=2)
-            draw.line([(x - 4, y + 4), (x + 4, y - 4)], fill=(255, 140, 0), width=2)
-        ego = _box(cx, cy, float(steps["yaw_rad"][frame]), 4.6, 2.0)
-        draw.polygon([tuple(p) for p in px(ego[:, 0], ego[:, 1])], fill=(220, 40, 40))
-        draw.text((3, 2), f"{float(steps['time_s'][frame]):.1f} s", fill=(0, 0, 0))
-        images.append(image)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=CLIP_FRAME_MS, loop=0)
-
-
-def _box(x: float, y: float, yaw: float, length: float, width: float) -> NDArray[np.float64]:
-    """The corners of a box centred at ``(x, y)`` heading ``yaw`` (map frame)."""
-    corners = np.array([[0.5, 0.5], [0.5, -0.5], [-0.5, -0.5], [-0.5, 0.5]]) * (length, width)
-    c, s = np.cos(yaw), np.sin(yaw)
-    box: NDArray[np.float64] = corners @ np.array([[c, s], [-s, c]]) + (x, y)
-    return box

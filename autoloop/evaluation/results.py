@@ -209,16 +209,8 @@ def aggregate(routes: Sequence[RouteResult], *, policy: str, suite: str, suite_h
     records = [route.route_record() for route in ordered]
     suite_score = score_suite(records, scorer=scorer)
 
-    def interval(values: Sequence[float]) -> Interval:
-        return bootstrap_mean(values, resamples=resamples, confidence=confidence, seed=seed)
-
-    success = [100.0 * _success(route) for route in ordered]
-    intervals = {
-        "driving_score": interval([route.driving_score for route in ordered]),
-        "route_completion": interval([route.route_completion for route in ordered]),
-        "success_rate": interval(success),
-        "infraction_penalty": interval([route.infraction_penalty for route in ordered]),
-    }
+    intervals = {name: bootstrap_mean(values, resamples=resamples, confidence=confidence, seed=seed)
+                 for name, values in route_metrics(ordered).items()}
     return EvaluationResult(
         policy=policy, suite=suite, suite_hash=suite_hash, scorer=scorer,
         driving_score=suite_score.driving_score,
@@ -238,6 +230,20 @@ def aggregate(routes: Sequence[RouteResult], *, policy: str, suite: str, suite_h
         checkpoint=checkpoint,
         episode_tags=dict(episode_tags or {}),
     )
+
+
+#: The per-route metrics an evaluation has intervals of (:attr:`EvaluationResult.intervals`): percent, except the
+#: infraction penalty (a factor in [0, 1]).
+ROUTE_METRICS = ("driving_score", "route_completion", "success_rate", "infraction_penalty")
+
+
+def route_metrics(routes: Sequence[RouteResult]) -> dict[str, list[float]]:
+    """Each of :data:`ROUTE_METRICS` per route, in the order of ``routes`` (success: 100 for a Bench2Drive success,
+    else 0)."""
+    return {"driving_score": [route.driving_score for route in routes],
+            "route_completion": [route.route_completion for route in routes],
+            "success_rate": [100.0 * _success(route) for route in routes],
+            "infraction_penalty": [route.infraction_penalty for route in routes]}
 
 
 def _success(route: RouteResult) -> bool:

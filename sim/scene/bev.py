@@ -55,6 +55,15 @@ class BevSpec:
         left = (self.size_px / 2.0 - 0.5 - cols) * self.resolution_m
         return np.stack([forward, left], axis=-1).astype(np.float64)
 
+    def pixels(self, xy: FloatArray, ego_xy: FloatArray, ego_yaw: float) -> FloatArray:
+        """Fractional ``(row, col)`` (pixel centres at whole numbers) of map-frame points ``xy`` ``(..., 2)`` in the
+        BEV of an ego at ``ego_xy`` heading ``ego_yaw`` (rad): where :meth:`ego_frame_offsets` places them."""
+        dx, dy = xy[..., 0] - ego_xy[0], xy[..., 1] - ego_xy[1]
+        c, s = np.cos(ego_yaw), np.sin(ego_yaw)
+        forward, left = dx * c + dy * s, -dx * s + dy * c
+        return np.stack([self.ego_row - forward / self.resolution_m,
+                         self.size_px / 2.0 - 0.5 - left / self.resolution_m], axis=-1)
+
 
 @dataclass(frozen=True)
 class MapRaster:

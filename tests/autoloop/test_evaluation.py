@@ -259,12 +259,14 @@ def test_report_is_markdown_and_self_contained_html(clean: Run, tmp_path: Path) 
     markdown = files.markdown.read_text()
     assert "## Per scenario type" in markdown and "## Versus the champion" in markdown
     assert "driving score" in markdown and "[" in markdown
-    for name in ("figures/ds_by_type.png", "figures/infractions_map.png", "figures/difference_by_type.png",
+    for name in ("figures/driving_score_by_type.png", "figures/success_rate_by_town.png",
+                 "figures/infractions_map.png", "figures/difference_by_metric.png", "figures/difference_by_type.png",
                  "clips/route_"):
         assert name in markdown
     page = files.html.read_text()
     images = re.findall(r'src="data:image/(png|gif);base64,([^"]+)"', page)
-    assert [kind for kind, _ in images].count("gif") == 2 and [kind for kind, _ in images].count("png") == 4
+    # six charts (DS and success per type and per town, differences per metric and per type), the map, two clips
+    assert [kind for kind, _ in images].count("gif") == 2 and [kind for kind, _ in images].count("png") == 7
     assert "src=\"http" not in page and "src=\"figures" not in page  # nothing outside the page
     gif = tmp_path / "clip.gif"
     gif.write_bytes(base64.b64decode(images[-1][1]))
