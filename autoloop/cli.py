@@ -780,13 +780,14 @@ def bench_cli_command(
 
 @bench_app.command("store")
 def bench_store_command(
-    episodes: Annotated[int, typer.Option(help="Episodes to write.")] = 1000,
+    episodes: Annotated[int, typer.Option(help="Episodes to write.")] = 100,
     steps: Annotated[int, typer.Option(help="Ego steps per episode.")] = 1000,
+    bev_size: Annotated[int, typer.Option(help="BEV size (pixels) of the stored observations.")] = 64,
     folder: Annotated[Path | None, typer.Option("--dir", help="Where to build the store (default: a temporary "
                                                 "folder, removed afterwards).")] = None,
 ) -> None:
-    """Measure the episode store: write, read back into training arrays, one DuckDB aggregate (JSON on stdout,
-    a table on stderr)."""
+    """Measure the episode store on real-format episodes: write, read back into training arrays, one DuckDB
+    aggregate (JSON on stdout, a table on stderr)."""
     import json
     import tempfile
     from dataclasses import asdict
@@ -795,9 +796,9 @@ def bench_store_command(
 
     if folder is None:
         with tempfile.TemporaryDirectory(prefix="autoloop-bench-store-") as temporary:
-            result = bench_store(Path(temporary), episodes=episodes, steps=steps)
+            result = bench_store(Path(temporary), episodes=episodes, steps=steps, bev_size_px=bev_size)
     else:
-        result = bench_store(folder, episodes=episodes, steps=steps)
+        result = bench_store(folder, episodes=episodes, steps=steps, bev_size_px=bev_size)
     table = Table(title=f"episode store: {result.ego_steps:,} ego steps, {result.store_mb:,.0f} MB",
                   title_justify="left")
     for column in ("write steps/s", "read steps/s", "query s"):
@@ -805,6 +806,48 @@ def bench_store_command(
     table.add_row(f"{result.write_steps_per_s:,.0f}", f"{result.read_steps_per_s:,.0f}", f"{result.query_seconds:.3f}")
     Console(stderr=True).print(table)
     print(json.dumps({"benchmark": "store", **asdict(result)}, indent=1))
+
+
+@bench_app.command("data")
+def bench_data_command(
+    episodes: Annotated[int, typer.Option(help="Episodes to write per BEV size.")] = 40,
+    steps: Annotated[int, typer.Option(help="Ego steps per episode.")] = 500,
+    bev_size: Annotated[list[int] | None, typer.Option(help="BEV sizes (pixels), repeatable (default: 64 and 128).")
+                        ] = None,
+    workers: Annotated[list[int] | None, typer.Option(help="Loader worker counts, repeatable (default: 0, 1, 2).")
+                       ] = None,
+    batch_size: Annotated[int, typer.Option(help="Samples per batch.")] = 256,
+    threads: Annotated[int, typer.Option(help="torch CPU threads of the training step.")] = 1,
+    ddp: Annotated[bool, typer.Option(help="Also train one epoch on 1 and 2 processes (DDP, gloo on CPUs).")] = True,
+    folder: Annotated[Path | None, typer.Option("--dir", help="Where to build the stores (default: a temporary "
+                                                "folder, removed afterwards).")] = None,
+) -> None:
+    """Measure the training data path: samples/s from a real-format store into collated batches per number of
+    loader workers, beside the training step's own rate, and peak memory (JSON on stdout, a table on stderr)."""
+    import json
+    import tempfile
+    from dataclasses import asdict
+
+    from autoloop.bench_data import bench_data
+
+    def measure(root: Path) -> list[Any]:
+        return bench_data(root, episodes=episodes, steps=steps, bev_sizes=bev_size or [64, 128],
+                          workers=workers or [0, 1, 2], batch_size=batch_size, threads=threads, ddp=ddp)
+
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="autoloop-bench-data-") as temporary:
+            results = measure(Path(temporary))
+    else:
+        results = measure(folder)
+    table = Table(title="training data path (samples/s)", title_justify="left")
+    for column in ("BEV", *(f"loader x{count}" for count in results[0].loader_samples_per_s), "train step",
+                   "loader/train", "peak RSS MB"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row("x".join(map(str, r.bev_shape)), *(f"{rate:,.0f}" for rate in r.loader_samples_per_s.values()),
+                      f"{r.train_step_samples_per_s:,.0f}", f"{r.loader_over_train:.2f}", f"{r.peak_rss_mb:,.0f}")
+    Console(stderr=True).print(table)
+    print(json.dumps({"benchmark": "data", "results": [asdict(r) for r in results]}, indent=1))
 
 
 @bench_app.command("viewer")

@@ -48,3 +48,17 @@ def test_bench_store_prints_json(tmp_path: Path) -> None:
     assert report["state_size"] == 38 and report["bev_shape"] == [9, 64, 64] and report["bev_bytes_per_step"] == 4608
     assert report["write_steps_per_s"] > 0 and report["read_steps_per_s"] > 0 and report["query_seconds"] > 0
     assert len(EpisodeStore(tmp_path / "episodes").episode_ids()) == 3
+
+
+def test_bench_data_prints_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "data", "--episodes", "2", "--steps", "30", "--bev-size", "16",
+                                      "--workers", "0", "--workers", "1", "--batch-size", "16", "--no-ddp",
+                                      "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    [row] = report["results"]
+    assert report["benchmark"] == "data" and row["bev_shape"] == [9, 16, 16] and row["samples"] == 60
+    assert set(row["loader_samples_per_s"]) == {"0", "1"} and all(r > 0 for r in row["loader_samples_per_s"].values())
+    assert row["train_step_samples_per_s"] > 0 and row["peak_rss_mb"] > 0 and row["ddp"] is None
+    ratio = row["loader_samples_per_s"]["1"] / row["train_step_samples_per_s"]  # (the loader with the most workers)
+    assert abs(row["loader_over_train"] - ratio) <= 0.01 * ratio + 0.01
