@@ -154,10 +154,8 @@ def _route(graph: LaneGraph, metadata: Mapping[str, Any], steps: Mapping[str, ND
     if not scenario or "route_progress_m" not in steps:
         return (np.zeros((b, 2)), np.zeros((b, 2)), np.ones(b, dtype=np.int64), np.ones(b), np.zeros(b))
     route = RoutePath.build(graph, [int(lane) for lane in scenario["route"]])
-    first = math.floor(float(scenario["start_s_m"]) / route.spacing_m)
-    last = min(math.ceil(float(scenario["end_s_m"]) / route.spacing_m) + 1, len(route.points))
-    points = route.points[first:last]
-    progress = np.asarray(steps["route_progress_m"], dtype=np.float64)[frames] - first * route.spacing_m
+    points, first_m = route.between(float(scenario["start_s_m"]), float(scenario["end_s_m"]))
+    progress = np.asarray(steps["route_progress_m"], dtype=np.float64)[frames] - first_m
     return (np.ascontiguousarray(np.broadcast_to(points[:, 0], (b, len(points)))),
             np.ascontiguousarray(np.broadcast_to(points[:, 1], (b, len(points)))),
             np.full(b, len(points), dtype=np.int64), np.full(b, route.spacing_m), progress)

@@ -32,6 +32,7 @@ from sim.maps import LaneGraph
 from sim.metrics import LB2_PENALTIES, Infraction
 from sim.scene.bev import Channel
 from sim.scene.observation import OBSERVATION_FORMAT
+from sim.scene.route_path import RoutePath
 
 #: Valid episode ids (as the store writes them).
 EPISODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -318,17 +319,12 @@ def _route(store: EpisodeStore, metadata: dict[str, Any], ego: dict[str, NDArray
     scenario = metadata.get("scenario")
     if not scenario or not metadata.get("map_name"):
         return None, None
+    start, end = float(scenario["start_s_m"]), float(scenario["end_s_m"])
     try:
         graph = load_map(store, str(metadata["map_name"]))
-        line = graph.route_path([int(lane) for lane in scenario["route"]]).polyline(graph)
+        route, _ = RoutePath.build(graph, [int(lane) for lane in scenario["route"]]).between(start, end)
     except (NotFound, BadRequest, OutsideStore, ValueError, IndexError, KeyError, TypeError):
         return None, None
-    start, end = float(scenario["start_s_m"]), float(scenario["end_s_m"])
-    along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
-    keep = (along >= start) & (along <= end)
-    inner = line[keep]
-    ends = np.stack([np.interp([start, end], along, line[:, 0]), np.interp([start, end], along, line[:, 1])], 1)
-    route = np.concatenate([ends[:1], inner, ends[1:]])
     if "route_progress_m" not in ego or end <= start:
         return route, None
     completion = np.clip((ego["route_progress_m"].astype(np.float64) - start) / (end - start), 0.0, 1.0) * 100.0

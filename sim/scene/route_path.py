@@ -3,6 +3,7 @@ their offsets along it, and the control lines (lights, stop signs) it crosses.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,13 @@ class RoutePath:
     @property
     def length_m(self) -> float:
         return self.spacing_m * (len(self.points) - 1)
+
+    def between(self, start_m: float, end_m: float) -> tuple[FloatArray, float]:
+        """The route's points from ``start_m`` to ``end_m`` along it (a scenario's stretch; widened to whole
+        samples) and the arc length of the first."""
+        first = max(math.floor(start_m / self.spacing_m), 0)
+        last = min(math.ceil(end_m / self.spacing_m) + 1, len(self.points))
+        return self.points[first:last], first * self.spacing_m
 
     @staticmethod
     def build(lane_graph: LaneGraph, lane_ids: Sequence[int]) -> RoutePath:
