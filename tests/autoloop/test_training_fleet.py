@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from autoloop.config import SimConfig, TrainConfig
 from autoloop.episodes import EpisodeStore, create_snapshot
 from autoloop.fleet.av2 import read_log
 from autoloop.rollout import RolloutOptions, expert_driver, rollout
 from autoloop.training import load_trajectory_arrays, train_bc
+from autoloop.training.bc import network
 from autoloop.training.fleet import CACHE_FOLDER, UnreplayableLog, render_observations
+from autoloop.training.stream import StreamedSnapshot
 from sim.geometry import to_local_frame
 from sim.scene.bev import BevSpec, Channel
 from sim.scene.observation import observation_space
@@ -107,6 +110,12 @@ def test_a_snapshot_of_a_sim_episode_and_a_fleet_log_trains_on_both(shared_data:
     result = train_bc(data, config, epochs=1)
     assert result.samples == len(data) and len(result.history) == 1
     assert np.isfinite(result.history[0].train_loss)
+    # streamed from the store (the rendering read from its cache), the fleet log trains to the same weights
+    streamed = train_bc(StreamedSnapshot(store, snapshot), config, epochs=1)
+    assert streamed.samples == len(data) and streamed.history == result.history
+    for (name, a), (_, b) in zip(network(streamed.policy).state_dict().items(),
+                                 network(result.policy).state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
 
 
 def test_rendering_asks_for_a_bev_spec_of_its_own(shared_data: Path) -> None:
