@@ -53,7 +53,7 @@ from autoloop.paths import Paths
 from autoloop.rollout import DriverFactory, PolicyDriver, expert_driver
 from sim.metrics import score_suite
 from sim.scenarios.suites import Suite
-from sim.scene.observation import OBSERVATION_FORMAT, Observation
+from sim.scene.observation import OBSERVATION_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -271,11 +271,12 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
     ``train.dagger.iterations`` DAgger rounds, ``train.ppo.timesteps`` of PPO fine-tuning and ``train.sac.timesteps``
     of SAC fine-tuning, each starting from the driver before it) and log it as an MLflow model, with its per-step
     and per-epoch losses, its per-epoch checkpoint and every dataset snapshot it saw."""
-    from autoloop.training import EpochMetrics, TrainResult, load_trajectory_arrays, train_bc
+    from autoloop.training import EpochMetrics, TrainResult, train_bc
     from autoloop.training.dagger import DaggerRound
     from autoloop.training.launch import torchrun, train_processes
     from autoloop.training.loop import CHECKPOINT
     from autoloop.training.pipeline import train_pipeline
+    from autoloop.training.stream import StreamedSnapshot
     from autoloop.training.warm import initial_policy, schedule
 
     config = context.config
@@ -285,13 +286,12 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
         tracking.log_dataset(snapshot)
         tracking.set_tags({"autoloop.dataset_digest": snapshot.digest})
         tracking.log_text(dump_config(config), "config.yaml")
-        data = load_trajectory_arrays(context.store, snapshot, waypoints=config.train.waypoints,
-                                      bev=config.sim.bev())
+        data = StreamedSnapshot(context.store, snapshot, waypoints=config.train.waypoints, bev=config.sim.bev())
         processes = train_processes(config)
         champion = _usable_champion(config, "to warm-start from")
         start = initial_policy(
             config.train if processes == 1 else config.train.model_copy(update={"init": "scratch"}),
-            bev_shape=data.bev_shape, state_size=data.state.shape[1],
+            bev_shape=data.bev_shape, state_size=data.state_size,
             load_champion=lambda: tracking.load_policy(champion.uri) if champion else None,
             champion_name=champion.uri if champion else "")
         if processes > 1 and config.train.init == "champion":
@@ -344,9 +344,7 @@ def train(context: StageContext, snapshot: DatasetSnapshot) -> TrainOutcome:
         last, samples = imitation.history[-1], imitation.samples
         checkpoint = context.paths.checkpoints / f"{run_id}.pt"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        rows = np.arange(min(len(data), 2))
-        example: Observation = {"bev": data.bev(rows), "state": data.state[rows]}
-        model = tracking.log_policy(policy, checkpoint, example)
+        model = tracking.log_policy(policy, checkpoint, data.example())
         log.info("trained a %s driver on %d samples: val loss %.4f; model %s", policy.kind, samples, last.val_loss,
                  model.model_uri)
         return TrainOutcome(model, samples, last.train_loss, last.val_loss, snapshot.digest)

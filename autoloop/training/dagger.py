@@ -21,8 +21,8 @@ from autoloop.episodes import DatasetSnapshot, EpisodeStore, SnapshotPart, creat
 from autoloop.progress import Progress
 from autoloop.rollout import PolicyDriver, RolloutOptions, rollout
 from autoloop.training.bc import TrainResult, train_bc
-from autoloop.training.data import load_trajectory_arrays
 from autoloop.training.loop import EpochMetrics
+from autoloop.training.stream import StreamedSnapshot
 from policies.base import LearnedPolicy
 from sim.metrics import score_suite
 from sim.scenarios import Scenario
@@ -73,7 +73,7 @@ def dagger(policy: LearnedPolicy, base: DatasetSnapshot, *, config: TrainConfig,
                                       "the expert", tuple(episode.episode_id for episode, _ in results)))
             snapshot = create_snapshot(store, datasets, episode_ids, parts=parts,
                                        filters={"purpose": "dagger", "round": number, "base": base.digest})
-            data = load_trajectory_arrays(store, snapshot, waypoints=config.waypoints)
+            data = StreamedSnapshot(store, snapshot, waypoints=config.waypoints)
             result = train_bc(data, config, policy=policy, epochs=config.dagger.epochs,
                               on_epoch=functools.partial(on_epoch, number) if on_epoch else None)
             policy = result.policy

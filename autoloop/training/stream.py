@@ -44,9 +44,11 @@ from numpy.typing import NDArray
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from autoloop.episodes import DatasetSnapshot, EpisodeStore
+from autoloop.episodes.dataset import unpack_bev
 from autoloop.training.balance import SampleIndex, sample_index
 from autoloop.training.data import Batch, Samples, SnapshotSamples
 from sim.scene.bev import BevSpec
+from sim.scene.observation import Observation
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,14 @@ class StreamedSnapshot:
 
     def index(self) -> SampleIndex:
         return self._index
+
+    def example(self, count: int = 2) -> Observation:
+        """The first ``count`` samples' observations (of the first episode that has samples): the input example a
+        model is logged with."""
+        unit = int(np.flatnonzero(self._index.unit_sizes)[0])
+        part = self.read(unit)
+        rows = np.arange(min(count, len(part["state"])))
+        return {"bev": unpack_bev(part["bev"], rows, self.bev_shape), "state": part["state"][rows]}
 
     def read(self, unit: int) -> Samples:
         part = self.samples.episode(self.episodes[unit])
