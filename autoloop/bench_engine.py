@@ -26,6 +26,7 @@ from typing import Any
 
 from autoloop import stages, tracking
 from autoloop.config import AutoloopConfig, dump_config
+from autoloop.context import open_context
 from autoloop.evaluation import EvaluationResult, compare
 from autoloop.paths import Paths
 from autoloop.progress import Progress
@@ -125,7 +126,7 @@ def _track(paths: Paths | None, server: str | None) -> None:
 
 def _cycle(paths: Paths, config: AutoloopConfig, arm: str, cycle: int, curve_routes: int | None) -> Point:
     started = time.perf_counter()
-    context = stages.start_cycle(stages.open_context(config, paths=paths), tags={"autoloop.bench": arm})
+    context = stages.start_cycle(open_context(config, paths=paths), tags={"autoloop.bench": arm})
     try:
         collected = stages.collect(context)
         trained = stages.train(context, collected.snapshot)
@@ -137,7 +138,7 @@ def _cycle(paths: Paths, config: AutoloopConfig, arm: str, cycle: int, curve_rou
     stages.finish_cycle(context)
     wall_s = time.perf_counter() - started
     champion = f"models:/{config.registry.model_name}@{tracking.CHAMPION}"
-    curve = stages.evaluate(stages.open_context(curve_config(config, curve_routes), paths=paths), champion)
+    curve = stages.evaluate(open_context(curve_config(config, curve_routes), paths=paths), champion)
     result = curve.result
     version = tracking.version_by_alias(config.registry.model_name)
     return Point(arm=arm, cycle=cycle, champion=version.uri if version else "", promoted=promotion.promoted,

@@ -320,11 +320,12 @@ def promote(model: Annotated[str | None, typer.Option(
     make it champion if it passes; or, with --rollback, put the previous champion back."""
     if rollback:
         from autoloop import stages
+        from autoloop.context import open_context
 
         cfg = _load(config, profile, suite)
         _setup_logging()
         try:
-            before, after = stages.rollback(stages.open_context(cfg, paths=Paths(Path(_home(home)))))
+            before, after = stages.rollback(open_context(cfg, paths=Paths(Path(_home(home)))))
         except ValueError as error:
             console.print(f"[red]error:[/] {error}")
             raise typer.Exit(1) from None

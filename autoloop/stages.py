@@ -23,10 +23,7 @@ from autoloop import tracking
 from autoloop.carla.evaluate import CarlaSetup, agent_driver, carla_setup, evaluate_in_carla
 from autoloop.compute import Compute
 from autoloop.config import AutoloopConfig, dump_config
-from autoloop.context import StageContext as StageContext
-from autoloop.context import check_servers as check_servers
-from autoloop.context import git_revision as git_revision
-from autoloop.context import open_context as open_context
+from autoloop.context import StageContext, git_revision
 from autoloop.engine.failures import Failure, evaluation_failures
 from autoloop.engine.ledger import Ledger, find
 from autoloop.engine.regression import with_regression

@@ -27,6 +27,7 @@ from prefect.logging import get_run_logger
 
 from autoloop import stages
 from autoloop.config import Profile
+from autoloop.context import StageContext
 from autoloop.reports import cycle_markdown
 from flows import parameters
 from flows.retries import RETRYING
@@ -43,13 +44,13 @@ def _cycle_run_key(context: TaskRunContext, arguments: dict[str, Any]) -> str:
 
 
 @task(cache_key_fn=_cycle_run_key, persist_result=True, **RETRYING)
-def start_cycle(context: stages.StageContext, flow_run_id: str) -> stages.StageContext:
+def start_cycle(context: StageContext, flow_run_id: str) -> StageContext:
     """Open the cycle's MLflow run, tagged with the flow run (once per cycle flow run: a retried run keeps it)."""
     return stages.start_cycle(context, tags={FLOW_RUN_TAG: flow_run_id})
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def finish_cycle(context: stages.StageContext, failed: bool) -> None:
+def finish_cycle(context: StageContext, failed: bool) -> None:
     stages.finish_cycle(context, failed=failed)
 
 

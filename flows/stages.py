@@ -24,6 +24,7 @@ from prefect.context import TaskRunContext
 
 from autoloop import stages, tracking
 from autoloop.config import AutoloopConfig, Backend, Profile
+from autoloop.context import StageContext, git_revision, open_context
 from autoloop.reports import evaluation_markdown, promotion_markdown
 from autoloop.training.launch import gpu_slots
 from flows import events, locks, parameters
@@ -33,11 +34,11 @@ from flows.retries import RETRYING
 def stage_key(context: TaskRunContext, arguments: dict[str, Any]) -> str:
     """The cache key of a stage task: its name, the cycle run it belongs to (its own flow run when it runs alone),
     the config, its other inputs and the code revision."""
-    stage: stages.StageContext = arguments["context"]
+    stage: StageContext = arguments["context"]
     payload = {"task": context.task.name, "scope": stage.parent_run_id or str(context.task_run.flow_run_id),
                "home": str(stage.paths.home), "config": stage.config.model_dump(mode="json"),
                "inputs": {name: value for name, value in arguments.items() if name != "context"},
-               "code": stages.git_revision()}
+               "code": git_revision()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -46,13 +47,13 @@ CACHED: dict[str, Any] = {"cache_key_fn": stage_key, "persist_result": True}
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def connect(config: AutoloopConfig, home: str | None, parent_run_id: str | None) -> stages.StageContext:
+def connect(config: AutoloopConfig, home: str | None, parent_run_id: str | None) -> StageContext:
     """Open the tracking store (I/O: retried); the stage's MLflow runs name the flow run that runs them."""
     from prefect.runtime import flow_run
 
     tags = {"prefect.flow_run_id": str(flow_run.id), "prefect.flow_run_name": str(flow_run.name)} \
         if flow_run.id else {}
-    return stages.open_context(config, paths=parameters.home(home), parent_run_id=parent_run_id, run_tags=tags)
+    return open_context(config, paths=parameters.home(home), parent_run_id=parent_run_id, run_tags=tags)
 
 
 def run_name(stage: str, *shown: str) -> Callable[[], str]:
@@ -70,38 +71,38 @@ def run_name(stage: str, *shown: str) -> Callable[[], str]:
 
 
 @task(**CACHED, **RETRYING)
-def collect_episodes(context: stages.StageContext) -> stages.CollectResult:
+def collect_episodes(context: StageContext) -> stages.CollectResult:
     return stages.collect(context)
 
 
 @task(**CACHED, **RETRYING)
-def train_policy(context: stages.StageContext, snapshot_path: str | None) -> stages.TrainOutcome:
+def train_policy(context: StageContext, snapshot_path: str | None) -> stages.TrainOutcome:
     snapshot = stages.training_snapshot(context.paths, snapshot_path)
     with locks.gpu_slots(gpu_slots(context.config)):
         return stages.train(context, snapshot)
 
 
 @task(**CACHED, **RETRYING)
-def evaluate_policy(context: stages.StageContext, model_uri: str) -> stages.EvaluateOutcome:
+def evaluate_policy(context: StageContext, model_uri: str) -> stages.EvaluateOutcome:
     """The evaluate stage; in CARLA it holds a slot of the `carla-server` limit per server it uses."""
     with locks.carla_servers(parameters.carla_servers(context.config)):
         return stages.evaluate(context, model_uri)
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def check_driver(context: stages.StageContext, model_uri: str) -> None:
+def check_driver(context: StageContext, model_uri: str) -> None:
     """Fail at once (no run started, nothing registered) when ``model_uri`` names no driver."""
     parameters.driver(model_uri)
 
 
 @task(cache_policy=NO_CACHE)
-def check_backend(context: stages.StageContext) -> None:
+def check_backend(context: StageContext) -> None:
     """Fail at once (no run started, nothing registered) when the CARLA backend's inputs cannot be used."""
     parameters.carla_servers(context.config)
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def resolve_model(context: stages.StageContext, model_uri: str) -> tracking.LoggedPolicy:
+def resolve_model(context: StageContext, model_uri: str) -> tracking.LoggedPolicy:
     """Find the logged model behind a URI (registry I/O: retried)."""
     try:
         return tracking.logged_policy(model_uri)
@@ -110,7 +111,7 @@ def resolve_model(context: stages.StageContext, model_uri: str) -> tracking.Logg
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def load_evaluation(context: stages.StageContext, run_id: str, model: tracking.LoggedPolicy
+def load_evaluation(context: StageContext, run_id: str, model: tracking.LoggedPolicy
                     ) -> stages.EvaluateOutcome:
     try:
         return stages.load_evaluation(run_id, model)
@@ -119,7 +120,7 @@ def load_evaluation(context: stages.StageContext, run_id: str, model: tracking.L
 
 
 @task(cache_policy=NO_CACHE, **RETRYING)
-def gate_and_register(context: stages.StageContext, model: tracking.LoggedPolicy,
+def gate_and_register(context: StageContext, model: tracking.LoggedPolicy,
                       evaluation: stages.EvaluateOutcome) -> stages.PromotionResult:
     """The promote stage; in CARLA (where the champion drives for the comparison) it holds a slot of the
     `carla-server` limit per server it uses."""

@@ -11,8 +11,8 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from autoloop import stages
 from autoloop.config import load_config
+from autoloop.context import open_context
 from autoloop.paths import Paths
 
 ROOT = Path(__file__).parents[2]
@@ -21,13 +21,14 @@ import os, signal, sys
 from pathlib import Path
 import mlflow
 from autoloop import stages, tracking
+from autoloop.context import open_context
 from autoloop.config import load_config
 from autoloop.episodes import store as store_module
 from autoloop.paths import Paths
 from tests.autoloop.test_episodes import _episode
 
 paths = Paths(Path(sys.argv[1]))
-context = stages.open_context(load_config(profile="quick"), paths=paths)
+context = open_context(load_config(profile="quick"), paths=paths)
 with tracking.stage_run("train", experiment_id=context.experiment_id, parent_run_id=None) as run_id:
     (paths.checkpoints / run_id / "bc").mkdir(parents=True)
     model = mlflow.initialize_logged_model(name="driver")
@@ -56,7 +57,7 @@ def test_the_next_stage_clears_what_a_killed_process_left(tmp_path: Path) -> Non
     mine = tmp_path / "episodes" / "sim" / f".sim-live.{os.getpid()}.0123abcd.tmp"  # a live writer's
     mine.mkdir()
 
-    context = stages.open_context(load_config(profile="quick"), paths=Paths(tmp_path))
+    context = open_context(load_config(profile="quick"), paths=Paths(tmp_path))
     client = MlflowClient()
     assert not staging.exists() and not checkpoints.exists() and mine.exists()
     [run] = client.search_runs([context.experiment_id])
@@ -68,5 +69,5 @@ def test_the_next_stage_clears_what_a_killed_process_left(tmp_path: Path) -> Non
     assert version.tags["reasons"] == f"the promotion stopped before its verdict (run {run.info.run_id} killed)"
     # a run of a process that is alive is left alone
     with mlflow.start_run(experiment_id=context.experiment_id) as live:
-        stages.open_context(load_config(profile="quick"), paths=Paths(tmp_path))
+        open_context(load_config(profile="quick"), paths=Paths(tmp_path))
         assert client.get_run(live.info.run_id).info.status == "RUNNING"

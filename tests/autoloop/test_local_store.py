@@ -98,13 +98,14 @@ def test_a_home_moved_to_another_folder_keeps_working(tmp_path: Path) -> None:
 
     import mlflow
 
-    from autoloop import stages, tracking
+    from autoloop import tracking
     from autoloop.config import load_config
+    from autoloop.context import open_context
     from tests.autoloop.test_registry import constant_policy, example_observation
 
     config = load_config(profile="quick")
     original, moved = tmp_path / "original", tmp_path / "moved"
-    context = stages.open_context(config, paths=Paths(original))
+    context = open_context(config, paths=Paths(original))
     with tracking.stage_run("train", experiment_id=context.experiment_id, parent_run_id=None):
         model = tracking.log_policy(constant_policy(0.0, 0.5, config), original / "policy.pt",
                                     example_observation(config))
@@ -113,7 +114,7 @@ def test_a_home_moved_to_another_folder_keeps_working(tmp_path: Path) -> None:
     shutil.rmtree(original)
 
     os.environ.pop("MLFLOW_TRACKING_URI")  # (configure set it to the original home's store, as a new process would not)
-    context = stages.open_context(config, paths=Paths(moved))
+    context = open_context(config, paths=Paths(moved))
     with tracking.stage_run("evaluate", experiment_id=context.experiment_id, parent_run_id=None) as run_id:
         tracking.log_dict({"k": 1}, "check.json")
     assert mlflow.get_run(run_id).info.artifact_uri.startswith(moved.as_uri())

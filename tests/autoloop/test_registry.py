@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from autoloop import stages, tracking
 from autoloop.cli import app
 from autoloop.config import AutoloopConfig, load_config
+from autoloop.context import StageContext, open_context
 from autoloop.evaluation import COMPLETED
 from autoloop.paths import Paths
 from policies.bc import BcNet, BcNetConfig, BcPolicy
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Registry:
     home: Path
     config: AutoloopConfig
-    context: stages.StageContext
+    context: StageContext
     models: list[tracking.LoggedPolicy]
     client: MlflowClient
 
@@ -72,7 +73,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     pytest.MonkeyPatch().delenv("MLFLOW_TRACKING_URI", raising=False)
     home = tmp_path_factory.mktemp("registry-home")
     config = load_config(profile="quick", overrides=LENIENT)
-    context = stages.open_context(config, paths=Paths(home))
+    context = open_context(config, paths=Paths(home))
     example = example_observation(config)
     models = []
     for n, (steer, accel) in enumerate([(0.0, 0.6), (0.05, 0.9), (0.0, 0.3), (-0.05, 0.5), (0.0, 0.8)]):
@@ -208,13 +209,14 @@ def test_the_champion_loads_in_a_fresh_process_and_drives_the_smoke_suite(
 import json, sys
 from pathlib import Path
 from autoloop import stages
+from autoloop.context import StageContext, open_context
 from autoloop.config import load_config
 from autoloop.paths import Paths
 
 # another batch size than the stage's: a checkpoint of its own, so this process drives every route itself
 config = load_config(profile="quick", overrides={"evaluate": {"suite": "smoke", "report_clips": 0},
                                                  "sim": {"batch_size": 5}})
-context = stages.open_context(config, paths=Paths(Path(sys.argv[1])))
+context = open_context(config, paths=Paths(Path(sys.argv[1])))
 result = stages.evaluate(context, "models:/autoloop-driver@champion").result
 print(json.dumps({"policy": result.policy, "statuses": [r.status for r in result.routes],
                   "episodes": [r.episode_id for r in result.routes], "driving_score": result.driving_score}))
@@ -258,10 +260,11 @@ def test_two_promote_stages_in_two_processes_at_once(registry: Registry,
 import json, sys
 from pathlib import Path
 from autoloop import stages, tracking
+from autoloop.context import StageContext, open_context
 from autoloop.config import load_config
 from autoloop.paths import Paths
 
-context = stages.open_context(load_config(profile="quick", overrides={LENIENT!r}), paths=Paths(Path(sys.argv[1])))
+context = open_context(load_config(profile="quick", overrides={LENIENT!r}), paths=Paths(Path(sys.argv[1])))
 model = tracking.logged_policy(sys.argv[2])
 result = stages.promote(context, model, stages.evaluate(context, model.model_uri))
 print(json.dumps({{"version": result.registered.version, "promoted": result.promoted,
@@ -313,7 +316,7 @@ def test_a_champion_of_another_observation_format_is_skipped_and_the_candidate_j
     assert tracking.observation_format(older.model_uri) == recorded
     champion = tracking.register(older.model_uri, name, lock=registry.lock, tags={})
     assert tracking.promote(champion, expected_champion=None, lock=registry.lock)
-    context = stages.open_context(load_config(profile="quick", overrides={**LENIENT, "registry": {"model_name": name}}),
+    context = open_context(load_config(profile="quick", overrides={**LENIENT, "registry": {"model_name": name}}),
                                   paths=registry.context.paths)
     model = registry.models[3]
     with caplog.at_level("WARNING", logger="autoloop.stages"):

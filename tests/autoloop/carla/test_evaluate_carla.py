@@ -25,6 +25,7 @@ from autoloop.carla.agent_config import AGENT_MODULE, AgentConfig
 from autoloop.carla.evaluate import carla_setup
 from autoloop.cli import app
 from autoloop.config import AutoloopConfig, load_config
+from autoloop.context import open_context
 from autoloop.evaluation import SIMULATION_CRASHED
 from autoloop.paths import Paths
 from tests.autoloop.carla.standins import (
@@ -146,7 +147,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
             monkeypatch.delenv(name)
         home = folder / "home"
         config = carla_config(folder / "town01_devtest.xml", free_base_port())
-        context = stages.open_context(config, paths=Paths(home))
+        context = open_context(config, paths=Paths(home))
         models = []
         for n, accel in enumerate((0.6, 0.8)):
             with tracking.stage_run("train", experiment_id=context.experiment_id, parent_run_id=None):

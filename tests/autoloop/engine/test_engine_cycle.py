@@ -14,6 +14,7 @@ import pytest
 
 from autoloop import stages, tracking
 from autoloop.config import AutoloopConfig, load_config
+from autoloop.context import open_context
 from autoloop.engine.failures import moment_failures
 from autoloop.engine.ledger import Ledger
 from autoloop.engine.regression import RegressionSuite
@@ -52,7 +53,7 @@ def cycles(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Cycle
     config = load_config(profile="quick", overrides=TINY)
     collected, trained, promoted = [], [], []
     for _ in range(2):
-        context = stages.start_cycle(stages.open_context(config, paths=paths))
+        context = stages.start_cycle(open_context(config, paths=paths))
         collected.append(stages.collect(context))
         trained.append(stages.train(context, collected[-1].snapshot))
         evaluation = stages.evaluate(context, trained[-1].model.model_uri)
