@@ -142,9 +142,10 @@ def test_a_log_whose_ego_stands_still_cannot_be_replayed(shared_data: Path) -> N
 def test_the_collect_stage_snapshots_the_newest_fleet_logs_and_the_train_stage_learns_from_them(
         shared_data: Path, tmp_path: Path) -> None:
     from autoloop.config import load_config
+    from autoloop.context import open_context
     from autoloop.fleet.ingest import ingest
     from autoloop.paths import Paths
-    from autoloop.stages import collect, open_context, train
+    from autoloop.stages import collect, train
 
     log_dirs = logs(shared_data)
     paths = Paths(tmp_path / "home")

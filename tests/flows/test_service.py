@@ -220,12 +220,17 @@ print(logged.model_uri)
 """
 
 
+def log_again(service: Service, version: str) -> str:
+    """The driver of ``version`` logged again into its training run: a new model URI, as a new cycle's would be."""
+    done = subprocess.run([sys.executable, "-c", LOG_AGAIN, MODEL, version, str(service.root / f"again-{version}.pt")],
+                          env=service.env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
 def test_two_workers_promoting_at_once_keep_one_champion_and_its_history(service: Service) -> None:
     # two new candidates (the first two cycles' drivers logged again), as two cycles would have trained them
-    candidates = {home: subprocess.run([sys.executable, "-c", LOG_AGAIN, MODEL, version,
-                                        str(service.root / f"again-{version}.pt")], env=service.env, check=True,
-                                       capture_output=True, text=True).stdout.strip().splitlines()[-1]
-                  for home, version in (("a", "1"), ("b", "2"))}
+    candidates = {home: log_again(service, version) for home, version in (("a", "1"), ("b", "2"))}
     history_before = json.loads(service.mlflow.get_registered_model(MODEL).tags["champion_history"])
     versions = len(service.mlflow.search_model_versions(f"name = '{MODEL}'"))
     holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_REGISTRY], env=service.env, stdin=subprocess.PIPE,
