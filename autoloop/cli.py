@@ -55,12 +55,17 @@ HomeOption = Annotated[
 
 def _load(config: Path | None, profile: str | None, suite: str | None = None, *, backend: str | None = None,
           carla: dict[str, Any] | None = None) -> AutoloopConfig:
+    from sim.scenarios.suites import SUITE_NAMES
+
+    if suite is not None and suite not in SUITE_NAMES:
+        _error(f"--suite {suite}: unknown suite; choose one of {', '.join(SUITE_NAMES)}")
+        raise typer.Exit(2)
     try:
         # (a suite named on the command line is driven whole)
         return load_config(config, profile=profile,
                            overrides=evaluate_overrides(suite=suite, backend=backend, carla=carla))
     except ConfigError as error:
-        console.print(f"[red]error:[/] {error}")
+        _error(error)
         raise typer.Exit(2) from None
 
 

@@ -159,7 +159,8 @@ def test_evaluate_runs_the_stage_without_a_prefect_server_and_prints_the_table(
     assert run.data.tags["autoloop.stage"] == "evaluate"
     assert not [tag for tag in run.data.tags if tag.startswith("prefect.")], run.data.tags
     typo = runner.invoke(app, ["evaluate", "--model", "expert", "--suite", "smokey", "--home", str(tmp_path)])
-    assert typo.exit_code == 2 and "unknown suite 'smokey'" in typo.output
+    assert typo.exit_code == 2 and "--suite smokey: unknown suite; choose one of smoke" in typo.output
+    assert len(typo.output.strip().splitlines()) == 1, typo.output
 
 
 @pytest.mark.parametrize("command", [["collect"], ["train"], ["evaluate", "--model", "expert"], ["cycle"]])
