@@ -35,9 +35,13 @@ def free_port() -> int:
 
 
 def environment(**values: str) -> dict[str, str]:
-    """This process's environment without any server settings of the caller's, plus ``QUIET`` and ``values``."""
+    """This process's environment without any server settings of the caller's, plus ``QUIET`` and ``values``.
+
+    (MLflow's ``set_tracking_uri`` and ``set_registry_uri`` write both URIs into the environment: an earlier test's
+    home store would otherwise stay the registry of every process started here.)"""
     env = {key: value for key, value in os.environ.items()
-           if key not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "RAY_ADDRESS", "AUTOLOOP_HOME")}
+           if key not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "RAY_ADDRESS",
+                          "AUTOLOOP_HOME")}
     return {**env, **QUIET, **values}
 
 
