@@ -11,6 +11,7 @@ from autoloop.config import TrainConfig
 from autoloop.training.study import VALIDATION_SEED, StudyConfig, run_study
 
 
+@pytest.mark.slow  # (minutes on 2 cores: it trains every kind of driver and scores each on its routes)
 def test_the_study_scores_every_driver_and_resumes_from_its_folder(tmp_path: Path) -> None:
     study = StudyConfig(train_routes=2, eval_every=126, dagger_rounds=1, dagger_routes=1, ppo_timesteps=64,
                         sac_timesteps=16, start_perturbation=(0.5, 0.1), validation_routes=2,
