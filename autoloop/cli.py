@@ -17,6 +17,7 @@ from rich.text import Text
 
 from autoloop.config import AutoloopConfig, Backend, ConfigError, dump_config, evaluate_overrides, load_config
 from autoloop.paths import Paths
+from sim.scenarios.suites import SUITE_NAMES
 
 if TYPE_CHECKING:
     from autoloop.stages import CycleSummary
@@ -55,8 +56,6 @@ HomeOption = Annotated[
 
 def _load(config: Path | None, profile: str | None, suite: str | None = None, *, backend: str | None = None,
           carla: dict[str, Any] | None = None) -> AutoloopConfig:
-    from sim.scenarios.suites import SUITE_NAMES
-
     if suite is not None and suite not in SUITE_NAMES:
         _error(f"--suite {suite}: unknown suite; choose one of {', '.join(SUITE_NAMES)}")
         raise typer.Exit(2)
